@@ -1,0 +1,77 @@
+"""Load the API contract, request schema and demo tenants: the single sources of truth."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+CONTRACT_DIR = Path(__file__).resolve().parent
+API_CONTRACT_FILE = CONTRACT_DIR / "api_contract.json"
+DEMO_TENANTS_FILE = CONTRACT_DIR / "demo_tenants.json"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One public route of the REST API."""
+
+    name: str
+    method: str
+    path: str
+    integration: str
+    success_status: int
+    request_schema: str | None = None
+
+
+@cache
+def api_contract() -> dict[str, Any]:
+    """Return the parsed ``api_contract.json``."""
+    return json.loads(API_CONTRACT_FILE.read_text(encoding="utf-8"))
+
+
+@cache
+def routes() -> dict[str, Route]:
+    """Return the API routes keyed by name (``startWorkflow``, ``getWorkflow``, ``sendCallback``)."""
+    return {
+        name: Route(
+            name=name,
+            method=spec["method"],
+            path=spec["path"],
+            integration=spec["integration"],
+            success_status=spec["successStatus"],
+            request_schema=spec.get("requestSchema"),
+        )
+        for name, spec in api_contract()["routes"].items()
+    }
+
+
+@cache
+def start_workflow_schema() -> dict[str, Any]:
+    """Return the JSON schema of the ``POST /workflow`` body."""
+    schema_file = routes()["startWorkflow"].request_schema
+    return json.loads((CONTRACT_DIR / str(schema_file)).read_text(encoding="utf-8"))
+
+
+@cache
+def demo_tenants() -> list[dict[str, Any]]:
+    """Return the demo tenants that Terraform and the local stack seed."""
+    return json.loads(DEMO_TENANTS_FILE.read_text(encoding="utf-8"))
+
+
+TENANT_HEADER: str = api_contract()["tenantHeader"]
+_TENANT_ID_RE = re.compile(api_contract()["tenantIdPattern"])
+_WORKFLOW_ID_RE = re.compile(api_contract()["workflowIdPattern"])
+CALLBACK_ID_MAX_LENGTH: int = api_contract()["callbackIdMaxLength"]
+
+
+def is_valid_tenant_id(value: object) -> bool:
+    """Return True when ``value`` is a tenant id the contract allows (1-64 of ``[A-Za-z0-9._-]``)."""
+    return isinstance(value, str) and _TENANT_ID_RE.fullmatch(value) is not None
+
+
+def is_valid_workflow_id(value: object) -> bool:
+    """Return True when ``value`` has the shape of a workflow id."""
+    return isinstance(value, str) and _WORKFLOW_ID_RE.fullmatch(value) is not None

@@ -1,0 +1,170 @@
+"""Durable workflow handler: validate and cache (step 1), wait for the callback, finalize."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+from aws_durable_execution_sdk_python import (
+    CallbackExternalError,
+    CallbackTimeoutError,
+    DurableContext,
+    StepContext,
+    durable_execution,
+)
+from aws_durable_execution_sdk_python.config import Duration, StepConfig, WaitForCallbackConfig
+from aws_durable_execution_sdk_python.retries import RetryPresets
+from aws_durable_execution_sdk_python.types import WaitForCallbackContext
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+from shared import registry as reg
+from shared.settings import load_settings
+from shared.tenants import TenantConfig, read_tenant
+from workflow.isolation import EnvironmentBinding, TenantIsolationViolation
+from workflow.policy import evaluate_request
+from workflow.tenant_cache import TenantCache
+from workflow.workflow_input import parse_start_event
+
+logger = Logger()
+SETTINGS = load_settings()
+_dynamodb = boto3.resource("dynamodb")
+TENANTS_TABLE = _dynamodb.Table(SETTINGS.tenants_table)
+REGISTRY = reg.WorkflowRegistry(_dynamodb.Table(SETTINGS.workflows_table), SETTINGS.registry_retention_seconds)
+TENANT_CACHE = TenantCache(lambda tenant_id: read_tenant(TENANTS_TABLE, tenant_id), SETTINGS.tenant_cache_ttl_seconds)
+BINDING = EnvironmentBinding()
+
+STEP_LOAD_AND_VALIDATE = "load-tenant-and-validate"
+WAIT_EXTERNAL_CONFIRMATION = "external-confirmation"
+STEP_FINALIZE = "finalize"
+STEP_RECORD_FAILURE = "record-failure"
+# Only I/O can raise inside a step (a rejected request is a returned value),
+# so retries cover transient DynamoDB errors and never a bad request.
+IO_STEP_CONFIG = StepConfig(retry_strategy=RetryPresets.transient())
+
+
+def _emit_metric(name: str, tenant_id: str) -> None:
+    """One metric with a tenant dimension. Called only inside steps, so replays never re-emit it."""
+    with single_metric(name=name, unit=MetricUnit.Count, value=1) as metric:
+        metric.add_dimension(name="tenant_id", value=tenant_id)
+
+
+def load_tenant_and_validate(tenant_id: str, workflow_id: str, request: Any) -> dict[str, Any]:
+    """Step 1: read the tenant (through the cache), validate, record a rejection."""
+    read = TENANT_CACHE.get(tenant_id)
+    decision = evaluate_request(read.tenant, request)
+    outcome: dict[str, Any] = {
+        "accepted": decision.accepted,
+        "reason": decision.reason,
+        "environmentId": BINDING.environment_id,
+        "tenantDataFromCache": read.hit,
+        "tenant": read.tenant.to_dict() if read.tenant else None,
+    }
+    if decision.accepted:
+        logger.info("request accepted", extra={"tenant_data_from_cache": read.hit})
+        _emit_metric("WorkflowAccepted", tenant_id)
+    else:
+        logger.warning("request rejected", extra={"reason": decision.reason})
+        REGISTRY.record_outcome(tenant_id, workflow_id, reg.REJECTED, reason=decision.reason, result=_rejection(outcome))
+        _emit_metric("WorkflowRejected", tenant_id)
+    return outcome
+
+
+def _rejection(outcome: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "status": reg.REJECTED,
+        "reason": outcome["reason"],
+        "environments": {"validatedIn": outcome["environmentId"]},
+    }
+
+
+def decode_callback_result(raw: Any) -> Any:
+    """Callback results arrive as raw strings: decode JSON, keep anything else as text."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8")
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            return raw
+    return raw
+
+
+def finalize(tenant_id: str, workflow_id: str, validated: dict[str, Any], confirmation: Any) -> dict[str, Any]:
+    """Step 3: combine the cached tenant data with the confirmation; registry -> COMPLETED."""
+    read = TENANT_CACHE.get(tenant_id)
+    tenant = read.tenant or TenantConfig.from_dict(validated["tenant"])
+    result = {
+        "status": reg.COMPLETED,
+        "tenantId": tenant_id,
+        "tenantName": tenant.display_name,
+        "confirmation": confirmation,
+        "environments": {"validatedIn": validated["environmentId"], "finalizedIn": BINDING.environment_id},
+        "tenantDataFromCache": {"validate": validated["tenantDataFromCache"], "finalize": read.hit},
+    }
+    REGISTRY.record_outcome(tenant_id, workflow_id, reg.COMPLETED, result=result)
+    logger.info("workflow completed", extra={"tenant_data_from_cache": read.hit})
+    _emit_metric("WorkflowCompleted", tenant_id)
+    return result
+
+
+def record_failure(tenant_id: str, workflow_id: str, status: str, reason: str) -> dict[str, Any]:
+    """Record a failed or timed-out callback in the registry."""
+    result = {"status": status, "tenantId": tenant_id, "reason": reason}
+    REGISTRY.record_outcome(tenant_id, workflow_id, status, reason=reason, result=result)
+    logger.warning("workflow ended without confirmation", extra={"status": status})
+    _emit_metric("WorkflowTimedOut" if status == reg.TIMED_OUT else "WorkflowFailed", tenant_id)
+    return result
+
+
+@durable_execution
+def handler(event: Any, context: DurableContext) -> dict[str, Any]:
+    """Orchestrate the workflow; every side effect lives in a step or the callback submitter."""
+    start = parse_start_event(event, context.state.durable_execution_arn)
+    claimed_tenant = getattr(context.lambda_context, "tenant_id", None)
+    logger.append_keys(tenant_id=claimed_tenant, workflow_id=start.workflow_id)
+    try:
+        tenant_id = BINDING.bind(claimed_tenant)
+    except TenantIsolationViolation:
+        logger.critical("tenant isolation violation", extra={"environment_id": BINDING.environment_id})
+        raise
+    context.set_logger(logger)
+
+    validated = context.step(
+        lambda _: load_tenant_and_validate(tenant_id, start.workflow_id, start.request),
+        name=STEP_LOAD_AND_VALIDATE,
+        config=IO_STEP_CONFIG,
+    )
+    if not validated["accepted"]:
+        return {"workflowId": start.workflow_id, **_rejection(validated), "tenantId": tenant_id}
+
+    timeout_seconds = int(validated["tenant"]["callback_timeout_seconds"])
+    callback_config = WaitForCallbackConfig(
+        timeout=Duration.from_seconds(timeout_seconds), retry_strategy=RetryPresets.transient()
+    )
+
+    def register_callback(callback_id: str, _ctx: WaitForCallbackContext) -> None:
+        REGISTRY.register_waiting(tenant_id, start.workflow_id, callback_id, timeout_seconds)
+        logger.info("waiting for external confirmation")
+
+    try:
+        raw = context.wait_for_callback(register_callback, name=WAIT_EXTERNAL_CONFIRMATION, config=callback_config)
+    except CallbackTimeoutError:
+        status, reason = reg.TIMED_OUT, f"no confirmation within {timeout_seconds} s"
+    except CallbackExternalError as error:
+        status, reason = reg.FAILED, f"external system reported failure: {error.message or error.error_type}"
+    else:
+        confirmation = decode_callback_result(raw)
+        result = context.step(
+            lambda _: finalize(tenant_id, start.workflow_id, validated, confirmation),
+            name=STEP_FINALIZE,
+            config=IO_STEP_CONFIG,
+        )
+        return {"workflowId": start.workflow_id, **result}
+    failure = context.step(
+        lambda _: record_failure(tenant_id, start.workflow_id, status, reason),
+        name=STEP_RECORD_FAILURE,
+        config=IO_STEP_CONFIG,
+    )
+    return {"workflowId": start.workflow_id, **failure}

@@ -1,0 +1,72 @@
+"""Unit-test fixtures: fake AWS credentials, moto DynamoDB tables built from the demo tenant data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+# Set before any handler module is imported: they read settings at import time,
+# exactly as on Lambda. Fake credentials and a fixed region keep boto3 offline.
+TEST_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "TENANTS_TABLE_NAME": "unit-tenants",
+    "WORKFLOWS_TABLE_NAME": "unit-workflows",
+    "TENANT_CACHE_TTL_SECONDS": "300",
+    "POWERTOOLS_SERVICE_NAME": "tenant-durable-unit",
+    "POWERTOOLS_METRICS_NAMESPACE": "TenantDurableUnit",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+}
+for _name, _value in TEST_ENV.items():
+    os.environ[_name] = _value
+for _name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_LAMBDA", "AWS_PROFILE"):
+    os.environ.pop(_name, None)
+
+_MOCK = mock_aws()
+_MOCK.start()
+
+
+def create_tables() -> tuple[Any, Any]:
+    """Create both tables with the key schema Terraform declares, and seed the demo tenants."""
+    from shared.contract import demo_tenants
+    from shared.tenants import tenant_item
+
+    dynamodb = boto3.resource("dynamodb")
+    tenants = dynamodb.create_table(
+        TableName=TEST_ENV["TENANTS_TABLE_NAME"],
+        KeySchema=[{"AttributeName": "tenantId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "tenantId", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    workflows = dynamodb.create_table(
+        TableName=TEST_ENV["WORKFLOWS_TABLE_NAME"],
+        KeySchema=[
+            {"AttributeName": "tenantId", "KeyType": "HASH"},
+            {"AttributeName": "recordId", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "tenantId", "AttributeType": "S"},
+            {"AttributeName": "recordId", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for tenant in demo_tenants():
+        tenants.put_item(Item=tenant_item(tenant))
+    return tenants, workflows
+
+
+@pytest.fixture
+def tables() -> Iterator[tuple[Any, Any]]:
+    """Fresh, seeded tables for one test."""
+    tenants, workflows = create_tables()
+    yield tenants, workflows
+    tenants.delete()
+    workflows.delete()
