@@ -17,9 +17,9 @@ from aws_durable_execution_sdk_python.config import Duration, StepConfig, WaitFo
 from aws_durable_execution_sdk_python.retries import RetryPresets
 from aws_durable_execution_sdk_python.types import WaitForCallbackContext
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from shared import registry as reg
+from shared.observability import emit_count
 from shared.settings import load_settings
 from shared.tenants import TenantConfig, read_tenant
 from workflow.isolation import EnvironmentBinding, TenantIsolationViolation
@@ -44,12 +44,6 @@ STEP_RECORD_FAILURE = "record-failure"
 IO_STEP_CONFIG = StepConfig(retry_strategy=RetryPresets.transient())
 
 
-def _emit_metric(name: str, tenant_id: str) -> None:
-    """One metric with a tenant dimension. Called only inside steps, so replays never re-emit it."""
-    with single_metric(name=name, unit=MetricUnit.Count, value=1) as metric:
-        metric.add_dimension(name="tenant_id", value=tenant_id)
-
-
 def load_tenant_and_validate(tenant_id: str, workflow_id: str, request: Any) -> dict[str, Any]:
     """Step 1: read the tenant (through the cache), validate, record a rejection."""
     read = TENANT_CACHE.get(tenant_id)
@@ -63,11 +57,11 @@ def load_tenant_and_validate(tenant_id: str, workflow_id: str, request: Any) -> 
     }
     if decision.accepted:
         logger.info("request accepted", extra={"tenant_data_from_cache": read.hit})
-        _emit_metric("WorkflowAccepted", tenant_id)
+        emit_count("WorkflowAccepted", tenant_id)
     else:
         logger.warning("request rejected", extra={"reason": decision.reason})
         REGISTRY.record_outcome(tenant_id, workflow_id, reg.REJECTED, reason=decision.reason, result=_rejection(outcome))
-        _emit_metric("WorkflowRejected", tenant_id)
+        emit_count("WorkflowRejected", tenant_id)
     return outcome
 
 
@@ -105,7 +99,7 @@ def finalize(tenant_id: str, workflow_id: str, validated: dict[str, Any], confir
     }
     REGISTRY.record_outcome(tenant_id, workflow_id, reg.COMPLETED, result=result)
     logger.info("workflow completed", extra={"tenant_data_from_cache": read.hit})
-    _emit_metric("WorkflowCompleted", tenant_id)
+    emit_count("WorkflowCompleted", tenant_id)
     return result
 
 
@@ -114,7 +108,7 @@ def record_failure(tenant_id: str, workflow_id: str, status: str, reason: str) -
     result = {"status": status, "tenantId": tenant_id, "reason": reason}
     REGISTRY.record_outcome(tenant_id, workflow_id, status, reason=reason, result=result)
     logger.warning("workflow ended without confirmation", extra={"status": status})
-    _emit_metric("WorkflowTimedOut" if status == reg.TIMED_OUT else "WorkflowFailed", tenant_id)
+    emit_count("WorkflowTimedOut" if status == reg.TIMED_OUT else "WorkflowFailed", tenant_id)
     return result
 
 

@@ -1,0 +1,134 @@
+"""API function: GET /workflow/{workflowId} and POST /callback behind an AWS_PROXY integration."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from api.callbacks import (
+    AlreadyCompleted,
+    CallbackExpired,
+    InvalidRequest,
+    NotFound,
+    RequestTooLarge,
+    ensure_waiting,
+    parse_callback_request,
+    status_view,
+)
+from api.delivery import DurableServiceBusy, DurableServiceUnavailable, deliver_callback
+from shared.contract import TENANT_HEADER, is_valid_tenant_id, is_valid_workflow_id, routes
+from shared.observability import emit_count
+from shared.registry import WorkflowRegistry
+from shared.settings import load_settings
+
+logger = Logger()
+SETTINGS = load_settings()
+REGISTRY = WorkflowRegistry(boto3.resource("dynamodb").Table(SETTINGS.workflows_table), SETTINGS.registry_retention_seconds)
+LAMBDA_CLIENT = boto3.client("lambda")
+app = APIGatewayRestResolver()
+
+# Domain errors map to HTTP statuses here, once; routes never catch.
+ERROR_STATUS: dict[type[Exception], int] = {
+    InvalidRequest: 400,
+    NotFound: 404,
+    AlreadyCompleted: 409,
+    CallbackExpired: 410,
+    RequestTooLarge: 413,
+    DurableServiceBusy: 429,
+    DurableServiceUnavailable: 502,
+}
+
+
+def json_error(status: int, message: str) -> Response:
+    """Every error body is ``{"message": ...}``."""
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps({"message": message}))
+
+
+def caller_tenant() -> str:
+    """The calling tenant, from the header API Gateway required.
+
+    Raises:
+        InvalidRequest: Missing or not 1-64 of ``[A-Za-z0-9._-]``.
+    """
+    tenant_id = app.current_event.headers.get(TENANT_HEADER) or _header_any_case(TENANT_HEADER)
+    if not is_valid_tenant_id(tenant_id):
+        raise InvalidRequest(f"{TENANT_HEADER} header must be 1-64 characters of A-Z a-z 0-9 . _ -")
+    return str(tenant_id)
+
+
+def _header_any_case(name: str) -> str | None:
+    lowered = name.lower()
+    return next((v for k, v in (app.current_event.headers or {}).items() if k.lower() == lowered), None)
+
+
+def bind_log_keys(router: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
+    """Put ``tenant_id`` and ``workflow_id`` on every log line of the request."""
+    tenant = _header_any_case(TENANT_HEADER)
+    logger.append_keys(tenant_id=tenant if is_valid_tenant_id(tenant) else None, workflow_id=None)
+    return next_middleware(router)
+
+
+app.use(middlewares=[bind_log_keys])
+
+
+def get_workflow(workflowId: str) -> dict[str, Any]:  # noqa: N803 - name fixed by the route template
+    tenant_id = caller_tenant()
+    if not is_valid_workflow_id(workflowId):
+        raise InvalidRequest("workflowId is malformed")
+    logger.append_keys(workflow_id=workflowId)
+    record = REGISTRY.get_workflow(tenant_id, workflowId)
+    if record is None:
+        raise NotFound("workflow not found")
+    return status_view(record)
+
+
+def send_callback() -> dict[str, Any]:
+    tenant_id = caller_tenant()
+    request = parse_callback_request(app.current_event.body)
+    record = ensure_waiting(REGISTRY.find_by_callback(tenant_id, request.callback_id))
+    logger.append_keys(workflow_id=record.workflow_id)
+    delivered = deliver_callback(LAMBDA_CLIENT, request)
+    logger.info("callback delivered", extra={"delivered": delivered})
+    emit_count("CallbackDelivered", tenant_id)
+    return {"workflowId": record.workflow_id, "delivered": delivered}
+
+
+def _resolver_rule(path: str) -> str:
+    """``/workflow/{workflowId}`` (API Gateway) -> ``/workflow/<workflowId>`` (Powertools)."""
+    return path.replace("{", "<").replace("}", ">")
+
+
+# Routes come from the shared contract, the same file Terraform reads.
+for _route_name, _view in (("getWorkflow", get_workflow), ("sendCallback", send_callback)):
+    _route = routes()[_route_name]
+    app.route(_resolver_rule(_route.path), method=_route.method)(_view)
+
+
+@app.exception_handler(list(ERROR_STATUS))
+def handle_domain_error(error: Exception) -> Response:
+    status = next(code for kind, code in ERROR_STATUS.items() if isinstance(error, kind))
+    logger.info("request refused", extra={"status": status, "reason": str(error)})
+    return json_error(status, str(error))
+
+
+@app.not_found
+def handle_not_found(_error: Exception) -> Response:
+    return json_error(404, "route not found")
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(_error: Exception) -> Response:
+    logger.exception("unexpected error")
+    return json_error(500, "internal error")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)
