@@ -71,7 +71,8 @@ def _header_any_case(name: str) -> str | None:
 def bind_log_keys(router: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
     """Put ``tenant_id`` and ``workflow_id`` on every log line of the request."""
     tenant = _header_any_case(TENANT_HEADER)
-    logger.append_keys(tenant_id=tenant if is_valid_tenant_id(tenant) else None, workflow_id=None)
+    # Powertools drops keys whose value is None, so "-" stands for "not known (yet)".
+    logger.append_keys(tenant_id=tenant if is_valid_tenant_id(tenant) else "-", workflow_id="-")
     return next_middleware(router)
 
 

@@ -117,7 +117,7 @@ def handler(event: Any, context: DurableContext) -> dict[str, Any]:
     """Orchestrate the workflow; every side effect lives in a step or the callback submitter."""
     start = parse_start_event(event, context.state.durable_execution_arn)
     claimed_tenant = getattr(context.lambda_context, "tenant_id", None)
-    logger.append_keys(tenant_id=claimed_tenant, workflow_id=start.workflow_id)
+    logger.append_keys(tenant_id=claimed_tenant or "-", workflow_id=start.workflow_id)
     try:
         tenant_id = BINDING.bind(claimed_tenant)
     except TenantIsolationViolation:

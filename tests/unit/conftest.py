@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -70,3 +73,29 @@ def tables() -> Iterator[tuple[Any, Any]]:
     yield tenants, workflows
     tenants.delete()
     workflows.delete()
+
+
+class JsonLogCapture:
+    """Collects what a Powertools logger writes, one parsed JSON object per line."""
+
+    def __init__(self, stream: io.StringIO) -> None:
+        self._stream = stream
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self._stream.getvalue().splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def json_logs() -> Iterator[Callable[[Any], JsonLogCapture]]:
+    """Point a Powertools logger at a buffer (its stream is bound at import, before capsys)."""
+    restore: list[tuple[logging.StreamHandler[Any], Any]] = []
+
+    def capture(powertools_logger: Any) -> JsonLogCapture:
+        handler = powertools_logger.registered_handler
+        stream = io.StringIO()
+        restore.append((handler, handler.setStream(stream)))
+        return JsonLogCapture(stream)
+
+    yield capture
+    for handler, previous in restore:
+        handler.setStream(previous)

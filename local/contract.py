@@ -1,0 +1,120 @@
+"""The public API as the local gateway serves it, read from ``src/shared/api_contract.json``.
+
+Routes are value objects in a table keyed by method and path template; the request
+body validator is compiled from the same schema file Terraform turns into the
+API Gateway model. Nothing here is a hand-kept copy of the contract.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable
+
+import fastjsonschema
+
+SHARED_DIR = Path(__file__).resolve().parent.parent / "src" / "shared"
+CONTRACT_FILE = SHARED_DIR / "api_contract.json"
+
+ASYNC_WORKFLOW_START = "workflow-async-invoke"
+API_PROXY = "api-proxy"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One method on one resource of the REST API.
+
+    Attributes:
+        name: The contract's key, e.g. ``startWorkflow``.
+        method: HTTP method.
+        resource: Path template, e.g. ``/workflow/{workflowId}``.
+        integration: ``workflow-async-invoke`` or ``api-proxy``.
+        success_status: Status of a successful answer.
+        request_schema: File name of the body schema, if the body is validated.
+    """
+
+    name: str
+    method: str
+    resource: str
+    integration: str
+    success_status: int
+    request_schema: str | None = None
+
+    @cached_property
+    def _pattern(self) -> re.Pattern[str]:
+        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.resource))
+        return re.compile(f"^{regex}$")
+
+    def match(self, path: str) -> dict[str, str] | None:
+        """Path parameters when ``path`` is this route's resource, else ``None``."""
+        found = self._pattern.match(path)
+        return found.groupdict() if found else None
+
+
+@dataclass(frozen=True)
+class ApiContract:
+    """The parsed contract: routes, tenant header and id pattern, statuses."""
+
+    routes: tuple[Route, ...]
+    tenant_header: str
+    tenant_id_pattern: re.Pattern[str]
+    workflow_statuses: tuple[str, ...]
+    validators: dict[str, Callable[[Any], Any]]
+
+    def find(self, method: str, path: str) -> tuple[Route | None, dict[str, str] | None, bool]:
+        """Look a request up in the route table.
+
+        Returns:
+            ``(route, path parameters, resource exists)``; the route is ``None`` when no
+            method of a matching resource fits.
+        """
+        resource_exists = False
+        for route in self.routes:
+            params = route.match(path)
+            if params is None:
+                continue
+            resource_exists = True
+            if route.method == method.upper():
+                return route, params, True
+        return None, None, resource_exists
+
+    def validate_body(self, route: Route, body: Any) -> str | None:
+        """The validation error for ``body``, or ``None`` when it is valid (or not validated)."""
+        if route.request_schema is None:
+            return None
+        try:
+            self.validators[route.request_schema](body)
+        except fastjsonschema.JsonSchemaException as error:
+            return error.message
+        return None
+
+
+def load_contract(path: Path = CONTRACT_FILE) -> ApiContract:
+    """Read the contract and compile each referenced request schema."""
+    raw = json.loads(path.read_text())
+    routes = tuple(
+        Route(
+            name=name,
+            method=spec["method"].upper(),
+            resource=spec["path"],
+            integration=spec["integration"],
+            success_status=int(spec["successStatus"]),
+            request_schema=spec.get("requestSchema"),
+        )
+        for name, spec in raw["routes"].items()
+    )
+    validators = {
+        route.request_schema: fastjsonschema.compile(json.loads((path.parent / route.request_schema).read_text()))
+        for route in routes
+        if route.request_schema
+    }
+    return ApiContract(
+        routes=routes,
+        tenant_header=raw["tenantHeader"],
+        tenant_id_pattern=re.compile(raw["tenantIdPattern"]),
+        workflow_statuses=tuple(raw["workflowStatuses"]),
+        validators=validators,
+    )

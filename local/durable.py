@@ -1,0 +1,176 @@
+"""The durable backend: the official emulator (``WebRunner``) and a small HTTP client for it.
+
+The emulator keeps executions in its sqlite store in the state directory. It drives
+each execution by invoking the handler at the local Lambda service, which it knows
+as ``lambda_endpoint``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from aws_durable_execution_sdk_python_testing.runner import WebRunner, WebRunnerConfig
+from aws_durable_execution_sdk_python_testing.stores.base import StoreType
+from aws_durable_execution_sdk_python_testing.web.server import WebServiceConfig
+
+from local.functions import ACCOUNT_ID
+
+logger = logging.getLogger(__name__)
+
+DB_FILE = "durable-executions.db"
+TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "STOPPED"}
+
+
+class DurableEmulator:
+    """Hosts the emulator's ``WebRunner`` in this process.
+
+    Args:
+        host: Interface to bind.
+        port: Port of the emulator's HTTP API.
+        lambda_endpoint: URL of the local Lambda service (handler invocations go there).
+        state_dir: Directory of the sqlite store.
+        region: Region the emulator stands in for.
+        invocation_timeout_seconds: Emulated function timeout of one handler invocation.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        lambda_endpoint: str,
+        state_dir: Path,
+        region: str,
+        invocation_timeout_seconds: int,
+    ) -> None:
+        self.url = f"http://{host}:{port}"
+        self._config = WebRunnerConfig(
+            web_service=WebServiceConfig(host=host, port=port, log_level=logging.WARNING),
+            lambda_endpoint=lambda_endpoint,
+            local_runner_region=region,
+            store_type=StoreType.SQLITE,
+            store_path=str(Path(state_dir) / DB_FILE),
+            invocation_timeout_seconds=invocation_timeout_seconds,
+        )
+        self._runner = WebRunner(self._config)
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Open the store and serve the emulator's API on a background thread."""
+        self._runner.start()
+        self._thread = threading.Thread(target=self._runner.serve_forever, name="durable-emulator", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving; the sqlite store keeps every execution for the next start."""
+        server = getattr(self._runner, "_server", None)  # WebRunner.stop() closes but does not shut down
+        if server is not None:
+            server.shutdown()
+        self._runner.stop()
+
+
+class DurableBackendError(Exception):
+    """The emulator answered with an error."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status = status
+        self.body = body
+        super().__init__(f"{status}: {body}")
+
+
+@dataclass(frozen=True)
+class ForwardedResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class DurableBackendClient:
+    """What the local Lambda service needs from the durable backend, over its HTTP API."""
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        parts = urlsplit(url)
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 80
+        self._timeout = timeout
+
+    def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> ForwardedResponse:
+        """Send one request and return the response as received."""
+        connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        try:
+            connection.request(method, path, body=body or None, headers=headers or {})
+            response = connection.getresponse()
+            return ForwardedResponse(response.status, dict(response.getheaders()), response.read())
+        finally:
+            connection.close()
+
+    def _json(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = json.dumps(payload).encode() if payload is not None else b""
+        response = self.request(method, path, body, {"Content-Type": "application/json"})
+        data = json.loads(response.body or b"{}")
+        if response.status >= 400:
+            raise DurableBackendError(response.status, data)
+        return data
+
+    def start_execution(
+        self,
+        *,
+        function_name: str,
+        qualifier: str,
+        execution_name: str,
+        tenant_id: str | None,
+        payload: str,
+        execution_timeout_seconds: int,
+        retention_days: int,
+    ) -> str:
+        """Start an execution; returns its ARN."""
+        start: dict[str, Any] = {
+            "AccountId": ACCOUNT_ID,
+            "FunctionName": function_name,
+            "FunctionQualifier": qualifier,
+            "ExecutionName": execution_name,
+            "ExecutionTimeoutSeconds": execution_timeout_seconds,
+            "ExecutionRetentionPeriodDays": retention_days,
+            "Input": payload,
+        }
+        if tenant_id is not None:
+            start["TenantId"] = tenant_id
+        return self._json("POST", "/start-durable-execution", start)["ExecutionArn"]
+
+    def find_execution(self, function_name: str, execution_name: str) -> dict[str, Any] | None:
+        """The execution of ``function_name`` named ``execution_name``, with its input, if any."""
+        path = (f"/2025-12-01/functions/{quote(function_name, safe='')}/durable-executions"
+                f"?DurableExecutionName={quote(execution_name, safe='')}")
+        listed = self._json("GET", path).get("DurableExecutions") or []
+        for summary in listed:
+            if summary.get("DurableExecutionName") == execution_name:
+                return self.get_execution(summary["DurableExecutionArn"])
+        return None
+
+    def get_execution(self, arn: str) -> dict[str, Any]:
+        """GetDurableExecution."""
+        return self._json("GET", f"/2025-12-01/durable-executions/{quote(arn, safe='')}")
+
+    def wait_for_end(self, arn: str, timeout: float) -> dict[str, Any] | None:
+        """Poll until the execution ends; ``None`` if it is still running at ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            execution = self.get_execution(arn)
+            if execution.get("Status") in TERMINAL:
+                return execution
+            time.sleep(0.2)
+        return None
+
+    def healthy(self) -> bool:
+        try:
+            return self.request("GET", "/health").status == 200
+        except OSError:
+            return False

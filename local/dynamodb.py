@@ -1,0 +1,186 @@
+"""DynamoDB on loopback: moto's server, the pattern's two tables, seed data and persistence.
+
+moto keeps tables in memory only, so the tables are snapshotted to
+``<state dir>/dynamodb.json`` (periodically when they changed, and at shutdown) and
+restored at start: a waiting workflow's registry item survives a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import TypeSerializer
+from botocore.config import Config
+
+from local.functions import Names
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOT_FILE = "dynamodb.json"
+DEMO_TENANTS_FILE = Path(__file__).resolve().parent.parent / "src" / "shared" / "demo_tenants.json"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Key schema and TTL attribute of one table (as in the Terraform definition)."""
+
+    name: str
+    hash_key: str
+    range_key: str | None = None
+    ttl_attribute: str | None = None
+
+
+def pattern_tables(names: Names) -> list[TableSpec]:
+    """The tenants table and the workflow registry."""
+    return [
+        TableSpec(names.tenants_table, "tenantId"),
+        TableSpec(names.workflows_table, "tenantId", "recordId", ttl_attribute="expiresAt"),
+    ]
+
+
+class LocalDynamoDB:
+    """moto's server in this process, with the pattern's tables.
+
+    Args:
+        host: Interface to bind.
+        port: Port to bind.
+        state_dir: Where the snapshot lives.
+        tables: Tables to create.
+        region: Region of the tables.
+        snapshot_interval: Seconds between change checks; 0 disables periodic snapshots.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        state_dir: Path,
+        tables: list[TableSpec],
+        region: str,
+        snapshot_interval: float = 1.0,
+    ) -> None:
+        self.url = f"http://{host}:{port}"
+        self._host, self._port = host, port
+        self._snapshot_path = Path(state_dir) / SNAPSHOT_FILE
+        self._tables = tables
+        self._region = region
+        self._interval = snapshot_interval
+        self._server: Any = None
+        self._client: Any = None
+        self._last_snapshot: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self, seed_tenants_from: Path | None = DEMO_TENANTS_FILE) -> None:
+        """Start moto, create the tables, restore the snapshot and seed the tenants."""
+        from moto.server import ThreadedMotoServer  # imported late: moto is a dev dependency
+
+        self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
+        self._server.start()
+        self._client = boto3.client(
+            "dynamodb",
+            endpoint_url=self.url,
+            region_name=self._region,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+            config=Config(retries={"max_attempts": 2}),
+        )
+        for table in self._tables:
+            self._create(table)
+        restored = self._restore()
+        if seed_tenants_from is not None:
+            self.seed(self._tables[0].name, json.loads(seed_tenants_from.read_text(), parse_float=Decimal))
+        logger.info("dynamodb ready at %s (%d items restored)", self.url, restored)
+        if self._interval > 0:
+            self._thread = threading.Thread(target=self._snapshot_forever, name="dynamodb-snapshot", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Write a last snapshot and stop moto."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._client is not None:
+            self.snapshot()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def _create(self, table: TableSpec) -> None:
+        keys = [(table.hash_key, "HASH")] + ([(table.range_key, "RANGE")] if table.range_key else [])
+        self._client.create_table(
+            TableName=table.name,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": name, "KeyType": kind} for name, kind in keys],
+            AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name, _ in keys],
+        )
+        if table.ttl_attribute:
+            self._client.update_time_to_live(
+                TableName=table.name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute},
+            )
+
+    def seed(self, table: str, items: list[dict[str, Any]]) -> None:
+        """Put plain-JSON items (numbers as ``Decimal``) into ``table``."""
+        serializer = TypeSerializer()
+        for item in items:
+            self._client.put_item(TableName=table, Item={k: serializer.serialize(v) for k, v in item.items()})
+
+    def _scan_all(self) -> dict[str, list[dict[str, Any]]]:
+        dump: dict[str, list[dict[str, Any]]] = {}
+        for table in self._tables:
+            items: list[dict[str, Any]] = []
+            for page in self._client.get_paginator("scan").paginate(TableName=table.name):
+                items.extend(page["Items"])
+            dump[table.name] = items
+        return dump
+
+    def snapshot(self) -> bool:
+        """Write the tables to the snapshot file if they changed; returns whether it wrote."""
+        with self._lock:
+            text = json.dumps({"tables": self._scan_all()}, sort_keys=True)
+            if text == self._last_snapshot:
+                return False
+            temporary = self._snapshot_path.with_suffix(".tmp")
+            temporary.write_text(text)
+            os.replace(temporary, self._snapshot_path)
+            self._last_snapshot = text
+            return True
+
+    def _restore(self) -> int:
+        if not self._snapshot_path.exists():
+            return 0
+        data = json.loads(self._snapshot_path.read_text())
+        known = {table.name for table in self._tables}
+        count = 0
+        for name, items in data.get("tables", {}).items():
+            if name not in known:
+                continue
+            for item in items:
+                self._client.put_item(TableName=name, Item=item)
+                count += 1
+        return count
+
+    def _snapshot_forever(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.snapshot()
+            except Exception:  # noqa: BLE001 - keep snapshotting; the next pass may succeed
+                logger.exception("dynamodb snapshot failed")
+
+    def healthy(self) -> bool:
+        try:
+            self._client.list_tables()
+        except Exception:  # noqa: BLE001
+            return False
+        return True

@@ -1,0 +1,298 @@
+"""The local Lambda service: Lambda's Invoke API and the durable-execution APIs on one endpoint.
+
+* ``POST /2015-03-31/functions/{FunctionName}/invocations`` with ``Qualifier``,
+  ``X-Amz-Invocation-Type``, ``X-Amz-Tenant-Id``, ``X-Amz-Durable-Execution-Name``.
+  A caller's Invoke of a durable function starts an execution at the durable
+  backend; the backend's own Invoke (header ``X-Dex-Handler-Invoke: true``) runs the
+  handler once in a worker of the calling tenant. A plain function runs directly.
+* ``/2025-12-01/...`` (callbacks, get, history, state, checkpoint, stop) is forwarded
+  to the durable backend unchanged.
+* ``/_local/...`` is a debug surface for tests: workers, invocation counts, health.
+
+Errors are shaped as Lambda's (``x-amzn-ErrorType`` header + JSON body), so boto3
+raises its modelled exceptions. The service hands every handler run to a *runner*
+(:class:`local.workers.WorkerPools`) and never knows how functions run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from collections import Counter
+from typing import Any, Callable, Protocol
+from urllib.parse import unquote
+
+from aws_durable_execution_sdk_python_testing.invoker import INVOCATION_MARKER_HEADER
+
+from local.durable import DurableBackendClient, DurableBackendError
+from local.functions import ALIAS, LATEST, PUBLISHED_VERSION, FunctionConfig, parse_function_identifier
+from local.http_base import DEFAULT_HOST, LocalHttpService, Request, Response
+from local.workers import InvocationContext, InvocationResult, WorkerCapacityError
+
+logger = logging.getLogger(__name__)
+
+INVOKE_PREFIX = "/2015-03-31/functions/"
+INVOKE_SUFFIX = "/invocations"
+DURABLE_API_PREFIX = "/2025-12-01/"
+QUALIFIERS = (ALIAS, PUBLISHED_VERSION, LATEST)
+MAX_TENANT_ID_LENGTH = 256
+
+# Lambda's error when the tenant id does not fit the function's tenancy configuration
+# (the Lambda guide, "Troubleshooting tenant isolation": InvalidParameterValueException).
+MISSING_TENANT_MESSAGE = (
+    "The function {arn} has tenant isolation mode PER_TENANT. Specify a tenant ID (TenantId) to invoke it."
+)
+UNEXPECTED_TENANT_MESSAGE = (
+    "The function {arn} does not have tenant isolation enabled. Remove the tenant ID (TenantId) to invoke it."
+)
+
+
+class FunctionRunner(Protocol):
+    """Runs a function's handler once; see :class:`local.workers.WorkerPools`."""
+
+    def invoke(self, function: FunctionConfig, event: Any, context: InvocationContext) -> InvocationResult: ...
+
+    def describe(self) -> list[dict[str, Any]]: ...
+
+
+class LambdaApiError(Exception):
+    """An error answered in Lambda's shape."""
+
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+        self.message = message
+
+
+def error_response(status: int, error_type: str, message: str, request_id: str) -> Response:
+    """A Lambda-shaped error response boto3 maps to ``client.exceptions.<error_type>``."""
+    return Response.json(
+        status,
+        {"Type": "User", "message": message},
+        {"x-amzn-ErrorType": error_type, "x-amzn-RequestId": request_id},
+    )
+
+
+class LocalLambdaService(LocalHttpService):
+    """Lambda's Invoke API for the pattern's functions, plus the durable APIs.
+
+    Args:
+        functions: The functions this service hosts.
+        runner: Runs handlers (one worker pool per function and tenant).
+        durable: Client of the durable backend.
+        region: Region reported in ARNs.
+        host: Interface to bind.
+        port: Port to bind.
+    """
+
+    name = "lambda"
+
+    def __init__(
+        self,
+        *,
+        functions: list[FunctionConfig],
+        runner: FunctionRunner,
+        durable: DurableBackendClient,
+        region: str,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        health_checks: dict[str, Callable[[], bool]] | None = None,
+    ) -> None:
+        super().__init__(host, port)
+        self._functions = {function.name: function for function in functions}
+        self._runner = runner
+        self._durable = durable
+        self._region = region
+        self._health_checks = dict(health_checks or {})
+        self._counts: Counter[tuple[str, str | None, str]] = Counter()
+        self._counts_lock = threading.Lock()
+
+    # -- routing ---------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        path = request.path
+        try:
+            if path.startswith(INVOKE_PREFIX) and path.endswith(INVOKE_SUFFIX) and request.method == "POST":
+                identifier = unquote(path[len(INVOKE_PREFIX):-len(INVOKE_SUFFIX)])
+                return self._invoke(identifier, request, request_id)
+            if path.startswith(DURABLE_API_PREFIX):
+                return self._forward(request)
+            if path.startswith("/_local/") and request.method == "GET":
+                return self._debug(path)
+            raise LambdaApiError(404, "UnknownOperationException", f"Unknown operation {request.method} {path}")
+        except LambdaApiError as error:
+            return error_response(error.status, error.error_type, error.message, request_id)
+
+    # -- Invoke ----------------------------------------------------------------------------
+
+    def _resolve(self, identifier: str, query_qualifier: str | None) -> tuple[FunctionConfig, str | None]:
+        parsed = parse_function_identifier(identifier)
+        if parsed is None:
+            raise LambdaApiError(400, "InvalidParameterValueException", f"Invalid function name: {identifier}")
+        name, qualifier = parsed
+        if qualifier and query_qualifier and qualifier != query_qualifier:
+            raise LambdaApiError(
+                400, "InvalidParameterValueException",
+                "The derived qualifier from the function name does not match the specified qualifier.",
+            )
+        qualifier = qualifier or query_qualifier
+        function = self._functions.get(name)
+        if function is None or (qualifier is not None and qualifier not in QUALIFIERS):
+            arn = f"arn:aws:lambda:{self._region}:123456789012:function:{name}"
+            raise LambdaApiError(404, "ResourceNotFoundException",
+                                 f"Function not found: {arn}{':' + qualifier if qualifier else ''}")
+        return function, qualifier
+
+    def _check_tenant(self, function: FunctionConfig, qualifier: str | None, tenant_id: str | None) -> None:
+        arn = function.arn(self._region, qualifier)
+        if function.per_tenant and not tenant_id:
+            raise LambdaApiError(400, "InvalidParameterValueException", MISSING_TENANT_MESSAGE.format(arn=arn))
+        if not function.per_tenant and tenant_id:
+            raise LambdaApiError(400, "InvalidParameterValueException", UNEXPECTED_TENANT_MESSAGE.format(arn=arn))
+        if tenant_id and len(tenant_id) > MAX_TENANT_ID_LENGTH:
+            raise LambdaApiError(400, "InvalidParameterValueException",
+                                 f"Tenant ID must be at most {MAX_TENANT_ID_LENGTH} characters.")
+
+    def _invoke(self, identifier: str, request: Request, request_id: str) -> Response:
+        function, qualifier = self._resolve(identifier, request.query.get("Qualifier"))
+        tenant_id = request.header("X-Amz-Tenant-Id")
+        self._check_tenant(function, qualifier, tenant_id)
+        invocation_type = request.header("X-Amz-Invocation-Type") or "RequestResponse"
+        if invocation_type not in ("RequestResponse", "Event", "DryRun"):
+            raise LambdaApiError(400, "InvalidParameterValueException", f"Invalid invocation type: {invocation_type}")
+        try:
+            event = json.loads(request.body) if request.body else {}
+        except ValueError as exc:
+            raise LambdaApiError(400, "InvalidRequestContentException",
+                                 f"Could not parse request body into json: {exc}") from exc
+        if invocation_type == "DryRun":
+            return Response(204, {"x-amzn-RequestId": request_id})
+
+        handler_run = (request.header(INVOCATION_MARKER_HEADER) or "").lower() == "true"
+        if function.durable and not handler_run:
+            return self._start_execution(function, qualifier, tenant_id, request, invocation_type, request_id)
+
+        context = InvocationContext(
+            request_id=request_id,
+            tenant_id=tenant_id,
+            function_version=FunctionConfig.executed_version(qualifier),
+            invoked_function_arn=function.arn(self._region, qualifier),
+        )
+        self._count(function.name, tenant_id, "handler")
+        headers = {"x-amzn-RequestId": request_id, "X-Amz-Executed-Version": context.function_version}
+        if invocation_type == "Event":
+            threading.Thread(target=self._run, args=(function, event, context), daemon=True).start()
+            return Response(202, headers)
+        result = self._run(function, event, context)
+        if result.function_error:
+            headers["X-Amz-Function-Error"] = result.function_error
+        return Response.json(200, result.payload, headers)
+
+    def _run(self, function: FunctionConfig, event: Any, context: InvocationContext) -> InvocationResult:
+        try:
+            result = self._runner.invoke(function, event, context)
+        except WorkerCapacityError as exc:
+            raise LambdaApiError(429, "TooManyRequestsException", f"Rate Exceeded. {exc}") from exc
+        if result.function_error:
+            logger.warning("%s (tenant %s) failed: %s", function.name, context.tenant_id, result.payload)
+        return result
+
+    def _start_execution(
+        self,
+        function: FunctionConfig,
+        qualifier: str | None,
+        tenant_id: str | None,
+        request: Request,
+        invocation_type: str,
+        request_id: str,
+    ) -> Response:
+        name = request.header("X-Amz-Durable-Execution-Name") or str(uuid.uuid4())
+        payload = request.body.decode() if request.body else "{}"
+        existing = self._durable.find_execution(function.name, name)
+        if existing is not None:
+            # Same name and input: Lambda answers with the existing execution (idempotent start).
+            if existing.get("InputPayload") != payload:
+                raise LambdaApiError(
+                    409, "DurableExecutionAlreadyStartedException",
+                    f"A durable execution named {name} already exists with a different input.",
+                )
+            arn = existing["DurableExecutionArn"]
+        else:
+            try:
+                arn = self._durable.start_execution(
+                    function_name=function.name,
+                    qualifier=qualifier or LATEST,
+                    execution_name=name,
+                    tenant_id=tenant_id,
+                    payload=payload,
+                    execution_timeout_seconds=function.execution_timeout_seconds,
+                    retention_days=function.retention_days,
+                )
+            except DurableBackendError as exc:
+                raise LambdaApiError(exc.status, str(exc.body.get("Type") or "ServiceException"),
+                                     str(exc.body.get("message") or exc.body.get("Message") or exc.body)) from exc
+            self._count(function.name, tenant_id, "start")
+        headers = {
+            "x-amzn-RequestId": request_id,
+            "X-Amz-Executed-Version": FunctionConfig.executed_version(qualifier),
+            "X-Amz-Durable-Execution-Arn": arn,
+        }
+        if invocation_type == "Event":
+            return Response(202, headers)
+        ended = self._durable.wait_for_end(arn, timeout=function.timeout_seconds)
+        if ended is None:
+            raise LambdaApiError(500, "ServiceException",
+                                 f"Durable execution {name} is still running after {function.timeout_seconds}s; "
+                                 "invoke with InvocationType=Event for long-running executions.")
+        if ended["Status"] == "SUCCEEDED":
+            return Response(200, {**headers, "Content-Type": "application/json"},
+                            (ended.get("Result") or "null").encode())
+        error = ended.get("Error") or {}
+        headers["X-Amz-Function-Error"] = "Unhandled"
+        return Response.json(200, {"errorType": error.get("ErrorType", ended["Status"]),
+                                   "errorMessage": error.get("ErrorMessage", "")}, headers)
+
+    # -- durable APIs ----------------------------------------------------------------------
+
+    def _forward(self, request: Request) -> Response:
+        path = request.path + (f"?{request.raw_query}" if request.raw_query else "")
+        headers = {key: value for key, value in request.headers.items()
+                   if key.lower() in ("content-type", "accept")}
+        try:
+            response = self._durable.request(request.method, path, request.body, headers)
+        except OSError as exc:
+            raise LambdaApiError(502, "ServiceException", f"durable backend unreachable: {exc}") from exc
+        headers = {key: value for key, value in response.headers.items()
+                   if key.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server")}
+        if response.status >= 400 and not any(key.lower() == "x-amzn-errortype" for key in headers):
+            # The emulator names the error in the body's "Type"; boto3 reads it from this header.
+            try:
+                error_type = json.loads(response.body).get("Type")
+            except (ValueError, AttributeError):
+                error_type = None
+            if error_type and error_type != "User":
+                headers["x-amzn-ErrorType"] = error_type
+        return Response(response.status, headers, response.body)
+
+    # -- debug surface ---------------------------------------------------------------------
+
+    def _count(self, function: str, tenant_id: str | None, kind: str) -> None:
+        with self._counts_lock:
+            self._counts[(function, tenant_id, kind)] += 1
+
+    def _debug(self, path: str) -> Response:
+        if path == "/_local/workers":
+            return Response.json(200, {"workers": self._runner.describe()})
+        if path == "/_local/invocations":
+            with self._counts_lock:
+                rows = [{"functionName": f, "tenantId": t, "kind": k, "count": n}
+                        for (f, t, k), n in sorted(self._counts.items(), key=str)]
+            return Response.json(200, {"invocations": rows})
+        if path == "/_local/health":
+            checks = {name: check() for name, check in self._health_checks.items()}
+            return Response.json(200 if all(checks.values()) else 503, {"healthy": all(checks.values()), **checks})
+        raise LambdaApiError(404, "ResourceNotFoundException", f"Unknown debug path {path}")

@@ -1,0 +1,767 @@
+# Tenant-isolated durable callback workflow.
+#
+#   client -> REST API -> (AWS integration, async) workflow:live   durable, PER_TENANT
+#          -> REST API -> (AWS_PROXY)              api function    status + callbacks
+#
+# The deployment packages come from `make build` (build/workflow.zip,
+# build/api.zip). The routes, the tenant header, the request schema and the
+# demo tenants are read from src/shared/, the files the handlers and the tests
+# read too, so there is one source of truth for each.
+
+# =============================================================================
+# Terraform and provider
+# =============================================================================
+
+terraform {
+  required_version = ">= 1.5.0"
+
+  required_providers {
+    aws = {
+      source = "hashicorp/aws"
+      # tenancy_config arrived in 6.23, durable_config in 6.25.
+      version = ">= 6.25.0"
+    }
+  }
+}
+
+provider "aws" {
+  region = var.aws_region
+
+  default_tags {
+    tags = merge(
+      {
+        Project   = "tenant-durable-callback-workflow"
+        ManagedBy = "terraform"
+      },
+      var.tags,
+    )
+  }
+}
+
+data "aws_partition" "current" {}
+
+# =============================================================================
+# Shared data: API contract, request schema, demo tenants, names
+# =============================================================================
+
+locals {
+  name_prefix = var.name_prefix
+  shared_dir  = "${path.module}/src/shared"
+
+  contract      = jsondecode(file("${local.shared_dir}/api_contract.json"))
+  routes        = local.contract.routes
+  tenant_header = local.contract.tenantHeader
+  start_route   = local.routes.startWorkflow
+  proxy_routes  = { for key, route in local.routes : key => route if route.integration == "api-proxy" }
+
+  start_request_schema = file("${local.shared_dir}/${local.start_route.requestSchema}")
+
+  demo_tenants = { for tenant in jsondecode(file("${local.shared_dir}/demo_tenants.json")) : tenant.tenantId => tenant }
+  # The tenant the ready-to-paste curl commands use: the first active one.
+  example_tenant_id = [for tenant in jsondecode(file("${local.shared_dir}/demo_tenants.json")) : tenant.tenantId if tenant.status == "ACTIVE"][0]
+
+  workflow_function_name = "${local.name_prefix}-workflow"
+  api_function_name      = "${local.name_prefix}-api"
+  tenants_table_name     = "${local.name_prefix}-tenants"
+  workflows_table_name   = "${local.name_prefix}-workflows"
+  workflow_alias_name    = "live"
+
+  workflow_zip_path = coalesce(var.workflow_zip_path, "${path.module}/build/workflow.zip")
+  api_zip_path      = coalesce(var.api_zip_path, "${path.module}/build/api.zip")
+
+  # API resource tree, built from the contract's paths ("/workflow/{workflowId}"
+  # -> level 1 "/workflow", level 2 "/workflow/{workflowId}").
+  route_segments = { for key, route in local.routes : key => split("/", trimprefix(route.path, "/")) }
+  level1_paths   = toset([for segments in values(local.route_segments) : "/${segments[0]}"])
+  level2_paths   = toset([for segments in values(local.route_segments) : "/${join("/", segments)}" if length(segments) == 2])
+
+  # Path parameters of each proxy route, e.g. { getWorkflow = ["workflowId"] }.
+  route_path_params = { for key, route in local.proxy_routes : key => flatten(regexall("{([^}]+)}", route.path)) }
+
+  lambda_environment_common = {
+    WORKFLOWS_TABLE_NAME         = local.workflows_table_name
+    POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
+    POWERTOOLS_LOG_LEVEL         = var.log_level
+  }
+}
+
+# =============================================================================
+# DynamoDB: tenants table (seeded with the demo tenants) and workflow registry
+# =============================================================================
+
+resource "aws_dynamodb_table" "tenants" {
+  #checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS managed key by default; set var.dynamodb_kms_key_arn to use a customer managed key (it costs a monthly key fee the demo does not need).
+  name         = local.tenants_table_name
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "tenantId"
+
+  attribute {
+    name = "tenantId"
+    type = "S"
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.dynamodb_kms_key_arn
+  }
+}
+
+resource "aws_dynamodb_table_item" "demo_tenant" {
+  for_each = local.demo_tenants
+
+  table_name = aws_dynamodb_table.tenants.name
+  hash_key   = aws_dynamodb_table.tenants.hash_key
+
+  item = jsonencode({
+    tenantId               = { S = each.value.tenantId }
+    displayName            = { S = each.value.displayName }
+    status                 = { S = each.value.status }
+    allowedCurrencies      = { L = [for currency in each.value.allowedCurrencies : { S = currency }] }
+    maxAmount              = { N = tostring(each.value.maxAmount) }
+    callbackTimeoutSeconds = { N = tostring(each.value.callbackTimeoutSeconds) }
+  })
+}
+
+# Items: "workflow#<workflowId>" and "callback#<callbackId>" under each tenant,
+# so one tenant's records can never be read with another tenant's key.
+resource "aws_dynamodb_table" "workflows" {
+  #checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS managed key by default; set var.dynamodb_kms_key_arn to use a customer managed key (it costs a monthly key fee the demo does not need).
+  name         = local.workflows_table_name
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "tenantId"
+  range_key    = "recordId"
+
+  attribute {
+    name = "tenantId"
+    type = "S"
+  }
+
+  attribute {
+    name = "recordId"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "expiresAt"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.dynamodb_kms_key_arn
+  }
+}
+
+# =============================================================================
+# CloudWatch log groups (created here so they have a retention)
+# =============================================================================
+
+resource "aws_cloudwatch_log_group" "workflow" {
+  #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts every log group at rest with a service key; a customer managed key needs a key policy for the logs service principal and a monthly key fee the demo does not need.
+  #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days (default 14 days, validated against CloudWatch's allowed values); a demo does not need a year of logs, a production deployment sets 365 or more.
+  name              = "/aws/lambda/${local.workflow_function_name}"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_cloudwatch_log_group" "api" {
+  #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts every log group at rest with a service key; a customer managed key needs a key policy for the logs service principal and a monthly key fee the demo does not need.
+  #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days (default 14 days, validated against CloudWatch's allowed values); a demo does not need a year of logs, a production deployment sets 365 or more.
+  name              = "/aws/lambda/${local.api_function_name}"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_cloudwatch_log_group" "api_access" {
+  #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts every log group at rest with a service key; a customer managed key needs a key policy for the logs service principal and a monthly key fee the demo does not need.
+  #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days (default 14 days, validated against CloudWatch's allowed values); a demo does not need a year of logs, a production deployment sets 365 or more.
+  name              = "/aws/apigateway/${local.name_prefix}-api/${var.stage_name}/access"
+  retention_in_days = var.log_retention_days
+}
+
+# API Gateway writes execution logs to this fixed name; creating it first gives
+# it a retention (API Gateway would create it with none).
+resource "aws_cloudwatch_log_group" "api_execution" {
+  #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts every log group at rest with a service key; a customer managed key needs a key policy for the logs service principal and a monthly key fee the demo does not need.
+  #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days (default 14 days, validated against CloudWatch's allowed values); a demo does not need a year of logs, a production deployment sets 365 or more.
+  name              = "API-Gateway-Execution-Logs_${aws_api_gateway_rest_api.this.id}/${var.stage_name}"
+  retention_in_days = var.log_retention_days
+}
+
+# =============================================================================
+# IAM: one execution role per function, least privilege, named resources only
+# =============================================================================
+
+data "aws_iam_policy_document" "lambda_assume_role" {
+  statement {
+    sid     = "LambdaAssumeRole"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "workflow" {
+  name               = "${local.name_prefix}-workflow"
+  description        = "Execution role of the durable workflow function."
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
+}
+
+data "aws_iam_policy_document" "workflow" {
+  statement {
+    sid       = "ReadTenantConfiguration"
+    actions   = ["dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.tenants.arn]
+  }
+
+  statement {
+    sid = "WriteWorkflowRegistry"
+    actions = [
+      "dynamodb:ConditionCheckItem",
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+    ]
+    resources = [aws_dynamodb_table.workflows.arn]
+  }
+
+  # Durable executions are sub-resources of a function version:
+  # arn:...:function:NAME:VERSION/durable-execution/..., hence the ":*".
+  statement {
+    sid = "DurableExecutionCheckpoints"
+    actions = [
+      "lambda:CheckpointDurableExecution",
+      "lambda:GetDurableExecutionState",
+    ]
+    resources = ["${aws_lambda_function.workflow.arn}:*"]
+  }
+
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.workflow.arn}:*"]
+  }
+
+  # X-Ray actions have no resource-level permissions: "*" is the only form.
+  statement {
+    sid       = "WriteTraces"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "workflow" {
+  name   = "workflow-least-privilege"
+  role   = aws_iam_role.workflow.id
+  policy = data.aws_iam_policy_document.workflow.json
+}
+
+resource "aws_iam_role" "api" {
+  name               = "${local.name_prefix}-api"
+  description        = "Execution role of the status and callback API function."
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
+}
+
+data "aws_iam_policy_document" "api" {
+  statement {
+    sid = "ReadWriteWorkflowRegistry"
+    actions = [
+      "dynamodb:GetItem",
+      "dynamodb:Query",
+      "dynamodb:UpdateItem",
+    ]
+    resources = [aws_dynamodb_table.workflows.arn]
+  }
+
+  # Callbacks are authorised against the durable execution ARN, which lives
+  # under a version of the workflow function only.
+  statement {
+    sid = "CompleteWorkflowCallbacks"
+    actions = [
+      "lambda:SendDurableExecutionCallbackFailure",
+      "lambda:SendDurableExecutionCallbackHeartbeat",
+      "lambda:SendDurableExecutionCallbackSuccess",
+    ]
+    resources = ["${aws_lambda_function.workflow.arn}:*"]
+  }
+
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.api.arn}:*"]
+  }
+
+  statement {
+    sid       = "WriteTraces"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "api" {
+  name   = "api-least-privilege"
+  role   = aws_iam_role.api.id
+  policy = data.aws_iam_policy_document.api.json
+}
+
+# =============================================================================
+# Workflow function: durable, tenant-isolated, published, alias "live"
+# =============================================================================
+
+resource "aws_lambda_function" "workflow" {
+  #checkov:skip=CKV_AWS_116:A durable execution records its own failures (registry status FAILED or TIMED_OUT, execution history kept for durable_retention_days); a dead-letter queue would duplicate that.
+  #checkov:skip=CKV_AWS_117:The function calls only public AWS APIs (DynamoDB, Lambda); a VPC would add NAT or endpoints and reach no private resource.
+  #checkov:skip=CKV_AWS_115:Reserved concurrency fails on new accounts (quota 10, Lambda keeps 10 unreserved); the API stage throttles requests instead (var.throttling_rate_limit).
+  #checkov:skip=CKV_AWS_173:The environment holds table names and log settings only, no secrets; Lambda encrypts it at rest with its service key.
+  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and signed artifacts in S3; this pattern deploys the zips `make build` writes locally.
+  function_name    = local.workflow_function_name
+  description      = "Durable, tenant-isolated workflow: validate, wait for the external callback, finalize."
+  role             = aws_iam_role.workflow.arn
+  handler          = "workflow.app.handler"
+  runtime          = "python3.13"
+  architectures    = ["arm64"]
+  filename         = local.workflow_zip_path
+  source_code_hash = fileexists(local.workflow_zip_path) ? filebase64sha256(local.workflow_zip_path) : null
+  memory_size      = var.workflow_memory_mb
+  timeout          = var.workflow_timeout_seconds
+  # Durable functions are invoked through a version or alias; publish one.
+  publish = true
+
+  durable_config {
+    execution_timeout = var.durable_execution_timeout_seconds
+    retention_period  = var.durable_retention_days
+  }
+
+  # An execution environment serves one tenant only (X-Amz-Tenant-Id).
+  tenancy_config {
+    tenant_isolation_mode = "PER_TENANT"
+  }
+
+  environment {
+    variables = merge(local.lambda_environment_common, {
+      TENANTS_TABLE_NAME       = local.tenants_table_name
+      TENANT_CACHE_TTL_SECONDS = tostring(var.tenant_cache_ttl_seconds)
+      POWERTOOLS_SERVICE_NAME  = local.workflow_function_name
+    })
+  }
+
+  logging_config {
+    log_format = "JSON"
+    log_group  = aws_cloudwatch_log_group.workflow.name
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  lifecycle {
+    precondition {
+      condition     = fileexists(local.workflow_zip_path)
+      error_message = "The workflow package ${local.workflow_zip_path} does not exist: run `make build` first (or set workflow_zip_path)."
+    }
+  }
+}
+
+resource "aws_lambda_alias" "workflow_live" {
+  name             = local.workflow_alias_name
+  description      = "The published version API Gateway starts workflows on."
+  function_name    = aws_lambda_function.workflow.function_name
+  function_version = aws_lambda_function.workflow.version
+}
+
+# =============================================================================
+# API function: GET /workflow/{workflowId}, POST /callback
+# =============================================================================
+
+resource "aws_lambda_function" "api" {
+  #checkov:skip=CKV_AWS_116:API Gateway invokes this function synchronously only (AWS_PROXY); a dead-letter queue applies to asynchronous invocations.
+  #checkov:skip=CKV_AWS_117:The function calls only public AWS APIs (DynamoDB, Lambda); a VPC would add NAT or endpoints and reach no private resource.
+  #checkov:skip=CKV_AWS_115:Reserved concurrency fails on new accounts (quota 10, Lambda keeps 10 unreserved); the API stage throttles requests instead (var.throttling_rate_limit).
+  #checkov:skip=CKV_AWS_173:The environment holds table names and log settings only, no secrets; Lambda encrypts it at rest with its service key.
+  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and signed artifacts in S3; this pattern deploys the zips `make build` writes locally.
+  function_name    = local.api_function_name
+  description      = "Workflow status and callback API (API Gateway AWS_PROXY)."
+  role             = aws_iam_role.api.arn
+  handler          = "api.app.handler"
+  runtime          = "python3.13"
+  architectures    = ["arm64"]
+  filename         = local.api_zip_path
+  source_code_hash = fileexists(local.api_zip_path) ? filebase64sha256(local.api_zip_path) : null
+  memory_size      = var.api_memory_mb
+  timeout          = var.api_timeout_seconds
+
+  environment {
+    variables = merge(local.lambda_environment_common, {
+      POWERTOOLS_SERVICE_NAME = local.api_function_name
+    })
+  }
+
+  logging_config {
+    log_format = "JSON"
+    log_group  = aws_cloudwatch_log_group.api.name
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  lifecycle {
+    precondition {
+      condition     = fileexists(local.api_zip_path)
+      error_message = "The API package ${local.api_zip_path} does not exist: run `make build` first (or set api_zip_path)."
+    }
+  }
+}
+
+# =============================================================================
+# REST API: resources, validators, model, gateway responses
+# =============================================================================
+
+resource "aws_api_gateway_rest_api" "this" {
+  name        = "${local.name_prefix}-api"
+  description = "Tenant-isolated durable callback workflow (routes from src/shared/api_contract.json)."
+
+  endpoint_configuration {
+    types = ["REGIONAL"]
+  }
+
+  lifecycle {
+    precondition {
+      condition     = alltrue([for segments in values(local.route_segments) : length(segments) <= 2])
+      error_message = "The API resources support paths of at most two segments; extend main.tf for deeper paths in api_contract.json."
+    }
+  }
+}
+
+resource "aws_api_gateway_resource" "level1" {
+  for_each = local.level1_paths
+
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  parent_id   = aws_api_gateway_rest_api.this.root_resource_id
+  path_part   = trimprefix(each.key, "/")
+}
+
+resource "aws_api_gateway_resource" "level2" {
+  for_each = local.level2_paths
+
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  parent_id   = aws_api_gateway_resource.level1["/${split("/", trimprefix(each.key, "/"))[0]}"].id
+  path_part   = split("/", trimprefix(each.key, "/"))[1]
+}
+
+locals {
+  resource_ids = merge(
+    { for path, resource in aws_api_gateway_resource.level1 : path => resource.id },
+    { for path, resource in aws_api_gateway_resource.level2 : path => resource.id },
+  )
+}
+
+resource "aws_api_gateway_request_validator" "body_and_params" {
+  rest_api_id                 = aws_api_gateway_rest_api.this.id
+  name                        = "body-and-params"
+  validate_request_body       = true
+  validate_request_parameters = true
+}
+
+resource "aws_api_gateway_request_validator" "params_only" {
+  rest_api_id                 = aws_api_gateway_rest_api.this.id
+  name                        = "params-only"
+  validate_request_body       = false
+  validate_request_parameters = true
+}
+
+resource "aws_api_gateway_model" "start_workflow_request" {
+  rest_api_id  = aws_api_gateway_rest_api.this.id
+  name         = "StartWorkflowRequest"
+  description  = "Body of POST ${local.start_route.path} (src/shared/${local.start_route.requestSchema})."
+  content_type = "application/json"
+  schema       = local.start_request_schema
+}
+
+# Every error API Gateway itself produces is JSON {"message": ...}, like the
+# errors of the functions.
+locals {
+  gateway_responses = {
+    DEFAULT_4XX            = null
+    DEFAULT_5XX            = null
+    BAD_REQUEST_BODY       = "400"
+    BAD_REQUEST_PARAMETERS = "400"
+    # Lambda refused the invoke (throttled, a tenant id it rejects, service
+    # error): a 502 with a JSON body, never the 202 of an accepted workflow.
+    INTEGRATION_FAILURE = "502"
+  }
+}
+
+resource "aws_api_gateway_gateway_response" "json" {
+  for_each = local.gateway_responses
+
+  rest_api_id   = aws_api_gateway_rest_api.this.id
+  response_type = each.key
+  status_code   = each.value
+
+  response_templates = {
+    "application/json" = "{\"message\":$context.error.messageString}"
+  }
+}
+
+# =============================================================================
+# POST /workflow: validated, then an asynchronous Invoke of workflow:live
+# =============================================================================
+
+resource "aws_api_gateway_method" "start_workflow" {
+  #checkov:skip=CKV_AWS_59:The demo identifies tenants by the x-tenant-id header and isolates them in Lambda (PER_TENANT) and in the registry keys; authentication (Cognito, IAM or a Lambda authorizer that sets the tenant) is the deployer's choice and the README says so.
+  rest_api_id          = aws_api_gateway_rest_api.this.id
+  resource_id          = local.resource_ids[local.start_route.path]
+  http_method          = local.start_route.method
+  authorization        = "NONE"
+  api_key_required     = false
+  request_validator_id = aws_api_gateway_request_validator.body_and_params.id
+
+  request_models = {
+    "application/json" = aws_api_gateway_model.start_workflow_request.name
+  }
+
+  request_parameters = {
+    "method.request.header.${local.tenant_header}" = true
+  }
+}
+
+resource "aws_api_gateway_integration" "start_workflow" {
+  rest_api_id             = aws_api_gateway_rest_api.this.id
+  resource_id             = aws_api_gateway_method.start_workflow.resource_id
+  http_method             = aws_api_gateway_method.start_workflow.http_method
+  type                    = "AWS"
+  integration_http_method = "POST"
+  # arn:aws:apigateway:REGION:lambda:path/2015-03-31/functions/ALIAS_ARN/invocations
+  uri                  = aws_lambda_alias.workflow_live.invoke_arn
+  passthrough_behavior = "NEVER"
+
+  request_parameters = {
+    "integration.request.header.X-Amz-Tenant-Id"              = "method.request.header.${local.tenant_header}"
+    "integration.request.header.X-Amz-Invocation-Type"        = "'Event'"
+    "integration.request.header.X-Amz-Durable-Execution-Name" = "context.requestId"
+  }
+
+  request_templates = {
+    "application/json" = "{\"workflowId\":\"$context.requestId\",\"request\":$input.json('$')}"
+  }
+}
+
+resource "aws_api_gateway_method_response" "start_workflow" {
+  for_each = toset(["202", "502"])
+
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  resource_id = aws_api_gateway_method.start_workflow.resource_id
+  http_method = aws_api_gateway_method.start_workflow.http_method
+  status_code = each.key
+}
+
+# Lambda accepted the event: 202 with the workflow id (= the execution name).
+resource "aws_api_gateway_integration_response" "start_workflow_accepted" {
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  resource_id = aws_api_gateway_method.start_workflow.resource_id
+  http_method = aws_api_gateway_method.start_workflow.http_method
+  status_code = aws_api_gateway_method_response.start_workflow["202"].status_code
+
+  response_templates = {
+    "application/json" = "{\"workflowId\":\"$context.requestId\",\"status\":\"STARTED\"}"
+  }
+
+  depends_on = [aws_api_gateway_integration.start_workflow]
+}
+
+# For a Lambda integration the selection pattern matches the function error
+# message. An 'Event' invoke returns none, but should one ever come back it
+# must not pass as 202. Invoke-level failures never reach this mapping: they
+# become the INTEGRATION_FAILURE gateway response above (502, JSON).
+resource "aws_api_gateway_integration_response" "start_workflow_failed" {
+  rest_api_id       = aws_api_gateway_rest_api.this.id
+  resource_id       = aws_api_gateway_method.start_workflow.resource_id
+  http_method       = aws_api_gateway_method.start_workflow.http_method
+  status_code       = aws_api_gateway_method_response.start_workflow["502"].status_code
+  selection_pattern = ".+"
+
+  response_templates = {
+    "application/json" = jsonencode({ message = "The workflow could not be started" })
+  }
+
+  depends_on = [aws_api_gateway_integration.start_workflow]
+}
+
+# API Gateway may invoke the alias, and only the alias, for this one route.
+resource "aws_lambda_permission" "start_workflow" {
+  statement_id  = "AllowApiGatewayStartWorkflow"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.workflow.function_name
+  qualifier     = aws_lambda_alias.workflow_live.name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/${local.start_route.method}${local.start_route.path}"
+}
+
+# =============================================================================
+# GET /workflow/{workflowId} and POST /callback: AWS_PROXY to the API function
+# =============================================================================
+
+resource "aws_api_gateway_method" "proxy" {
+  #checkov:skip=CKV_AWS_59:The demo identifies tenants by the x-tenant-id header and the API function only serves records of that tenant; authentication (Cognito, IAM or a Lambda authorizer that sets the tenant) is the deployer's choice and the README says so.
+  for_each = local.proxy_routes
+
+  rest_api_id          = aws_api_gateway_rest_api.this.id
+  resource_id          = local.resource_ids[each.value.path]
+  http_method          = each.value.method
+  authorization        = "NONE"
+  api_key_required     = false
+  request_validator_id = aws_api_gateway_request_validator.params_only.id
+
+  request_parameters = merge(
+    { "method.request.header.${local.tenant_header}" = true },
+    { for name in local.route_path_params[each.key] : "method.request.path.${name}" => true },
+  )
+}
+
+resource "aws_api_gateway_integration" "proxy" {
+  for_each = local.proxy_routes
+
+  rest_api_id             = aws_api_gateway_rest_api.this.id
+  resource_id             = aws_api_gateway_method.proxy[each.key].resource_id
+  http_method             = aws_api_gateway_method.proxy[each.key].http_method
+  type                    = "AWS_PROXY"
+  integration_http_method = "POST"
+  uri                     = aws_lambda_function.api.invoke_arn
+}
+
+resource "aws_lambda_permission" "proxy" {
+  for_each = local.proxy_routes
+
+  statement_id  = "AllowApiGateway-${each.key}"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.api.function_name
+  principal     = "apigateway.amazonaws.com"
+  # Path parameters become "*": arn:...:API_ID/STAGE/GET/workflow/*
+  source_arn = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/${each.value.method}${replace(each.value.path, "/{[^}]+}/", "*")}"
+}
+
+# =============================================================================
+# Deployment and stage: access logs, execution logs, throttling
+# =============================================================================
+
+# The Region-wide setting that lets API Gateway write to CloudWatch Logs;
+# stage logging fails without it.
+resource "aws_iam_role" "api_gateway_cloudwatch" {
+  count = var.manage_api_gateway_account ? 1 : 0
+
+  name        = "${local.name_prefix}-apigw-cloudwatch"
+  description = "Lets API Gateway write the access and execution logs of REST API stages."
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Action    = "sts:AssumeRole"
+      Principal = { Service = "apigateway.amazonaws.com" }
+    }]
+  })
+}
+
+resource "aws_iam_role_policy_attachment" "api_gateway_cloudwatch" {
+  count = var.manage_api_gateway_account ? 1 : 0
+
+  role       = aws_iam_role.api_gateway_cloudwatch[0].name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+}
+
+resource "aws_api_gateway_account" "this" {
+  count = var.manage_api_gateway_account ? 1 : 0
+
+  cloudwatch_role_arn = aws_iam_role.api_gateway_cloudwatch[0].arn
+
+  depends_on = [aws_iam_role_policy_attachment.api_gateway_cloudwatch]
+}
+
+resource "aws_api_gateway_deployment" "this" {
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  description = "Routes from src/shared/api_contract.json"
+
+  # A new deployment whenever any part of the API changes.
+  triggers = {
+    redeployment = sha1(jsonencode([
+      aws_api_gateway_resource.level1,
+      aws_api_gateway_resource.level2,
+      aws_api_gateway_request_validator.body_and_params,
+      aws_api_gateway_request_validator.params_only,
+      aws_api_gateway_model.start_workflow_request,
+      aws_api_gateway_gateway_response.json,
+      aws_api_gateway_method.start_workflow,
+      aws_api_gateway_integration.start_workflow,
+      aws_api_gateway_method_response.start_workflow,
+      aws_api_gateway_integration_response.start_workflow_accepted,
+      aws_api_gateway_integration_response.start_workflow_failed,
+      aws_api_gateway_method.proxy,
+      aws_api_gateway_integration.proxy,
+    ]))
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_api_gateway_stage" "this" {
+  #checkov:skip=CKV_AWS_120:Responses are per request (a fresh workflow id, a live status); a cache would serve stale answers, and keyed wrongly another tenant's.
+  #checkov:skip=CKV2_AWS_29:A WAF web ACL costs a monthly fee per ACL and rule; the stage throttles requests (method settings) and a production deployment attaches its organisation's ACL.
+  #checkov:skip=CKV2_AWS_51:Client certificates authenticate API Gateway to HTTP backends; every backend here is a Lambda function.
+  rest_api_id          = aws_api_gateway_rest_api.this.id
+  deployment_id        = aws_api_gateway_deployment.this.id
+  stage_name           = var.stage_name
+  description          = "Stage ${var.stage_name} of the tenant-isolated durable workflow API."
+  xray_tracing_enabled = true
+
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.api_access.arn
+    format = jsonencode({
+      requestId          = "$context.requestId"
+      extendedRequestId  = "$context.extendedRequestId"
+      requestTime        = "$context.requestTime"
+      httpMethod         = "$context.httpMethod"
+      resourcePath       = "$context.resourcePath"
+      status             = "$context.status"
+      responseLength     = "$context.responseLength"
+      sourceIp           = "$context.identity.sourceIp"
+      userAgent          = "$context.identity.userAgent"
+      errorMessage       = "$context.error.message"
+      errorResponseType  = "$context.error.responseType"
+      integrationStatus  = "$context.integration.status"
+      integrationError   = "$context.integration.error"
+      integrationLatency = "$context.integration.latency"
+    })
+  }
+
+  depends_on = [
+    aws_api_gateway_account.this,
+    aws_cloudwatch_log_group.api_execution,
+  ]
+}
+
+resource "aws_api_gateway_method_settings" "all" {
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  stage_name  = aws_api_gateway_stage.this.stage_name
+  method_path = "*/*"
+
+  settings {
+    throttling_rate_limit  = var.throttling_rate_limit
+    throttling_burst_limit = var.throttling_burst_limit
+    metrics_enabled        = true
+    logging_level          = "ERROR"
+    data_trace_enabled     = false
+    caching_enabled        = false
+    cache_data_encrypted   = true
+  }
+}

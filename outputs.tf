@@ -1,0 +1,74 @@
+# What a user pastes after `terraform apply`, and what tests read.
+
+output "api_url" {
+  description = "Base URL of the API stage (routes are appended to it)."
+  value       = aws_api_gateway_stage.this.invoke_url
+}
+
+output "start_workflow_curl" {
+  description = "Starts a workflow for the first active demo tenant; the answer carries the workflowId."
+  value = join(" ", [
+    "curl -sS -X ${local.start_route.method} '${aws_api_gateway_stage.this.invoke_url}${local.start_route.path}'",
+    "-H 'content-type: application/json'",
+    "-H '${local.tenant_header}: ${local.example_tenant_id}'",
+    "-d '${jsonencode({ amount = 120.5, currency = "EUR", description = "Invoice 42" })}'",
+  ])
+}
+
+output "workflow_status_curl" {
+  description = "Reads a workflow's status and, while it waits, its callbackId. Replace WORKFLOW_ID."
+  value = join(" ", [
+    "curl -sS -X ${local.routes.getWorkflow.method} '${aws_api_gateway_stage.this.invoke_url}${replace(local.routes.getWorkflow.path, "{workflowId}", "WORKFLOW_ID")}'",
+    "-H '${local.tenant_header}: ${local.example_tenant_id}'",
+  ])
+}
+
+output "send_callback_curl" {
+  description = "Confirms a waiting workflow so it completes. Replace CALLBACK_ID with the status call's callbackId."
+  value = join(" ", [
+    "curl -sS -X ${local.routes.sendCallback.method} '${aws_api_gateway_stage.this.invoke_url}${local.routes.sendCallback.path}'",
+    "-H 'content-type: application/json'",
+    "-H '${local.tenant_header}: ${local.example_tenant_id}'",
+    "-d '${jsonencode({ callbackId = "CALLBACK_ID", payload = { approved = true, reference = "ext-123" } })}'",
+  ])
+}
+
+output "workflow_alias_arn" {
+  description = "ARN of the alias \"live\" that API Gateway invokes (durable executions run on its version)."
+  value       = aws_lambda_alias.workflow_live.arn
+}
+
+output "workflow_function_name" {
+  description = "Name of the durable, tenant-isolated workflow function."
+  value       = aws_lambda_function.workflow.function_name
+}
+
+output "workflow_function_version" {
+  description = "Published version of the workflow function that the alias points at."
+  value       = aws_lambda_function.workflow.version
+}
+
+output "api_function_name" {
+  description = "Name of the status and callback API function."
+  value       = aws_lambda_function.api.function_name
+}
+
+output "tenants_table_name" {
+  description = "Name of the DynamoDB table holding tenant configuration (seeded with src/shared/demo_tenants.json)."
+  value       = aws_dynamodb_table.tenants.name
+}
+
+output "workflows_table_name" {
+  description = "Name of the DynamoDB workflow registry table."
+  value       = aws_dynamodb_table.workflows.name
+}
+
+output "rest_api_id" {
+  description = "Id of the REST API."
+  value       = aws_api_gateway_rest_api.this.id
+}
+
+output "access_log_group_name" {
+  description = "CloudWatch log group with the stage's JSON access logs."
+  value       = aws_cloudwatch_log_group.api_access.name
+}

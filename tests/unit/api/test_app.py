@@ -1,0 +1,215 @@
+"""API function against moto DynamoDB, with botocore's Stubber for the durable callback calls."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+
+from api import app
+from local.proxy_event import build_proxy_event
+from shared import registry as reg
+
+EVENTS = Path(__file__).resolve().parents[3] / "events"
+CALLBACK_ID = "cb-tenant-a-1"
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "tenant-durable-api"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:tenant-durable-api"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+
+
+@pytest.fixture
+def waiting_workflow(tables: Any) -> str:
+    """tenant-a has workflow wf-a waiting on CALLBACK_ID."""
+    app.REGISTRY.register_waiting("tenant-a", "wf-a", CALLBACK_ID, timeout_seconds=3600)
+    return "wf-a"
+
+
+@pytest.fixture
+def durable() -> Iterator[Stubber]:
+    """Stub the durable-execution APIs (moto has none); fails the test if an expected call is missing."""
+    with Stubber(app.LAMBDA_CLIENT) as stubber:
+        yield stubber
+        stubber.assert_no_pending_responses()
+
+
+def call(method: str, path: str, *, tenant: str | None = "tenant-a", body: Any = None,
+         resource: str | None = None, path_parameters: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    headers = {"x-tenant-id": tenant} if tenant is not None else {}
+    event = build_proxy_event(method=method, resource=resource or path, path=path, headers=headers,
+                              path_parameters=path_parameters, body=body)
+    response = app.handler(event, FakeLambdaContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def get_status(workflow_id: str, tenant: str | None = "tenant-a") -> tuple[int, dict[str, Any]]:
+    return call("GET", f"/workflow/{workflow_id}", tenant=tenant, resource="/workflow/{workflowId}",
+                path_parameters={"workflowId": workflow_id})
+
+
+def post_callback(body: Any, tenant: str | None = "tenant-a") -> tuple[int, dict[str, Any]]:
+    return call("POST", "/callback", tenant=tenant, body=body)
+
+
+def test_status_of_own_waiting_workflow_shows_callback_id(waiting_workflow: str) -> None:
+    assert get_status(waiting_workflow) == (
+        200, {"workflowId": "wf-a", "status": reg.WAITING_FOR_CALLBACK, "callbackId": CALLBACK_ID}
+    )
+
+
+def test_status_of_another_tenants_workflow_is_404(waiting_workflow: str) -> None:
+    assert get_status(waiting_workflow, tenant="tenant-b") == (404, {"message": "workflow not found"})
+
+
+def test_status_of_completed_workflow_shows_result_not_callback(waiting_workflow: str) -> None:
+    app.REGISTRY.record_outcome("tenant-a", "wf-a", reg.COMPLETED, result={"status": "COMPLETED"})
+    status, body = get_status(waiting_workflow)
+    assert status == 200 and body["result"] == {"status": "COMPLETED"} and "callbackId" not in body
+
+
+@pytest.mark.parametrize("tenant", [None, "", "a b", "x" * 65, "../etc"])
+def test_missing_or_malformed_tenant_is_400(waiting_workflow: str, tenant: str | None) -> None:
+    status, body = get_status(waiting_workflow, tenant=tenant)
+    assert status == 400 and "x-tenant-id" in body["message"]
+
+
+def test_malformed_workflow_id_is_400(tables: Any) -> None:
+    assert get_status("a%20b c")[0] == 400
+
+
+def test_own_callback_is_delivered(waiting_workflow: str, durable: Stubber) -> None:
+    durable.add_response(
+        "send_durable_execution_callback_success", {},
+        {"CallbackId": CALLBACK_ID, "Result": b'{"approved":true}'},
+    )
+    assert post_callback({"callbackId": CALLBACK_ID, "payload": {"approved": True}}) == (
+        200, {"workflowId": "wf-a", "delivered": "success"}
+    )
+
+
+def test_callback_error_is_delivered_as_failure(waiting_workflow: str, durable: Stubber) -> None:
+    durable.add_response(
+        "send_durable_execution_callback_failure", {},
+        {"CallbackId": CALLBACK_ID, "Error": {"ErrorType": "Declined", "ErrorMessage": "card declined"}},
+    )
+    status, body = post_callback({"callbackId": CALLBACK_ID, "error": {"type": "Declined", "message": "card declined"}})
+    assert (status, body["delivered"]) == (200, "failure")
+
+
+def test_another_tenants_callback_is_404_and_never_delivered(waiting_workflow: str, durable: Stubber) -> None:
+    assert post_callback({"callbackId": CALLBACK_ID, "payload": {}}, tenant="tenant-b") == (
+        404, {"message": "callback not found"}
+    )
+
+
+def test_unknown_callback_is_404(tables: Any, durable: Stubber) -> None:
+    assert post_callback({"callbackId": "nope", "payload": {}})[0] == 404
+
+
+@pytest.mark.parametrize("final_status", [reg.COMPLETED, reg.FAILED])
+def test_callback_of_finished_workflow_is_409(waiting_workflow: str, durable: Stubber, final_status: str) -> None:
+    app.REGISTRY.record_outcome("tenant-a", "wf-a", final_status, reason="done")
+    status, body = post_callback({"callbackId": CALLBACK_ID, "payload": {}})
+    assert status == 409 and final_status in body["message"]
+
+
+def test_callback_of_timed_out_workflow_is_410(waiting_workflow: str, durable: Stubber) -> None:
+    app.REGISTRY.record_outcome("tenant-a", "wf-a", reg.TIMED_OUT, reason="late")
+    assert post_callback({"callbackId": CALLBACK_ID, "payload": {}}) == (410, {"message": "callback timed out"})
+
+
+@pytest.mark.parametrize(
+    ("service_error", "expected_status"),
+    [
+        ("CallbackTimeoutException", 410),
+        ("ResourceNotFoundException", 409),
+        ("InvalidParameterValueException", 409),
+        ("TooManyRequestsException", 429),
+        ("ServiceException", 502),
+    ],
+)
+def test_durable_service_errors_map_to_statuses(
+    waiting_workflow: str, durable: Stubber, service_error: str, expected_status: int
+) -> None:
+    durable.add_client_error("send_durable_execution_callback_success", service_error_code=service_error)
+    status, body = post_callback({"callbackId": CALLBACK_ID, "payload": {}})
+    assert status == expected_status and set(body) == {"message"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        "not json",
+        "[]",
+        "{}",
+        {"callbackId": ""},
+        {"callbackId": 7, "payload": {}},
+        {"callbackId": CALLBACK_ID},
+        {"callbackId": CALLBACK_ID, "payload": {}, "error": {"type": "a", "message": "b"}},
+        {"callbackId": CALLBACK_ID, "payload": "yes"},
+        {"callbackId": CALLBACK_ID, "payload": {}, "admin": True},
+        {"callbackId": CALLBACK_ID, "error": {"type": "a"}},
+        {"callbackId": CALLBACK_ID, "error": "boom"},
+        {"callbackId": "x" * 1025, "payload": {}},
+    ],
+)
+def test_malformed_callback_body_is_400_and_nothing_is_delivered(
+    waiting_workflow: str, durable: Stubber, body: Any
+) -> None:
+    raw = body if body is None or isinstance(body, str) else json.dumps(body)
+    status, response = post_callback(raw)
+    assert status == 400 and set(response) == {"message"}
+
+
+def test_oversized_callback_body_is_413(waiting_workflow: str, durable: Stubber) -> None:
+    status, _ = post_callback({"callbackId": CALLBACK_ID, "payload": {"blob": "x" * 300_000}})
+    assert status == 413
+
+
+def test_unknown_route_is_json_404(tables: Any) -> None:
+    assert call("DELETE", "/callback") == (404, {"message": "route not found"})
+
+
+def test_unexpected_error_is_500_without_stack_trace(waiting_workflow: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: Any) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(app.REGISTRY, "get_workflow", broken)
+    status, body = get_status(waiting_workflow)
+    assert (status, body) == (500, {"message": "internal error"})
+
+
+def test_every_log_line_has_tenant_and_workflow_keys(waiting_workflow: str, durable: Stubber, json_logs: Any) -> None:
+    logs = json_logs(app.logger)
+    durable.add_response("send_durable_execution_callback_success", {}, {"CallbackId": CALLBACK_ID, "Result": b"{}"})
+    post_callback({"callbackId": CALLBACK_ID, "payload": {}})
+    post_callback({"callbackId": "nope", "payload": {}})
+    lines = logs.lines()
+    assert lines
+    for line in lines:
+        assert "tenant_id" in line and "workflow_id" in line, line
+    assert lines[0]["tenant_id"] == "tenant-a" and lines[0]["workflow_id"] == "wf-a"
+
+
+def test_sample_events_route_through_the_handler(waiting_workflow: str, durable: Stubber) -> None:
+    get_event = json.loads((EVENTS / "get-workflow.json").read_text())
+    assert app.handler(get_event, FakeLambdaContext())["statusCode"] == 404  # sample id is not registered
+    callback_event = json.loads((EVENTS / "send-callback.json").read_text())
+    callback_event["body"] = callback_event["body"].replace("REPLACE_WITH_CALLBACK_ID", CALLBACK_ID)
+    durable.add_response(
+        "send_durable_execution_callback_success", {},
+        {"CallbackId": CALLBACK_ID, "Result": json.dumps(json.loads(callback_event["body"])["payload"], separators=(",", ":")).encode()},
+    )
+    assert app.handler(callback_event, FakeLambdaContext())["statusCode"] == 200
+    start_event = json.loads((EVENTS / "start-workflow.json").read_text())
+    assert set(start_event) == {"workflowId", "request"}
