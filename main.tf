@@ -499,6 +499,7 @@ locals {
     # error): a 502 with a JSON body, never the 202 of an accepted workflow.
     INTEGRATION_FAILURE = "502"
   }
+  gateway_response_template = "{\"message\":$context.error.messageString}"
 }
 
 resource "aws_api_gateway_gateway_response" "json" {
@@ -509,13 +510,35 @@ resource "aws_api_gateway_gateway_response" "json" {
   status_code   = each.value
 
   response_templates = {
-    "application/json" = "{\"message\":$context.error.messageString}"
+    "application/json" = local.gateway_response_template
   }
 }
 
 # =============================================================================
 # POST /workflow: validated, then an asynchronous Invoke of workflow:live
 # =============================================================================
+
+locals {
+  start_integration = {
+    # Lambda Invoke headers: the tenant (tenant isolation), an asynchronous
+    # invocation (a workflow may wait for days), and the durable execution
+    # name, which is the request id and so the workflowId the client gets.
+    request_parameters = {
+      "integration.request.header.X-Amz-Tenant-Id"              = "method.request.header.${local.tenant_header}"
+      "integration.request.header.X-Amz-Invocation-Type"        = "'Event'"
+      "integration.request.header.X-Amz-Durable-Execution-Name" = "context.requestId"
+    }
+    request_templates = {
+      "application/json" = "{\"workflowId\":\"$context.requestId\",\"request\":$input.json('$')}"
+    }
+    accepted_templates = {
+      "application/json" = "{\"workflowId\":\"$context.requestId\",\"status\":\"STARTED\"}"
+    }
+    failed_templates = {
+      "application/json" = jsonencode({ message = "The workflow could not be started" })
+    }
+  }
+}
 
 resource "aws_api_gateway_method" "start_workflow" {
   #checkov:skip=CKV_AWS_59:The demo identifies tenants by the x-tenant-id header and isolates them in Lambda (PER_TENANT) and in the registry keys; authentication (Cognito, IAM or a Lambda authorizer that sets the tenant) is the deployer's choice and the README says so.
@@ -545,15 +568,8 @@ resource "aws_api_gateway_integration" "start_workflow" {
   uri                  = aws_lambda_alias.workflow_live.invoke_arn
   passthrough_behavior = "NEVER"
 
-  request_parameters = {
-    "integration.request.header.X-Amz-Tenant-Id"              = "method.request.header.${local.tenant_header}"
-    "integration.request.header.X-Amz-Invocation-Type"        = "'Event'"
-    "integration.request.header.X-Amz-Durable-Execution-Name" = "context.requestId"
-  }
-
-  request_templates = {
-    "application/json" = "{\"workflowId\":\"$context.requestId\",\"request\":$input.json('$')}"
-  }
+  request_parameters = local.start_integration.request_parameters
+  request_templates  = local.start_integration.request_templates
 }
 
 resource "aws_api_gateway_method_response" "start_workflow" {
@@ -572,9 +588,7 @@ resource "aws_api_gateway_integration_response" "start_workflow_accepted" {
   http_method = aws_api_gateway_method.start_workflow.http_method
   status_code = aws_api_gateway_method_response.start_workflow["202"].status_code
 
-  response_templates = {
-    "application/json" = "{\"workflowId\":\"$context.requestId\",\"status\":\"STARTED\"}"
-  }
+  response_templates = local.start_integration.accepted_templates
 
   depends_on = [aws_api_gateway_integration.start_workflow]
 }
@@ -590,9 +604,7 @@ resource "aws_api_gateway_integration_response" "start_workflow_failed" {
   status_code       = aws_api_gateway_method_response.start_workflow["502"].status_code
   selection_pattern = ".+"
 
-  response_templates = {
-    "application/json" = jsonencode({ message = "The workflow could not be started" })
-  }
+  response_templates = local.start_integration.failed_templates
 
   depends_on = [aws_api_gateway_integration.start_workflow]
 }
@@ -690,23 +702,36 @@ resource "aws_api_gateway_deployment" "this" {
   rest_api_id = aws_api_gateway_rest_api.this.id
   description = "Routes from src/shared/api_contract.json"
 
-  # A new deployment whenever any part of the API changes.
+  # A new deployment whenever the API's configuration changes. Built from the
+  # configuration (and the ids, which change on replacement) rather than from
+  # whole resources, whose read-back attributes would redeploy on every plan.
   triggers = {
-    redeployment = sha1(jsonencode([
-      aws_api_gateway_resource.level1,
-      aws_api_gateway_resource.level2,
-      aws_api_gateway_request_validator.body_and_params,
-      aws_api_gateway_request_validator.params_only,
-      aws_api_gateway_model.start_workflow_request,
-      aws_api_gateway_gateway_response.json,
-      aws_api_gateway_method.start_workflow,
-      aws_api_gateway_integration.start_workflow,
-      aws_api_gateway_method_response.start_workflow,
-      aws_api_gateway_integration_response.start_workflow_accepted,
-      aws_api_gateway_integration_response.start_workflow_failed,
-      aws_api_gateway_method.proxy,
-      aws_api_gateway_integration.proxy,
-    ]))
+    redeployment = sha1(jsonencode({
+      routes            = local.routes
+      tenant_header     = local.tenant_header
+      request_schema    = local.start_request_schema
+      start_integration = local.start_integration
+      gateway_responses = local.gateway_responses
+      gateway_template  = local.gateway_response_template
+      integration_uris  = [aws_lambda_alias.workflow_live.invoke_arn, aws_lambda_function.api.invoke_arn]
+      ids = concat(
+        [for resource in values(aws_api_gateway_resource.level1) : resource.id],
+        [for resource in values(aws_api_gateway_resource.level2) : resource.id],
+        [for method in values(aws_api_gateway_method.proxy) : method.id],
+        [for integration in values(aws_api_gateway_integration.proxy) : integration.id],
+        [for response in values(aws_api_gateway_gateway_response.json) : response.id],
+        [for response in values(aws_api_gateway_method_response.start_workflow) : response.id],
+        [
+          aws_api_gateway_method.start_workflow.id,
+          aws_api_gateway_integration.start_workflow.id,
+          aws_api_gateway_integration_response.start_workflow_accepted.id,
+          aws_api_gateway_integration_response.start_workflow_failed.id,
+          aws_api_gateway_model.start_workflow_request.id,
+          aws_api_gateway_request_validator.body_and_params.id,
+          aws_api_gateway_request_validator.params_only.id,
+        ],
+      )
+    }))
   }
 
   lifecycle {

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import signal
 import socket
@@ -153,8 +154,19 @@ class LocalStack:
             port=self.ports["api"],
         )
 
+    def check_ports(self) -> None:
+        """Fail early and clearly when a port is taken (moto would only print and hang)."""
+        for name, port in self.ports.items():
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
+                try:
+                    probe.bind((self.config.host, port))
+                except OSError as error:
+                    raise OSError(f"{name} port {self.config.host}:{port} is in use ({error.strerror})") from error
+
     def start(self) -> None:
         """Start DynamoDB, the Lambda service, the emulator, then the gateway."""
+        self.check_ports()
         self.dynamodb.start()
         self.lambda_service.start()
         self.emulator.start()
@@ -265,6 +277,11 @@ def parse_args(argv: list[str] | None = None) -> StackConfig:
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
+    # Every AWS call this process makes goes to loopback; sign them with dummy keys
+    # (the emulator's own boto3 client needs some) and never with the user's.
+    os.environ.update(AWS_ACCESS_KEY_ID="local", AWS_SECRET_ACCESS_KEY="local")
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
