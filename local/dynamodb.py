@@ -38,6 +38,11 @@ class TableSpec:
     ttl_attribute: str | None = None
 
 
+def demo_tenants() -> list[dict[str, Any]]:
+    """The demo tenants Terraform seeds too (numbers as ``Decimal``, as DynamoDB wants)."""
+    return json.loads(DEMO_TENANTS_FILE.read_text(), parse_float=Decimal)
+
+
 def pattern_tables(names: Names) -> list[TableSpec]:
     """The tenants table and the workflow registry."""
     return [
@@ -81,8 +86,12 @@ class LocalDynamoDB:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def start(self, seed_tenants_from: Path | None = DEMO_TENANTS_FILE) -> None:
-        """Start moto, create the tables, restore the snapshot and seed the tenants."""
+    def start(self, tenants: list[dict[str, Any]] | None = None) -> None:
+        """Start moto, create the tables, restore the snapshot and seed ``tenants``.
+
+        Args:
+            tenants: Tenant items (numbers as ``Decimal``); default: the demo tenants.
+        """
         from moto.server import ThreadedMotoServer  # imported late: moto is a dev dependency
 
         self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
@@ -98,8 +107,7 @@ class LocalDynamoDB:
         for table in self._tables:
             self._create(table)
         restored = self._restore()
-        if seed_tenants_from is not None:
-            self.seed(self._tables[0].name, json.loads(seed_tenants_from.read_text(), parse_float=Decimal))
+        self.seed(self._tables[0].name, demo_tenants() if tenants is None else tenants)
         logger.info("dynamodb ready at %s (%d items restored)", self.url, restored)
         if self._interval > 0:
             self._thread = threading.Thread(target=self._snapshot_forever, name="dynamodb-snapshot", daemon=True)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
+SRC_DIR = Path(__file__).resolve().parent.parent / "src"
 DEFAULT_NAME_PREFIX = "tenant-durable"
+AUTHORIZER_HANDLER = "authorizer.app.handler"
 DEFAULT_REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 ALIAS = "live"
@@ -44,6 +47,7 @@ class FunctionConfig:
         environment: Environment variables the function gets.
         execution_timeout_seconds: Durable execution timeout.
         retention_days: Durable execution retention.
+        code_dir: The function's code (what its zip holds), first on ``PYTHONPATH``.
     """
 
     name: str
@@ -55,6 +59,7 @@ class FunctionConfig:
     environment: Mapping[str, str] = field(default_factory=dict)
     execution_timeout_seconds: int = DEFAULT_EXECUTION_TIMEOUT_SECONDS
     retention_days: int = DEFAULT_RETENTION_DAYS
+    code_dir: Path = SRC_DIR
 
     def arn(self, region: str, qualifier: str | None = None) -> str:
         """The function ARN, qualified when ``qualifier`` is given."""
@@ -82,6 +87,10 @@ class Names:
         return f"{self.prefix}-api"
 
     @property
+    def authorizer_function(self) -> str:
+        return f"{self.prefix}-authorizer"
+
+    @property
     def tenants_table(self) -> str:
         return f"{self.prefix}-tenants"
 
@@ -98,7 +107,8 @@ def pattern_functions(
     function_timeout_seconds: int = DEFAULT_FUNCTION_TIMEOUT_SECONDS,
     execution_timeout_seconds: int = DEFAULT_EXECUTION_TIMEOUT_SECONDS,
 ) -> list[FunctionConfig]:
-    """The workflow (durable, PER_TENANT) and api (plain) functions."""
+    """The workflow (durable, PER_TENANT) and api (plain) functions, and the request
+    authorizer (plain) when ``src/`` has one."""
     shared = {
         "TENANTS_TABLE_NAME": names.tenants_table,
         "WORKFLOWS_TABLE_NAME": names.workflows_table,
@@ -106,7 +116,7 @@ def pattern_functions(
         "POWERTOOLS_LOG_LEVEL": "INFO",
         **common_environment,
     }
-    return [
+    functions = [
         FunctionConfig(
             name=names.workflow_function,
             handler="workflow.app.handler",
@@ -129,6 +139,22 @@ def pattern_functions(
             environment=MappingProxyType({**shared, "POWERTOOLS_SERVICE_NAME": "api"}),
         ),
     ]
+    if has_handler(AUTHORIZER_HANDLER):
+        functions.append(
+            FunctionConfig(
+                name=names.authorizer_function,
+                handler=AUTHORIZER_HANDLER,
+                timeout_seconds=function_timeout_seconds,
+                environment=MappingProxyType({**shared, "POWERTOOLS_SERVICE_NAME": "authorizer"}),
+            )
+        )
+    return functions
+
+
+def has_handler(handler: str, code_dir: Path = SRC_DIR) -> bool:
+    """Whether the module of ``handler`` (``module.attribute``) exists in ``code_dir``."""
+    module = handler.rpartition(".")[0]
+    return (code_dir / (module.replace(".", "/") + ".py")).is_file()
 
 
 def parse_function_identifier(identifier: str) -> tuple[str, str | None] | None:

@@ -21,8 +21,10 @@ how they run.
 from __future__ import annotations
 
 import base64
+import fnmatch
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -34,13 +36,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 from local.contract import API_PROXY, ASYNC_WORKFLOW_START, ApiContract, Route
 from local.functions import ALIAS
 from local.http_base import DEFAULT_HOST, LocalHttpService, Request, Response
-from local.proxy_event import build_proxy_event
+from local.proxy_event import build_authorizer_event, build_proxy_event
 
 logger = logging.getLogger(__name__)
 
 MISSING_TOKEN = {"message": "Missing Authentication Token"}
 INTERNAL_ERROR = {"message": "Internal server error"}
 INVALID_BODY = "Invalid request body"
+START_FAILED = {"message": "The workflow could not be started"}
+UNAUTHORIZED = {"message": "Unauthorized"}
+DENIED = {"message": "User is not authorized to access this resource with an explicit deny"}
+AUTHORIZER_FAILURE = {"message": "Authorizer failure"}
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,11 @@ class LocalGateway(LocalHttpService):
         invoker: Reaches the functions.
         workflow_function: Name of the durable workflow function (invoked at alias ``live``).
         api_function: Name of the api function (proxy routes).
+        authorizer_function: Name of a ``REQUEST`` Lambda authorizer run before every
+            integration, or ``None`` for none. Its ``context`` becomes
+            ``requestContext.authorizer``; ``context.tenantId`` / ``context.workflowId``
+            (when set) are the tenant and workflow id of ``POST /workflow``.
+        region: Region reported in the authorizer's ``methodArn``.
         host: Interface to bind.
         port: Port to bind.
     """
@@ -145,6 +156,8 @@ class LocalGateway(LocalHttpService):
         invoker: FunctionInvoker,
         workflow_function: str,
         api_function: str,
+        authorizer_function: str | None = None,
+        region: str = "us-east-1",
         host: str = DEFAULT_HOST,
         port: int = 0,
     ) -> None:
@@ -153,6 +166,8 @@ class LocalGateway(LocalHttpService):
         self._invoker = invoker
         self._workflow_function = f"{workflow_function}:{ALIAS}"
         self._api_function = f"{api_function}:{ALIAS}"
+        self._authorizer_function = f"{authorizer_function}:{ALIAS}" if authorizer_function else None
+        self._region = region
 
     def handle(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
@@ -166,28 +181,80 @@ class LocalGateway(LocalHttpService):
             return Response.json(
                 400, {"message": f"Missing required request parameters: [{self._contract.tenant_header}]"}, headers
             )
+        event = build_proxy_event(
+            method=request.method,
+            resource=route.resource,
+            path=request.path,
+            headers=request.headers,
+            path_parameters=params or None,
+            query=request.query or None,
+            body=request.body.decode("utf-8", errors="replace") if request.body else None,
+            request_id=request_id,
+        )
+        body: Any = None
         if route.integration == ASYNC_WORKFLOW_START:
-            return self._start_workflow(route, request, tenant_id, request_id, headers)
+            problem = self._validate_start(route, request, tenant_id)
+            if problem is not None:
+                return Response.json(400, {"message": problem}, headers)
+            body = json.loads(request.body)
+        denied, authorizer_context = self._authorize(event)
+        if denied is not None:
+            denied.headers.update(headers)
+            return denied
+        if route.integration == ASYNC_WORKFLOW_START:
+            return self._start_workflow(route, body, tenant_id, request_id, headers, authorizer_context)
         if route.integration == API_PROXY:
-            return self._proxy(route, request, params or {}, request_id, headers)
+            event["requestContext"]["authorizer"] = authorizer_context
+            return self._proxy(event, headers)
         raise ValueError(f"unknown integration {route.integration!r} in the contract")
 
-    def _start_workflow(
-        self, route: Route, request: Request, tenant_id: str, request_id: str, headers: dict[str, str]
-    ) -> Response:
+    def _validate_start(self, route: Route, request: Request, tenant_id: str) -> str | None:
+        """The request validator of ``POST /workflow``: tenant id shape, JSON body, schema."""
         if not self._contract.tenant_id_pattern.fullmatch(tenant_id):
-            return Response.json(
-                400, {"message": f"Invalid {self._contract.tenant_header}: expected 1-64 of [A-Za-z0-9._-]"}, headers
-            )
+            return f"Invalid {self._contract.tenant_header}: expected 1-64 of [A-Za-z0-9._-]"
         try:
             body = json.loads(request.body or b"")
         except ValueError:
-            return Response.json(400, {"message": INVALID_BODY}, headers)
+            return INVALID_BODY
         problem = self._contract.validate_body(route, body)
-        if problem is not None:
-            return Response.json(400, {"message": f"{INVALID_BODY}: {problem}"}, headers)
+        return None if problem is None else f"{INVALID_BODY}: {problem}"
 
-        workflow_id = request_id
+    def _authorize(self, event: dict[str, Any]) -> tuple[Response | None, dict[str, Any] | None]:
+        """Run the REQUEST authorizer, if any: ``(refusal, None)`` or ``(None, context)``."""
+        if self._authorizer_function is None:
+            return None, None
+        authorizer_event = build_authorizer_event(event, region=self._region)
+        started = time.monotonic()
+        try:
+            outcome = self._invoker.invoke(self._authorizer_function, authorizer_event, invocation_type="RequestResponse")
+            result = json.loads(outcome.payload or b"null")
+        except (InvokeFailed, ValueError) as failure:
+            logger.warning("authorizer could not be invoked: %s", failure)
+            return Response.json(500, AUTHORIZER_FAILURE), None
+        if outcome.function_error:
+            # API Gateway answers 401 only when the authorizer fails with exactly "Unauthorized".
+            if isinstance(result, dict) and result.get("errorMessage") == "Unauthorized":
+                return Response.json(401, UNAUTHORIZED), None
+            logger.warning("authorizer failed: %s", result)
+            return Response.json(500, AUTHORIZER_FAILURE), None
+        if not isinstance(result, dict) or not _policy_allows(result.get("policyDocument"), authorizer_event["methodArn"]):
+            return Response.json(403, DENIED), None
+        context = {"principalId": result.get("principalId"), **(result.get("context") or {})}
+        context["integrationLatency"] = int((time.monotonic() - started) * 1000)
+        return None, context
+
+    def _start_workflow(
+        self,
+        route: Route,
+        body: Any,
+        tenant_id: str,
+        request_id: str,
+        headers: dict[str, str],
+        authorizer_context: dict[str, Any] | None,
+    ) -> Response:
+        verified = authorizer_context or {}
+        tenant_id = str(verified.get("tenantId") or tenant_id)
+        workflow_id = str(verified.get("workflowId") or request_id)
         try:
             outcome = self._invoker.invoke(
                 self._workflow_function,
@@ -198,30 +265,16 @@ class LocalGateway(LocalHttpService):
             )
         except InvokeFailed as failure:
             logger.warning("start of workflow %s for %s failed: %s", workflow_id, tenant_id, failure)
-            if failure.status == 400:
-                return Response.json(400, {"message": str(failure)}, headers)
-            return Response.json(500, INTERNAL_ERROR, headers)
+            return Response.json(502, START_FAILED, headers)
         if outcome.status != 202:
-            return Response.json(500, INTERNAL_ERROR, headers)
+            return Response.json(502, START_FAILED, headers)
         return Response.json(route.success_status, {"workflowId": workflow_id, "status": "STARTED"}, headers)
 
-    def _proxy(
-        self, route: Route, request: Request, params: dict[str, str], request_id: str, headers: dict[str, str]
-    ) -> Response:
-        event = build_proxy_event(
-            method=request.method,
-            resource=route.resource,
-            path=request.path,
-            headers=request.headers,
-            path_parameters=params,
-            query=request.query or None,
-            body=request.body.decode("utf-8", errors="replace") if request.body else None,
-            request_id=request_id,
-        )
+    def _proxy(self, event: dict[str, Any], headers: dict[str, str]) -> Response:
         try:
             outcome = self._invoker.invoke(self._api_function, event, invocation_type="RequestResponse")
         except InvokeFailed as failure:
-            logger.warning("proxy integration for %s %s failed: %s", request.method, request.path, failure)
+            logger.warning("proxy integration for %s %s failed: %s", event["httpMethod"], event["path"], failure)
             return Response.json(500, INTERNAL_ERROR, headers)
         try:
             if outcome.function_error:
@@ -239,3 +292,22 @@ class LocalGateway(LocalHttpService):
             response_headers[name] = ",".join(str(value) for value in values)
         response_headers.update({name: str(value) for name, value in (result.get("headers") or {}).items()})
         return Response(status, response_headers, raw)
+
+
+def _policy_allows(policy: Any, method_arn: str) -> bool:
+    """IAM evaluation of an authorizer policy for one method ARN: an explicit Deny wins."""
+    if not isinstance(policy, dict):
+        return False
+    statements = policy.get("Statement") or []
+    if isinstance(statements, dict):
+        statements = [statements]
+    allowed = False
+    for statement in statements:
+        resources = statement.get("Resource") or []
+        resources = [resources] if isinstance(resources, str) else resources
+        if not any(fnmatch.fnmatchcase(method_arn, resource) for resource in resources):
+            continue
+        if statement.get("Effect") == "Deny":
+            return False
+        allowed = allowed or statement.get("Effect") == "Allow"
+    return allowed

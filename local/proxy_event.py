@@ -75,3 +75,29 @@ def build_proxy_event(
         "body": raw_body,
         "isBase64Encoded": False,
     }
+
+
+def build_authorizer_event(
+    proxy_event: dict[str, Any],
+    *,
+    region: str = "us-east-1",
+    account_id: str = "123456789012",
+) -> dict[str, Any]:
+    """Return the event API Gateway sends to a ``REQUEST`` Lambda authorizer.
+
+    Args:
+        proxy_event: The request as :func:`build_proxy_event` shapes it (without authorizer).
+        region: Region in ``methodArn``.
+        account_id: Account in ``methodArn``.
+
+    Returns:
+        A dict shaped like the real authorizer event, with ``type`` and ``methodArn``.
+    """
+    context = proxy_event["requestContext"]
+    method_arn = (
+        f"arn:aws:execute-api:{region}:{account_id}:{context['apiId']}/{context['stage']}"
+        f"/{proxy_event['httpMethod']}{proxy_event['path']}"
+    )
+    event = {key: value for key, value in proxy_event.items() if key not in ("body", "isBase64Encoded")}
+    event["requestContext"] = {key: value for key, value in context.items() if key != "authorizer"}
+    return {"type": "REQUEST", "methodArn": method_arn, **event}

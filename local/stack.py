@@ -27,9 +27,10 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from local.api_keys import API_KEY_HEADER, ensure_api_keys, with_key_hashes
 from local.contract import load_contract
 from local.durable import DurableBackendClient, DurableEmulator
-from local.dynamodb import LocalDynamoDB, pattern_tables
+from local.dynamodb import LocalDynamoDB, demo_tenants, pattern_tables
 from local.functions import (
     ALIAS,
     DEFAULT_EXECUTION_TIMEOUT_SECONDS,
@@ -145,11 +146,18 @@ class LocalStack:
             port=self.ports["lambda"],
             health_checks={"durableEmulator": durable_client.healthy, "dynamodb": self.dynamodb.healthy},
         )
+        names_of_functions = {function.name for function in self.functions}
+        self.authorizer = self.names.authorizer_function in names_of_functions
+        tenants = demo_tenants()
+        self.api_keys = ensure_api_keys(state_dir, [t["tenantId"] for t in tenants]) if self.authorizer else {}
+        self.tenants = with_key_hashes(tenants, self.api_keys)
         self.gateway = LocalGateway(
             contract=load_contract(),
             invoker=LambdaApiInvoker(self.lambda_url, config.region),
             workflow_function=self.names.workflow_function,
             api_function=self.names.api_function,
+            authorizer_function=self.names.authorizer_function if self.authorizer else None,
+            region=config.region,
             host=host,
             port=self.ports["api"],
         )
@@ -167,7 +175,7 @@ class LocalStack:
     def start(self) -> None:
         """Start DynamoDB, the Lambda service, the emulator, then the gateway."""
         self.check_ports()
-        self.dynamodb.start()
+        self.dynamodb.start(self.tenants)
         self.lambda_service.start()
         self.emulator.start()
         self.gateway.start()

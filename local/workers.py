@@ -17,7 +17,6 @@ import re
 import select
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -34,8 +33,6 @@ from local.worker import read_frame, write_frame
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SRC_DIR = REPO_ROOT / "src"
-_HEADER = struct.Struct(">I")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 INIT_TIMEOUT_SECONDS = 30.0
 
@@ -84,7 +81,7 @@ class Worker:
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "LANG": "C.UTF-8",
-            "PYTHONPATH": str(SRC_DIR),
+            "PYTHONPATH": str(function.code_dir),
             "PYTHONUNBUFFERED": "1",
             "TMPDIR": self.tmpdir,
             "AWS_REGION": region,

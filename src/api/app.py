@@ -17,13 +17,14 @@ from api.callbacks import (
     CallbackExpired,
     InvalidRequest,
     NotFound,
+    Unauthenticated,
     RequestTooLarge,
     ensure_waiting,
     parse_callback_request,
     status_view,
 )
-from api.delivery import DurableServiceBusy, DurableServiceUnavailable, deliver_callback
-from shared.contract import TENANT_HEADER, is_valid_tenant_id, is_valid_workflow_id, routes
+from api.delivery import DurableServiceBusy, DurableServiceUnavailable, deliver_once
+from shared.contract import is_valid_tenant_id, is_valid_workflow_id, routes
 from shared.observability import emit_count
 from shared.registry import WorkflowRegistry
 from shared.settings import load_settings
@@ -37,6 +38,7 @@ app = APIGatewayRestResolver()
 # Domain errors map to HTTP statuses here, once; routes never catch.
 ERROR_STATUS: dict[type[Exception], int] = {
     InvalidRequest: 400,
+    Unauthenticated: 401,
     NotFound: 404,
     AlreadyCompleted: 409,
     CallbackExpired: 410,
@@ -52,27 +54,27 @@ def json_error(status: int, message: str) -> Response:
 
 
 def caller_tenant() -> str:
-    """The calling tenant, from the header API Gateway required.
+    """The calling tenant as the request authorizer verified it (never the raw header).
 
     Raises:
-        InvalidRequest: Missing or not 1-64 of ``[A-Za-z0-9._-]``.
+        Unauthenticated: No verified tenant in the authorizer context.
     """
-    tenant_id = app.current_event.headers.get(TENANT_HEADER) or _header_any_case(TENANT_HEADER)
-    if not is_valid_tenant_id(tenant_id):
-        raise InvalidRequest(f"{TENANT_HEADER} header must be 1-64 characters of A-Z a-z 0-9 . _ -")
-    return str(tenant_id)
+    tenant_id = _verified_tenant()
+    if tenant_id is None:
+        raise Unauthenticated("request carries no verified tenant identity")
+    return tenant_id
 
 
-def _header_any_case(name: str) -> str | None:
-    lowered = name.lower()
-    return next((v for k, v in (app.current_event.headers or {}).items() if k.lower() == lowered), None)
+def _verified_tenant() -> str | None:
+    authorizer = (app.current_event.raw_event.get("requestContext") or {}).get("authorizer") or {}
+    tenant_id = authorizer.get("tenantId")
+    return tenant_id if is_valid_tenant_id(tenant_id) else None
 
 
 def bind_log_keys(router: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response:
     """Put ``tenant_id`` and ``workflow_id`` on every log line of the request."""
-    tenant = _header_any_case(TENANT_HEADER)
     # Powertools drops keys whose value is None, so "-" stands for "not known (yet)".
-    logger.append_keys(tenant_id=tenant if is_valid_tenant_id(tenant) else "-", workflow_id="-")
+    logger.append_keys(tenant_id=_verified_tenant() or "-", workflow_id="-")
     return next_middleware(router)
 
 
@@ -95,9 +97,9 @@ def send_callback() -> dict[str, Any]:
     request = parse_callback_request(app.current_event.body)
     record = ensure_waiting(REGISTRY.find_by_callback(tenant_id, request.callback_id))
     logger.append_keys(workflow_id=record.workflow_id)
-    delivered = deliver_callback(LAMBDA_CLIENT, request)
+    delivered = deliver_once(REGISTRY, LAMBDA_CLIENT, tenant_id, request)
     logger.info("callback delivered", extra={"delivered": delivered})
-    emit_count("CallbackDelivered", tenant_id)
+    emit_count("CallbackHeartbeat" if request.heartbeat else "CallbackDelivered", tenant_id)
     return {"workflowId": record.workflow_id, "delivered": delivered}
 
 

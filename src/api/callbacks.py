@@ -13,11 +13,16 @@ from shared.registry import WorkflowRecord
 # The durable service caps a callback result; refuse bigger bodies up front.
 MAX_CALLBACK_BODY_BYTES = 256 * 1024
 MAX_ERROR_FIELD_LENGTH = 1024
-_CALLBACK_FIELDS = frozenset({"callbackId", "payload", "error"})
+_CALLBACK_FIELDS = frozenset({"callbackId", "payload", "error", "heartbeat"})
+_ANSWER_FIELDS = ("payload", "error", "heartbeat")
 
 
 class InvalidRequest(ValueError):
     """The request body or a parameter is malformed (400)."""
+
+
+class Unauthenticated(PermissionError):
+    """No verified tenant identity reached the function (401); the authorizer should have refused."""
 
 
 class RequestTooLarge(ValueError):
@@ -46,11 +51,12 @@ class CallbackFailure:
 
 @dataclass(frozen=True)
 class CallbackRequest:
-    """A parsed ``POST /callback`` body: exactly one of ``payload`` or ``failure``."""
+    """A parsed ``POST /callback`` body: exactly one of ``payload``, ``failure`` or ``heartbeat``."""
 
     callback_id: str
     payload: dict[str, Any] | None = None
     failure: CallbackFailure | None = None
+    heartbeat: bool = False
 
     def result_bytes(self) -> bytes:
         """The payload as the durable service expects it: JSON text."""
@@ -63,7 +69,7 @@ def parse_callback_request(body: str | None) -> CallbackRequest:
     Raises:
         RequestTooLarge: The body is over ``MAX_CALLBACK_BODY_BYTES``.
         InvalidRequest: Not JSON, not an object, unknown fields, wrong types,
-            or not exactly one of ``payload`` / ``error``.
+            or not exactly one of ``payload`` / ``error`` / ``heartbeat``.
     """
     if body is None or body == "":
         raise InvalidRequest("request body is required")
@@ -83,8 +89,12 @@ def parse_callback_request(body: str | None) -> CallbackRequest:
         raise InvalidRequest("callbackId must be a non-empty string")
     if len(callback_id) > CALLBACK_ID_MAX_LENGTH:
         raise InvalidRequest(f"callbackId must be at most {CALLBACK_ID_MAX_LENGTH} characters")
-    if ("payload" in data) == ("error" in data):
-        raise InvalidRequest("send exactly one of payload or error")
+    if sum(field in data for field in _ANSWER_FIELDS) != 1:
+        raise InvalidRequest("send exactly one of payload, error or heartbeat")
+    if "heartbeat" in data:
+        if data["heartbeat"] is not True:
+            raise InvalidRequest("heartbeat must be true")
+        return CallbackRequest(callback_id=callback_id, heartbeat=True)
     if "payload" in data:
         if not isinstance(data["payload"], dict):
             raise InvalidRequest("payload must be a JSON object")

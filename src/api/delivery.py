@@ -7,6 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from api.callbacks import AlreadyCompleted, CallbackExpired, CallbackRequest
+from shared.registry import WorkflowRegistry
 
 
 class DurableServiceBusy(RuntimeError):
@@ -22,6 +23,28 @@ class DurableServiceUnavailable(RuntimeError):
 _NO_LONGER_WAITING = frozenset({"ResourceNotFoundException", "InvalidParameterValueException"})
 
 
+def deliver_once(registry: WorkflowRegistry, lambda_client: Any, tenant_id: str, request: CallbackRequest) -> str:
+    """Deliver a callback answer at most once; heartbeats may repeat.
+
+    The registry claim makes concurrent duplicates lose with 409 before they
+    reach the durable service. A delivery that failed in a way the caller may
+    retry (throttling, service error) releases the claim again.
+
+    Returns:
+        ``"success"``, ``"failure"`` or ``"heartbeat"``.
+    """
+    if request.heartbeat:
+        _call(lambda: lambda_client.send_durable_execution_callback_heartbeat(CallbackId=request.callback_id))
+        return "heartbeat"
+    if not registry.claim_callback(tenant_id, request.callback_id):
+        raise AlreadyCompleted("callback was already answered")
+    try:
+        return deliver_callback(lambda_client, request)
+    except (DurableServiceBusy, DurableServiceUnavailable):
+        registry.release_callback(tenant_id, request.callback_id)
+        raise
+
+
 def deliver_callback(lambda_client: Any, request: CallbackRequest) -> str:
     """Send the callback success or failure; return ``"success"`` or ``"failure"``.
 
@@ -31,17 +54,23 @@ def deliver_callback(lambda_client: Any, request: CallbackRequest) -> str:
         DurableServiceBusy: Throttled.
         DurableServiceUnavailable: Any other service error.
     """
+    if request.failure is not None:
+        failure = request.failure
+        _call(lambda: lambda_client.send_durable_execution_callback_failure(
+            CallbackId=request.callback_id,
+            Error={"ErrorType": failure.error_type, "ErrorMessage": failure.message},
+        ))
+        return "failure"
+    _call(lambda: lambda_client.send_durable_execution_callback_success(
+        CallbackId=request.callback_id, Result=request.result_bytes()
+    ))
+    return "success"
+
+
+def _call(send: Any) -> None:
+    """Run one durable-service call, translating its errors into the API's."""
     try:
-        if request.failure is not None:
-            lambda_client.send_durable_execution_callback_failure(
-                CallbackId=request.callback_id,
-                Error={"ErrorType": request.failure.error_type, "ErrorMessage": request.failure.message},
-            )
-            return "failure"
-        lambda_client.send_durable_execution_callback_success(
-            CallbackId=request.callback_id, Result=request.result_bytes()
-        )
-        return "success"
+        send()
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         if code == "CallbackTimeoutException":

@@ -131,6 +131,27 @@ class WorkflowRegistry:
             ExpressionAttributeValues=values,
         )
 
+    def claim_callback(self, tenant_id: str, callback_id: str) -> bool:
+        """Atomically mark ``callback_id`` as being answered; False if someone else already did.
+
+        This makes the API deliver a callback at most once even when many
+        identical requests race, whatever the durable service would do with them.
+        """
+        try:
+            self._table.update_item(
+                Key=callback_key(tenant_id, callback_id),
+                UpdateExpression="SET claimedAt = :now",
+                ConditionExpression="attribute_exists(recordId) AND attribute_not_exists(claimedAt)",
+                ExpressionAttributeValues={":now": int(self._clock())},
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def release_callback(self, tenant_id: str, callback_id: str) -> None:
+        """Undo :meth:`claim_callback` after a delivery that may be retried."""
+        self._table.update_item(Key=callback_key(tenant_id, callback_id), UpdateExpression="REMOVE claimedAt")
+
     def get_workflow(self, tenant_id: str, workflow_id: str) -> WorkflowRecord | None:
         """Return the calling tenant's workflow, or None (also for another tenant's id)."""
         item = self._table.get_item(Key=workflow_key(tenant_id, workflow_id), ConsistentRead=True).get("Item")

@@ -44,9 +44,11 @@ def durable() -> Iterator[Stubber]:
 
 def call(method: str, path: str, *, tenant: str | None = "tenant-a", body: Any = None,
          resource: str | None = None, path_parameters: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    # API Gateway passes the authorizer's verified context; the header alone proves nothing.
     headers = {"x-tenant-id": tenant} if tenant is not None else {}
+    authorizer = {"tenantId": tenant, "workflowId": "unused", "principalId": tenant} if tenant is not None else None
     event = build_proxy_event(method=method, resource=resource or path, path=path, headers=headers,
-                              path_parameters=path_parameters, body=body)
+                              path_parameters=path_parameters, body=body, authorizer=authorizer)
     response = app.handler(event, FakeLambdaContext())
     return response["statusCode"], json.loads(response["body"])
 
@@ -77,9 +79,15 @@ def test_status_of_completed_workflow_shows_result_not_callback(waiting_workflow
 
 
 @pytest.mark.parametrize("tenant", [None, "", "a b", "x" * 65, "../etc"])
-def test_missing_or_malformed_tenant_is_400(waiting_workflow: str, tenant: str | None) -> None:
+def test_request_without_verified_tenant_is_401(waiting_workflow: str, tenant: str | None) -> None:
     status, body = get_status(waiting_workflow, tenant=tenant)
-    assert status == 400 and "x-tenant-id" in body["message"]
+    assert (status, body) == (401, {"message": "request carries no verified tenant identity"})
+
+
+def test_header_alone_does_not_identify_the_tenant(waiting_workflow: str) -> None:
+    event = build_proxy_event(method="GET", resource="/workflow/{workflowId}", path="/workflow/wf-a",
+                              headers={"x-tenant-id": "tenant-a"}, path_parameters={"workflowId": "wf-a"})
+    assert app.handler(event, FakeLambdaContext())["statusCode"] == 401
 
 
 def test_malformed_workflow_id_is_400(tables: Any) -> None:
@@ -213,3 +221,31 @@ def test_sample_events_route_through_the_handler(waiting_workflow: str, durable:
     assert app.handler(callback_event, FakeLambdaContext())["statusCode"] == 200
     start_event = json.loads((EVENTS / "start-workflow.json").read_text())
     assert set(start_event) == {"workflowId", "request"}
+
+
+def test_second_callback_is_409_and_never_reaches_the_service(waiting_workflow: str, durable: Stubber) -> None:
+    # GIVEN a delivered callback whose workflow has not finalized yet (registry still WAITING)
+    durable.add_response("send_durable_execution_callback_success", {}, {"CallbackId": CALLBACK_ID, "Result": b'{"n":1}'})
+    assert post_callback({"callbackId": CALLBACK_ID, "payload": {"n": 1}})[0] == 200
+    # WHEN the same callback arrives again, THEN it is refused before any service call (Stubber has none queued)
+    assert post_callback({"callbackId": CALLBACK_ID, "payload": {"n": 2}}) == (409, {"message": "callback was already answered"})
+
+
+def test_retryable_service_error_releases_the_claim(waiting_workflow: str, durable: Stubber) -> None:
+    durable.add_client_error("send_durable_execution_callback_success", service_error_code="TooManyRequestsException")
+    durable.add_response("send_durable_execution_callback_success", {}, {"CallbackId": CALLBACK_ID, "Result": b"{}"})
+    assert post_callback({"callbackId": CALLBACK_ID, "payload": {}})[0] == 429
+    assert post_callback({"callbackId": CALLBACK_ID, "payload": {}})[0] == 200
+
+
+def test_heartbeat_is_forwarded_and_may_repeat(waiting_workflow: str, durable: Stubber) -> None:
+    for _ in range(2):
+        durable.add_response("send_durable_execution_callback_heartbeat", {}, {"CallbackId": CALLBACK_ID})
+        assert post_callback({"callbackId": CALLBACK_ID, "heartbeat": True}) == (
+            200, {"workflowId": "wf-a", "delivered": "heartbeat"}
+        )
+
+
+@pytest.mark.parametrize("body", [{"callbackId": CALLBACK_ID, "heartbeat": False}, {"callbackId": CALLBACK_ID, "heartbeat": True, "payload": {}}])
+def test_malformed_heartbeat_is_400(waiting_workflow: str, durable: Stubber, body: dict[str, Any]) -> None:
+    assert post_callback(body)[0] == 400

@@ -1,0 +1,50 @@
+"""Request authorizer: the API key must belong to the x-tenant-id it comes with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes import event_source
+from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+    APIGatewayAuthorizerRequestEvent,
+    APIGatewayAuthorizerResponse,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from authorizer.decision import Verdict, decide
+from shared.settings import load_settings
+
+logger = Logger()
+SETTINGS = load_settings()
+TENANTS_TABLE = boto3.resource("dynamodb").Table(SETTINGS.tenants_table)
+
+
+def stored_key_hash(tenant_id: str) -> str | None:
+    """The tenant's ``apiKeyHash``; None for an unknown tenant."""
+    item = TENANTS_TABLE.get_item(Key={"tenantId": tenant_id}, ProjectionExpression="apiKeyHash").get("Item")
+    return item.get("apiKeyHash") if item else None
+
+
+@event_source(data_class=APIGatewayAuthorizerRequestEvent)
+def handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> dict[str, Any]:
+    """401 (raise ``Unauthorized``) without identity, 403 (Deny) for a key of another tenant, else Allow."""
+    verdict: Verdict = decide(event.headers, event.request_context.request_id, stored_key_hash)
+    logger.append_keys(tenant_id=verdict.tenant_id or "-", workflow_id=verdict.workflow_id or "-")
+    arn = event.parsed_arn
+    response = APIGatewayAuthorizerResponse(
+        principal_id=verdict.tenant_id or "anonymous",
+        region=arn.region, aws_account_id=arn.aws_account_id, api_id=arn.api_id, stage=arn.stage,
+        context={"tenantId": verdict.tenant_id, "workflowId": verdict.workflow_id} if verdict.allowed else None,
+    )
+    if verdict.unauthenticated:
+        logger.info("request refused", extra={"status": 401, "reason": verdict.reason})
+        # API Gateway answers 401 only for this exact message.
+        raise Exception("Unauthorized")  # noqa: TRY002
+    if not verdict.allowed:
+        logger.warning("request refused", extra={"status": 403, "reason": verdict.reason})
+        response.deny_all_routes()
+        return response.asdict()
+    response.allow_route(http_method=arn.http_method, resource=arn.resource)
+    return response.asdict()

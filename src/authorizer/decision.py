@@ -1,0 +1,61 @@
+"""Decide an authorizer request from its headers: pure apart from the key-hash lookup it is given."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from shared.contract import TENANT_HEADER, is_valid_tenant_id
+from shared.identity import (
+    API_KEY_HEADER,
+    IDEMPOTENCY_HEADER,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    api_key_matches,
+    mint_workflow_id,
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Allow with a verified tenant, Deny (403), or unauthenticated (401)."""
+
+    allowed: bool
+    unauthenticated: bool = False
+    tenant_id: str | None = None
+    workflow_id: str | None = None
+    reason: str = ""
+
+
+def header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """Case-insensitive header lookup (clients and proxies vary the case)."""
+    lowered = name.lower()
+    return next((value for key, value in (headers or {}).items() if key.lower() == lowered), None)
+
+
+def decide(
+    headers: Mapping[str, str] | None,
+    request_id: str,
+    key_hash_of: Callable[[str], str | None],
+) -> Verdict:
+    """Check that the API key belongs to the tenant named by the tenant header.
+
+    Args:
+        headers: The request's headers.
+        request_id: API Gateway's request id (the workflow id without an idempotency key).
+        key_hash_of: Returns a tenant's stored key hash, None for an unknown tenant.
+    """
+    api_key = header(headers, API_KEY_HEADER)
+    tenant_id = header(headers, TENANT_HEADER)
+    if not api_key:
+        return Verdict(False, unauthenticated=True, reason="missing API key")
+    if not is_valid_tenant_id(tenant_id):
+        return Verdict(False, unauthenticated=True, reason="missing or malformed tenant id")
+    assert tenant_id is not None  # narrowed by is_valid_tenant_id
+    if not api_key_matches(api_key, key_hash_of(tenant_id)):
+        return Verdict(False, tenant_id=tenant_id, reason="API key does not belong to this tenant")
+    idempotency_key = header(headers, IDEMPOTENCY_HEADER)
+    if idempotency_key is not None and len(idempotency_key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        return Verdict(False, tenant_id=tenant_id, reason="Idempotency-Key is too long")
+    return Verdict(
+        True, tenant_id=tenant_id, workflow_id=mint_workflow_id(tenant_id, idempotency_key, request_id)
+    )

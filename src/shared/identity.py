@@ -1,0 +1,40 @@
+"""Tenant API keys and workflow ids: hashing, constant-time checks, idempotent id minting. Pure."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+# Keys are 256-bit random tokens, not passwords: a plain SHA-256 is enough to
+# make the stored value useless to a reader of the table, and it is what
+# Terraform's sha256() can compute when it seeds the demo tenants.
+API_KEY_HEADER = "x-api-key"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_API_KEY_LENGTH = 256
+MAX_IDEMPOTENCY_KEY_LENGTH = 256
+
+
+def hash_api_key(api_key: str) -> str:
+    """Hex SHA-256 of an API key, as stored in the tenants table (``apiKeyHash``)."""
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+def api_key_matches(presented: str | None, stored_hash: object) -> bool:
+    """True when ``presented`` hashes to ``stored_hash``; constant time in the hash comparison."""
+    if not presented or not isinstance(stored_hash, str) or len(presented) > MAX_API_KEY_LENGTH:
+        return False
+    return hmac.compare_digest(hash_api_key(presented), stored_hash)
+
+
+def mint_workflow_id(tenant_id: str, idempotency_key: str | None, request_id: str) -> str:
+    """The workflow id (= durable execution name) for a start request.
+
+    Without an idempotency key it is the API Gateway request id. With one it is
+    derived from the tenant *and* the key, so a retry returns the same workflow
+    and the same key sent by two tenants can never name the same execution
+    (execution names are unique per function, across tenants).
+    """
+    if not idempotency_key:
+        return request_id
+    digest = hashlib.sha256(f"{tenant_id}\n{idempotency_key}".encode()).hexdigest()
+    return f"idem-{digest[:40]}"

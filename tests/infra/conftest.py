@@ -1,0 +1,166 @@
+"""Shared fixtures of the infrastructure tests: Terraform, the offline copies, checkov.
+
+One ``terraform init`` + ``plan`` is shared by the whole session; the moto apply
+has its own copy (``test_apply_moto.py``). Nothing here is skipped when a tool
+is missing: the tests fail with instructions, so a gap is never silent.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .tfworkspace import (
+    DURABLE_PROVIDER_MIN,
+    NEW_PROVIDER_BLOCKS,
+    REPO_ROOT,
+    TerraformUnavailable,
+    Workspace,
+    copy_module,
+    install_help,
+    mirror_path,
+    mirrored_aws_versions,
+    parse_version,
+    provider_override,
+    terraform_env,
+    terraform_version,
+)
+
+MIN_TERRAFORM = (1, 5, 0)
+
+CHECKOV_VERSION = "3.3.30"
+CHECKOV_VENV = REPO_ROOT / ".venv-checkov"
+CHECKOV_BIN = CHECKOV_VENV / "bin" / "checkov"
+CHECKOV_INSTALL_TIMEOUT_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class TerraformSetup:
+    """What this machine offers: the CLI and the newest mirrored hashicorp/aws."""
+
+    binary: str
+    version: str
+    mirror: Path
+    provider_version: str
+
+    @property
+    def provider_knows_durable_blocks(self) -> bool:
+        """True when the mirrored provider parses durable_config / tenancy_config."""
+        return parse_version(self.provider_version) >= DURABLE_PROVIDER_MIN
+
+
+@pytest.fixture(scope="session")
+def terraform_setup() -> TerraformSetup:
+    """Terraform and the provider mirror, or a loud failure saying how to install them."""
+    binary = shutil.which("terraform")
+    if binary is None:
+        pytest.fail(f"terraform is not on PATH.\n\n{install_help()}", pytrace=False)
+    version = terraform_version(binary)
+    if parse_version(version) < MIN_TERRAFORM:
+        pytest.fail(f"terraform {version} is too old (need >= 1.5).\n\n{install_help()}", pytrace=False)
+    try:
+        mirror = mirror_path()
+    except TerraformUnavailable as error:
+        pytest.fail(str(error), pytrace=False)
+    versions = mirrored_aws_versions(mirror)
+    if not versions:
+        pytest.fail(
+            f"No hashicorp/aws provider in the filesystem mirror {mirror}.\n\n{install_help()}",
+            pytrace=False,
+        )
+    return TerraformSetup(binary=binary, version=version, mirror=mirror, provider_version=versions[-1])
+
+
+@pytest.fixture(scope="session")
+def tf_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for Terraform: offline CLI config, fake credentials, a shared plugin cache."""
+    return terraform_env(tmp_path_factory.mktemp("tf-plugin-cache"))
+
+
+@pytest.fixture(scope="session")
+def plan_workspace(
+    terraform_setup: TerraformSetup, tf_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Workspace:
+    """An initialised copy for validate and plan; its provider never calls AWS."""
+    strip = () if terraform_setup.provider_knows_durable_blocks else NEW_PROVIDER_BLOCKS
+    workspace = copy_module(
+        tmp_path_factory.mktemp("plan") / "module",
+        binary=terraform_setup.binary,
+        env=tf_env,
+        strip=strip,
+        override=provider_override(terraform_setup.provider_version),
+    )
+    assert all(count == 1 for count in workspace.stripped.values()), (
+        f"expected exactly one of each block to strip from main.tf, removed {workspace.stripped}"
+    )
+    workspace.run("init", "-input=false", "-no-color")
+    return workspace
+
+
+@pytest.fixture(scope="session")
+def plan_json(plan_workspace: Workspace) -> dict[str, Any]:
+    """``terraform plan -out`` with the default variables, as ``terraform show -json``."""
+    plan_workspace.run("plan", "-input=false", "-no-color", "-lock=false", "-out=default.tfplan")
+    return plan_workspace.show_json("default.tfplan")
+
+
+# --- checkov: its own virtualenv (heavy pinned dependencies), installed once ---
+
+_checkov_install: subprocess.Popen[bytes] | None = None
+_checkov_install_log: Path | None = None
+
+
+def _checkov_ready() -> bool:
+    """True when .venv-checkov holds exactly the pinned checkov (cheap: no import)."""
+    return CHECKOV_BIN.exists() and any(
+        CHECKOV_VENV.glob(f"lib/python*/site-packages/checkov-{CHECKOV_VERSION}.dist-info/RECORD")
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_checkov_install(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Start installing checkov in the background while Terraform runs (about a minute, once)."""
+    global _checkov_install, _checkov_install_log
+    if not _checkov_ready():
+        _checkov_install_log = tmp_path_factory.mktemp("checkov") / "install.log"
+        venv = shlex.quote(str(CHECKOV_VENV))
+        command = (
+            f"{{ test -x {venv}/bin/python || {shlex.quote(sys.executable)} -m venv {venv}; }} && "
+            f"{venv}/bin/python -m pip install --quiet --disable-pip-version-check checkov=={CHECKOV_VERSION}"
+        )
+        with _checkov_install_log.open("wb") as log:
+            _checkov_install = subprocess.Popen(["bash", "-c", command], stdout=log, stderr=subprocess.STDOUT)
+    yield
+    if _checkov_install is not None and _checkov_install.poll() is None:
+        _checkov_install.terminate()
+        _checkov_install.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def checkov_bin() -> Path:
+    """The pinned checkov, installed into .venv-checkov when missing (waits for the background install)."""
+    if _checkov_install is not None:
+        started = time.monotonic()
+        try:
+            code = _checkov_install.wait(timeout=CHECKOV_INSTALL_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"installing checkov=={CHECKOV_VERSION} took over {CHECKOV_INSTALL_TIMEOUT_SECONDS}s", pytrace=False)
+        log = _checkov_install_log.read_text(errors="replace") if _checkov_install_log else ""
+        if code != 0:
+            pytest.fail(
+                f"installing checkov=={CHECKOV_VERSION} into {CHECKOV_VENV} failed (exit {code}, "
+                f"{time.monotonic() - started:.0f}s):\n{log}",
+                pytrace=False,
+            )
+    if not _checkov_ready():
+        pytest.fail(f"{CHECKOV_BIN} is not checkov {CHECKOV_VERSION}; delete {CHECKOV_VENV} and rerun", pytrace=False)
+    return CHECKOV_BIN

@@ -1,0 +1,155 @@
+"""The real ``.tf`` files, read as text and as HCL: formatting, providers, the blocks
+the offline provider cannot validate (durable_config, tenancy_config), and the
+wiring the design depends on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from . import hcl
+from .tfworkspace import REPO_ROOT, SHARED_DIR, parse_version
+
+pytestmark = pytest.mark.slow
+
+CONTRACT = json.loads((SHARED_DIR / "api_contract.json").read_text())
+
+
+def test_terraform_files_are_formatted(terraform_setup, tf_env) -> None:
+    result = subprocess.run(
+        [terraform_setup.binary, "fmt", "-check", "-recursive", "-diff", "-no-color"],
+        cwd=REPO_ROOT,
+        env=tf_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, f"run `make fmt`:\n{result.stdout}{result.stderr}"
+
+
+def test_root_module_files_exist() -> None:
+    for name in ("main.tf", "variables.tf", "outputs.tf"):
+        assert (REPO_ROOT / name).is_file(), name
+
+
+def test_aws_provider_is_at_least_6_25() -> None:
+    providers = hcl.providers_required()
+    assert providers["aws"]["source"] == "hashicorp/aws"
+    constraint = providers["aws"]["version"]
+    match = re.fullmatch(r">=\s*([0-9.]+)", constraint)
+    assert match, f"expected a '>= X' constraint, got {constraint!r}"
+    assert parse_version(match.group(1)) >= (6, 25, 0), constraint
+
+
+def test_no_archive_null_or_random_provider() -> None:
+    banned = {"archive", "null", "random"}
+    assert banned.isdisjoint(hcl.providers_required())
+    for tf_file in REPO_ROOT.glob("*.tf"):
+        text = tf_file.read_text()
+        for name in banned:
+            assert not re.search(rf'(resource|data)\s+"{name}_', text), f"{tf_file.name} uses the {name} provider"
+
+
+def test_workflow_function_is_durable_tenant_isolated_and_published() -> None:
+    workflow = hcl.resource("main.tf", "aws_lambda_function", "workflow")
+    assert workflow["runtime"] == "python3.13"
+    assert workflow["architectures"] == ["arm64"]
+    assert workflow["handler"] == "workflow.app.handler"
+    assert workflow["publish"] is True
+    assert workflow["tenancy_config"] == [{"tenant_isolation_mode": "PER_TENANT"}]
+    (durable,) = workflow["durable_config"]
+    assert set(durable) == {"execution_timeout", "retention_period"}
+    assert durable["execution_timeout"] == "${var.durable_execution_timeout_seconds}"
+    assert durable["retention_period"] == "${var.durable_retention_days}"
+
+
+def test_durable_and_tenancy_blocks_appear_once_each() -> None:
+    # The offline copy strips exactly these; a second copy elsewhere would go unchecked.
+    text = (REPO_ROOT / "main.tf").read_text()
+    assert len(re.findall(r"^\s*durable_config\s*\{", text, re.M)) == 1
+    assert len(re.findall(r"^\s*tenancy_config\s*\{", text, re.M)) == 1
+
+
+def test_api_function_is_plain_python_3_13_arm64() -> None:
+    api = hcl.resource("main.tf", "aws_lambda_function", "api")
+    assert api["runtime"] == "python3.13"
+    assert api["architectures"] == ["arm64"]
+    assert api["handler"] == "api.app.handler"
+    assert "tenancy_config" not in api and "durable_config" not in api
+
+
+def test_alias_live_points_at_the_published_version() -> None:
+    alias = hcl.resource("main.tf", "aws_lambda_alias", "workflow_live")
+    assert alias["function_version"] == "${aws_lambda_function.workflow.version}"
+    assert hcl.local("workflow_alias_name") == "live"
+
+
+def test_start_integration_maps_tenant_async_and_execution_name() -> None:
+    integration = hcl.resource("main.tf", "aws_api_gateway_integration", "start_workflow")
+    assert integration["type"] == "AWS"
+    assert integration["uri"] == "${aws_lambda_alias.workflow_live.invoke_arn}"
+    assert integration["request_parameters"] == "${local.start_integration.request_parameters}"
+    params = hcl.local("start_integration")["request_parameters"]
+    assert params == {
+        "integration.request.header.X-Amz-Tenant-Id": "method.request.header.${local.tenant_header}",
+        "integration.request.header.X-Amz-Invocation-Type": "'Event'",
+        "integration.request.header.X-Amz-Durable-Execution-Name": "context.requestId",
+    }
+
+
+def test_routes_and_header_come_from_the_contract_file() -> None:
+    assert hcl.local("contract") == '${jsondecode(file("${local.shared_dir}/api_contract.json"))}'
+    assert hcl.local("tenant_header") == "${local.contract.tenantHeader}"
+    code = "\n".join(
+        line for line in (REPO_ROOT / "main.tf").read_text().splitlines() if not line.lstrip().startswith("#")
+    )
+    for route in CONTRACT["routes"].values():
+        assert f'"{route["path"]}"' not in code, f"{route['path']} is hard-coded in main.tf"
+    assert f'"{CONTRACT["tenantHeader"]}' not in code, "the tenant header is hard-coded in main.tf"
+
+
+def test_every_variable_has_description_type_and_a_validation_where_it_matters() -> None:
+    variables = hcl.variables()
+    for name, body in variables.items():
+        assert body.get("description"), f"variable {name} has no description"
+        assert body.get("type"), f"variable {name} has no type"
+    must_validate = {
+        "aws_region",
+        "name_prefix",
+        "stage_name",
+        "durable_execution_timeout_seconds",
+        "durable_retention_days",
+        "workflow_timeout_seconds",
+        "api_timeout_seconds",
+        "tenant_cache_ttl_seconds",
+        "log_retention_days",
+    }
+    for name in must_validate:
+        assert variables[name].get("validation"), f"variable {name} has no validation"
+
+
+def test_every_output_has_a_description() -> None:
+    outputs = {}
+    for entry in hcl.load("outputs.tf").get("output", []):
+        outputs.update(entry)
+    assert outputs
+    for name, body in outputs.items():
+        assert body.get("description"), f"output {name} has no description"
+
+
+def test_main_tf_has_a_banner_per_concern() -> None:
+    banners = re.findall(r"^# =+\n# (.+)\n# =+$", (REPO_ROOT / "main.tf").read_text(), re.M)
+    for concern in ("provider", "DynamoDB", "log groups", "IAM", "Workflow function", "API function", "REST API", "stage"):
+        assert any(concern.lower() in banner.lower() for banner in banners), f"no banner for {concern}: {banners}"
+
+
+def test_no_terraform_lock_file_pins_the_offline_provider() -> None:
+    # The offline 5.x provider must never leak into the repository's lock file.
+    lock = REPO_ROOT / ".terraform.lock.hcl"
+    if lock.exists():
+        match = re.search(r'provider "registry.terraform.io/hashicorp/aws"\s*\{\s*version\s*=\s*"([^"]+)"', lock.read_text())
+        assert match and parse_version(match.group(1)) >= (6, 25, 0), lock.read_text()

@@ -1,0 +1,65 @@
+"""Authorizer handler against moto DynamoDB: the API Gateway response shapes for 401, 403 and Allow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from authorizer import app
+from shared.identity import hash_api_key
+
+METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1/POST/workflow"
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "tenant-durable-authorizer"
+    memory_limit_in_mb: int = 128
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:tenant-durable-authorizer"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000001"
+
+
+@pytest.fixture
+def keyed_tenants(tables: Any) -> None:
+    tenants, _ = tables
+    for tenant_id in ("tenant-a", "tenant-b"):
+        tenants.update_item(
+            Key={"tenantId": tenant_id}, UpdateExpression="SET apiKeyHash = :h",
+            ExpressionAttributeValues={":h": hash_api_key(f"secret-{tenant_id}")},
+        )
+
+
+def authorize(headers: dict[str, str]) -> dict[str, Any]:
+    event = {
+        "type": "REQUEST", "methodArn": METHOD_ARN, "resource": "/workflow", "path": "/workflow",
+        "httpMethod": "POST", "headers": headers,
+        "requestContext": {"requestId": "req-42", "resourcePath": "/workflow", "httpMethod": "POST",
+                           "stage": "v1", "accountId": "123456789012", "apiId": "abc123"},
+    }
+    return app.handler(event, FakeLambdaContext())
+
+
+def test_own_key_allows_this_method_and_passes_tenant_and_workflow_id(keyed_tenants: None) -> None:
+    response = authorize({"x-tenant-id": "tenant-a", "x-api-key": "secret-tenant-a"})
+    statement = response["policyDocument"]["Statement"][0]
+    assert statement["Effect"] == "Allow" and statement["Resource"] == [METHOD_ARN]
+    assert response["context"] == {"tenantId": "tenant-a", "workflowId": "req-42"}
+
+
+def test_another_tenants_key_is_denied(keyed_tenants: None) -> None:
+    response = authorize({"x-tenant-id": "tenant-b", "x-api-key": "secret-tenant-a"})
+    assert response["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    assert "context" not in response or not response["context"]
+
+
+def test_missing_key_raises_unauthorized(keyed_tenants: None) -> None:
+    with pytest.raises(Exception, match="^Unauthorized$"):
+        authorize({"x-tenant-id": "tenant-a"})
+
+
+def test_key_is_never_logged(keyed_tenants: None, json_logs: Any) -> None:
+    logs = json_logs(app.logger)
+    authorize({"x-tenant-id": "tenant-b", "x-api-key": "secret-tenant-a"})
+    assert logs.lines() and "secret-tenant-a" not in str(logs.lines())

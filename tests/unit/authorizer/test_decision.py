@@ -1,0 +1,52 @@
+"""Authorizer decisions: the key must belong to the tenant it comes with (pure)."""
+
+from __future__ import annotations
+
+import pytest
+
+from authorizer.decision import decide
+from shared.identity import hash_api_key, mint_workflow_id
+
+KEYS = {"tenant-a": hash_api_key("key-a"), "tenant-b": hash_api_key("key-b")}
+
+
+def verdict(headers: dict[str, str], request_id: str = "req-1"):
+    return decide(headers, request_id, KEYS.get)
+
+
+def test_own_key_is_allowed_with_verified_tenant_and_request_id_as_workflow_id() -> None:
+    result = verdict({"X-Tenant-Id": "tenant-a", "X-Api-Key": "key-a"})
+    assert (result.allowed, result.tenant_id, result.workflow_id) == (True, "tenant-a", "req-1")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"x-tenant-id": "tenant-a"}, {"x-tenant-id": "tenant-a", "x-api-key": ""},
+     {"x-api-key": "key-a"}, {"x-api-key": "key-a", "x-tenant-id": "a b"}, {"x-api-key": "key-a", "x-tenant-id": "x" * 65}],
+)
+def test_missing_key_or_tenant_is_unauthenticated(headers: dict[str, str]) -> None:
+    result = verdict(headers)
+    assert not result.allowed and result.unauthenticated
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-tenant-id": "tenant-b", "x-api-key": "key-a"},  # another tenant's key
+        {"x-tenant-id": "tenant-a", "x-api-key": "wrong"},
+        {"x-tenant-id": "tenant-zzz", "x-api-key": "key-a"},  # unknown tenant
+        {"x-tenant-id": "tenant-a", "x-api-key": "k" * 300},
+        {"x-tenant-id": "tenant-a", "x-api-key": "key-a", "Idempotency-Key": "i" * 257},
+    ],
+)
+def test_wrong_key_is_denied(headers: dict[str, str]) -> None:
+    result = verdict(headers)
+    assert not result.allowed and not result.unauthenticated
+
+
+def test_idempotency_key_gives_same_workflow_per_tenant_and_never_across_tenants() -> None:
+    first = verdict({"x-tenant-id": "tenant-a", "x-api-key": "key-a", "Idempotency-Key": "order-1"}, "req-1")
+    retry = verdict({"x-tenant-id": "tenant-a", "x-api-key": "key-a", "idempotency-key": "order-1"}, "req-2")
+    other = verdict({"x-tenant-id": "tenant-b", "x-api-key": "key-b", "Idempotency-Key": "order-1"}, "req-3")
+    assert first.workflow_id == retry.workflow_id == mint_workflow_id("tenant-a", "order-1", "ignored")
+    assert other.workflow_id != first.workflow_id
