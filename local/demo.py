@@ -14,12 +14,15 @@ import json
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
 
 DEFAULT_API_URL = "http://127.0.0.1:3000"
 TENANT_HEADER = "x-tenant-id"
+API_KEY_HEADER = "x-api-key"
+DEFAULT_KEYS_FILE = Path(".state") / "api-keys.json"
 FINAL = {"COMPLETED", "REJECTED", "FAILED", "TIMED_OUT"}
 
 
@@ -47,16 +50,18 @@ ORDERS = (
 class Api:
     """The three routes of the pattern, over HTTP."""
 
-    def __init__(self, base_url: str, timeout: float, poll_interval: float) -> None:
+    def __init__(self, base_url: str, timeout: float, poll_interval: float, api_keys: dict[str, str] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self.api_keys = dict(api_keys or {})
         self.timeout = timeout
         self.poll_interval = poll_interval
         self.session = requests.Session()
 
     def _call(self, method: str, path: str, tenant_id: str, body: dict[str, Any] | None = None) -> requests.Response:
-        return self.session.request(
-            method, f"{self.base_url}{path}", headers={TENANT_HEADER: tenant_id}, json=body, timeout=30
-        )
+        headers = {TENANT_HEADER: tenant_id}
+        if tenant_id in self.api_keys:
+            headers[API_KEY_HEADER] = self.api_keys[tenant_id]
+        return self.session.request(method, f"{self.base_url}{path}", headers=headers, json=body, timeout=30)
 
     def start(self, order: Order) -> str:
         response = self._call("POST", "/workflow", order.tenant_id, order.body)
@@ -117,14 +122,28 @@ def run_order(api: Api, number: int, order: Order, out: Any) -> dict[str, Any]:
     return done
 
 
-def run_demo(api_url: str, *, timeout: float = 60.0, poll_interval: float = 0.5, out: Any = sys.stdout) -> list[dict[str, Any]]:
+def run_demo(
+    api_url: str,
+    *,
+    api_keys: dict[str, str] | None = None,
+    timeout: float = 60.0,
+    poll_interval: float = 0.5,
+    out: Any = sys.stdout,
+) -> list[dict[str, Any]]:
     """Run the demo; returns the final status of each workflow.
+
+    Args:
+        api_url: Base URL of the REST API.
+        api_keys: Each tenant's API key, sent as ``x-api-key`` when the API has an authorizer.
+        timeout: Seconds to wait for each status.
+        poll_interval: Seconds between status reads.
+        out: Where the steps are printed.
 
     Raises:
         DemoError: A step failed.
         requests.ConnectionError: The API is unreachable.
     """
-    api = Api(api_url, timeout, poll_interval)
+    api = Api(api_url, timeout, poll_interval, api_keys)
     print(f"Demo against {api.base_url}\n", file=out)
     results = [run_order(api, number, order, out) for number, order in enumerate(ORDERS, start=1)]
 
@@ -152,11 +171,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--api-url", default=DEFAULT_API_URL,
                         help="base URL of the REST API: the local stack or a deployed stage URL")
+    parser.add_argument("--api-keys-file", type=Path, default=DEFAULT_KEYS_FILE,
+                        help="JSON {tenantId: apiKey}; the local stack writes it to its state directory")
+    parser.add_argument("--api-key", action="append", default=[], metavar="TENANT=KEY",
+                        help="a tenant's API key (repeatable); overrides the keys file")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each status")
     parser.add_argument("--poll-interval", type=float, default=0.5, help="seconds between status reads")
     args = parser.parse_args(argv)
+    api_keys = json.loads(args.api_keys_file.read_text()) if args.api_keys_file.is_file() else {}
+    for pair in args.api_key:
+        tenant_id, separator, key = pair.partition("=")
+        if not separator:
+            parser.error(f"--api-key expects TENANT=KEY, got {pair!r}")
+        api_keys[tenant_id] = key
     try:
-        run_demo(args.api_url, timeout=args.timeout, poll_interval=args.poll_interval)
+        run_demo(args.api_url, api_keys=api_keys, timeout=args.timeout, poll_interval=args.poll_interval)
     except requests.ConnectionError:
         print(f"error: cannot reach the API at {args.api_url}.\n"
               "Start the local stack in another terminal with `make run`, "

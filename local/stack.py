@@ -194,30 +194,36 @@ class LocalStack:
         """Endpoints and copy-paste commands for the whole flow."""
         api, lam = self.api_url, self.lambda_url
         workflow = self.names.workflow_function
+        keys_file = Path(self.config.state_dir) / "api-keys.json"
+        key_setup, key = "", ""
+        if self.authorizer:
+            key_setup = f"""  KEY=$(jq -r '."tenant-a"' {keys_file})   # the tenant's API key (request authorizer)
+"""
+            key = f' -H "{API_KEY_HEADER}: $KEY"'
         return f"""
 Tenant-isolated durable workflow: local stack is up (Ctrl-C stops it)
 
-  REST API             {api}          POST /workflow  GET /workflow/{{workflowId}}  POST /callback
-  Lambda endpoint      {lam}          Invoke + durable-execution APIs (boto3 / AWS CLI)
-  Durable emulator     {self.emulator.url}          sqlite store in {self.config.state_dir}/
-  DynamoDB (moto)      {self.dynamodb.url}          {self.names.tenants_table}, {self.names.workflows_table}
+  REST API             {api}   POST /workflow  GET /workflow/{{workflowId}}  POST /callback
+  Lambda endpoint      {lam}   Invoke + durable-execution APIs (boto3 / AWS CLI)
+  Durable emulator     {self.emulator.url}   sqlite store in {self.config.state_dir}/
+  DynamoDB (moto)      {self.dynamodb.url}   {self.names.tenants_table}, {self.names.workflows_table}
   Workers (debug)      {lam}/_local/workers
-  Unknown route or method → 403 {{"message": "Missing Authentication Token"}}, as API Gateway answers.
+  Unknown route or method: 403 {{"message": "Missing Authentication Token"}}, as API Gateway answers.
 
-The full flow (demo tenants: tenant-a, tenant-b; needs jq):
+The full flow for tenant-a (the demo tenants are tenant-a and tenant-b; needs jq):
 
-  # 1. start a workflow
-  WF=$(curl -s -X POST {api}/workflow -H 'x-tenant-id: tenant-a' \\
+{key_setup}  # 1. start a workflow
+  WF=$(curl -s -X POST {api}/workflow -H 'x-tenant-id: tenant-a'{key} \\
         -H 'content-type: application/json' \\
         -d '{{"amount": 120, "currency": "EUR", "description": "order 42"}}' | jq -r .workflowId)
-  # 2. status: WAITING_FOR_CALLBACK with its callbackId (404 until the workflow registered it)
-  CB=$(curl -s {api}/workflow/$WF -H 'x-tenant-id: tenant-a' | jq -r .callbackId)
+  # 2. status: WAITING_FOR_CALLBACK and its callbackId (404 until the workflow registered itself)
+  CB=$(curl -s {api}/workflow/$WF -H 'x-tenant-id: tenant-a'{key} | jq -r .callbackId)
   # 3. the external system answers
-  curl -s -X POST {api}/callback -H 'x-tenant-id: tenant-a' \\
+  curl -s -X POST {api}/callback -H 'x-tenant-id: tenant-a'{key} \\
         -H 'content-type: application/json' \\
         -d "{{\\"callbackId\\": \\"$CB\\", \\"payload\\": {{\\"approved\\": true}}}}"
   # 4. status: COMPLETED, with the result
-  curl -s {api}/workflow/$WF -H 'x-tenant-id: tenant-a'
+  curl -s {api}/workflow/$WF -H 'x-tenant-id: tenant-a'{key}
 
 The same start with the AWS CLI against the local Lambda endpoint:
 

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+STARTED = "STARTED"
 WAITING_FOR_CALLBACK = "WAITING_FOR_CALLBACK"
 COMPLETED = "COMPLETED"
 REJECTED = "REJECTED"
@@ -68,6 +69,30 @@ class WorkflowRegistry:
         self._retention_seconds = retention_seconds
         self._clock = clock
 
+    def claim_workflow(self, tenant_id: str, workflow_id: str, execution_arn: str) -> bool:
+        """Register a new workflow as STARTED, owned by ``execution_arn``.
+
+        Returns False when another execution already owns the id (a duplicate
+        start); True for the owner, also when its step runs again after a crash.
+        """
+        now = int(self._clock())
+        try:
+            self._table.put_item(
+                Item={
+                    **workflow_key(tenant_id, workflow_id),
+                    "workflowId": workflow_id,
+                    "status": STARTED,
+                    "executionArn": execution_arn,
+                    "updatedAt": now,
+                    "expiresAt": now + self._retention_seconds,
+                },
+                ConditionExpression="attribute_not_exists(recordId) OR executionArn = :arn",
+                ExpressionAttributeValues={":arn": execution_arn},
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def register_waiting(self, tenant_id: str, workflow_id: str, callback_id: str, timeout_seconds: int) -> None:
         """Record that ``workflow_id`` waits for ``callback_id``.
 
@@ -85,16 +110,21 @@ class WorkflowRegistry:
                 "expiresAt": expires_at,
             }
         )
-        self._table.put_item(
-            Item={
-                **workflow_key(tenant_id, workflow_id),
-                "workflowId": workflow_id,
-                "status": WAITING_FOR_CALLBACK,
-                "callbackId": callback_id,
-                "callbackDeadline": now + timeout_seconds,
-                "updatedAt": now,
-                "expiresAt": expires_at,
-            }
+        self._table.update_item(
+            Key=workflow_key(tenant_id, workflow_id),
+            UpdateExpression=(
+                "SET #status = :status, workflowId = :workflowId, callbackId = :callbackId, "
+                "callbackDeadline = :deadline, updatedAt = :now, expiresAt = :expiresAt"
+            ),
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={
+                ":status": WAITING_FOR_CALLBACK,
+                ":workflowId": workflow_id,
+                ":callbackId": callback_id,
+                ":deadline": now + timeout_seconds,
+                ":now": now,
+                ":expiresAt": expires_at,
+            },
         )
 
     def record_outcome(

@@ -44,8 +44,12 @@ STEP_RECORD_FAILURE = "record-failure"
 IO_STEP_CONFIG = StepConfig(retry_strategy=RetryPresets.transient())
 
 
-def load_tenant_and_validate(tenant_id: str, workflow_id: str, request: Any) -> dict[str, Any]:
-    """Step 1: read the tenant (through the cache), validate, record a rejection."""
+def load_tenant_and_validate(tenant_id: str, workflow_id: str, execution_arn: str, request: Any) -> dict[str, Any]:
+    """Step 1: claim the workflow id, read the tenant (through the cache), validate, record a rejection."""
+    if not REGISTRY.claim_workflow(tenant_id, workflow_id, execution_arn):
+        logger.warning("duplicate start ignored: another execution owns this workflow id")
+        emit_count("WorkflowDuplicateStart", tenant_id)
+        return {"accepted": False, "duplicate": True, "reason": "duplicate start", "environmentId": BINDING.environment_id}
     read = TENANT_CACHE.get(tenant_id)
     decision = evaluate_request(read.tenant, request)
     outcome: dict[str, Any] = {
@@ -126,10 +130,12 @@ def handler(event: Any, context: DurableContext) -> dict[str, Any]:
     context.set_logger(logger)
 
     validated = context.step(
-        lambda _: load_tenant_and_validate(tenant_id, start.workflow_id, start.request),
+        lambda _: load_tenant_and_validate(tenant_id, start.workflow_id, context.state.durable_execution_arn, start.request),
         name=STEP_LOAD_AND_VALIDATE,
         config=IO_STEP_CONFIG,
     )
+    if validated.get("duplicate"):
+        return {"workflowId": start.workflow_id, "status": "DUPLICATE", "tenantId": tenant_id}
     if not validated["accepted"]:
         return {"workflowId": start.workflow_id, **_rejection(validated), "tenantId": tenant_id}
 

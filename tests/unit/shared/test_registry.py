@@ -41,3 +41,21 @@ def test_rejection_creates_the_item(registry: reg.WorkflowRegistry) -> None:
 def test_non_final_status_is_refused(registry: reg.WorkflowRegistry) -> None:
     with pytest.raises(ValueError, match="not a final status"):
         registry.record_outcome("tenant-a", "wf-1", reg.WAITING_FOR_CALLBACK)
+
+
+def test_workflow_claim_belongs_to_one_execution(registry: reg.WorkflowRegistry) -> None:
+    assert registry.claim_workflow("tenant-a", "wf-9", "arn-1")
+    assert registry.claim_workflow("tenant-a", "wf-9", "arn-1"), "the owner may re-run its step"
+    assert not registry.claim_workflow("tenant-a", "wf-9", "arn-2")
+    assert registry.claim_workflow("tenant-b", "wf-9", "arn-2"), "ids are per tenant"
+    record = registry.get_workflow("tenant-a", "wf-9")
+    assert record is not None and record.status == reg.STARTED
+
+
+def test_callback_claim_is_exclusive_until_released(registry: reg.WorkflowRegistry) -> None:
+    registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=60)
+    assert registry.claim_callback("tenant-a", "cb-1")
+    assert not registry.claim_callback("tenant-a", "cb-1")
+    assert not registry.claim_callback("tenant-b", "cb-1"), "another tenant cannot even claim it"
+    registry.release_callback("tenant-a", "cb-1")
+    assert registry.claim_callback("tenant-a", "cb-1")

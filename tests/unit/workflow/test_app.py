@@ -196,3 +196,17 @@ def test_logs_carry_tenant_and_workflow_and_are_not_repeated_on_replay(
     assert names.count("WorkflowAccepted") == 1 and names.count("WorkflowCompleted") == 1
     assert all(line["tenant_id"] == "tenant-a" for line in metric_lines)
     assert "invoice 42" not in json.dumps(lines), "request payloads must not be logged"
+
+
+def test_duplicate_start_of_same_workflow_id_does_nothing(runner: DurableFunctionTestRunner) -> None:
+    # GIVEN a waiting workflow
+    first = start(runner, "tenant-a", "wf-dup")
+    callback_id = runner.wait_for_callback(first, timeout=WAIT_SECONDS)
+    # WHEN a second execution with the same workflow id starts (a retried start that got through)
+    second = finish(runner, start(runner, "tenant-a", "wf-dup"))
+    # THEN it ends as a duplicate and the original keeps its registry entry and completes
+    assert second["status"] == "DUPLICATE"
+    record = app.REGISTRY.get_workflow("tenant-a", "wf-dup")
+    assert record is not None and record.status == reg.WAITING_FOR_CALLBACK and record.callback_id == callback_id
+    runner.send_callback_success(callback_id, b'{"ok": true}')
+    assert finish(runner, first)["status"] == reg.COMPLETED

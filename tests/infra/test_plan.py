@@ -1,0 +1,410 @@
+"""``terraform validate`` and ``terraform plan`` of an offline copy, and checks over the plan JSON.
+
+The copy differs from the repository only where the offline provider forces it:
+when the mirrored hashicorp/aws is older than 6.25, ``durable_config`` and
+``tenancy_config`` are removed and the version constraint is pinned to the
+mirrored one (see ``tfworkspace.py``); test_static.py checks those two blocks.
+The provider is configured with fake credentials and every skip_* flag: the
+plan makes no AWS call. Values AWS assigns (ARNs, ids) are unknown in a plan,
+so for those the tests check what the configuration references instead; the
+moto apply (test_apply_moto.py) checks the resolved values.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from .tfworkspace import SHARED_DIR
+
+pytestmark = pytest.mark.slow
+
+CONTRACT = json.loads((SHARED_DIR / "api_contract.json").read_text())
+REQUEST_SCHEMA = json.loads((SHARED_DIR / CONTRACT["routes"]["startWorkflow"]["requestSchema"]).read_text())
+DEMO_TENANTS = json.loads((SHARED_DIR / "demo_tenants.json").read_text())
+TENANT_HEADER = CONTRACT["tenantHeader"]
+PREFIX = "tenant-durable"
+CLOUDWATCH_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
+
+EXPECTED_RESOURCES = {
+    "aws_dynamodb_table.tenants",
+    "aws_dynamodb_table.workflows",
+    *(f'aws_dynamodb_table_item.demo_tenant["{tenant["tenantId"]}"]' for tenant in DEMO_TENANTS),
+    "aws_cloudwatch_log_group.workflow",
+    "aws_cloudwatch_log_group.api",
+    "aws_cloudwatch_log_group.api_access",
+    "aws_cloudwatch_log_group.api_execution",
+    "aws_iam_role.workflow",
+    "aws_iam_role_policy.workflow",
+    "aws_iam_role.api",
+    "aws_iam_role_policy.api",
+    "aws_lambda_function.workflow",
+    "aws_lambda_alias.workflow_live",
+    "aws_lambda_function.api",
+    "aws_api_gateway_rest_api.this",
+    'aws_api_gateway_resource.level1["/workflow"]',
+    'aws_api_gateway_resource.level1["/callback"]',
+    'aws_api_gateway_resource.level2["/workflow/{workflowId}"]',
+    "aws_api_gateway_request_validator.body_and_params",
+    "aws_api_gateway_request_validator.params_only",
+    "aws_api_gateway_model.start_workflow_request",
+    *(f'aws_api_gateway_gateway_response.json["{kind}"]' for kind in ("DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY", "BAD_REQUEST_PARAMETERS", "INTEGRATION_FAILURE")),
+    "aws_api_gateway_method.start_workflow",
+    "aws_api_gateway_integration.start_workflow",
+    'aws_api_gateway_method_response.start_workflow["202"]',
+    'aws_api_gateway_method_response.start_workflow["502"]',
+    "aws_api_gateway_integration_response.start_workflow_accepted",
+    "aws_api_gateway_integration_response.start_workflow_failed",
+    "aws_lambda_permission.start_workflow",
+    'aws_api_gateway_method.proxy["getWorkflow"]',
+    'aws_api_gateway_method.proxy["sendCallback"]',
+    'aws_api_gateway_integration.proxy["getWorkflow"]',
+    'aws_api_gateway_integration.proxy["sendCallback"]',
+    'aws_lambda_permission.proxy["getWorkflow"]',
+    'aws_lambda_permission.proxy["sendCallback"]',
+    "aws_iam_role.api_gateway_cloudwatch[0]",
+    "aws_iam_role_policy_attachment.api_gateway_cloudwatch[0]",
+    "aws_api_gateway_account.this[0]",
+    "aws_api_gateway_deployment.this",
+    "aws_api_gateway_stage.this",
+    "aws_api_gateway_method_settings.all",
+}
+
+
+# --- helpers over the plan JSON ---
+
+
+def planned(plan: dict[str, Any], address: str) -> dict[str, Any]:
+    """The ``after`` values of a planned resource change."""
+    for change in plan["resource_changes"]:
+        if change["address"] == address:
+            return change["change"]["after"]
+    raise KeyError(address)
+
+
+def planned_of_type(plan: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {
+        change["address"]: change["change"]["after"]
+        for change in plan["resource_changes"]
+        if change["type"] == resource_type and change["mode"] == "managed"
+    }
+
+
+def config(plan: dict[str, Any], address: str) -> dict[str, Any]:
+    """The configuration expressions of a resource (``address`` without instance keys)."""
+    for resource in plan["configuration"]["root_module"]["resources"]:
+        if resource["address"] == address:
+            return resource["expressions"]
+    raise KeyError(address)
+
+
+def references(expressions: dict[str, Any], attribute: str) -> list[str]:
+    return expressions[attribute].get("references", [])
+
+
+# --- validate and plan ---
+
+
+def test_terraform_validate_succeeds(plan_workspace) -> None:
+    result = plan_workspace.run("validate", "-json", "-no-color")
+    report = json.loads(result.stdout)
+    assert report["valid"] is True, report
+    assert report["warning_count"] == 0, report["diagnostics"]
+
+
+def test_plan_creates_every_expected_resource(plan_json) -> None:
+    changes = {change["address"]: change["change"]["actions"] for change in plan_json["resource_changes"] if change["mode"] == "managed"}
+    missing = EXPECTED_RESOURCES - set(changes)
+    assert not missing, f"not in the plan: {sorted(missing)}"
+    assert all(actions == ["create"] for actions in changes.values()), changes
+    assert plan_json["errored"] is False
+
+
+def test_plan_outputs_are_the_documented_ones(plan_json) -> None:
+    assert set(plan_json["output_changes"]) >= {
+        "api_url",
+        "start_workflow_curl",
+        "workflow_status_curl",
+        "send_callback_curl",
+        "workflow_alias_arn",
+        "workflow_function_name",
+        "api_function_name",
+        "tenants_table_name",
+        "workflows_table_name",
+    }
+    outputs = plan_json["planned_values"]["outputs"]
+    assert outputs["workflow_function_name"]["value"] == f"{PREFIX}-workflow"
+    assert outputs["tenants_table_name"]["value"] == f"{PREFIX}-tenants"
+
+
+# --- workflow function and alias ---
+
+
+def test_workflow_function_settings(plan_json) -> None:
+    workflow = planned(plan_json, "aws_lambda_function.workflow")
+    assert workflow["function_name"] == f"{PREFIX}-workflow"
+    assert workflow["runtime"] == "python3.13"
+    assert workflow["architectures"] == ["arm64"]
+    assert workflow["handler"] == "workflow.app.handler"
+    assert workflow["publish"] is True
+    assert workflow["tracing_config"] == [{"mode": "Active"}]
+    assert workflow["logging_config"][0]["log_format"] == "JSON"
+    assert workflow["logging_config"][0]["log_group"] == f"/aws/lambda/{PREFIX}-workflow"
+    assert workflow["environment"][0]["variables"] == {
+        "TENANTS_TABLE_NAME": f"{PREFIX}-tenants",
+        "WORKFLOWS_TABLE_NAME": f"{PREFIX}-workflows",
+        "TENANT_CACHE_TTL_SECONDS": "300",
+        "POWERTOOLS_SERVICE_NAME": f"{PREFIX}-workflow",
+        "POWERTOOLS_METRICS_NAMESPACE": "TenantDurableWorkflow",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+def test_durable_blocks_are_in_the_plan_when_the_provider_knows_them(plan_json, terraform_setup) -> None:
+    workflow = planned(plan_json, "aws_lambda_function.workflow")
+    if terraform_setup.provider_knows_durable_blocks:
+        assert workflow["tenancy_config"] == [{"tenant_isolation_mode": "PER_TENANT"}]
+        assert workflow["durable_config"][0]["execution_timeout"] == 604800
+    else:
+        # hashicorp/aws < 6.25: the blocks were stripped from the copy (checked by HCL parse instead).
+        assert "tenancy_config" not in workflow and "durable_config" not in workflow
+
+
+def test_api_function_settings(plan_json) -> None:
+    api = planned(plan_json, "aws_lambda_function.api")
+    assert api["runtime"] == "python3.13"
+    assert api["architectures"] == ["arm64"]
+    assert api["handler"] == "api.app.handler"
+    assert api["timeout"] <= 29
+    assert api["environment"][0]["variables"] == {
+        "WORKFLOWS_TABLE_NAME": f"{PREFIX}-workflows",
+        "POWERTOOLS_SERVICE_NAME": f"{PREFIX}-api",
+        "POWERTOOLS_METRICS_NAMESPACE": "TenantDurableWorkflow",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+def test_alias_live_follows_the_published_version(plan_json) -> None:
+    assert planned(plan_json, "aws_lambda_alias.workflow_live")["name"] == "live"
+    expressions = config(plan_json, "aws_lambda_alias.workflow_live")
+    assert "aws_lambda_function.workflow.version" in references(expressions, "function_version")
+
+
+# --- DynamoDB ---
+
+
+def test_tables_keys_billing_recovery_encryption_ttl(plan_json) -> None:
+    tenants = planned(plan_json, "aws_dynamodb_table.tenants")
+    workflows = planned(plan_json, "aws_dynamodb_table.workflows")
+    assert (tenants["hash_key"], tenants.get("range_key")) == ("tenantId", None)
+    assert (workflows["hash_key"], workflows["range_key"]) == ("tenantId", "recordId")
+    for table in (tenants, workflows):
+        assert table["billing_mode"] == "PAY_PER_REQUEST"
+        assert table["point_in_time_recovery"][0]["enabled"] is True
+        assert table["server_side_encryption"][0]["enabled"] is True
+    assert workflows["ttl"] == [{"attribute_name": "expiresAt", "enabled": True}]
+
+
+def test_demo_tenants_are_seeded_from_the_shared_file(plan_json) -> None:
+    items = planned_of_type(plan_json, "aws_dynamodb_table_item")
+    assert len(items) == len(DEMO_TENANTS)
+    for tenant in DEMO_TENANTS:
+        item = json.loads(items[f'aws_dynamodb_table_item.demo_tenant["{tenant["tenantId"]}"]']["item"])
+        assert item == {
+            "tenantId": {"S": tenant["tenantId"]},
+            "displayName": {"S": tenant["displayName"]},
+            "status": {"S": tenant["status"]},
+            "allowedCurrencies": {"L": [{"S": currency} for currency in tenant["allowedCurrencies"]]},
+            "maxAmount": {"N": str(tenant["maxAmount"])},
+            "callbackTimeoutSeconds": {"N": str(tenant["callbackTimeoutSeconds"])},
+        }
+
+
+# --- REST API: POST /workflow ---
+
+
+def test_start_method_requires_tenant_header_validator_and_body_model(plan_json) -> None:
+    start = CONTRACT["routes"]["startWorkflow"]
+    method = planned(plan_json, "aws_api_gateway_method.start_workflow")
+    assert method["http_method"] == start["method"]
+    assert method["api_key_required"] is False
+    assert method["request_parameters"] == {f"method.request.header.{TENANT_HEADER}": True}
+    assert method["request_models"] == {"application/json": "StartWorkflowRequest"}
+    assert "aws_api_gateway_request_validator.body_and_params.id" in references(
+        config(plan_json, "aws_api_gateway_method.start_workflow"), "request_validator_id"
+    )
+    validator = planned(plan_json, "aws_api_gateway_request_validator.body_and_params")
+    assert validator["validate_request_body"] is True
+    assert validator["validate_request_parameters"] is True
+
+
+def test_body_model_is_the_shared_schema_verbatim(plan_json) -> None:
+    model = planned(plan_json, "aws_api_gateway_model.start_workflow_request")
+    assert model["content_type"] == "application/json"
+    assert model["schema"] == (SHARED_DIR / CONTRACT["routes"]["startWorkflow"]["requestSchema"]).read_text()
+    assert json.loads(model["schema"]) == REQUEST_SCHEMA
+
+
+def test_start_integration_invokes_the_alias_asynchronously_with_the_tenant(plan_json) -> None:
+    integration = planned(plan_json, "aws_api_gateway_integration.start_workflow")
+    assert integration["type"] == "AWS"
+    assert integration["integration_http_method"] == "POST"
+    assert integration["passthrough_behavior"] == "NEVER"
+    assert integration["request_parameters"] == {
+        "integration.request.header.X-Amz-Tenant-Id": f"method.request.header.{TENANT_HEADER}",
+        "integration.request.header.X-Amz-Invocation-Type": "'Event'",
+        "integration.request.header.X-Amz-Durable-Execution-Name": "context.requestId",
+    }
+    assert integration["request_templates"] == {
+        "application/json": "{\"workflowId\":\"$context.requestId\",\"request\":$input.json('$')}"
+    }
+    uri_refs = references(config(plan_json, "aws_api_gateway_integration.start_workflow"), "uri")
+    assert "aws_lambda_alias.workflow_live.invoke_arn" in uri_refs
+    assert not any(ref.startswith("aws_lambda_function.") for ref in uri_refs)
+
+
+def test_start_responses_202_only_when_accepted_and_errors_are_json(plan_json) -> None:
+    accepted = planned(plan_json, "aws_api_gateway_integration_response.start_workflow_accepted")
+    failed = planned(plan_json, "aws_api_gateway_integration_response.start_workflow_failed")
+    assert accepted["status_code"] == "202"
+    assert accepted.get("selection_pattern") in (None, "")
+    assert accepted["response_templates"] == {
+        "application/json": '{"workflowId":"$context.requestId","status":"STARTED"}'
+    }
+    assert failed["status_code"] == "502"
+    assert failed["selection_pattern"] == ".+"
+    assert json.loads(failed["response_templates"]["application/json"]) == {"message": "The workflow could not be started"}
+
+
+def test_gateway_responses_return_json_messages(plan_json) -> None:
+    responses = {after["response_type"]: after for after in planned_of_type(plan_json, "aws_api_gateway_gateway_response").values()}
+    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY", "BAD_REQUEST_PARAMETERS", "INTEGRATION_FAILURE"}
+    for kind, response in responses.items():
+        assert response["response_templates"] == {"application/json": '{"message":$context.error.messageString}'}, kind
+    assert responses["BAD_REQUEST_BODY"]["status_code"] == "400"
+    assert responses["BAD_REQUEST_PARAMETERS"]["status_code"] == "400"
+    # An invoke Lambda refuses must not look like success.
+    assert responses["INTEGRATION_FAILURE"]["status_code"].startswith("5")
+
+
+def test_start_permission_is_scoped_to_alias_and_execution_arn(plan_json) -> None:
+    permission = planned(plan_json, "aws_lambda_permission.start_workflow")
+    assert permission["action"] == "lambda:InvokeFunction"
+    assert permission["principal"] == "apigateway.amazonaws.com"
+    assert permission["qualifier"] == "live"
+    expressions = config(plan_json, "aws_lambda_permission.start_workflow")
+    assert "aws_lambda_alias.workflow_live.name" in references(expressions, "qualifier")
+    source = references(expressions, "source_arn")
+    assert "aws_api_gateway_rest_api.this.execution_arn" in source
+    assert "var.stage_name" in source
+    assert "local.start_route.path" in source
+
+
+# --- REST API: AWS_PROXY routes ---
+
+
+@pytest.mark.parametrize("route_key", ["getWorkflow", "sendCallback"])
+def test_proxy_routes_require_tenant_header_and_use_aws_proxy(plan_json, route_key) -> None:
+    route = CONTRACT["routes"][route_key]
+    method = planned(plan_json, f'aws_api_gateway_method.proxy["{route_key}"]')
+    assert method["http_method"] == route["method"]
+    assert method["request_parameters"][f"method.request.header.{TENANT_HEADER}"] is True
+    if "{workflowId}" in route["path"]:
+        assert method["request_parameters"]["method.request.path.workflowId"] is True
+    assert "aws_api_gateway_request_validator.params_only.id" in references(
+        config(plan_json, "aws_api_gateway_method.proxy"), "request_validator_id"
+    )
+    integration = planned(plan_json, f'aws_api_gateway_integration.proxy["{route_key}"]')
+    assert integration["type"] == "AWS_PROXY"
+    assert integration["integration_http_method"] == "POST"
+    assert "aws_lambda_function.api.invoke_arn" in references(config(plan_json, "aws_api_gateway_integration.proxy"), "uri")
+    permission = planned(plan_json, f'aws_lambda_permission.proxy["{route_key}"]')
+    assert permission["principal"] == "apigateway.amazonaws.com"
+    assert "aws_api_gateway_rest_api.this.execution_arn" in references(config(plan_json, "aws_lambda_permission.proxy"), "source_arn")
+
+
+def test_api_resources_follow_the_contract_paths(plan_json) -> None:
+    parts = sorted(after["path_part"] for after in planned_of_type(plan_json, "aws_api_gateway_resource").values())
+    expected = sorted({segment for route in CONTRACT["routes"].values() for segment in route["path"].strip("/").split("/")})
+    assert parts == expected
+
+
+# --- IAM ---
+
+
+def _policy_statements(plan: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    statements = {}
+    for resource in plan["configuration"]["root_module"]["resources"]:
+        if resource["mode"] == "data" and resource["type"] == "aws_iam_policy_document":
+            statements[resource["address"]] = resource["expressions"]["statement"]
+    return statements
+
+
+def test_no_iam_statement_grants_lambda_or_dynamodb_on_star(plan_json) -> None:
+    documents = _policy_statements(plan_json)
+    assert set(documents) == {"data.aws_iam_policy_document.workflow", "data.aws_iam_policy_document.api", "data.aws_iam_policy_document.lambda_assume_role"}
+    for address, statements in documents.items():
+        for statement in statements:
+            actions = statement["actions"]["constant_value"]
+            assert not any(action.endswith(":*") or action == "*" for action in actions), (address, actions)
+            if any(action.startswith(("lambda:", "dynamodb:")) for action in actions):
+                resources = statement["resources"]
+                assert "constant_value" not in resources, (address, statement)
+                assert resources["references"], (address, statement)
+
+
+def test_policies_are_attached_from_the_documents(plan_json) -> None:
+    for name in ("workflow", "api"):
+        expressions = config(plan_json, f"aws_iam_role_policy.{name}")
+        assert f"data.aws_iam_policy_document.{name}.json" in references(expressions, "policy")
+
+
+def test_durable_and_callback_actions_target_the_workflow_function(plan_json) -> None:
+    documents = _policy_statements(plan_json)
+
+    def statement(address: str, sid: str) -> dict[str, Any]:
+        return next(s for s in documents[address] if s["sid"]["constant_value"] == sid)
+
+    checkpoints = statement("data.aws_iam_policy_document.workflow", "DurableExecutionCheckpoints")
+    assert set(checkpoints["actions"]["constant_value"]) == {"lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"}
+    assert "aws_lambda_function.workflow.arn" in checkpoints["resources"]["references"]
+    callbacks = statement("data.aws_iam_policy_document.api", "CompleteWorkflowCallbacks")
+    assert set(callbacks["actions"]["constant_value"]) == {
+        "lambda:SendDurableExecutionCallbackSuccess",
+        "lambda:SendDurableExecutionCallbackFailure",
+        "lambda:SendDurableExecutionCallbackHeartbeat",
+    }
+    assert "aws_lambda_function.workflow.arn" in callbacks["resources"]["references"]
+
+
+# --- logs and stage ---
+
+
+def test_every_log_group_has_a_retention(plan_json) -> None:
+    groups = planned_of_type(plan_json, "aws_cloudwatch_log_group")
+    assert len(groups) == 4
+    for address, group in groups.items():
+        assert group["retention_in_days"] in CLOUDWATCH_RETENTION_DAYS, address
+        assert group["retention_in_days"] == 14, address
+
+
+def test_stage_has_json_access_logs_tracing_and_throttling(plan_json) -> None:
+    stage = planned(plan_json, "aws_api_gateway_stage.this")
+    assert stage["stage_name"] == "v1"
+    assert stage["xray_tracing_enabled"] is True
+    (access,) = stage["access_log_settings"]
+    access_format = json.loads(access["format"])
+    assert access_format["requestId"] == "$context.requestId"
+    assert access_format["status"] == "$context.status"
+    assert "aws_cloudwatch_log_group.api_access.arn" in references(
+        config(plan_json, "aws_api_gateway_stage.this")["access_log_settings"][0], "destination_arn"
+    )
+    settings = planned(plan_json, "aws_api_gateway_method_settings.all")
+    assert settings["method_path"] == "*/*"
+    (values,) = settings["settings"]
+    assert values["throttling_rate_limit"] > 0
+    assert values["throttling_burst_limit"] >= 1
+    assert values["logging_level"] == "ERROR"
+    assert values["caching_enabled"] is False
