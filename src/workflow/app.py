@@ -8,13 +8,14 @@ from typing import Any
 import boto3
 from aws_durable_execution_sdk_python import (
     CallbackExternalError,
+    CallbackSubmitterError,
     CallbackTimeoutError,
     DurableContext,
-    StepContext,
+    StepError,
     durable_execution,
 )
-from aws_durable_execution_sdk_python.config import Duration, StepConfig, WaitForCallbackConfig
-from aws_durable_execution_sdk_python.retries import RetryPresets
+from aws_durable_execution_sdk_python.config import Duration, JitterStrategy, StepConfig, WaitForCallbackConfig
+from aws_durable_execution_sdk_python.retries import RetryStrategyConfig, create_retry_strategy
 from aws_durable_execution_sdk_python.types import WaitForCallbackContext
 from aws_lambda_powertools import Logger
 
@@ -40,8 +41,18 @@ WAIT_EXTERNAL_CONFIRMATION = "external-confirmation"
 STEP_FINALIZE = "finalize"
 STEP_RECORD_FAILURE = "record-failure"
 # Only I/O can raise inside a step (a rejected request is a returned value),
-# so retries cover transient DynamoDB errors and never a bad request.
-IO_STEP_CONFIG = StepConfig(retry_strategy=RetryPresets.transient())
+# so retries cover transient DynamoDB errors and never a bad request. The first
+# retry comes after about a second; five attempts span roughly half a minute.
+IO_RETRY = create_retry_strategy(
+    RetryStrategyConfig(
+        max_attempts=5,
+        initial_delay=Duration.from_seconds(1),
+        max_delay=Duration.from_seconds(20),
+        backoff_rate=2,
+        jitter_strategy=JitterStrategy.FULL,
+    )
+)
+IO_STEP_CONFIG = StepConfig(retry_strategy=IO_RETRY)
 
 
 def load_tenant_and_validate(tenant_id: str, workflow_id: str, execution_arn: str, request: Any) -> dict[str, Any]:
@@ -129,11 +140,19 @@ def handler(event: Any, context: DurableContext) -> dict[str, Any]:
         raise
     context.set_logger(logger)
 
-    validated = context.step(
-        lambda _: load_tenant_and_validate(tenant_id, start.workflow_id, context.state.durable_execution_arn, start.request),
-        name=STEP_LOAD_AND_VALIDATE,
-        config=IO_STEP_CONFIG,
-    )
+    try:
+        validated = context.step(
+            lambda _: load_tenant_and_validate(
+                tenant_id, start.workflow_id, context.state.durable_execution_arn, start.request
+            ),
+            name=STEP_LOAD_AND_VALIDATE,
+            config=IO_STEP_CONFIG,
+        )
+    except StepError as error:
+        # Retries are exhausted (the tenants table stayed unreachable): record
+        # the failure so the workflow is not left looking STARTED forever.
+        return _end_without_confirmation(context, tenant_id, start.workflow_id, reg.FAILED,
+                                         f"could not load the tenant: {error.error_type or 'error'}")
     if validated.get("duplicate"):
         return {"workflowId": start.workflow_id, "status": "DUPLICATE", "tenantId": tenant_id}
     if not validated["accepted"]:
@@ -141,7 +160,7 @@ def handler(event: Any, context: DurableContext) -> dict[str, Any]:
 
     timeout_seconds = int(validated["tenant"]["callback_timeout_seconds"])
     callback_config = WaitForCallbackConfig(
-        timeout=Duration.from_seconds(timeout_seconds), retry_strategy=RetryPresets.transient()
+        timeout=Duration.from_seconds(timeout_seconds), retry_strategy=IO_RETRY
     )
 
     def register_callback(callback_id: str, _ctx: WaitForCallbackContext) -> None:
@@ -154,6 +173,8 @@ def handler(event: Any, context: DurableContext) -> dict[str, Any]:
         status, reason = reg.TIMED_OUT, f"no confirmation within {timeout_seconds} s"
     except CallbackExternalError as error:
         status, reason = reg.FAILED, f"external system reported failure: {error.message or error.error_type}"
+    except CallbackSubmitterError:
+        status, reason = reg.FAILED, "could not register the callback"
     else:
         confirmation = decode_callback_result(raw)
         result = context.step(
@@ -162,9 +183,15 @@ def handler(event: Any, context: DurableContext) -> dict[str, Any]:
             config=IO_STEP_CONFIG,
         )
         return {"workflowId": start.workflow_id, **result}
+    return _end_without_confirmation(context, tenant_id, start.workflow_id, status, reason)
+
+
+def _end_without_confirmation(
+    context: DurableContext, tenant_id: str, workflow_id: str, status: str, reason: str
+) -> dict[str, Any]:
     failure = context.step(
-        lambda _: record_failure(tenant_id, start.workflow_id, status, reason),
+        lambda _: record_failure(tenant_id, workflow_id, status, reason),
         name=STEP_RECORD_FAILURE,
         config=IO_STEP_CONFIG,
     )
-    return {"workflowId": start.workflow_id, **failure}
+    return {"workflowId": workflow_id, **failure}

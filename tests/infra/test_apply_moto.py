@@ -1,0 +1,392 @@
+"""A real ``terraform apply`` against moto's server on loopback, read back with boto3.
+
+Then a second plan must show no changes, and ``terraform destroy`` must leave
+nothing behind. The tests run in file order: the apply is shared (module
+fixture), the no-change plan and the destroy come last.
+
+What moto (5.2.5) cannot represent, and so is not applied here:
+
+* ``tenancy_config`` and ``durable_config``: moto's Lambda has neither tenant
+  isolation nor durable execution; it would drop the settings and every later
+  plan would want to add them again. Both blocks are removed from this copy
+  (as for the offline provider), and are checked by test_static.py (HCL) and
+  test_plan.py (plan, when the provider knows them).
+* ``logging_config`` of the functions: moto drops LoggingConfig, so it is
+  removed from this copy too; test_plan.py checks it.
+* Behaviour: moto stores the API (VTL templates, request validators, gateway
+  responses, permissions, IAM policies) but does not execute or enforce it,
+  and runs no function code. What a request through the deployed API returns
+  is tested against the local stack (tests/local), not here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from boto3.dynamodb.types import TypeDeserializer
+from moto.server import ThreadedMotoServer
+
+from . import hcl
+from .tfworkspace import FAKE_CREDENTIALS, NEW_PROVIDER_BLOCKS, SHARED_DIR, Workspace, copy_module, provider_override
+
+pytestmark = pytest.mark.slow
+
+CONTRACT = json.loads((SHARED_DIR / "api_contract.json").read_text())
+DEMO_TENANTS = json.loads((SHARED_DIR / "demo_tenants.json").read_text())
+TENANT_HEADER = CONTRACT["tenantHeader"]
+REGION = hcl.variables()["aws_region"]["default"]
+PREFIX = hcl.variables()["name_prefix"]["default"]
+STAGE = hcl.variables()["stage_name"]["default"]
+RETENTION_DAYS = hcl.variables()["log_retention_days"]["default"]
+MOTO_ACCOUNT_ID = "123456789012"
+# Every service the module touches, sent to moto.
+MOTO_SERVICES = ("apigateway", "dynamodb", "iam", "lambda", "logs", "sts")
+APIGW_CLOUDWATCH_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """moto's server on 127.0.0.1 with AWS managed IAM policies loaded."""
+    previous = os.environ.get("MOTO_IAM_LOAD_MANAGED_POLICIES")
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    try:
+        # Start from empty backends, rebuilt now that managed policies are on.
+        requests.post(f"{endpoint}/moto-api/reset", timeout=30).raise_for_status()
+        yield endpoint
+    finally:
+        server.stop()
+        if previous is None:
+            os.environ.pop("MOTO_IAM_LOAD_MANAGED_POLICIES", None)
+        else:
+            os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = previous
+
+
+@pytest.fixture(scope="module")
+def aws(moto_endpoint: str):
+    """boto3 clients bound to the moto server."""
+
+    def client(service: str):
+        return boto3.client(
+            service,
+            endpoint_url=moto_endpoint,
+            region_name=REGION,
+            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    return client
+
+
+@pytest.fixture(scope="module")
+def moto_workspace(terraform_setup, tf_env, tmp_path_factory, plan_workspace, moto_endpoint) -> Workspace:
+    """An initialised copy whose provider sends every call to moto."""
+    workspace = copy_module(
+        tmp_path_factory.mktemp("moto") / "module",
+        binary=terraform_setup.binary,
+        env=tf_env,
+        strip=(*NEW_PROVIDER_BLOCKS, "logging_config"),
+        override=provider_override(terraform_setup.provider_version, endpoint=moto_endpoint, endpoint_services=MOTO_SERVICES),
+    )
+    assert workspace.stripped == {"durable_config": 1, "tenancy_config": 1, "logging_config": 2}, workspace.stripped
+    # Same lock file as the plan copy: the provider comes from the shared plugin cache.
+    (workspace.path / ".terraform.lock.hcl").write_text((plan_workspace.path / ".terraform.lock.hcl").read_text())
+    workspace.run("init", "-input=false", "-no-color")
+    return workspace
+
+
+@pytest.fixture(scope="module")
+def outputs(moto_workspace: Workspace, aws) -> dict[str, Any]:
+    """Apply once for the module; the outputs as plain values."""
+    assert aws("iam").get_policy(PolicyArn=APIGW_CLOUDWATCH_POLICY)["Policy"]["Arn"] == APIGW_CLOUDWATCH_POLICY
+    moto_workspace.run("apply", "-input=false", "-no-color", "-auto-approve")
+    raw = json.loads(moto_workspace.run("output", "-json").stdout)
+    return {name: output["value"] for name, output in raw.items()}
+
+
+@pytest.fixture(scope="module")
+def rest_api(outputs, aws) -> dict[str, Any]:
+    """The REST API: id and resources by path."""
+    api_id = outputs["rest_api_id"]
+    resources = aws("apigateway").get_resources(restApiId=api_id, limit=500)["items"]
+    return {"id": api_id, "resources": {resource["path"]: resource for resource in resources}}
+
+
+def _route(route_key: str) -> dict[str, str]:
+    return CONTRACT["routes"][route_key]
+
+
+# --- REST API ---
+
+
+def test_rest_api_resources_and_methods_match_the_contract(rest_api) -> None:
+    expected_paths = {"/"} | {route["path"] for route in CONTRACT["routes"].values()}
+    expected_paths |= {"/" + route["path"].strip("/").split("/")[0] for route in CONTRACT["routes"].values()}
+    assert set(rest_api["resources"]) == expected_paths
+    for route in CONTRACT["routes"].values():
+        assert route["method"] in rest_api["resources"][route["path"]].get("resourceMethods", {}), route
+
+
+def test_start_method_requires_tenant_header_and_validates_body_and_params(rest_api, aws) -> None:
+    apigw = aws("apigateway")
+    route = _route("startWorkflow")
+    method = apigw.get_method(restApiId=rest_api["id"], resourceId=rest_api["resources"][route["path"]]["id"], httpMethod=route["method"])
+    assert method["authorizationType"] == "NONE"
+    assert method["apiKeyRequired"] is False
+    assert method["requestParameters"] == {f"method.request.header.{TENANT_HEADER}": True}
+    assert method["requestModels"] == {"application/json": "StartWorkflowRequest"}
+    validator = apigw.get_request_validator(restApiId=rest_api["id"], requestValidatorId=method["requestValidatorId"])
+    assert validator["validateRequestBody"] is True
+    assert validator["validateRequestParameters"] is True
+    model = apigw.get_model(restApiId=rest_api["id"], modelName="StartWorkflowRequest")
+    schema_file = SHARED_DIR / route["requestSchema"]
+    assert json.loads(model["schema"]) == json.loads(schema_file.read_text())
+
+
+def test_start_integration_targets_the_live_alias_with_async_tenant_headers(rest_api, outputs, aws) -> None:
+    route = _route("startWorkflow")
+    integration = aws("apigateway").get_integration(
+        restApiId=rest_api["id"], resourceId=rest_api["resources"][route["path"]]["id"], httpMethod=route["method"]
+    )
+    assert integration["type"] == "AWS"
+    assert integration["httpMethod"] == "POST"
+    assert integration["uri"] == (
+        f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{outputs['workflow_alias_arn']}/invocations"
+    )
+    assert outputs["workflow_alias_arn"].endswith(f":function:{PREFIX}-workflow:live")
+    assert integration["requestParameters"] == {
+        "integration.request.header.X-Amz-Tenant-Id": f"method.request.header.{TENANT_HEADER}",
+        "integration.request.header.X-Amz-Invocation-Type": "'Event'",
+        "integration.request.header.X-Amz-Durable-Execution-Name": "context.requestId",
+    }
+    assert integration["requestTemplates"] == {
+        "application/json": "{\"workflowId\":\"$context.requestId\",\"request\":$input.json('$')}"
+    }
+    responses = integration["integrationResponses"]
+    assert set(responses) == {"202", "502"}
+    assert not responses["202"].get("selectionPattern")
+    assert responses["202"]["responseTemplates"] == {"application/json": '{"workflowId":"$context.requestId","status":"STARTED"}'}
+    assert responses["502"]["selectionPattern"] == ".+"
+
+
+@pytest.mark.parametrize("route_key", ["getWorkflow", "sendCallback"])
+def test_proxy_routes_require_tenant_header_and_proxy_to_the_api_function(rest_api, route_key, aws) -> None:
+    apigw = aws("apigateway")
+    route = _route(route_key)
+    resource_id = rest_api["resources"][route["path"]]["id"]
+    method = apigw.get_method(restApiId=rest_api["id"], resourceId=resource_id, httpMethod=route["method"])
+    assert method["requestParameters"][f"method.request.header.{TENANT_HEADER}"] is True
+    validator = apigw.get_request_validator(restApiId=rest_api["id"], requestValidatorId=method["requestValidatorId"])
+    assert validator["validateRequestParameters"] is True
+    integration = apigw.get_integration(restApiId=rest_api["id"], resourceId=resource_id, httpMethod=route["method"])
+    assert integration["type"] == "AWS_PROXY"
+    api_function_arn = aws("lambda").get_function(FunctionName=f"{PREFIX}-api")["Configuration"]["FunctionArn"]
+    assert integration["uri"] == f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{api_function_arn}/invocations"
+
+
+def test_gateway_responses_are_json_messages(rest_api, aws) -> None:
+    apigw = aws("apigateway")
+    for kind in ("DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY", "BAD_REQUEST_PARAMETERS", "INTEGRATION_FAILURE"):
+        response = apigw.get_gateway_response(restApiId=rest_api["id"], responseType=kind)
+        assert response["responseTemplates"] == {"application/json": '{"message":$context.error.messageString}'}, kind
+    assert apigw.get_gateway_response(restApiId=rest_api["id"], responseType="INTEGRATION_FAILURE")["statusCode"] == "502"
+
+
+def test_start_permission_allows_only_this_api_route_on_the_alias(rest_api, outputs, aws) -> None:
+    policy = json.loads(aws("lambda").get_policy(FunctionName=f"{PREFIX}-workflow", Qualifier="live")["Policy"])
+    (statement,) = [s for s in policy["Statement"] if s["Sid"] == "AllowApiGatewayStartWorkflow"]
+    route = _route("startWorkflow")
+    assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert statement["Action"] == "lambda:InvokeFunction"
+    assert statement["Resource"] == outputs["workflow_alias_arn"]
+    assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == (
+        f"arn:aws:execute-api:{REGION}:{MOTO_ACCOUNT_ID}:{rest_api['id']}/{STAGE}/{route['method']}{route['path']}"
+    )
+
+
+def test_stage_has_access_logs_tracing_and_throttling(rest_api, aws) -> None:
+    stage = aws("apigateway").get_stage(restApiId=rest_api["id"], stageName=STAGE)
+    access_group = f"/aws/apigateway/{PREFIX}-api/{STAGE}/access"
+    assert stage["accessLogSettings"]["destinationArn"] == f"arn:aws:logs:{REGION}:{MOTO_ACCOUNT_ID}:log-group:{access_group}"
+    assert json.loads(stage["accessLogSettings"]["format"])["requestId"] == "$context.requestId"
+    assert stage["tracingEnabled"] is True
+    settings = stage["methodSettings"]["*/*"]
+    assert settings["throttlingRateLimit"] == hcl.variables()["throttling_rate_limit"]["default"]
+    assert settings["throttlingBurstLimit"] == hcl.variables()["throttling_burst_limit"]["default"]
+    assert settings["loggingLevel"] == "ERROR"
+
+
+def test_api_gateway_account_uses_the_logging_role(outputs, aws) -> None:
+    account = aws("apigateway").get_account()
+    assert account["cloudwatchRoleArn"] == f"arn:aws:iam::{MOTO_ACCOUNT_ID}:role/{PREFIX}-apigw-cloudwatch"
+    attached = aws("iam").list_attached_role_policies(RoleName=f"{PREFIX}-apigw-cloudwatch")["AttachedPolicies"]
+    assert [policy["PolicyArn"] for policy in attached] == [APIGW_CLOUDWATCH_POLICY]
+
+
+# --- DynamoDB ---
+
+
+def test_tables_have_keys_ttl_recovery_and_encryption(outputs, aws) -> None:
+    dynamodb = aws("dynamodb")
+    tenants = dynamodb.describe_table(TableName=outputs["tenants_table_name"])["Table"]
+    workflows = dynamodb.describe_table(TableName=outputs["workflows_table_name"])["Table"]
+    assert tenants["KeySchema"] == [{"AttributeName": "tenantId", "KeyType": "HASH"}]
+    assert workflows["KeySchema"] == [
+        {"AttributeName": "tenantId", "KeyType": "HASH"},
+        {"AttributeName": "recordId", "KeyType": "RANGE"},
+    ]
+    for table in (tenants, workflows):
+        assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+        assert table["SSEDescription"]["Status"] == "ENABLED"
+        backups = dynamodb.describe_continuous_backups(TableName=table["TableName"])["ContinuousBackupsDescription"]
+        assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+    ttl = dynamodb.describe_time_to_live(TableName=outputs["workflows_table_name"])["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expiresAt")
+
+
+def test_demo_tenants_are_seeded_exactly(outputs, aws) -> None:
+    deserializer = TypeDeserializer()
+    items = aws("dynamodb").scan(TableName=outputs["tenants_table_name"])["Items"]
+    seeded = {}
+    for item in items:
+        plain = {key: deserializer.deserialize(value) for key, value in item.items()}
+        seeded[plain["tenantId"]] = {
+            key: (int(value) if isinstance(value, Decimal) and value == value.to_integral_value() else value)
+            for key, value in plain.items()
+        }
+    assert seeded == {tenant["tenantId"]: tenant for tenant in DEMO_TENANTS}
+
+
+# --- Lambda ---
+
+
+def test_workflow_function_and_live_alias(outputs, aws) -> None:
+    lam = aws("lambda")
+    config = lam.get_function_configuration(FunctionName=outputs["workflow_function_name"])
+    assert config["Runtime"] == "python3.13"
+    assert config["Architectures"] == ["arm64"]
+    assert config["Handler"] == "workflow.app.handler"
+    assert config["TracingConfig"] == {"Mode": "Active"}
+    assert config["Role"] == f"arn:aws:iam::{MOTO_ACCOUNT_ID}:role/{PREFIX}-workflow"
+    assert config["Environment"]["Variables"] == {
+        "TENANTS_TABLE_NAME": outputs["tenants_table_name"],
+        "WORKFLOWS_TABLE_NAME": outputs["workflows_table_name"],
+        "TENANT_CACHE_TTL_SECONDS": str(hcl.variables()["tenant_cache_ttl_seconds"]["default"]),
+        "POWERTOOLS_SERVICE_NAME": outputs["workflow_function_name"],
+        "POWERTOOLS_METRICS_NAMESPACE": hcl.variables()["metrics_namespace"]["default"],
+        "POWERTOOLS_LOG_LEVEL": hcl.variables()["log_level"]["default"],
+    }
+    versions = [v["Version"] for v in lam.list_versions_by_function(FunctionName=outputs["workflow_function_name"])["Versions"]]
+    assert outputs["workflow_function_version"] in versions and outputs["workflow_function_version"] != "$LATEST"
+    alias = lam.get_alias(FunctionName=outputs["workflow_function_name"], Name="live")
+    assert alias["FunctionVersion"] == outputs["workflow_function_version"]
+    assert alias["AliasArn"] == outputs["workflow_alias_arn"]
+
+
+def test_api_function(outputs, aws) -> None:
+    config = aws("lambda").get_function_configuration(FunctionName=outputs["api_function_name"])
+    assert config["Runtime"] == "python3.13"
+    assert config["Architectures"] == ["arm64"]
+    assert config["Handler"] == "api.app.handler"
+    assert config["Role"] == f"arn:aws:iam::{MOTO_ACCOUNT_ID}:role/{PREFIX}-api"
+    assert set(config["Environment"]["Variables"]) == {
+        "WORKFLOWS_TABLE_NAME",
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "POWERTOOLS_LOG_LEVEL",
+    }
+
+
+# --- IAM and logs, as stored ---
+
+
+def _role_statements(aws, role: str) -> list[dict[str, Any]]:
+    iam = aws("iam")
+    statements = []
+    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+        document = json.loads(document) if isinstance(document, str) else document
+        statements += document["Statement"]
+    assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == [], role
+    return statements
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+@pytest.mark.parametrize("role", ["workflow", "api"])
+def test_function_roles_never_grant_lambda_or_dynamodb_on_star(outputs, aws, role) -> None:
+    statements = _role_statements(aws, f"{PREFIX}-{role}")
+    assert statements
+    for statement in statements:
+        actions = _as_list(statement["Action"])
+        assert not any(action == "*" or action.endswith(":*") for action in actions), statement
+        if any(action.startswith(("lambda:", "dynamodb:")) for action in actions):
+            resources = _as_list(statement["Resource"])
+            assert all(resource.startswith("arn:aws:") and resource != "*" for resource in resources), statement
+
+
+def test_durable_and_callback_permissions_are_on_the_workflow_function_versions(outputs, aws) -> None:
+    function_arn = f"arn:aws:lambda:{REGION}:{MOTO_ACCOUNT_ID}:function:{outputs['workflow_function_name']}"
+
+    def resources_for(role: str, action: str) -> list[str]:
+        return [r for s in _role_statements(aws, f"{PREFIX}-{role}") if action in _as_list(s["Action"]) for r in _as_list(s["Resource"])]
+
+    assert resources_for("workflow", "lambda:CheckpointDurableExecution") == [f"{function_arn}:*"]
+    assert resources_for("workflow", "lambda:GetDurableExecutionState") == [f"{function_arn}:*"]
+    for action in ("Success", "Failure", "Heartbeat"):
+        assert resources_for("api", f"lambda:SendDurableExecutionCallback{action}") == [f"{function_arn}:*"]
+    table_arn = f"arn:aws:dynamodb:{REGION}:{MOTO_ACCOUNT_ID}:table/"
+    assert resources_for("workflow", "dynamodb:GetItem") == [table_arn + outputs["tenants_table_name"], table_arn + outputs["workflows_table_name"]]
+    assert resources_for("api", "dynamodb:UpdateItem") == [table_arn + outputs["workflows_table_name"]]
+
+
+def test_log_groups_exist_with_retention(outputs, aws) -> None:
+    logs = aws("logs")
+    names = [
+        f"/aws/lambda/{outputs['workflow_function_name']}",
+        f"/aws/lambda/{outputs['api_function_name']}",
+        outputs["access_log_group_name"],
+        f"API-Gateway-Execution-Logs_{outputs['rest_api_id']}/{STAGE}",
+    ]
+    for name in names:
+        (group,) = [g for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"] if g["logGroupName"] == name]
+        assert group["retentionInDays"] == RETENTION_DAYS, name
+
+
+# --- idempotence and teardown (keep these last) ---
+
+
+def test_second_plan_shows_no_changes(moto_workspace, outputs) -> None:
+    result = moto_workspace.run("plan", "-input=false", "-no-color", "-detailed-exitcode", check=False)
+    assert result.returncode == 0, f"the plan after apply is not empty (exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
+
+
+def test_destroy_removes_everything(moto_workspace, outputs, aws) -> None:
+    moto_workspace.run("destroy", "-input=false", "-no-color", "-auto-approve")
+    assert moto_workspace.run("state", "list", check=False).stdout.strip() == ""
+    assert aws("apigateway").get_rest_apis()["items"] == []
+    assert aws("dynamodb").list_tables()["TableNames"] == []
+    assert aws("lambda").list_functions()["Functions"] == []
+    roles = [role["RoleName"] for role in aws("iam").list_roles()["Roles"]]
+    assert not [name for name in roles if name.startswith(PREFIX)], roles
+    groups = [g["logGroupName"] for g in aws("logs").describe_log_groups()["logGroups"]]
+    assert groups == [], groups

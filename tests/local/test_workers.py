@@ -1,0 +1,115 @@
+"""Worker pools of the local Lambda service, with a tiny handler (no stack needed)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from local.functions import FunctionConfig
+from local.workers import InvocationContext, Worker, WorkerPools
+
+from conftest import wait_until
+
+pytestmark = pytest.mark.slow
+
+HANDLERS = Path(__file__).resolve().parent / "handlers"
+ECHO = FunctionConfig(name="echo", handler="echo_handler.handler", per_tenant=True, timeout_seconds=20, code_dir=HANDLERS)
+SHARED_ECHO = FunctionConfig(name="echo-shared", handler="echo_handler.handler", code_dir=HANDLERS)
+
+
+def context(tenant_id: str | None) -> InvocationContext:
+    return InvocationContext(str(uuid.uuid4()), tenant_id, "1", "arn:aws:lambda:us-east-1:123456789012:function:echo:live")
+
+
+@pytest.fixture
+def pools(tmp_path: Path) -> Iterator[WorkerPools]:
+    pools = WorkerPools(region="us-east-1", tmp_root=tmp_path / "workers", idle_timeout=60, max_workers_per_pool=3)
+    yield pools
+    pools.shutdown()
+
+
+def test_each_tenant_gets_its_own_process_and_temporary_directory(pools: WorkerPools) -> None:
+    # GIVEN two tenants WHEN each invokes twice
+    a1 = pools.invoke(ECHO, {"write": "secret-of-a"}, context("tenant-a")).payload
+    b1 = pools.invoke(ECHO, {}, context("tenant-b")).payload
+    a2 = pools.invoke(ECHO, {}, context("tenant-a")).payload
+
+    # THEN a tenant's second invocation is warm in its own process, never in the other's
+    assert a1["pid"] == a2["pid"] != b1["pid"]
+    assert a1["tenant"] == "tenant-a" and b1["tenant"] == "tenant-b"
+    assert a1["tmpdir"] != b1["tmpdir"]
+    assert "secret-of-a" in a2["files"] and "secret-of-a" not in b1["files"]
+    described = {worker["environmentId"]: worker["tenantId"] for worker in pools.describe()}
+    assert described == {a1["environmentId"]: "tenant-a", b1["environmentId"]: "tenant-b"}
+
+
+def test_concurrent_invocations_of_one_tenant_get_more_workers_of_that_tenant(pools: WorkerPools) -> None:
+    with concurrent.futures.ThreadPoolExecutor(3) as executor:
+        results = list(executor.map(lambda _: pools.invoke(ECHO, {"sleep": 1}, context("tenant-a")).payload, range(3)))
+
+    assert len({result["pid"] for result in results}) > 1
+    assert {worker["tenantId"] for worker in pools.describe()} == {"tenant-a"}
+
+
+def test_plain_function_shares_one_pool_without_tenant(pools: WorkerPools) -> None:
+    first = pools.invoke(SHARED_ECHO, {}, context(None)).payload
+    second = pools.invoke(SHARED_ECHO, {}, context(None)).payload
+
+    assert first["pid"] == second["pid"] and first["tenant"] is None
+
+
+def test_dead_worker_fails_its_invocation_and_is_replaced(pools: WorkerPools) -> None:
+    before = pools.invoke(ECHO, {}, context("tenant-a")).payload
+
+    crashed = pools.invoke(ECHO, {"crash": True}, context("tenant-a"))
+    after = pools.invoke(ECHO, {}, context("tenant-a")).payload
+
+    assert crashed.function_error == "Unhandled"
+    assert crashed.payload["errorType"] == "Runtime.ExitError"
+    assert after["pid"] != before["pid"]
+    assert not Path(before["tmpdir"]).exists()
+
+
+def test_handler_error_is_an_unhandled_function_error(pools: WorkerPools) -> None:
+    result = pools.invoke(ECHO, {"raise": "boom"}, context("tenant-a"))
+
+    assert result.function_error == "Unhandled"
+    assert result.payload["errorType"] == "ValueError" and result.payload["errorMessage"] == "boom"
+
+
+def test_invocation_past_the_function_timeout_is_stopped(tmp_path: Path) -> None:
+    pools = WorkerPools(region="us-east-1", tmp_root=tmp_path)
+    quick = FunctionConfig(name="echo", handler="echo_handler.handler", per_tenant=True, timeout_seconds=1, code_dir=HANDLERS)
+    try:
+        result = pools.invoke(quick, {"sleep": 10}, context("tenant-a"))
+    finally:
+        pools.shutdown()
+
+    assert result.payload["errorType"] == "Sandbox.Timedout"
+
+
+def test_idle_workers_are_reclaimed_with_their_temporary_directory(tmp_path: Path) -> None:
+    pools = WorkerPools(region="us-east-1", tmp_root=tmp_path, idle_timeout=0.5)
+    try:
+        tmpdir = pools.invoke(ECHO, {}, context("tenant-a")).payload["tmpdir"]
+        wait_until(lambda: not pools.describe(), 10, "idle worker reclaimed")
+    finally:
+        pools.shutdown()
+
+    assert not Path(tmpdir).exists()
+
+
+def test_worker_bound_to_one_tenant_refuses_another(tmp_path: Path) -> None:
+    worker = Worker(ECHO, "tenant-a", region="us-east-1", tmp_root=tmp_path)
+    worker.wait_ready()
+    try:
+        refused = worker.invoke({}, context("tenant-b"))
+    finally:
+        worker.terminate()
+
+    assert refused.payload["errorType"] == "Runtime.TenantMismatch"
+    assert not worker.alive
