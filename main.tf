@@ -56,9 +56,10 @@ locals {
 
   start_request_schema = file("${local.shared_dir}/${local.start_route.requestSchema}")
 
-  demo_tenants = { for tenant in jsondecode(file("${local.shared_dir}/demo_tenants.json")) : tenant.tenantId => tenant }
+  demo_tenant_list = jsondecode(file("${local.shared_dir}/demo_tenants.json"))
+  demo_tenants     = { for tenant in local.demo_tenant_list : tenant.tenantId => tenant }
   # The tenant the ready-to-paste curl commands use: the first active one.
-  example_tenant_id = [for tenant in jsondecode(file("${local.shared_dir}/demo_tenants.json")) : tenant.tenantId if tenant.status == "ACTIVE"][0]
+  example_tenant_id = [for tenant in local.demo_tenant_list : tenant.tenantId if tenant.status == "ACTIVE"][0]
 
   workflow_function_name = "${local.name_prefix}-workflow"
   api_function_name      = "${local.name_prefix}-api"
@@ -318,7 +319,7 @@ resource "aws_iam_role_policy" "api" {
 # =============================================================================
 
 resource "aws_lambda_function" "workflow" {
-  #checkov:skip=CKV_AWS_116:A durable execution records its own failures (registry status FAILED or TIMED_OUT, execution history kept for durable_retention_days); a dead-letter queue would duplicate that.
+  #checkov:skip=CKV_AWS_116:Failures of a started workflow are recorded by the durable execution itself (registry status FAILED or TIMED_OUT, history kept durable_retention_days); add a DLQ or on-failure destination if events Lambda drops before the execution starts must be kept.
   #checkov:skip=CKV_AWS_117:The function calls only public AWS APIs (DynamoDB, Lambda); a VPC would add NAT or endpoints and reach no private resource.
   #checkov:skip=CKV_AWS_115:Reserved concurrency fails on new accounts (quota 10, Lambda keeps 10 unreserved); the API stage throttles requests instead (var.throttling_rate_limit).
   #checkov:skip=CKV_AWS_173:The environment holds table names and log settings only, no secrets; Lambda encrypts it at rest with its service key.
@@ -435,6 +436,9 @@ resource "aws_api_gateway_rest_api" "this" {
   }
 
   lifecycle {
+    # A replacement API is built before the old one goes, so the URL outputs never dangle.
+    create_before_destroy = true
+
     precondition {
       condition     = alltrue([for segments in values(local.route_segments) : length(segments) <= 2])
       error_message = "The API resources support paths of at most two segments; extend main.tf for deeper paths in api_contract.json."
@@ -776,6 +780,7 @@ resource "aws_api_gateway_stage" "this" {
 }
 
 resource "aws_api_gateway_method_settings" "all" {
+  #checkov:skip=CKV_AWS_225:Responses are per request (a fresh workflow id, a live status); a cache would serve stale answers, and keyed wrongly another tenant's.
   rest_api_id = aws_api_gateway_rest_api.this.id
   stage_name  = aws_api_gateway_stage.this.stage_name
   method_path = "*/*"

@@ -190,7 +190,7 @@ variable "throttling_burst_limit" {
 }
 
 variable "manage_api_gateway_account" {
-  description = "Set the Region-wide API Gateway account setting (the CloudWatch Logs role that stage logging needs). Set false if the account already has one."
+  description = "Point the Region-wide API Gateway account setting at a CloudWatch Logs role this module creates (stage logging needs one); hashicorp/aws 6.x resets the setting on destroy. Set false when the account already has a role that other APIs rely on."
   type        = bool
   default     = true
 }

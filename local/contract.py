@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import unquote
 
 import fastjsonschema
 
@@ -51,7 +52,7 @@ class Route:
     def match(self, path: str) -> dict[str, str] | None:
         """Path parameters when ``path`` is this route's resource, else ``None``."""
         found = self._pattern.match(path)
-        return found.groupdict() if found else None
+        return {name: unquote(value) for name, value in found.groupdict().items()} if found else None
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from aws_durable_execution_sdk_python.lambda_service import ErrorObject, OperationStatus, OperationType
 from aws_durable_execution_sdk_python_testing.runner import WebRunner, WebRunnerConfig
 from aws_durable_execution_sdk_python_testing.stores.base import StoreType
 from aws_durable_execution_sdk_python_testing.web.server import WebServiceConfig
@@ -64,10 +66,59 @@ class DurableEmulator:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Open the store and serve the emulator's API on a background thread."""
+        """Open the store, resume what a previous run left running, and serve the API."""
         self._runner.start()
+        resumed = self.resume_running_executions()
+        if resumed:
+            logger.info("resumed %d running durable execution(s) from %s", resumed, self._config.store_path)
         self._thread = threading.Thread(target=self._runner.serve_forever, name="durable-emulator", daemon=True)
         self._thread.start()
+
+    def resume_running_executions(self) -> int:
+        """Re-arm what the emulator keeps only in memory, for executions a previous run left RUNNING.
+
+        The sqlite store keeps every execution, but the emulator's timers live in
+        memory: after a restart a waiting callback would never time out, the
+        execution timeout would never fire, a pending wait or step retry would
+        never wake, and an invocation cut off by the stop would never be retried.
+        This re-arms each with the time that is left (at once if it is overdue).
+        It reaches into ``WebRunner``'s executor: the runner has no public hook.
+
+        Returns:
+            How many executions were resumed.
+        """
+        executor = self._runner._executor  # noqa: SLF001 - see docstring
+        scheduler = self._runner._scheduler  # noqa: SLF001
+        store = self._runner._store  # noqa: SLF001
+        executions, _ = store.query(status_filter="RUNNING")
+        now = datetime.now(UTC)
+        for execution in executions:
+            arn = execution.durable_execution_arn
+            event = executor._completion_events.setdefault(arn, scheduler.create_event())  # noqa: SLF001
+            started = execution.get_operation_execution_started().start_timestamp or now
+            timeout = execution.start_input.execution_timeout_seconds
+            if timeout > 0:
+                error = ErrorObject.from_message(f"Execution timed out after {timeout} seconds.")
+                executor._execution_timeouts[arn] = scheduler.call_later(  # noqa: SLF001
+                    lambda arn=arn, error=error: executor.on_timed_out(arn, error),
+                    delay=_remaining(started, timeout, now), completion_event=event,
+                )
+            waiting = [op for op in execution.operations
+                       if op.operation_type == OperationType.CALLBACK and op.status == OperationStatus.STARTED]
+            for operation in waiting:
+                callback_id = operation.callback_details.callback_id if operation.callback_details else None
+                options = next((update.callback_options for update in execution.updates
+                                if update.operation_id == operation.operation_id and update.callback_options), None)
+                if callback_id and options and options.timeout_seconds > 0:
+                    executor._callback_timeouts[callback_id] = scheduler.call_later(  # noqa: SLF001
+                        lambda arn=arn, callback_id=callback_id: executor._on_callback_timeout(arn, callback_id),  # noqa: SLF001
+                        delay=_remaining(operation.start_timestamp or started, options.timeout_seconds, now),
+                        completion_event=event,
+                    )
+            executor._schedule_earliest_pending(arn)  # noqa: SLF001 - waits and step retries
+            if not waiting and executor._earliest_pending_timestamp(execution) is None:  # noqa: SLF001
+                executor._invoke_execution(arn)  # noqa: SLF001 - it was cut off mid-invocation
+        return len(executions)
 
     def stop(self) -> None:
         """Stop serving; the sqlite store keeps every execution for the next start."""
@@ -75,6 +126,11 @@ class DurableEmulator:
         if server is not None:
             server.shutdown()
         self._runner.stop()
+
+
+def _remaining(started: datetime, timeout_seconds: float, now: datetime) -> float:
+    """Seconds left of ``timeout_seconds`` counted from ``started``; 0 when overdue."""
+    return max(0.0, timeout_seconds - (now - started).total_seconds())
 
 
 class DurableBackendError(Exception):

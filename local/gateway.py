@@ -12,7 +12,11 @@ Like the deployed REST API it:
   ``live`` alias with ``InvocationType=Event``, ``TenantId`` from the header and
   ``DurableExecutionName`` = workflowId; answers ``202 {"workflowId", "status": "STARTED"}``;
 * the other routes are ``AWS_PROXY``: a REST v1 proxy event to the api function,
-  whose ``statusCode``/``headers``/``body`` become the response.
+  whose ``statusCode``/``headers``/``body`` become the response;
+* with a ``REQUEST`` Lambda authorizer configured, runs it after validation and
+  before the integration (401 ``Unauthorized`` / 403 deny); its context becomes
+  ``requestContext.authorizer`` and, for ``POST /workflow``, supplies the verified
+  tenant and the workflow id.
 
 Functions are reached through a :class:`FunctionInvoker`; the gateway never knows
 how they run.
@@ -211,7 +215,7 @@ class LocalGateway(LocalHttpService):
     def _validate_start(self, route: Route, request: Request, tenant_id: str) -> str | None:
         """The request validator of ``POST /workflow``: tenant id shape, JSON body, schema."""
         if not self._contract.tenant_id_pattern.fullmatch(tenant_id):
-            return f"Invalid {self._contract.tenant_header}: expected 1-64 of [A-Za-z0-9._-]"
+            return f"Invalid {self._contract.tenant_header}: must match {self._contract.tenant_id_pattern.pattern}"
         try:
             body = json.loads(request.body or b"")
         except ValueError:

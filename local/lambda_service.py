@@ -27,7 +27,14 @@ from urllib.parse import unquote
 from aws_durable_execution_sdk_python_testing.invoker import INVOCATION_MARKER_HEADER
 
 from local.durable import DurableBackendClient, DurableBackendError
-from local.functions import ALIAS, LATEST, PUBLISHED_VERSION, FunctionConfig, parse_function_identifier
+from local.functions import (
+    ACCOUNT_ID,
+    ALIAS,
+    LATEST,
+    PUBLISHED_VERSION,
+    FunctionConfig,
+    parse_function_identifier,
+)
 from local.http_base import DEFAULT_HOST, LocalHttpService, Request, Response
 from local.workers import InvocationContext, InvocationResult, WorkerCapacityError
 
@@ -142,7 +149,7 @@ class LocalLambdaService(LocalHttpService):
         qualifier = qualifier or query_qualifier
         function = self._functions.get(name)
         if function is None or (qualifier is not None and qualifier not in QUALIFIERS):
-            arn = f"arn:aws:lambda:{self._region}:123456789012:function:{name}"
+            arn = f"arn:aws:lambda:{self._region}:{ACCOUNT_ID}:function:{name}"
             raise LambdaApiError(404, "ResourceNotFoundException",
                                  f"Function not found: {arn}{':' + qualifier if qualifier else ''}")
         return function, qualifier
@@ -185,12 +192,19 @@ class LocalLambdaService(LocalHttpService):
         self._count(function.name, tenant_id, "handler")
         headers = {"x-amzn-RequestId": request_id, "X-Amz-Executed-Version": context.function_version}
         if invocation_type == "Event":
-            threading.Thread(target=self._run, args=(function, event, context), daemon=True).start()
+            threading.Thread(target=self._run_event, args=(function, event, context), daemon=True).start()
             return Response(202, headers)
         result = self._run(function, event, context)
         if result.function_error:
             headers["X-Amz-Function-Error"] = result.function_error
         return Response.json(200, result.payload, headers)
+
+    def _run_event(self, function: FunctionConfig, event: Any, context: InvocationContext) -> None:
+        """An asynchronous (Event) invocation: nobody waits for its result."""
+        try:
+            self._run(function, event, context)
+        except LambdaApiError as error:
+            logger.warning("asynchronous invocation of %s dropped: %s", function.name, error.message)
 
     def _run(self, function: FunctionConfig, event: Any, context: InvocationContext) -> InvocationResult:
         try:

@@ -225,13 +225,16 @@ The full flow for tenant-a (the demo tenants are tenant-a and tenant-b; needs jq
   # 4. status: COMPLETED, with the result
   curl -s {api}/workflow/$WF -H 'x-tenant-id: tenant-a'{key}
 
-The same start with the AWS CLI against the local Lambda endpoint:
+The same with the AWS CLI v2 against the local Lambda endpoint (CLI v1: drop --cli-binary-format):
 
-  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION={self.config.region} \\
+  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION={self.config.region}
   aws lambda invoke --endpoint-url {lam} --function-name {workflow}:{ALIAS} \\
       --tenant-id tenant-a --invocation-type Event --durable-execution-name cli-demo-1 \\
       --cli-binary-format raw-in-base64-out \\
       --payload '{{"workflowId": "cli-demo-1", "request": {{"amount": 10, "currency": "USD"}}}}' /dev/stdout
+  CB=$(curl -s {api}/workflow/cli-demo-1 -H 'x-tenant-id: tenant-a'{key} | jq -r .callbackId)
+  aws lambda send-durable-execution-callback-success --endpoint-url {lam} \\
+      --callback-id "$CB" --cli-binary-format raw-in-base64-out --result '{{"approved": true}}'
 
 Walk it all for two tenants: make demo
 """
@@ -297,13 +300,22 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ.pop("AWS_PROFILE", None)
     stop = threading.Event()
+    started = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+        if not started.is_set():  # interrupt a start that hangs (e.g. a service never comes up)
+            raise KeyboardInterrupt
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        signal.signal(signum, on_signal)
     stack = LocalStack(config)
     try:
         stack.start()
-    except OSError as error:
-        logger.error("could not start the local stack: %s (is another `make run` using the ports?)", error)
+        started.set()
+    except (OSError, KeyboardInterrupt) as error:
+        if isinstance(error, OSError):
+            logger.error("could not start the local stack: %s (is another `make run` using the ports?)", error)
         stack.stop()
         return 1
     print(stack.banner(), flush=True)

@@ -19,6 +19,7 @@ import argparse
 import importlib
 import json
 import os
+import signal
 import struct
 import sys
 import tempfile
@@ -140,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fd-in", type=int, required=True)
     parser.add_argument("--fd-out", type=int, required=True)
     args = parser.parse_args(argv)
+    # Ctrl-C reaches the whole process group; the local Lambda service decides when we stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     return serve(args.handler, args.tenant, args.fd_in, args.fd_out)
 
 

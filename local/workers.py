@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 INIT_TIMEOUT_SECONDS = 30.0
+_TIMED_OUT = object()
 
 
 class WorkerCapacityError(Exception):
@@ -117,7 +118,7 @@ class Worker:
     def wait_ready(self, timeout: float = INIT_TIMEOUT_SECONDS) -> None:
         """Wait for the init phase (handler import). Sets :attr:`init_error` when it failed."""
         frame = self._read(time.time() + timeout)
-        if frame is None:
+        if frame is None or frame is _TIMED_OUT:
             self.init_error = {"errorType": "Runtime.ExitError", "errorMessage": "Runtime exited during init"}
         elif frame.get("type") == "init_error":
             self.init_error = frame["error"]
@@ -151,14 +152,19 @@ class Worker:
             frame = self._read(deadline)
         except OSError:
             frame = None
-        if frame is None:
-            if self.alive:  # still running past its deadline: Lambda stops the environment
-                self.terminate()
-                return self._error("Sandbox.Timedout",
-                                   f"{context.request_id} Task timed out after {self.function.timeout_seconds:.2f} seconds")
+        if frame is _TIMED_OUT:  # still running past its deadline: Lambda stops the environment
+            self.terminate()
+            return self._error("Sandbox.Timedout",
+                               f"{context.request_id} Task timed out after {self.function.timeout_seconds:.2f} seconds")
+        if frame is None:  # the process went away mid-invocation
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            reason = self._exit_reason()
             self.terminate()
             return self._error("Runtime.ExitError",
-                               f"RequestId: {context.request_id} Error: Runtime exited with error: {self._exit_reason()}")
+                               f"RequestId: {context.request_id} Error: Runtime exited with error: {reason}")
         if frame.get("fatal"):
             self.terminate()
         if frame.get("ok"):
@@ -174,11 +180,12 @@ class Worker:
             return f"signal: {signal.Signals(-code).name.lower().removeprefix('sig')}"
         return f"exit status {code}"
 
-    def _read(self, deadline: float) -> dict[str, Any] | None:
+    def _read(self, deadline: float) -> Any:
+        """The next frame; ``None`` when the process closed its pipe; ``_TIMED_OUT`` at the deadline."""
         while True:
             remaining = deadline - time.time()
             if remaining <= 0:
-                return None
+                return _TIMED_OUT
             ready, _, _ = select.select([self._in], [], [], min(remaining, 1.0))
             if ready:
                 return read_frame(self._in)

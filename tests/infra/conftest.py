@@ -88,9 +88,17 @@ def tf_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def plan_workspace(
-    terraform_setup: TerraformSetup, tf_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+    terraform_setup: TerraformSetup,
+    tf_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+    checkov_installer: Path,
 ) -> Workspace:
-    """An initialised copy for validate and plan; its provider never calls AWS."""
+    """An initialised copy for validate and plan; its provider never calls AWS.
+
+    The first Terraform fixture also starts checkov's install (about a minute,
+    once per machine) so it overlaps the Terraform runs.
+    """
+    _start_checkov_install(checkov_installer)
     strip = () if terraform_setup.provider_knows_durable_blocks else NEW_PROVIDER_BLOCKS
     workspace = copy_module(
         tmp_path_factory.mktemp("plan") / "module",
@@ -126,36 +134,43 @@ def _checkov_ready() -> bool:
     )
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _start_checkov_install(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Start installing checkov in the background while Terraform runs (about a minute, once)."""
+def _start_checkov_install(log_dir: Path) -> None:
+    """Create .venv-checkov with the pinned checkov in the background, once, only when missing."""
     global _checkov_install, _checkov_install_log
-    if not _checkov_ready():
-        _checkov_install_log = tmp_path_factory.mktemp("checkov") / "install.log"
-        venv = shlex.quote(str(CHECKOV_VENV))
-        command = (
-            f"{{ test -x {venv}/bin/python || {shlex.quote(sys.executable)} -m venv {venv}; }} && "
-            f"{venv}/bin/python -m pip install --quiet --disable-pip-version-check checkov=={CHECKOV_VERSION}"
-        )
-        with _checkov_install_log.open("wb") as log:
-            _checkov_install = subprocess.Popen(["bash", "-c", command], stdout=log, stderr=subprocess.STDOUT)
-    yield
+    if _checkov_install is not None or _checkov_ready():
+        return
+    _checkov_install_log = log_dir / "checkov-install.log"
+    venv = shlex.quote(str(CHECKOV_VENV))
+    command = (
+        f"{{ test -x {venv}/bin/python || {shlex.quote(sys.executable)} -m venv {venv}; }} && "
+        f"{venv}/bin/python -m pip install --quiet --disable-pip-version-check checkov=={CHECKOV_VERSION}"
+    )
+    with _checkov_install_log.open("wb") as log:
+        _checkov_install = subprocess.Popen(["bash", "-c", command], stdout=log, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture(scope="session")
+def checkov_installer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Where the background install logs; stops an unfinished install at the end of the session."""
+    log_dir = tmp_path_factory.mktemp("checkov-install")
+    yield log_dir
     if _checkov_install is not None and _checkov_install.poll() is None:
         _checkov_install.terminate()
         _checkov_install.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")
-def checkov_bin() -> Path:
-    """The pinned checkov, installed into .venv-checkov when missing (waits for the background install)."""
+def checkov_bin(checkov_installer: Path) -> Path:
+    """The pinned checkov in .venv-checkov; installs it when missing and waits for the install."""
+    _start_checkov_install(checkov_installer)
     if _checkov_install is not None:
         started = time.monotonic()
         try:
             code = _checkov_install.wait(timeout=CHECKOV_INSTALL_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
             pytest.fail(f"installing checkov=={CHECKOV_VERSION} took over {CHECKOV_INSTALL_TIMEOUT_SECONDS}s", pytrace=False)
-        log = _checkov_install_log.read_text(errors="replace") if _checkov_install_log else ""
         if code != 0:
+            log = _checkov_install_log.read_text(errors="replace") if _checkov_install_log else ""
             pytest.fail(
                 f"installing checkov=={CHECKOV_VERSION} into {CHECKOV_VENV} failed (exit {code}, "
                 f"{time.monotonic() - started:.0f}s):\n{log}",

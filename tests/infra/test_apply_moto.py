@@ -381,7 +381,8 @@ def test_second_plan_shows_no_changes(moto_workspace, outputs) -> None:
 
 
 def test_destroy_removes_everything(moto_workspace, outputs, aws) -> None:
-    moto_workspace.run("destroy", "-input=false", "-no-color", "-auto-approve")
+    # The state was just refreshed by the no-change plan.
+    moto_workspace.run("destroy", "-input=false", "-no-color", "-auto-approve", "-refresh=false")
     assert moto_workspace.run("state", "list", check=False).stdout.strip() == ""
     assert aws("apigateway").get_rest_apis()["items"] == []
     assert aws("dynamodb").list_tables()["TableNames"] == []

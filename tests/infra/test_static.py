@@ -14,11 +14,10 @@ import pytest
 from . import hcl
 from .tfworkspace import REPO_ROOT, SHARED_DIR, parse_version
 
-pytestmark = pytest.mark.slow
-
 CONTRACT = json.loads((SHARED_DIR / "api_contract.json").read_text())
 
 
+@pytest.mark.slow
 def test_terraform_files_are_formatted(terraform_setup, tf_env) -> None:
     result = subprocess.run(
         [terraform_setup.binary, "fmt", "-check", "-recursive", "-diff", "-no-color"],

@@ -48,7 +48,7 @@ in a local filesystem mirror, because they run without registry access.
     (Debian/Ubuntu: add HashiCorp's apt repository, then `apt-get install terraform`;
     or unzip the release binary into a directory on PATH).
   * Provider mirror: on a machine with internet access run, in any directory
-    holding a `terraform { required_providers { aws = { source = "hashicorp/aws" } } }`
+    holding a `terraform {{ required_providers {{ aws = {{ source = "hashicorp/aws" }} }} }}`
     block, `terraform providers mirror -platform={platform} {mirror}`
     (the path is the one in terraform-offline.tfrc).
 """

@@ -7,170 +7,18 @@ stop and rerun ``make run``.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-import requests
-from botocore.config import Config
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 45.0
-STOP_TIMEOUT = 30.0
-WORKFLOW_TIMEOUT = 45.0
-TENANT_A, TENANT_B = "tenant-a", "tenant-b"
+from local.harness import StackProcess, wait_until
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, message: str, interval: float = 0.2) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail with ``message`` at ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s: {message}")
-        time.sleep(interval)
-
-
-class StackProcess:
-    """``python -m local.stack`` on free ports, with helpers to drive it."""
-
-    def __init__(self, state_dir: Path, log_path: Path, extra_args: list[str] | None = None) -> None:
-        self.state_dir = state_dir
-        self.log_path = log_path
-        self.extra_args = list(extra_args or [])
-        self.ports = {name: free_port() for name in ("api", "lambda", "emulator", "dynamodb")}
-        self.api_url = f"http://127.0.0.1:{self.ports['api']}"
-        self.lambda_url = f"http://127.0.0.1:{self.ports['lambda']}"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.http = requests.Session()
-
-    # -- lifecycle ---------------------------------------------------------------------
-
-    def command(self) -> list[str]:
-        return [
-            sys.executable, "-m", "local.stack",
-            "--state-dir", str(self.state_dir),
-            "--api-port", str(self.ports["api"]),
-            "--lambda-port", str(self.ports["lambda"]),
-            "--emulator-port", str(self.ports["emulator"]),
-            "--dynamodb-port", str(self.ports["dynamodb"]),
-            "--log-level", "WARNING",
-            *self.extra_args,
-        ]
-
-    def start(self) -> None:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT_URL")}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - our own module
-                self.command(), cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-        wait_until(self._healthy, START_TIMEOUT, f"local stack healthy (log: {self.log_path})")
-
-    def _healthy(self) -> bool:
-        if self.process is not None and self.process.poll() is not None:
-            pytest.fail(f"local stack exited with {self.process.returncode}:\n{self.log_path.read_text()[-3000:]}")
-        try:
-            health = requests.get(f"{self.lambda_url}/_local/health", timeout=2)
-            api = requests.get(f"{self.api_url}/", timeout=2)
-        except requests.ConnectionError:
-            return False
-        return health.status_code == 200 and api.status_code == 403
-
-    def stop(self) -> int | None:
-        if self.process is None:
-            return None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
-        self.process = None
-        return code
-
-    def restart(self) -> None:
-        """Stop (SIGTERM, as Ctrl-C) and start again with the same ports and state directory."""
-        assert self.stop() == 0, self.log_path.read_text()[-3000:]
-        self.start()
-
-    # -- the REST API --------------------------------------------------------------------
-
-    @property
-    def api_keys(self) -> dict[str, str]:
-        path = self.state_dir / "api-keys.json"
-        return json.loads(path.read_text()) if path.exists() else {}
-
-    def headers(self, tenant_id: str | None) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        if tenant_id is not None:
-            headers["x-tenant-id"] = tenant_id
-            if tenant_id in self.api_keys:
-                headers["x-api-key"] = self.api_keys[tenant_id]
-        return headers
-
-    def start_workflow(self, tenant_id: str, body: dict[str, Any] | None = None) -> str:
-        body = body or {"amount": 25, "currency": "USD", "description": "local e2e"}
-        response = self.http.post(f"{self.api_url}/workflow", json=body, headers=self.headers(tenant_id), timeout=30)
-        assert response.status_code == 202, response.text
-        assert response.json()["status"] == "STARTED"
-        return response.json()["workflowId"]
-
-    def status(self, tenant_id: str, workflow_id: str) -> requests.Response:
-        return self.http.get(f"{self.api_url}/workflow/{workflow_id}", headers=self.headers(tenant_id), timeout=30)
-
-    def wait_for_status(self, tenant_id: str, workflow_id: str, status: str, timeout: float = WORKFLOW_TIMEOUT) -> dict[str, Any]:
-        def reached() -> dict[str, Any] | None:
-            response = self.status(tenant_id, workflow_id)
-            if response.status_code == 200 and response.json()["status"] == status:
-                return response.json()
-            return None
-
-        return wait_until(reached, timeout, f"workflow {workflow_id} of {tenant_id} reaching {status}")
-
-    def callback(self, tenant_id: str, callback_id: str, payload: dict[str, Any] | None = None) -> requests.Response:
-        return self.http.post(
-            f"{self.api_url}/callback",
-            json={"callbackId": callback_id, "payload": payload or {"approved": True}},
-            headers=self.headers(tenant_id),
-            timeout=30,
-        )
-
-    # -- the local Lambda service ------------------------------------------------------
-
-    def workers(self) -> list[dict[str, Any]]:
-        return requests.get(f"{self.lambda_url}/_local/workers", timeout=10).json()["workers"]
-
-    def invocations(self, function_suffix: str, tenant_id: str | None = None) -> int:
-        rows = requests.get(f"{self.lambda_url}/_local/invocations", timeout=10).json()["invocations"]
-        return sum(row["count"] for row in rows
-                   if row["functionName"].endswith(function_suffix) and (tenant_id is None or row["tenantId"] == tenant_id))
-
-    def lambda_client(self) -> Any:
-        return boto3.client(
-            "lambda",
-            endpoint_url=self.lambda_url,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",
-            config=Config(retries={"max_attempts": 0}),
-        )
+@pytest.fixture(name="wait_until")
+def wait_until_fixture() -> Callable[..., Any]:
+    """``wait_until(predicate, timeout, message)``: bounded polling for the tests."""
+    return wait_until
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,6 @@ import pytest
 from local.functions import FunctionConfig
 from local.workers import InvocationContext, Worker, WorkerPools
 
-from conftest import wait_until
-
 pytestmark = pytest.mark.slow
 
 HANDLERS = Path(__file__).resolve().parent / "handlers"
@@ -92,7 +90,7 @@ def test_invocation_past_the_function_timeout_is_stopped(tmp_path: Path) -> None
     assert result.payload["errorType"] == "Sandbox.Timedout"
 
 
-def test_idle_workers_are_reclaimed_with_their_temporary_directory(tmp_path: Path) -> None:
+def test_idle_workers_are_reclaimed_with_their_temporary_directory(tmp_path: Path, wait_until) -> None:
     pools = WorkerPools(region="us-east-1", tmp_root=tmp_path, idle_timeout=0.5)
     try:
         tmpdir = pools.invoke(ECHO, {}, context("tenant-a")).payload["tmpdir"]

@@ -1,0 +1,96 @@
+"""boto3 against the local Lambda endpoint: Invoke starts executions, the durable APIs resume them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+from local.harness import StackProcess
+
+pytestmark = pytest.mark.slow
+
+WORKFLOW = "tenant-durable-workflow"
+API = "tenant-durable-api"
+
+
+def start_payload(name: str) -> bytes:
+    return json.dumps({"workflowId": name, "request": {"amount": 15, "currency": "USD"}}).encode()
+
+
+def test_boto3_invoke_starts_a_workflow_and_callback_success_resumes_it(stack: StackProcess, wait_until) -> None:
+    client = stack.lambda_client()
+    name = f"boto3-{uuid.uuid4().hex[:12]}"
+
+    # WHEN a workflow is started with Lambda's own Invoke API
+    response = client.invoke(FunctionName=f"{WORKFLOW}:live", TenantId="tenant-a", InvocationType="Event",
+                             DurableExecutionName=name, Payload=start_payload(name))
+
+    # THEN Lambda accepted it asynchronously and named the execution
+    assert response["StatusCode"] == 202
+    arn = response["DurableExecutionArn"]
+    callback_id = stack.wait_for_status("tenant-a", name, "WAITING_FOR_CALLBACK")["callbackId"]
+
+    # WHEN the external system answers through the durable-execution API of the same endpoint
+    client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b'{"approved": true}')
+
+    # THEN the execution resumes and succeeds, and the registry says COMPLETED
+    execution = wait_until(
+        lambda: (e := client.get_durable_execution(DurableExecutionArn=arn))["Status"] == "SUCCEEDED" and e,
+        30, "execution SUCCEEDED")
+    assert json.loads(execution["Result"])["confirmation"] == {"approved": True}
+    assert stack.wait_for_status("tenant-a", name, "COMPLETED")["result"]["tenantId"] == "tenant-a"
+
+
+def test_same_execution_name_and_input_is_idempotent(stack: StackProcess) -> None:
+    client = stack.lambda_client()
+    name = f"idem-{uuid.uuid4().hex[:12]}"
+    kwargs = dict(FunctionName=WORKFLOW, Qualifier="live", TenantId="tenant-b", InvocationType="Event",
+                  DurableExecutionName=name)
+
+    first = client.invoke(**kwargs, Payload=start_payload(name))
+    again = client.invoke(**kwargs, Payload=start_payload(name))
+
+    assert first["DurableExecutionArn"] == again["DurableExecutionArn"]
+    with pytest.raises(client.exceptions.DurableExecutionAlreadyStartedException):
+        client.invoke(**kwargs, Payload=json.dumps({"workflowId": name, "request": {}}).encode())
+    stack.wait_for_status("tenant-b", name, "WAITING_FOR_CALLBACK")
+
+
+def test_invoke_without_tenant_id_is_refused_like_lambda(stack: StackProcess) -> None:
+    client = stack.lambda_client()
+    starts_before = stack.invocations("-workflow")
+
+    with pytest.raises(client.exceptions.InvalidParameterValueException) as refused:
+        client.invoke(FunctionName=f"{WORKFLOW}:live", InvocationType="Event", Payload=start_payload("no-tenant"))
+
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "tenant" in refused.value.response["Error"]["Message"].lower()
+    assert stack.invocations("-workflow") == starts_before
+
+
+def test_tenant_id_on_a_function_without_tenant_isolation_is_refused(stack: StackProcess) -> None:
+    client = stack.lambda_client()
+
+    with pytest.raises(client.exceptions.InvalidParameterValueException):
+        client.invoke(FunctionName=f"{API}:live", TenantId="tenant-a", Payload=b"{}")
+
+
+def test_unknown_function_or_qualifier_is_resource_not_found(stack: StackProcess) -> None:
+    client = stack.lambda_client()
+
+    for name in ("no-such-function", f"{WORKFLOW}:nope"):
+        with pytest.raises(ClientError) as missing:
+            client.invoke(FunctionName=name, TenantId="tenant-a", Payload=b"{}")
+        assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_callback_for_unknown_id_maps_to_a_boto3_exception(stack: StackProcess) -> None:
+    client = stack.lambda_client()
+
+    with pytest.raises(ClientError) as unknown:
+        client.send_durable_execution_callback_success(CallbackId="bm90LWEtY2FsbGJhY2s=", Result=b"{}")
+
+    assert unknown.value.response["Error"]["Code"] in {"ResourceNotFoundException", "InvalidParameterValueException"}
