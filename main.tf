@@ -1,7 +1,8 @@
 # Tenant-isolated durable callback workflow.
 #
-#   client -> REST API -> (AWS integration, async) workflow:live   durable, PER_TENANT
-#          -> REST API -> (AWS_PROXY)              api function    status + callbacks
+#   client -> REST API -> request authorizer (x-api-key must belong to x-tenant-id)
+#          -> (AWS integration, async) workflow:live   durable, PER_TENANT
+#          -> (AWS_PROXY)              api function    status + callbacks
 #
 # The deployment packages come from `make build` (build/workflow.zip,
 # build/api.zip). The routes, the tenant header, the request schema and the
@@ -63,12 +64,14 @@ locals {
 
   workflow_function_name = "${local.name_prefix}-workflow"
   api_function_name      = "${local.name_prefix}-api"
+  authorizer_name        = "${local.name_prefix}-authorizer"
   tenants_table_name     = "${local.name_prefix}-tenants"
   workflows_table_name   = "${local.name_prefix}-workflows"
   workflow_alias_name    = "live"
 
-  workflow_zip_path = coalesce(var.workflow_zip_path, "${path.module}/build/workflow.zip")
-  api_zip_path      = coalesce(var.api_zip_path, "${path.module}/build/api.zip")
+  workflow_zip_path   = coalesce(var.workflow_zip_path, "${path.module}/build/workflow.zip")
+  api_zip_path        = coalesce(var.api_zip_path, "${path.module}/build/api.zip")
+  authorizer_zip_path = coalesce(var.authorizer_zip_path, "${path.module}/build/authorizer.zip")
 
   # API resource tree, built from the contract's paths ("/workflow/{workflowId}"
   # -> level 1 "/workflow", level 2 "/workflow/{workflowId}").
@@ -80,6 +83,7 @@ locals {
   route_path_params = { for key, route in local.proxy_routes : key => flatten(regexall("{([^}]+)}", route.path)) }
 
   lambda_environment_common = {
+    TENANTS_TABLE_NAME           = local.tenants_table_name
     WORKFLOWS_TABLE_NAME         = local.workflows_table_name
     POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
     POWERTOOLS_LOG_LEVEL         = var.log_level
@@ -124,7 +128,20 @@ resource "aws_dynamodb_table_item" "demo_tenant" {
     allowedCurrencies      = { L = [for currency in each.value.allowedCurrencies : { S = currency }] }
     maxAmount              = { N = tostring(each.value.maxAmount) }
     callbackTimeoutSeconds = { N = tostring(each.value.callbackTimeoutSeconds) }
+    # The authorizer compares the SHA-256 of the presented key with this.
+    apiKeyHash = { S = sha256(aws_api_gateway_api_key.demo[each.key].value) }
   })
+}
+
+# One API key per demo tenant. API Gateway generates the secret (no random
+# provider needed); the keys belong to no usage plan: the request authorizer is
+# what checks them, against the hash stored on the tenant's item.
+resource "aws_api_gateway_api_key" "demo" {
+  for_each = local.demo_tenants
+
+  name        = "${local.name_prefix}-${each.key}"
+  description = "Demo API key of tenant ${each.key} (checked by the request authorizer)."
+  enabled     = true
 }
 
 # Items: "workflow#<workflowId>" and "callback#<callbackId>" under each tenant,
@@ -176,6 +193,13 @@ resource "aws_cloudwatch_log_group" "api" {
   #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts every log group at rest with a service key; a customer managed key needs a key policy for the logs service principal and a monthly key fee the demo does not need.
   #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days (default 14 days, validated against CloudWatch's allowed values); a demo does not need a year of logs, a production deployment sets 365 or more.
   name              = "/aws/lambda/${local.api_function_name}"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_cloudwatch_log_group" "authorizer" {
+  #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts every log group at rest with a service key; a customer managed key needs a key policy for the logs service principal and a monthly key fee the demo does not need.
+  #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days (default 14 days, validated against CloudWatch's allowed values); a demo does not need a year of logs, a production deployment sets 365 or more.
+  name              = "/aws/lambda/${local.authorizer_name}"
   retention_in_days = var.log_retention_days
 }
 
@@ -314,6 +338,38 @@ resource "aws_iam_role_policy" "api" {
   policy = data.aws_iam_policy_document.api.json
 }
 
+resource "aws_iam_role" "authorizer" {
+  name               = "${local.name_prefix}-authorizer"
+  description        = "Execution role of the request authorizer."
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
+}
+
+data "aws_iam_policy_document" "authorizer" {
+  statement {
+    sid       = "ReadTenantKeyHash"
+    actions   = ["dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.tenants.arn]
+  }
+
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.authorizer.arn}:*"]
+  }
+
+  statement {
+    sid       = "WriteTraces"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "authorizer" {
+  name   = "authorizer-least-privilege"
+  role   = aws_iam_role.authorizer.id
+  policy = data.aws_iam_policy_document.authorizer.json
+}
+
 # =============================================================================
 # Workflow function: durable, tenant-isolated, published, alias "live"
 # =============================================================================
@@ -349,7 +405,6 @@ resource "aws_lambda_function" "workflow" {
 
   environment {
     variables = merge(local.lambda_environment_common, {
-      TENANTS_TABLE_NAME       = local.tenants_table_name
       TENANT_CACHE_TTL_SECONDS = tostring(var.tenant_cache_ttl_seconds)
       POWERTOOLS_SERVICE_NAME  = local.workflow_function_name
     })
@@ -424,7 +479,51 @@ resource "aws_lambda_function" "api" {
 }
 
 # =============================================================================
-# REST API: resources, validators, model, gateway responses
+# Request authorizer: the x-api-key must belong to the x-tenant-id
+# =============================================================================
+
+resource "aws_lambda_function" "authorizer" {
+  #checkov:skip=CKV_AWS_116:API Gateway invokes the authorizer synchronously only; a dead-letter queue applies to asynchronous invocations.
+  #checkov:skip=CKV_AWS_117:The function calls only public AWS APIs (DynamoDB); a VPC would add NAT or endpoints and reach no private resource.
+  #checkov:skip=CKV_AWS_115:Reserved concurrency fails on new accounts (quota 10, Lambda keeps 10 unreserved); the API stage throttles requests instead (var.throttling_rate_limit).
+  #checkov:skip=CKV_AWS_173:The environment holds table names and log settings only, no secrets (key hashes live in the tenants table); Lambda encrypts it at rest with its service key.
+  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and signed artifacts in S3; this pattern deploys the zips `make build` writes locally.
+  function_name    = local.authorizer_name
+  description      = "REQUEST authorizer: verifies the tenant's API key and mints the workflow id."
+  role             = aws_iam_role.authorizer.arn
+  handler          = "authorizer.app.handler"
+  runtime          = "python3.13"
+  architectures    = ["arm64"]
+  filename         = local.authorizer_zip_path
+  source_code_hash = fileexists(local.authorizer_zip_path) ? filebase64sha256(local.authorizer_zip_path) : null
+  memory_size      = var.api_memory_mb
+  timeout          = var.api_timeout_seconds
+
+  environment {
+    variables = merge(local.lambda_environment_common, {
+      POWERTOOLS_SERVICE_NAME = local.authorizer_name
+    })
+  }
+
+  logging_config {
+    log_format = "JSON"
+    log_group  = aws_cloudwatch_log_group.authorizer.name
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  lifecycle {
+    precondition {
+      condition     = fileexists(local.authorizer_zip_path)
+      error_message = "The authorizer package ${local.authorizer_zip_path} does not exist: run `make build` first (or set authorizer_zip_path)."
+    }
+  }
+}
+
+# =============================================================================
+# REST API: resources, authorizer, validators, model, gateway responses
 # =============================================================================
 
 resource "aws_api_gateway_rest_api" "this" {
@@ -467,6 +566,26 @@ locals {
     { for path, resource in aws_api_gateway_resource.level1 : path => resource.id },
     { for path, resource in aws_api_gateway_resource.level2 : path => resource.id },
   )
+}
+
+# Never cached (TTL 0): the authorizer's context carries the workflow id, minted
+# per request (or per Idempotency-Key), which a cached answer would repeat.
+# Without both headers API Gateway answers 401 without invoking the function.
+resource "aws_api_gateway_authorizer" "tenant" {
+  name                             = "${local.name_prefix}-tenant-key"
+  rest_api_id                      = aws_api_gateway_rest_api.this.id
+  type                             = "REQUEST"
+  authorizer_uri                   = aws_lambda_function.authorizer.invoke_arn
+  identity_source                  = "method.request.header.${local.tenant_header},method.request.header.x-api-key"
+  authorizer_result_ttl_in_seconds = 0
+}
+
+resource "aws_lambda_permission" "authorizer" {
+  statement_id  = "AllowApiGatewayAuthorizer"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.authorizer.function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_api_gateway_rest_api.this.execution_arn}/authorizers/${aws_api_gateway_authorizer.tenant.id}"
 }
 
 resource "aws_api_gateway_request_validator" "body_and_params" {
@@ -524,19 +643,20 @@ resource "aws_api_gateway_gateway_response" "json" {
 
 locals {
   start_integration = {
-    # Lambda Invoke headers: the tenant (tenant isolation), an asynchronous
-    # invocation (a workflow may wait for days), and the durable execution
-    # name, which is the request id and so the workflowId the client gets.
+    # Lambda Invoke headers: the tenant the authorizer verified (never the raw
+    # header) for tenant isolation, an asynchronous invocation (a workflow may
+    # wait for days), and the durable execution name: the workflow id the
+    # authorizer minted (the request id, or derived from tenant + Idempotency-Key).
     request_parameters = {
-      "integration.request.header.X-Amz-Tenant-Id"              = "method.request.header.${local.tenant_header}"
+      "integration.request.header.X-Amz-Tenant-Id"              = "context.authorizer.tenantId"
       "integration.request.header.X-Amz-Invocation-Type"        = "'Event'"
-      "integration.request.header.X-Amz-Durable-Execution-Name" = "context.requestId"
+      "integration.request.header.X-Amz-Durable-Execution-Name" = "context.authorizer.workflowId"
     }
     request_templates = {
-      "application/json" = "{\"workflowId\":\"$context.requestId\",\"request\":$input.json('$')}"
+      "application/json" = "{\"workflowId\":\"$context.authorizer.workflowId\",\"request\":$input.json('$')}"
     }
     accepted_templates = {
-      "application/json" = "{\"workflowId\":\"$context.requestId\",\"status\":\"STARTED\"}"
+      "application/json" = "{\"workflowId\":\"$context.authorizer.workflowId\",\"status\":\"STARTED\"}"
     }
     failed_templates = {
       "application/json" = jsonencode({ message = "The workflow could not be started" })
@@ -545,11 +665,11 @@ locals {
 }
 
 resource "aws_api_gateway_method" "start_workflow" {
-  #checkov:skip=CKV_AWS_59:The demo identifies tenants by the x-tenant-id header and isolates them in Lambda (PER_TENANT) and in the registry keys; authentication (Cognito, IAM or a Lambda authorizer that sets the tenant) is the deployer's choice and the README says so.
   rest_api_id          = aws_api_gateway_rest_api.this.id
   resource_id          = local.resource_ids[local.start_route.path]
   http_method          = local.start_route.method
-  authorization        = "NONE"
+  authorization        = "CUSTOM"
+  authorizer_id        = aws_api_gateway_authorizer.tenant.id
   api_key_required     = false
   request_validator_id = aws_api_gateway_request_validator.body_and_params.id
 
@@ -628,13 +748,13 @@ resource "aws_lambda_permission" "start_workflow" {
 # =============================================================================
 
 resource "aws_api_gateway_method" "proxy" {
-  #checkov:skip=CKV_AWS_59:The demo identifies tenants by the x-tenant-id header and the API function only serves records of that tenant; authentication (Cognito, IAM or a Lambda authorizer that sets the tenant) is the deployer's choice and the README says so.
   for_each = local.proxy_routes
 
   rest_api_id          = aws_api_gateway_rest_api.this.id
   resource_id          = local.resource_ids[each.value.path]
   http_method          = each.value.method
-  authorization        = "NONE"
+  authorization        = "CUSTOM"
+  authorizer_id        = aws_api_gateway_authorizer.tenant.id
   api_key_required     = false
   request_validator_id = aws_api_gateway_request_validator.params_only.id
 
@@ -718,6 +838,7 @@ resource "aws_api_gateway_deployment" "this" {
       gateway_responses = local.gateway_responses
       gateway_template  = local.gateway_response_template
       integration_uris  = [aws_lambda_alias.workflow_live.invoke_arn, aws_lambda_function.api.invoke_arn]
+      authorizer        = [aws_api_gateway_authorizer.tenant.id, aws_api_gateway_authorizer.tenant.identity_source, aws_api_gateway_authorizer.tenant.authorizer_result_ttl_in_seconds]
       ids = concat(
         [for resource in values(aws_api_gateway_resource.level1) : resource.id],
         [for resource in values(aws_api_gateway_resource.level2) : resource.id],
@@ -763,6 +884,9 @@ resource "aws_api_gateway_stage" "this" {
       resourcePath       = "$context.resourcePath"
       status             = "$context.status"
       responseLength     = "$context.responseLength"
+      tenantId           = "$context.authorizer.tenantId"
+      workflowId         = "$context.authorizer.workflowId"
+      authorizerStatus   = "$context.authorizer.status"
       sourceIp           = "$context.identity.sourceIp"
       userAgent          = "$context.identity.userAgent"
       errorMessage       = "$context.error.message"

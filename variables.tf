@@ -57,6 +57,17 @@ variable "api_zip_path" {
   }
 }
 
+variable "authorizer_zip_path" {
+  description = "Path of the request authorizer's deployment package. null means build/authorizer.zip as written by `make build`."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.authorizer_zip_path == null || endswith(coalesce(var.authorizer_zip_path, "unset.zip"), ".zip")
+    error_message = "authorizer_zip_path must name a .zip file (run `make build` to create build/authorizer.zip)."
+  }
+}
+
 variable "durable_execution_timeout_seconds" {
   description = "Longest time one durable workflow execution may run, waits for callbacks included (durable_config.execution_timeout). Must exceed the longest tenant callback timeout."
   type        = number
@@ -91,7 +102,7 @@ variable "workflow_timeout_seconds" {
 }
 
 variable "api_timeout_seconds" {
-  description = "Timeout of the API function. API Gateway stops waiting after 29 seconds, so a longer timeout would only waste compute."
+  description = "Timeout of the API function and of the request authorizer. API Gateway stops waiting after 29 seconds, so a longer timeout would only waste compute."
   type        = number
   default     = 10
 
@@ -113,7 +124,7 @@ variable "workflow_memory_mb" {
 }
 
 variable "api_memory_mb" {
-  description = "Memory of the API function in MB."
+  description = "Memory of the API function and of the request authorizer in MB."
   type        = number
   default     = 256
 
