@@ -618,8 +618,9 @@ locals {
     DEFAULT_5XX            = null
     BAD_REQUEST_BODY       = "400"
     BAD_REQUEST_PARAMETERS = "400"
-    # Lambda refused the invoke (throttled, a tenant id it rejects, service
-    # error): a 502 with a JSON body, never the 202 of an accepted workflow.
+    # Lambda refused the invoke (throttled, service error): a 502 with a JSON
+    # body, never the 202 of an accepted workflow. (A malformed tenant id never
+    # gets this far: the authorizer answers 401.)
     INTEGRATION_FAILURE = "502"
   }
   gateway_response_template = "{\"message\":$context.error.messageString}"

@@ -5,12 +5,17 @@ output "api_url" {
   value       = aws_api_gateway_stage.this.invoke_url
 }
 
+output "export_api_key_command" {
+  description = "Puts the first active demo tenant's API key into $API_KEY, which the curl commands send as x-api-key."
+  value       = "export API_KEY=\"$(terraform output -json demo_api_keys | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"${local.example_tenant_id}\"])')\""
+}
+
 output "start_workflow_curl" {
-  description = "Starts a workflow for the first active demo tenant; the answer carries the workflowId."
+  description = "Starts a workflow for the first active demo tenant (run export_api_key_command first); the answer carries the workflowId."
   value = join(" ", [
     "curl -sS -X ${local.start_route.method} '${aws_api_gateway_stage.this.invoke_url}${local.start_route.path}'",
     "-H 'content-type: application/json'",
-    "-H '${local.tenant_header}: ${local.example_tenant_id}'",
+    "-H '${local.tenant_header}: ${local.example_tenant_id}' -H \"x-api-key: $API_KEY\"",
     "-d '${jsonencode({ amount = 120.5, currency = "EUR", description = "Invoice 42" })}'",
   ])
 }
@@ -19,7 +24,7 @@ output "workflow_status_curl" {
   description = "Reads a workflow's status and, while it waits, its callbackId. Replace WORKFLOW_ID."
   value = join(" ", [
     "curl -sS -X ${local.routes.getWorkflow.method} '${aws_api_gateway_stage.this.invoke_url}${replace(local.routes.getWorkflow.path, "{workflowId}", "WORKFLOW_ID")}'",
-    "-H '${local.tenant_header}: ${local.example_tenant_id}'",
+    "-H '${local.tenant_header}: ${local.example_tenant_id}' -H \"x-api-key: $API_KEY\"",
   ])
 }
 
@@ -28,9 +33,15 @@ output "send_callback_curl" {
   value = join(" ", [
     "curl -sS -X ${local.routes.sendCallback.method} '${aws_api_gateway_stage.this.invoke_url}${local.routes.sendCallback.path}'",
     "-H 'content-type: application/json'",
-    "-H '${local.tenant_header}: ${local.example_tenant_id}'",
+    "-H '${local.tenant_header}: ${local.example_tenant_id}' -H \"x-api-key: $API_KEY\"",
     "-d '${jsonencode({ callbackId = "CALLBACK_ID", payload = { approved = true, reference = "ext-123" } })}'",
   ])
+}
+
+output "demo_api_keys" {
+  description = "API key of each demo tenant, by tenant id (sensitive: `terraform output -json demo_api_keys`)."
+  value       = { for tenant_id, key in aws_api_gateway_api_key.demo : tenant_id => key.value }
+  sensitive   = true
 }
 
 output "workflow_alias_arn" {
@@ -51,6 +62,11 @@ output "workflow_function_version" {
 output "api_function_name" {
   description = "Name of the status and callback API function."
   value       = aws_lambda_function.api.function_name
+}
+
+output "authorizer_function_name" {
+  description = "Name of the request authorizer function."
+  value       = aws_lambda_function.authorizer.function_name
 }
 
 output "tenants_table_name" {

@@ -7,20 +7,18 @@ valid across restarts; the banner, the demo and the tests read it from there.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
 from pathlib import Path
 from typing import Any
 
-API_KEY_HEADER = "x-api-key"
+import local  # noqa: F401 - puts src/ on the import path
+from shared.identity import API_KEY_HEADER, hash_api_key
+
+__all__ = ["API_KEY_HEADER", "KEYS_FILE", "ensure_api_keys", "hash_api_key", "load_api_keys", "with_key_hashes"]
+
 KEYS_FILE = "api-keys.json"
-
-
-def hash_api_key(api_key: str) -> str:
-    """Hex SHA-256 of a key, as the tenants table stores it."""
-    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
 
 
 def load_api_keys(path: Path) -> dict[str, str]:

@@ -11,14 +11,13 @@ import json
 import re
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import unquote
 
 import fastjsonschema
 
-SHARED_DIR = Path(__file__).resolve().parent.parent / "src" / "shared"
-CONTRACT_FILE = SHARED_DIR / "api_contract.json"
+import local  # noqa: F401 - puts src/ on the import path
+from shared import contract as shared_contract
 
 ASYNC_WORKFLOW_START = "workflow-async-invoke"
 API_PROXY = "api-proxy"
@@ -93,28 +92,30 @@ class ApiContract:
         return None
 
 
-def load_contract(path: Path = CONTRACT_FILE) -> ApiContract:
-    """Read the contract and compile each referenced request schema."""
-    raw = json.loads(path.read_text())
-    routes = tuple(
+def load_contract() -> ApiContract:
+    """Build the gateway's route table from the shared contract and compile each request schema."""
+    contract_routes = tuple(
         Route(
-            name=name,
-            method=spec["method"].upper(),
-            resource=spec["path"],
-            integration=spec["integration"],
-            success_status=int(spec["successStatus"]),
-            request_schema=spec.get("requestSchema"),
+            name=route.name,
+            method=route.method.upper(),
+            resource=route.path,
+            integration=route.integration,
+            success_status=route.success_status,
+            request_schema=route.request_schema,
         )
-        for name, spec in raw["routes"].items()
+        for route in shared_contract.routes().values()
     )
     validators = {
-        route.request_schema: fastjsonschema.compile(json.loads((path.parent / route.request_schema).read_text()))
-        for route in routes
+        route.request_schema: fastjsonschema.compile(
+            json.loads((shared_contract.CONTRACT_DIR / route.request_schema).read_text(encoding="utf-8"))
+        )
+        for route in contract_routes
         if route.request_schema
     }
+    raw = shared_contract.api_contract()
     return ApiContract(
-        routes=routes,
-        tenant_header=raw["tenantHeader"],
+        routes=contract_routes,
+        tenant_header=shared_contract.TENANT_HEADER,
         tenant_id_pattern=re.compile(raw["tenantIdPattern"]),
         workflow_statuses=tuple(raw["workflowStatuses"]),
         validators=validators,

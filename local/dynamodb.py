@@ -21,11 +21,12 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.config import Config
 
 from local.functions import Names
+from shared.contract import demo_tenants as shared_demo_tenants
+from shared.tenants import tenant_item
 
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_FILE = "dynamodb.json"
-DEMO_TENANTS_FILE = Path(__file__).resolve().parent.parent / "src" / "shared" / "demo_tenants.json"
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,8 @@ class TableSpec:
 
 
 def demo_tenants() -> list[dict[str, Any]]:
-    """The demo tenants Terraform seeds too (numbers as ``Decimal``, as DynamoDB wants)."""
-    return json.loads(DEMO_TENANTS_FILE.read_text(), parse_float=Decimal)
+    """The demo tenants Terraform seeds too, as table items (numbers as ``Decimal``)."""
+    return [tenant_item(tenant) for tenant in shared_demo_tenants()]
 
 
 def pattern_tables(names: Names) -> list[TableSpec]:

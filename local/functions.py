@@ -107,8 +107,7 @@ def pattern_functions(
     function_timeout_seconds: int = DEFAULT_FUNCTION_TIMEOUT_SECONDS,
     execution_timeout_seconds: int = DEFAULT_EXECUTION_TIMEOUT_SECONDS,
 ) -> list[FunctionConfig]:
-    """The workflow (durable, PER_TENANT) and api (plain) functions, and the request
-    authorizer (plain) when ``src/`` has one."""
+    """The workflow (durable, PER_TENANT), api and request-authorizer (plain) functions."""
     shared = {
         "TENANTS_TABLE_NAME": names.tenants_table,
         "WORKFLOWS_TABLE_NAME": names.workflows_table,
@@ -138,23 +137,14 @@ def pattern_functions(
             timeout_seconds=function_timeout_seconds,
             environment=MappingProxyType({**shared, "POWERTOOLS_SERVICE_NAME": "api"}),
         ),
+        FunctionConfig(
+            name=names.authorizer_function,
+            handler=AUTHORIZER_HANDLER,
+            timeout_seconds=function_timeout_seconds,
+            environment=MappingProxyType({**shared, "POWERTOOLS_SERVICE_NAME": "authorizer"}),
+        ),
     ]
-    if has_handler(AUTHORIZER_HANDLER):
-        functions.append(
-            FunctionConfig(
-                name=names.authorizer_function,
-                handler=AUTHORIZER_HANDLER,
-                timeout_seconds=function_timeout_seconds,
-                environment=MappingProxyType({**shared, "POWERTOOLS_SERVICE_NAME": "authorizer"}),
-            )
-        )
     return functions
-
-
-def has_handler(handler: str, code_dir: Path = SRC_DIR) -> bool:
-    """Whether the module of ``handler`` (``module.attribute``) exists in ``code_dir``."""
-    module = handler.rpartition(".")[0]
-    return (code_dir / (module.replace(".", "/") + ".py")).is_file()
 
 
 def parse_function_identifier(identifier: str) -> tuple[str, str | None] | None:

@@ -4,19 +4,17 @@ Like the deployed REST API it:
 
 * serves exactly the contract's routes; any other resource or method answers
   ``403 {"message": "Missing Authentication Token"}`` as API Gateway does;
-* requires the tenant header (``400 Missing required request parameters``) and,
-  for ``POST /workflow``, a tenant id matching the contract's pattern and a JSON
-  body valid against the request schema (``400 Invalid request body``), before any
-  function is invoked;
-* ``POST /workflow``: request id → workflowId; Invoke of the workflow function's
-  ``live`` alias with ``InvocationType=Event``, ``TenantId`` from the header and
-  ``DurableExecutionName`` = workflowId; answers ``202 {"workflowId", "status": "STARTED"}``;
+* runs the ``REQUEST`` Lambda authorizer first, as API Gateway does: no verified
+  tenant means ``401 Unauthorized`` or ``403`` (explicit deny), and no function
+  behind the gateway runs; its context becomes ``requestContext.authorizer``;
+* then the request validator: ``POST /workflow`` needs a JSON body valid against
+  the request schema (``400 Invalid request body``);
+* ``POST /workflow``: Invoke of the workflow function's ``live`` alias with
+  ``InvocationType=Event``, ``TenantId`` and ``DurableExecutionName`` from the
+  authorizer's verified ``tenantId`` and ``workflowId``; answers
+  ``202 {"workflowId", "status": "STARTED"}``;
 * the other routes are ``AWS_PROXY``: a REST v1 proxy event to the api function,
-  whose ``statusCode``/``headers``/``body`` become the response;
-* with a ``REQUEST`` Lambda authorizer configured, runs it after validation and
-  before the integration (401 ``Unauthorized`` / 403 deny); its context becomes
-  ``requestContext.authorizer`` and, for ``POST /workflow``, supplies the verified
-  tenant and the workflow id.
+  whose ``statusCode``/``headers``/``body`` become the response.
 
 Functions are reached through a :class:`FunctionInvoker`; the gateway never knows
 how they run.
@@ -48,6 +46,7 @@ MISSING_TOKEN = {"message": "Missing Authentication Token"}
 INTERNAL_ERROR = {"message": "Internal server error"}
 INVALID_BODY = "Invalid request body"
 START_FAILED = {"message": "The workflow could not be started"}
+START_CONFLICT = {"message": "This Idempotency-Key was already used with a different request"}
 UNAUTHORIZED = {"message": "Unauthorized"}
 DENIED = {"message": "User is not authorized to access this resource with an explicit deny"}
 AUTHORIZER_FAILURE = {"message": "Authorizer failure"}
@@ -142,10 +141,10 @@ class LocalGateway(LocalHttpService):
         invoker: Reaches the functions.
         workflow_function: Name of the durable workflow function (invoked at alias ``live``).
         api_function: Name of the api function (proxy routes).
-        authorizer_function: Name of a ``REQUEST`` Lambda authorizer run before every
-            integration, or ``None`` for none. Its ``context`` becomes
-            ``requestContext.authorizer``; ``context.tenantId`` / ``context.workflowId``
-            (when set) are the tenant and workflow id of ``POST /workflow``.
+        authorizer_function: Name of the ``REQUEST`` Lambda authorizer run before every
+            integration. Its ``context`` becomes ``requestContext.authorizer``;
+            ``context.tenantId`` / ``context.workflowId`` are the tenant and workflow
+            id of ``POST /workflow``.
         region: Region reported in the authorizer's ``methodArn``.
         host: Interface to bind.
         port: Port to bind.
@@ -160,7 +159,7 @@ class LocalGateway(LocalHttpService):
         invoker: FunctionInvoker,
         workflow_function: str,
         api_function: str,
-        authorizer_function: str | None = None,
+        authorizer_function: str,
         region: str = "us-east-1",
         host: str = DEFAULT_HOST,
         port: int = 0,
@@ -170,7 +169,7 @@ class LocalGateway(LocalHttpService):
         self._invoker = invoker
         self._workflow_function = f"{workflow_function}:{ALIAS}"
         self._api_function = f"{api_function}:{ALIAS}"
-        self._authorizer_function = f"{authorizer_function}:{ALIAS}" if authorizer_function else None
+        self._authorizer_function = f"{authorizer_function}:{ALIAS}"
         self._region = region
 
     def handle(self, request: Request) -> Response:
@@ -180,11 +179,6 @@ class LocalGateway(LocalHttpService):
         if route is None:
             # API Gateway REST answers an unknown resource or method with 403, not 404/405.
             return Response.json(403, MISSING_TOKEN, {**headers, "x-amzn-ErrorType": "MissingAuthenticationTokenException"})
-        tenant_id = request.header(self._contract.tenant_header)
-        if tenant_id is None:
-            return Response.json(
-                400, {"message": f"Missing required request parameters: [{self._contract.tenant_header}]"}, headers
-            )
         event = build_proxy_event(
             method=request.method,
             resource=route.resource,
@@ -195,27 +189,23 @@ class LocalGateway(LocalHttpService):
             body=request.body.decode("utf-8", errors="replace") if request.body else None,
             request_id=request_id,
         )
-        body: Any = None
+        refusal, verified = self._authorize(event)
+        if refusal is not None:
+            refusal.headers.update(headers)
+            return refusal
+        assert verified is not None  # an allowed request always has a context
+        event["requestContext"]["authorizer"] = verified
         if route.integration == ASYNC_WORKFLOW_START:
-            problem = self._validate_start(route, request, tenant_id)
+            problem = self._validate_start(route, request)
             if problem is not None:
                 return Response.json(400, {"message": problem}, headers)
-            body = json.loads(request.body)
-        denied, authorizer_context = self._authorize(event)
-        if denied is not None:
-            denied.headers.update(headers)
-            return denied
-        if route.integration == ASYNC_WORKFLOW_START:
-            return self._start_workflow(route, body, tenant_id, request_id, headers, authorizer_context)
+            return self._start_workflow(route, json.loads(request.body), verified, headers)
         if route.integration == API_PROXY:
-            event["requestContext"]["authorizer"] = authorizer_context
             return self._proxy(event, headers)
         raise ValueError(f"unknown integration {route.integration!r} in the contract")
 
-    def _validate_start(self, route: Route, request: Request, tenant_id: str) -> str | None:
-        """The request validator of ``POST /workflow``: tenant id shape, JSON body, schema."""
-        if not self._contract.tenant_id_pattern.fullmatch(tenant_id):
-            return f"Invalid {self._contract.tenant_header}: must match {self._contract.tenant_id_pattern.pattern}"
+    def _validate_start(self, route: Route, request: Request) -> str | None:
+        """The request validator of ``POST /workflow``: a JSON body valid against the schema."""
         try:
             body = json.loads(request.body or b"")
         except ValueError:
@@ -224,9 +214,7 @@ class LocalGateway(LocalHttpService):
         return None if problem is None else f"{INVALID_BODY}: {problem}"
 
     def _authorize(self, event: dict[str, Any]) -> tuple[Response | None, dict[str, Any] | None]:
-        """Run the REQUEST authorizer, if any: ``(refusal, None)`` or ``(None, context)``."""
-        if self._authorizer_function is None:
-            return None, None
+        """Run the REQUEST authorizer: ``(refusal, None)`` or ``(None, context)``."""
         authorizer_event = build_authorizer_event(event, region=self._region)
         started = time.monotonic()
         try:
@@ -248,17 +236,10 @@ class LocalGateway(LocalHttpService):
         return None, context
 
     def _start_workflow(
-        self,
-        route: Route,
-        body: Any,
-        tenant_id: str,
-        request_id: str,
-        headers: dict[str, str],
-        authorizer_context: dict[str, Any] | None,
+        self, route: Route, body: Any, verified: dict[str, Any], headers: dict[str, str]
     ) -> Response:
-        verified = authorizer_context or {}
-        tenant_id = str(verified.get("tenantId") or tenant_id)
-        workflow_id = str(verified.get("workflowId") or request_id)
+        """Async Invoke of the workflow alias, as the deployed AWS integration maps it."""
+        tenant_id, workflow_id = str(verified["tenantId"]), str(verified["workflowId"])
         try:
             outcome = self._invoker.invoke(
                 self._workflow_function,
@@ -269,6 +250,8 @@ class LocalGateway(LocalHttpService):
             )
         except InvokeFailed as failure:
             logger.warning("start of workflow %s for %s failed: %s", workflow_id, tenant_id, failure)
+            if failure.code == "DurableExecutionAlreadyStartedException":
+                return Response.json(409, START_CONFLICT, headers)
             return Response.json(502, START_FAILED, headers)
         if outcome.status != 202:
             return Response.json(502, START_FAILED, headers)

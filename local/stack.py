@@ -146,17 +146,15 @@ class LocalStack:
             port=self.ports["lambda"],
             health_checks={"durableEmulator": durable_client.healthy, "dynamodb": self.dynamodb.healthy},
         )
-        names_of_functions = {function.name for function in self.functions}
-        self.authorizer = self.names.authorizer_function in names_of_functions
         tenants = demo_tenants()
-        self.api_keys = ensure_api_keys(state_dir, [t["tenantId"] for t in tenants]) if self.authorizer else {}
+        self.api_keys = ensure_api_keys(state_dir, [t["tenantId"] for t in tenants])
         self.tenants = with_key_hashes(tenants, self.api_keys)
         self.gateway = LocalGateway(
             contract=load_contract(),
             invoker=LambdaApiInvoker(self.lambda_url, config.region),
             workflow_function=self.names.workflow_function,
             api_function=self.names.api_function,
-            authorizer_function=self.names.authorizer_function if self.authorizer else None,
+            authorizer_function=self.names.authorizer_function,
             region=config.region,
             host=host,
             port=self.ports["api"],
@@ -195,11 +193,10 @@ class LocalStack:
         api, lam = self.api_url, self.lambda_url
         workflow = self.names.workflow_function
         keys_file = Path(self.config.state_dir) / "api-keys.json"
-        key_setup, key = "", ""
-        if self.authorizer:
-            key_setup = f"""  KEY=$(jq -r '."tenant-a"' {keys_file})   # the tenant's API key (request authorizer)
+        demo_keys = "\n".join(f"  {tenant:<18} {api_key}" for tenant, api_key in self.api_keys.items())
+        key_setup = f"""  KEY='{self.api_keys["tenant-a"]}'   # tenant-a's API key (also in {keys_file})
 """
-            key = f' -H "{API_KEY_HEADER}: $KEY"'
+        key = f' -H "{API_KEY_HEADER}: $KEY"'
         return f"""
 Tenant-isolated durable workflow: local stack is up (Ctrl-C stops it)
 
@@ -209,6 +206,9 @@ Tenant-isolated durable workflow: local stack is up (Ctrl-C stops it)
   DynamoDB (moto)      {self.dynamodb.url}   {self.names.tenants_table}, {self.names.workflows_table}
   Workers (debug)      {lam}/_local/workers
   Unknown route or method: 403 {{"message": "Missing Authentication Token"}}, as API Gateway answers.
+
+Demo API keys (local only; every request needs x-tenant-id and that tenant's x-api-key):
+{demo_keys}
 
 The full flow for tenant-a (the demo tenants are tenant-a and tenant-b; needs jq):
 

@@ -21,6 +21,7 @@ What moto (5.2.5) cannot represent, and so is not applied here:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -105,7 +106,8 @@ def moto_workspace(terraform_setup, tf_env, tmp_path_factory, plan_workspace, mo
         strip=(*NEW_PROVIDER_BLOCKS, "logging_config"),
         override=provider_override(terraform_setup.provider_version, endpoint=moto_endpoint, endpoint_services=MOTO_SERVICES),
     )
-    assert workspace.stripped == {"durable_config": 1, "tenancy_config": 1, "logging_config": 2}, workspace.stripped
+    functions = len(hcl.resources_of_type("main.tf", "aws_lambda_function"))
+    assert workspace.stripped == {"durable_config": 1, "tenancy_config": 1, "logging_config": functions}, workspace.stripped
     # Same lock file as the plan copy: the provider comes from the shared plugin cache.
     (workspace.path / ".terraform.lock.hcl").write_text((plan_workspace.path / ".terraform.lock.hcl").read_text())
     workspace.run("init", "-input=false", "-no-color")
@@ -144,11 +146,50 @@ def test_rest_api_resources_and_methods_match_the_contract(rest_api) -> None:
         assert route["method"] in rest_api["resources"][route["path"]].get("resourceMethods", {}), route
 
 
+@pytest.fixture(scope="module")
+def authorizer(rest_api, aws) -> dict[str, Any]:
+    (found,) = aws("apigateway").get_authorizers(restApiId=rest_api["id"])["items"]
+    return found
+
+
+def test_authorizer_is_an_uncached_request_authorizer_on_the_authorizer_function(authorizer, outputs, aws) -> None:
+    assert authorizer["type"] == "REQUEST"
+    assert authorizer.get("authorizerResultTtlInSeconds", 0) == 0
+    assert authorizer["identitySource"] == f"method.request.header.{TENANT_HEADER},method.request.header.x-api-key"
+    function_arn = aws("lambda").get_function(FunctionName=outputs["authorizer_function_name"])["Configuration"]["FunctionArn"]
+    assert authorizer["authorizerUri"] == f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
+
+
+def test_authorizer_permission_is_scoped_to_this_authorizer(rest_api, authorizer, outputs, aws) -> None:
+    policy = json.loads(aws("lambda").get_policy(FunctionName=outputs["authorizer_function_name"])["Policy"])
+    (statement,) = policy["Statement"]
+    assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == (
+        f"arn:aws:execute-api:{REGION}:{MOTO_ACCOUNT_ID}:{rest_api['id']}/authorizers/{authorizer['id']}"
+    )
+
+
+def test_every_route_requires_the_authorizer(rest_api, authorizer, aws) -> None:
+    apigw = aws("apigateway")
+    for route in CONTRACT["routes"].values():
+        method = apigw.get_method(restApiId=rest_api["id"], resourceId=rest_api["resources"][route["path"]]["id"], httpMethod=route["method"])
+        assert method["authorizationType"] == "CUSTOM", route
+        assert method["authorizerId"] == authorizer["id"], route
+
+
+def test_demo_api_keys_are_generated_by_api_gateway(outputs, aws) -> None:
+    keys = aws("apigateway").get_api_keys(includeValues=True)["items"]
+    by_name = {key["name"]: key["value"] for key in keys}
+    assert set(outputs["demo_api_keys"]) == {tenant["tenantId"] for tenant in DEMO_TENANTS}
+    for tenant_id, value in outputs["demo_api_keys"].items():
+        assert by_name[f"{PREFIX}-{tenant_id}"] == value
+        assert len(value) >= 20
+
+
 def test_start_method_requires_tenant_header_and_validates_body_and_params(rest_api, aws) -> None:
     apigw = aws("apigateway")
     route = _route("startWorkflow")
     method = apigw.get_method(restApiId=rest_api["id"], resourceId=rest_api["resources"][route["path"]]["id"], httpMethod=route["method"])
-    assert method["authorizationType"] == "NONE"
     assert method["apiKeyRequired"] is False
     assert method["requestParameters"] == {f"method.request.header.{TENANT_HEADER}": True}
     assert method["requestModels"] == {"application/json": "StartWorkflowRequest"}
@@ -172,17 +213,19 @@ def test_start_integration_targets_the_live_alias_with_async_tenant_headers(rest
     )
     assert outputs["workflow_alias_arn"].endswith(f":function:{PREFIX}-workflow:live")
     assert integration["requestParameters"] == {
-        "integration.request.header.X-Amz-Tenant-Id": f"method.request.header.{TENANT_HEADER}",
+        "integration.request.header.X-Amz-Tenant-Id": "context.authorizer.tenantId",
         "integration.request.header.X-Amz-Invocation-Type": "'Event'",
-        "integration.request.header.X-Amz-Durable-Execution-Name": "context.requestId",
+        "integration.request.header.X-Amz-Durable-Execution-Name": "context.authorizer.workflowId",
     }
     assert integration["requestTemplates"] == {
-        "application/json": "{\"workflowId\":\"$context.requestId\",\"request\":$input.json('$')}"
+        "application/json": "{\"workflowId\":\"$context.authorizer.workflowId\",\"request\":$input.json('$')}"
     }
     responses = integration["integrationResponses"]
     assert set(responses) == {"202", "502"}
     assert not responses["202"].get("selectionPattern")
-    assert responses["202"]["responseTemplates"] == {"application/json": '{"workflowId":"$context.requestId","status":"STARTED"}'}
+    assert responses["202"]["responseTemplates"] == {
+        "application/json": '{"workflowId":"$context.authorizer.workflowId","status":"STARTED"}'
+    }
     assert responses["502"]["selectionPattern"] == ".+"
 
 
@@ -271,7 +314,11 @@ def test_demo_tenants_are_seeded_exactly(outputs, aws) -> None:
             key: (int(value) if isinstance(value, Decimal) and value == value.to_integral_value() else value)
             for key, value in plain.items()
         }
-    assert seeded == {tenant["tenantId"]: tenant for tenant in DEMO_TENANTS}
+    expected = {
+        tenant["tenantId"]: {**tenant, "apiKeyHash": hashlib.sha256(outputs["demo_api_keys"][tenant["tenantId"]].encode()).hexdigest()}
+        for tenant in DEMO_TENANTS
+    }
+    assert seeded == expected
 
 
 # --- Lambda ---
@@ -307,6 +354,7 @@ def test_api_function(outputs, aws) -> None:
     assert config["Handler"] == "api.app.handler"
     assert config["Role"] == f"arn:aws:iam::{MOTO_ACCOUNT_ID}:role/{PREFIX}-api"
     assert set(config["Environment"]["Variables"]) == {
+        "TENANTS_TABLE_NAME",
         "WORKFLOWS_TABLE_NAME",
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
@@ -332,7 +380,13 @@ def _as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-@pytest.mark.parametrize("role", ["workflow", "api"])
+def test_authorizer_function(outputs, aws) -> None:
+    config = aws("lambda").get_function_configuration(FunctionName=outputs["authorizer_function_name"])
+    assert (config["Runtime"], config["Architectures"], config["Handler"]) == ("python3.13", ["arm64"], "authorizer.app.handler")
+    assert config["Environment"]["Variables"]["TENANTS_TABLE_NAME"] == outputs["tenants_table_name"]
+
+
+@pytest.mark.parametrize("role", ["workflow", "api", "authorizer"])
 def test_function_roles_never_grant_lambda_or_dynamodb_on_star(outputs, aws, role) -> None:
     statements = _role_statements(aws, f"{PREFIX}-{role}")
     assert statements
@@ -357,6 +411,7 @@ def test_durable_and_callback_permissions_are_on_the_workflow_function_versions(
     table_arn = f"arn:aws:dynamodb:{REGION}:{MOTO_ACCOUNT_ID}:table/"
     assert resources_for("workflow", "dynamodb:GetItem") == [table_arn + outputs["tenants_table_name"], table_arn + outputs["workflows_table_name"]]
     assert resources_for("api", "dynamodb:UpdateItem") == [table_arn + outputs["workflows_table_name"]]
+    assert resources_for("authorizer", "dynamodb:GetItem") == [table_arn + outputs["tenants_table_name"]]
 
 
 def test_log_groups_exist_with_retention(outputs, aws) -> None:
@@ -364,6 +419,7 @@ def test_log_groups_exist_with_retention(outputs, aws) -> None:
     names = [
         f"/aws/lambda/{outputs['workflow_function_name']}",
         f"/aws/lambda/{outputs['api_function_name']}",
+        f"/aws/lambda/{outputs['authorizer_function_name']}",
         outputs["access_log_group_name"],
         f"API-Gateway-Execution-Logs_{outputs['rest_api_id']}/{STAGE}",
     ]
@@ -387,6 +443,7 @@ def test_destroy_removes_everything(moto_workspace, outputs, aws) -> None:
     assert aws("apigateway").get_rest_apis()["items"] == []
     assert aws("dynamodb").list_tables()["TableNames"] == []
     assert aws("lambda").list_functions()["Functions"] == []
+    assert aws("apigateway").get_api_keys()["items"] == []
     roles = [role["RoleName"] for role in aws("iam").list_roles()["Roles"]]
     assert not [name for name in roles if name.startswith(PREFIX)], roles
     groups = [g["logGroupName"] for g in aws("logs").describe_log_groups()["logGroups"]]

@@ -32,6 +32,13 @@ EXPECTED_RESOURCES = {
     "aws_dynamodb_table.tenants",
     "aws_dynamodb_table.workflows",
     *(f'aws_dynamodb_table_item.demo_tenant["{tenant["tenantId"]}"]' for tenant in DEMO_TENANTS),
+    *(f'aws_api_gateway_api_key.demo["{tenant["tenantId"]}"]' for tenant in DEMO_TENANTS),
+    "aws_cloudwatch_log_group.authorizer",
+    "aws_iam_role.authorizer",
+    "aws_iam_role_policy.authorizer",
+    "aws_lambda_function.authorizer",
+    "aws_api_gateway_authorizer.tenant",
+    "aws_lambda_permission.authorizer",
     "aws_cloudwatch_log_group.workflow",
     "aws_cloudwatch_log_group.api",
     "aws_cloudwatch_log_group.api_access",
@@ -124,6 +131,9 @@ def test_plan_creates_every_expected_resource(plan_json) -> None:
 
 def test_plan_outputs_are_the_documented_ones(plan_json) -> None:
     assert set(plan_json["output_changes"]) >= {
+        "demo_api_keys",
+        "export_api_key_command",
+        "authorizer_function_name",
         "api_url",
         "start_workflow_curl",
         "workflow_status_curl",
@@ -134,6 +144,7 @@ def test_plan_outputs_are_the_documented_ones(plan_json) -> None:
         "tenants_table_name",
         "workflows_table_name",
     }
+    assert plan_json["output_changes"]["demo_api_keys"]["after_sensitive"] is True
     outputs = plan_json["planned_values"]["outputs"]
     assert outputs["workflow_function_name"]["value"] == f"{PREFIX}-workflow"
     assert outputs["tenants_table_name"]["value"] == f"{PREFIX}-tenants"
@@ -179,8 +190,23 @@ def test_api_function_settings(plan_json) -> None:
     assert api["handler"] == "api.app.handler"
     assert api["timeout"] <= 29
     assert api["environment"][0]["variables"] == {
+        "TENANTS_TABLE_NAME": f"{PREFIX}-tenants",
         "WORKFLOWS_TABLE_NAME": f"{PREFIX}-workflows",
         "POWERTOOLS_SERVICE_NAME": f"{PREFIX}-api",
+        "POWERTOOLS_METRICS_NAMESPACE": "TenantDurableWorkflow",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+    }
+
+
+def test_authorizer_function_settings(plan_json) -> None:
+    authorizer = planned(plan_json, "aws_lambda_function.authorizer")
+    assert authorizer["runtime"] == "python3.13"
+    assert authorizer["architectures"] == ["arm64"]
+    assert authorizer["handler"] == "authorizer.app.handler"
+    assert authorizer["environment"][0]["variables"] == {
+        "TENANTS_TABLE_NAME": f"{PREFIX}-tenants",
+        "WORKFLOWS_TABLE_NAME": f"{PREFIX}-workflows",
+        "POWERTOOLS_SERVICE_NAME": f"{PREFIX}-authorizer",
         "POWERTOOLS_METRICS_NAMESPACE": "TenantDurableWorkflow",
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
@@ -207,19 +233,16 @@ def test_tables_keys_billing_recovery_encryption_ttl(plan_json) -> None:
     assert workflows["ttl"] == [{"attribute_name": "expiresAt", "enabled": True}]
 
 
-def test_demo_tenants_are_seeded_from_the_shared_file(plan_json) -> None:
+def test_demo_tenants_are_seeded_with_their_api_key_hashes(plan_json) -> None:
+    # The item holds the hash of a key API Gateway generates, so its value is
+    # known only after apply; test_apply_moto.py compares the stored items.
     items = planned_of_type(plan_json, "aws_dynamodb_table_item")
-    assert len(items) == len(DEMO_TENANTS)
-    for tenant in DEMO_TENANTS:
-        item = json.loads(items[f'aws_dynamodb_table_item.demo_tenant["{tenant["tenantId"]}"]']["item"])
-        assert item == {
-            "tenantId": {"S": tenant["tenantId"]},
-            "displayName": {"S": tenant["displayName"]},
-            "status": {"S": tenant["status"]},
-            "allowedCurrencies": {"L": [{"S": currency} for currency in tenant["allowedCurrencies"]]},
-            "maxAmount": {"N": str(tenant["maxAmount"])},
-            "callbackTimeoutSeconds": {"N": str(tenant["callbackTimeoutSeconds"])},
-        }
+    assert set(items) == {f'aws_dynamodb_table_item.demo_tenant["{tenant["tenantId"]}"]' for tenant in DEMO_TENANTS}
+    item_refs = references(config(plan_json, "aws_dynamodb_table_item.demo_tenant"), "item")
+    assert "aws_api_gateway_api_key.demo" in item_refs
+    assert "each.value.tenantId" in item_refs and "each.value.allowedCurrencies" in item_refs
+    keys = planned_of_type(plan_json, "aws_api_gateway_api_key")
+    assert {after["name"] for after in keys.values()} == {f"{PREFIX}-{tenant['tenantId']}" for tenant in DEMO_TENANTS}
 
 
 # --- REST API: POST /workflow ---
@@ -229,6 +252,8 @@ def test_start_method_requires_tenant_header_validator_and_body_model(plan_json)
     start = CONTRACT["routes"]["startWorkflow"]
     method = planned(plan_json, "aws_api_gateway_method.start_workflow")
     assert method["http_method"] == start["method"]
+    assert method["authorization"] == "CUSTOM"
+    assert "aws_api_gateway_authorizer.tenant.id" in references(config(plan_json, "aws_api_gateway_method.start_workflow"), "authorizer_id")
     assert method["api_key_required"] is False
     assert method["request_parameters"] == {f"method.request.header.{TENANT_HEADER}": True}
     assert method["request_models"] == {"application/json": "StartWorkflowRequest"}
@@ -247,18 +272,18 @@ def test_body_model_is_the_shared_schema_verbatim(plan_json) -> None:
     assert json.loads(model["schema"]) == REQUEST_SCHEMA
 
 
-def test_start_integration_invokes_the_alias_asynchronously_with_the_tenant(plan_json) -> None:
+def test_start_integration_invokes_the_alias_asynchronously_with_the_verified_tenant(plan_json) -> None:
     integration = planned(plan_json, "aws_api_gateway_integration.start_workflow")
     assert integration["type"] == "AWS"
     assert integration["integration_http_method"] == "POST"
     assert integration["passthrough_behavior"] == "NEVER"
     assert integration["request_parameters"] == {
-        "integration.request.header.X-Amz-Tenant-Id": f"method.request.header.{TENANT_HEADER}",
+        "integration.request.header.X-Amz-Tenant-Id": "context.authorizer.tenantId",
         "integration.request.header.X-Amz-Invocation-Type": "'Event'",
-        "integration.request.header.X-Amz-Durable-Execution-Name": "context.requestId",
+        "integration.request.header.X-Amz-Durable-Execution-Name": "context.authorizer.workflowId",
     }
     assert integration["request_templates"] == {
-        "application/json": "{\"workflowId\":\"$context.requestId\",\"request\":$input.json('$')}"
+        "application/json": "{\"workflowId\":\"$context.authorizer.workflowId\",\"request\":$input.json('$')}"
     }
     uri_refs = references(config(plan_json, "aws_api_gateway_integration.start_workflow"), "uri")
     assert "aws_lambda_alias.workflow_live.invoke_arn" in uri_refs
@@ -271,7 +296,7 @@ def test_start_responses_202_only_when_accepted_and_errors_are_json(plan_json) -
     assert accepted["status_code"] == "202"
     assert accepted.get("selection_pattern") in (None, "")
     assert accepted["response_templates"] == {
-        "application/json": '{"workflowId":"$context.requestId","status":"STARTED"}'
+        "application/json": '{"workflowId":"$context.authorizer.workflowId","status":"STARTED"}'
     }
     assert failed["status_code"] == "502"
     assert failed["selection_pattern"] == ".+"
@@ -310,6 +335,7 @@ def test_proxy_routes_require_tenant_header_and_use_aws_proxy(plan_json, route_k
     route = CONTRACT["routes"][route_key]
     method = planned(plan_json, f'aws_api_gateway_method.proxy["{route_key}"]')
     assert method["http_method"] == route["method"]
+    assert method["authorization"] == "CUSTOM"
     assert method["request_parameters"][f"method.request.header.{TENANT_HEADER}"] is True
     if "{workflowId}" in route["path"]:
         assert method["request_parameters"]["method.request.path.workflowId"] is True
@@ -323,6 +349,20 @@ def test_proxy_routes_require_tenant_header_and_use_aws_proxy(plan_json, route_k
     permission = planned(plan_json, f'aws_lambda_permission.proxy["{route_key}"]')
     assert permission["principal"] == "apigateway.amazonaws.com"
     assert "aws_api_gateway_rest_api.this.execution_arn" in references(config(plan_json, "aws_lambda_permission.proxy"), "source_arn")
+
+
+def test_authorizer_is_uncached_request_authorizer_with_scoped_permission(plan_json) -> None:
+    authorizer = planned(plan_json, "aws_api_gateway_authorizer.tenant")
+    assert authorizer["type"] == "REQUEST"
+    # The context carries a per-request workflow id: a cached answer would reuse it.
+    assert authorizer["authorizer_result_ttl_in_seconds"] == 0
+    assert authorizer["identity_source"] == f"method.request.header.{TENANT_HEADER},method.request.header.x-api-key"
+    assert "aws_lambda_function.authorizer.invoke_arn" in references(config(plan_json, "aws_api_gateway_authorizer.tenant"), "authorizer_uri")
+    permission = planned(plan_json, "aws_lambda_permission.authorizer")
+    assert permission["principal"] == "apigateway.amazonaws.com"
+    source = references(config(plan_json, "aws_lambda_permission.authorizer"), "source_arn")
+    assert "aws_api_gateway_rest_api.this.execution_arn" in source
+    assert "aws_api_gateway_authorizer.tenant.id" in source
 
 
 def test_api_resources_follow_the_contract_paths(plan_json) -> None:
@@ -344,7 +384,12 @@ def _policy_statements(plan: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 def test_no_iam_statement_grants_lambda_or_dynamodb_on_star(plan_json) -> None:
     documents = _policy_statements(plan_json)
-    assert set(documents) == {"data.aws_iam_policy_document.workflow", "data.aws_iam_policy_document.api", "data.aws_iam_policy_document.lambda_assume_role"}
+    assert set(documents) == {
+        "data.aws_iam_policy_document.workflow",
+        "data.aws_iam_policy_document.api",
+        "data.aws_iam_policy_document.authorizer",
+        "data.aws_iam_policy_document.lambda_assume_role",
+    }
     for address, statements in documents.items():
         for statement in statements:
             actions = statement["actions"]["constant_value"]
@@ -356,7 +401,7 @@ def test_no_iam_statement_grants_lambda_or_dynamodb_on_star(plan_json) -> None:
 
 
 def test_policies_are_attached_from_the_documents(plan_json) -> None:
-    for name in ("workflow", "api"):
+    for name in ("workflow", "api", "authorizer"):
         expressions = config(plan_json, f"aws_iam_role_policy.{name}")
         assert f"data.aws_iam_policy_document.{name}.json" in references(expressions, "policy")
 
@@ -384,7 +429,7 @@ def test_durable_and_callback_actions_target_the_workflow_function(plan_json) ->
 
 def test_every_log_group_has_a_retention(plan_json) -> None:
     groups = planned_of_type(plan_json, "aws_cloudwatch_log_group")
-    assert len(groups) == 4
+    assert len(groups) == 5
     for address, group in groups.items():
         assert group["retention_in_days"] in CLOUDWATCH_RETENTION_DAYS, address
         assert group["retention_in_days"] == 14, address
@@ -398,6 +443,7 @@ def test_stage_has_json_access_logs_tracing_and_throttling(plan_json) -> None:
     access_format = json.loads(access["format"])
     assert access_format["requestId"] == "$context.requestId"
     assert access_format["status"] == "$context.status"
+    assert access_format["tenantId"] == "$context.authorizer.tenantId"
     assert "aws_cloudwatch_log_group.api_access.arn" in references(
         config(plan_json, "aws_api_gateway_stage.this")["access_log_settings"][0], "destination_arn"
     )

@@ -93,11 +93,30 @@ def test_start_integration_maps_tenant_async_and_execution_name() -> None:
     assert integration["uri"] == "${aws_lambda_alias.workflow_live.invoke_arn}"
     assert integration["request_parameters"] == "${local.start_integration.request_parameters}"
     params = hcl.local("start_integration")["request_parameters"]
+    # The tenant and the workflow id come from the authorizer's verified
+    # context, never from a header the client controls.
     assert params == {
-        "integration.request.header.X-Amz-Tenant-Id": "method.request.header.${local.tenant_header}",
+        "integration.request.header.X-Amz-Tenant-Id": "context.authorizer.tenantId",
         "integration.request.header.X-Amz-Invocation-Type": "'Event'",
-        "integration.request.header.X-Amz-Durable-Execution-Name": "context.requestId",
+        "integration.request.header.X-Amz-Durable-Execution-Name": "context.authorizer.workflowId",
     }
+
+
+def test_every_route_goes_through_the_uncached_tenant_authorizer() -> None:
+    authorizer = hcl.resource("main.tf", "aws_api_gateway_authorizer", "tenant")
+    assert authorizer["type"] == "REQUEST"
+    assert authorizer["authorizer_result_ttl_in_seconds"] == 0
+    assert authorizer["authorizer_uri"] == "${aws_lambda_function.authorizer.invoke_arn}"
+    methods = [hcl.resource("main.tf", "aws_api_gateway_method", "start_workflow"), hcl.resource("main.tf", "aws_api_gateway_method", "proxy")]
+    for method in methods:
+        assert method["authorization"] == "CUSTOM"
+        assert method["authorizer_id"] == "${aws_api_gateway_authorizer.tenant.id}"
+    function = hcl.resource("main.tf", "aws_lambda_function", "authorizer")
+    assert (function["runtime"], function["architectures"], function["handler"]) == (
+        "python3.13",
+        ["arm64"],
+        "authorizer.app.handler",
+    )
 
 
 def test_routes_and_header_come_from_the_contract_file() -> None:

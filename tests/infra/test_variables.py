@@ -32,6 +32,7 @@ BAD_VALUES: list[tuple[str, str]] = [
     ("stage_name", "v 1"),
     ("workflow_zip_path", "build/workflow.tar.gz"),
     ("api_zip_path", "build/api"),
+    ("authorizer_zip_path", "authorizer.zip.bak"),
     ("durable_execution_timeout_seconds", "0"),
     ("durable_execution_timeout_seconds", "31622401"),
     ("durable_execution_timeout_seconds", "3600.5"),

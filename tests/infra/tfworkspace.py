@@ -275,6 +275,7 @@ def copy_module(
     shutil.copytree(SHARED_DIR, dest / "src" / "shared", ignore=shutil.ignore_patterns("__pycache__", "*.py[co]"))
     write_dummy_zip(dest / "build" / "workflow.zip", "workflow")
     write_dummy_zip(dest / "build" / "api.zip", "api")
+    write_dummy_zip(dest / "build" / "authorizer.zip", "authorizer")
 
     main_tf = dest / "main.tf"
     text = main_tf.read_text()

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from local.contract import API_PROXY, ASYNC_WORKFLOW_START, CONTRACT_FILE, load_contract
+from local.contract import API_PROXY, ASYNC_WORKFLOW_START, load_contract
+from shared.contract import API_CONTRACT_FILE as CONTRACT_FILE
 from local.gateway import _policy_allows
 from local.harness import StackProcess
 
 VALID_BODY = {"amount": 10, "currency": "EUR"}
-GATEWAY_TENANT = "tenant-gw"
 
 
 def test_route_table_is_the_contract() -> None:
@@ -60,39 +60,61 @@ def test_authorizer_policy_explicit_deny_wins() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("headers", "body", "message"),
+    ("tenant", "api_key", "status", "message"),
     [
-        ({}, VALID_BODY, "Missing required request parameters: [x-tenant-id]"),
-        ({"x-tenant-id": "bad tenant!"}, VALID_BODY, "Invalid x-tenant-id"),
-        ({"x-tenant-id": "t" * 65}, VALID_BODY, "Invalid x-tenant-id"),
-        ({"x-tenant-id": GATEWAY_TENANT}, "{not json", "Invalid request body"),
-        ({"x-tenant-id": GATEWAY_TENANT}, {"amount": -1, "currency": "EUR"}, "Invalid request body"),
-        ({"x-tenant-id": GATEWAY_TENANT}, {"amount": 1, "currency": "EUR", "tenantId": "tenant-b"}, "Invalid request body"),
+        (None, None, 401, "Unauthorized"),
+        ("tenant-a", None, 401, "Unauthorized"),
+        (None, "own", 401, "Unauthorized"),
+        ("bad tenant!", "own", 401, "Unauthorized"),
+        ("t" * 65, "own", 401, "Unauthorized"),
+        ("tenant-a", "wrong-key", 403, "User is not authorized"),
+        ("tenant-b", "tenant-a", 403, "User is not authorized"),
     ],
 )
-def test_invalid_start_requests_are_refused_before_any_function_runs(
-    stack: StackProcess, headers: dict[str, str], body: object, message: str
+@pytest.mark.parametrize("route", ["start", "status", "callback"])
+def test_requests_without_a_verified_tenant_are_refused_before_any_function_behind_the_gateway_runs(
+    stack: StackProcess, tenant: str | None, api_key: str | None, status: int, message: str, route: str
 ) -> None:
+    # GIVEN the tenant header and a key that is missing, wrong, or another tenant's
+    headers = {"content-type": "application/json"}
+    if tenant is not None:
+        headers["x-tenant-id"] = tenant
+    if api_key is not None:
+        headers["x-api-key"] = stack.api_keys["tenant-a"] if api_key in ("own", "tenant-a") else api_key
+    before = stack.invocations("-workflow") + stack.invocations("-api")
+    # WHEN it calls any route
+    if route == "start":
+        response = stack.http.post(f"{stack.api_url}/workflow", json=VALID_BODY, headers=headers, timeout=30)
+    elif route == "status":
+        response = stack.http.get(f"{stack.api_url}/workflow/some-id", headers=headers, timeout=30)
+    else:
+        response = stack.http.post(f"{stack.api_url}/callback", json={"callbackId": "x", "payload": {}},
+                                   headers=headers, timeout=30)
+    # THEN the authorizer refuses it and neither the workflow nor the api function runs
+    assert response.status_code == status
+    assert response.json()["message"].startswith(message)
+    assert stack.invocations("-workflow") + stack.invocations("-api") == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("{not json", "Invalid request body"),
+        ({"amount": -1, "currency": "EUR"}, "Invalid request body"),
+        ({"amount": 1, "currency": "EUR", "tenantId": "tenant-b"}, "Invalid request body"),
+    ],
+)
+def test_invalid_start_bodies_are_refused_before_the_workflow_runs(stack: StackProcess, body: object, message: str) -> None:
     starts_before = stack.invocations("-workflow")
     data = body if isinstance(body, str) else json.dumps(body)
 
     response = stack.http.post(f"{stack.api_url}/workflow", data=data,
-                               headers={**headers, "content-type": "application/json"}, timeout=30)
+                               headers={**stack.headers("tenant-a"), "content-type": "application/json"}, timeout=30)
 
     assert response.status_code == 400
     assert response.json()["message"].startswith(message)
     assert stack.invocations("-workflow") == starts_before
-
-
-@pytest.mark.slow
-def test_status_and_callback_routes_require_the_tenant_header(stack: StackProcess) -> None:
-    api_before = stack.invocations("-api")
-
-    status = stack.http.get(f"{stack.api_url}/workflow/some-id", timeout=30)
-    callback = stack.http.post(f"{stack.api_url}/callback", json={"callbackId": "x", "payload": {}}, timeout=30)
-
-    assert status.status_code == callback.status_code == 400
-    assert stack.invocations("-api") == api_before
 
 
 @pytest.mark.slow
