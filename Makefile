@@ -11,7 +11,7 @@ BUILD        := build
 # platform, never compiled here, so the zip matches the runtime.
 LAMBDA_PY    := 3.13
 LAMBDA_PLAT  := manylinux2014_aarch64
-FUNCTIONS    := workflow api
+FUNCTIONS    := workflow api authorizer
 TF           ?= terraform
 API_URL      ?= http://127.0.0.1:3000
 
@@ -67,7 +67,7 @@ run: $(STAMP) ## Run the whole pattern locally on 127.0.0.1 (Ctrl-C stops)
 	@$(VPY) -m local.stack $(RUN_ARGS)
 
 demo: $(STAMP) ## Walk the full flow for two tenants against API_URL (default: local stack)
-	@$(VPY) -m local.demo --api-url $(API_URL)
+	@$(VPY) -m local.demo --api-url $(API_URL) $(DEMO_ARGS)
 
 bench: $(STAMP) ## Benchmarks: print figures and write docs/benchmarks.md
 	@$(VPY) -m bench.run
