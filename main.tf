@@ -52,8 +52,11 @@ locals {
   contract      = jsondecode(file("${local.shared_dir}/api_contract.json"))
   routes        = local.contract.routes
   tenant_header = local.contract.tenantHeader
-  start_route   = local.routes.startWorkflow
-  proxy_routes  = { for key, route in local.routes : key => route if route.integration == "api-proxy" }
+  # The header the request authorizer reads the tenant's key from
+  # (API_KEY_HEADER in src/shared/identity.py; a test keeps the two equal).
+  api_key_header = "x-api-key"
+  start_route    = local.routes.startWorkflow
+  proxy_routes   = { for key, route in local.routes : key => route if route.integration == "api-proxy" }
 
   start_request_schema = file("${local.shared_dir}/${local.start_route.requestSchema}")
 
@@ -576,7 +579,7 @@ resource "aws_api_gateway_authorizer" "tenant" {
   rest_api_id                      = aws_api_gateway_rest_api.this.id
   type                             = "REQUEST"
   authorizer_uri                   = aws_lambda_function.authorizer.invoke_arn
-  identity_source                  = "method.request.header.${local.tenant_header},method.request.header.x-api-key"
+  identity_source                  = "method.request.header.${local.tenant_header},method.request.header.${local.api_key_header}"
   authorizer_result_ttl_in_seconds = 0
 }
 
@@ -639,7 +642,7 @@ resource "aws_api_gateway_gateway_response" "json" {
 }
 
 # =============================================================================
-# POST /workflow: validated, then an asynchronous Invoke of workflow:live
+# POST /workflow: validated, authorized, then an async Invoke of workflow:live
 # =============================================================================
 
 locals {

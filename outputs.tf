@@ -6,7 +6,7 @@ output "api_url" {
 }
 
 output "export_api_key_command" {
-  description = "Puts the first active demo tenant's API key into $API_KEY, which the curl commands send as x-api-key."
+  description = "Puts the first active demo tenant's API key into $API_KEY, which the curl commands send as the API key header."
   value       = "export API_KEY=\"$(terraform output -json demo_api_keys | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"${local.example_tenant_id}\"])')\""
 }
 
@@ -15,7 +15,7 @@ output "start_workflow_curl" {
   value = join(" ", [
     "curl -sS -X ${local.start_route.method} '${aws_api_gateway_stage.this.invoke_url}${local.start_route.path}'",
     "-H 'content-type: application/json'",
-    "-H '${local.tenant_header}: ${local.example_tenant_id}' -H \"x-api-key: $API_KEY\"",
+    "-H '${local.tenant_header}: ${local.example_tenant_id}' -H \"${local.api_key_header}: $API_KEY\"",
     "-d '${jsonencode({ amount = 120.5, currency = "EUR", description = "Invoice 42" })}'",
   ])
 }
@@ -24,7 +24,7 @@ output "workflow_status_curl" {
   description = "Reads a workflow's status and, while it waits, its callbackId. Replace WORKFLOW_ID."
   value = join(" ", [
     "curl -sS -X ${local.routes.getWorkflow.method} '${aws_api_gateway_stage.this.invoke_url}${replace(local.routes.getWorkflow.path, "{workflowId}", "WORKFLOW_ID")}'",
-    "-H '${local.tenant_header}: ${local.example_tenant_id}' -H \"x-api-key: $API_KEY\"",
+    "-H '${local.tenant_header}: ${local.example_tenant_id}' -H \"${local.api_key_header}: $API_KEY\"",
   ])
 }
 
@@ -33,7 +33,7 @@ output "send_callback_curl" {
   value = join(" ", [
     "curl -sS -X ${local.routes.sendCallback.method} '${aws_api_gateway_stage.this.invoke_url}${local.routes.sendCallback.path}'",
     "-H 'content-type: application/json'",
-    "-H '${local.tenant_header}: ${local.example_tenant_id}' -H \"x-api-key: $API_KEY\"",
+    "-H '${local.tenant_header}: ${local.example_tenant_id}' -H \"${local.api_key_header}: $API_KEY\"",
     "-d '${jsonencode({ callbackId = "CALLBACK_ID", payload = { approved = true, reference = "ext-123" } })}'",
   ])
 }

@@ -24,12 +24,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import socket
+import subprocess
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import boto3
+import jsonschema
 import pytest
 import requests
 from boto3.dynamodb.types import TypeDeserializer
@@ -426,6 +430,35 @@ def test_log_groups_exist_with_retention(outputs, aws) -> None:
     for name in names:
         (group,) = [g for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"] if g["logGroupName"] == name]
         assert group["retentionInDays"] == RETENTION_DAYS, name
+
+
+# --- outputs a user pastes ---
+
+
+def test_outputs_are_ready_to_paste(rest_api, outputs) -> None:
+    api_url = f"https://{rest_api['id']}.execute-api.{REGION}.amazonaws.com/{STAGE}"
+    assert outputs["api_url"] == api_url
+    tenant = next(t["tenantId"] for t in DEMO_TENANTS if t["status"] == "ACTIVE")
+    auth = f"-H '{TENANT_HEADER}: {tenant}' -H \"x-api-key: $API_KEY\""
+    start = outputs["start_workflow_curl"]
+    assert start.startswith(f"curl -sS -X POST '{api_url}/workflow' ") and auth in start
+    body = json.loads(shlex.split(start)[-1])
+    jsonschema.validate(body, json.loads((SHARED_DIR / _route("startWorkflow")["requestSchema"]).read_text()))
+    assert outputs["workflow_status_curl"] == f"curl -sS -X GET '{api_url}/workflow/WORKFLOW_ID' {auth}"
+    callback = outputs["send_callback_curl"]
+    assert callback.startswith(f"curl -sS -X POST '{api_url}/callback' ") and auth in callback
+    assert json.loads(shlex.split(callback)[-1])["callbackId"] == "CALLBACK_ID"
+
+
+def test_export_api_key_command_sets_the_tenant_key(moto_workspace, outputs) -> None:
+    tenant = next(t["tenantId"] for t in DEMO_TENANTS if t["status"] == "ACTIVE")
+    env = {**moto_workspace.env, "PATH": f"{Path(moto_workspace.binary).parent}:{moto_workspace.env.get('PATH', '')}"}
+    result = subprocess.run(
+        ["bash", "-c", f'{outputs["export_api_key_command"]} && printf %s "$API_KEY"'],
+        cwd=moto_workspace.path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == outputs["demo_api_keys"][tenant]
 
 
 # --- idempotence and teardown (keep these last) ---

@@ -130,6 +130,12 @@ def test_routes_and_header_come_from_the_contract_file() -> None:
     assert f'"{CONTRACT["tenantHeader"]}' not in code, "the tenant header is hard-coded in main.tf"
 
 
+def test_api_key_header_matches_the_authorizer_code() -> None:
+    from shared.identity import API_KEY_HEADER
+
+    assert hcl.local("api_key_header") == API_KEY_HEADER
+
+
 def test_every_variable_has_description_type_and_a_validation_where_it_matters() -> None:
     variables = hcl.variables()
     for name, body in variables.items():

@@ -1,0 +1,108 @@
+"""Callbacks that race or repeat, heartbeats, and idempotent starts, on the local stack."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+
+import pytest
+
+from local.harness import StackProcess
+
+pytestmark = pytest.mark.slow
+
+BODY = {"amount": 30, "currency": "USD", "description": "idempotency"}
+
+
+def waiting_workflow(stack: StackProcess, tenant_id: str = "tenant-a") -> tuple[str, str]:
+    workflow_id = stack.start_workflow(tenant_id, BODY)
+    return workflow_id, stack.wait_for_status(tenant_id, workflow_id, "WAITING_FOR_CALLBACK")["callbackId"]
+
+
+def start_with_key(stack: StackProcess, tenant_id: str, key: str, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+    response = stack.http.post(f"{stack.api_url}/workflow", json=body,
+                               headers={**stack.headers(tenant_id), "Idempotency-Key": key}, timeout=30)
+    return response.status_code, response.json()
+
+
+def test_twenty_concurrent_duplicate_callbacks_complete_the_workflow_exactly_once(stack: StackProcess) -> None:
+    # GIVEN a waiting workflow
+    workflow_id, callback_id = waiting_workflow(stack)
+    # WHEN 20 identical-id callbacks with different payloads arrive at once
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        responses = list(pool.map(lambda n: stack.callback("tenant-a", callback_id, {"attempt": n}), range(20)))
+    # THEN exactly one is accepted, the others are 409 with a JSON message, never a 5xx
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(200) == 1 and statuses.count(409) == 19, statuses
+    assert all(set(r.json()) == {"message"} for r in responses if r.status_code == 409)
+    winner = next(n for n, r in enumerate(responses) if r.status_code == 200)
+    # and the workflow completed once, with the winner's payload
+    done = stack.wait_for_status("tenant-a", workflow_id, "COMPLETED")
+    assert done["result"]["confirmation"] == {"attempt": winner}
+
+
+def test_second_callback_is_409_and_the_first_result_stands(stack: StackProcess) -> None:
+    workflow_id, callback_id = waiting_workflow(stack)
+    assert stack.callback("tenant-a", callback_id, {"first": True}).status_code == 200
+    stack.wait_for_status("tenant-a", workflow_id, "COMPLETED")
+    assert stack.callback("tenant-a", callback_id, {"second": True}).status_code == 409
+    assert stack.status("tenant-a", workflow_id).json()["result"]["confirmation"] == {"first": True}
+
+
+def test_failure_callback_ends_the_workflow_failed(stack: StackProcess) -> None:
+    workflow_id, callback_id = waiting_workflow(stack)
+    response = stack.http.post(f"{stack.api_url}/callback", headers=stack.headers("tenant-a"), timeout=30,
+                               json={"callbackId": callback_id, "error": {"type": "Declined", "message": "card declined"}})
+    assert response.status_code == 200 and response.json()["delivered"] == "failure"
+    failed = stack.wait_for_status("tenant-a", workflow_id, "FAILED")
+    assert "card declined" in failed["reason"]
+
+
+def test_heartbeat_keeps_waiting_then_success_completes(stack: StackProcess) -> None:
+    workflow_id, callback_id = waiting_workflow(stack)
+    for _ in range(2):
+        response = stack.http.post(f"{stack.api_url}/callback", headers=stack.headers("tenant-a"), timeout=30,
+                                   json={"callbackId": callback_id, "heartbeat": True})
+        assert (response.status_code, response.json()["delivered"]) == (200, "heartbeat")
+    assert stack.status("tenant-a", workflow_id).json()["status"] == "WAITING_FOR_CALLBACK"
+    assert stack.callback("tenant-a", callback_id).status_code == 200
+    stack.wait_for_status("tenant-a", workflow_id, "COMPLETED")
+
+
+def test_same_idempotency_key_returns_same_workflow_and_starts_one_execution(stack: StackProcess) -> None:
+    key = f"order-{uuid.uuid4()}"
+    first = start_with_key(stack, "tenant-a", key, BODY)
+    retry = start_with_key(stack, "tenant-a", key, BODY)
+    assert first[0] == retry[0] == 202 and first[1]["workflowId"] == retry[1]["workflowId"]
+    workflow_id = str(first[1]["workflowId"])
+    callback_id = stack.wait_for_status("tenant-a", workflow_id, "WAITING_FOR_CALLBACK")["callbackId"]
+    # one durable execution carries that name, not two
+    executions = stack.lambda_client().list_durable_executions_by_function(
+        FunctionName="tenant-durable-workflow", DurableExecutionName=workflow_id
+    )["DurableExecutions"]
+    assert len(executions) == 1, executions
+    assert stack.callback("tenant-a", callback_id).status_code == 200
+    stack.wait_for_status("tenant-a", workflow_id, "COMPLETED")
+    # a retry after completion still names the same workflow and changes nothing
+    again = start_with_key(stack, "tenant-a", key, BODY)
+    assert again[1]["workflowId"] == workflow_id
+    assert stack.status("tenant-a", workflow_id).json()["status"] == "COMPLETED"
+
+
+def test_same_idempotency_key_from_two_tenants_never_collides(stack: StackProcess) -> None:
+    key = f"shared-{uuid.uuid4()}"
+    status_a, started_a = start_with_key(stack, "tenant-a", key, BODY)
+    status_b, started_b = start_with_key(stack, "tenant-b", key, {"amount": 20, "currency": "GBP"})
+    assert status_a == status_b == 202 and started_a["workflowId"] != started_b["workflowId"]
+    for tenant_id, started in (("tenant-a", started_a), ("tenant-b", started_b)):
+        waiting = stack.wait_for_status(tenant_id, str(started["workflowId"]), "WAITING_FOR_CALLBACK")
+        assert stack.callback(tenant_id, waiting["callbackId"]).status_code == 200
+        stack.wait_for_status(tenant_id, str(started["workflowId"]), "COMPLETED")
+    assert stack.status("tenant-b", str(started_a["workflowId"])).status_code == 404
+
+
+def test_idempotency_key_reused_with_another_body_is_409(stack: StackProcess) -> None:
+    key = f"order-{uuid.uuid4()}"
+    assert start_with_key(stack, "tenant-a", key, BODY)[0] == 202
+    status, body = start_with_key(stack, "tenant-a", key, {**BODY, "amount": 31})
+    assert status == 409 and set(body) == {"message"}
