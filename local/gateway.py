@@ -151,6 +151,8 @@ class LocalGateway(LocalHttpService):
     """
 
     name = "gateway"
+    # API Gateway REST's payload limit.
+    max_body_bytes = 10 * 1024 * 1024
 
     def __init__(
         self,

@@ -70,7 +70,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         parts = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        limit = self.server.service.max_body_bytes
+        if length < 0 or (limit is not None and length > limit):
+            # Refuse without reading the body, and close: the rest of it is unread.
+            self.close_connection = True
+            status, message = (400, "Invalid Content-Length") if length < 0 else (413, "Request Entity Too Large")
+            self._send(Response.json(status, {"message": message}, {"Connection": "close"}))
+            return
         body = self.rfile.read(length) if length > 0 else b""
         request = Request(
             method=self.command.upper(),
@@ -85,6 +95,9 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # noqa: BLE001 - a bug in one request must not kill the server
             logger.exception("%s: unhandled error for %s %s", self.server.service.name, request.method, request.path)
             response = Response.json(500, {"message": "Internal server error"})
+        self._send(response)
+
+    def _send(self, response: Response) -> None:
         self.send_response(response.status)
         headers = {key.lower(): (key, value) for key, value in response.headers.items()}
         headers.pop("content-length", None)
@@ -119,6 +132,8 @@ class LocalHttpService:
     """
 
     name = "service"
+    # Largest request body accepted (413 above it); None: no limit.
+    max_body_bytes: int | None = None
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = 0) -> None:
         self._address = (host, port)

@@ -1,0 +1,203 @@
+"""Abuse matrix: every route × every way to misuse it → the documented status, a JSON message,
+no 5xx, and no state changed. The table in docs/security.md is generated from these cases."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from local.harness import StackProcess
+
+pytestmark = pytest.mark.slow
+
+SECURITY_DOC = Path(__file__).resolve().parents[2] / "docs" / "security.md"
+TABLE_START, TABLE_END = "<!-- abuse-matrix:start -->", "<!-- abuse-matrix:end -->"
+VALID_START = {"amount": 10, "currency": "EUR"}
+
+
+@dataclass(frozen=True)
+class Victim:
+    """tenant-a's workflow that every attack targets."""
+
+    workflow_id: str
+    callback_id: str
+
+
+@dataclass(frozen=True)
+class Attack:
+    """One row of the matrix: how the request is built and the status the contract documents."""
+
+    route: str
+    case: str
+    expected: int
+    send: Callable[[StackProcess, Victim], tuple[int, bytes]]
+
+
+def http(method: str, path: str, *, tenant: str | None = "tenant-a", key: str | None = "tenant-a",
+         body: Any = None, raw_body: bytes | None = None, extra: dict[str, str] | None = None
+         ) -> Callable[[StackProcess, Victim], tuple[int, bytes]]:
+    """A request built at send time: ``key`` names whose API key to send (or a literal key)."""
+
+    def send(stack: StackProcess, victim: Victim) -> tuple[int, bytes]:
+        headers = {"content-type": "application/json", **(extra or {})}
+        if tenant is not None:
+            headers["x-tenant-id"] = tenant
+        if key is not None:
+            headers["x-api-key"] = stack.api_keys.get(key, key)
+        target = path.format(wf=victim.workflow_id)
+        data = raw_body if raw_body is not None else (
+            None if body is None else json.dumps(body).replace("VICTIM_CALLBACK", victim.callback_id).encode())
+        response = stack.http.request(method, f"{stack.api_url}{target}", data=data, headers=headers, timeout=60)
+        return response.status_code, response.content
+
+    return send
+
+
+def raw(request_head: str, body: bytes = b"") -> Callable[[StackProcess, Victim], tuple[int, bytes]]:
+    """Bytes on a socket, for what HTTP clients refuse to send (CR/LF in a header, bad lengths)."""
+
+    def send(stack: StackProcess, victim: Victim) -> tuple[int, bytes]:
+        host, port = urlsplit(stack.api_url).hostname, urlsplit(stack.api_url).port
+        head = request_head.format(key=stack.api_keys["tenant-a"], wf=victim.workflow_id, length=len(body))
+        with socket.create_connection((host, port), timeout=30) as connection:
+            connection.sendall(head.encode("latin-1") + b"\r\n\r\n" + body)
+            reply = b""
+            while b"\r\n\r\n" not in reply or len(reply) < reply.index(b"\r\n\r\n") + 4 + _length(reply):
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        status = int(reply.split(b" ", 2)[1])
+        return status, reply.split(b"\r\n\r\n", 1)[1]
+
+    return send
+
+
+def _length(reply: bytes) -> int:
+    for line in reply.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value.strip())
+    return 0
+
+
+IDENTITY_ATTACKS: list[tuple[str, dict[str, Any], int]] = [
+    ("no tenant header", {"tenant": None}, 401),
+    ("no API key", {"key": None}, 401),
+    ("empty tenant id", {"tenant": ""}, 401),
+    ("65-character tenant id", {"tenant": "t" * 65}, 401),
+    ("tenant id with a space", {"tenant": "tenant a"}, 401),
+    ("non-ASCII tenant id", {"tenant": "tenänt-a"}, 401),
+    ("path traversal tenant id `../tenant-a`", {"tenant": "../tenant-a"}, 401),
+    ("wrong API key", {"key": "not-a-real-key"}, 403),
+    ("tenant-b's key claiming tenant-a", {"key": "tenant-b"}, 403),
+    ("tenant-a's key claiming tenant-b", {"tenant": "tenant-b"}, 403),
+]
+ROUTES: dict[str, tuple[str, str, Any]] = {
+    "POST /workflow": ("POST", "/workflow", VALID_START),
+    "GET /workflow/{id}": ("GET", "/workflow/{wf}", None),
+    "POST /callback": ("POST", "/callback", {"callbackId": "VICTIM_CALLBACK", "payload": {"stolen": True}}),
+}
+
+ATTACKS: list[Attack] = [
+    Attack(route, case, status, http(method, path, body=body, **change))
+    for route, (method, path, body) in ROUTES.items()
+    for case, change, status in IDENTITY_ATTACKS
+] + [
+    Attack("GET /workflow/{id}", "tenant-b reads tenant-a's workflow", 404, http("GET", "/workflow/{wf}", tenant="tenant-b", key="tenant-b")),
+    Attack("POST /callback", "tenant-b answers tenant-a's callbackId", 404,
+           http("POST", "/callback", tenant="tenant-b", key="tenant-b", body={"callbackId": "VICTIM_CALLBACK", "payload": {}})),
+    Attack("POST /callback", "tenant-b sends a failure for tenant-a's callbackId", 404,
+           http("POST", "/callback", tenant="tenant-b", key="tenant-b",
+                body={"callbackId": "VICTIM_CALLBACK", "error": {"type": "X", "message": "y"}})),
+    Attack("POST /callback", "tenant-b heartbeats tenant-a's callbackId", 404,
+           http("POST", "/callback", tenant="tenant-b", key="tenant-b", body={"callbackId": "VICTIM_CALLBACK", "heartbeat": True})),
+    Attack("POST /workflow", "body claims another tenantId", 400, http("POST", "/workflow", body={**VALID_START, "tenantId": "tenant-b"})),
+    Attack("POST /workflow", "non-JSON body", 400, http("POST", "/workflow", raw_body=b"amount=10")),
+    Attack("POST /workflow", "empty body", 400, http("POST", "/workflow", raw_body=b"")),
+    Attack("POST /workflow", "wrong types", 400, http("POST", "/workflow", body={"amount": "10", "currency": 978})),
+    Attack("POST /workflow", "1 MB description", 400, http("POST", "/workflow", body={**VALID_START, "description": "x" * 1_000_000})),
+    Attack("POST /workflow", "body over 10 MB", 413, http("POST", "/workflow", raw_body=b"{" + b" " * (10 * 1024 * 1024 + 1) + b"}")),
+    Attack("POST /callback", "non-JSON body", 400, http("POST", "/callback", raw_body=b"callbackId=x")),
+    Attack("POST /callback", "wrong types", 400, http("POST", "/callback", body={"callbackId": 7, "payload": []})),
+    Attack("POST /callback", "extra fields", 400, http("POST", "/callback", body={"callbackId": "VICTIM_CALLBACK", "payload": {}, "tenantId": "tenant-b"})),
+    Attack("POST /callback", "payload and error together", 400,
+           http("POST", "/callback", body={"callbackId": "VICTIM_CALLBACK", "payload": {}, "error": {"type": "a", "message": "b"}})),
+    Attack("POST /callback", "payload over 256 KiB", 413, http("POST", "/callback", body={"callbackId": "VICTIM_CALLBACK", "payload": {"x": "y" * 300_000}})),
+    Attack("POST /callback", "unknown callbackId", 404, http("POST", "/callback", body={"callbackId": "forged", "payload": {}})),
+    Attack("GET /workflow/{id}", "unknown workflowId", 404, http("GET", "/workflow/no-such-workflow")),
+    Attack("GET /workflow/{id}", "traversal in workflowId", 403, http("GET", "/workflow/../callback")),
+    Attack("PUT /workflow", "wrong method", 403, http("PUT", "/workflow", body=VALID_START)),
+    Attack("DELETE /workflow/{id}", "wrong method", 403, http("DELETE", "/workflow/{wf}")),
+    Attack("GET /callback", "wrong method", 403, http("GET", "/callback")),
+    Attack("POST /workflow", "CR/LF header injection in x-tenant-id", 403,
+           raw("POST /workflow HTTP/1.1\r\nHost: x\r\nx-tenant-id: tenant-b\r\nx-api-key: {key}\r\nX-Injected: 1\r\n"
+               "content-type: application/json\r\nContent-Length: {length}", json.dumps(VALID_START).encode())),
+    Attack("POST /workflow", "invalid Content-Length", 400,
+           raw("POST /workflow HTTP/1.1\r\nHost: x\r\nx-tenant-id: tenant-a\r\nx-api-key: {key}\r\nContent-Length: ten")),
+]
+
+OBSERVED: dict[str, int] = {}
+
+
+@pytest.fixture(scope="module")
+def victim(stack: StackProcess) -> Victim:
+    workflow_id = stack.start_workflow("tenant-a", VALID_START)
+    waiting = stack.wait_for_status("tenant-a", workflow_id, "WAITING_FOR_CALLBACK")
+    return Victim(workflow_id, waiting["callbackId"])
+
+
+def attack_id(attack: Attack) -> str:
+    return f"{attack.route} | {attack.case}"
+
+
+@pytest.mark.parametrize("attack", ATTACKS, ids=attack_id)
+def test_abuse_gets_documented_status_and_json_message(stack: StackProcess, victim: Victim, attack: Attack) -> None:
+    starts_before = stack.invocations("-workflow")
+    status, body = attack.send(stack, victim)
+    OBSERVED[attack_id(attack)] = status
+    assert status < 500, body[:300]
+    assert status == attack.expected, body[:300]
+    message = json.loads(body)
+    assert isinstance(message, dict) and isinstance(message.get("message"), str) and message["message"]
+    assert b"Traceback" not in body
+    # no state changed: no new workflow started, the victim still waits on the same callback
+    assert stack.invocations("-workflow") == starts_before
+    current = stack.status("tenant-a", victim.workflow_id).json()
+    assert (current["status"], current.get("callbackId")) == ("WAITING_FOR_CALLBACK", victim.callback_id)
+
+
+def test_victim_still_completes_with_its_own_answer(stack: StackProcess, victim: Victim) -> None:
+    assert stack.callback("tenant-a", victim.callback_id, {"by": "tenant-a"}).status_code == 200
+    done = stack.wait_for_status("tenant-a", victim.workflow_id, "COMPLETED")
+    assert done["result"]["confirmation"] == {"by": "tenant-a"}
+
+
+def render_table() -> str:
+    rows = ["| route | abuse | documented | observed |", "|---|---|---|---|"]
+    for attack in ATTACKS:
+        observed = OBSERVED.get(attack_id(attack))
+        rows.append(f"| `{attack.route}` | {attack.case} | {attack.expected} | {observed if observed is not None else 'not run'} |")
+    return "\n".join(rows)
+
+
+def test_security_doc_lists_every_case_with_its_outcome() -> None:
+    """docs/security.md holds the table this run produced (UPDATE_SECURITY_DOC=1 rewrites it)."""
+    if len(OBSERVED) != len(ATTACKS):
+        pytest.fail(f"only {len(OBSERVED)} of {len(ATTACKS)} cases ran; run the whole module to regenerate the table")
+    table = render_table()
+    text = SECURITY_DOC.read_text()
+    start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
+    if os.environ.get("UPDATE_SECURITY_DOC") == "1":
+        text = text[:start] + "\n" + table + "\n" + text[end:]
+        SECURITY_DOC.write_text(text)
+        start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
+    assert text[start:end].strip() == table, "docs/security.md is stale: rerun with UPDATE_SECURITY_DOC=1"
