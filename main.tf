@@ -251,14 +251,11 @@ data "aws_iam_policy_document" "workflow" {
     resources = [aws_dynamodb_table.tenants.arn]
   }
 
+  # Exactly the calls src/shared/registry.py makes for the workflow:
+  # claim_workflow / register_waiting (PutItem), record_outcome (UpdateItem).
   statement {
-    sid = "WriteWorkflowRegistry"
-    actions = [
-      "dynamodb:ConditionCheckItem",
-      "dynamodb:GetItem",
-      "dynamodb:PutItem",
-      "dynamodb:UpdateItem",
-    ]
+    sid       = "WriteWorkflowRegistry"
+    actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.workflows.arn]
   }
 
@@ -300,13 +297,10 @@ resource "aws_iam_role" "api" {
 }
 
 data "aws_iam_policy_document" "api" {
+  # get_workflow / find_by_callback (GetItem), claim / release_callback (UpdateItem).
   statement {
-    sid = "ReadWriteWorkflowRegistry"
-    actions = [
-      "dynamodb:GetItem",
-      "dynamodb:Query",
-      "dynamodb:UpdateItem",
-    ]
+    sid       = "ReadWriteWorkflowRegistry"
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.workflows.arn]
   }
 

@@ -66,7 +66,12 @@ class DurableEmulator:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Open the store, resume what a previous run left running, and serve the API."""
+        """Open the store, resume what a previous run left running, and serve the API.
+
+        Each start builds a new runner, so a stopped emulator can be started again
+        (the sqlite store on disk is what carries the executions across).
+        """
+        self._runner = WebRunner(self._config)
         self._runner.start()
         resumed = self.resume_running_executions()
         if resumed:

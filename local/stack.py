@@ -40,6 +40,7 @@ from local.functions import (
     Names,
     pattern_functions,
 )
+from local.faults import DynamoDBFaultProxy
 from local.gateway import LambdaApiInvoker, LocalGateway
 from local.http_base import DEFAULT_HOST
 from local.lambda_service import LocalLambdaService
@@ -73,6 +74,8 @@ class StackConfig:
     execution_timeout: int = DEFAULT_EXECUTION_TIMEOUT_SECONDS
     snapshot_interval: float = 1.0
     function_log_level: str = "INFO"
+    fault_injection: bool = False
+    fault_port: int = 0
 
 
 def _free_port(host: str) -> int:
@@ -94,6 +97,7 @@ class LocalStack:
                 ("lambda", config.lambda_port),
                 ("emulator", config.emulator_port),
                 ("dynamodb", config.dynamodb_port),
+                *((("faults", config.fault_port),) if config.fault_injection else ()),
             )
         }
         self.api_url = f"http://{host}:{self.ports['api']}"
@@ -120,11 +124,18 @@ class LocalStack:
             invocation_timeout_seconds=config.function_timeout,
         )
         durable_client = DurableBackendClient(self.emulator.url)
+        # With --fault-injection the functions reach DynamoDB through a proxy that
+        # tests can tell to fail or stall chosen calls (local/faults.py).
+        self.faults = (
+            DynamoDBFaultProxy(self.dynamodb.url, self.restart_emulator, host, self.ports["faults"])
+            if config.fault_injection else None
+        )
+        functions_dynamodb_url = self.faults.url if self.faults else self.dynamodb.url
         self.functions = pattern_functions(
             self.names,
             common_environment={
                 "AWS_ENDPOINT_URL_LAMBDA": self.lambda_url,
-                "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb.url,
+                "AWS_ENDPOINT_URL_DYNAMODB": functions_dynamodb_url,
                 "POWERTOOLS_LOG_LEVEL": config.function_log_level,
             },
             tenant_cache_ttl_seconds=config.tenant_cache_ttl,
@@ -174,13 +185,21 @@ class LocalStack:
         """Start DynamoDB, the Lambda service, the emulator, then the gateway."""
         self.check_ports()
         self.dynamodb.start(self.tenants)
+        if self.faults:
+            self.faults.start()
         self.lambda_service.start()
         self.emulator.start()
         self.gateway.start()
 
+    def restart_emulator(self) -> None:
+        """Stop the durable emulator and start a new one on the same port and sqlite store."""
+        self.emulator.stop()
+        self.emulator.start()
+
     def stop(self) -> None:
         """Stop the gateway first and DynamoDB last, writing its snapshot."""
-        for step in (self.gateway.stop, self.emulator.stop, self.lambda_service.stop,
+        fault_proxy = [self.faults.stop] if self.faults else []
+        for step in (self.gateway.stop, self.emulator.stop, self.lambda_service.stop, *fault_proxy,
                      self.workers.shutdown, self.dynamodb.stop):
             try:
                 step()
@@ -193,6 +212,7 @@ class LocalStack:
         api, lam = self.api_url, self.lambda_url
         workflow = self.names.workflow_function
         keys_file = Path(self.config.state_dir) / "api-keys.json"
+        faults_line = f"\n  Fault injection      {self.faults.url}/_faults" if self.faults else ""
         demo_keys = "\n".join(f"  {tenant:<18} {api_key}" for tenant, api_key in self.api_keys.items())
         key_setup = f"""  KEY='{self.api_keys["tenant-a"]}'   # tenant-a's API key (also in {keys_file})
 """
@@ -204,7 +224,7 @@ Tenant-isolated durable workflow: local stack is up (Ctrl-C stops it)
   Lambda endpoint      {lam}   Invoke + durable-execution APIs (boto3 / AWS CLI)
   Durable emulator     {self.emulator.url}   sqlite store in {self.config.state_dir}/
   DynamoDB (moto)      {self.dynamodb.url}   {self.names.tenants_table}, {self.names.workflows_table}
-  Workers (debug)      {lam}/_local/workers
+  Workers (debug)      {lam}/_local/workers{faults_line}
   Unknown route or method: 403 {{"message": "Missing Authentication Token"}}, as API Gateway answers.
 
 Demo API keys (local only; every request needs x-tenant-id and that tenant's x-api-key):
@@ -266,6 +286,9 @@ def parse_args(argv: list[str] | None = None) -> StackConfig:
                         help="durable execution timeout, seconds")
     parser.add_argument("--snapshot-interval", type=float, default=1.0,
                         help="seconds between DynamoDB snapshot checks (0: only at shutdown)")
+    parser.add_argument("--fault-injection", action="store_true",
+                        help="route the functions' DynamoDB calls through a fault-injecting proxy (tests)")
+    parser.add_argument("--fault-port", type=int, default=0, help="port of the fault proxy (0: any free)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="log level of the stack and of the functions (POWERTOOLS_LOG_LEVEL)")
     args = parser.parse_args(argv)
@@ -289,6 +312,8 @@ def parse_args(argv: list[str] | None = None) -> StackConfig:
         execution_timeout=args.execution_timeout,
         snapshot_interval=args.snapshot_interval,
         function_log_level=args.log_level,
+        fault_injection=args.fault_injection,
+        fault_port=args.fault_port,
     )
 
 

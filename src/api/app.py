@@ -24,6 +24,7 @@ from api.callbacks import (
     status_view,
 )
 from api.delivery import DurableServiceBusy, DurableServiceUnavailable, deliver_once
+from shared.aws_clients import DYNAMODB_CONFIG
 from shared.contract import is_valid_tenant_id, is_valid_workflow_id, routes
 from shared.observability import emit_count
 from shared.registry import WorkflowRegistry
@@ -31,7 +32,9 @@ from shared.settings import load_settings
 
 logger = Logger()
 SETTINGS = load_settings()
-REGISTRY = WorkflowRegistry(boto3.resource("dynamodb").Table(SETTINGS.workflows_table), SETTINGS.registry_retention_seconds)
+REGISTRY = WorkflowRegistry(
+    boto3.resource("dynamodb", config=DYNAMODB_CONFIG).Table(SETTINGS.workflows_table), SETTINGS.registry_retention_seconds
+)
 LAMBDA_CLIENT = boto3.client("lambda")
 app = APIGatewayRestResolver()
 

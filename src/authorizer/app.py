@@ -14,11 +14,12 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from authorizer.decision import Verdict, decide
+from shared.aws_clients import DYNAMODB_CONFIG
 from shared.settings import load_settings
 
 logger = Logger()
 SETTINGS = load_settings()
-TENANTS_TABLE = boto3.resource("dynamodb").Table(SETTINGS.tenants_table)
+TENANTS_TABLE = boto3.resource("dynamodb", config=DYNAMODB_CONFIG).Table(SETTINGS.tenants_table)
 
 
 def stored_key_hash(tenant_id: str) -> str | None:

@@ -20,6 +20,7 @@ from aws_durable_execution_sdk_python.types import WaitForCallbackContext
 from aws_lambda_powertools import Logger
 
 from shared import registry as reg
+from shared.aws_clients import DYNAMODB_CONFIG
 from shared.observability import emit_count
 from shared.settings import load_settings
 from shared.tenants import TenantConfig, read_tenant
@@ -30,7 +31,7 @@ from workflow.workflow_input import parse_start_event
 
 logger = Logger()
 SETTINGS = load_settings()
-_dynamodb = boto3.resource("dynamodb")
+_dynamodb = boto3.resource("dynamodb", config=DYNAMODB_CONFIG)
 TENANTS_TABLE = _dynamodb.Table(SETTINGS.tenants_table)
 REGISTRY = reg.WorkflowRegistry(_dynamodb.Table(SETTINGS.workflows_table), SETTINGS.registry_retention_seconds)
 TENANT_CACHE = TenantCache(lambda tenant_id: read_tenant(TENANTS_TABLE, tenant_id), SETTINGS.tenant_cache_ttl_seconds)

@@ -413,8 +413,11 @@ def test_durable_and_callback_permissions_are_on_the_workflow_function_versions(
     for action in ("Success", "Failure", "Heartbeat"):
         assert resources_for("api", f"lambda:SendDurableExecutionCallback{action}") == [f"{function_arn}:*"]
     table_arn = f"arn:aws:dynamodb:{REGION}:{MOTO_ACCOUNT_ID}:table/"
-    assert resources_for("workflow", "dynamodb:GetItem") == [table_arn + outputs["tenants_table_name"], table_arn + outputs["workflows_table_name"]]
+    assert resources_for("workflow", "dynamodb:GetItem") == [table_arn + outputs["tenants_table_name"]]
+    assert resources_for("workflow", "dynamodb:PutItem") == [table_arn + outputs["workflows_table_name"]]
+    assert resources_for("api", "dynamodb:GetItem") == [table_arn + outputs["workflows_table_name"]]
     assert resources_for("api", "dynamodb:UpdateItem") == [table_arn + outputs["workflows_table_name"]]
+    assert resources_for("api", "dynamodb:PutItem") == []
     assert resources_for("authorizer", "dynamodb:GetItem") == [table_arn + outputs["tenants_table_name"]]
 
 

@@ -1,0 +1,12 @@
+"""boto3 settings shared by every function: fail fast, retry a little, let durable steps retry more."""
+
+from __future__ import annotations
+
+from botocore.config import Config
+
+# Standard retry mode, 3 attempts, short timeouts: a throttled or slow DynamoDB
+# call surfaces within seconds, and the durable step's own retry policy (with
+# checkpointed back-off that costs nothing while it waits) takes over from there.
+# botocore's legacy default for DynamoDB is 10 attempts with back-off of up to
+# ~25 s, all of it billed time inside one invocation.
+DYNAMODB_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)

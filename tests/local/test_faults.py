@@ -1,0 +1,120 @@
+"""Faults on the local stack: a worker killed mid-step, the durable emulator restarted,
+DynamoDB failing transiently. The workflow resumes and completes; no step before the
+fault runs twice; nothing is lost or completed twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from local.harness import StackProcess, wait_until
+
+pytestmark = pytest.mark.slow
+
+BODY = {"amount": 40, "currency": "EUR", "description": "fault test"}
+
+
+@pytest.fixture(scope="module")
+def faulty_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
+    """A stack of its own whose functions reach DynamoDB through the fault proxy."""
+    base = tmp_path_factory.mktemp("fault-stack")
+    process = StackProcess(base / "state", base / "stack.log", extra_args=["--fault-injection", "--log-level", "INFO"])
+    process.start()
+    yield process
+    process.stop()
+
+
+class Faults:
+    def __init__(self, stack: StackProcess) -> None:
+        banner = stack.log_path.read_text()
+        line = next(line for line in banner.splitlines() if "Fault injection" in line)
+        self.url = line.split()[-1].removesuffix("/_faults")
+
+    def arm(self, **rule: Any) -> None:
+        requests.post(f"{self.url}/_faults", json=rule, timeout=10).raise_for_status()
+
+    def rules(self) -> list[dict[str, Any]]:
+        return requests.get(f"{self.url}/_faults", timeout=10).json()["rules"]
+
+    def clear(self) -> None:
+        requests.delete(f"{self.url}/_faults", timeout=10).raise_for_status()
+
+    def restart_emulator(self) -> None:
+        requests.post(f"{self.url}/_faults/durable-emulator/restart", timeout=60).raise_for_status()
+
+
+@pytest.fixture
+def faults(faulty_stack: StackProcess) -> Iterator[Faults]:
+    controller = Faults(faulty_stack)
+    controller.clear()
+    yield controller
+    controller.clear()
+
+
+def log_lines(stack: StackProcess, workflow_id: str, message: str) -> list[dict[str, Any]]:
+    """The functions' JSON log lines (they share the stack's log) for one workflow and message."""
+    found = []
+    for line in stack.log_path.read_text(errors="replace").splitlines():
+        if line.startswith("{") and workflow_id in line:
+            record = json.loads(line)
+            if record.get("workflow_id") == workflow_id and record.get("message") == message:
+                found.append(record)
+    return found
+
+
+def test_worker_killed_in_the_middle_of_finalize_resumes_without_rerunning_step_one(
+    faulty_stack: StackProcess, faults: Faults
+) -> None:
+    stack = faulty_stack
+    workflow_id = stack.start_workflow("tenant-a", BODY)
+    callback_id = stack.wait_for_status("tenant-a", workflow_id, "WAITING_FOR_CALLBACK")["callbackId"]
+    # GIVEN finalize's registry write stalls (and then fails, as for a process that died)
+    faults.arm(operation="UpdateItem", body_contains="COMPLETED", count=1, delay_seconds=6, fail=True)
+    assert stack.callback("tenant-a", callback_id, {"approved": True}).status_code == 200
+    wait_until(lambda: faults.rules()[0]["hits"] == 1, 30, "finalize reaching its registry write")
+    # WHEN the tenant's workers are killed in the middle of that step
+    victims = [w for w in stack.workers() if w["functionName"].endswith("-workflow") and w["tenantId"] == "tenant-a"]
+    assert victims
+    for worker in victims:
+        os.kill(worker["pid"], signal.SIGKILL)
+    # THEN the invocation is retried in a new environment of the same tenant and completes
+    done = stack.wait_for_status("tenant-a", workflow_id, "COMPLETED", timeout=90)
+    assert done["result"]["environments"]["finalizedIn"] not in {w["environmentId"] for w in victims}
+    assert all(w["tenantId"] == "tenant-a" for w in stack.workers() if w["functionName"].endswith("-workflow"))
+    # step one ran once; the workflow completed once (the killed attempt never wrote)
+    assert len(log_lines(stack, workflow_id, "request accepted")) == 1
+    assert len(log_lines(stack, workflow_id, "workflow completed")) == 1
+
+
+def test_durable_emulator_restart_while_waiting_loses_nothing(faulty_stack: StackProcess, faults: Faults) -> None:
+    stack = faulty_stack
+    workflow_id = stack.start_workflow("tenant-a", BODY)
+    callback_id = stack.wait_for_status("tenant-a", workflow_id, "WAITING_FOR_CALLBACK")["callbackId"]
+    faults.restart_emulator()
+    assert stack.callback("tenant-a", callback_id, {"after": "restart"}).status_code == 200
+    done = stack.wait_for_status("tenant-a", workflow_id, "COMPLETED", timeout=60)
+    assert done["result"]["confirmation"] == {"after": "restart"}
+    assert len(log_lines(stack, workflow_id, "request accepted")) == 1
+
+
+def test_transient_dynamodb_failures_are_retried_and_nothing_runs_twice(faulty_stack: StackProcess, faults: Faults) -> None:
+    stack = faulty_stack
+    # GIVEN the registry write of the callback submitter fails 4 times in a row
+    # (more than the SDK's 3 attempts, so the durable step's own retry takes over)
+    faults.arm(operation="UpdateItem", body_contains="WAITING_FOR_CALLBACK", count=4, fail=True)
+    # and the tenant read fails twice (absorbed by boto3's retries inside step one)
+    faults.arm(operation="GetItem", body_contains="tenant-b", count=2, fail=True)
+    workflow_id = stack.start_workflow("tenant-b", {"amount": 20, "currency": "GBP"})
+    callback_id = stack.wait_for_status("tenant-b", workflow_id, "WAITING_FOR_CALLBACK", timeout=60)["callbackId"]
+    assert [rule["hits"] for rule in faults.rules()] == [4, 2]
+    assert stack.callback("tenant-b", callback_id).status_code == 200
+    stack.wait_for_status("tenant-b", workflow_id, "COMPLETED", timeout=60)
+    assert len(log_lines(stack, workflow_id, "request accepted")) == 1
+    assert len(log_lines(stack, workflow_id, "waiting for external confirmation")) == 1
+    assert len(log_lines(stack, workflow_id, "workflow completed")) == 1
