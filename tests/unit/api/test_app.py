@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +13,12 @@ from botocore.stub import Stubber
 from api import app
 from local.proxy_event import build_proxy_event
 from shared import registry as reg
+from tests.unit.fakes import FakeLambdaContext
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 CALLBACK_ID = "cb-tenant-a-1"
 
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "tenant-durable-api"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:tenant-durable-api"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+LAMBDA_CONTEXT = FakeLambdaContext()
 
 
 @pytest.fixture
@@ -49,7 +43,7 @@ def call(method: str, path: str, *, tenant: str | None = "tenant-a", body: Any =
     authorizer = {"tenantId": tenant, "workflowId": "unused", "principalId": tenant} if tenant is not None else None
     event = build_proxy_event(method=method, resource=resource or path, path=path, headers=headers,
                               path_parameters=path_parameters, body=body, authorizer=authorizer)
-    response = app.handler(event, FakeLambdaContext())
+    response = app.handler(event, LAMBDA_CONTEXT)
     return response["statusCode"], json.loads(response["body"])
 
 
@@ -87,7 +81,7 @@ def test_request_without_verified_tenant_is_401(waiting_workflow: str, tenant: s
 def test_header_alone_does_not_identify_the_tenant(waiting_workflow: str) -> None:
     event = build_proxy_event(method="GET", resource="/workflow/{workflowId}", path="/workflow/wf-a",
                               headers={"x-tenant-id": "tenant-a"}, path_parameters={"workflowId": "wf-a"})
-    assert app.handler(event, FakeLambdaContext())["statusCode"] == 401
+    assert app.handler(event, LAMBDA_CONTEXT)["statusCode"] == 401
 
 
 def test_malformed_workflow_id_is_400(tables: Any) -> None:
@@ -211,14 +205,14 @@ def test_every_log_line_has_tenant_and_workflow_keys(waiting_workflow: str, dura
 
 def test_sample_events_route_through_the_handler(waiting_workflow: str, durable: Stubber) -> None:
     get_event = json.loads((EVENTS / "get-workflow.json").read_text())
-    assert app.handler(get_event, FakeLambdaContext())["statusCode"] == 404  # sample id is not registered
+    assert app.handler(get_event, LAMBDA_CONTEXT)["statusCode"] == 404  # sample id is not registered
     callback_event = json.loads((EVENTS / "send-callback.json").read_text())
     callback_event["body"] = callback_event["body"].replace("REPLACE_WITH_CALLBACK_ID", CALLBACK_ID)
     durable.add_response(
         "send_durable_execution_callback_success", {},
         {"CallbackId": CALLBACK_ID, "Result": json.dumps(json.loads(callback_event["body"])["payload"], separators=(",", ":")).encode()},
     )
-    assert app.handler(callback_event, FakeLambdaContext())["statusCode"] == 200
+    assert app.handler(callback_event, LAMBDA_CONTEXT)["statusCode"] == 200
     start_event = json.loads((EVENTS / "start-workflow.json").read_text())
     assert set(start_event) == {"workflowId", "request"}
 

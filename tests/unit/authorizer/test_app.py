@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from authorizer import app
 from shared.identity import hash_api_key
+from tests.unit.fakes import FakeLambdaContext
 
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/v1/POST/workflow"
 
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "tenant-durable-authorizer"
-    memory_limit_in_mb: int = 128
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:tenant-durable-authorizer"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000001"
+LAMBDA_CONTEXT = FakeLambdaContext()
 
 
 @pytest.fixture
@@ -38,7 +32,7 @@ def authorize(headers: dict[str, str]) -> dict[str, Any]:
         "requestContext": {"requestId": "req-42", "resourcePath": "/workflow", "httpMethod": "POST",
                            "stage": "v1", "accountId": "123456789012", "apiId": "abc123"},
     }
-    return app.handler(event, FakeLambdaContext())
+    return app.handler(event, LAMBDA_CONTEXT)
 
 
 def test_own_key_allows_this_method_and_passes_tenant_and_workflow_id(keyed_tenants: None) -> None:

@@ -82,27 +82,21 @@ def test_finalize_write_fails_once_earlier_steps_not_rerun(
     assert record is not None and record.status == reg.COMPLETED
 
 
-def test_persistent_tenant_read_fault_records_failed_instead_of_losing_the_workflow(
-    runner: DurableFunctionTestRunner, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("target", "method", "reason"),
+    [
+        ("TENANTS_TABLE", "get_item", "could not load the tenant"),
+        ("REGISTRY", "register_waiting", "could not register the callback"),
+    ],
+)
+def test_persistent_fault_records_failed_instead_of_losing_the_workflow(
+    runner: DurableFunctionTestRunner, monkeypatch: pytest.MonkeyPatch, target: str, method: str, reason: str
 ) -> None:
-    reads = fail_first(monkeypatch, app.TENANTS_TABLE, "get_item", failures=1000)
+    calls = fail_first(monkeypatch, getattr(app, target), method, failures=1000)
     payload = {"workflowId": "wf-down", "request": {"amount": 10, "currency": "EUR"}}
     arn = runner.run_async(input=json.dumps(payload), tenant_id="tenant-a", execution_name="wf-down")
     result = json.loads(runner.wait_for_result(arn, timeout=30).result)
-    assert result["status"] == reg.FAILED and "could not load the tenant" in result["reason"]
-    assert len(reads) == 5, "IO_RETRY allows five attempts"
+    assert result["status"] == reg.FAILED and result["reason"].startswith(reason)
+    assert len(calls) == 5, "IO_RETRY allows five attempts"
     record = app.REGISTRY.get_workflow("tenant-a", "wf-down")
-    assert record is not None and record.status == reg.FAILED
-
-
-def test_persistent_registry_fault_in_submitter_records_failed(
-    runner: DurableFunctionTestRunner, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    writes = fail_first(monkeypatch, app.REGISTRY, "register_waiting", failures=1000)
-    payload = {"workflowId": "wf-nosubmit", "request": {"amount": 10, "currency": "EUR"}}
-    arn = runner.run_async(input=json.dumps(payload), tenant_id="tenant-a", execution_name="wf-nosubmit")
-    result = json.loads(runner.wait_for_result(arn, timeout=30).result)
-    assert result["status"] == reg.FAILED and result["reason"] == "could not register the callback"
-    assert len(writes) == 5
-    record = app.REGISTRY.get_workflow("tenant-a", "wf-nosubmit")
     assert record is not None and record.status == reg.FAILED
