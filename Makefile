@@ -76,4 +76,4 @@ fmt: ## terraform fmt
 	$(TF) fmt -recursive
 
 clean: ## Remove build output, local state and the virtualenv
-	rm -rf $(BUILD) .state $(VENV) .pytest_cache .terraform
+	rm -rf $(BUILD) .state $(VENV) .venv-checkov .pytest_cache .terraform

@@ -54,7 +54,7 @@ locals {
   tenant_header = local.contract.tenantHeader
   # The header the request authorizer reads the tenant's key from
   # (API_KEY_HEADER in src/shared/identity.py; a test keeps the two equal).
-  api_key_header = "x-api-key"
+  api_key_header = local.contract.apiKeyHeader
   start_route    = local.routes.startWorkflow
   proxy_routes   = { for key, route in local.routes : key => route if route.integration == "api-proxy" }
 

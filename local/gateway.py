@@ -46,7 +46,6 @@ MISSING_TOKEN = {"message": "Missing Authentication Token"}
 INTERNAL_ERROR = {"message": "Internal server error"}
 INVALID_BODY = "Invalid request body"
 START_FAILED = {"message": "The workflow could not be started"}
-START_CONFLICT = {"message": "This Idempotency-Key was already used with a different request"}
 UNAUTHORIZED = {"message": "Unauthorized"}
 DENIED = {"message": "User is not authorized to access this resource with an explicit deny"}
 AUTHORIZER_FAILURE = {"message": "Authorizer failure"}
@@ -251,9 +250,9 @@ class LocalGateway(LocalHttpService):
                 execution_name=workflow_id,
             )
         except InvokeFailed as failure:
+            # API Gateway cannot tell Lambda's refusals apart (throttling, a reused
+            # execution name with another payload ...): all are one 502, as deployed.
             logger.warning("start of workflow %s for %s failed: %s", workflow_id, tenant_id, failure)
-            if failure.code == "DurableExecutionAlreadyStartedException":
-                return Response.json(409, START_CONFLICT, headers)
             return Response.json(502, START_FAILED, headers)
         if outcome.status != 202:
             return Response.json(502, START_FAILED, headers)

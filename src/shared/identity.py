@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from shared.contract import api_contract
+
 # Keys are 256-bit random tokens, not passwords: a plain SHA-256 is enough to
 # make the stored value useless to a reader of the table, and it is what
 # Terraform's sha256() can compute when it seeds the demo tenants.
-API_KEY_HEADER = "x-api-key"
+API_KEY_HEADER: str = api_contract()["apiKeyHeader"]
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_API_KEY_LENGTH = 256
 MAX_IDEMPOTENCY_KEY_LENGTH = 256

@@ -159,7 +159,7 @@ def authorizer(rest_api, aws) -> dict[str, Any]:
 def test_authorizer_is_an_uncached_request_authorizer_on_the_authorizer_function(authorizer, outputs, aws) -> None:
     assert authorizer["type"] == "REQUEST"
     assert authorizer.get("authorizerResultTtlInSeconds", 0) == 0
-    assert authorizer["identitySource"] == f"method.request.header.{TENANT_HEADER},method.request.header.x-api-key"
+    assert authorizer["identitySource"] == f"method.request.header.{TENANT_HEADER},method.request.header.{CONTRACT['apiKeyHeader']}"
     function_arn = aws("lambda").get_function(FunctionName=outputs["authorizer_function_name"])["Configuration"]["FunctionArn"]
     assert authorizer["authorizerUri"] == f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
 

@@ -356,7 +356,7 @@ def test_authorizer_is_uncached_request_authorizer_with_scoped_permission(plan_j
     assert authorizer["type"] == "REQUEST"
     # The context carries a per-request workflow id: a cached answer would reuse it.
     assert authorizer["authorizer_result_ttl_in_seconds"] == 0
-    assert authorizer["identity_source"] == f"method.request.header.{TENANT_HEADER},method.request.header.x-api-key"
+    assert authorizer["identity_source"] == f"method.request.header.{TENANT_HEADER},method.request.header.{CONTRACT['apiKeyHeader']}"
     assert "aws_lambda_function.authorizer.invoke_arn" in references(config(plan_json, "aws_api_gateway_authorizer.tenant"), "authorizer_uri")
     permission = planned(plan_json, "aws_lambda_permission.authorizer")
     assert permission["principal"] == "apigateway.amazonaws.com"

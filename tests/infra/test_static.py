@@ -128,12 +128,14 @@ def test_routes_and_header_come_from_the_contract_file() -> None:
     for route in CONTRACT["routes"].values():
         assert f'"{route["path"]}"' not in code, f"{route['path']} is hard-coded in main.tf"
     assert f'"{CONTRACT["tenantHeader"]}' not in code, "the tenant header is hard-coded in main.tf"
+    assert f'"{CONTRACT["apiKeyHeader"]}' not in code, "the API key header is hard-coded in main.tf"
 
 
-def test_api_key_header_matches_the_authorizer_code() -> None:
+def test_api_key_header_comes_from_the_contract_like_the_authorizer_code() -> None:
     from shared.identity import API_KEY_HEADER
 
-    assert hcl.local("api_key_header") == API_KEY_HEADER
+    assert hcl.local("api_key_header") == "${local.contract.apiKeyHeader}"
+    assert API_KEY_HEADER == CONTRACT["apiKeyHeader"]
 
 
 def test_every_variable_has_description_type_and_a_validation_where_it_matters() -> None:

@@ -101,8 +101,15 @@ def test_same_idempotency_key_from_two_tenants_never_collides(stack: StackProces
     assert stack.status("tenant-b", str(started_a["workflowId"])).status_code == 404
 
 
-def test_idempotency_key_reused_with_another_body_is_409(stack: StackProcess) -> None:
+def test_idempotency_key_reused_with_another_body_is_refused_and_starts_nothing(stack: StackProcess) -> None:
     key = f"order-{uuid.uuid4()}"
-    assert start_with_key(stack, "tenant-a", key, BODY)[0] == 202
+    status, first = start_with_key(stack, "tenant-a", key, BODY)
+    assert status == 202
+    # Lambda refuses the execution name with another payload; API Gateway (and the
+    # local gateway) can only say the start failed: 502, never a second 202.
     status, body = start_with_key(stack, "tenant-a", key, {**BODY, "amount": 31})
-    assert status == 409 and set(body) == {"message"}
+    assert status == 502 and set(body) == {"message"}
+    executions = stack.lambda_client().list_durable_executions_by_function(
+        FunctionName="tenant-durable-workflow", DurableExecutionName=str(first["workflowId"])
+    )["DurableExecutions"]
+    assert len(executions) == 1
