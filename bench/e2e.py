@@ -14,6 +14,7 @@ polling at the same interval on both targets.
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
@@ -26,13 +27,45 @@ from urllib.parse import quote
 import boto3
 import requests
 from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
-from local.durable import DurableBackendClient
+from local.durable import DurableBackendClient, DurableBackendError
 from local.functions import DEFAULT_REGION, Names
 
 REQUEST = {"amount": 25, "currency": "USD", "description": "benchmark"}
 CONFIRMATION = {"approved": True, "ref": "bench"}
 WORKFLOW_TIMEOUT_SECONDS = 180.0
+RETRIES = 6
+# What a connection reset or refused connection looks like through each client library.
+CONNECTION_ERRORS = (requests.ConnectionError, ConnectionClosedError, EndpointConnectionError,
+                     http.client.RemoteDisconnected, ConnectionError)
+
+
+class Retrier:
+    """Retries an operation on connection errors, as a client of a busy server would; counts them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def __call__(self, operation: Callable[[int], Any]) -> Any:
+        """Run ``operation(attempt)``; on a connection error wait (50 ms doubling) and try again."""
+        for attempt in range(RETRIES):
+            try:
+                return operation(attempt)
+            except CONNECTION_ERRORS:
+                if attempt == RETRIES - 1:
+                    raise
+                with self._lock:
+                    self.count += 1
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def take(self) -> int:
+        """The retries counted since the last call."""
+        with self._lock:
+            count, self.count = self.count, 0
+        return count
 
 
 def bench_tenant(tenant_id: str) -> dict[str, Any]:
@@ -58,6 +91,7 @@ class WorkflowState:
 
 class Target(Protocol):
     name: str
+    retries: Retrier
 
     def add_tenant(self, tenant_id: str) -> None: ...
 
@@ -97,8 +131,10 @@ class StackTarget:
 
     name = "stack"
 
-    def __init__(self, stack: Any) -> None:
+    def __init__(self, stack: Any, name: str = "stack") -> None:
+        self.name = name
         self.stack = stack
+        self.retries = Retrier()
         self._sessions = _ThreadLocalSessions()
         self._durable = DurableBackendClient(stack.lambda_url)
         self._function = Names().workflow_function
@@ -107,15 +143,17 @@ class StackTarget:
         self.stack.put_tenant(bench_tenant(tenant_id), api_key=f"bench-key-{uuid.uuid4().hex}")
 
     def start(self, tenant_id: str) -> str:
-        response = self._sessions.get().post(f"{self.stack.api_url}/workflow", json=REQUEST,
-                                             headers=self.stack.headers(tenant_id), timeout=60)
+        # An Idempotency-Key makes a retried start return the same workflow.
+        headers = {**self.stack.headers(tenant_id), "Idempotency-Key": uuid.uuid4().hex}
+        response = self.retries(lambda _: self._sessions.get().post(
+            f"{self.stack.api_url}/workflow", json=REQUEST, headers=headers, timeout=60))
         if response.status_code != 202:
             raise RuntimeError(f"start for {tenant_id}: {response.status_code} {response.text}")
         return str(response.json()["workflowId"])
 
     def state(self, tenant_id: str, workflow_id: str) -> WorkflowState:
-        response = self._sessions.get().get(f"{self.stack.api_url}/workflow/{workflow_id}",
-                                            headers=self.stack.headers(tenant_id), timeout=60)
+        response = self.retries(lambda _: self._sessions.get().get(
+            f"{self.stack.api_url}/workflow/{workflow_id}", headers=self.stack.headers(tenant_id), timeout=60))
         if response.status_code == 404:
             return WorkflowState(None)
         if response.status_code != 200:
@@ -124,9 +162,15 @@ class StackTarget:
         return WorkflowState(body.get("status"), body.get("callbackId"), body.get("result"))
 
     def callback(self, tenant_id: str, callback_id: str) -> None:
-        response = self._sessions.get().post(f"{self.stack.api_url}/callback",
-                                             json={"callbackId": callback_id, "payload": CONFIRMATION},
-                                             headers=self.stack.headers(tenant_id), timeout=60)
+        def send(attempt: int) -> requests.Response:
+            response = self._sessions.get().post(f"{self.stack.api_url}/callback",
+                                                 json={"callbackId": callback_id, "payload": CONFIRMATION},
+                                                 headers=self.stack.headers(tenant_id), timeout=60)
+            if response.status_code == 409 and attempt > 0:  # an earlier attempt got through
+                response.status_code = 200
+            return response
+
+        response = self.retries(send)
         if response.status_code != 200:
             raise RuntimeError(f"callback {callback_id}: {response.status_code} {response.text}")
 
@@ -141,6 +185,7 @@ class FloorTarget:
 
     def __init__(self, urls: dict[str, str]) -> None:
         self.urls = urls
+        self.retries = Retrier()
         names = Names()
         self._names = names
         self._durable = DurableBackendClient(urls["emulatorUrl"])
@@ -157,23 +202,31 @@ class FloorTarget:
 
     def start(self, tenant_id: str) -> str:
         workflow_id = str(uuid.uuid4())
-        self._durable.start_execution(
-            function_name=self._names.workflow_function,
-            qualifier="live",
-            execution_name=workflow_id,
-            tenant_id=tenant_id,
-            payload=json.dumps({"workflowId": workflow_id, "request": REQUEST}),
-            execution_timeout_seconds=7 * 24 * 3600,
-            retention_days=7,
-        )
+
+        def start(attempt: int) -> None:
+            try:
+                self._durable.start_execution(
+                    function_name=self._names.workflow_function,
+                    qualifier="live",
+                    execution_name=workflow_id,
+                    tenant_id=tenant_id,
+                    payload=json.dumps({"workflowId": workflow_id, "request": REQUEST}),
+                    execution_timeout_seconds=7 * 24 * 3600,
+                    retention_days=7,
+                )
+            except DurableBackendError:
+                if attempt == 0:  # on a retry, an earlier attempt may have started it
+                    raise
+
+        self.retries(start)
         return workflow_id
 
     def state(self, tenant_id: str, workflow_id: str) -> WorkflowState:
-        item = self._dynamodb.get_item(
+        item = self.retries(lambda _: self._dynamodb.get_item(
             TableName=self._names.workflows_table,
             Key={"tenantId": {"S": tenant_id}, "recordId": {"S": f"workflow#{workflow_id}"}},
             ConsistentRead=True,
-        ).get("Item")
+        )).get("Item")
         if not item:
             return WorkflowState(None)
         raw_result = item.get("resultJson", {}).get("S")
@@ -181,8 +234,15 @@ class FloorTarget:
                              json.loads(raw_result) if raw_result else None)
 
     def callback(self, tenant_id: str, callback_id: str) -> None:
-        self._lambda.send_durable_execution_callback_success(CallbackId=callback_id,
-                                                             Result=json.dumps(CONFIRMATION).encode())
+        def send(attempt: int) -> None:
+            try:
+                self._lambda.send_durable_execution_callback_success(CallbackId=callback_id,
+                                                                     Result=json.dumps(CONFIRMATION).encode())
+            except ClientError:
+                if attempt == 0:  # on a retry, an earlier attempt may have completed it
+                    raise
+
+        self.retries(send)
 
     def execution_history(self, workflow_id: str) -> dict[str, Any] | None:
         return execution_history(self._durable, self._names.workflow_function, workflow_id)
@@ -225,6 +285,7 @@ class RoundResult:
     tenants: int
     per_tenant: int
     wall_seconds: float = 0.0
+    retries: int = 0
     timings: list[WorkflowTiming] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -263,6 +324,7 @@ def run_round(target: Target, phase: str, tenant_ids: list[str], per_tenant: int
     """``per_tenant`` workflows of every tenant in ``tenant_ids``, all started at once."""
     jobs = [tenant for tenant in tenant_ids for _ in range(per_tenant)]
     result = RoundResult(target.name, phase, len(tenant_ids), per_tenant)
+    target.retries.take()
     barrier = threading.Barrier(len(jobs) + 1)
     lock = threading.Lock()
 
@@ -285,4 +347,5 @@ def run_round(target: Target, phase: str, tenant_ids: list[str], per_tenant: int
     for thread in threads:
         thread.join(WORKFLOW_TIMEOUT_SECONDS + 30)
     result.wall_seconds = time.perf_counter() - began
+    result.retries = target.retries.take()
     return result

@@ -24,7 +24,7 @@ from api.callbacks import (
     status_view,
 )
 from api.delivery import DurableServiceBusy, DurableServiceUnavailable, deliver_once
-from shared.aws_clients import DYNAMODB_CONFIG
+from shared.aws_clients import DYNAMODB_CONFIG, LAMBDA_CONFIG
 from shared.contract import is_valid_tenant_id, is_valid_workflow_id, routes
 from shared.observability import emit_count
 from shared.registry import WorkflowRegistry
@@ -35,7 +35,7 @@ SETTINGS = load_settings()
 REGISTRY = WorkflowRegistry(
     boto3.resource("dynamodb", config=DYNAMODB_CONFIG).Table(SETTINGS.workflows_table), SETTINGS.registry_retention_seconds
 )
-LAMBDA_CLIENT = boto3.client("lambda")
+LAMBDA_CLIENT = boto3.client("lambda", config=LAMBDA_CONFIG)
 app = APIGatewayRestResolver()
 
 # Domain errors map to HTTP statuses here, once; routes never catch.
@@ -98,8 +98,10 @@ def get_workflow(workflowId: str) -> dict[str, Any]:  # noqa: N803 - name fixed 
 def send_callback() -> dict[str, Any]:
     tenant_id = caller_tenant()
     request = parse_callback_request(app.current_event.body)
-    record = ensure_waiting(REGISTRY.find_by_callback(tenant_id, request.callback_id))
-    logger.append_keys(workflow_id=record.workflow_id)
+    found = REGISTRY.find_by_callback(tenant_id, request.callback_id)
+    if found is not None:
+        logger.append_keys(workflow_id=found.workflow_id)
+    record = ensure_waiting(found)
     delivered = deliver_once(REGISTRY, LAMBDA_CLIENT, tenant_id, request)
     logger.info("callback delivered", extra={"delivered": delivered})
     emit_count("CallbackHeartbeat" if request.heartbeat else "CallbackDelivered", tenant_id)

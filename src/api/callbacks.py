@@ -76,8 +76,8 @@ def parse_callback_request(body: str | None) -> CallbackRequest:
     if len(body.encode("utf-8")) > MAX_CALLBACK_BODY_BYTES:
         raise RequestTooLarge(f"request body exceeds {MAX_CALLBACK_BODY_BYTES} bytes")
     try:
-        data = json.loads(body)
-    except (json.JSONDecodeError, RecursionError) as error:
+        data = json.loads(body, parse_constant=_reject_constant)
+    except (json.JSONDecodeError, RecursionError, ValueError) as error:
         raise InvalidRequest("request body must be valid JSON") from error
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object")
@@ -100,6 +100,11 @@ def parse_callback_request(body: str | None) -> CallbackRequest:
             raise InvalidRequest("payload must be a JSON object")
         return CallbackRequest(callback_id=callback_id, payload=data["payload"])
     return CallbackRequest(callback_id=callback_id, failure=_parse_failure(data["error"]))
+
+
+def _reject_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON; Python's parser accepts them unless told not to."""
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _parse_failure(error: Any) -> CallbackFailure:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from api.callbacks import AlreadyCompleted, CallbackExpired, CallbackRequest
 from shared.registry import WorkflowRegistry
@@ -27,8 +27,9 @@ def deliver_once(registry: WorkflowRegistry, lambda_client: Any, tenant_id: str,
     """Deliver a callback answer at most once; heartbeats may repeat.
 
     The registry claim makes concurrent duplicates lose with 409 before they
-    reach the durable service. A delivery that failed in a way the caller may
-    retry (throttling, service error) releases the claim again.
+    reach the durable service. A delivery that did not reach a final answer
+    (throttling, a service or network error, anything unexpected) releases the
+    claim again, so the caller can retry.
 
     Returns:
         ``"success"``, ``"failure"`` or ``"heartbeat"``.
@@ -40,7 +41,9 @@ def deliver_once(registry: WorkflowRegistry, lambda_client: Any, tenant_id: str,
         raise AlreadyCompleted("callback was already answered")
     try:
         return deliver_callback(lambda_client, request)
-    except (DurableServiceBusy, DurableServiceUnavailable):
+    except (AlreadyCompleted, CallbackExpired):
+        raise  # final answers: the claim stays
+    except Exception:
         registry.release_callback(tenant_id, request.callback_id)
         raise
 
@@ -80,3 +83,5 @@ def _call(send: Any) -> None:
         if code == "TooManyRequestsException":
             raise DurableServiceBusy("durable execution service is busy, retry later") from error
         raise DurableServiceUnavailable("durable execution service failed") from error
+    except BotoCoreError as error:  # connection refused, timeouts: nothing was delivered
+        raise DurableServiceUnavailable("durable execution service unreachable") from error

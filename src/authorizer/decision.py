@@ -9,7 +9,6 @@ from shared.contract import TENANT_HEADER, is_valid_tenant_id
 from shared.identity import (
     API_KEY_HEADER,
     IDEMPOTENCY_HEADER,
-    MAX_IDEMPOTENCY_KEY_LENGTH,
     api_key_matches,
     mint_workflow_id,
 )
@@ -53,9 +52,8 @@ def decide(
     assert tenant_id is not None  # narrowed by is_valid_tenant_id
     if not api_key_matches(api_key, key_hash_of(tenant_id)):
         return Verdict(False, tenant_id=tenant_id, reason="API key does not belong to this tenant")
+    # Any key works: it is hashed into the workflow id (API Gateway caps header size).
     idempotency_key = header(headers, IDEMPOTENCY_HEADER)
-    if idempotency_key is not None and len(idempotency_key) > MAX_IDEMPOTENCY_KEY_LENGTH:
-        return Verdict(False, tenant_id=tenant_id, reason="Idempotency-Key is too long")
     return Verdict(
         True, tenant_id=tenant_id, workflow_id=mint_workflow_id(tenant_id, idempotency_key, request_id)
     )

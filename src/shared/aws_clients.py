@@ -10,3 +10,7 @@ from botocore.config import Config
 # botocore's legacy default for DynamoDB is 10 attempts with back-off of up to
 # ~25 s, all of it billed time inside one invocation.
 DYNAMODB_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
+
+# The API function's calls to the durable-execution APIs: answer well inside the
+# function's timeout, so a slow service becomes a clean 502, not a killed invocation.
+LAMBDA_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=4)

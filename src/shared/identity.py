@@ -13,7 +13,6 @@ from shared.contract import api_contract
 API_KEY_HEADER: str = api_contract()["apiKeyHeader"]
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_API_KEY_LENGTH = 256
-MAX_IDEMPOTENCY_KEY_LENGTH = 256
 
 
 def hash_api_key(api_key: str) -> str:

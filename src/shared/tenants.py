@@ -19,6 +19,7 @@ class TenantConfig:
     allowed_currencies: tuple[str, ...]
     max_amount: float
     callback_timeout_seconds: int
+    heartbeat_timeout_seconds: int = 0
 
     @property
     def is_active(self) -> bool:
@@ -41,6 +42,7 @@ class TenantConfig:
             allowed_currencies=tuple(data["allowed_currencies"]),
             max_amount=float(data["max_amount"]),
             callback_timeout_seconds=int(data["callback_timeout_seconds"]),
+            heartbeat_timeout_seconds=int(data.get("heartbeat_timeout_seconds", 0)),
         )
 
     @classmethod
@@ -53,6 +55,7 @@ class TenantConfig:
             allowed_currencies=tuple(sorted(str(c) for c in item.get("allowedCurrencies", []))),
             max_amount=float(item["maxAmount"]),
             callback_timeout_seconds=int(item["callbackTimeoutSeconds"]),
+            heartbeat_timeout_seconds=int(item.get("heartbeatTimeoutSeconds", 0)),
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,9 @@ def evaluate_request(tenant: TenantConfig | None, request: Any) -> Decision:
         validate(event=request, schema=start_workflow_schema())
     except SchemaValidationError as error:
         return Decision(False, f"invalid request: {error.message}")
+    if not math.isfinite(request["amount"]):
+        # JSON Schema's "number" admits NaN and Infinity, which compare false with any limit.
+        return Decision(False, "invalid request: amount must be a finite number")
     if request["currency"] not in tenant.allowed_currencies:
         allowed = ", ".join(tenant.allowed_currencies)
         return Decision(False, f"currency {request['currency']} is not allowed (allowed: {allowed})")

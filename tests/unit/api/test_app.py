@@ -243,3 +243,20 @@ def test_heartbeat_is_forwarded_and_may_repeat(waiting_workflow: str, durable: S
 @pytest.mark.parametrize("body", [{"callbackId": CALLBACK_ID, "heartbeat": False}, {"callbackId": CALLBACK_ID, "heartbeat": True, "payload": {}}])
 def test_malformed_heartbeat_is_400(waiting_workflow: str, durable: Stubber, body: dict[str, Any]) -> None:
     assert post_callback(body)[0] == 400
+
+
+def test_unreachable_durable_service_is_502_and_the_callback_can_be_retried(
+    waiting_workflow: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    def unreachable(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="http://durable.invalid")
+
+    monkeypatch.setattr(app.LAMBDA_CLIENT, "send_durable_execution_callback_success", unreachable)
+    assert post_callback({"callbackId": CALLBACK_ID, "payload": {}})[0] == 502
+    assert app.REGISTRY.claim_callback("tenant-a", CALLBACK_ID), "the failed delivery released its claim"
+
+
+def test_nan_in_callback_payload_is_400(waiting_workflow: str, durable: Stubber) -> None:
+    assert post_callback('{"callbackId": "%s", "payload": {"x": NaN}}' % CALLBACK_ID)[0] == 400

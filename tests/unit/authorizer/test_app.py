@@ -25,9 +25,9 @@ def keyed_tenants(tables: Any) -> None:
         )
 
 
-def authorize(headers: dict[str, str]) -> dict[str, Any]:
+def authorize(headers: dict[str, str], method_arn: str = METHOD_ARN) -> dict[str, Any]:
     event = {
-        "type": "REQUEST", "methodArn": METHOD_ARN, "resource": "/workflow", "path": "/workflow",
+        "type": "REQUEST", "methodArn": method_arn, "resource": "/workflow", "path": "/workflow",
         "httpMethod": "POST", "headers": headers,
         "requestContext": {"requestId": "req-42", "resourcePath": "/workflow", "httpMethod": "POST",
                            "stage": "v1", "accountId": "123456789012", "apiId": "abc123"},
@@ -35,11 +35,19 @@ def authorize(headers: dict[str, str]) -> dict[str, Any]:
     return app.handler(event, LAMBDA_CONTEXT)
 
 
-def test_own_key_allows_this_method_and_passes_tenant_and_workflow_id(keyed_tenants: None) -> None:
+def test_own_key_allows_the_request_and_passes_tenant_and_workflow_id(keyed_tenants: None) -> None:
     response = authorize({"x-tenant-id": "tenant-a", "x-api-key": "secret-tenant-a"})
     statement = response["policyDocument"]["Statement"][0]
-    assert statement["Effect"] == "Allow" and statement["Resource"] == [METHOD_ARN]
+    assert statement["Effect"] == "Allow"
+    assert statement["Resource"] == ["arn:aws:execute-api:us-east-1:123456789012:abc123/v1/*/*"]
     assert response["context"] == {"tenantId": "tenant-a", "workflowId": "req-42"}
+
+
+@pytest.mark.parametrize("path", ["/workflow/a%20b", "/workflow/a%2Fb", "/workflow/idem:with:colons"])
+def test_unusual_but_valid_paths_are_authorized_not_failed(keyed_tenants: None, path: str) -> None:
+    method_arn = f"arn:aws:execute-api:us-east-1:123456789012:abc123/v1/GET{path}"
+    response = authorize({"x-tenant-id": "tenant-a", "x-api-key": "secret-tenant-a"}, method_arn)
+    assert response["policyDocument"]["Statement"][0]["Effect"] == "Allow"
 
 
 def test_another_tenants_key_is_denied(keyed_tenants: None) -> None:

@@ -210,3 +210,24 @@ def test_duplicate_start_of_same_workflow_id_does_nothing(runner: DurableFunctio
     assert record is not None and record.status == reg.WAITING_FOR_CALLBACK and record.callback_id == callback_id
     runner.send_callback_success(callback_id, b'{"ok": true}')
     assert finish(runner, first)["status"] == reg.COMPLETED
+
+
+def test_missing_heartbeat_times_out_when_the_tenant_requires_one(runner: DurableFunctionTestRunner, tables: Any) -> None:
+    tenants, _ = tables
+    tenants.put_item(
+        Item={"tenantId": "tenant-heartbeat", "displayName": "HB", "status": "ACTIVE", "allowedCurrencies": ["EUR"],
+              "maxAmount": 500, "callbackTimeoutSeconds": 3600, "heartbeatTimeoutSeconds": 1}
+    )
+    result = finish(runner, start(runner, "tenant-heartbeat", "wf-heartbeat"))
+    assert result["status"] == reg.TIMED_OUT
+
+
+def test_finalize_that_keeps_failing_records_failed(runner: DurableFunctionTestRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: Any) -> None:
+        raise RuntimeError("registry unreachable")
+
+    monkeypatch.setattr(app, "finalize", broken)
+    result = complete_with(runner, start(runner, "tenant-a", "wf-final-broken"), {"ok": True})
+    assert result["status"] == reg.FAILED and result["reason"].startswith("could not finalize")
+    record = app.REGISTRY.get_workflow("tenant-a", "wf-final-broken")
+    assert record is not None and record.status == reg.FAILED

@@ -44,3 +44,9 @@ def test_unknown_and_suspended_tenants_are_rejected() -> None:
     suspended = TenantConfig.from_item(next(t for t in demo_tenants() if t["status"] != "ACTIVE"))
     assert evaluate_request(None, {"amount": 1, "currency": "USD"}).reason == "unknown tenant"
     assert evaluate_request(suspended, {"amount": 1, "currency": "USD"}).reason == "tenant is suspended"
+
+
+@pytest.mark.parametrize("amount", [float("nan"), float("inf")])
+def test_non_finite_amount_is_rejected(amount: float) -> None:
+    decision = evaluate_request(ACME, {"amount": amount, "currency": "EUR"})
+    assert not decision.accepted and "invalid request" in (decision.reason or "")

@@ -1,0 +1,181 @@
+"""Cold start: a fresh process importing and initialising the workflow handler, against the bare SDK.
+
+Each run is a new interpreter that times, in process, ``import workflow.app``
+(import + module initialisation: settings, boto3 DynamoDB resource, logger, cache)
+or ``import aws_durable_execution_sdk_python``, and then ``LambdaClient.initialize_client()``,
+the boto3 Lambda client the SDK creates on its first invocation anyway ("ready to serve").
+
+Bytecode: the machine sets ``PYTHONDONTWRITEBYTECODE=1`` and Lambda cannot write
+``.pyc`` into ``/var/task`` either, while the zips ship no ``.pyc``. Both sides are
+therefore measured under the same two settings, with ``PYTHONPYCACHEPREFIX`` so no
+``__pycache__`` next to the sources can interfere:
+
+* ``no-bytecode``: an empty cache prefix and no writing: every module compiles from
+  source, as a cold Lambda environment with our zip does;
+* ``bytecode-cached``: a cache prefix filled beforehand: imports read ``.pyc``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.stats import median, paired_ratios, summary
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SRC_DIR = REPO_ROOT / "src"
+HANDLER_MODULE = "workflow.app"
+SDK_MODULE = "aws_durable_execution_sdk_python"
+MODES = ("no-bytecode", "bytecode-cached")
+
+_PROBE = """
+import json, time
+started = time.perf_counter()
+import {module}
+imported = time.perf_counter()
+from aws_durable_execution_sdk_python.lambda_service import LambdaClient
+LambdaClient.initialize_client()
+ready = time.perf_counter()
+print(json.dumps({{"importMs": (imported - started) * 1000, "readyMs": (ready - started) * 1000}}))
+"""
+
+# Module families for the -X importtime breakdown: the first dotted name decides.
+GROUPS = {
+    "boto3": "boto3, botocore and their dependencies", "botocore": "boto3, botocore and their dependencies",
+    "s3transfer": "boto3, botocore and their dependencies", "urllib3": "boto3, botocore and their dependencies",
+    "dateutil": "boto3, botocore and their dependencies", "jmespath": "boto3, botocore and their dependencies",
+    "six": "boto3, botocore and their dependencies",
+    "aws_durable_execution_sdk_python": "durable execution SDK",
+    "aws_lambda_powertools": "Powertools (+ fastjsonschema)", "fastjsonschema": "Powertools (+ fastjsonschema)",
+    "typing_extensions": "Powertools (+ fastjsonschema)",
+    "workflow": "ours: workflow.* and shared.* (module bodies, incl. creating the DynamoDB resource)",
+    "shared": "ours: workflow.* and shared.* (module bodies, incl. creating the DynamoDB resource)",
+}
+OTHER = "standard library and the rest"
+
+
+def probe_environment(cache_prefix: Path, write_bytecode: bool = False) -> dict[str, str]:
+    """The environment of a probe: the workflow function's settings, ``src`` on the path, a cache prefix."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "PYTHON"))}
+    env.update(
+        PYTHONPATH=str(SRC_DIR),
+        PYTHONPYCACHEPREFIX=str(cache_prefix),
+        TENANTS_TABLE_NAME="tenant-durable-tenants",
+        WORKFLOWS_TABLE_NAME="tenant-durable-workflows",
+        POWERTOOLS_SERVICE_NAME="workflow",
+        POWERTOOLS_METRICS_NAMESPACE="TenantDurableWorkflow",
+        AWS_REGION="us-east-1",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",
+    )
+    if not write_bytecode:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def run_probe(module: str, env: dict[str, str]) -> dict[str, float]:
+    """One fresh interpreter: in-process import/ready times and the whole process's wall time."""
+    started = time.perf_counter()
+    completed = subprocess.run([sys.executable, "-c", _PROBE.format(module=module)], env=env, cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=True)
+    wall_ms = (time.perf_counter() - started) * 1000
+    return {**json.loads(completed.stdout.strip().splitlines()[-1]), "processMs": wall_ms}
+
+
+def parse_importtime(stderr: str) -> list[tuple[str, float]]:
+    """``(module, self microseconds)`` from ``python -X importtime`` output."""
+    rows = []
+    for line in stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)", line)
+        if match:
+            rows.append((match.group(3), float(match.group(1))))
+    return rows
+
+
+def group_importtime(rows: list[tuple[str, float]]) -> dict[str, float]:
+    """Self time in ms summed by module family (see ``GROUPS``)."""
+    totals: dict[str, float] = {}
+    for module, self_us in rows:
+        group = GROUPS.get(module.split(".", 1)[0], OTHER)
+        totals[group] = totals.get(group, 0.0) + self_us / 1000
+    return dict(sorted(totals.items(), key=lambda item: -item[1]))
+
+
+def importtime_breakdown(module: str, env: dict[str, str]) -> dict[str, Any]:
+    """Grouped ``-X importtime`` self times of importing ``module``, plus the slowest single modules."""
+    completed = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], env=env,
+                               cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    rows = parse_importtime(completed.stderr)
+    slowest = sorted(rows, key=lambda row: -row[1])[:8]
+    return {"groupsMs": group_importtime(rows), "slowestSelfMs": [[name, us / 1000] for name, us in slowest]}
+
+
+def measure(runs: int, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Cold start of the handler module against the bare SDK, in both bytecode modes.
+
+    Runs alternate handler and SDK so drift affects both; each ratio pairs the
+    handler run with the SDK run next to it.
+    """
+    results: dict[str, Any] = {"runs": runs, "modes": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-pyc-") as tmp:
+        warm_prefix, empty_root = Path(tmp) / "warm", Path(tmp) / "empty"
+        for module in (HANDLER_MODULE, SDK_MODULE):  # fill the cached mode's prefix
+            subprocess.run([sys.executable, "-c", f"import {module}; import boto3; boto3.client('lambda')"],
+                           env=probe_environment(warm_prefix, write_bytecode=True), cwd=REPO_ROOT, check=True)
+        for mode in MODES:
+            samples: dict[str, list[dict[str, float]]] = {"handler": [], "sdk": []}
+            for run in range(runs):
+                prefix = warm_prefix if mode == "bytecode-cached" else empty_root / f"{run}"
+                env = probe_environment(prefix)
+                samples["handler"].append(run_probe(HANDLER_MODULE, env))
+                samples["sdk"].append(run_probe(SDK_MODULE, env))
+            figures: dict[str, Any] = {}
+            for key in ("importMs", "readyMs", "processMs"):
+                handler = [sample[key] for sample in samples["handler"]]
+                sdk = [sample[key] for sample in samples["sdk"]]
+                figures[key] = {"handler": summary(handler), "sdk": summary(sdk),
+                                "ratio": summary(paired_ratios(handler, sdk))}
+            env = probe_environment(warm_prefix if mode == "bytecode-cached" else empty_root / "breakdown")
+            figures["importtime"] = {"handler": importtime_breakdown(HANDLER_MODULE, env),
+                                     "sdk": importtime_breakdown(SDK_MODULE, env)}
+            results["modes"][mode] = figures
+            progress(f"cold start [{mode}]: handler import+init {figures['importMs']['handler']['median']:.0f} ms, "
+                     f"SDK import {figures['importMs']['sdk']['median']:.0f} ms, "
+                     f"ratio {figures['importMs']['ratio']['median']:.2f}x "
+                     f"(ready to serve {figures['readyMs']['ratio']['median']:.2f}x)")
+        results["dynamodbHandle"] = resource_vs_client(runs, probe_environment(warm_prefix))
+    return results
+
+
+_HANDLE_PROBE = """
+import json, time
+import aws_durable_execution_sdk_python, boto3
+started = time.perf_counter()
+handle = {expression}
+made = time.perf_counter()
+print(json.dumps({{"ms": (made - started) * 1000}}))
+"""
+
+
+def resource_vs_client(runs: int, env: dict[str, str]) -> dict[str, Any]:
+    """What creating the DynamoDB handle costs at init: the boto3 resource we use, and a plain client."""
+    out: dict[str, Any] = {}
+    for label, expression in (("resource", "boto3.resource('dynamodb').Table('t')"),
+                              ("client", "boto3.client('dynamodb')")):
+        values = []
+        for _ in range(runs):
+            completed = subprocess.run([sys.executable, "-c", _HANDLE_PROBE.format(expression=expression)], env=env,
+                                       cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+            values.append(json.loads(completed.stdout)["ms"])
+        out[label] = summary(values)
+    out["resourcePremiumMs"] = median([out["resource"]["median"] - out["client"]["median"]])
+    return out
