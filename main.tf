@@ -5,7 +5,7 @@
 #          -> (AWS_PROXY)              api function    status + callbacks
 #
 # The deployment packages come from `make build` (build/workflow.zip,
-# build/api.zip). The routes, the tenant header, the request schema and the
+# build/api.zip, build/authorizer.zip). The routes, the tenant header, the request schema and the
 # demo tenants are read from src/shared/, the files the handlers and the tests
 # read too, so there is one source of truth for each.
 
@@ -119,7 +119,7 @@ resource "aws_dynamodb_table" "tenants" {
 }
 
 resource "aws_dynamodb_table_item" "demo_tenant" {
-  for_each = local.demo_tenants
+  for_each = var.create_demo_tenants ? local.demo_tenants : {}
 
   table_name = aws_dynamodb_table.tenants.name
   hash_key   = aws_dynamodb_table.tenants.hash_key
@@ -140,7 +140,7 @@ resource "aws_dynamodb_table_item" "demo_tenant" {
 # provider needed); the keys belong to no usage plan: the request authorizer is
 # what checks them, against the hash stored on the tenant's item.
 resource "aws_api_gateway_api_key" "demo" {
-  for_each = local.demo_tenants
+  for_each = var.create_demo_tenants ? local.demo_tenants : {}
 
   name        = "${local.name_prefix}-${each.key}"
   description = "Demo API key of tenant ${each.key} (checked by the request authorizer)."
@@ -420,6 +420,12 @@ resource "aws_lambda_function" "workflow" {
     precondition {
       condition     = fileexists(local.workflow_zip_path)
       error_message = "The workflow package ${local.workflow_zip_path} does not exist: run `make build` first (or set workflow_zip_path)."
+    }
+    # An execution that ends before its callback can time out would leave the
+    # registry showing WAITING_FOR_CALLBACK.
+    precondition {
+      condition     = var.durable_execution_timeout_seconds > max([for tenant in local.demo_tenant_list : tenant.callbackTimeoutSeconds]...)
+      error_message = "durable_execution_timeout_seconds must exceed every demo tenant's callbackTimeoutSeconds (src/shared/demo_tenants.json)."
     }
   }
 }

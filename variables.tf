@@ -68,6 +68,12 @@ variable "authorizer_zip_path" {
   }
 }
 
+variable "create_demo_tenants" {
+  description = "Seed the tenants table with src/shared/demo_tenants.json and create their API keys. The keys end up in the Terraform state; set false in production and onboard tenants (with their apiKeyHash) your own way."
+  type        = bool
+  default     = true
+}
+
 variable "durable_execution_timeout_seconds" {
   description = "Longest time one durable workflow execution may run, waits for callbacks included (durable_config.execution_timeout). Must exceed the longest tenant callback timeout."
   type        = number
@@ -157,7 +163,7 @@ variable "log_retention_days" {
 }
 
 variable "log_level" {
-  description = "Log level of both functions (POWERTOOLS_LOG_LEVEL)."
+  description = "Log level of the functions (POWERTOOLS_LOG_LEVEL)."
   type        = string
   default     = "INFO"
 

@@ -1,4 +1,4 @@
-"""The two functions of the pattern as the local Lambda service knows them.
+"""The pattern's functions (workflow, api, authorizer) as the local Lambda service knows them.
 
 Names, handlers, alias and settings mirror the Terraform defaults (name prefix
 ``tenant-durable``, alias ``live``); only the endpoint variables differ.

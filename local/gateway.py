@@ -197,6 +197,10 @@ class LocalGateway(LocalHttpService):
         assert verified is not None  # an allowed request always has a context
         event["requestContext"]["authorizer"] = verified
         if route.integration == ASYNC_WORKFLOW_START:
+            if not _is_json_content_type(request.header("content-type")):
+                # The integration has a template for application/json only and
+                # passthrough_behavior NEVER: API Gateway answers 415.
+                return Response.json(415, {"message": "Unsupported Media Type"}, headers)
             problem = self._validate_start(route, request)
             if problem is not None:
                 return Response.json(400, {"message": problem}, headers)
@@ -208,8 +212,8 @@ class LocalGateway(LocalHttpService):
     def _validate_start(self, route: Route, request: Request) -> str | None:
         """The request validator of ``POST /workflow``: a JSON body valid against the schema."""
         try:
-            body = json.loads(request.body or b"")
-        except ValueError:
+            body = json.loads(request.body or b"", parse_constant=_reject_non_json_constant)
+        except (ValueError, RecursionError):
             return INVALID_BODY
         problem = self._contract.validate_body(route, body)
         return None if problem is None else f"{INVALID_BODY}: {problem}"
@@ -280,6 +284,16 @@ class LocalGateway(LocalHttpService):
             response_headers[name] = ",".join(str(value) for value in values)
         response_headers.update({name: str(value) for name, value in (result.get("headers") or {}).items()})
         return Response(status, response_headers, raw)
+
+
+def _is_json_content_type(value: str | None) -> bool:
+    """API Gateway picks the mapping template by media type; a missing one defaults to JSON."""
+    return value is None or value.split(";", 1)[0].strip().lower() == "application/json"
+
+
+def _reject_non_json_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON; API Gateway's parser refuses them, so do the same."""
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _policy_allows(policy: Any, method_arn: str) -> bool:

@@ -66,6 +66,8 @@ class Response:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: boto3 and requests reuse connections
+    # A client that announces a body and never sends it frees its thread after this.
+    timeout = 60
     server: _Server
 
     def _serve(self) -> None:

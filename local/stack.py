@@ -85,13 +85,16 @@ def _free_port(host: str) -> int:
 
 
 class LocalStack:
-    """The four local services, started and stopped in order."""
+    """The local services (gateway, Lambda, emulator, DynamoDB), started and stopped in order."""
 
     def __init__(self, config: StackConfig) -> None:
-        host = config.host
+        # Only the REST gateway (which authenticates every request) listens on
+        # --host; the Lambda endpoint, the emulator and moto trust their callers
+        # and stay on loopback whatever --host says.
+        host = DEFAULT_HOST
         self.config = config
         self.ports = {
-            name: port or _free_port(host)
+            name: port or _free_port(config.host if name == "api" else host)
             for name, port in (
                 ("api", config.api_port),
                 ("lambda", config.lambda_port),
@@ -100,7 +103,7 @@ class LocalStack:
                 *((("faults", config.fault_port),) if config.fault_injection else ()),
             )
         }
-        self.api_url = f"http://{host}:{self.ports['api']}"
+        self.api_url = f"http://{config.host}:{self.ports['api']}"
         self.lambda_url = f"http://{host}:{self.ports['lambda']}"
         self.names = Names(config.name_prefix)
         state_dir = Path(config.state_dir)
@@ -167,7 +170,7 @@ class LocalStack:
             api_function=self.names.api_function,
             authorizer_function=self.names.authorizer_function,
             region=config.region,
-            host=host,
+            host=config.host,
             port=self.ports["api"],
         )
 
@@ -176,10 +179,11 @@ class LocalStack:
         for name, port in self.ports.items():
             with socket.socket() as probe:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
+                address = self.config.host if name == "api" else DEFAULT_HOST
                 try:
-                    probe.bind((self.config.host, port))
+                    probe.bind((address, port))
                 except OSError as error:
-                    raise OSError(f"{name} port {self.config.host}:{port} is in use ({error.strerror})") from error
+                    raise OSError(f"{name} port {address}:{port} is in use ({error.strerror})") from error
 
     def start(self) -> None:
         """Start DynamoDB, the Lambda service, the emulator, then the gateway."""
@@ -236,8 +240,9 @@ The full flow for tenant-a (the demo tenants are tenant-a and tenant-b; needs jq
   WF=$(curl -s -X POST {api}/workflow -H 'x-tenant-id: tenant-a'{key} \\
         -H 'content-type: application/json' \\
         -d '{{"amount": 120, "currency": "EUR", "description": "order 42"}}' | jq -r .workflowId)
-  # 2. status: WAITING_FOR_CALLBACK and its callbackId (404 until the workflow registered itself)
-  CB=$(curl -s {api}/workflow/$WF -H 'x-tenant-id: tenant-a'{key} | jq -r .callbackId)
+  # 2. status: wait for WAITING_FOR_CALLBACK and its callbackId (404, then STARTED, at first)
+  until CB=$(curl -s {api}/workflow/$WF -H 'x-tenant-id: tenant-a'{key} \\
+        | jq -er 'select(.status == "WAITING_FOR_CALLBACK").callbackId'); do sleep 1; done
   # 3. the external system answers
   curl -s -X POST {api}/callback -H 'x-tenant-id: tenant-a'{key} \\
         -H 'content-type: application/json' \\
@@ -266,7 +271,7 @@ def parse_args(argv: list[str] | None = None) -> StackConfig:
         description="Run the tenant-isolated durable workflow locally on loopback (make run).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--host", default=DEFAULT_HOST, help="interface every service binds")
+    parser.add_argument("--host", default=DEFAULT_HOST, help="interface the REST gateway binds (the other services always stay on 127.0.0.1)")
     parser.add_argument("--api-port", type=int, default=DEFAULT_API_PORT, help="REST gateway port (0: any free)")
     parser.add_argument("--lambda-port", type=int, default=DEFAULT_LAMBDA_PORT, help="Lambda service port")
     parser.add_argument("--emulator-port", type=int, default=DEFAULT_EMULATOR_PORT, help="durable emulator port")

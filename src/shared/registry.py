@@ -136,7 +136,7 @@ class WorkflowRegistry:
         result: dict[str, Any] | None = None,
         reason: str | None = None,
     ) -> None:
-        """Set the final status of a workflow (creating the item for early rejections)."""
+        """Set the final status of a workflow (the item exists: step one claimed it)."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"{status} is not a final status")
         now = int(self._clock())

@@ -13,8 +13,9 @@ class TenantIsolationViolation(RuntimeError):
 def environment_id() -> str:
     """A stable id for this execution environment (process).
 
-    On Lambda the log stream name is unique per environment; locally the
-    worker process id plus a random suffix is.
+    On Lambda (and in the local stack's workers, which set it too) the log
+    stream name is unique per environment; without one, the process id plus a
+    random suffix is.
     """
     stream = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
     if stream:

@@ -119,3 +119,12 @@ def test_missing_package_is_refused_with_a_build_hint(plan_workspace) -> None:
     (diagnostic,) = diagnostics
     assert diagnostic["summary"] == "Resource precondition failed"
     assert "run `make build` first" in diagnostic["detail"]
+
+
+def test_execution_timeout_shorter_than_a_tenant_callback_timeout_is_refused(plan_workspace) -> None:
+    # tenant-a waits up to 86400 s for its callback; an execution must outlive that.
+    code, diagnostics = _plan_diagnostics(plan_workspace, ["-var=durable_execution_timeout_seconds=3600"])
+    assert code != 0
+    (diagnostic,) = diagnostics
+    assert diagnostic["summary"] == "Resource precondition failed"
+    assert "must exceed every demo tenant's callbackTimeoutSeconds" in diagnostic["detail"]

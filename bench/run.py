@@ -1,0 +1,578 @@
+"""``make bench``: measure the pattern on this machine and write docs/benchmarks.{md,json,png}.
+
+Six items, each figure the median of repeated runs with min and max, each
+comparison a ratio of two measurements taken in the same repeat:
+
+1. end to end on the local stack against the floor (``bench.floor``), T tenants at once;
+2. cold start of the handler module against the bare durable SDK;
+3. tenant-data store reads (per 100 workflows of one tenant, per tenant across 20);
+4. resident memory of one tenant worker after N workflows against the bare SDK;
+5. size of each deployment zip;
+6. billed cost per 1,000 workflows, next to a polling design.
+
+It is not part of ``make test``. ``--quick`` runs a smaller subset (fewer repeats
+and workflows) in about half the time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+import local  # noqa: F401 - puts src/ on the import path
+from bench import coldstart, cost, executions, memory, package, report
+from bench.e2e import FloorTarget, RoundResult, StackTarget, run_round, run_workflow
+from bench.procfs import cpu_seconds, rss_mb
+from bench.stats import growth, paired_ratios, percentile, summary, throughput
+from local.harness import StackProcess, wait_until
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SERVER_FIX_DIR = Path(__file__).resolve().parent / "server_fix"
+ITEMS = ("package", "coldstart", "memory", "e2e", "tenant", "cost")
+WORKFLOW_FUNCTION_SUFFIX = "-workflow"
+
+
+@dataclass
+class Config:
+    """What to run; the defaults are ``make bench``."""
+
+    repeats: int = 3
+    tenant_counts: tuple[int, ...] = (1, 5, 20)
+    per_tenant: int = 1
+    poll_interval: float = 0.1
+    tenant_workflows: int = 100
+    sequential_workflows: int = 10
+    coldstart_runs: int = 5
+    diagnostic: bool = True
+    build: bool = True
+    items: tuple[str, ...] = ITEMS
+    out_dir: Path = REPO_ROOT / "docs"
+    quick: bool = False
+    started_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %z"))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "repeats": self.repeats, "tenantCounts": list(self.tenant_counts), "workflowsPerTenant": self.per_tenant,
+            "pollIntervalSeconds": self.poll_interval, "tenantWorkflows": self.tenant_workflows,
+            "sequentialWorkflows": self.sequential_workflows, "coldstartRuns": self.coldstart_runs,
+            "diagnostic": self.diagnostic, "quick": self.quick, "items": list(self.items), "startedAt": self.started_at,
+        }
+
+
+def parse_args(argv: list[str] | None = None) -> Config:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__.split("\n\n")[0],
+        epilog="Writes docs/benchmarks.md, docs/benchmarks.json and docs/benchmarks-latency.png "
+               "(or --out-dir). Needs the dev dependencies (make venv) and, unless --no-build, "
+               "network access to PyPI when build/*.zip are stale.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    defaults = Config()
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller subset: 2 repeats, 40 workflows for the one-tenant run, 3 cold-start runs")
+    parser.add_argument("--repeats", type=int, help=f"repeats of every measurement (default {defaults.repeats})")
+    parser.add_argument("--tenants", default=",".join(map(str, defaults.tenant_counts)),
+                        help="tenant counts of the end-to-end rounds, comma-separated")
+    parser.add_argument("--workflows", type=int, default=defaults.per_tenant,
+                        help="workflows per tenant started at once in a warm round (W)")
+    parser.add_argument("--poll-interval", type=float, default=defaults.poll_interval,
+                        help="seconds between a client's status reads, on both stack and floor")
+    parser.add_argument("--tenant-workflows", type=int,
+                        help=f"workflows of the one-tenant run (default {defaults.tenant_workflows})")
+    parser.add_argument("--coldstart-runs", type=int, help=f"fresh processes per side and mode "
+                                                            f"(default {defaults.coldstart_runs})")
+    parser.add_argument("--only", default=",".join(ITEMS),
+                        help=f"comma-separated subset of: {', '.join(ITEMS)}")
+    parser.add_argument("--no-diagnostic", action="store_true",
+                        help="skip the extra stack with the proposed HTTP-server fix (item 1 diagnosis)")
+    parser.add_argument("--no-build", action="store_true", help="never run make build; fail if zips are stale")
+    parser.add_argument("--out-dir", type=Path, default=defaults.out_dir, help="where the report files go")
+    args = parser.parse_args(argv)
+    config = Config(quick=args.quick)
+    if args.quick:
+        config.repeats, config.tenant_workflows, config.sequential_workflows, config.coldstart_runs = 2, 40, 5, 3
+    config.repeats = args.repeats or config.repeats
+    config.tenant_counts = tuple(sorted({int(part) for part in args.tenants.split(",") if part.strip()}))
+    config.per_tenant = args.workflows
+    config.poll_interval = args.poll_interval
+    config.tenant_workflows = args.tenant_workflows or config.tenant_workflows
+    config.sequential_workflows = min(config.sequential_workflows, config.tenant_workflows)
+    config.coldstart_runs = args.coldstart_runs or config.coldstart_runs
+    config.items = tuple(item for item in ITEMS if item in {part.strip() for part in args.only.split(",")})
+    unknown = {part.strip() for part in args.only.split(",")} - set(ITEMS)
+    if unknown:
+        parser.error(f"unknown item(s) for --only: {', '.join(sorted(unknown))}")
+    if config.repeats < 1 or config.per_tenant < 1 or config.tenant_workflows < 20:
+        parser.error("--repeats and --workflows must be >= 1, --tenant-workflows >= 20")
+    config.diagnostic = not args.no_diagnostic
+    config.build = not args.no_build
+    config.out_dir = args.out_dir
+    return config
+
+
+class Progress:
+    """Timestamped progress lines, flushed at once."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        elapsed = time.monotonic() - self.started
+        print(f"[{elapsed:6.1f}s] {message}", flush=True)
+
+
+# -- processes under test -------------------------------------------------------------------
+
+
+class FloorProcess:
+    """``python -m bench.floor`` as a subprocess."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.state_dir = workdir / "floor-state"
+        self.ready_file = workdir / "floor-ready.json"
+        self.log_path = workdir / "floor.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.urls: dict[str, Any] = {}
+
+    def start(self) -> None:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT_URL")}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own module
+                [sys.executable, "-m", "bench.floor", "--state-dir", str(self.state_dir),
+                 "--ready-file", str(self.ready_file)], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        def ready() -> bool:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"floor exited:\n{self.log_path.read_text()[-3000:]}")
+            return self.ready_file.exists()
+
+        wait_until(ready, 60, f"floor ready (log: {self.log_path})")
+        self.urls = json.loads(self.ready_file.read_text())
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+
+def start_stack(workdir: Path, name: str, extra_args: list[str], server_fix: bool = False) -> StackProcess:
+    """A local stack on free ports; ``server_fix`` loads ``bench/server_fix`` into the stack process only."""
+    stack = StackProcess(workdir / f"{name}-state", workdir / f"{name}.log", extra_args)
+    saved = os.environ.get("PYTHONPATH")
+    if server_fix:
+        os.environ["PYTHONPATH"] = str(SERVER_FIX_DIR)
+    try:
+        stack.start()
+    finally:
+        if saved is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = saved
+    return stack
+
+
+def stack_cpu(stack: StackProcess) -> dict[str, float]:
+    """CPU seconds so far of the stack process and of its live workers, by kind."""
+    assert stack.process is not None
+    split = {"stackProcess": cpu_seconds(stack.process.pid), "workflowWorkers": 0.0, "apiAndAuthorizerWorkers": 0.0}
+    for worker in stack.workers():
+        kind = "workflowWorkers" if worker["functionName"].endswith(WORKFLOW_FUNCTION_SUFFIX) else \
+            "apiAndAuthorizerWorkers"
+        split[kind] += cpu_seconds(worker["pid"])
+    return split
+
+
+def driver_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# -- item 1 (and item 3 across tenants): end to end ---------------------------------------------
+
+
+def round_record(result: RoundResult, repeat: int, cpu: dict[str, float], driver: float,
+                 new_environments: int | None) -> dict[str, Any]:
+    starts = [t.start_to_callback_ms for t in result.timings]
+    callbacks = [t.callback_to_completed_ms for t in result.timings]
+    record: dict[str, Any] = {
+        "target": result.target, "phase": result.phase, "repeat": repeat, "tenants": result.tenants,
+        "perTenant": result.per_tenant, "completed": len(result.timings), "errors": result.errors[:5],
+        "errorCount": len(result.errors), "retries": result.retries, "wallSeconds": result.wall_seconds,
+        "workflowsPerSecond": throughput(len(result.timings), result.wall_seconds),
+        "cpuSeconds": cpu, "driverCpuSeconds": driver, "newEnvironments": new_environments,
+    }
+    if starts:
+        record.update(startP50=percentile(starts, 0.5), startP95=percentile(starts, 0.95),
+                      callbackP50=percentile(callbacks, 0.5), callbackP95=percentile(callbacks, 0.95))
+    return record
+
+
+def reads_by_environment(timings: list[Any]) -> dict[str, dict[str, int]]:
+    """Per tenant: store reads (cache misses in the results) and environments that served it."""
+    per_tenant: dict[str, dict[str, Any]] = {}
+    for timing in timings:
+        result = timing.result or {}
+        envs = result.get("environments") or {}
+        flags = result.get("tenantDataFromCache") or {}
+        entry = per_tenant.setdefault(timing.tenant_id, {"reads": 0, "environments": set(), "workflows": 0})
+        entry["workflows"] += 1
+        for step, env_key in (("validate", "validatedIn"), ("finalize", "finalizedIn")):
+            if env_key in envs:
+                entry["environments"].add(envs[env_key])
+            if flags.get(step) is False:
+                entry["reads"] += 1
+    return {tenant: {"reads": e["reads"], "environments": len(e["environments"]), "workflows": e["workflows"]}
+            for tenant, e in per_tenant.items()}
+
+
+def handler_invocations(stack: StackProcess, tenant_id: str) -> int:
+    rows = requests.get(f"{stack.lambda_url}/_local/invocations", timeout=10).json()["invocations"]
+    return sum(row["count"] for row in rows if row["functionName"].endswith(WORKFLOW_FUNCTION_SUFFIX)
+               and row["tenantId"] == tenant_id and row["kind"] == "handler")
+
+
+def run_e2e(config: Config, workdir: Path, progress: Progress) -> dict[str, Any]:
+    stack_args = ["--snapshot-interval", "0", "--idle-timeout", "180"]
+    progress("starting the local stack, the floor" + (" and the diagnostic stack" if config.diagnostic else ""))
+    stack = start_stack(workdir, "stack", stack_args)
+    floor = FloorProcess(workdir)
+    floor.start()
+    diag = start_stack(workdir, "stack-fixed", stack_args, server_fix=True) if config.diagnostic else None
+    targets: list[tuple[Any, Any]] = [(StackTarget(stack), stack), (FloorTarget(floor.urls), floor)]
+    if diag is not None:
+        targets.append((StackTarget(diag, name="stack+fix"), diag))
+    largest = max(config.tenant_counts)
+    rounds: list[dict[str, Any]] = []
+    tenant_reads: list[dict[str, Any]] = []
+    try:
+        for repeat in range(config.repeats):
+            order = targets if repeat % 2 == 0 else list(reversed(targets))
+            for tenant_count in config.tenant_counts:
+                tenant_ids = [f"bench-r{repeat}-t{tenant_count}-{index:02d}" for index in range(tenant_count)]
+                active = [(t, p) for t, p in order if t.name != "stack+fix" or tenant_count == largest]
+                for target, _process in active:
+                    for tenant_id in tenant_ids:
+                        target.add_tenant(tenant_id)
+                all_timings: dict[str, list[Any]] = {target.name: [] for target, _ in active}
+                floor_reads_before = FloorTarget(floor.urls).stats()["storeReads"]
+                phases = [("cold", 1)] + ([("warm-up", config.per_tenant)] if config.per_tenant > 1 else []) + \
+                         [("warm", config.per_tenant)]
+                for phase, per_tenant in phases:
+                    for target, process in active:
+                        is_stack = isinstance(process, StackProcess)
+                        envs_before = len(process.workers()) if is_stack else None
+                        cpu_before = stack_cpu(process) if is_stack else {"floorProcess": cpu_seconds(process.pid)}
+                        driver_before = driver_cpu()
+                        result = run_round(target, phase, tenant_ids, per_tenant, config.poll_interval)
+                        driver_used = driver_cpu() - driver_before
+                        cpu_after = stack_cpu(process) if is_stack else {"floorProcess": cpu_seconds(process.pid)}
+                        cpu_used = {key: cpu_after[key] - cpu_before.get(key, 0.0) for key in cpu_after}
+                        new_envs = len(process.workers()) - envs_before if is_stack else None
+                        all_timings[target.name].extend(result.timings)
+                        if phase == "warm-up":
+                            continue
+                        record = round_record(result, repeat, cpu_used, driver_used, new_envs)
+                        rounds.append(record)
+                        progress(_round_line(record))
+                if tenant_count == largest:
+                    tenant_reads.append(_tenant_reads(repeat, active, all_timings, floor, floor_reads_before))
+    finally:
+        for process in (stack, diag):
+            if process is not None:
+                process.stop()
+        floor.stop()
+    return {"rounds": rounds, "tenantReads": tenant_reads, "summary": summarize_rounds(rounds, config)}
+
+
+def _tenant_reads(repeat: int, active: list[tuple[Any, Any]], timings: dict[str, list[Any]], floor: FloorProcess,
+                  floor_reads_before: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"repeat": repeat}
+    for target, process in active:
+        per_tenant = reads_by_environment(timings[target.name])
+        entry: dict[str, Any] = {"perTenant": per_tenant}
+        if isinstance(process, StackProcess):
+            entry["handlerInvocations"] = {tenant: handler_invocations(process, tenant) for tenant in per_tenant}
+        else:
+            entry["storeReadsCounter"] = FloorTarget(floor.urls).stats()["storeReads"] - floor_reads_before
+        out[target.name] = entry
+    return out
+
+
+def _round_line(record: dict[str, Any]) -> str:
+    if not record["completed"]:
+        return f"{record['target']:9s} {record['phase']:5s} T={record['tenants']:<2d} all failed: {record['errors'][:1]}"
+    cpu = sum(record["cpuSeconds"].values()) / record["completed"]
+    return (f"{record['target']:9s} {record['phase']:5s} T={record['tenants']:<2d} W={record['perTenant']} "
+            f"n={record['completed']:<3d} start->callbackId p50 {record['startP50']:6.0f} p95 {record['startP95']:6.0f} ms"
+            f" | callback->COMPLETED p50 {record['callbackP50']:6.0f} p95 {record['callbackP95']:6.0f} ms"
+            f" | {record['workflowsPerSecond']:5.2f} wf/s | {cpu * 1000:4.0f} ms CPU/wf"
+            f"{' | retries ' + str(record['retries']) if record['retries'] else ''}"
+            f"{' | errors ' + str(record['errorCount']) if record['errorCount'] else ''}")
+
+
+METRICS = ("startP50", "startP95", "callbackP50", "callbackP95", "workflowsPerSecond")
+
+
+def summarize_rounds(rounds: list[dict[str, Any]], config: Config) -> dict[str, Any]:
+    """Per target, tenant count and phase: each metric's median/min/max over repeats, and stack/floor ratios."""
+    table: dict[str, Any] = {}
+    for record in rounds:
+        if "startP50" not in record:
+            continue
+        key = f"{record['target']}|{record['tenants']}|{record['phase']}"
+        entry = table.setdefault(key, {"target": record["target"], "tenants": record["tenants"],
+                                       "phase": record["phase"], "byRepeat": {}})
+        entry["byRepeat"][record["repeat"]] = record
+    summary_rows = []
+    for entry in table.values():
+        repeats = [entry["byRepeat"][r] for r in sorted(entry["byRepeat"])]
+        row = {"target": entry["target"], "tenants": entry["tenants"], "phase": entry["phase"]}
+        for metric in METRICS:
+            row[metric] = summary([r[metric] for r in repeats])
+        row["cpuMsPerWorkflow"] = summary([sum(r["cpuSeconds"].values()) * 1000 / r["completed"] for r in repeats])
+        row["cpuSplitMsPerWorkflow"] = {part: summary([r["cpuSeconds"][part] * 1000 / r["completed"] for r in repeats])
+                                        for part in repeats[0]["cpuSeconds"]}
+        row["retries"] = sum(r["retries"] for r in repeats)
+        row["errors"] = sum(r["errorCount"] for r in repeats)
+        row["newEnvironments"] = [r["newEnvironments"] for r in repeats]
+        floor = table.get(f"floor|{entry['tenants']}|{entry['phase']}")
+        if entry["target"] != "floor" and floor is not None:
+            common = sorted(set(entry["byRepeat"]) & set(floor["byRepeat"]))
+            row["ratioToFloor"] = {
+                metric: summary(paired_ratios([entry["byRepeat"][r][metric] for r in common],
+                                              [floor["byRepeat"][r][metric] for r in common]))
+                for metric in METRICS if common
+            }
+        summary_rows.append(row)
+    order = {"stack": 0, "floor": 1, "stack+fix": 2}
+    summary_rows.sort(key=lambda row: (row["phase"] != "cold", row["tenants"], order.get(row["target"], 3)))
+    return {"rows": summary_rows, "targetTenants": max(config.tenant_counts)}
+
+
+# -- items 3, 4, 6: one tenant, many workflows ---------------------------------------------------
+
+
+def run_tenant(config: Config, workdir: Path, progress: Progress, baseline_rss: dict[str, Any] | None) -> dict[str, Any]:
+    """One fresh tenant per repeat on a stack limited to one environment per tenant.
+
+    The first ``sequential_workflows`` run one at a time (their invocation times are
+    the cost input, free of queueing); the rest run ten at a time. The worker's RSS
+    is read after every ten workflows. The floor runs the same sequential workflows
+    for in-process handler times.
+    """
+    progress("starting a stack limited to one environment per tenant, and the floor")
+    stack = start_stack(workdir, "stack-one-env", ["--snapshot-interval", "0", "--max-workers-per-tenant", "1",
+                                                   "--idle-timeout", "900"])
+    floor = FloorProcess(workdir / "tenant-floor")
+    (workdir / "tenant-floor").mkdir(exist_ok=True)
+    floor.start()
+    stack_target, floor_target = StackTarget(stack), FloorTarget(floor.urls)
+    repeats: list[dict[str, Any]] = []
+    try:
+        for repeat in range(config.repeats):
+            tenant_id = f"bench-solo-{repeat}"
+            stack_target.add_tenant(tenant_id)
+            floor_target.add_tenant(tenant_id)
+            timings: list[Any] = []
+            rss: list[tuple[int, float]] = []
+            for _ in range(config.sequential_workflows):
+                timings.append(run_workflow(stack_target, tenant_id, config.poll_interval))
+            floor_target.reset_stats()
+            floor_timings = [run_workflow(floor_target, tenant_id, config.poll_interval)
+                             for _ in range(config.sequential_workflows)]
+            floor_stats = floor_target.stats()
+            if len(timings) % 10 == 0:
+                rss.append((len(timings), _worker_rss(stack, tenant_id)))
+            while len(timings) < config.tenant_workflows:
+                batch = min(10 - len(timings) % 10, config.tenant_workflows - len(timings))
+                result = run_round(stack_target, "solo", [tenant_id], batch, config.poll_interval)
+                if result.errors:
+                    raise RuntimeError(f"one-tenant run failed: {result.errors[:3]}")
+                timings.extend(result.timings)
+                if len(timings) % 10 == 0 or len(timings) == config.tenant_workflows:
+                    rss.append((len(timings), _worker_rss(stack, tenant_id)))
+            workers = [w for w in stack.workers() if w["tenantId"] == tenant_id]
+            sequential_ids = [t.workflow_id for t in timings[:config.sequential_workflows]]
+            stored = executions.load_executions(stack.state_dir, sequential_ids)
+            floor_stored = executions.load_executions(floor.state_dir, [t.workflow_id for t in floor_timings])
+            reads = reads_by_environment(timings)[tenant_id]
+            entry = {
+                "repeat": repeat,
+                "workflows": len(timings),
+                "storeReads": reads["reads"],
+                "environments": reads["environments"],
+                "workers": len(workers),
+                "handlerInvocations": handler_invocations(stack, tenant_id),
+                "rssMb": [[n, mb] for n, mb in rss],
+                "rssGrowth": growth([sample for sample in rss if sample[0] >= 10]),
+                "stackInvocationMs": [executions.invocation_durations_ms(stored[i]) for i in sequential_ids if i in stored],
+                "floorInvocationMs": [executions.invocation_durations_ms(e) for e in floor_stored.values()],
+                "floorHandlerMs": floor_stats["handlerMs"],
+                "floorStoreReads": floor_stats["storeReads"],
+                "durableOperations": [executions.durable_operations(e) for e in stored.values()],
+                "dataWrittenBytes": [executions.data_written_bytes(e) for e in stored.values()],
+            }
+            repeats.append(entry)
+            ratio = f" ({entry['rssMb'][-1][1] / baseline_rss['median']:.2f}x bare SDK)" if baseline_rss else ""
+            progress(f"one tenant, repeat {repeat + 1}/{config.repeats}: {entry['workflows']} workflows, "
+                     f"{entry['handlerInvocations']} handler invocations, {entry['storeReads']} store read(s) in "
+                     f"{entry['environments']} environment(s); worker RSS {entry['rssMb'][0][1]:.1f} MB after "
+                     f"{entry['rssMb'][0][0]} -> {entry['rssMb'][-1][1]:.1f} MB after {entry['rssMb'][-1][0]}{ratio}")
+    finally:
+        stack.stop()
+        floor.stop()
+    return {"repeats": repeats}
+
+
+def _worker_rss(stack: StackProcess, tenant_id: str) -> float:
+    workers = [w for w in stack.workers() if w["tenantId"] == tenant_id
+               and w["functionName"].endswith(WORKFLOW_FUNCTION_SUFFIX)]
+    if len(workers) != 1:
+        raise RuntimeError(f"expected one environment for {tenant_id}, found {len(workers)}")
+    return rss_mb(workers[0]["pid"])
+
+
+# -- item 6 ----------------------------------------------------------------------------------------
+
+
+def workflow_memory_mb() -> tuple[int, int]:
+    """Terraform's defaults: workflow memory (MB) and durable retention (days), from variables.tf."""
+    import hcl2
+
+    with (REPO_ROOT / "variables.tf").open() as handle:
+        parsed = hcl2.load(handle)
+    defaults = {name: spec.get("default") for block in parsed["variable"] for name, spec in block.items()}
+    return int(defaults["workflow_memory_mb"]), int(defaults["durable_retention_days"])
+
+
+def compute_cost(tenant: dict[str, Any], cold: dict[str, Any] | None) -> dict[str, Any]:
+    memory_mb, retention_days = workflow_memory_mb()
+    prices = cost.PriceInputs()
+    per_repeat = []
+    for entry in tenant["repeats"]:
+        handler_split = _split_per_workflow(entry["floorHandlerMs"], entry["floorInvocationMs"])
+        usage = cost.workflow_usage(handler_split, entry["durableOperations"], entry["dataWrittenBytes"])
+        upper = cost.workflow_usage(entry["stackInvocationMs"], entry["durableOperations"], entry["dataWrittenBytes"])
+        check_ms = usage.billed_ms / max(1.0, usage.invocations)
+        row = {
+            "usage": usage.__dict__, "usageUpperBound": upper.__dict__,
+            "durable": cost.durable_cost_per_1000(usage, memory_mb, retention_days, prices),
+            "durableUpperBound": cost.durable_cost_per_1000(upper, memory_mb, retention_days, prices),
+        }
+        for label, wait in (("1h", 3600), ("1d", 86400)):
+            row[f"sleeping{label}"] = cost.sleeping_poller_cost_per_1000(wait, usage.billed_ms, memory_mb, prices)
+            row[f"recheck{label}"] = cost.rechecking_poller_cost_per_1000(wait, 60, check_ms, usage.billed_ms,
+                                                                         memory_mb, prices)
+        per_repeat.append(row)
+    figures: dict[str, Any] = {}
+    for key in per_repeat[0]:
+        if key.startswith("usage"):
+            figures[key] = {field_name: summary([row[key][field_name] for row in per_repeat])
+                            for field_name in per_repeat[0][key]}
+        else:
+            figures[key] = {part: summary([row[key][part] for row in per_repeat]) for part in per_repeat[0][key]}
+    init_ms = None
+    if cold:
+        init_ms = cold["modes"]["no-bytecode"]["readyMs"]["handler"]["median"]
+        figures["initPerEnvironment"] = {
+            "initMs": init_ms,
+            "cost": cost.compute_cost(cost.billed_ms(init_ms), memory_mb, prices),
+        }
+    return {"memoryMb": memory_mb, "retentionDays": retention_days, "prices": prices.to_dict(),
+            "recheckIntervalSeconds": 60, "cpuShareAt256Mb": memory_mb / 1769, "figures": figures}
+
+
+def _split_per_workflow(handler_ms: list[float], invocation_ms: list[list[float]]) -> list[list[float]]:
+    """Group the floor's flat list of in-process handler times like its per-workflow invocation lists."""
+    grouped, index = [], 0
+    for invocations in invocation_ms:
+        grouped.append(handler_ms[index:index + len(invocations)])
+        index += len(invocations)
+    return [group for group in grouped if group]
+
+
+# -- main -------------------------------------------------------------------------------------------
+
+
+def run(config: Config, progress: Progress) -> dict[str, Any]:
+    results: dict[str, Any] = {"config": config.describe(), "machine": machine()}
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    results["workdir"] = str(workdir)
+    try:
+        if "package" in config.items:
+            progress("item 5: deployment zips" + (" (make build if stale)" if config.build else ""))
+            results["package"] = package.measure(config.build)
+            for name, info in results["package"]["zips"].items():
+                progress(f"  {name}.zip {info['zipMb']:.1f} MB ({info['unzippedMb']:.1f} MB unzipped, "
+                         f"{info['files']} files)")
+        if "coldstart" in config.items:
+            progress(f"item 2: cold start, {config.coldstart_runs} fresh processes per side and bytecode mode")
+            results["coldstart"] = coldstart.measure(config.coldstart_runs, progress)
+        if "memory" in config.items or "tenant" in config.items:
+            progress("item 4: bare-SDK baseline and layer-by-layer RSS")
+            results["memory"] = memory.measure(config.repeats)
+            progress(f"  bare SDK process RSS {results['memory']['bareSdkRssMb']['median']:.1f} MB")
+        if "e2e" in config.items:
+            progress(f"item 1: end to end, tenants {config.tenant_counts}, W={config.per_tenant}, "
+                     f"{config.repeats} repeats, polling every {config.poll_interval * 1000:.0f} ms")
+            results["e2e"] = run_e2e(config, workdir, progress)
+        if "tenant" in config.items:
+            progress(f"items 3, 4, 6: {config.tenant_workflows} workflows of one tenant, {config.repeats} repeats")
+            baseline = results.get("memory", {}).get("bareSdkRssMb")
+            results["tenant"] = run_tenant(config, workdir, progress, baseline)
+        if "cost" in config.items and "tenant" in results:
+            results["cost"] = compute_cost(results["tenant"], results.get("coldstart"))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    results["elapsedSeconds"] = progress.started and time.monotonic() - progress.started
+    return results
+
+
+def machine() -> dict[str, Any]:
+    import platform
+
+    return {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
+            "pythonDontWriteBytecode": os.environ.get("PYTHONDONTWRITEBYTECODE", "")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    progress = Progress()
+    progress(f"benchmarks: {', '.join(config.items)}{' (quick)' if config.quick else ''}")
+    results = run(config, progress)
+    results["verdicts"] = report.verdicts(results)
+    written = report.write(results, config.out_dir)
+    print()
+    print(report.console_table(results), flush=True)
+    print()
+    for path in written:
+        print(f"wrote {path}")
+    progress(f"done in {results['elapsedSeconds'] / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
