@@ -56,12 +56,9 @@ class Route:
 
 @dataclass(frozen=True)
 class ApiContract:
-    """The parsed contract: routes, tenant header and id pattern, statuses."""
+    """The gateway's view of the contract: the route table and the compiled body validators."""
 
     routes: tuple[Route, ...]
-    tenant_header: str
-    tenant_id_pattern: re.Pattern[str]
-    workflow_statuses: tuple[str, ...]
     validators: dict[str, Callable[[Any], Any]]
 
     def find(self, method: str, path: str) -> tuple[Route | None, dict[str, str] | None, bool]:
@@ -112,11 +109,4 @@ def load_contract() -> ApiContract:
         for route in contract_routes
         if route.request_schema
     }
-    raw = shared_contract.api_contract()
-    return ApiContract(
-        routes=contract_routes,
-        tenant_header=shared_contract.TENANT_HEADER,
-        tenant_id_pattern=re.compile(raw["tenantIdPattern"]),
-        workflow_statuses=tuple(raw["workflowStatuses"]),
-        validators=validators,
-    )
+    return ApiContract(routes=contract_routes, validators=validators)

@@ -19,11 +19,13 @@ from typing import Any
 
 import requests
 
+import local  # noqa: F401 - puts src/ on the import path
+from shared.contract import TENANT_HEADER
+from shared.identity import API_KEY_HEADER
+from shared.registry import FINAL_STATUSES as FINAL
+
 DEFAULT_API_URL = "http://127.0.0.1:3000"
-TENANT_HEADER = "x-tenant-id"
-API_KEY_HEADER = "x-api-key"
 DEFAULT_KEYS_FILE = Path(".state") / "api-keys.json"
-FINAL = {"COMPLETED", "REJECTED", "FAILED", "TIMED_OUT"}
 
 
 class DemoError(RuntimeError):
@@ -148,7 +150,7 @@ def run_demo(
     results = [run_order(api, number, order, out) for number, order in enumerate(ORDERS, start=1)]
 
     by_tenant: dict[str, set[str]] = {}
-    for order, done in zip(ORDERS, results):
+    for order, done in zip(ORDERS, results, strict=True):
         environments = done["result"].get("environments", {})
         by_tenant.setdefault(order.tenant_id, set()).update(v for v in environments.values() if v)
     print("\nSummary", file=out)

@@ -12,7 +12,6 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 

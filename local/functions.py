@@ -12,7 +12,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
 
-SRC_DIR = Path(__file__).resolve().parent.parent / "src"
+from local import SRC_DIR
+
 DEFAULT_NAME_PREFIX = "tenant-durable"
 AUTHORIZER_HANDLER = "authorizer.app.handler"
 DEFAULT_REGION = "us-east-1"

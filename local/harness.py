@@ -22,6 +22,10 @@ import boto3
 import requests
 from botocore.config import Config
 
+import local  # noqa: F401 - puts src/ on the import path
+from shared.contract import TENANT_HEADER
+from shared.identity import API_KEY_HEADER
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 45.0
 STOP_TIMEOUT = 30.0
@@ -120,9 +124,9 @@ class StackProcess:
     def headers(self, tenant_id: str | None) -> dict[str, str]:
         headers: dict[str, str] = {}
         if tenant_id is not None:
-            headers["x-tenant-id"] = tenant_id
+            headers[TENANT_HEADER] = tenant_id
             if tenant_id in self.api_keys:
-                headers["x-api-key"] = self.api_keys[tenant_id]
+                headers[API_KEY_HEADER] = self.api_keys[tenant_id]
         return headers
 
     def start_workflow(self, tenant_id: str, body: dict[str, Any] | None = None) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local.functions import FunctionConfig
+from local.functions import ALIAS, FunctionConfig
 from local.worker import read_frame, write_frame
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class Worker:
         self.tmpdir = tempfile.mkdtemp(prefix=f"{function.name}-{label}-", dir=tmp_root)
         today = time.strftime("%Y/%m/%d")
         self.log_group = f"/aws/lambda/{function.name}"
-        self.log_stream = f"{today}/[{FunctionConfig.executed_version('live')}]{self.environment_id}"
+        self.log_stream = f"{today}/[{FunctionConfig.executed_version(ALIAS)}]{self.environment_id}"
         self.created = time.time()
         self.last_used = time.monotonic()
         self.busy = False
@@ -90,7 +90,7 @@ class Worker:
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "AWS_LAMBDA_FUNCTION_NAME": function.name,
-            "AWS_LAMBDA_FUNCTION_VERSION": FunctionConfig.executed_version("live"),
+            "AWS_LAMBDA_FUNCTION_VERSION": FunctionConfig.executed_version(ALIAS),
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_mb),
             "AWS_LAMBDA_LOG_GROUP_NAME": self.log_group,
             "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,

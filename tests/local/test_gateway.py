@@ -21,7 +21,6 @@ def test_route_table_is_the_contract() -> None:
     assert {(r.name, r.method, r.resource) for r in contract.routes} == {
         (name, spec["method"], spec["path"]) for name, spec in raw["routes"].items()
     }
-    assert contract.tenant_header == raw["tenantHeader"]
     route, params, _ = contract.find("GET", "/workflow/abc-123")
     assert route is not None and route.integration == API_PROXY and params == {"workflowId": "abc-123"}
     assert contract.find("POST", "/workflow")[0].integration == ASYNC_WORKFLOW_START
