@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.config import Config
 
 from local.functions import Names
+from local.table_specs import TableSpec, table_spec
 from shared.contract import demo_tenants as shared_demo_tenants
 from shared.tenants import tenant_item
 
@@ -28,27 +28,14 @@ logger = logging.getLogger(__name__)
 SNAPSHOT_FILE = "dynamodb.json"
 
 
-@dataclass(frozen=True)
-class TableSpec:
-    """Key schema and TTL attribute of one table (as in the Terraform definition)."""
-
-    name: str
-    hash_key: str
-    range_key: str | None = None
-    ttl_attribute: str | None = None
-
-
 def demo_tenants() -> list[dict[str, Any]]:
     """The demo tenants Terraform seeds too, as table items (numbers as ``Decimal``)."""
     return [tenant_item(tenant) for tenant in shared_demo_tenants()]
 
 
 def pattern_tables(names: Names) -> list[TableSpec]:
-    """The tenants table and the workflow registry."""
-    return [
-        TableSpec(names.tenants_table, "tenantId"),
-        TableSpec(names.workflows_table, "tenantId", "recordId", ttl_attribute="expiresAt"),
-    ]
+    """The tenants table and the workflow registry, with the key schemas main.tf declares."""
+    return [table_spec("tenants", names.tenants_table), table_spec("workflows", names.workflows_table)]
 
 
 class LocalDynamoDB:
@@ -125,12 +112,11 @@ class LocalDynamoDB:
             self._server = None
 
     def _create(self, table: TableSpec) -> None:
-        keys = [(table.hash_key, "HASH")] + ([(table.range_key, "RANGE")] if table.range_key else [])
         self._client.create_table(
             TableName=table.name,
             BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": name, "KeyType": kind} for name, kind in keys],
-            AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name, _ in keys],
+            KeySchema=table.key_schema(),
+            AttributeDefinitions=table.attribute_definitions(),
         )
         if table.ttl_attribute:
             self._client.update_time_to_live(

@@ -38,28 +38,23 @@ _MOCK.start()
 
 
 def create_tables() -> tuple[Any, Any]:
-    """Create both tables with the key schema Terraform declares, and seed the demo tenants."""
+    """Create both tables with the key schema main.tf declares, and seed the demo tenants."""
+    from local.table_specs import table_spec
     from shared.contract import demo_tenants
     from shared.tenants import tenant_item
 
     dynamodb = boto3.resource("dynamodb")
-    tenants = dynamodb.create_table(
-        TableName=TEST_ENV["TENANTS_TABLE_NAME"],
-        KeySchema=[{"AttributeName": "tenantId", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "tenantId", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    workflows = dynamodb.create_table(
-        TableName=TEST_ENV["WORKFLOWS_TABLE_NAME"],
-        KeySchema=[
-            {"AttributeName": "tenantId", "KeyType": "HASH"},
-            {"AttributeName": "recordId", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "tenantId", "AttributeType": "S"},
-            {"AttributeName": "recordId", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
+    tenants, workflows = (
+        dynamodb.create_table(
+            TableName=spec.name,
+            KeySchema=spec.key_schema(),
+            AttributeDefinitions=spec.attribute_definitions(),
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for spec in (
+            table_spec("tenants", TEST_ENV["TENANTS_TABLE_NAME"]),
+            table_spec("workflows", TEST_ENV["WORKFLOWS_TABLE_NAME"]),
+        )
     )
     for tenant in demo_tenants():
         tenants.put_item(Item=tenant_item(tenant))
