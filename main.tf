@@ -19,8 +19,9 @@ terraform {
   required_providers {
     aws = {
       source = "hashicorp/aws"
-      # tenancy_config arrived in 6.23, durable_config in 6.25.
-      version = ">= 6.25.0"
+      # tenancy_config arrived in 6.23, durable_config in 6.25; a new major
+      # version may change them, so it is a deliberate upgrade.
+      version = ">= 6.25.0, < 7.0.0"
     }
   }
 }

@@ -39,9 +39,10 @@ def test_aws_provider_is_at_least_6_25() -> None:
     providers = hcl.providers_required()
     assert providers["aws"]["source"] == "hashicorp/aws"
     constraint = providers["aws"]["version"]
-    match = re.fullmatch(r">=\s*([0-9.]+)", constraint)
-    assert match, f"expected a '>= X' constraint, got {constraint!r}"
+    match = re.fullmatch(r">=\s*([0-9.]+),\s*<\s*([0-9.]+)", constraint)
+    assert match, f"expected a '>= X, < Y' constraint, got {constraint!r}"
     assert parse_version(match.group(1)) >= (6, 25, 0), constraint
+    assert parse_version(match.group(2)) == (7, 0, 0), "allow 6.x from 6.25, not the next major version"
 
 
 def test_no_archive_null_or_random_provider() -> None:
