@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.stats import median, paired_ratios, summary
+from bench.stats import paired_ratios, summary
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SRC_DIR = REPO_ROOT / "src"
@@ -38,13 +38,14 @@ MODES = ("no-bytecode", "bytecode-cached")
 
 _PROBE = """
 import json, time
-started = time.perf_counter()
+started, started_cpu = time.perf_counter(), time.process_time()
 import {module}
-imported = time.perf_counter()
+imported, imported_cpu = time.perf_counter(), time.process_time()
 from aws_durable_execution_sdk_python.lambda_service import LambdaClient
 LambdaClient.initialize_client()
-ready = time.perf_counter()
-print(json.dumps({{"importMs": (imported - started) * 1000, "readyMs": (ready - started) * 1000}}))
+ready, ready_cpu = time.perf_counter(), time.process_time()
+print(json.dumps({{"importMs": (imported - started) * 1000, "readyMs": (ready - started) * 1000,
+                  "importCpuMs": (imported_cpu - started_cpu) * 1000, "readyCpuMs": (ready_cpu - started_cpu) * 1000}}))
 """
 
 # Module families for the -X importtime breakdown: the first dotted name decides.
@@ -139,7 +140,7 @@ def measure(runs: int, progress: Callable[[str], None]) -> dict[str, Any]:
                 samples["handler"].append(run_probe(HANDLER_MODULE, env))
                 samples["sdk"].append(run_probe(SDK_MODULE, env))
             figures: dict[str, Any] = {}
-            for key in ("importMs", "readyMs", "processMs"):
+            for key in ("importMs", "importCpuMs", "readyMs", "readyCpuMs", "processMs"):
                 handler = [sample[key] for sample in samples["handler"]]
                 sdk = [sample[key] for sample in samples["sdk"]]
                 figures[key] = {"handler": summary(handler), "sdk": summary(sdk),
@@ -150,8 +151,9 @@ def measure(runs: int, progress: Callable[[str], None]) -> dict[str, Any]:
             results["modes"][mode] = figures
             progress(f"cold start [{mode}]: handler import+init {figures['importMs']['handler']['median']:.0f} ms, "
                      f"SDK import {figures['importMs']['sdk']['median']:.0f} ms, "
-                     f"ratio {figures['importMs']['ratio']['median']:.2f}x "
-                     f"(ready to serve {figures['readyMs']['ratio']['median']:.2f}x)")
+                     f"ratio {figures['importMs']['ratio']['median']:.2f}x wall / "
+                     f"{figures['importCpuMs']['ratio']['median']:.2f}x CPU "
+                     f"(ready to serve {figures['readyCpuMs']['ratio']['median']:.2f}x CPU)")
         results["dynamodbHandle"] = resource_vs_client(runs, probe_environment(warm_prefix))
     return results
 
@@ -159,23 +161,21 @@ def measure(runs: int, progress: Callable[[str], None]) -> dict[str, Any]:
 _HANDLE_PROBE = """
 import json, time
 import aws_durable_execution_sdk_python, boto3
-started = time.perf_counter()
+started = time.process_time()
 handle = {expression}
-made = time.perf_counter()
+made = time.process_time()
 print(json.dumps({{"ms": (made - started) * 1000}}))
 """
 
 
 def resource_vs_client(runs: int, env: dict[str, str]) -> dict[str, Any]:
-    """What creating the DynamoDB handle costs at init: the boto3 resource we use, and a plain client."""
-    out: dict[str, Any] = {}
-    for label, expression in (("resource", "boto3.resource('dynamodb').Table('t')"),
-                              ("client", "boto3.client('dynamodb')")):
-        values = []
-        for _ in range(runs):
+    """CPU ms of creating the DynamoDB handle after importing the SDK: a boto3 resource ``Table``, a plain client."""
+    values: dict[str, list[float]] = {"resource": [], "client": []}
+    for _ in range(runs):
+        for label, expression in (("resource", "boto3.resource('dynamodb').Table('t')"),
+                                  ("client", "boto3.client('dynamodb')")):
             completed = subprocess.run([sys.executable, "-c", _HANDLE_PROBE.format(expression=expression)], env=env,
                                        cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-            values.append(json.loads(completed.stdout)["ms"])
-        out[label] = summary(values)
-    out["resourcePremiumMs"] = median([out["resource"]["median"] - out["client"]["median"]])
-    return out
+            values[label].append(json.loads(completed.stdout)["ms"])
+    return {"resource": summary(values["resource"]), "client": summary(values["client"]),
+            "resourcePremiumMs": summary([a - b for a, b in zip(values["resource"], values["client"])])}

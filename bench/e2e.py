@@ -68,6 +68,23 @@ class Retrier:
         return count
 
 
+class Counter:
+    """A thread-safe count that is read and reset per round."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+
+    def take(self) -> int:
+        with self._lock:
+            count, self.count = self.count, 0
+        return count
+
+
 def bench_tenant(tenant_id: str) -> dict[str, Any]:
     """A tenant item like the demo ones (plain JSON types)."""
     return {
@@ -92,6 +109,7 @@ class WorkflowState:
 class Target(Protocol):
     name: str
     retries: Retrier
+    reads: Counter
 
     def add_tenant(self, tenant_id: str) -> None: ...
 
@@ -135,6 +153,7 @@ class StackTarget:
         self.name = name
         self.stack = stack
         self.retries = Retrier()
+        self.reads = Counter()
         self._sessions = _ThreadLocalSessions()
         self._durable = DurableBackendClient(stack.lambda_url)
         self._function = Names().workflow_function
@@ -152,6 +171,7 @@ class StackTarget:
         return str(response.json()["workflowId"])
 
     def state(self, tenant_id: str, workflow_id: str) -> WorkflowState:
+        self.reads.add()
         response = self.retries(lambda _: self._sessions.get().get(
             f"{self.stack.api_url}/workflow/{workflow_id}", headers=self.stack.headers(tenant_id), timeout=60))
         if response.status_code == 404:
@@ -186,6 +206,7 @@ class FloorTarget:
     def __init__(self, urls: dict[str, str]) -> None:
         self.urls = urls
         self.retries = Retrier()
+        self.reads = Counter()
         names = Names()
         self._names = names
         self._durable = DurableBackendClient(urls["emulatorUrl"])
@@ -222,6 +243,7 @@ class FloorTarget:
         return workflow_id
 
     def state(self, tenant_id: str, workflow_id: str) -> WorkflowState:
+        self.reads.add()
         item = self.retries(lambda _: self._dynamodb.get_item(
             TableName=self._names.workflows_table,
             Key={"tenantId": {"S": tenant_id}, "recordId": {"S": f"workflow#{workflow_id}"}},
@@ -286,6 +308,7 @@ class RoundResult:
     per_tenant: int
     wall_seconds: float = 0.0
     retries: int = 0
+    status_reads: int = 0
     timings: list[WorkflowTiming] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -325,6 +348,7 @@ def run_round(target: Target, phase: str, tenant_ids: list[str], per_tenant: int
     jobs = [tenant for tenant in tenant_ids for _ in range(per_tenant)]
     result = RoundResult(target.name, phase, len(tenant_ids), per_tenant)
     target.retries.take()
+    target.reads.take()
     barrier = threading.Barrier(len(jobs) + 1)
     lock = threading.Lock()
 
@@ -348,4 +372,5 @@ def run_round(target: Target, phase: str, tenant_ids: list[str], per_tenant: int
         thread.join(WORKFLOW_TIMEOUT_SECONDS + 30)
     result.wall_seconds = time.perf_counter() - began
     result.retries = target.retries.take()
+    result.status_reads = target.reads.take()
     return result

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,7 @@ class Config:
     items: tuple[str, ...] = ITEMS
     out_dir: Path = REPO_ROOT / "docs"
     quick: bool = False
+    report_only: Path | None = None
     started_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %z"))
 
     def describe(self) -> dict[str, Any]:
@@ -77,29 +79,30 @@ def parse_args(argv: list[str] | None = None) -> Config:
         description=__doc__.split("\n\n")[0],
         epilog="Writes docs/benchmarks.md, docs/benchmarks.json and docs/benchmarks-latency.png "
                "(or --out-dir). Needs the dev dependencies (make venv) and, unless --no-build, "
-               "network access to PyPI when build/*.zip are stale.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+               "network access to PyPI when build/*.zip are older than src/.",
     )
     defaults = Config()
     parser.add_argument("--quick", action="store_true",
-                        help="smaller subset: 2 repeats, 40 workflows for the one-tenant run, 3 cold-start runs")
-    parser.add_argument("--repeats", type=int, help=f"repeats of every measurement (default {defaults.repeats})")
+                        help="quicker subset: 2 repeats, 40 workflows in the one-tenant run, 3 cold-start runs")
+    parser.add_argument("--repeats", type=int, help=f"repeats of every measurement ({defaults.repeats}; --quick: 2)")
     parser.add_argument("--tenants", default=",".join(map(str, defaults.tenant_counts)),
-                        help="tenant counts of the end-to-end rounds, comma-separated")
+                        help="tenant counts T of the end-to-end rounds, comma-separated (%(default)s)")
     parser.add_argument("--workflows", type=int, default=defaults.per_tenant,
-                        help="workflows per tenant started at once in a warm round (W)")
+                        help="workflows per tenant W started at once in a warm round (%(default)s)")
     parser.add_argument("--poll-interval", type=float, default=defaults.poll_interval,
-                        help="seconds between a client's status reads, on both stack and floor")
+                        help="seconds between a client's status reads, on stack and floor alike (%(default)s)")
     parser.add_argument("--tenant-workflows", type=int,
-                        help=f"workflows of the one-tenant run (default {defaults.tenant_workflows})")
-    parser.add_argument("--coldstart-runs", type=int, help=f"fresh processes per side and mode "
-                                                            f"(default {defaults.coldstart_runs})")
+                        help=f"workflows in the one-tenant run, >= 20 ({defaults.tenant_workflows}; --quick: 40)")
+    parser.add_argument("--coldstart-runs", type=int,
+                        help=f"fresh processes per side and bytecode mode ({defaults.coldstart_runs}; --quick: 3)")
     parser.add_argument("--only", default=",".join(ITEMS),
-                        help=f"comma-separated subset of: {', '.join(ITEMS)}")
+                        help="comma-separated subset of: %(default)s")
     parser.add_argument("--no-diagnostic", action="store_true",
-                        help="skip the extra stack with the proposed HTTP-server fix (item 1 diagnosis)")
-    parser.add_argument("--no-build", action="store_true", help="never run make build; fail if zips are stale")
-    parser.add_argument("--out-dir", type=Path, default=defaults.out_dir, help="where the report files go")
+                        help="skip the extra stack carrying the proposed HTTP-server fix (item 1 diagnosis)")
+    parser.add_argument("--no-build", action="store_true", help="never run make build; fail if the zips are stale")
+    parser.add_argument("--out-dir", type=Path, default=Path("docs"), help="where the report files go (%(default)s)")
+    parser.add_argument("--report-only", type=Path, metavar="JSON",
+                        help="measure nothing: rewrite the report from a benchmarks.json written earlier")
     args = parser.parse_args(argv)
     config = Config(quick=args.quick)
     if args.quick:
@@ -119,7 +122,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
         parser.error("--repeats and --workflows must be >= 1, --tenant-workflows >= 20")
     config.diagnostic = not args.no_diagnostic
     config.build = not args.no_build
-    config.out_dir = args.out_dir
+    config.out_dir = args.out_dir if args.out_dir.is_absolute() else REPO_ROOT / args.out_dir
+    config.report_only = args.report_only
     return config
 
 
@@ -223,6 +227,7 @@ def round_record(result: RoundResult, repeat: int, cpu: dict[str, float], driver
         "errorCount": len(result.errors), "retries": result.retries, "wallSeconds": result.wall_seconds,
         "workflowsPerSecond": throughput(len(result.timings), result.wall_seconds),
         "cpuSeconds": cpu, "driverCpuSeconds": driver, "newEnvironments": new_environments,
+        "statusReadsPerWorkflow": result.status_reads / max(1, len(result.timings)),
     }
     if starts:
         record.update(startP50=percentile(starts, 0.5), startP95=percentile(starts, 0.95),
@@ -272,7 +277,7 @@ def run_e2e(config: Config, workdir: Path, progress: Progress) -> dict[str, Any]
             order = targets if repeat % 2 == 0 else list(reversed(targets))
             for tenant_count in config.tenant_counts:
                 tenant_ids = [f"bench-r{repeat}-t{tenant_count}-{index:02d}" for index in range(tenant_count)]
-                active = [(t, p) for t, p in order if t.name != "stack+fix" or tenant_count == largest]
+                active = list(order)
                 for target, _process in active:
                     for tenant_id in tenant_ids:
                         target.add_tenant(tenant_id)
@@ -295,6 +300,8 @@ def run_e2e(config: Config, workdir: Path, progress: Progress) -> dict[str, Any]
                         if phase == "warm-up":
                             continue
                         record = round_record(result, repeat, cpu_used, driver_used, new_envs)
+                        if phase == "warm" and tenant_count == largest and result.timings:
+                            record["statusRead"] = status_read_cost(target, process, result.timings[0])
                         rounds.append(record)
                         progress(_round_line(record))
                 if tenant_count == largest:
@@ -305,6 +312,22 @@ def run_e2e(config: Config, workdir: Path, progress: Progress) -> dict[str, Any]
                 process.stop()
         floor.stop()
     return {"rounds": rounds, "tenantReads": tenant_reads, "summary": summarize_rounds(rounds, config)}
+
+
+def status_read_cost(target: Any, process: Any, timing: Any, reads: int = 30) -> dict[str, float]:
+    """Latency and CPU (all of the target's processes) of one status read, on an otherwise idle target."""
+    def total_cpu() -> float:
+        if isinstance(process, StackProcess):
+            return sum(stack_cpu(process).values())
+        return cpu_seconds(process.pid)
+
+    latencies = []
+    before = total_cpu()
+    for _ in range(reads):
+        started = time.perf_counter()
+        target.state(timing.tenant_id, timing.workflow_id)
+        latencies.append((time.perf_counter() - started) * 1000)
+    return {"latencyP50Ms": percentile(latencies, 0.5), "cpuMs": (total_cpu() - before) * 1000 / reads}
 
 
 def _tenant_reads(repeat: int, active: list[tuple[Any, Any]], timings: dict[str, list[Any]], floor: FloorProcess,
@@ -355,6 +378,14 @@ def summarize_rounds(rounds: list[dict[str, Any]], config: Config) -> dict[str, 
         row["cpuMsPerWorkflow"] = summary([sum(r["cpuSeconds"].values()) * 1000 / r["completed"] for r in repeats])
         row["cpuSplitMsPerWorkflow"] = {part: summary([r["cpuSeconds"][part] * 1000 / r["completed"] for r in repeats])
                                         for part in repeats[0]["cpuSeconds"]}
+        row["statusReadsPerWorkflow"] = summary([r["statusReadsPerWorkflow"] for r in repeats])
+        reads_cost = [r["statusRead"] for r in repeats if "statusRead" in r]
+        if reads_cost:
+            row["statusReadCpuMs"] = summary([c["cpuMs"] for c in reads_cost])
+            row["statusReadLatencyMs"] = summary([c["latencyP50Ms"] for c in reads_cost])
+            row["cpuMsPerWorkflowWithoutReads"] = summary([
+                sum(r["cpuSeconds"].values()) * 1000 / r["completed"] - r["statusReadsPerWorkflow"] * r["statusRead"]["cpuMs"]
+                for r in repeats if "statusRead" in r])
         row["retries"] = sum(r["retries"] for r in repeats)
         row["errors"] = sum(r["errorCount"] for r in repeats)
         row["newEnvironments"] = [r["newEnvironments"] for r in repeats]
@@ -378,16 +409,17 @@ def summarize_rounds(rounds: list[dict[str, Any]], config: Config) -> dict[str, 
 def run_tenant(config: Config, workdir: Path, progress: Progress, baseline_rss: dict[str, Any] | None) -> dict[str, Any]:
     """One fresh tenant per repeat on a stack limited to one environment per tenant.
 
-    The first ``sequential_workflows`` run one at a time (their invocation times are
-    the cost input, free of queueing); the rest run ten at a time. The worker's RSS
-    is read after every ten workflows. The floor runs the same sequential workflows
-    for in-process handler times.
+    Each repeat's first ``sequential_workflows`` run one at a time, on the stack and
+    on the floor (their invocation times are the cost input, free of queueing).
+    Then every repeat's tenant runs its remaining workflows, ten at a time, all
+    tenants at once (each has its own single environment, so the repeats stay
+    independent); each worker's RSS is read after every ten of its workflows.
     """
     progress("starting a stack limited to one environment per tenant, and the floor")
     stack = start_stack(workdir, "stack-one-env", ["--snapshot-interval", "0", "--max-workers-per-tenant", "1",
                                                    "--idle-timeout", "900"])
-    floor = FloorProcess(workdir / "tenant-floor")
     (workdir / "tenant-floor").mkdir(exist_ok=True)
+    floor = FloorProcess(workdir / "tenant-floor")
     floor.start()
     stack_target, floor_target = StackTarget(stack), FloorTarget(floor.urls)
     repeats: list[dict[str, Any]] = []
@@ -396,48 +428,50 @@ def run_tenant(config: Config, workdir: Path, progress: Progress, baseline_rss: 
             tenant_id = f"bench-solo-{repeat}"
             stack_target.add_tenant(tenant_id)
             floor_target.add_tenant(tenant_id)
-            timings: list[Any] = []
-            rss: list[tuple[int, float]] = []
-            for _ in range(config.sequential_workflows):
-                timings.append(run_workflow(stack_target, tenant_id, config.poll_interval))
+            timings = [run_workflow(stack_target, tenant_id, config.poll_interval)
+                       for _ in range(config.sequential_workflows)]
             floor_target.reset_stats()
             floor_timings = [run_workflow(floor_target, tenant_id, config.poll_interval)
                              for _ in range(config.sequential_workflows)]
             floor_stats = floor_target.stats()
-            if len(timings) % 10 == 0:
-                rss.append((len(timings), _worker_rss(stack, tenant_id)))
-            while len(timings) < config.tenant_workflows:
-                batch = min(10 - len(timings) % 10, config.tenant_workflows - len(timings))
-                result = run_round(stack_target, "solo", [tenant_id], batch, config.poll_interval)
-                if result.errors:
-                    raise RuntimeError(f"one-tenant run failed: {result.errors[:3]}")
-                timings.extend(result.timings)
-                if len(timings) % 10 == 0 or len(timings) == config.tenant_workflows:
-                    rss.append((len(timings), _worker_rss(stack, tenant_id)))
-            workers = [w for w in stack.workers() if w["tenantId"] == tenant_id]
-            sequential_ids = [t.workflow_id for t in timings[:config.sequential_workflows]]
+            sequential_ids = [t.workflow_id for t in timings]
             stored = executions.load_executions(stack.state_dir, sequential_ids)
             floor_stored = executions.load_executions(floor.state_dir, [t.workflow_id for t in floor_timings])
-            reads = reads_by_environment(timings)[tenant_id]
-            entry = {
-                "repeat": repeat,
-                "workflows": len(timings),
-                "storeReads": reads["reads"],
-                "environments": reads["environments"],
-                "workers": len(workers),
-                "handlerInvocations": handler_invocations(stack, tenant_id),
-                "rssMb": [[n, mb] for n, mb in rss],
-                "rssGrowth": growth([sample for sample in rss if sample[0] >= 10]),
-                "stackInvocationMs": [executions.invocation_durations_ms(stored[i]) for i in sequential_ids if i in stored],
+            repeats.append({
+                "repeat": repeat, "tenantId": tenant_id, "timings": timings, "rss": [],
+                "stackInvocationMs": [executions.invocation_durations_ms(stored[i]) for i in sequential_ids
+                                      if i in stored],
                 "floorInvocationMs": [executions.invocation_durations_ms(e) for e in floor_stored.values()],
                 "floorHandlerMs": floor_stats["handlerMs"],
                 "floorStoreReads": floor_stats["storeReads"],
                 "durableOperations": [executions.durable_operations(e) for e in stored.values()],
                 "dataWrittenBytes": [executions.data_written_bytes(e) for e in stored.values()],
-            }
-            repeats.append(entry)
+            })
+        progress(f"  {config.sequential_workflows} sequential workflows per repeat done; now the rest, "
+                 f"{config.repeats} tenants at once")
+        errors: list[str] = []
+        threads = [threading.Thread(target=_run_solo, args=(config, stack, stack_target, entry, errors))
+                   for entry in repeats]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise RuntimeError(f"one-tenant run failed: {errors[:3]}")
+        for entry in repeats:
+            timings, tenant_id = entry.pop("timings"), entry.pop("tenantId")
+            rss = entry.pop("rss")
+            reads = reads_by_environment(timings)[tenant_id]
+            entry.update(
+                workflows=len(timings), storeReads=reads["reads"], environments=reads["environments"],
+                workers=len([w for w in stack.workers() if w["tenantId"] == tenant_id]),
+                handlerInvocations=handler_invocations(stack, tenant_id),
+                rssMb=[[n, mb] for n, mb in rss],
+                rssGrowth=growth([sample for sample in rss if sample[0] >= 10]),
+                rssSecondHalfChange=rss[-1][1] - min(rss, key=lambda sample: abs(sample[0] - len(timings) / 2))[1],
+            )
             ratio = f" ({entry['rssMb'][-1][1] / baseline_rss['median']:.2f}x bare SDK)" if baseline_rss else ""
-            progress(f"one tenant, repeat {repeat + 1}/{config.repeats}: {entry['workflows']} workflows, "
+            progress(f"one tenant, repeat {entry['repeat'] + 1}/{config.repeats}: {entry['workflows']} workflows, "
                      f"{entry['handlerInvocations']} handler invocations, {entry['storeReads']} store read(s) in "
                      f"{entry['environments']} environment(s); worker RSS {entry['rssMb'][0][1]:.1f} MB after "
                      f"{entry['rssMb'][0][0]} -> {entry['rssMb'][-1][1]:.1f} MB after {entry['rssMb'][-1][0]}{ratio}")
@@ -445,6 +479,25 @@ def run_tenant(config: Config, workdir: Path, progress: Progress, baseline_rss: 
         stack.stop()
         floor.stop()
     return {"repeats": repeats}
+
+
+def _run_solo(config: Config, stack: StackProcess, target: StackTarget, entry: dict[str, Any],
+              errors: list[str]) -> None:
+    """The rest of one repeat's workflows, ten at a time, reading the worker's RSS after every ten."""
+    timings, tenant_id, rss = entry["timings"], entry["tenantId"], entry["rss"]
+    try:
+        if len(timings) % 10 == 0:
+            rss.append((len(timings), _worker_rss(stack, tenant_id)))
+        while len(timings) < config.tenant_workflows:
+            batch = min(10 - len(timings) % 10, config.tenant_workflows - len(timings))
+            result = run_round(target, "solo", [tenant_id], batch, config.poll_interval)
+            if result.errors:
+                raise RuntimeError(result.errors[0])
+            timings.extend(result.timings)
+            if len(timings) % 10 == 0 or len(timings) == config.tenant_workflows:
+                rss.append((len(timings), _worker_rss(stack, tenant_id)))
+    except Exception as error:  # noqa: BLE001 - reported by the caller
+        errors.append(f"{tenant_id}: {error}")
 
 
 def _worker_rss(stack: StackProcess, tenant_id: str) -> float:
@@ -458,18 +511,19 @@ def _worker_rss(stack: StackProcess, tenant_id: str) -> float:
 # -- item 6 ----------------------------------------------------------------------------------------
 
 
-def workflow_memory_mb() -> tuple[int, int]:
-    """Terraform's defaults: workflow memory (MB) and durable retention (days), from variables.tf."""
+def terraform_defaults() -> dict[str, Any]:
+    """Default of every variable in variables.tf (names and strings unquoted)."""
     import hcl2
 
     with (REPO_ROOT / "variables.tf").open() as handle:
         parsed = hcl2.load(handle)
-    defaults = {name: spec.get("default") for block in parsed["variable"] for name, spec in block.items()}
-    return int(defaults["workflow_memory_mb"]), int(defaults["durable_retention_days"])
+    return {name.strip('"'): spec.get("default").strip('"') if isinstance(spec.get("default"), str)
+            else spec.get("default") for block in parsed["variable"] for name, spec in block.items()}
 
 
 def compute_cost(tenant: dict[str, Any], cold: dict[str, Any] | None) -> dict[str, Any]:
-    memory_mb, retention_days = workflow_memory_mb()
+    defaults = terraform_defaults()
+    memory_mb, retention_days = int(defaults["workflow_memory_mb"]), int(defaults["durable_retention_days"])
     prices = cost.PriceInputs()
     per_repeat = []
     for entry in tenant["repeats"]:
@@ -501,7 +555,8 @@ def compute_cost(tenant: dict[str, Any], cold: dict[str, Any] | None) -> dict[st
             "initMs": init_ms,
             "cost": cost.compute_cost(cost.billed_ms(init_ms), memory_mb, prices),
         }
-    return {"memoryMb": memory_mb, "retentionDays": retention_days, "prices": prices.to_dict(),
+    return {"memoryMb": memory_mb, "retentionDays": retention_days, "region": defaults.get("aws_region"),
+            "prices": prices.to_dict(),
             "recheckIntervalSeconds": 60, "cpuShareAt256Mb": memory_mb / 1769, "figures": figures}
 
 
@@ -520,7 +575,6 @@ def _split_per_workflow(handler_ms: list[float], invocation_ms: list[list[float]
 def run(config: Config, progress: Progress) -> dict[str, Any]:
     results: dict[str, Any] = {"config": config.describe(), "machine": machine()}
     workdir = Path(tempfile.mkdtemp(prefix="bench-"))
-    results["workdir"] = str(workdir)
     try:
         if "package" in config.items:
             progress("item 5: deployment zips" + (" (make build if stale)" if config.build else ""))
@@ -561,8 +615,11 @@ def machine() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     progress = Progress()
-    progress(f"benchmarks: {', '.join(config.items)}{' (quick)' if config.quick else ''}")
-    results = run(config, progress)
+    if config.report_only is not None:
+        results = json.loads(config.report_only.read_text())
+    else:
+        progress(f"benchmarks: {', '.join(config.items)}{' (quick)' if config.quick else ''}")
+        results = run(config, progress)
     results["verdicts"] = report.verdicts(results)
     written = report.write(results, config.out_dir)
     print()
@@ -570,7 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for path in written:
         print(f"wrote {path}")
-    progress(f"done in {results['elapsedSeconds'] / 60:.1f} min")
+    progress(f"done; the measurements took {results['elapsedSeconds'] / 60:.1f} min")
     return 0
 
 

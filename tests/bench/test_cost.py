@@ -1,0 +1,68 @@
+"""Billed-cost arithmetic: rounding, GB-seconds, the pattern against polling designs."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.cost import (
+    PriceInputs,
+    WorkflowUsage,
+    billed_ms,
+    compute_cost,
+    durable_cost_per_1000,
+    rechecking_poller_cost_per_1000,
+    request_cost,
+    sleeping_poller_cost_per_1000,
+    workflow_usage,
+)
+
+PRICES = PriceInputs()
+
+
+def test_duration_is_billed_rounded_up_to_the_millisecond() -> None:
+    assert billed_ms(0.2) == 1
+    assert billed_ms(12.0) == 12
+    assert billed_ms(12.01) == 13
+
+
+def test_compute_cost_is_gb_seconds_times_price() -> None:
+    # 1,000 ms at 1,024 MB is exactly one GB-second.
+    assert compute_cost(1000, 1024, PRICES) == pytest.approx(PRICES.arm_gb_second)
+    assert compute_cost(1000, 256, PRICES) == pytest.approx(PRICES.arm_gb_second / 4)
+
+
+def test_request_cost_is_per_million() -> None:
+    assert request_cost(1_000_000, PRICES) == pytest.approx(0.20)
+
+
+def test_workflow_usage_takes_medians_of_per_workflow_sums() -> None:
+    usage = workflow_usage([[10.2, 5.0], [20.0, 1.1], [3.0, 3.0]], operations=[6, 6, 7], written_bytes=[100, 200, 300])
+    # billed per workflow: 11 + 5 = 16, 20 + 2 = 22, 3 + 3 = 6 -> median 16
+    assert usage == WorkflowUsage(invocations=2, billed_ms=16, durable_operations=6, data_written_bytes=200)
+    with pytest.raises(ValueError):
+        workflow_usage([], [], [])
+
+
+def test_durable_cost_adds_up_its_parts_and_ignores_the_wait() -> None:
+    usage = WorkflowUsage(invocations=2, billed_ms=100, durable_operations=6, data_written_bytes=1024**3 / 1000)
+    parts = durable_cost_per_1000(usage, memory_mb=256, retention_days=30, prices=PRICES)
+    assert parts["compute"] == pytest.approx(100 * 1000 / 1000 * 0.25 * PRICES.arm_gb_second)
+    assert parts["requests"] == pytest.approx(2000 * 0.20 / 1_000_000)
+    assert parts["durableOperations"] == pytest.approx(6000 * 8 / 1_000_000)
+    assert parts["dataWritten"] == pytest.approx(0.25)  # 1 GB written by 1,000 workflows
+    assert parts["dataRetained"] == pytest.approx(0.15)  # 1 GB kept 30 days = one GB-month
+    assert parts["total"] == pytest.approx(sum(v for k, v in parts.items() if k != "total"))
+
+
+def test_sleeping_poller_pays_for_the_whole_wait() -> None:
+    hour = sleeping_poller_cost_per_1000(3600, work_billed_ms=0, memory_mb=1024, prices=PRICES)
+    assert hour["compute"] == pytest.approx(3600 * 1000 * PRICES.arm_gb_second)
+    assert hour["invocationsPerWorkflow"] == 5  # four 15-minute invocations, then the one that acts
+
+
+def test_rechecking_poller_pays_per_check() -> None:
+    day = rechecking_poller_cost_per_1000(86400, 60, check_billed_ms=10, work_billed_ms=0, memory_mb=1024,
+                                          prices=PRICES)
+    assert day["invocationsPerWorkflow"] == 1441
+    assert day["compute"] == pytest.approx(1440 * 10 / 1000 * 1000 * PRICES.arm_gb_second)
+    assert day["requests"] == pytest.approx(1441 * 1000 * 0.20 / 1_000_000)

@@ -1,0 +1,65 @@
+"""Percentiles, summaries, paired ratios and growth of the benchmark figures."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from bench.stats import growth, median, paired_ratios, percentile, ratio, summary, throughput
+
+
+def test_percentile_interpolates_linearly_like_numpy() -> None:
+    values = [40, 10, 30, 20]  # unsorted on purpose
+    assert percentile(values, 0.0) == 10
+    assert percentile(values, 1.0) == 40
+    assert percentile(values, 0.5) == 25  # mean of the two middle values
+    assert percentile(values, 0.95) == pytest.approx(38.5)  # 30 + 0.85 * 10
+
+
+def test_percentile_of_one_value_is_that_value() -> None:
+    assert percentile([7.5], 0.95) == 7.5
+
+
+def test_percentile_refuses_no_values_and_bad_fractions() -> None:
+    with pytest.raises(ValueError):
+        percentile([], 0.5)
+    with pytest.raises(ValueError):
+        percentile([1, 2], 1.5)
+
+
+def test_median_of_odd_count_is_the_middle_value() -> None:
+    assert median([3, 1, 2]) == 2
+
+
+def test_summary_gives_median_min_max_and_count() -> None:
+    assert summary([5, 1, 3]) == {"median": 3, "min": 1, "max": 5, "n": 3}
+    with pytest.raises(ValueError):
+        summary([])
+
+
+def test_ratio_handles_zero_denominators() -> None:
+    assert ratio(3, 2) == 1.5
+    assert ratio(0, 0) == 0.0
+    assert math.isinf(ratio(1, 0))
+
+
+def test_paired_ratios_divide_same_repeat_measurements() -> None:
+    assert paired_ratios([2, 9], [1, 3]) == [2, 3]
+    with pytest.raises(ValueError):
+        paired_ratios([1], [1, 2])
+
+
+def test_throughput_of_an_empty_round_is_zero() -> None:
+    assert throughput(10, 4.0) == 2.5
+    assert throughput(3, 0.0) == 0.0
+
+
+def test_growth_reports_change_and_slope_of_a_series() -> None:
+    flat = growth([(10, 50.0), (20, 50.0), (30, 50.0)])
+    assert flat == {"first": 50.0, "last": 50.0, "change": 0.0, "slopePerUnit": 0.0}
+    leaking = growth([(10, 50.0), (20, 51.0), (30, 52.0)])
+    assert leaking["change"] == 2.0
+    assert leaking["slopePerUnit"] == pytest.approx(0.1)
+    with pytest.raises(ValueError):
+        growth([(10, 1.0)])
