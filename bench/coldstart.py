@@ -5,14 +5,19 @@ Each run is a new interpreter that times, in process, ``import workflow.app``
 or ``import aws_durable_execution_sdk_python``, and then ``LambdaClient.initialize_client()``,
 the boto3 Lambda client the SDK creates on its first invocation anyway ("ready to serve").
 
-Bytecode: the machine sets ``PYTHONDONTWRITEBYTECODE=1`` and Lambda cannot write
-``.pyc`` into ``/var/task`` either, while the zips ship no ``.pyc``. Both sides are
-therefore measured under the same two settings, with ``PYTHONPYCACHEPREFIX`` so no
-``__pycache__`` next to the sources can interfere:
+Both sides import from ``build/workflow/``, the unpacked content of the workflow
+zip (``make build``: the pinned runtime dependencies and our code, no ``.pyc``),
+ahead of anything installed, exactly what ``/var/task`` holds on Lambda.
 
-* ``no-bytecode``: an empty cache prefix and no writing: every module compiles from
-  source, as a cold Lambda environment with our zip does;
-* ``bytecode-cached``: a cache prefix filled beforehand: imports read ``.pyc``.
+Bytecode: the machine sets ``PYTHONDONTWRITEBYTECODE=1``, Lambda cannot write
+``.pyc`` into ``/var/task`` either, and the zip ships none. Both sides are
+therefore measured under the same two settings:
+
+* ``no-bytecode``: nothing written, no cache prefix: every module of the zip compiles
+  from source while the standard library uses its installed ``.pyc``, as a cold
+  Lambda environment with our zip does;
+* ``bytecode-cached``: a ``PYTHONPYCACHEPREFIX`` filled beforehand: every import
+  reads ``.pyc``, as if the zip shipped them.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,12 +69,18 @@ GROUPS = {
 OTHER = "standard library and the rest"
 
 
-def probe_environment(cache_prefix: Path, write_bytecode: bool = False) -> dict[str, str]:
-    """The environment of a probe: the workflow function's settings, ``src`` on the path, a cache prefix."""
+def probe_environment(cache_prefix: Path | None, write_bytecode: bool = False,
+                      code_dir: Path = SRC_DIR) -> dict[str, str]:
+    """The environment of a probe: the workflow function's settings, ``code_dir`` first on the path.
+
+    Args:
+        cache_prefix: ``PYTHONPYCACHEPREFIX``; None to use (and never write) ``__pycache__`` beside the sources.
+        write_bytecode: Let the probe write ``.pyc`` (to fill a cache prefix).
+        code_dir: What the function's zip would hold (default: ``src``, with the dependencies installed).
+    """
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "PYTHON"))}
     env.update(
-        PYTHONPATH=str(SRC_DIR),
-        PYTHONPYCACHEPREFIX=str(cache_prefix),
+        PYTHONPATH=str(code_dir),
         TENANTS_TABLE_NAME="tenant-durable-tenants",
         WORKFLOWS_TABLE_NAME="tenant-durable-workflows",
         POWERTOOLS_SERVICE_NAME="workflow",
@@ -78,6 +90,8 @@ def probe_environment(cache_prefix: Path, write_bytecode: bool = False) -> dict[
         AWS_ACCESS_KEY_ID="local",
         AWS_SECRET_ACCESS_KEY="local",
     )
+    if cache_prefix is not None:
+        env["PYTHONPYCACHEPREFIX"] = str(cache_prefix)
     if not write_bytecode:
         env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
@@ -120,23 +134,37 @@ def importtime_breakdown(module: str, env: dict[str, str]) -> dict[str, Any]:
     return {"groupsMs": group_importtime(rows), "slowestSelfMs": [[name, us / 1000] for name, us in slowest]}
 
 
-def measure(runs: int, progress: Callable[[str], None]) -> dict[str, Any]:
+def clean_task_dir(task_dir: Path) -> int:
+    """Remove any ``__pycache__`` from the unpacked zip (the zip has none); returns how many."""
+    caches = [path for path in task_dir.rglob("__pycache__") if path.is_dir()]
+    for path in caches:
+        shutil.rmtree(path)
+    return len(caches)
+
+
+def measure(runs: int, progress: Callable[[str], None], task_dir: Path) -> dict[str, Any]:
     """Cold start of the handler module against the bare SDK, in both bytecode modes.
 
     Runs alternate handler and SDK so drift affects both; each ratio pairs the
     handler run with the SDK run next to it.
+
+    Args:
+        runs: Fresh processes per side and mode.
+        progress: Receives one line per mode.
+        task_dir: The unpacked workflow zip (``build/workflow``).
     """
-    results: dict[str, Any] = {"runs": runs, "modes": {}}
+    results: dict[str, Any] = {"runs": runs, "taskDir": str(task_dir.relative_to(REPO_ROOT)), "modes": {}}
+    clean_task_dir(task_dir)
     with tempfile.TemporaryDirectory(prefix="bench-pyc-") as tmp:
-        warm_prefix, empty_root = Path(tmp) / "warm", Path(tmp) / "empty"
+        warm_prefix = Path(tmp) / "warm"
         for module in (HANDLER_MODULE, SDK_MODULE):  # fill the cached mode's prefix
             subprocess.run([sys.executable, "-c", f"import {module}; import boto3; boto3.client('lambda')"],
-                           env=probe_environment(warm_prefix, write_bytecode=True), cwd=REPO_ROOT, check=True)
+                           env=probe_environment(warm_prefix, write_bytecode=True, code_dir=task_dir),
+                           cwd=REPO_ROOT, check=True)
         for mode in MODES:
+            env = probe_environment(warm_prefix if mode == "bytecode-cached" else None, code_dir=task_dir)
             samples: dict[str, list[dict[str, float]]] = {"handler": [], "sdk": []}
-            for run in range(runs):
-                prefix = warm_prefix if mode == "bytecode-cached" else empty_root / f"{run}"
-                env = probe_environment(prefix)
+            for _ in range(runs):
                 samples["handler"].append(run_probe(HANDLER_MODULE, env))
                 samples["sdk"].append(run_probe(SDK_MODULE, env))
             figures: dict[str, Any] = {}
@@ -145,16 +173,17 @@ def measure(runs: int, progress: Callable[[str], None]) -> dict[str, Any]:
                 sdk = [sample[key] for sample in samples["sdk"]]
                 figures[key] = {"handler": summary(handler), "sdk": summary(sdk),
                                 "ratio": summary(paired_ratios(handler, sdk))}
-            env = probe_environment(warm_prefix if mode == "bytecode-cached" else empty_root / "breakdown")
             figures["importtime"] = {"handler": importtime_breakdown(HANDLER_MODULE, env),
                                      "sdk": importtime_breakdown(SDK_MODULE, env)}
             results["modes"][mode] = figures
-            progress(f"cold start [{mode}]: handler import+init {figures['importMs']['handler']['median']:.0f} ms, "
-                     f"SDK import {figures['importMs']['sdk']['median']:.0f} ms, "
-                     f"ratio {figures['importMs']['ratio']['median']:.2f}x wall / "
-                     f"{figures['importCpuMs']['ratio']['median']:.2f}x CPU "
+            progress(f"cold start [{mode}]: handler import+init {figures['importCpuMs']['handler']['median']:.0f} ms, "
+                     f"SDK import {figures['importCpuMs']['sdk']['median']:.0f} ms CPU, "
+                     f"ratio {figures['importCpuMs']['ratio']['median']:.2f}x CPU / "
+                     f"{figures['importMs']['ratio']['median']:.2f}x wall "
                      f"(ready to serve {figures['readyCpuMs']['ratio']['median']:.2f}x CPU)")
-        results["dynamodbHandle"] = resource_vs_client(runs, probe_environment(warm_prefix))
+        results["dynamodbHandle"] = resource_vs_client(runs, probe_environment(warm_prefix, code_dir=task_dir))
+    if any(task_dir.rglob("__pycache__")):
+        raise RuntimeError(f"a probe wrote bytecode into {task_dir}")
     return results
 
 

@@ -22,7 +22,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import quote
 
 import boto3
 import requests
@@ -119,7 +118,6 @@ class Target(Protocol):
 
     def callback(self, tenant_id: str, callback_id: str) -> None: ...
 
-    def execution_history(self, workflow_id: str) -> dict[str, Any] | None: ...
 
 
 class _ThreadLocalSessions:
@@ -155,8 +153,6 @@ class StackTarget:
         self.retries = Retrier()
         self.reads = Counter()
         self._sessions = _ThreadLocalSessions()
-        self._durable = DurableBackendClient(stack.lambda_url)
-        self._function = Names().workflow_function
 
     def add_tenant(self, tenant_id: str) -> None:
         self.stack.put_tenant(bench_tenant(tenant_id), api_key=f"bench-key-{uuid.uuid4().hex}")
@@ -193,9 +189,6 @@ class StackTarget:
         response = self.retries(send)
         if response.status_code != 200:
             raise RuntimeError(f"callback {callback_id}: {response.status_code} {response.text}")
-
-    def execution_history(self, workflow_id: str) -> dict[str, Any] | None:
-        return execution_history(self._durable, self._function, workflow_id)
 
 
 class FloorTarget:
@@ -266,25 +259,11 @@ class FloorTarget:
 
         self.retries(send)
 
-    def execution_history(self, workflow_id: str) -> dict[str, Any] | None:
-        return execution_history(self._durable, self._names.workflow_function, workflow_id)
-
     def stats(self) -> dict[str, Any]:
         return self._stats.get().get(f"{self.urls['lambdaUrl']}/_floor/stats", timeout=30).json()
 
     def reset_stats(self) -> None:
         self._stats.get().post(f"{self.urls['lambdaUrl']}/_floor/reset", timeout=30)
-
-
-def execution_history(durable: DurableBackendClient, function_name: str, workflow_id: str) -> dict[str, Any] | None:
-    """The durable execution named ``workflow_id`` and its event history (with data), or None."""
-    execution = durable.find_execution(function_name, workflow_id)
-    if execution is None:
-        return None
-    arn = execution["DurableExecutionArn"]
-    history = durable._json(  # noqa: SLF001 - the client's one JSON helper
-        "GET", f"/2025-12-01/durable-executions/{quote(arn, safe='')}/history?IncludeExecutionData=true")
-    return {"execution": execution, "events": history.get("Events") or []}
 
 
 @dataclass(frozen=True)

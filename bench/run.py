@@ -55,7 +55,7 @@ class Config:
     poll_interval: float = 0.1
     tenant_workflows: int = 100
     sequential_workflows: int = 10
-    coldstart_runs: int = 5
+    coldstart_runs: int = 9
     diagnostic: bool = True
     build: bool = True
     items: tuple[str, ...] = ITEMS
@@ -198,15 +198,29 @@ def start_stack(workdir: Path, name: str, extra_args: list[str], server_fix: boo
     return stack
 
 
-def stack_cpu(stack: StackProcess) -> dict[str, float]:
-    """CPU seconds so far of the stack process and of its live workers, by kind."""
-    assert stack.process is not None
-    split = {"stackProcess": cpu_seconds(stack.process.pid), "workflowWorkers": 0.0, "apiAndAuthorizerWorkers": 0.0}
-    for worker in stack.workers():
+def process_cpu(process: Any) -> dict[int, tuple[str, float]]:
+    """CPU seconds so far of each process of a target, by pid, with the kind of process."""
+    if not isinstance(process, StackProcess):
+        return {process.pid: ("floorProcess", cpu_seconds(process.pid))}
+    assert process.process is not None
+    snapshot = {process.process.pid: ("stackProcess", cpu_seconds(process.process.pid))}
+    for worker in process.workers():
         kind = "workflowWorkers" if worker["functionName"].endswith(WORKFLOW_FUNCTION_SUFFIX) else \
             "apiAndAuthorizerWorkers"
-        split[kind] += cpu_seconds(worker["pid"])
-    return split
+        snapshot[worker["pid"]] = (kind, cpu_seconds(worker["pid"]))
+    return snapshot
+
+
+def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds used between two snapshots, by kind of process.
+
+    A process that started in between counts in full; one that was reclaimed in
+    between (an idle worker of an earlier round) is left out: its CPU is gone with it.
+    """
+    used = {kind: 0.0 for kind, _ in list(before.values()) + list(after.values())}
+    for pid, (kind, seconds) in after.items():
+        used[kind] += seconds - (before[pid][1] if pid in before else 0.0)
+    return used
 
 
 def driver_cpu() -> float:
@@ -288,18 +302,17 @@ def run_e2e(config: Config, workdir: Path, progress: Progress) -> dict[str, Any]
                 for phase, per_tenant in phases:
                     for target, process in active:
                         is_stack = isinstance(process, StackProcess)
-                        envs_before = len(process.workers()) if is_stack else None
-                        cpu_before = stack_cpu(process) if is_stack else {"floorProcess": cpu_seconds(process.pid)}
+                        cpu_before = process_cpu(process)
                         driver_before = driver_cpu()
                         result = run_round(target, phase, tenant_ids, per_tenant, config.poll_interval)
                         driver_used = driver_cpu() - driver_before
-                        cpu_after = stack_cpu(process) if is_stack else {"floorProcess": cpu_seconds(process.pid)}
-                        cpu_used = {key: cpu_after[key] - cpu_before.get(key, 0.0) for key in cpu_after}
-                        new_envs = len(process.workers()) - envs_before if is_stack else None
+                        cpu_after = process_cpu(process)
+                        new_envs = len([pid for pid, (kind, _) in cpu_after.items() if pid not in cpu_before
+                                        and kind == "workflowWorkers"]) if is_stack else None
                         all_timings[target.name].extend(result.timings)
                         if phase == "warm-up":
                             continue
-                        record = round_record(result, repeat, cpu_used, driver_used, new_envs)
+                        record = round_record(result, repeat, cpu_used(cpu_before, cpu_after), driver_used, new_envs)
                         if phase == "warm" and tenant_count == largest and result.timings:
                             record["statusRead"] = status_read_cost(target, process, result.timings[0])
                         rounds.append(record)
@@ -316,18 +329,14 @@ def run_e2e(config: Config, workdir: Path, progress: Progress) -> dict[str, Any]
 
 def status_read_cost(target: Any, process: Any, timing: Any, reads: int = 30) -> dict[str, float]:
     """Latency and CPU (all of the target's processes) of one status read, on an otherwise idle target."""
-    def total_cpu() -> float:
-        if isinstance(process, StackProcess):
-            return sum(stack_cpu(process).values())
-        return cpu_seconds(process.pid)
-
     latencies = []
-    before = total_cpu()
+    before = process_cpu(process)
     for _ in range(reads):
         started = time.perf_counter()
         target.state(timing.tenant_id, timing.workflow_id)
         latencies.append((time.perf_counter() - started) * 1000)
-    return {"latencyP50Ms": percentile(latencies, 0.5), "cpuMs": (total_cpu() - before) * 1000 / reads}
+    used = sum(cpu_used(before, process_cpu(process)).values())
+    return {"latencyP50Ms": percentile(latencies, 0.5), "cpuMs": used * 1000 / reads}
 
 
 def _tenant_reads(repeat: int, active: list[tuple[Any, Any]], timings: dict[str, list[Any]], floor: FloorProcess,
@@ -431,6 +440,7 @@ def run_tenant(config: Config, workdir: Path, progress: Progress, baseline_rss: 
             timings = [run_workflow(stack_target, tenant_id, config.poll_interval)
                        for _ in range(config.sequential_workflows)]
             floor_target.reset_stats()
+            floor_reads_before = floor_target.stats()["storeReads"]
             floor_timings = [run_workflow(floor_target, tenant_id, config.poll_interval)
                              for _ in range(config.sequential_workflows)]
             floor_stats = floor_target.stats()
@@ -443,7 +453,7 @@ def run_tenant(config: Config, workdir: Path, progress: Progress, baseline_rss: 
                                       if i in stored],
                 "floorInvocationMs": [executions.invocation_durations_ms(e) for e in floor_stored.values()],
                 "floorHandlerMs": floor_stats["handlerMs"],
-                "floorStoreReads": floor_stats["storeReads"],
+                "floorStoreReads": floor_stats["storeReads"] - floor_reads_before,
                 "durableOperations": [executions.durable_operations(e) for e in stored.values()],
                 "dataWrittenBytes": [executions.data_written_bytes(e) for e in stored.values()],
             })
@@ -584,7 +594,11 @@ def run(config: Config, progress: Progress) -> dict[str, Any]:
                          f"{info['files']} files)")
         if "coldstart" in config.items:
             progress(f"item 2: cold start, {config.coldstart_runs} fresh processes per side and bytecode mode")
-            results["coldstart"] = coldstart.measure(config.coldstart_runs, progress)
+            if "package" not in config.items and not package.zips_are_fresh():
+                if not config.build:
+                    raise RuntimeError("cold start imports build/workflow: run make build or drop --no-build")
+                package.build()
+            results["coldstart"] = coldstart.measure(config.coldstart_runs, progress, package.BUILD_DIR / "workflow")
         if "memory" in config.items or "tenant" in config.items:
             progress("item 4: bare-SDK baseline and layer-by-layer RSS")
             results["memory"] = memory.measure(config.repeats)
