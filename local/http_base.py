@@ -66,6 +66,9 @@ class Response:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: boto3 and requests reuse connections
+    # Headers and body go out as two writes; without TCP_NODELAY the body waits
+    # for the client's delayed ACK (40 ms) on every response (docs/benchmarks.md).
+    disable_nagle_algorithm = True
     # A client that announces a body and never sends it frees its thread after this.
     timeout = 60
     server: _Server
@@ -119,6 +122,8 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog of 5 drops bursts of new connections.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], service: LocalHttpService) -> None:
         self.service = service
