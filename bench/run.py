@@ -38,6 +38,7 @@ from bench.e2e import FloorTarget, RoundResult, StackTarget, run_round, run_work
 from bench.procfs import cpu_seconds, rss_mb
 from bench.stats import growth, paired_ratios, percentile, summary, throughput
 from local.harness import StackProcess, wait_until
+from local.processes import terminate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVER_FIX_DIR = Path(__file__).resolve().parent / "server_fix"
@@ -173,12 +174,7 @@ class FloorProcess:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            terminate(self.process, timeout=30)
             self.process = None
 
 

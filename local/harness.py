@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +23,10 @@ from botocore.config import Config
 
 import local  # noqa: F401 - puts src/ on the import path
 from shared.contract import TENANT_HEADER
+from local.api_keys import with_key_hashes
+from local.processes import terminate
 from shared.identity import API_KEY_HEADER
+from shared.tenants import tenant_item
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 45.0
@@ -100,12 +102,7 @@ class StackProcess:
     def stop(self) -> int | None:
         if self.process is None:
             return None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
+        code = terminate(self.process, STOP_TIMEOUT)  # SIGTERM: what Ctrl-C does to make run
         self.process = None
         return code
 
@@ -170,10 +167,9 @@ class StackProcess:
         """Add a tenant (plain JSON item) with its API key to the running stack's tenants table."""
         from boto3.dynamodb.types import TypeSerializer
 
-        from local.api_keys import hash_api_key
-
         serializer = TypeSerializer()
-        item = {key: serializer.serialize(value) for key, value in {**tenant, "apiKeyHash": hash_api_key(api_key)}.items()}
+        (keyed,) = with_key_hashes([tenant], {tenant["tenantId"]: api_key})
+        item = {key: serializer.serialize(value) for key, value in tenant_item(keyed).items()}
         boto3.client("dynamodb", endpoint_url=self.dynamodb_url, region_name="us-east-1",
                      aws_access_key_id="local", aws_secret_access_key="local").put_item(TableName=table, Item=item)
         self.extra_api_keys[tenant["tenantId"]] = api_key

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from local.functions import ALIAS, FunctionConfig
+from local.processes import terminate
 from local.worker import read_frame, write_frame
 
 logger = logging.getLogger(__name__)
@@ -195,12 +196,7 @@ class Worker:
     def terminate(self) -> None:
         """Stop the process and remove its temporary directory."""
         if self.alive:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=3)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            terminate(self.process, timeout=3)
         for fd in (self._in, self._out):
             try:
                 os.close(fd)
