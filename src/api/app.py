@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import boto3
@@ -11,6 +12,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import BotoCoreError, ClientError
 
 from api.callbacks import (
     AlreadyCompleted,
@@ -23,7 +25,9 @@ from api.callbacks import (
     parse_callback_request,
     status_view,
 )
-from api.delivery import DurableServiceBusy, DurableServiceUnavailable, deliver_once
+from api.delivery import CallbackDelivery, DeliveryInProgress, DurableServiceBusy, DurableServiceUnavailable
+from api.reconcile import needs_repair_check
+from api.repair import repair_from_execution
 from shared.aws_clients import DYNAMODB_CONFIG, LAMBDA_CONFIG
 from shared.contract import is_valid_tenant_id, is_valid_workflow_id, routes
 from shared.observability import emit_count
@@ -48,12 +52,21 @@ ERROR_STATUS: dict[type[Exception], int] = {
     RequestTooLarge: 413,
     DurableServiceBusy: 429,
     DurableServiceUnavailable: 502,
+    DeliveryInProgress: 503,
 }
+# DynamoDB's and Lambda's throttling codes: the caller should back off and retry (429).
+THROTTLING_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "TooManyRequestsException", "TransactionConflictException",
+})
+RETRY_AFTER_SECONDS = 1
 
 
-def json_error(status: int, message: str) -> Response:
-    """Every error body is ``{"message": ...}``."""
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps({"message": message}))
+def json_error(status: int, message: str, retry_after: int | None = None) -> Response:
+    """Every error body is ``{"message": ...}``; 429 and 503 say when to retry."""
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
+                    body=json.dumps({"message": message}), headers=headers)
 
 
 def caller_tenant() -> str:
@@ -92,6 +105,8 @@ def get_workflow(workflowId: str) -> dict[str, Any]:  # noqa: N803 - name fixed 
     record = REGISTRY.get_workflow(tenant_id, workflowId)
     if record is None:
         raise NotFound("workflow not found")
+    if needs_repair_check(record, time.time()):
+        record = repair_from_execution(REGISTRY, LAMBDA_CLIENT, record)
     return status_view(record)
 
 
@@ -102,7 +117,21 @@ def send_callback() -> dict[str, Any]:
     if found is not None:
         logger.append_keys(workflow_id=found.workflow_id)
     record = ensure_waiting(found)
-    delivered = deliver_once(REGISTRY, LAMBDA_CLIENT, tenant_id, request)
+    context = app.lambda_context
+    delivery = CallbackDelivery(
+        registry=REGISTRY,
+        lambda_client=LAMBDA_CLIENT,
+        record=record,
+        request=request,
+        owner=context.aws_request_id,
+        remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
+    )
+    try:
+        delivered = delivery.deliver()
+    except (AlreadyCompleted, CallbackExpired):
+        # The registry said "waiting" but the execution has moved on: converge it now.
+        repair_from_execution(REGISTRY, LAMBDA_CLIENT, record)
+        raise
     logger.info("callback delivered", extra={"delivered": delivered})
     emit_count("CallbackHeartbeat" if request.heartbeat else "CallbackDelivered", tenant_id)
     return {"workflowId": record.workflow_id, "delivered": delivered}
@@ -123,7 +152,19 @@ for _route_name, _view in (("getWorkflow", get_workflow), ("sendCallback", send_
 def handle_domain_error(error: Exception) -> Response:
     status = next(code for kind, code in ERROR_STATUS.items() if isinstance(error, kind))
     logger.info("request refused", extra={"status": status, "reason": str(error)})
-    return json_error(status, str(error))
+    retry_after = getattr(error, "retry_after_seconds", RETRY_AFTER_SECONDS) if status in (429, 503) else None
+    return json_error(status, str(error), retry_after)
+
+
+@app.exception_handler([ClientError, BotoCoreError])
+def handle_dependency_error(error: Exception) -> Response:
+    """A registry or durable-service call that failed after botocore's retries: 429 or 503, never 500."""
+    code = error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
+    if code in THROTTLING_CODES:
+        logger.warning("dependency throttled", extra={"error": code})
+        return json_error(429, "too many requests, retry later", RETRY_AFTER_SECONDS)
+    logger.warning("dependency unavailable", extra={"error": code or type(error).__name__})
+    return json_error(503, "a dependency is unavailable, retry later", RETRY_AFTER_SECONDS)
 
 
 @app.not_found

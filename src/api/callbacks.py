@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,8 +12,12 @@ from shared import registry as reg
 from shared.contract import CALLBACK_ID_MAX_LENGTH
 from shared.registry import WorkflowRecord
 
-# The durable service caps a callback result; refuse bigger bodies up front.
-MAX_CALLBACK_BODY_BYTES = 256 * 1024
+# Bodies are parsed only up to this size (API Gateway itself allows 10 MB).
+MAX_CALLBACK_BODY_BYTES = 1024 * 1024
+# A confirmation is checkpointed by the durable service and stored in the
+# workflow's registry item; 256 KiB (compact UTF-8 JSON) fits both, with room for
+# the rest of the item (see shared.registry.MAX_RESULT_JSON_BYTES).
+MAX_PAYLOAD_BYTES = min(256 * 1024, reg.MAX_RESULT_JSON_BYTES - 8 * 1024)
 MAX_ERROR_FIELD_LENGTH = 1024
 _CALLBACK_FIELDS = frozenset({"callbackId", "payload", "error", "heartbeat"})
 _ANSWER_FIELDS = ("payload", "error", "heartbeat")
@@ -26,7 +32,7 @@ class Unauthenticated(PermissionError):
 
 
 class RequestTooLarge(ValueError):
-    """The body exceeds what the durable service accepts (413)."""
+    """The body, or the payload as stored, exceeds its limit (413)."""
 
 
 class NotFound(LookupError):
@@ -59,8 +65,30 @@ class CallbackRequest:
     heartbeat: bool = False
 
     def result_bytes(self) -> bytes:
-        """The payload as the durable service expects it: JSON text."""
-        return json.dumps(self.payload, separators=(",", ":")).encode("utf-8")
+        """The payload as it is delivered and stored: compact UTF-8 JSON."""
+        return payload_bytes(self.payload)
+
+    def answer_digest(self) -> str:
+        """Fingerprint of the answer, comparable with what the execution's history recorded."""
+        if self.failure is not None:
+            return failure_digest(self.failure.error_type, self.failure.message)
+        return success_digest(self.result_bytes())
+
+
+def payload_bytes(payload: Any) -> bytes:
+    """Compact UTF-8 JSON; raises ``ValueError`` for non-finite numbers or lone surrogates."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def success_digest(result: bytes) -> str:
+    """Digest of a success answer's delivered bytes."""
+    return hashlib.sha256(b"success\n" + result).hexdigest()
+
+
+def failure_digest(error_type: str | None, message: str | None) -> str:
+    """Digest of a failure answer (type and message as delivered)."""
+    text = json.dumps([error_type or "", message or ""], ensure_ascii=False)
+    return hashlib.sha256(b"failure\n" + text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def parse_callback_request(body: str | None) -> CallbackRequest:
@@ -76,7 +104,7 @@ def parse_callback_request(body: str | None) -> CallbackRequest:
     if len(body.encode("utf-8")) > MAX_CALLBACK_BODY_BYTES:
         raise RequestTooLarge(f"request body exceeds {MAX_CALLBACK_BODY_BYTES} bytes")
     try:
-        data = json.loads(body, parse_constant=_reject_constant)
+        data = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
     except (json.JSONDecodeError, RecursionError, ValueError) as error:
         raise InvalidRequest("request body must be valid JSON") from error
     if not isinstance(data, dict):
@@ -98,13 +126,34 @@ def parse_callback_request(body: str | None) -> CallbackRequest:
     if "payload" in data:
         if not isinstance(data["payload"], dict):
             raise InvalidRequest("payload must be a JSON object")
-        return CallbackRequest(callback_id=callback_id, payload=data["payload"])
+        request = CallbackRequest(callback_id=callback_id, payload=data["payload"])
+        _check_storable(request)
+        return request
     return CallbackRequest(callback_id=callback_id, failure=_parse_failure(data["error"]))
 
 
 def _reject_constant(name: str) -> Any:
     """NaN and Infinity are not JSON; Python's parser accepts them unless told not to."""
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    """``1e400`` parses as infinity, which could never be served back as JSON."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def _check_storable(request: CallbackRequest) -> None:
+    try:
+        size = len(request.result_bytes())
+    except (ValueError, UnicodeEncodeError) as error:
+        raise InvalidRequest("payload must be valid JSON text (no lone surrogates)") from error
+    if size > MAX_PAYLOAD_BYTES:
+        raise RequestTooLarge(
+            f"payload is {size} bytes as stored (compact UTF-8 JSON); the limit is {MAX_PAYLOAD_BYTES} bytes"
+        )
 
 
 def _parse_failure(error: Any) -> CallbackFailure:
@@ -114,6 +163,10 @@ def _parse_failure(error: Any) -> CallbackFailure:
     for name, value in (("type", error_type), ("message", message)):
         if not isinstance(value, str) or not value or len(value) > MAX_ERROR_FIELD_LENGTH:
             raise InvalidRequest(f"error.{name} must be a string of 1 to {MAX_ERROR_FIELD_LENGTH} characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise InvalidRequest(f"error.{name} must be valid Unicode text") from error
     return CallbackFailure(error_type=str(error_type), message=str(message))
 
 

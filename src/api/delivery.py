@@ -1,87 +1,237 @@
-"""Deliver a callback to the durable execution service (the I/O edge of POST /callback)."""
+"""Deliver a callback answer exactly once, whatever single fault hits the path (the I/O edge of POST /callback).
+
+The rules, in the order a request meets them:
+
+1. **Lease.** The request takes a lease on the callback in the registry: an owner
+   (this invocation) and an expiry after this invocation's own timeout. botocore's
+   retries of that write carry the same owner, so a first attempt that lands
+   late never locks its retry out; a holder that is killed blocks the callback
+   only until its lease ends. Other requests wait briefly for the holder, then
+   answer from how the callback settled (409, 410) or, if the holder is still at
+   it, 503 with ``Retry-After`` (the time left on its lease).
+2. **Delivery.** The durable service is the arbiter: it completes a callback once.
+   When it says the callback no longer waits, the execution's history says why:
+   this very answer landed (an earlier attempt of this request whose reply was
+   lost, or a killed holder with the same answer): 200; another answer: 409;
+   the callback timed out: 410.
+3. **Settling.** The outcome is written to the callback item (later requests
+   answer from it without calling the service) and the workflow is marked
+   answered (its next read checks the execution if the workflow's own registry
+   write never lands). Both are best effort: the lease and the history cover
+   their failure.
+"""
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from api.callbacks import AlreadyCompleted, CallbackExpired, CallbackRequest
-from shared.registry import WorkflowRegistry
+from api.reconcile import (
+    CALLBACK_FAILED,
+    CALLBACK_SUCCEEDED,
+    CALLBACK_TIMED_OUT,
+    CALLBACK_UNKNOWN,
+    CallbackOutcome,
+    callback_outcome,
+)
+from shared import registry as reg
+from shared.registry import WorkflowRecord, WorkflowRegistry
+
+logger = Logger(child=True)
+
+# A lease outlives the holder's invocation by this much (clock skew between hosts).
+LEASE_MARGIN_SECONDS = 10.0
+# How long a request waits for another holder of the same callback to finish.
+CLAIM_WAIT_SECONDS = 2.0
+CLAIM_POLL_SECONDS = 0.1
+# What the durable service answers when the callback no longer waits: answered
+# (by anyone) or timed out. AWS answers CallbackTimeoutException for both; the
+# history tells them apart.
+_NOT_WAITING = frozenset({"ResourceNotFoundException", "InvalidParameterValueException", "CallbackTimeoutException"})
+_THROTTLED = frozenset({"TooManyRequestsException", "ThrottlingException"})
 
 
 class DurableServiceBusy(RuntimeError):
     """The durable service throttled the call (429); the caller may retry."""
+
+    retry_after_seconds = 1
 
 
 class DurableServiceUnavailable(RuntimeError):
     """The durable service failed; nothing was delivered (502)."""
 
 
-# What the service says when the callback exists no more, or no longer waits:
-# the registry saw it waiting a moment ago, so another delivery won the race.
-_NO_LONGER_WAITING = frozenset({"ResourceNotFoundException", "InvalidParameterValueException"})
+class DeliveryInProgress(RuntimeError):
+    """Another request holds this callback's lease (503 with Retry-After)."""
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__("another delivery of this callback is in progress; retry later")
+        self.retry_after_seconds = retry_after_seconds
 
 
-def deliver_once(registry: WorkflowRegistry, lambda_client: Any, tenant_id: str, request: CallbackRequest) -> str:
-    """Deliver a callback answer at most once; heartbeats may repeat.
+class _NotWaiting(Exception):
+    """The durable service says the callback no longer waits."""
 
-    The registry claim makes concurrent duplicates lose with 409 before they
-    reach the durable service. A delivery that did not reach a final answer
-    (throttling, a service or network error, anything unexpected) releases the
-    claim again, so the caller can retry.
 
-    Returns:
-        ``"success"``, ``"failure"`` or ``"heartbeat"``.
+@dataclass
+class CallbackDelivery:
+    """One ``POST /callback`` answer on its way to the durable service.
+
+    Args:
+        registry: The workflow registry.
+        lambda_client: boto3 Lambda client (durable-execution APIs).
+        record: The waiting workflow the callback belongs to (the caller's tenant).
+        request: The parsed answer.
+        owner: Lease owner: this invocation's request id.
+        remaining_seconds: Time left in this invocation (the lease outlives it).
     """
-    if request.heartbeat:
-        _call(lambda: lambda_client.send_durable_execution_callback_heartbeat(CallbackId=request.callback_id))
-        return "heartbeat"
-    if not registry.claim_callback(tenant_id, request.callback_id):
-        raise AlreadyCompleted("callback was already answered")
-    try:
-        return deliver_callback(lambda_client, request)
-    except (AlreadyCompleted, CallbackExpired):
-        raise  # final answers: the claim stays
-    except Exception:
-        registry.release_callback(tenant_id, request.callback_id)
-        raise
 
+    registry: WorkflowRegistry
+    lambda_client: Any
+    record: WorkflowRecord
+    request: CallbackRequest
+    owner: str
+    remaining_seconds: Callable[[], float]
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+    _tenant_id: str = field(init=False)
 
-def deliver_callback(lambda_client: Any, request: CallbackRequest) -> str:
-    """Send the callback success or failure; return ``"success"`` or ``"failure"``.
+    def __post_init__(self) -> None:
+        self._tenant_id = self.record.tenant_id
 
-    Raises:
-        CallbackExpired: The service reports the callback timed out.
-        AlreadyCompleted: The callback was completed by someone else first.
-        DurableServiceBusy: Throttled.
-        DurableServiceUnavailable: Any other service error.
-    """
-    if request.failure is not None:
-        failure = request.failure
-        _call(lambda: lambda_client.send_durable_execution_callback_failure(
-            CallbackId=request.callback_id,
-            Error={"ErrorType": failure.error_type, "ErrorMessage": failure.message},
-        ))
-        return "failure"
-    _call(lambda: lambda_client.send_durable_execution_callback_success(
-        CallbackId=request.callback_id, Result=request.result_bytes()
-    ))
-    return "success"
+    def deliver(self) -> str:
+        """Deliver once; return ``"success"``, ``"failure"`` or ``"heartbeat"``.
 
+        Raises:
+            AlreadyCompleted: Another answer completed the callback first (409).
+            CallbackExpired: The callback timed out (410).
+            DeliveryInProgress: Another live request holds the lease (503).
+            DurableServiceBusy: Throttled by the durable service (429).
+            DurableServiceUnavailable: The durable service failed (502).
+        """
+        if self.request.heartbeat:
+            try:
+                self._send()
+            except _NotWaiting:
+                self._raise_ended(self._history_outcome())
+            return "heartbeat"
+        self._take_lease()
+        try:
+            self._send()
+        except _NotWaiting:
+            outcome = self._history_outcome()
+            if outcome.state in (CALLBACK_SUCCEEDED, CALLBACK_FAILED) and outcome.answer_digest == self.request.answer_digest():
+                logger.info("callback had already landed with this same answer")
+            else:
+                self._raise_ended(outcome)
+        except (DurableServiceBusy, DurableServiceUnavailable):
+            self._best_effort("release the callback lease",
+                              lambda: self.registry.release_callback(self._tenant_id, self.request.callback_id,
+                                                                     owner=self.owner))
+            raise
+        self._settle(reg.CALLBACK_ANSWERED)
+        self._best_effort("mark the workflow answered",
+                          lambda: self.registry.mark_answered(self._tenant_id, self.record.workflow_id))
+        return "failure" if self.request.failure is not None else "success"
 
-def _call(send: Any) -> None:
-    """Run one durable-service call, translating its errors into the API's."""
-    try:
-        send()
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code == "CallbackTimeoutException":
-            raise CallbackExpired("callback timed out") from error
-        if code in _NO_LONGER_WAITING:
-            raise AlreadyCompleted("callback is no longer waiting") from error
-        if code == "TooManyRequestsException":
-            raise DurableServiceBusy("durable execution service is busy, retry later") from error
-        raise DurableServiceUnavailable("durable execution service failed") from error
-    except BotoCoreError as error:  # connection refused, timeouts: nothing was delivered
-        raise DurableServiceUnavailable("durable execution service unreachable") from error
+    # -- lease -----------------------------------------------------------------------------
+
+    def _take_lease(self) -> None:
+        lease_seconds = max(self.remaining_seconds(), 0.0) + LEASE_MARGIN_SECONDS
+        waited_until = self.clock() + min(CLAIM_WAIT_SECONDS, max(self.remaining_seconds() - 3.0, 0.0))
+        while True:
+            claim = self.registry.claim_callback(self._tenant_id, self.request.callback_id,
+                                                 owner=self.owner, lease_seconds=lease_seconds)
+            if claim.claimed:
+                return
+            if not claim.found or claim.settled_as == reg.CALLBACK_ANSWERED:
+                raise AlreadyCompleted("callback was already answered")
+            if claim.settled_as == reg.CALLBACK_TIMED_OUT:
+                raise CallbackExpired("callback timed out")
+            now = self.clock()
+            if now >= waited_until:
+                retry_after = max(1, math.ceil((claim.lease_until or now) - now))
+                raise DeliveryInProgress(retry_after)
+            self.sleep(CLAIM_POLL_SECONDS)
+
+    # -- the durable service ---------------------------------------------------------------
+
+    def _send(self) -> None:
+        callback_id = self.request.callback_id
+        try:
+            if self.request.heartbeat:
+                self.lambda_client.send_durable_execution_callback_heartbeat(CallbackId=callback_id)
+            elif self.request.failure is not None:
+                failure = self.request.failure
+                self.lambda_client.send_durable_execution_callback_failure(
+                    CallbackId=callback_id,
+                    Error={"ErrorType": failure.error_type, "ErrorMessage": failure.message},
+                )
+            else:
+                self.lambda_client.send_durable_execution_callback_success(
+                    CallbackId=callback_id, Result=self.request.result_bytes()
+                )
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in _NOT_WAITING:
+                raise _NotWaiting(code) from error
+            if code in _THROTTLED:
+                raise DurableServiceBusy("durable execution service is busy, retry later") from error
+            raise DurableServiceUnavailable("durable execution service failed") from error
+        except BotoCoreError as error:  # connection refused, timeouts: retry; the history arbitrates
+            raise DurableServiceUnavailable("durable execution service unreachable") from error
+
+    def _history_outcome(self) -> CallbackOutcome:
+        """How the callback ended, from the execution history; UNKNOWN if that cannot be read."""
+        arn = self.record.execution_arn
+        if not arn:
+            return CallbackOutcome(CALLBACK_UNKNOWN)
+        events: list[dict[str, Any]] = []
+        marker: str | None = None
+        try:
+            while True:
+                page = self.lambda_client.get_durable_execution_history(
+                    DurableExecutionArn=arn, IncludeExecutionData=True, **({"Marker": marker} if marker else {})
+                )
+                events.extend(page.get("Events") or [])
+                marker = page.get("NextMarker")
+                if not marker:
+                    break
+        except (ClientError, BotoCoreError) as error:
+            logger.warning("execution history unavailable", extra={"error": type(error).__name__})
+            return CallbackOutcome(CALLBACK_UNKNOWN)
+        return callback_outcome(events, self.request.callback_id)
+
+    def _raise_ended(self, outcome: CallbackOutcome) -> None:
+        if outcome.state == CALLBACK_TIMED_OUT:
+            self._settle(reg.CALLBACK_TIMED_OUT)
+            raise CallbackExpired("callback timed out")
+        if outcome.state in (CALLBACK_SUCCEEDED, CALLBACK_FAILED):
+            self._settle(reg.CALLBACK_ANSWERED)
+            raise AlreadyCompleted("callback was already answered")
+        # The history could not say: decide by the deadline, and settle nothing.
+        deadline = self.record.callback_deadline
+        if deadline is not None and self.clock() >= deadline:
+            raise CallbackExpired("callback timed out")
+        raise AlreadyCompleted("callback is no longer waiting")
+
+    # -- registry bookkeeping --------------------------------------------------------------
+
+    def _settle(self, settled_as: str) -> None:
+        self._best_effort("settle the callback",
+                          lambda: self.registry.settle_callback(self._tenant_id, self.request.callback_id, settled_as))
+
+    @staticmethod
+    def _best_effort(what: str, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except (ClientError, BotoCoreError) as error:
+            logger.warning(f"could not {what}; the lease and the execution history cover it",
+                           extra={"error": type(error).__name__})

@@ -19,6 +19,30 @@ REJECTED = "REJECTED"
 FAILED = "FAILED"
 TIMED_OUT = "TIMED_OUT"
 FINAL_STATUSES = frozenset({COMPLETED, REJECTED, FAILED, TIMED_OUT})
+OPEN_STATUSES = frozenset({STARTED, WAITING_FOR_CALLBACK})
+
+# How a callback ended, as the API learned it from the durable service.
+CALLBACK_ANSWERED = "ANSWERED"
+CALLBACK_TIMED_OUT = "TIMED_OUT"
+
+# DynamoDB's item limit is 400 KB, attribute names included. The result JSON of a
+# workflow must leave room for the item's other attributes (ids, callbackId up to
+# 1 KB, status, reason, timestamps).
+MAX_ITEM_BYTES = 400 * 1024
+ITEM_RESERVE_BYTES = 16 * 1024
+MAX_RESULT_JSON_BYTES = MAX_ITEM_BYTES - ITEM_RESERVE_BYTES
+
+
+def result_json(result: dict[str, Any]) -> str:
+    """The stored form of a result: compact UTF-8 JSON, never NaN or Infinity.
+
+    ``ensure_ascii`` would store each non-ASCII character as a 6-byte escape,
+    tripling the size of a non-Latin payload.
+
+    Raises:
+        ValueError: The result holds a non-finite number (not JSON).
+    """
+    return json.dumps(result, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def workflow_key(tenant_id: str, workflow_id: str) -> dict[str, str]:
@@ -46,6 +70,10 @@ class WorkflowRecord:
     callback_id: str | None = None
     result: dict[str, Any] | None = None
     reason: str | None = None
+    execution_arn: str | None = None
+    callback_deadline: int | None = None
+    answered_at: int | None = None
+    updated_at: int | None = None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> WorkflowRecord:
@@ -58,7 +86,37 @@ class WorkflowRecord:
             callback_id=item.get("callbackId"),
             result=json.loads(raw_result) if raw_result else None,
             reason=item.get("reason"),
+            execution_arn=item.get("executionArn"),
+            callback_deadline=_optional_int(item.get("callbackDeadline")),
+            answered_at=_optional_int(item.get("answeredAt")),
+            updated_at=_optional_int(item.get("updatedAt")),
         )
+
+    @property
+    def is_open(self) -> bool:
+        """Still running as far as the registry knows (STARTED or WAITING_FOR_CALLBACK)."""
+        return self.status in OPEN_STATUSES
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class CallbackClaim:
+    """The outcome of :meth:`WorkflowRegistry.claim_callback`.
+
+    Attributes:
+        claimed: This request holds the lease and may deliver.
+        settled_as: ``ANSWERED`` or ``TIMED_OUT`` once the callback is known to be over.
+        lease_until: When another holder's lease ends (epoch seconds), if one holds it.
+        found: False when the callback index item does not exist.
+    """
+
+    claimed: bool
+    settled_as: str | None = None
+    lease_until: int | None = None
+    found: bool = True
 
 
 class WorkflowRegistry:
@@ -135,8 +193,17 @@ class WorkflowRegistry:
         *,
         result: dict[str, Any] | None = None,
         reason: str | None = None,
-    ) -> None:
-        """Set the final status of a workflow (the item exists: step one claimed it)."""
+        only_if_open: bool = False,
+    ) -> bool:
+        """Set the final status of a workflow (the item exists: step one claimed it).
+
+        Args:
+            only_if_open: Write only over STARTED or WAITING_FOR_CALLBACK (a repair
+                must never overwrite what the workflow itself recorded).
+
+        Returns:
+            False when ``only_if_open`` and the workflow had already ended.
+        """
         if status not in FINAL_STATUSES:
             raise ValueError(f"{status} is not a final status")
         now = int(self._clock())
@@ -150,37 +217,97 @@ class WorkflowRegistry:
         assignments = ["#status = :status", "workflowId = :workflowId", "updatedAt = :updatedAt", "expiresAt = :expiresAt"]
         if result is not None:
             assignments.append("resultJson = :resultJson")
-            values[":resultJson"] = json.dumps(result, sort_keys=True)
+            values[":resultJson"] = result_json(result)
         if reason is not None:
             assignments.append("reason = :reason")
             values[":reason"] = reason
-        self._table.update_item(
-            Key=workflow_key(tenant_id, workflow_id),
-            UpdateExpression="SET " + ", ".join(assignments),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
-
-    def claim_callback(self, tenant_id: str, callback_id: str) -> bool:
-        """Atomically mark ``callback_id`` as being answered; False if someone else already did.
-
-        This makes the API deliver a callback at most once even when many
-        identical requests race, whatever the durable service would do with them.
-        """
+        condition: dict[str, Any] = {}
+        if only_if_open:
+            condition["ConditionExpression"] = "#status IN (:started, :waiting)"
+            values.update({":started": STARTED, ":waiting": WAITING_FOR_CALLBACK})
         try:
             self._table.update_item(
-                Key=callback_key(tenant_id, callback_id),
-                UpdateExpression="SET claimedAt = :now",
-                ConditionExpression="attribute_exists(recordId) AND attribute_not_exists(claimedAt)",
-                ExpressionAttributeValues={":now": int(self._clock())},
+                Key=workflow_key(tenant_id, workflow_id),
+                UpdateExpression="SET " + ", ".join(assignments),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                **condition,
             )
         except self._table.meta.client.exceptions.ConditionalCheckFailedException:
             return False
         return True
 
-    def release_callback(self, tenant_id: str, callback_id: str) -> None:
-        """Undo :meth:`claim_callback` after a delivery that may be retried."""
-        self._table.update_item(Key=callback_key(tenant_id, callback_id), UpdateExpression="REMOVE claimedAt")
+    def claim_callback(
+        self, tenant_id: str, callback_id: str, *, owner: str, lease_seconds: float
+    ) -> CallbackClaim:
+        """Take the lease to deliver ``callback_id``, unless another live request holds it.
+
+        The lease has an owner (one API request: botocore's retries of this very
+        write carry the same owner, so a first attempt that lands late cannot
+        lock its own retry out) and an expiry later than the holder's function
+        timeout, so a holder that was killed never blocks the callback for good.
+
+        Returns:
+            ``claimed=True`` for the holder; otherwise who holds it until when, or
+            how the callback settled, or ``found=False``.
+        """
+        now = self._clock()
+        try:
+            self._table.update_item(
+                Key=callback_key(tenant_id, callback_id),
+                UpdateExpression="SET claimOwner = :owner, leaseUntil = :until",
+                ConditionExpression=(
+                    "attribute_exists(recordId) AND attribute_not_exists(settledAs) AND "
+                    "(attribute_not_exists(claimOwner) OR claimOwner = :owner OR leaseUntil < :now)"
+                ),
+                ExpressionAttributeValues={":owner": owner, ":until": int(now + lease_seconds) + 1, ":now": int(now)},
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            return self.callback_claim(tenant_id, callback_id)
+        return CallbackClaim(claimed=True)
+
+    def callback_claim(self, tenant_id: str, callback_id: str) -> CallbackClaim:
+        """Who holds ``callback_id``'s lease, or how it settled (``claimed`` is always False)."""
+        item = self._table.get_item(Key=callback_key(tenant_id, callback_id), ConsistentRead=True).get("Item")
+        if not item:
+            return CallbackClaim(claimed=False, found=False)
+        lease_until = _optional_int(item.get("leaseUntil"))
+        return CallbackClaim(claimed=False, settled_as=item.get("settledAs"), lease_until=lease_until)
+
+    def release_callback(self, tenant_id: str, callback_id: str, *, owner: str) -> None:
+        """Give the lease back after a delivery that may be retried (no-op if it moved on)."""
+        try:
+            self._table.update_item(
+                Key=callback_key(tenant_id, callback_id),
+                UpdateExpression="REMOVE claimOwner, leaseUntil",
+                ConditionExpression="claimOwner = :owner AND attribute_not_exists(settledAs)",
+                ExpressionAttributeValues={":owner": owner},
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            pass
+
+    def settle_callback(self, tenant_id: str, callback_id: str, settled_as: str) -> None:
+        """Record how the callback ended (first writer wins; later requests answer from it)."""
+        self._table.update_item(
+            Key=callback_key(tenant_id, callback_id),
+            UpdateExpression="SET settledAs = if_not_exists(settledAs, :settled)",
+            ConditionExpression="attribute_exists(recordId)",
+            ExpressionAttributeValues={":settled": settled_as},
+        )
+
+    def mark_answered(self, tenant_id: str, workflow_id: str) -> None:
+        """Note on an open workflow that its callback was delivered: its next read checks the execution."""
+        try:
+            self._table.update_item(
+                Key=workflow_key(tenant_id, workflow_id),
+                UpdateExpression="SET answeredAt = if_not_exists(answeredAt, :now)",
+                ConditionExpression="#status IN (:started, :waiting)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":now": int(self._clock()), ":started": STARTED,
+                                           ":waiting": WAITING_FOR_CALLBACK},
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            pass
 
     def get_workflow(self, tenant_id: str, workflow_id: str) -> WorkflowRecord | None:
         """Return the calling tenant's workflow, or None (also for another tenant's id)."""

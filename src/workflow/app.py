@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import boto3
@@ -18,6 +19,7 @@ from aws_durable_execution_sdk_python.config import Duration, JitterStrategy, St
 from aws_durable_execution_sdk_python.retries import RetryStrategyConfig, create_retry_strategy
 from aws_durable_execution_sdk_python.types import WaitForCallbackContext
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import registry as reg
 from shared.aws_clients import DYNAMODB_CONFIG
@@ -26,7 +28,7 @@ from shared.settings import load_settings
 from shared.tenants import TenantConfig, read_tenant
 from workflow.isolation import EnvironmentBinding, TenantIsolationViolation
 from workflow.policy import evaluate_request
-from workflow.tenant_cache import TenantCache
+from workflow.tenant_cache import CacheRead, TenantCache
 from workflow.workflow_input import parse_start_event
 
 logger = Logger()
@@ -40,6 +42,7 @@ BINDING = EnvironmentBinding()
 STEP_LOAD_AND_VALIDATE = "load-tenant-and-validate"
 WAIT_EXTERNAL_CONFIRMATION = "external-confirmation"
 STEP_FINALIZE = "finalize"
+STEP_RECORD_OUTCOME = "record-outcome"
 STEP_RECORD_FAILURE = "record-failure"
 # Only I/O can raise inside a step (a rejected request is a returned value),
 # so retries cover transient DynamoDB errors and never a bad request. The first
@@ -89,43 +92,71 @@ def _rejection(outcome: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _reject_non_finite(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
 def decode_callback_result(raw: Any) -> Any:
-    """Callback results arrive as raw strings: decode JSON, keep anything else as text."""
+    """Callback results arrive as raw strings: decode JSON, keep anything else as text.
+
+    Non-finite numbers (``NaN``, ``1e400``) are not JSON and could never be served
+    back as JSON, so such a result is kept as the text it arrived as.
+    """
     if isinstance(raw, bytes):
-        raw = raw.decode("utf-8")
+        raw = raw.decode("utf-8", "replace")
     if isinstance(raw, str):
         try:
-            return json.loads(raw)
-        except json.JSONDecodeError:
+            return json.loads(raw, parse_constant=_reject_non_finite, parse_float=_finite_float)
+        except (ValueError, RecursionError):
             return raw
     return raw
 
 
-def finalize(tenant_id: str, workflow_id: str, validated: dict[str, Any], confirmation: Any) -> dict[str, Any]:
-    """Step 3: combine the cached tenant data with the confirmation; registry -> COMPLETED."""
-    read = TENANT_CACHE.get(tenant_id)
+def finalize(tenant_id: str, validated: dict[str, Any]) -> dict[str, Any]:
+    """Step 3: the result from the cached tenant data (the confirmation is added outside the step).
+
+    The confirmation (up to 256 KiB) stays out of this step's checkpoint: it is
+    already checkpointed as the callback's result and replays from there. If the
+    tenant cannot be read (expired cache and an unreachable table), step one's
+    checkpointed copy serves: a confirmed workflow never fails for lack of it.
+    """
+    try:
+        read = TENANT_CACHE.get(tenant_id)
+    except (ClientError, BotoCoreError) as error:
+        logger.warning("tenant read failed; using step one's copy", extra={"error": type(error).__name__})
+        read = CacheRead(None, hit=False)
     tenant = read.tenant or TenantConfig.from_dict(validated["tenant"])
-    result = {
+    return {
         "status": reg.COMPLETED,
         "tenantId": tenant_id,
         "tenantName": tenant.display_name,
-        "confirmation": confirmation,
         "environments": {"validatedIn": validated["environmentId"], "finalizedIn": BINDING.environment_id},
         "tenantDataFromCache": {"validate": validated["tenantDataFromCache"], "finalize": read.hit},
     }
-    REGISTRY.record_outcome(tenant_id, workflow_id, reg.COMPLETED, result=result)
-    logger.info("workflow completed", extra={"tenant_data_from_cache": read.hit})
-    emit_count("WorkflowCompleted", tenant_id)
-    return result
 
 
-def record_failure(tenant_id: str, workflow_id: str, status: str, reason: str) -> dict[str, Any]:
-    """Record a failed or timed-out callback in the registry."""
-    result = {"status": status, "tenantId": tenant_id, "reason": reason}
-    REGISTRY.record_outcome(tenant_id, workflow_id, status, reason=reason, result=result)
-    logger.warning("workflow ended without confirmation", extra={"status": status})
-    emit_count("WorkflowTimedOut" if status == reg.TIMED_OUT else "WorkflowFailed", tenant_id)
-    return result
+def record_outcome(tenant_id: str, workflow_id: str, result: dict[str, Any]) -> None:
+    """Write the final status and result to the registry (a step of its own, retried)."""
+    status = str(result["status"])
+    REGISTRY.record_outcome(tenant_id, workflow_id, status, result=result, reason=result.get("reason"))
+    if status == reg.COMPLETED:
+        logger.info("workflow completed")
+        emit_count("WorkflowCompleted", tenant_id)
+    else:
+        logger.warning("workflow ended without confirmation", extra={"status": status})
+        emit_count("WorkflowTimedOut" if status == reg.TIMED_OUT else "WorkflowFailed", tenant_id)
+
+
+def failure_result(tenant_id: str, status: str, reason: str) -> dict[str, Any]:
+    """The result of a workflow that ended without a confirmation."""
+    return {"status": status, "tenantId": tenant_id, "reason": reason}
 
 
 @durable_execution
@@ -181,26 +212,33 @@ def handler(event: Any, context: DurableContext) -> dict[str, Any]:
     except CallbackSubmitterError:
         status, reason = reg.FAILED, "could not register the callback"
     else:
-        confirmation = decode_callback_result(raw)
         try:
-            result = context.step(
-                lambda _: finalize(tenant_id, start.workflow_id, validated, confirmation),
-                name=STEP_FINALIZE,
-                config=IO_STEP_CONFIG,
-            )
+            summary = context.step(lambda _: finalize(tenant_id, validated), name=STEP_FINALIZE, config=IO_STEP_CONFIG)
         except StepError as error:
             status, reason = reg.FAILED, f"could not finalize: {error.error_type or 'error'}"
         else:
-            return {"workflowId": start.workflow_id, **result}
+            result = {**summary, "confirmation": decode_callback_result(raw)}
+            return _finish(context, tenant_id, start.workflow_id, result, STEP_RECORD_OUTCOME)
     return _end_without_confirmation(context, tenant_id, start.workflow_id, status, reason)
 
 
 def _end_without_confirmation(
     context: DurableContext, tenant_id: str, workflow_id: str, status: str, reason: str
 ) -> dict[str, Any]:
-    failure = context.step(
-        lambda _: record_failure(tenant_id, workflow_id, status, reason),
-        name=STEP_RECORD_FAILURE,
-        config=IO_STEP_CONFIG,
-    )
-    return {"workflowId": workflow_id, **failure}
+    return _finish(context, tenant_id, workflow_id, failure_result(tenant_id, status, reason), STEP_RECORD_FAILURE)
+
+
+def _finish(context: DurableContext, tenant_id: str, workflow_id: str, result: dict[str, Any], step_name: str) -> dict[str, Any]:
+    """Record the result in the registry and end the execution with it.
+
+    If the registry stays unreachable for the whole retry window the execution
+    still ends with its result (it is the source of truth, and the confirmation
+    is in it); the api function repairs the registry from it on the next read
+    or callback.
+    """
+    try:
+        context.step(lambda _: record_outcome(tenant_id, workflow_id, result), name=step_name, config=IO_STEP_CONFIG)
+    except StepError as error:
+        logger.error("registry not updated; it will be repaired from the execution result",
+                     extra={"status": result["status"], "error": error.error_type or "error"})
+    return {"workflowId": workflow_id, **result}

@@ -18,14 +18,35 @@ from tests.unit.fakes import FakeLambdaContext
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 CALLBACK_ID = "cb-tenant-a-1"
 
-LAMBDA_CONTEXT = FakeLambdaContext()
+
+
+EXECUTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:wf:1/durable-execution/wf-a/1"
 
 
 @pytest.fixture
 def waiting_workflow(tables: Any) -> str:
-    """tenant-a has workflow wf-a waiting on CALLBACK_ID."""
+    """tenant-a has workflow wf-a (execution EXECUTION_ARN) waiting on CALLBACK_ID."""
+    app.REGISTRY.claim_workflow("tenant-a", "wf-a", EXECUTION_ARN)
     app.REGISTRY.register_waiting("tenant-a", "wf-a", CALLBACK_ID, timeout_seconds=3600)
     return "wf-a"
+
+
+def history(*outcome: dict[str, Any]) -> dict[str, Any]:
+    """A GetDurableExecutionHistory response: CALLBACK_ID started, then ``outcome`` events."""
+    started = {"EventType": "CallbackStarted", "Id": "op-1", "EventId": 1, "EventTimestamp": "2026-01-01T00:00:00Z",
+               "CallbackStartedDetails": {"CallbackId": CALLBACK_ID}}
+    return {"Events": [started, *({"Id": "op-1", "EventId": 2, "EventTimestamp": "2026-01-01T00:00:01Z", **event}
+                                  for event in outcome)]}
+
+
+def succeeded_with(payload: bytes) -> dict[str, Any]:
+    return {"EventType": "CallbackSucceeded", "CallbackSucceededDetails": {"Result": {"Payload": payload.decode()}}}
+
+
+TIMED_OUT_EVENT = {"EventType": "CallbackTimedOut",
+                   "CallbackTimedOutDetails": {"Error": {"Payload": {"ErrorType": "Timeout", "ErrorMessage": "timed out"}}}}
+RUNNING = {"DurableExecutionArn": EXECUTION_ARN, "DurableExecutionName": "wf-a", "FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:wf:1",
+           "Status": "RUNNING", "StartTimestamp": "2026-01-01T00:00:00Z"}
 
 
 @pytest.fixture
@@ -43,7 +64,7 @@ def call(method: str, path: str, *, tenant: str | None = "tenant-a", body: Any =
     authorizer = {"tenantId": tenant, "workflowId": "unused", "principalId": tenant} if tenant is not None else None
     event = build_proxy_event(method=method, resource=resource or path, path=path, headers=headers,
                               path_parameters=path_parameters, body=body, authorizer=authorizer)
-    response = app.handler(event, LAMBDA_CONTEXT)
+    response = app.handler(event, FakeLambdaContext())
     return response["statusCode"], json.loads(response["body"])
 
 
@@ -81,7 +102,7 @@ def test_request_without_verified_tenant_is_401(waiting_workflow: str, tenant: s
 def test_header_alone_does_not_identify_the_tenant(waiting_workflow: str) -> None:
     event = build_proxy_event(method="GET", resource="/workflow/{workflowId}", path="/workflow/wf-a",
                               headers={"x-tenant-id": "tenant-a"}, path_parameters={"workflowId": "wf-a"})
-    assert app.handler(event, LAMBDA_CONTEXT)["statusCode"] == 401
+    assert app.handler(event, FakeLambdaContext())["statusCode"] == 401
 
 
 def test_malformed_workflow_id_is_400(tables: Any) -> None:
@@ -129,22 +150,42 @@ def test_callback_of_timed_out_workflow_is_410(waiting_workflow: str, durable: S
     assert post_callback({"callbackId": CALLBACK_ID, "payload": {}}) == (410, {"message": "callback timed out"})
 
 
-@pytest.mark.parametrize(
-    ("service_error", "expected_status"),
-    [
-        ("CallbackTimeoutException", 410),
-        ("ResourceNotFoundException", 409),
-        ("InvalidParameterValueException", 409),
-        ("TooManyRequestsException", 429),
-        ("ServiceException", 502),
-    ],
-)
-def test_durable_service_errors_map_to_statuses(
+@pytest.mark.parametrize(("service_error", "expected_status"), [("TooManyRequestsException", 429), ("ServiceException", 502)])
+def test_durable_service_failures_map_to_retryable_statuses(
     waiting_workflow: str, durable: Stubber, service_error: str, expected_status: int
 ) -> None:
     durable.add_client_error("send_durable_execution_callback_success", service_error_code=service_error)
     status, body = post_callback({"callbackId": CALLBACK_ID, "payload": {}})
     assert status == expected_status and set(body) == {"message"}
+
+
+@pytest.mark.parametrize("service_error", ["CallbackTimeoutException", "ResourceNotFoundException", "InvalidParameterValueException"])
+@pytest.mark.parametrize(
+    ("recorded", "expected_status"),
+    [([TIMED_OUT_EVENT], 410), ([succeeded_with(b'{"other":1}')], 409), ([succeeded_with(b'{"mine":1}')], 200)],
+    ids=["timed-out", "another-answer", "this-answer-landed-before"],
+)
+def test_callback_that_no_longer_waits_is_decided_by_the_execution_history(
+    waiting_workflow: str, durable: Stubber, service_error: str, recorded: list[dict[str, Any]], expected_status: int
+) -> None:
+    # GIVEN the service refuses the answer (AWS says CallbackTimeoutException for answered and timed out alike)
+    durable.add_client_error("send_durable_execution_callback_success", service_error_code=service_error)
+    durable.add_response("get_durable_execution_history", history(*recorded))
+    if expected_status != 200:
+        durable.add_response("get_durable_execution", RUNNING)  # the repair finds the execution still running
+    # WHEN the answer arrives, THEN the history says which status it gets
+    status, _ = post_callback({"callbackId": CALLBACK_ID, "payload": {"mine": 1}})
+    assert status == expected_status
+    # and every later answer is settled from the registry without calling the service again
+    later, _ = post_callback({"callbackId": CALLBACK_ID, "payload": {"late": 1}})
+    assert later == (410 if expected_status == 410 else 409)
+
+
+def test_unreadable_history_falls_back_to_the_callback_deadline(waiting_workflow: str, durable: Stubber) -> None:
+    durable.add_client_error("send_durable_execution_callback_success", service_error_code="CallbackTimeoutException")
+    durable.add_client_error("get_durable_execution_history", service_error_code="TooManyRequestsException")
+    durable.add_response("get_durable_execution", RUNNING)
+    assert post_callback({"callbackId": CALLBACK_ID, "payload": {}}) == (409, {"message": "callback is no longer waiting"})
 
 
 @pytest.mark.parametrize(
@@ -174,8 +215,8 @@ def test_malformed_callback_body_is_400_and_nothing_is_delivered(
 
 
 def test_oversized_callback_body_is_413(waiting_workflow: str, durable: Stubber) -> None:
-    status, _ = post_callback({"callbackId": CALLBACK_ID, "payload": {"blob": "x" * 300_000}})
-    assert status == 413
+    status, body = post_callback({"callbackId": CALLBACK_ID, "payload": {"blob": "x" * 300_000}})
+    assert status == 413 and "262144 bytes" in body["message"]
 
 
 def test_unknown_route_is_json_404(tables: Any) -> None:
@@ -205,14 +246,14 @@ def test_every_log_line_has_tenant_and_workflow_keys(waiting_workflow: str, dura
 
 def test_sample_events_route_through_the_handler(waiting_workflow: str, durable: Stubber) -> None:
     get_event = json.loads((EVENTS / "get-workflow.json").read_text())
-    assert app.handler(get_event, LAMBDA_CONTEXT)["statusCode"] == 404  # sample id is not registered
+    assert app.handler(get_event, FakeLambdaContext())["statusCode"] == 404  # sample id is not registered
     callback_event = json.loads((EVENTS / "send-callback.json").read_text())
     callback_event["body"] = callback_event["body"].replace("REPLACE_WITH_CALLBACK_ID", CALLBACK_ID)
     durable.add_response(
         "send_durable_execution_callback_success", {},
         {"CallbackId": CALLBACK_ID, "Result": json.dumps(json.loads(callback_event["body"])["payload"], separators=(",", ":")).encode()},
     )
-    assert app.handler(callback_event, LAMBDA_CONTEXT)["statusCode"] == 200
+    assert app.handler(callback_event, FakeLambdaContext())["statusCode"] == 200
     start_event = json.loads((EVENTS / "start-workflow.json").read_text())
     assert set(start_event) == {"workflowId", "request"}
 
@@ -225,7 +266,7 @@ def test_second_callback_is_409_and_never_reaches_the_service(waiting_workflow: 
     assert post_callback({"callbackId": CALLBACK_ID, "payload": {"n": 2}}) == (409, {"message": "callback was already answered"})
 
 
-def test_retryable_service_error_releases_the_claim(waiting_workflow: str, durable: Stubber) -> None:
+def test_retryable_service_error_releases_the_lease(waiting_workflow: str, durable: Stubber) -> None:
     durable.add_client_error("send_durable_execution_callback_success", service_error_code="TooManyRequestsException")
     durable.add_response("send_durable_execution_callback_success", {}, {"CallbackId": CALLBACK_ID, "Result": b"{}"})
     assert post_callback({"callbackId": CALLBACK_ID, "payload": {}})[0] == 429
@@ -255,8 +296,86 @@ def test_unreachable_durable_service_is_502_and_the_callback_can_be_retried(
 
     monkeypatch.setattr(app.LAMBDA_CLIENT, "send_durable_execution_callback_success", unreachable)
     assert post_callback({"callbackId": CALLBACK_ID, "payload": {}})[0] == 502
-    assert app.REGISTRY.claim_callback("tenant-a", CALLBACK_ID), "the failed delivery released its claim"
+    claim = app.REGISTRY.claim_callback("tenant-a", CALLBACK_ID, owner="another-request", lease_seconds=10)
+    assert claim.claimed, "the failed delivery released its lease"
 
 
 def test_nan_in_callback_payload_is_400(waiting_workflow: str, durable: Stubber) -> None:
     assert post_callback('{"callbackId": "%s", "payload": {"x": NaN}}' % CALLBACK_ID)[0] == 400
+
+
+@pytest.mark.parametrize("payload", ['{"x": 1e400}', '{"x": -1E999}', '{"x": Infinity}', '{"x": "\\ud800"}'])
+def test_non_finite_numbers_and_lone_surrogates_are_400(waiting_workflow: str, durable: Stubber, payload: str) -> None:
+    status, body = post_callback('{"callbackId": "%s", "payload": %s}' % (CALLBACK_ID, payload))
+    assert status == 400 and set(body) == {"message"}
+
+
+def test_payload_that_grows_past_the_stored_limit_is_413_with_the_limit(waiting_workflow: str, durable: Stubber) -> None:
+    # GIVEN a body under the body limit whose numbers grow when stored (1E5 is stored as 100000.0)
+    body = '{"callbackId": "%s", "payload": {"n": [%s]}}' % (CALLBACK_ID, ",".join(["1E5"] * 40_000))
+    assert len(body) < 1024 * 1024
+    status, response = post_callback(body)
+    assert status == 413 and "262144 bytes" in response["message"] and "as stored" in response["message"]
+
+
+def test_non_ascii_payload_near_the_limit_is_delivered_as_utf8(waiting_workflow: str, durable: Stubber) -> None:
+    text = "確" * (250 * 1024 // 3)
+    payload = json.dumps({"note": text}, ensure_ascii=False, separators=(",", ":")).encode()
+    durable.add_response("send_durable_execution_callback_success", {}, {"CallbackId": CALLBACK_ID, "Result": payload})
+    # the client sent it with \\u escapes (6 bytes a character): the body is 2x the stored size
+    assert post_callback(json.dumps({"callbackId": CALLBACK_ID, "payload": {"note": text}}))[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("failing", "code", "expected"),
+    [("get_item", "ProvisionedThroughputExceededException", 429), ("get_item", "ThrottlingException", 429),
+     ("update_item", "ProvisionedThroughputExceededException", 429), ("get_item", "InternalServerError", 503),
+     ("update_item", "ServiceUnavailable", 503)],
+)
+def test_registry_failures_on_the_callback_path_are_429_or_503_with_retry_after(
+    waiting_workflow: str, durable: Stubber, monkeypatch: pytest.MonkeyPatch, failing: str, code: str, expected: int
+) -> None:
+    from botocore.exceptions import ClientError
+
+    def broken(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": code, "Message": "injected"}}, failing)
+
+    monkeypatch.setattr(app.REGISTRY._table, failing, broken)  # noqa: SLF001
+    response = app.handler(build_proxy_event(
+        method="POST", resource="/callback", path="/callback", headers={"x-tenant-id": "tenant-a"},
+        body=json.dumps({"callbackId": CALLBACK_ID, "payload": {}}),
+        authorizer={"tenantId": "tenant-a", "workflowId": "unused", "principalId": "tenant-a"}), FakeLambdaContext())
+    assert response["statusCode"] == expected and int(response["multiValueHeaders"]["Retry-After"][0]) >= 1
+    assert set(json.loads(response["body"])) == {"message"}
+
+
+def test_unreachable_registry_is_503(waiting_workflow: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import EndpointConnectionError
+
+    def unreachable(**_: Any) -> None:
+        raise EndpointConnectionError(endpoint_url="http://dynamodb.invalid")
+
+    monkeypatch.setattr(app.REGISTRY._table, "get_item", unreachable)  # noqa: SLF001
+    assert get_status(waiting_workflow)[0] == 503
+
+
+def test_read_after_an_answer_repairs_a_registry_the_workflow_could_not_update(waiting_workflow: str, durable: Stubber) -> None:
+    # GIVEN the callback was delivered (the workflow is marked answered) but finalize never reached the registry
+    app.REGISTRY.mark_answered("tenant-a", "wf-a")
+    result = {"workflowId": "wf-a", "status": reg.COMPLETED, "confirmation": {"approved": True}}
+    durable.add_response("get_durable_execution", {**RUNNING, "Status": "SUCCEEDED", "Result": json.dumps(result)})
+    # WHEN the tenant reads the workflow, THEN it sees the execution's real state, and the registry now holds it
+    status, body = get_status(waiting_workflow)
+    assert status == 200 and body["status"] == reg.COMPLETED and body["result"]["confirmation"] == {"approved": True}
+    record = app.REGISTRY.get_workflow("tenant-a", "wf-a")
+    assert record is not None and record.status == reg.COMPLETED
+
+
+def test_read_of_a_waiting_workflow_does_not_call_the_service(waiting_workflow: str, durable: Stubber) -> None:
+    assert get_status(waiting_workflow)[1]["status"] == reg.WAITING_FOR_CALLBACK  # Stubber: no call expected
+
+
+def test_read_serves_the_registry_view_when_the_execution_cannot_be_read(waiting_workflow: str, durable: Stubber) -> None:
+    app.REGISTRY.mark_answered("tenant-a", "wf-a")
+    durable.add_client_error("get_durable_execution", service_error_code="TooManyRequestsException")
+    assert get_status(waiting_workflow) == (200, {"workflowId": "wf-a", "status": reg.WAITING_FOR_CALLBACK, "callbackId": CALLBACK_ID})

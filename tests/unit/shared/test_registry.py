@@ -52,10 +52,91 @@ def test_workflow_claim_belongs_to_one_execution(registry: reg.WorkflowRegistry)
     assert record is not None and record.status == reg.STARTED
 
 
-def test_callback_claim_is_exclusive_until_released(registry: reg.WorkflowRegistry) -> None:
-    registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=60)
-    assert registry.claim_callback("tenant-a", "cb-1")
-    assert not registry.claim_callback("tenant-a", "cb-1")
-    assert not registry.claim_callback("tenant-b", "cb-1"), "another tenant cannot even claim it"
-    registry.release_callback("tenant-a", "cb-1")
-    assert registry.claim_callback("tenant-a", "cb-1")
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clocked(tables: Any) -> tuple[reg.WorkflowRegistry, Clock]:
+    clock = Clock(1_000.0)
+    registry = reg.WorkflowRegistry(tables[1], retention_seconds=100, clock=clock)
+    registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=600)
+    return registry, clock
+
+
+def test_callback_lease_is_exclusive_to_its_owner_until_released(clocked: tuple[reg.WorkflowRegistry, Clock]) -> None:
+    registry, _ = clocked
+    assert registry.claim_callback("tenant-a", "cb-1", owner="req-1", lease_seconds=30).claimed
+    other = registry.claim_callback("tenant-a", "cb-1", owner="req-2", lease_seconds=30)
+    assert not other.claimed and other.lease_until == 1_031 and other.settled_as is None
+    assert not registry.claim_callback("tenant-b", "cb-1", owner="req-3", lease_seconds=30).found
+    registry.release_callback("tenant-a", "cb-1", owner="req-2")  # not the owner: no effect
+    assert not registry.claim_callback("tenant-a", "cb-1", owner="req-2", lease_seconds=30).claimed
+    registry.release_callback("tenant-a", "cb-1", owner="req-1")
+    assert registry.claim_callback("tenant-a", "cb-1", owner="req-2", lease_seconds=30).claimed
+
+
+def test_a_retried_claim_write_that_landed_first_does_not_lock_out_its_owner(clocked: tuple[reg.WorkflowRegistry, Clock]) -> None:
+    # GIVEN the first attempt of the claim landed but its reply was lost (botocore retries the same call)
+    registry, _ = clocked
+    assert registry.claim_callback("tenant-a", "cb-1", owner="req-1", lease_seconds=30).claimed
+    # THEN the retry of the same owner still holds the lease
+    assert registry.claim_callback("tenant-a", "cb-1", owner="req-1", lease_seconds=30).claimed
+
+
+def test_lease_of_a_killed_holder_expires(clocked: tuple[reg.WorkflowRegistry, Clock]) -> None:
+    registry, clock = clocked
+    assert registry.claim_callback("tenant-a", "cb-1", owner="killed", lease_seconds=30).claimed
+    clock.now += 31
+    assert not registry.claim_callback("tenant-a", "cb-1", owner="retry", lease_seconds=30).claimed
+    clock.now += 1
+    assert registry.claim_callback("tenant-a", "cb-1", owner="retry", lease_seconds=30).claimed
+
+
+def test_settled_callback_cannot_be_claimed_and_keeps_its_first_outcome(clocked: tuple[reg.WorkflowRegistry, Clock]) -> None:
+    registry, clock = clocked
+    registry.settle_callback("tenant-a", "cb-1", reg.CALLBACK_ANSWERED)
+    registry.settle_callback("tenant-a", "cb-1", reg.CALLBACK_TIMED_OUT)
+    clock.now += 10_000
+    claim = registry.claim_callback("tenant-a", "cb-1", owner="late", lease_seconds=30)
+    assert not claim.claimed and claim.settled_as == reg.CALLBACK_ANSWERED
+
+
+def test_mark_answered_only_touches_open_workflows(clocked: tuple[reg.WorkflowRegistry, Clock]) -> None:
+    registry, _ = clocked
+    registry.mark_answered("tenant-a", "wf-1")
+    record = registry.get_workflow("tenant-a", "wf-1")
+    assert record is not None and record.answered_at == 1_000
+    registry.record_outcome("tenant-a", "wf-2", reg.COMPLETED)
+    registry.mark_answered("tenant-a", "wf-2")
+    done = registry.get_workflow("tenant-a", "wf-2")
+    assert done is not None and done.answered_at is None
+
+
+def test_repair_never_overwrites_a_final_status(clocked: tuple[reg.WorkflowRegistry, Clock]) -> None:
+    registry, _ = clocked
+    assert registry.record_outcome("tenant-a", "wf-1", reg.FAILED, reason="from execution", only_if_open=True)
+    assert not registry.record_outcome("tenant-a", "wf-1", reg.COMPLETED, only_if_open=True)
+    record = registry.get_workflow("tenant-a", "wf-1")
+    assert record is not None and record.status == reg.FAILED
+
+
+def test_results_are_stored_compactly_in_utf8(registry: reg.WorkflowRegistry, tables: Any) -> None:
+    # GIVEN a confirmation of almost 256 KiB of non-ASCII text (3 bytes per character in UTF-8)
+    text = "確" * (255 * 1024 // 3)
+    registry.record_outcome("tenant-a", "wf-big", reg.COMPLETED, result={"confirmation": {"note": text}})
+    stored = tables[1].get_item(Key=reg.workflow_key("tenant-a", "wf-big"))["Item"]["resultJson"]
+    # THEN it is stored as UTF-8, not as 6-byte escapes, and fits the item limit
+    assert len(stored.encode("utf-8")) < 256 * 1024 < reg.MAX_RESULT_JSON_BYTES
+    assert "\\u" not in stored
+    record = registry.get_workflow("tenant-a", "wf-big")
+    assert record is not None and record.result == {"confirmation": {"note": text}}
+
+
+def test_non_finite_numbers_are_never_stored(registry: reg.WorkflowRegistry) -> None:
+    with pytest.raises(ValueError):
+        registry.record_outcome("tenant-a", "wf-nan", reg.COMPLETED, result={"x": float("inf")})

@@ -100,3 +100,31 @@ def test_persistent_fault_records_failed_instead_of_losing_the_workflow(
     assert len(calls) == 5, "IO_RETRY allows five attempts"
     record = app.REGISTRY.get_workflow("tenant-a", "wf-down")
     assert record is not None and record.status == reg.FAILED
+
+
+def test_registry_down_for_the_whole_finalize_still_ends_completed_with_the_confirmation(
+    runner: DurableFunctionTestRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN every registry write after the callback fails (an outage longer than the step retries)
+    outcomes = fail_first(monkeypatch, app.REGISTRY, "record_outcome", failures=1000)
+    # WHEN the confirmation arrives
+    result = run_to_completion(runner, "wf-registry-down")
+    # THEN the execution still ends COMPLETED with the confirmation (the registry is repaired from it later)
+    assert result["status"] == reg.COMPLETED and result["confirmation"] == {"ok": True}
+    assert len(outcomes) == 5, "the record-outcome step retried five times, then gave up without failing the workflow"
+    record = app.REGISTRY.get_workflow("tenant-a", "wf-registry-down")
+    assert record is not None and record.status == reg.WAITING_FOR_CALLBACK, "the registry lags until repaired"
+
+
+def test_tenant_table_down_at_finalize_uses_step_ones_copy(
+    runner: DurableFunctionTestRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payload = {"workflowId": "wf-tenant-down", "request": {"amount": 10, "currency": "EUR"}}
+    arn = runner.run_async(input=json.dumps(payload), tenant_id="tenant-a", execution_name="wf-tenant-down")
+    callback_id = runner.wait_for_callback(arn, timeout=30)
+    # GIVEN the cached tenant expired and the tenants table is down when the confirmation arrives
+    app.TENANT_CACHE.clear()
+    fail_first(monkeypatch, app.TENANTS_TABLE, "get_item", failures=1000)
+    runner.send_callback_success(callback_id, b'{"ok": true}')
+    result = json.loads(runner.wait_for_result(arn, timeout=30).result)
+    assert result["status"] == reg.COMPLETED and result["tenantName"] == "Acme Payments"

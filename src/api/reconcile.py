@@ -1,0 +1,128 @@
+"""What really happened, read from the durable execution: the rules that repair the registry. No I/O.
+
+The registry is a projection of the durable execution, written by the workflow's
+own steps. When those writes fail for longer than the steps retry, the execution
+still ends (its result carries the final status), and the registry is repaired
+from it on the next read or callback.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from api.callbacks import failure_digest, success_digest
+from shared import registry as reg
+
+# Callback states as read from the execution's history.
+CALLBACK_SUCCEEDED = "SUCCEEDED"
+CALLBACK_FAILED = "FAILED"
+CALLBACK_TIMED_OUT = "TIMED_OUT"
+CALLBACK_WAITING = "WAITING"
+CALLBACK_UNKNOWN = "UNKNOWN"
+
+# Execution statuses of GetDurableExecution that mean "ended".
+_ENDED_AS = {"SUCCEEDED": reg.COMPLETED, "FAILED": reg.FAILED, "TIMED_OUT": reg.TIMED_OUT, "STOPPED": reg.FAILED}
+# A workflow may sit in STARTED this long (step one and the callback submitter,
+# with their retries) before a read asks the execution whether it ended.
+STARTED_GRACE_SECONDS = 120
+
+
+@dataclass(frozen=True)
+class CallbackOutcome:
+    """How one callback ended according to the execution history."""
+
+    state: str
+    answer_digest: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowOutcome:
+    """A final registry status derived from an ended execution."""
+
+    status: str
+    result: dict[str, Any] | None
+    reason: str | None
+
+
+def callback_outcome(events: list[dict[str, Any]], callback_id: str) -> CallbackOutcome:
+    """Find ``callback_id`` in a GetDurableExecutionHistory event list and say how it ended."""
+    operation_id = next(
+        (event.get("Id") for event in events
+         if event.get("EventType") == "CallbackStarted"
+         and (event.get("CallbackStartedDetails") or {}).get("CallbackId") == callback_id),
+        None,
+    )
+    if operation_id is None:
+        return CallbackOutcome(CALLBACK_UNKNOWN)
+    for event in events:
+        if event.get("Id") != operation_id:
+            continue
+        kind = event.get("EventType")
+        if kind == "CallbackSucceeded":
+            result = ((event.get("CallbackSucceededDetails") or {}).get("Result") or {})
+            digest = None if result.get("Truncated") else success_digest(str(result.get("Payload") or "").encode("utf-8"))
+            return CallbackOutcome(CALLBACK_SUCCEEDED, digest)
+        if kind == "CallbackFailed":
+            error = ((event.get("CallbackFailedDetails") or {}).get("Error") or {})
+            payload = error.get("Payload") or {}
+            digest = None if error.get("Truncated") else failure_digest(payload.get("ErrorType"), payload.get("ErrorMessage"))
+            return CallbackOutcome(CALLBACK_FAILED, digest)
+        if kind == "CallbackTimedOut":
+            return CallbackOutcome(CALLBACK_TIMED_OUT)
+    return CallbackOutcome(CALLBACK_WAITING)
+
+
+def workflow_outcome(execution: dict[str, Any]) -> WorkflowOutcome | None:
+    """The final registry status of an ended execution (GetDurableExecution), or None while it runs.
+
+    The handler returns ``{"workflowId", "status", ...}`` for every way it ends
+    (completed, rejected, failed, timed out), so a SUCCEEDED execution carries its
+    workflow status in its result; an execution that failed, timed out or was
+    stopped as a whole is FAILED or TIMED_OUT.
+    """
+    status = _ENDED_AS.get(str(execution.get("Status")))
+    if status is None:
+        return None
+    if status == reg.COMPLETED:
+        result = _decoded_result(execution.get("Result"))
+        if result is not None and result.get("status") in reg.FINAL_STATUSES:
+            reason = result.get("reason")
+            stored = {key: value for key, value in result.items() if key != "workflowId"}
+            return WorkflowOutcome(str(result["status"]), stored, reason if isinstance(reason, str) else None)
+        if result is not None and result.get("status") == "DUPLICATE":
+            return None  # a duplicate start never owned the registry item
+        return WorkflowOutcome(reg.FAILED, None, "the execution ended without a workflow result")
+    error = execution.get("Error") or {}
+    reason = f"execution {str(execution.get('Status')).lower().replace('_', ' ')}"
+    if error.get("ErrorType"):
+        reason += f": {error['ErrorType']}"
+    return WorkflowOutcome(status, {"status": status, "reason": reason}, reason)
+
+
+def needs_repair_check(record: reg.WorkflowRecord, now: float) -> bool:
+    """Whether a read of an open workflow should ask the execution if it already ended.
+
+    Only when something says it should have moved on: its callback was delivered,
+    its callback deadline passed, or step one has not finished long after the start.
+    Asking on every status poll of a workflow that waits for days would spend the
+    durable service's request quota for nothing.
+    """
+    if not record.is_open or not record.execution_arn:
+        return False
+    if record.answered_at is not None:
+        return True
+    if record.callback_deadline is not None and now >= record.callback_deadline:
+        return True
+    return record.status == reg.STARTED and record.updated_at is not None and now - record.updated_at > STARTED_GRACE_SECONDS
+
+
+def _decoded_result(raw: Any) -> dict[str, Any] | None:
+    if not isinstance(raw, str):
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

@@ -1,0 +1,106 @@
+"""The reconcile rules: how a callback and a workflow ended, read from the durable execution."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from api.callbacks import failure_digest, success_digest
+from api.reconcile import (
+    CALLBACK_FAILED,
+    CALLBACK_SUCCEEDED,
+    CALLBACK_TIMED_OUT,
+    CALLBACK_UNKNOWN,
+    CALLBACK_WAITING,
+    STARTED_GRACE_SECONDS,
+    callback_outcome,
+    needs_repair_check,
+    workflow_outcome,
+)
+from shared import registry as reg
+
+STARTED = {"EventType": "CallbackStarted", "Id": "op", "CallbackStartedDetails": {"CallbackId": "cb-1"}}
+
+
+def test_callback_never_started_is_unknown() -> None:
+    assert callback_outcome([], "cb-1").state == CALLBACK_UNKNOWN
+
+
+def test_started_callback_without_outcome_still_waits() -> None:
+    assert callback_outcome([STARTED], "cb-1").state == CALLBACK_WAITING
+
+
+def test_success_carries_the_digest_of_the_delivered_bytes() -> None:
+    event = {"EventType": "CallbackSucceeded", "Id": "op", "CallbackSucceededDetails": {"Result": {"Payload": '{"a":"é"}'}}}
+    outcome = callback_outcome([STARTED, event], "cb-1")
+    assert outcome.state == CALLBACK_SUCCEEDED and outcome.answer_digest == success_digest('{"a":"é"}'.encode())
+
+
+def test_failure_carries_the_digest_of_type_and_message() -> None:
+    event = {"EventType": "CallbackFailed", "Id": "op",
+             "CallbackFailedDetails": {"Error": {"Payload": {"ErrorType": "Declined", "ErrorMessage": "no"}}}}
+    outcome = callback_outcome([STARTED, event], "cb-1")
+    assert outcome.state == CALLBACK_FAILED and outcome.answer_digest == failure_digest("Declined", "no")
+
+
+def test_truncated_result_has_no_digest_and_another_callbacks_events_are_ignored() -> None:
+    other = {"EventType": "CallbackTimedOut", "Id": "other-op"}
+    event = {"EventType": "CallbackSucceeded", "Id": "op", "CallbackSucceededDetails": {"Result": {"Truncated": True}}}
+    outcome = callback_outcome([STARTED, other, event], "cb-1")
+    assert outcome.state == CALLBACK_SUCCEEDED and outcome.answer_digest is None
+
+
+def test_timed_out_callback() -> None:
+    assert callback_outcome([STARTED, {"EventType": "CallbackTimedOut", "Id": "op"}], "cb-1").state == CALLBACK_TIMED_OUT
+
+
+def test_running_execution_repairs_nothing() -> None:
+    assert workflow_outcome({"Status": "RUNNING"}) is None
+
+
+@pytest.mark.parametrize("status", [reg.COMPLETED, reg.REJECTED, reg.FAILED, reg.TIMED_OUT])
+def test_succeeded_execution_carries_the_workflow_status_in_its_result(status: str) -> None:
+    result = {"workflowId": "wf", "status": status, "reason": "why" if status != reg.COMPLETED else None, "x": 1}
+    outcome = workflow_outcome({"Status": "SUCCEEDED", "Result": json.dumps(result)})
+    assert outcome is not None and outcome.status == status and outcome.result is not None
+    assert "workflowId" not in outcome.result and outcome.result["x"] == 1
+
+
+@pytest.mark.parametrize(("execution_status", "status"), [("FAILED", reg.FAILED), ("STOPPED", reg.FAILED), ("TIMED_OUT", reg.TIMED_OUT)])
+def test_execution_that_ended_as_a_whole(execution_status: str, status: str) -> None:
+    outcome = workflow_outcome({"Status": execution_status, "Error": {"ErrorType": "StepError"}})
+    assert outcome is not None and outcome.status == status and "StepError" in (outcome.reason or "")
+
+
+def test_duplicate_start_never_touches_the_registry() -> None:
+    assert workflow_outcome({"Status": "SUCCEEDED", "Result": json.dumps({"status": "DUPLICATE"})}) is None
+
+
+def test_succeeded_execution_without_a_result_is_failed() -> None:
+    outcome = workflow_outcome({"Status": "SUCCEEDED", "Result": "not json"})
+    assert outcome is not None and outcome.status == reg.FAILED
+
+
+def record(**fields: object) -> reg.WorkflowRecord:
+    base = {"tenant_id": "t", "workflow_id": "wf", "status": reg.WAITING_FOR_CALLBACK, "execution_arn": "arn",
+            "callback_deadline": 2_000, "updated_at": 1_000}
+    return reg.WorkflowRecord(**{**base, **fields})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fields", "now", "expected"),
+    [
+        ({}, 1_500, False),
+        ({"answered_at": 1_400}, 1_500, True),
+        ({}, 2_000, True),
+        ({"status": reg.COMPLETED, "answered_at": 1_400}, 2_500, False),
+        ({"execution_arn": None, "answered_at": 1_400}, 1_500, False),
+        ({"status": reg.STARTED, "callback_deadline": None}, 1_000 + STARTED_GRACE_SECONDS + 1, True),
+        ({"status": reg.STARTED, "callback_deadline": None}, 1_000 + STARTED_GRACE_SECONDS - 1, False),
+    ],
+)
+def test_a_read_checks_the_execution_only_when_the_workflow_should_have_moved_on(
+    fields: dict[str, object], now: float, expected: bool
+) -> None:
+    assert needs_repair_check(record(**fields), now) is expected
