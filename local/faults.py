@@ -1,10 +1,16 @@
-"""Fault injection for tests: a DynamoDB proxy that fails or stalls chosen calls, and an
-emulator restart switch. Enabled only by ``python -m local.stack --fault-injection``.
+"""Fault injection for tests: fail, stall or cut chosen DynamoDB and durable-service calls,
+and restart the emulator. Enabled only by ``python -m local.stack --fault-injection``.
 
-The functions' ``AWS_ENDPOINT_URL_DYNAMODB`` points at this proxy, which forwards
-to moto. ``POST /_faults`` arms a rule, ``GET /_faults`` lists rules with their
+The functions' ``AWS_ENDPOINT_URL_DYNAMODB`` points at a proxy that forwards to moto;
+their durable-service calls reach the local Lambda service, which forwards them to the
+emulator through :class:`FaultyDurableClient`. Both consult one :class:`FaultPlan`.
+``POST /_faults`` (on the proxy) arms a rule, ``GET /_faults`` lists rules with their
 hits, ``DELETE /_faults`` clears them, ``POST /_faults/durable-emulator/restart``
 stops and restarts the durable emulator (its sqlite store persists).
+
+Every I/O call can fail, can stall past its timeout and then land (so a retry runs
+after the first attempt landed), and can be cut off by a killed process; a rule says
+which: ``fail``; ``after_landing`` with ``delay_seconds``; ``kill_caller``.
 """
 
 from __future__ import annotations
@@ -12,50 +18,171 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
+from local.durable import ForwardedResponse
 from local.http_base import DEFAULT_HOST, LocalHttpService, Request, Response
+from local.workers import ENVIRONMENT_UA_PREFIX
 
 logger = logging.getLogger(__name__)
 
 ADMIN_PATH = "/_faults"
-# The error a throttled DynamoDB call returns; botocore retries it, then the durable step does.
-THROTTLED = {
-    "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
-    "message": "injected fault: throughput exceeded",
+DYNAMODB = "dynamodb"
+DURABLE = "durable"
+# What a throttled or failing call returns; botocore retries them, then the caller decides.
+_ERRORS: dict[tuple[str, str], tuple[int, dict[str, str], dict[str, str]]] = {
+    (DYNAMODB, "throttle"): (400, {"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                                   "message": "injected fault: throughput exceeded"},
+                             {"Content-Type": "application/x-amz-json-1.0"}),
+    (DYNAMODB, "unavailable"): (500, {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                                      "message": "injected fault: internal server error"},
+                                {"Content-Type": "application/x-amz-json-1.0"}),
+    (DURABLE, "throttle"): (429, {"Type": "User", "message": "injected fault: rate exceeded"},
+                            {"x-amzn-ErrorType": "TooManyRequestsException"}),
+    (DURABLE, "unavailable"): (500, {"Type": "Service", "message": "injected fault: service exception"},
+                               {"x-amzn-ErrorType": "ServiceException"}),
 }
+_CALLER = re.compile(rf"app/{re.escape(ENVIRONMENT_UA_PREFIX)}([0-9a-f]+)")
+_DURABLE_OPERATIONS = (
+    (re.compile(r"/durable-execution-callbacks/[^/]+/succeed$"), "SendDurableExecutionCallbackSuccess"),
+    (re.compile(r"/durable-execution-callbacks/[^/]+/fail$"), "SendDurableExecutionCallbackFailure"),
+    (re.compile(r"/durable-execution-callbacks/[^/]+/heartbeat$"), "SendDurableExecutionCallbackHeartbeat"),
+    (re.compile(r"/durable-executions/.+/history$"), "GetDurableExecutionHistory"),
+    (re.compile(r"/durable-executions/[^?]+$"), "GetDurableExecution"),
+)
 
 
 @dataclass
 class FaultRule:
-    """Fail (after an optional stall) the next ``count`` DynamoDB calls that match.
+    """Affect the next ``count`` calls that match.
 
     Attributes:
-        operation: DynamoDB operation (``UpdateItem``, ``GetItem`` ...) or ``*``.
-        body_contains: Only calls whose JSON body contains this text.
+        target: ``dynamodb`` (the functions' DynamoDB calls) or ``durable`` (their
+            durable-execution API calls: callbacks, get, history).
+        operation: API operation (``UpdateItem``, ``SendDurableExecutionCallbackSuccess`` ...) or ``*``.
+        body_contains: Only calls whose body (or, for ``durable``, decoded path) contains this text.
         count: How many matching calls to affect.
-        delay_seconds: Stall each affected call this long first (a step "in the middle").
-        fail: Answer the affected call with a throttling error instead of forwarding it.
+        delay_seconds: Stall each affected call this long (before failing or forwarding it,
+            or, with ``after_landing``, after forwarding it).
+        fail: Answer with an error instead of forwarding (nothing lands).
+        error: ``throttle`` (429-class) or ``unavailable`` (500-class), when ``fail``.
+        after_landing: Forward first, then stall the answer: the call lands, the caller
+            times out and retries.
+        kill_caller: Forward, then SIGKILL the execution environment that made the call.
         hits: How many calls the rule affected so far.
     """
 
+    target: str = DYNAMODB
     operation: str = "*"
     body_contains: str | None = None
     count: int = 1
     delay_seconds: float = 0.0
     fail: bool = True
+    error: str = "throttle"
+    after_landing: bool = False
+    kill_caller: bool = False
     hits: int = 0
 
-    def matches(self, operation: str, body: bytes) -> bool:
+    def __post_init__(self) -> None:
+        if (self.target, self.error) not in _ERRORS:
+            raise ValueError(f"unknown target or error: {self.target}/{self.error}")
+
+    def matches(self, target: str, operation: str, text: bytes) -> bool:
         return (
             self.hits < self.count
+            and self.target == target
             and self.operation in ("*", operation)
-            and (self.body_contains is None or self.body_contains.encode() in body)
+            and (self.body_contains is None or self.body_contains.encode() in text)
         )
+
+
+class FaultPlan:
+    """The armed rules, shared by every interception point.
+
+    Args:
+        kill_environment: Kills an execution environment by id (``WorkerPools.kill_environment``).
+    """
+
+    def __init__(self, kill_environment: Callable[[str], bool]) -> None:
+        self._kill_environment = kill_environment
+        self._rules: list[FaultRule] = []
+        self._lock = threading.Lock()
+
+    def arm(self, rule: FaultRule) -> None:
+        with self._lock:
+            self._rules.append(rule)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def describe(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [asdict(rule) for rule in self._rules]
+
+    def apply(self, target: str, operation: str, text: bytes, user_agent: str,
+              forward: Callable[[], tuple[int, dict[str, str], bytes]]) -> tuple[int, dict[str, str], bytes]:
+        """Run ``forward`` (the real call) as the first matching rule says; untouched if none matches."""
+        with self._lock:
+            rule = next((r for r in self._rules if r.matches(target, operation, text)), None)
+            if rule is not None:
+                rule.hits += 1
+        if rule is None:
+            return forward()
+        logger.warning("injecting fault into %s %s (rule %s)", target, operation, rule)
+        if rule.fail:
+            time.sleep(rule.delay_seconds)
+            status, body, headers = _ERRORS[(target, rule.error)]
+            return status, headers, json.dumps(body).encode()
+        if not rule.after_landing and not rule.kill_caller:
+            time.sleep(rule.delay_seconds)
+        answer = forward()
+        if rule.after_landing:
+            time.sleep(rule.delay_seconds)
+        if rule.kill_caller:
+            caller = _CALLER.search(user_agent or "")
+            if caller is None or not self._kill_environment(caller.group(1)):
+                logger.warning("kill_caller: no environment found in user agent %r", user_agent)
+        return answer
+
+
+def durable_operation(method: str, path: str) -> str:
+    """The durable API operation a forwarded request is (``*``-matchable name), else its path."""
+    plain = path.split("?", 1)[0]
+    for pattern, name in _DURABLE_OPERATIONS:
+        if pattern.search(plain) and (method == "POST") == name.startswith("Send"):
+            return name
+    return plain
+
+
+class FaultyDurableClient:
+    """Wraps :class:`local.durable.DurableBackendClient`: forwarded durable API calls obey the plan."""
+
+    def __init__(self, inner: Any, plan: FaultPlan) -> None:
+        self._inner = inner
+        self._plan = plan
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> Any:
+        headers = dict(headers or {})
+        user_agent = next((value for key, value in headers.items() if key.lower() == "user-agent"), "")
+
+        def forward() -> tuple[int, dict[str, str], bytes]:
+            response = self._inner.request(method, path, body, headers)
+            return response.status, response.headers, response.body
+
+        status, response_headers, response_body = self._plan.apply(
+            DURABLE, durable_operation(method, path), unquote(path).encode() + b"\n" + (body or b""), user_agent, forward
+        )
+        return ForwardedResponse(status, response_headers, response_body)
 
 
 class DynamoDBFaultProxy(LocalHttpService):
@@ -63,37 +190,29 @@ class DynamoDBFaultProxy(LocalHttpService):
 
     name = "dynamodb-faults"
 
-    def __init__(self, upstream_url: str, restart_emulator: Callable[[], None],
+    def __init__(self, upstream_url: str, restart_emulator: Callable[[], None], plan: FaultPlan,
                  host: str = DEFAULT_HOST, port: int = 0) -> None:
         super().__init__(host, port)
         upstream = urlsplit(upstream_url)
         self._upstream = (upstream.hostname or host, upstream.port or 80)
         self._restart_emulator = restart_emulator
-        self._rules: list[FaultRule] = []
-        self._lock = threading.Lock()
+        self.plan = plan
 
     def handle(self, request: Request) -> Response:
         if request.path.startswith(ADMIN_PATH):
             return self._admin(request)
         operation = (request.header("X-Amz-Target") or "").rpartition(".")[2]
-        with self._lock:
-            rule = next((r for r in self._rules if r.matches(operation, request.body)), None)
-            if rule is not None:
-                rule.hits += 1
-        if rule is not None:
-            logger.warning("injecting fault into DynamoDB %s (rule %s)", operation, rule)
-            time.sleep(rule.delay_seconds)
-            if rule.fail:
-                return Response.json(400, THROTTLED, {"Content-Type": "application/x-amz-json-1.0"})
-        return self._forward(request)
+        status, headers, body = self.plan.apply(DYNAMODB, operation, request.body, request.header("User-Agent") or "",
+                                                lambda: self._forward(request))
+        return Response(status, headers, body)
 
-    def _forward(self, request: Request) -> Response:
+    def _forward(self, request: Request) -> tuple[int, dict[str, str], bytes]:
         connection = http.client.HTTPConnection(*self._upstream, timeout=60)
         try:
             headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
             connection.request(request.method, request.path, body=request.body or None, headers=headers)
             upstream = connection.getresponse()
-            return Response(upstream.status, dict(upstream.getheaders()), upstream.read())
+            return upstream.status, dict(upstream.getheaders()), upstream.read()
         finally:
             connection.close()
 
@@ -103,12 +222,11 @@ class DynamoDBFaultProxy(LocalHttpService):
             return Response.json(200, {"restarted": "durable-emulator"})
         if request.path != ADMIN_PATH:
             return Response.json(404, {"message": "unknown fault endpoint"})
-        with self._lock:
-            if request.method == "POST":
-                try:
-                    self._rules.append(FaultRule(**json.loads(request.body or b"{}")))
-                except (TypeError, ValueError) as error:
-                    return Response.json(400, {"message": f"invalid rule: {error}"})
-            elif request.method == "DELETE":
-                self._rules.clear()
-            return Response.json(200, {"rules": [asdict(rule) for rule in self._rules]})
+        if request.method == "POST":
+            try:
+                self.plan.arm(FaultRule(**json.loads(request.body or b"{}")))
+            except (TypeError, ValueError) as error:
+                return Response.json(400, {"message": f"invalid rule: {error}"})
+        elif request.method == "DELETE":
+            self.plan.clear()
+        return Response.json(200, {"rules": self.plan.describe()})

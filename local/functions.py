@@ -27,6 +27,9 @@ LATEST = "$LATEST"
 DEFAULT_EXECUTION_TIMEOUT_SECONDS = 7 * 24 * 3600
 DEFAULT_RETENTION_DAYS = 7
 DEFAULT_FUNCTION_TIMEOUT_SECONDS = 60
+# The api function and the authorizer answer API Gateway, which waits 29 s at most;
+# variables.tf's api_timeout_seconds defaults to 10. The callback lease outlives it.
+DEFAULT_API_TIMEOUT_SECONDS = 10
 
 _ARN = re.compile(
     r"^(?:arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:)?(?:\d{12}:)?(?:function:)?"
@@ -135,13 +138,13 @@ def pattern_functions(
         FunctionConfig(
             name=names.api_function,
             handler="api.app.handler",
-            timeout_seconds=function_timeout_seconds,
+            timeout_seconds=min(function_timeout_seconds, DEFAULT_API_TIMEOUT_SECONDS),
             environment=MappingProxyType({**shared, "POWERTOOLS_SERVICE_NAME": "api"}),
         ),
         FunctionConfig(
             name=names.authorizer_function,
             handler=AUTHORIZER_HANDLER,
-            timeout_seconds=function_timeout_seconds,
+            timeout_seconds=min(function_timeout_seconds, DEFAULT_API_TIMEOUT_SECONDS),
             environment=MappingProxyType({**shared, "POWERTOOLS_SERVICE_NAME": "authorizer"}),
         ),
     ]

@@ -49,6 +49,11 @@ START_FAILED = {"message": "The workflow could not be started"}
 UNAUTHORIZED = {"message": "Unauthorized"}
 DENIED = {"message": "User is not authorized to access this resource with an explicit deny"}
 AUTHORIZER_FAILURE = {"message": "Authorizer failure"}
+# main.tf maps API Gateway's AUTHORIZER_FAILURE and AUTHORIZER_CONFIGURATION_ERROR
+# to 503 with Retry-After: an authorizer that cannot read the tenants table is a
+# dependency failure the caller should retry, not a 500.
+AUTHORIZER_FAILURE_STATUS = 503
+AUTHORIZER_RETRY_AFTER = {"Retry-After": "1"}
 
 
 @dataclass(frozen=True)
@@ -227,13 +232,13 @@ class LocalGateway(LocalHttpService):
             result = json.loads(outcome.payload or b"null")
         except (InvokeFailed, ValueError) as failure:
             logger.warning("authorizer could not be invoked: %s", failure)
-            return Response.json(500, AUTHORIZER_FAILURE), None
+            return Response.json(AUTHORIZER_FAILURE_STATUS, AUTHORIZER_FAILURE, dict(AUTHORIZER_RETRY_AFTER)), None
         if outcome.function_error:
             # API Gateway answers 401 only when the authorizer fails with exactly "Unauthorized".
             if isinstance(result, dict) and result.get("errorMessage") == "Unauthorized":
                 return Response.json(401, UNAUTHORIZED), None
             logger.warning("authorizer failed: %s", result)
-            return Response.json(500, AUTHORIZER_FAILURE), None
+            return Response.json(AUTHORIZER_FAILURE_STATUS, AUTHORIZER_FAILURE, dict(AUTHORIZER_RETRY_AFTER)), None
         if not isinstance(result, dict) or not _policy_allows(result.get("policyDocument"), authorizer_event["methodArn"]):
             return Response.json(403, DENIED), None
         context = {"principalId": result.get("principalId"), **(result.get("context") or {})}

@@ -40,7 +40,7 @@ from local.functions import (
     Names,
     pattern_functions,
 )
-from local.faults import DynamoDBFaultProxy
+from local.faults import DynamoDBFaultProxy, FaultPlan, FaultyDurableClient
 from local.gateway import LambdaApiInvoker, LocalGateway
 from local.http_base import DEFAULT_HOST
 from local.lambda_service import LocalLambdaService
@@ -127,10 +127,12 @@ class LocalStack:
             invocation_timeout_seconds=config.function_timeout,
         )
         durable_client = DurableBackendClient(self.emulator.url)
-        # With --fault-injection the functions reach DynamoDB through a proxy that
-        # tests can tell to fail or stall chosen calls (local/faults.py).
+        # With --fault-injection the functions reach DynamoDB through a proxy, and the
+        # Lambda service forwards their durable API calls, both under one fault plan
+        # that tests arm to fail, stall or cut chosen calls (local/faults.py).
+        fault_plan = FaultPlan(kill_environment=lambda environment_id: self.workers.kill_environment(environment_id))
         self.faults = (
-            DynamoDBFaultProxy(self.dynamodb.url, self.restart_emulator, host, self.ports["faults"])
+            DynamoDBFaultProxy(self.dynamodb.url, self.restart_emulator, fault_plan, host, self.ports["faults"])
             if config.fault_injection else None
         )
         functions_dynamodb_url = self.faults.url if self.faults else self.dynamodb.url
@@ -154,7 +156,7 @@ class LocalStack:
         self.lambda_service = LocalLambdaService(
             functions=self.functions,
             runner=self.workers,
-            durable=durable_client,
+            durable=FaultyDurableClient(durable_client, fault_plan) if self.faults else durable_client,
             region=config.region,
             host=host,
             port=self.ports["lambda"],

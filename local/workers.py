@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 INIT_TIMEOUT_SECONDS = 30.0
+ENVIRONMENT_UA_PREFIX = "env-"
 _TIMED_OUT = object()
 
 
@@ -96,6 +97,9 @@ class Worker:
             "AWS_LAMBDA_LOG_GROUP_NAME": self.log_group,
             "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream,
             "LOCAL_LAMBDA_ENVIRONMENT_ID": self.environment_id,
+            # botocore appends "app/<id>" to its User-Agent: the fault injector
+            # (local/faults.py) tells which environment made a call by it.
+            "AWS_SDK_UA_APP_ID": f"{ENVIRONMENT_UA_PREFIX}{self.environment_id}",
             "_HANDLER": function.handler,
             **function.environment,
         }
@@ -310,6 +314,17 @@ class WorkerPools:
                     self._pools[key].remove(worker)
                 worker.terminate()
             self._cond.notify_all()
+
+    def kill_environment(self, environment_id: str) -> bool:
+        """SIGKILL the worker of ``environment_id`` (fault injection: a crash, an OOM, a timeout)."""
+        with self._cond:
+            victim = next((worker for pool in self._pools.values() for worker in pool
+                           if worker.environment_id == environment_id), None)
+        if victim is None or not victim.alive:
+            return False
+        logger.warning("killing environment %s (pid %s, tenant %s)", environment_id, victim.pid, victim.tenant_id)
+        victim.process.kill()
+        return True
 
     def describe(self) -> list[dict[str, Any]]:
         """Every live worker, for the debug endpoint."""
