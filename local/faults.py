@@ -66,7 +66,8 @@ class FaultRule:
         target: ``dynamodb`` (the functions' DynamoDB calls) or ``durable`` (their
             durable-execution API calls: callbacks, get, history).
         operation: API operation (``UpdateItem``, ``SendDurableExecutionCallbackSuccess`` ...) or ``*``.
-        body_contains: Only calls whose body (or, for ``durable``, decoded path) contains this text.
+        body_contains: Only calls whose body (or, for ``durable``, decoded path) contains this
+            text (or each text of a list).
         count: How many matching calls to affect.
         delay_seconds: Stall each affected call this long (before failing or forwarding it,
             or, with ``after_landing``, after forwarding it).
@@ -80,7 +81,7 @@ class FaultRule:
 
     target: str = DYNAMODB
     operation: str = "*"
-    body_contains: str | None = None
+    body_contains: str | list[str] | None = None
     count: int = 1
     delay_seconds: float = 0.0
     fail: bool = True
@@ -98,8 +99,13 @@ class FaultRule:
             self.hits < self.count
             and self.target == target
             and self.operation in ("*", operation)
-            and (self.body_contains is None or self.body_contains.encode() in text)
+            and all(part.encode() in text for part in self._parts())
         )
+
+    def _parts(self) -> list[str]:
+        if self.body_contains is None:
+            return []
+        return [self.body_contains] if isinstance(self.body_contains, str) else list(self.body_contains)
 
 
 class FaultPlan:

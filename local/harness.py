@@ -183,3 +183,34 @@ class StackProcess:
             aws_secret_access_key="local",
             config=Config(retries={"max_attempts": 0}),
         )
+
+
+# What the README tells a callback client to retry, and how: back off, honour Retry-After.
+RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def post_with_retries(
+    session: requests.Session, url: str, body: Any, headers: dict[str, str], *, deadline_seconds: float = 90.0,
+    timeout: float = 30.0,
+) -> list[int | str]:
+    """POST until a final answer (not 429/502/503/504, not a connection error); return every answer seen.
+
+    Connection errors and client timeouts are recorded as ``"connection-error"``.
+    """
+    seen: list[int | str] = []
+    delay = 0.5
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        retry_after: float | None = None
+        try:
+            response = session.post(url, json=body, headers=headers, timeout=timeout)
+            seen.append(response.status_code)
+            if response.status_code not in RETRYABLE_STATUSES:
+                return seen
+            retry_after = float(response.headers.get("Retry-After") or 0) or None
+        except requests.RequestException:
+            seen.append("connection-error")
+        if time.monotonic() > deadline:
+            return seen
+        time.sleep(min(retry_after if retry_after is not None else delay, 30.0))
+        delay = min(delay * 2, 8.0)

@@ -31,6 +31,7 @@ from api.repair import repair_from_execution
 from shared.aws_clients import DYNAMODB_CONFIG, LAMBDA_CONFIG
 from shared.contract import is_valid_tenant_id, is_valid_workflow_id, routes
 from shared.observability import emit_count
+from shared import registry as reg
 from shared.registry import WorkflowRegistry
 from shared.settings import load_settings
 
@@ -114,18 +115,24 @@ def send_callback() -> dict[str, Any]:
     tenant_id = caller_tenant()
     request = parse_callback_request(app.current_event.body)
     found = REGISTRY.find_by_callback(tenant_id, request.callback_id)
-    if found is not None:
-        logger.append_keys(workflow_id=found.workflow_id)
-    record = ensure_waiting(found)
+    if found is None:
+        raise NotFound("callback not found")
+    logger.append_keys(workflow_id=found.workflow_id)
     context = app.lambda_context
     delivery = CallbackDelivery(
         registry=REGISTRY,
         lambda_client=LAMBDA_CLIENT,
-        record=record,
+        record=found,
         request=request,
         owner=context.aws_request_id,
         remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
     )
+    if found.status != reg.WAITING_FOR_CALLBACK:
+        delivered = delivery.repeat_of_the_winning_answer()
+        if delivered is None:
+            ensure_waiting(found)  # raises 409 or 410
+        return {"workflowId": found.workflow_id, "delivered": delivered}
+    record = found
     try:
         delivered = delivery.deliver()
     except (AlreadyCompleted, CallbackExpired):

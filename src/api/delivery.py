@@ -18,7 +18,8 @@ The rules, in the order a request meets them:
    answer from it without calling the service) and the workflow is marked
    answered (its next read checks the execution if the workflow's own registry
    write never lands). Both are best effort: the lease and the history cover
-   their failure.
+   their failure. A later request with the very answer that won gets 200 again
+   (a client whose reply was lost retries safely); any other answer gets 409.
 """
 
 from __future__ import annotations
@@ -122,12 +123,14 @@ class CallbackDelivery:
             except _NotWaiting:
                 self._raise_ended(self._history_outcome())
             return "heartbeat"
-        self._take_lease()
+        if not self._take_lease():
+            logger.info("callback was already settled by this same answer")
+            return self._delivered()
         try:
             self._send()
         except _NotWaiting:
             outcome = self._history_outcome()
-            if outcome.state in (CALLBACK_SUCCEEDED, CALLBACK_FAILED) and outcome.answer_digest == self.request.answer_digest():
+            if self._is_this_answer(outcome):
                 logger.info("callback had already landed with this same answer")
             else:
                 self._raise_ended(outcome)
@@ -136,21 +139,45 @@ class CallbackDelivery:
                               lambda: self.registry.release_callback(self._tenant_id, self.request.callback_id,
                                                                      owner=self.owner))
             raise
-        self._settle(reg.CALLBACK_ANSWERED)
+        self._settle(reg.CALLBACK_ANSWERED, self.request.answer_digest())
         self._best_effort("mark the workflow answered",
                           lambda: self.registry.mark_answered(self._tenant_id, self.record.workflow_id))
+        return self._delivered()
+
+    def _delivered(self) -> str:
         return "failure" if self.request.failure is not None else "success"
+
+    def repeat_of_the_winning_answer(self) -> str | None:
+        """For a workflow that already ended: ``"success"``/``"failure"`` if this very answer ended it, else None.
+
+        A client whose holder was killed after delivering (so it saw a 5xx) and
+        that retries after the workflow completed is told its answer won.
+        """
+        if self.request.heartbeat:
+            return None
+        digest = self.request.answer_digest()
+        claim = self.registry.callback_claim(self._tenant_id, self.request.callback_id)
+        if claim.settled_digest is not None:
+            return self._delivered() if claim.settled_digest == digest else None
+        outcome = self._history_outcome()  # the holder died before settling: ask the execution
+        if outcome.answer_digest != digest:
+            return None
+        self._settle(reg.CALLBACK_ANSWERED, digest)
+        return self._delivered()
 
     # -- lease -----------------------------------------------------------------------------
 
-    def _take_lease(self) -> None:
+    def _take_lease(self) -> bool:
+        """Hold the lease (True), or learn that this same answer already settled the callback (False)."""
         lease_seconds = max(self.remaining_seconds(), 0.0) + LEASE_MARGIN_SECONDS
         waited_until = self.clock() + min(CLAIM_WAIT_SECONDS, max(self.remaining_seconds() - 3.0, 0.0))
         while True:
             claim = self.registry.claim_callback(self._tenant_id, self.request.callback_id,
                                                  owner=self.owner, lease_seconds=lease_seconds)
             if claim.claimed:
-                return
+                return True
+            if claim.settled_as == reg.CALLBACK_ANSWERED and claim.settled_digest == self.request.answer_digest():
+                return False  # a retry of the answer that won (its first reply was lost): idempotent
             if not claim.found or claim.settled_as == reg.CALLBACK_ANSWERED:
                 raise AlreadyCompleted("callback was already answered")
             if claim.settled_as == reg.CALLBACK_TIMED_OUT:
@@ -209,12 +236,25 @@ class CallbackDelivery:
             return CallbackOutcome(CALLBACK_UNKNOWN)
         return callback_outcome(events, self.request.callback_id)
 
+    def _is_this_answer(self, outcome: CallbackOutcome) -> bool:
+        """Whether the answer the history recorded is this request's.
+
+        When the history truncates the answer (no digest), the lease decides: this
+        request holds it, so the answer of the same kind that landed is its own
+        earlier attempt (a holder before it would have had to be dead for longer
+        than its lease and have answered the same kind).
+        """
+        kind = CALLBACK_FAILED if self.request.failure is not None else CALLBACK_SUCCEEDED
+        if outcome.state != kind:
+            return False
+        return outcome.answer_digest is None or outcome.answer_digest == self.request.answer_digest()
+
     def _raise_ended(self, outcome: CallbackOutcome) -> None:
         if outcome.state == CALLBACK_TIMED_OUT:
             self._settle(reg.CALLBACK_TIMED_OUT)
             raise CallbackExpired("callback timed out")
         if outcome.state in (CALLBACK_SUCCEEDED, CALLBACK_FAILED):
-            self._settle(reg.CALLBACK_ANSWERED)
+            self._settle(reg.CALLBACK_ANSWERED, outcome.answer_digest)
             raise AlreadyCompleted("callback was already answered")
         # The history could not say: decide by the deadline, and settle nothing.
         deadline = self.record.callback_deadline
@@ -224,9 +264,9 @@ class CallbackDelivery:
 
     # -- registry bookkeeping --------------------------------------------------------------
 
-    def _settle(self, settled_as: str) -> None:
-        self._best_effort("settle the callback",
-                          lambda: self.registry.settle_callback(self._tenant_id, self.request.callback_id, settled_as))
+    def _settle(self, settled_as: str, answer_digest: str | None = None) -> None:
+        self._best_effort("settle the callback", lambda: self.registry.settle_callback(
+            self._tenant_id, self.request.callback_id, settled_as, answer_digest))
 
     @staticmethod
     def _best_effort(what: str, action: Callable[[], None]) -> None:

@@ -111,12 +111,14 @@ class CallbackClaim:
         settled_as: ``ANSWERED`` or ``TIMED_OUT`` once the callback is known to be over.
         lease_until: When another holder's lease ends (epoch seconds), if one holds it.
         found: False when the callback index item does not exist.
+        settled_digest: Digest of the answer that settled it, when known.
     """
 
     claimed: bool
     settled_as: str | None = None
     lease_until: int | None = None
     found: bool = True
+    settled_digest: str | None = None
 
 
 class WorkflowRegistry:
@@ -272,7 +274,8 @@ class WorkflowRegistry:
         if not item:
             return CallbackClaim(claimed=False, found=False)
         lease_until = _optional_int(item.get("leaseUntil"))
-        return CallbackClaim(claimed=False, settled_as=item.get("settledAs"), lease_until=lease_until)
+        return CallbackClaim(claimed=False, settled_as=item.get("settledAs"), lease_until=lease_until,
+                             settled_digest=item.get("settledDigest"))
 
     def release_callback(self, tenant_id: str, callback_id: str, *, owner: str) -> None:
         """Give the lease back after a delivery that may be retried (no-op if it moved on)."""
@@ -286,13 +289,18 @@ class WorkflowRegistry:
         except self._table.meta.client.exceptions.ConditionalCheckFailedException:
             pass
 
-    def settle_callback(self, tenant_id: str, callback_id: str, settled_as: str) -> None:
-        """Record how the callback ended (first writer wins; later requests answer from it)."""
+    def settle_callback(self, tenant_id: str, callback_id: str, settled_as: str, answer_digest: str | None = None) -> None:
+        """Record how the callback ended, and by which answer if known (first writer wins)."""
+        assignments = ["settledAs = if_not_exists(settledAs, :settled)"]
+        values = {":settled": settled_as}
+        if answer_digest is not None:
+            assignments.append("settledDigest = if_not_exists(settledDigest, :digest)")
+            values[":digest"] = answer_digest
         self._table.update_item(
             Key=callback_key(tenant_id, callback_id),
-            UpdateExpression="SET settledAs = if_not_exists(settledAs, :settled)",
+            UpdateExpression="SET " + ", ".join(assignments),
             ConditionExpression="attribute_exists(recordId)",
-            ExpressionAttributeValues={":settled": settled_as},
+            ExpressionAttributeValues=values,
         )
 
     def mark_answered(self, tenant_id: str, workflow_id: str) -> None:

@@ -115,3 +115,16 @@ def test_heartbeat_after_timeout_is_410(waiting: reg.WorkflowRecord) -> None:
         durable.add_response("get_durable_execution_history", history(timed_out))
         with pytest.raises(CallbackExpired):
             delivery(waiting, "beat", request=beat).deliver()
+
+
+def test_the_answer_that_won_gets_200_again_and_any_other_409(waiting: reg.WorkflowRecord) -> None:
+    with Stubber(app.LAMBDA_CLIENT) as durable:
+        durable.add_response("send_durable_execution_callback_success", {},
+                             {"CallbackId": CALLBACK_ID, "Result": ANSWER.result_bytes()})
+        assert delivery(waiting, "first").deliver() == "success"
+        # the same answer again (its client never saw the first reply): 200, without a second delivery
+        assert delivery(waiting, "retry").deliver() == "success"
+        other = parse_callback_request('{"callbackId": "%s", "payload": {"approved": false}}' % CALLBACK_ID)
+        with pytest.raises(AlreadyCompleted):
+            delivery(waiting, "other", request=other).deliver()
+        durable.assert_no_pending_responses()
