@@ -298,7 +298,8 @@ resource "aws_iam_role" "api" {
 }
 
 data "aws_iam_policy_document" "api" {
-  # get_workflow / find_by_callback (GetItem), claim / release_callback (UpdateItem).
+  # get_workflow / find_by_callback / callback_claim (GetItem); the callback lease,
+  # its settling and the registry repair (UpdateItem).
   statement {
     sid       = "ReadWriteWorkflowRegistry"
     actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
@@ -313,6 +314,18 @@ data "aws_iam_policy_document" "api" {
       "lambda:SendDurableExecutionCallbackFailure",
       "lambda:SendDurableExecutionCallbackHeartbeat",
       "lambda:SendDurableExecutionCallbackSuccess",
+    ]
+    resources = ["${aws_lambda_function.workflow.arn}:*"]
+  }
+
+  # When the durable service says a callback no longer waits, its history says
+  # whether this answer, another one or the timeout ended it; an ended execution
+  # repairs a registry item the workflow could not update (src/api/repair.py).
+  statement {
+    sid = "ReadWorkflowExecutions"
+    actions = [
+      "lambda:GetDurableExecution",
+      "lambda:GetDurableExecutionHistory",
     ]
     resources = ["${aws_lambda_function.workflow.arn}:*"]
   }
@@ -626,8 +639,14 @@ locals {
     # body, never the 202 of an accepted workflow. (A malformed tenant id never
     # gets this far: the authorizer answers 401.)
     INTEGRATION_FAILURE = "502"
+    # The authorizer could not decide (the tenants table throttled or down, the
+    # function failed): a dependency failure the caller retries, never a 500.
+    AUTHORIZER_FAILURE             = "503"
+    AUTHORIZER_CONFIGURATION_ERROR = "503"
   }
-  gateway_response_template = "{\"message\":$context.error.messageString}"
+  # Gateway responses that tell the caller when to retry.
+  retry_after_gateway_responses = ["AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"]
+  gateway_response_template     = "{\"message\":$context.error.messageString}"
 }
 
 resource "aws_api_gateway_gateway_response" "json" {
@@ -636,6 +655,9 @@ resource "aws_api_gateway_gateway_response" "json" {
   rest_api_id   = aws_api_gateway_rest_api.this.id
   response_type = each.key
   status_code   = each.value
+  response_parameters = contains(local.retry_after_gateway_responses, each.key) ? {
+    "gatewayresponse.header.Retry-After" = "'1'"
+  } : {}
 
   response_templates = {
     "application/json" = local.gateway_response_template

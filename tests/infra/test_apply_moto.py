@@ -254,6 +254,10 @@ def test_gateway_responses_are_json_messages(rest_api, aws) -> None:
         response = apigw.get_gateway_response(restApiId=rest_api["id"], responseType=kind)
         assert response["responseTemplates"] == {"application/json": '{"message":$context.error.messageString}'}, kind
     assert apigw.get_gateway_response(restApiId=rest_api["id"], responseType="INTEGRATION_FAILURE")["statusCode"] == "502"
+    for kind in ("AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"):
+        response = apigw.get_gateway_response(restApiId=rest_api["id"], responseType=kind)
+        assert response["statusCode"] == "503"
+        assert response["responseParameters"] == {"gatewayresponse.header.Retry-After": "'1'"}
 
 
 def test_start_permission_allows_only_this_api_route_on_the_alias(rest_api, outputs, aws) -> None:
@@ -412,6 +416,8 @@ def test_durable_and_callback_permissions_are_on_the_workflow_function_versions(
     assert resources_for("workflow", "lambda:GetDurableExecutionState") == [f"{function_arn}:*"]
     for action in ("Success", "Failure", "Heartbeat"):
         assert resources_for("api", f"lambda:SendDurableExecutionCallback{action}") == [f"{function_arn}:*"]
+    for action in ("GetDurableExecution", "GetDurableExecutionHistory"):
+        assert resources_for("api", f"lambda:{action}") == [f"{function_arn}:*"]
     table_arn = f"arn:aws:dynamodb:{REGION}:{MOTO_ACCOUNT_ID}:table/"
     assert resources_for("workflow", "dynamodb:GetItem") == [table_arn + outputs["tenants_table_name"]]
     assert resources_for("workflow", "dynamodb:PutItem") == [table_arn + outputs["workflows_table_name"]]

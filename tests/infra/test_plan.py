@@ -28,6 +28,8 @@ TENANT_HEADER = CONTRACT["tenantHeader"]
 PREFIX = "tenant-durable"
 CLOUDWATCH_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
 
+GATEWAY_RESPONSES = ("DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY", "BAD_REQUEST_PARAMETERS", "INTEGRATION_FAILURE",
+                     "AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR")
 EXPECTED_RESOURCES = {
     "aws_dynamodb_table.tenants",
     "aws_dynamodb_table.workflows",
@@ -57,7 +59,7 @@ EXPECTED_RESOURCES = {
     "aws_api_gateway_request_validator.body_and_params",
     "aws_api_gateway_request_validator.params_only",
     "aws_api_gateway_model.start_workflow_request",
-    *(f'aws_api_gateway_gateway_response.json["{kind}"]' for kind in ("DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY", "BAD_REQUEST_PARAMETERS", "INTEGRATION_FAILURE")),
+    *(f'aws_api_gateway_gateway_response.json["{kind}"]' for kind in GATEWAY_RESPONSES),
     "aws_api_gateway_method.start_workflow",
     "aws_api_gateway_integration.start_workflow",
     'aws_api_gateway_method_response.start_workflow["202"]',
@@ -305,13 +307,17 @@ def test_start_responses_202_only_when_accepted_and_errors_are_json(plan_json) -
 
 def test_gateway_responses_return_json_messages(plan_json) -> None:
     responses = {after["response_type"]: after for after in planned_of_type(plan_json, "aws_api_gateway_gateway_response").values()}
-    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY", "BAD_REQUEST_PARAMETERS", "INTEGRATION_FAILURE"}
+    assert set(responses) == set(GATEWAY_RESPONSES)
     for kind, response in responses.items():
         assert response["response_templates"] == {"application/json": '{"message":$context.error.messageString}'}, kind
     assert responses["BAD_REQUEST_BODY"]["status_code"] == "400"
     assert responses["BAD_REQUEST_PARAMETERS"]["status_code"] == "400"
     # An invoke Lambda refuses must not look like success.
     assert responses["INTEGRATION_FAILURE"]["status_code"].startswith("5")
+    # An authorizer that cannot decide is a dependency failure to retry: 503 with Retry-After, never 500.
+    for kind in ("AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"):
+        assert responses[kind]["status_code"] == "503"
+        assert responses[kind]["response_parameters"] == {"gatewayresponse.header.Retry-After": "'1'"}
 
 
 def test_start_permission_is_scoped_to_alias_and_execution_arn(plan_json) -> None:
@@ -422,6 +428,9 @@ def test_durable_and_callback_actions_target_the_workflow_function(plan_json) ->
         "lambda:SendDurableExecutionCallbackHeartbeat",
     }
     assert "aws_lambda_function.workflow.arn" in callbacks["resources"]["references"]
+    reads = statement("data.aws_iam_policy_document.api", "ReadWorkflowExecutions")
+    assert set(reads["actions"]["constant_value"]) == {"lambda:GetDurableExecution", "lambda:GetDurableExecutionHistory"}
+    assert "aws_lambda_function.workflow.arn" in reads["resources"]["references"]
 
 
 # --- logs and stage ---
