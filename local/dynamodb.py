@@ -3,6 +3,11 @@
 moto keeps tables in memory only, so the tables are snapshotted to
 ``<state dir>/dynamodb.json`` (periodically when they changed, and at shutdown) and
 restored at start: a waiting workflow's registry item survives a restart.
+
+"When they changed" is known without reading the tables: a WSGI middleware in front
+of moto (:class:`ChangeCounter`) counts the requests that may write, and a periodic
+check only scans when that count moved. An idle stack never scans: each scan costs
+CPU, and (see :func:`stop_tracking_dynamodb_instances`) leaked memory in moto.
 """
 
 from __future__ import annotations
@@ -26,6 +31,90 @@ from shared.tenants import tenant_item
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_FILE = "dynamodb.json"
+
+# DynamoDB operations that never change an item. Any other request reaching moto
+# (PutItem, UpdateItem, DeleteItem, BatchWriteItem, TransactWriteItems, PartiQL,
+# table operations, anything unknown) counts as a possible change: at worst one scan
+# too many, never a change left out of the snapshot.
+READ_ONLY_OPERATIONS = frozenset({
+    "GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems", "DescribeTable", "ListTables",
+    "DescribeTimeToLive", "DescribeContinuousBackups", "DescribeEndpoints", "DescribeLimits", "ListTagsOfResource",
+})
+
+
+def may_change(amz_target: str | None) -> bool:
+    """Whether a request with this ``X-Amz-Target`` (``DynamoDB_20120810.PutItem``) may change a table."""
+    return (amz_target or "").rpartition(".")[2] not in READ_ONLY_OPERATIONS
+
+
+class ChangeCounter:
+    """WSGI middleware: moto's app, counting the requests that may have changed a table.
+
+    A request is counted once moto has handled it, so a snapshot that reads
+    :attr:`count` before it scans never records a count whose change it missed.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return self._count
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        try:
+            return self._app(environ, start_response)
+        finally:
+            if may_change(environ.get("HTTP_X_AMZ_TARGET")):
+                with self._lock:
+                    self._count += 1
+
+
+class _NotTracked(list):  # type: ignore[type-arg]
+    """A list that stays empty: stands in for moto's per-class instance registry."""
+
+    def append(self, _instance: Any) -> None:
+        return None
+
+
+def stop_tracking_dynamodb_instances() -> None:
+    """Make moto's DynamoDB models stop keeping every instance they ever created.
+
+    moto's ``BaseModel.__new__`` appends every instance to its class's
+    ``instances_tracked`` list, for moto's dashboard, and never lets go of them;
+    Scan, Query and GetItem deep-copy each item they return into a new ``Item``, so
+    every read kept a copy of what it read: the 1-second snapshot scan grew the
+    stack by about 0.5 MB/s once the registry held a few hundred workflows. Only
+    moto's dashboard reads these lists for DynamoDB; this process never serves it.
+    """
+    import moto.dynamodb.models  # noqa: F401 - defines (and registers) the model classes
+    from moto.core.model_instances import model_data
+
+    for model in model_data.get("dynamodb", {}).values():
+        model.instances_tracked = _NotTracked()  # type: ignore[attr-defined]
+
+
+class _MotoServer:
+    """moto's server (what ``moto.server.ThreadedMotoServer`` runs) with its app behind a :class:`ChangeCounter`."""
+
+    def __init__(self, host: str, port: int) -> None:
+        from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        self.changes = ChangeCounter(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(host, port, self.changes, threaded=True, request_handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="dynamodb", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
 
 
 def demo_tenants() -> list[dict[str, Any]]:
@@ -66,9 +155,10 @@ class LocalDynamoDB:
         self._tables = tables
         self._region = region
         self._interval = snapshot_interval
-        self._server: Any = None
+        self._server: _MotoServer | None = None
         self._client: Any = None
         self._last_snapshot: str | None = None
+        self._snapshot_changes = -1  # ChangeCounter.count when the tables were last read
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -79,9 +169,8 @@ class LocalDynamoDB:
         Args:
             tenants: Tenant items (numbers as ``Decimal``); default: the demo tenants.
         """
-        from moto.server import ThreadedMotoServer  # imported late: moto is a dev dependency
-
-        self._server = ThreadedMotoServer(ip_address=self._host, port=self._port, verbose=False)
+        stop_tracking_dynamodb_instances()
+        self._server = _MotoServer(self._host, self._port)  # moto is imported late: a dev dependency
         self._server.start()
         self._client = boto3.client(
             "dynamodb",
@@ -106,7 +195,7 @@ class LocalDynamoDB:
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self._client is not None:
-            self.snapshot()
+            self.snapshot(force=True)
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -139,10 +228,19 @@ class LocalDynamoDB:
             dump[table.name] = items
         return dump
 
-    def snapshot(self) -> bool:
-        """Write the tables to the snapshot file if they changed; returns whether it wrote."""
+    def snapshot(self, force: bool = False) -> bool:
+        """Write the tables to the snapshot file if they changed; returns whether it wrote.
+
+        Args:
+            force: Read the tables even if no request that may write came since the last read.
+        """
         with self._lock:
+            changes = self._server.changes.count if self._server is not None else None
+            if not force and changes is not None and changes == self._snapshot_changes:
+                return False  # nothing may have changed: no scan
             text = json.dumps({"tables": self._scan_all()}, sort_keys=True)
+            if changes is not None:
+                self._snapshot_changes = changes
             if text == self._last_snapshot:
                 return False
             temporary = self._snapshot_path.with_suffix(".tmp")

@@ -116,6 +116,13 @@ class LocalLambdaService(LocalHttpService):
         self._health_checks = dict(health_checks or {})
         self._counts: Counter[tuple[str, str | None, str]] = Counter()
         self._counts_lock = threading.Lock()
+        # Starting an execution by name is check-then-start (find, then start) against
+        # the emulator, which does not refuse a second execution with the same name. The
+        # durable service decides atomically, so starts of one (function, name) are
+        # serialized here: one lock per name in use, [lock, callers], dropped when its
+        # last caller leaves (the map only holds names being started right now).
+        self._start_locks: dict[tuple[str, str], list[Any]] = {}
+        self._start_locks_guard = threading.Lock()
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -226,30 +233,41 @@ class LocalLambdaService(LocalHttpService):
     ) -> Response:
         name = request.header("X-Amz-Durable-Execution-Name") or str(uuid.uuid4())
         payload = request.body.decode() if request.body else "{}"
-        existing = self._durable.find_execution(function.name, name)
-        if existing is not None:
-            # Same name and input: Lambda answers with the existing execution (idempotent start).
-            if existing.get("InputPayload") != payload:
-                raise LambdaApiError(
-                    409, "DurableExecutionAlreadyStartedException",
-                    f"A durable execution named {name} already exists with a different input.",
-                )
-            arn = existing["DurableExecutionArn"]
-        else:
-            try:
-                arn = self._durable.start_execution(
-                    function_name=function.name,
-                    qualifier=qualifier or LATEST,
-                    execution_name=name,
-                    tenant_id=tenant_id,
-                    payload=payload,
-                    execution_timeout_seconds=function.execution_timeout_seconds,
-                    retention_days=function.retention_days,
-                )
-            except DurableBackendError as exc:
-                raise LambdaApiError(exc.status, str(exc.body.get("Type") or "ServiceException"),
-                                     str(exc.body.get("message") or exc.body.get("Message") or exc.body)) from exc
-            self._count(function.name, tenant_id, "start")
+        key = (function.name, name)
+        with self._start_locks_guard:
+            entry = self._start_locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:  # find and start as one step for this name (see __init__)
+                existing = self._durable.find_execution(function.name, name)
+                if existing is not None:
+                    # Same name and input: Lambda answers with the existing execution (idempotent start).
+                    if existing.get("InputPayload") != payload:
+                        raise LambdaApiError(
+                            409, "DurableExecutionAlreadyStartedException",
+                            f"A durable execution named {name} already exists with a different input.",
+                        )
+                    arn = existing["DurableExecutionArn"]
+                else:
+                    try:
+                        arn = self._durable.start_execution(
+                            function_name=function.name,
+                            qualifier=qualifier or LATEST,
+                            execution_name=name,
+                            tenant_id=tenant_id,
+                            payload=payload,
+                            execution_timeout_seconds=function.execution_timeout_seconds,
+                            retention_days=function.retention_days,
+                        )
+                    except DurableBackendError as exc:
+                        raise LambdaApiError(exc.status, str(exc.body.get("Type") or "ServiceException"),
+                                             str(exc.body.get("message") or exc.body.get("Message") or exc.body)) from exc
+                    self._count(function.name, tenant_id, "start")
+        finally:
+            with self._start_locks_guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._start_locks[key]
         headers = {
             "x-amzn-RequestId": request_id,
             "X-Amz-Executed-Version": FunctionConfig.executed_version(qualifier),
@@ -274,8 +292,9 @@ class LocalLambdaService(LocalHttpService):
 
     def _forward(self, request: Request) -> Response:
         path = request.path + (f"?{request.raw_query}" if request.raw_query else "")
+        # user-agent too: with --fault-injection it names the calling environment.
         headers = {key: value for key, value in request.headers.items()
-                   if key.lower() in ("content-type", "accept")}
+                   if key.lower() in ("content-type", "accept", "user-agent")}
         try:
             response = self._durable.request(request.method, path, request.body, headers)
         except OSError as exc:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import json
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from botocore.exceptions import ClientError
@@ -57,6 +60,55 @@ def test_same_execution_name_and_input_is_idempotent(stack: StackProcess) -> Non
     with pytest.raises(client.exceptions.DurableExecutionAlreadyStartedException):
         client.invoke(**kwargs, Payload=json.dumps({"workflowId": name, "request": {}}).encode())
     stack.wait_for_status("tenant-b", name, "WAITING_FOR_CALLBACK")
+
+
+def test_concurrent_starts_with_one_name_and_two_bodies_start_one_execution(stack: StackProcess) -> None:
+    name = f"race-{uuid.uuid4().hex[:12]}"
+    # Two bodies for one name: tenant-b accepts 15 USD (waits for its callback) and rejects 900 (over its limit),
+    # so the registry also tells which body the execution ran.
+    bodies = {
+        "accepted": start_payload(name),
+        "rejected": json.dumps({"workflowId": name, "request": {"amount": 900, "currency": "USD"}}).encode(),
+    }
+    headers = {"X-Amz-Invocation-Type": "Event", "X-Amz-Tenant-Id": "tenant-b", "X-Amz-Durable-Execution-Name": name,
+               "Content-Type": "application/json"}
+    callers = 30
+    # Lambda's Invoke over plain connections opened beforehand: the 30 requests leave within a millisecond or
+    # two of each other (boto3 spends that long per call building and signing it, which spreads them out).
+    connections = [http.client.HTTPConnection("127.0.0.1", stack.ports["lambda"], timeout=30) for _ in range(callers)]
+    for connection in connections:
+        connection.connect()
+    barrier = threading.Barrier(callers)
+
+    def start(index: int) -> tuple[str, int, str | None, str | None]:
+        body = "accepted" if index % 2 == 0 else "rejected"
+        barrier.wait()
+        connections[index].request("POST", f"/2015-03-31/functions/{WORKFLOW}%3Alive/invocations",
+                                   body=bodies[body], headers=headers)
+        response = connections[index].getresponse()
+        response.read()
+        connections[index].close()
+        return (body, response.status, response.getheader("X-Amz-Durable-Execution-Arn"),
+                response.getheader("x-amzn-ErrorType"))
+
+    # WHEN 30 callers start the same execution name at once, half of them with another body
+    with ThreadPoolExecutor(callers) as pool:
+        outcomes = list(pool.map(start, range(callers)))
+
+    # THEN one body won: all its callers got 202 with the same execution, all the others 409
+    winners = {body for body, status, _, _ in outcomes if status == 202}
+    assert len(winners) == 1, f"both bodies were accepted: {outcomes}"
+    (winner,) = winners
+    assert [status for body, status, _, _ in outcomes if body == winner] == [202] * (callers // 2)
+    (arn,) = {arn for body, _, arn, _ in outcomes if body == winner}
+    assert {(status, error) for body, status, _, error in outcomes if body != winner} == {
+        (409, "DurableExecutionAlreadyStartedException")}
+    # AND exactly one execution has that name, and it ran the winning body
+    client = stack.lambda_client()
+    listed = client.list_durable_executions_by_function(FunctionName=WORKFLOW, DurableExecutionName=name)
+    assert [e["DurableExecutionArn"] for e in listed["DurableExecutions"]] == [arn]
+    assert client.get_durable_execution(DurableExecutionArn=arn)["InputPayload"] == bodies[winner].decode()
+    stack.wait_for_status("tenant-b", name, "WAITING_FOR_CALLBACK" if winner == "accepted" else "REJECTED")
 
 
 def test_invoke_without_tenant_id_is_refused_like_lambda(stack: StackProcess) -> None:
