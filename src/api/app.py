@@ -132,16 +132,15 @@ def send_callback() -> dict[str, Any]:
         if delivered is None:
             ensure_waiting(found)  # raises 409 or 410
         return {"workflowId": found.workflow_id, "delivered": delivered}
-    record = found
     try:
         delivered = delivery.deliver()
     except (AlreadyCompleted, CallbackExpired):
         # The registry said "waiting" but the execution has moved on: converge it now.
-        repair_from_execution(REGISTRY, LAMBDA_CLIENT, record)
+        repair_from_execution(REGISTRY, LAMBDA_CLIENT, found)
         raise
     logger.info("callback delivered", extra={"delivered": delivered})
     emit_count("CallbackHeartbeat" if request.heartbeat else "CallbackDelivered", tenant_id)
-    return {"workflowId": record.workflow_id, "delivered": delivered}
+    return {"workflowId": found.workflow_id, "delivered": delivered}
 
 
 def _resolver_rule(path: str) -> str:
