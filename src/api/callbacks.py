@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from shared import registry as reg
+from shared import strict_json
 from shared.contract import CALLBACK_ID_MAX_LENGTH
 from shared.registry import WorkflowRecord
 
@@ -104,8 +104,8 @@ def parse_callback_request(body: str | None) -> CallbackRequest:
     if len(body.encode("utf-8")) > MAX_CALLBACK_BODY_BYTES:
         raise RequestTooLarge(f"request body exceeds {MAX_CALLBACK_BODY_BYTES} bytes")
     try:
-        data = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
-    except (json.JSONDecodeError, RecursionError, ValueError) as error:
+        data = strict_json.loads(body)
+    except (RecursionError, ValueError) as error:
         raise InvalidRequest("request body must be valid JSON") from error
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object")
@@ -130,19 +130,6 @@ def parse_callback_request(body: str | None) -> CallbackRequest:
         _check_storable(request)
         return request
     return CallbackRequest(callback_id=callback_id, failure=_parse_failure(data["error"]))
-
-
-def _reject_constant(name: str) -> Any:
-    """NaN and Infinity are not JSON; Python's parser accepts them unless told not to."""
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    """``1e400`` parses as infinity, which could never be served back as JSON."""
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is out of range")
-    return value
 
 
 def _check_storable(request: CallbackRequest) -> None:

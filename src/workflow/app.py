@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any
 
 import boto3
@@ -22,6 +20,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import registry as reg
+from shared import strict_json
 from shared.aws_clients import DYNAMODB_CONFIG
 from shared.observability import emit_count
 from shared.settings import load_settings
@@ -92,17 +91,6 @@ def _rejection(outcome: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _reject_non_finite(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text} is out of range")
-    return value
-
-
 def decode_callback_result(raw: Any) -> Any:
     """Callback results arrive as raw strings: decode JSON, keep anything else as text.
 
@@ -113,7 +101,7 @@ def decode_callback_result(raw: Any) -> Any:
         raw = raw.decode("utf-8", "replace")
     if isinstance(raw, str):
         try:
-            return json.loads(raw, parse_constant=_reject_non_finite, parse_float=_finite_float)
+            return strict_json.loads(raw)
         except (ValueError, RecursionError):
             return raw
     return raw
