@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from bench import idle
 from bench.stats import summary
 
 MD_FILE = "benchmarks.md"
@@ -189,6 +190,8 @@ def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
                               f"a sleeping poller {fmt_usd(figures['sleeping1h']['total']['median'])} (1 h wait) / "
                               f"{fmt_usd(figures['sleeping1d']['total']['median'])} (1 day)",
                     "met": None})
+    if results.get("idle"):
+        out.append(idle.verdict(results["idle"]))
     return out
 
 
@@ -282,7 +285,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     for section in (_e2e_section, _coldstart_section, _reads_section, _memory_section, _package_section,
-                    _cost_section, _actions_section):
+                    _cost_section, _idle_section, _actions_section):
         text = section(results)
         if text:
             parts += [text, ""]
@@ -730,6 +733,10 @@ def _cost_section(results: dict[str, Any]) -> str | None:
         f"region ({costs.get('region') or 'see variables.tf'}) has the same Lambda prices as us-east-1.",
     ]
     return "\n".join(lines)
+
+
+def _idle_section(results: dict[str, Any]) -> str | None:
+    return idle.section(results["idle"]) if results.get("idle") else None
 
 
 def _actions_section(results: dict[str, Any]) -> str | None:

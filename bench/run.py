@@ -1,6 +1,6 @@
 """``make bench``: measure the pattern on this machine and write docs/benchmarks.{md,json,png}.
 
-Six items, each figure the median of repeated runs with min and max, each
+Seven items, each figure the median of repeated runs with min and max, each
 comparison a ratio of two measurements taken in the same repeat:
 
 1. end to end on the local stack against the floor (``bench.floor``), T tenants at once;
@@ -8,7 +8,8 @@ comparison a ratio of two measurements taken in the same repeat:
 3. tenant-data store reads (per 100 workflows of one tenant, per tenant across 20);
 4. resident memory of one tenant worker after N workflows against the bare SDK;
 5. size of each deployment zip;
-6. billed cost per 1,000 workflows, next to a polling design.
+6. billed cost per 1,000 workflows, next to a polling design;
+7. the idle stack: RSS and CPU of the stack and its workers for 10 minutes after 500 workflows.
 
 It is not part of ``make test``. ``--quick`` runs a smaller subset (fewer repeats
 and workflows) in about half the time.
@@ -33,7 +34,7 @@ from typing import Any
 import requests
 
 import local  # noqa: F401 - puts src/ on the import path
-from bench import coldstart, cost, executions, memory, package, report
+from bench import coldstart, cost, executions, idle, memory, package, report
 from bench.e2e import FloorTarget, RoundResult, StackTarget, run_round, run_workflow
 from bench.procfs import cpu_seconds, rss_mb
 from bench.stats import growth, paired_ratios, percentile, summary, throughput
@@ -42,7 +43,7 @@ from local.processes import terminate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVER_FIX_DIR = Path(__file__).resolve().parent / "server_fix"
-ITEMS = ("package", "coldstart", "memory", "e2e", "tenant", "cost")
+ITEMS = ("package", "coldstart", "memory", "e2e", "tenant", "cost", "idle")
 WORKFLOW_FUNCTION_SUFFIX = "-workflow"
 
 
@@ -57,6 +58,8 @@ class Config:
     tenant_workflows: int = 100
     sequential_workflows: int = 10
     coldstart_runs: int = 9
+    idle_workflows: int = idle.WORKFLOWS
+    idle_window: float = idle.WINDOW_SECONDS
     diagnostic: bool = True
     build: bool = True
     items: tuple[str, ...] = ITEMS
@@ -70,6 +73,7 @@ class Config:
             "repeats": self.repeats, "tenantCounts": list(self.tenant_counts), "workflowsPerTenant": self.per_tenant,
             "pollIntervalSeconds": self.poll_interval, "tenantWorkflows": self.tenant_workflows,
             "sequentialWorkflows": self.sequential_workflows, "coldstartRuns": self.coldstart_runs,
+            "idleWorkflows": self.idle_workflows, "idleWindowSeconds": self.idle_window,
             "diagnostic": self.diagnostic, "quick": self.quick, "items": list(self.items), "startedAt": self.started_at,
         }
 
@@ -84,7 +88,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
     )
     defaults = Config()
     parser.add_argument("--quick", action="store_true",
-                        help="quicker subset: 2 repeats, 40 workflows in the one-tenant run, 3 cold-start runs")
+                        help="quicker subset: 2 repeats, 40 workflows in the one-tenant run, 3 cold-start runs, "
+                             f"{idle.QUICK_WORKFLOWS} workflows then {idle.QUICK_WINDOW_SECONDS:.0f} s idle")
     parser.add_argument("--repeats", type=int, help=f"repeats of every measurement ({defaults.repeats}; --quick: 2)")
     parser.add_argument("--tenants", default=",".join(map(str, defaults.tenant_counts)),
                         help="tenant counts T of the end-to-end rounds, comma-separated (%(default)s)")
@@ -96,6 +101,11 @@ def parse_args(argv: list[str] | None = None) -> Config:
                         help=f"workflows in the one-tenant run, >= 20 ({defaults.tenant_workflows}; --quick: 40)")
     parser.add_argument("--coldstart-runs", type=int,
                         help=f"fresh processes per side and bytecode mode ({defaults.coldstart_runs}; --quick: 3)")
+    parser.add_argument("--idle-workflows", type=int,
+                        help=f"workflows before the idle window ({defaults.idle_workflows}; --quick: {idle.QUICK_WORKFLOWS})")
+    parser.add_argument("--idle-window", type=float,
+                        help=f"seconds the idle stack is watched ({defaults.idle_window:.0f}; "
+                             f"--quick: {idle.QUICK_WINDOW_SECONDS:.0f})")
     parser.add_argument("--only", default=",".join(ITEMS),
                         help="comma-separated subset of: %(default)s")
     parser.add_argument("--no-diagnostic", action="store_true",
@@ -108,6 +118,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
     config = Config(quick=args.quick)
     if args.quick:
         config.repeats, config.tenant_workflows, config.sequential_workflows, config.coldstart_runs = 2, 40, 5, 3
+        config.idle_workflows, config.idle_window = idle.QUICK_WORKFLOWS, idle.QUICK_WINDOW_SECONDS
     config.repeats = args.repeats or config.repeats
     config.tenant_counts = tuple(sorted({int(part) for part in args.tenants.split(",") if part.strip()}))
     config.per_tenant = args.workflows
@@ -115,12 +126,16 @@ def parse_args(argv: list[str] | None = None) -> Config:
     config.tenant_workflows = args.tenant_workflows or config.tenant_workflows
     config.sequential_workflows = min(config.sequential_workflows, config.tenant_workflows)
     config.coldstart_runs = args.coldstart_runs or config.coldstart_runs
+    config.idle_workflows = args.idle_workflows or config.idle_workflows
+    config.idle_window = args.idle_window or config.idle_window
     config.items = tuple(item for item in ITEMS if item in {part.strip() for part in args.only.split(",")})
     unknown = {part.strip() for part in args.only.split(",")} - set(ITEMS)
     if unknown:
         parser.error(f"unknown item(s) for --only: {', '.join(sorted(unknown))}")
     if config.repeats < 1 or config.per_tenant < 1 or config.tenant_workflows < 20:
         parser.error("--repeats and --workflows must be >= 1, --tenant-workflows >= 20")
+    if config.idle_workflows < 10 or config.idle_window < 2 * idle.SAMPLE_INTERVAL_SECONDS:
+        parser.error(f"--idle-workflows must be >= 10, --idle-window >= {2 * idle.SAMPLE_INTERVAL_SECONDS:.0f}")
     config.diagnostic = not args.no_diagnostic
     config.build = not args.no_build
     config.out_dir = args.out_dir if args.out_dir.is_absolute() else REPO_ROOT / args.out_dir
@@ -514,6 +529,23 @@ def _worker_rss(stack: StackProcess, tenant_id: str) -> float:
     return rss_mb(workers[0]["pid"])
 
 
+# -- item 7 ----------------------------------------------------------------------------------------
+
+
+def run_idle(config: Config, workdir: Path, progress: Progress) -> dict[str, Any]:
+    """A fresh stack with default options: ``idle_workflows`` workflows, then ``idle_window`` seconds of nothing."""
+    progress("starting a stack with default options (workers outlive the idle window)")
+    stack = start_stack(workdir, "stack-idle", idle.stack_args(config.idle_window))
+    try:
+        figures = idle.measure(stack, config.idle_workflows, config.idle_window, progress)
+    finally:
+        stack.stop()
+    progress(f"  idle {figures['windowSeconds']:.0f} s: RSS {figures['rssFirstMb']:.1f} -> {figures['rssLastMb']:.1f} MB "
+             f"({figures['rssGrowthMb']:+.2f} MB), CPU {figures['cpuPercentOfCore']:.2f}% of a core "
+             f"over {figures['processes']} processes")
+    return figures
+
+
 # -- item 6 ----------------------------------------------------------------------------------------
 
 
@@ -609,6 +641,9 @@ def run(config: Config, progress: Progress) -> dict[str, Any]:
             results["tenant"] = run_tenant(config, workdir, progress, baseline)
         if "cost" in config.items and "tenant" in results:
             results["cost"] = compute_cost(results["tenant"], results.get("coldstart"))
+        if "idle" in config.items:
+            progress(f"item 7: idle footprint, {config.idle_workflows} workflows then {config.idle_window:.0f} s idle")
+            results["idle"] = run_idle(config, workdir, progress)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["elapsedSeconds"] = progress.started and time.monotonic() - progress.started

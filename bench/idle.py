@@ -1,0 +1,226 @@
+"""Idle footprint: after N workflows, the local stack's RSS and CPU while nobody calls it.
+
+A stack that has served workflows should sit still when it has nothing to do:
+resident memory flat and next to no CPU. This drives ``workflows`` workflows
+through the public REST API (most to ``COMPLETED``, a tenth left
+``WAITING_FOR_CALLBACK``, as a real stack holds both), then samples, every few
+seconds for ``window`` seconds, the VmRSS and CPU time of the stack process and
+of each of its worker processes (``/_local/workers``).
+
+The stack runs with its default snapshot interval (the periodic DynamoDB snapshot
+is part of what idles) and with an idle timeout longer than the window, so no
+worker is reclaimed during it and every process is measured for the whole window.
+
+:func:`idle_figures` (pure) turns the samples into figures: growth over the window,
+least-squares slope per minute, and CPU as a percentage of one core.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bench.e2e import StackTarget, WorkflowState, run_round
+from bench.procfs import cpu_seconds, rss_mb
+from bench.stats import growth
+
+WORKFLOWS = 500
+WINDOW_SECONDS = 600.0
+QUICK_WORKFLOWS = 100
+QUICK_WINDOW_SECONDS = 120.0
+SAMPLE_INTERVAL_SECONDS = 5.0
+SETTLE_SECONDS = 10.0
+TENANTS = 5
+PER_TENANT = 10  # workflows per tenant per round: 50 at once
+WAITING_FRACTION = 0.1
+GROWTH_TARGET_MB = 5.0
+CPU_TARGET_PERCENT = 2.0
+STACK = "stackProcess"
+WORKFLOW_FUNCTION_SUFFIX = "-workflow"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One reading of every process: seconds since the window opened, kind, MiB and CPU seconds by pid."""
+
+    at: float
+    kinds: dict[int, str]
+    rss_mb: dict[int, float]
+    cpu_seconds: dict[int, float]
+
+
+def stack_args(window_seconds: float) -> list[str]:
+    """Options of the stack under test: defaults, except workers outlive the window."""
+    return ["--idle-timeout", str(int(window_seconds + 300))]
+
+
+def processes(stack: Any) -> dict[int, str]:
+    """The stack process and its workers, by pid, with their kind."""
+    assert stack.process is not None
+    kinds = {stack.process.pid: STACK}
+    for worker in stack.workers():
+        kinds[worker["pid"]] = ("workflowWorkers" if worker["functionName"].endswith(WORKFLOW_FUNCTION_SUFFIX)
+                                else "apiAndAuthorizerWorkers")
+    return kinds
+
+
+def read_sample(kinds: dict[int, str], at: float) -> Sample:
+    """RSS and CPU of ``kinds``' processes now; a process that is gone is left out."""
+    rss, cpu = {}, {}
+    for pid in kinds:
+        try:
+            rss[pid] = rss_mb(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        cpu[pid] = cpu_seconds(pid)
+    return Sample(at, {pid: kinds[pid] for pid in rss}, rss, cpu)
+
+
+def idle_figures(samples: Sequence[Sample]) -> dict[str, Any]:
+    """Growth and CPU over the window, in total and by kind of process.
+
+    Only processes present in every sample count (a process that came or went in
+    the window would show up as a step, not as growth); ``processes`` says how many
+    that is and ``processesChanged`` whether any came or went.
+
+    Raises:
+        ValueError: Fewer than two samples, or a window of no length.
+    """
+    if len(samples) < 2:
+        raise ValueError("idle figures need at least two samples")
+    first, last = samples[0], samples[-1]
+    seconds = last.at - first.at
+    if seconds <= 0:
+        raise ValueError("the samples span no time")
+    common = set(first.rss_mb).intersection(*(sample.rss_mb for sample in samples[1:]))
+    groups: dict[str, set[int]] = {"total": common}
+    for pid in sorted(common):
+        groups.setdefault(first.kinds[pid], set()).add(pid)
+    figures: dict[str, Any] = {}
+    for name, pids in groups.items():
+        series = [(sample.at, sum(sample.rss_mb[pid] for pid in pids)) for sample in samples]
+        trend = growth(series) if pids else {"first": 0.0, "last": 0.0, "change": 0.0, "slopePerUnit": 0.0}
+        cpu = sum(last.cpu_seconds[pid] - first.cpu_seconds[pid] for pid in pids)
+        figures[name] = {
+            "processes": len(pids),
+            "rssFirstMb": trend["first"], "rssLastMb": trend["last"], "rssGrowthMb": trend["change"],
+            "rssSlopeMbPerMinute": trend["slopePerUnit"] * 60,
+            "cpuSeconds": cpu, "cpuPercentOfCore": cpu / seconds * 100,
+        }
+    total = figures["total"]
+    return {
+        "windowSeconds": seconds,
+        "samples": len(samples),
+        "processesChanged": any(set(sample.rss_mb) != common for sample in samples),
+        "byKind": {name: value for name, value in figures.items() if name != "total"},
+        **{key: value for key, value in total.items()},
+        "meetsTargets": total["rssGrowthMb"] < GROWTH_TARGET_MB and total["cpuPercentOfCore"] < CPU_TARGET_PERCENT,
+    }
+
+
+def drive(target: StackTarget, workflows: int, progress: Callable[[str], None], poll_interval: float = 0.2) -> dict[str, int]:
+    """``workflows`` workflows: a tenth left waiting for their callback, the rest completed.
+
+    Returns:
+        How many completed and how many were left waiting.
+    """
+    tenants = [f"bench-idle-{index:02d}" for index in range(TENANTS)]
+    for tenant in tenants:
+        target.add_tenant(tenant)
+    waiting = int(workflows * WAITING_FRACTION)
+    to_complete = workflows - waiting
+    completed = 0
+    while completed < to_complete:
+        per_tenant = max(1, min(PER_TENANT, (to_complete - completed) // len(tenants)))
+        active = tenants if per_tenant * len(tenants) <= to_complete - completed else tenants[:to_complete - completed]
+        result = run_round(target, "idle-load", active, per_tenant, poll_interval)
+        if result.errors:
+            raise RuntimeError(f"idle benchmark load failed: {result.errors[:3]}")
+        completed += len(result.timings)
+        progress(f"  {completed}/{to_complete} workflows completed")
+    started = [(tenants[index % len(tenants)], target.start(tenants[index % len(tenants)])) for index in range(waiting)]
+    deadline = time.monotonic() + 120
+    for tenant, workflow_id in started:
+        state = WorkflowState(None)
+        while not state.callback_id:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"workflow {workflow_id} never reached WAITING_FOR_CALLBACK")
+            time.sleep(poll_interval)
+            state = target.state(tenant, workflow_id)
+    progress(f"  {waiting} more workflows left waiting for their callback")
+    return {"completed": completed, "waiting": waiting}
+
+
+def watch(stack: Any, window_seconds: float, progress: Callable[[str], None],
+          interval: float = SAMPLE_INTERVAL_SECONDS) -> list[Sample]:
+    """Sample the stack and its workers every ``interval`` seconds for ``window_seconds``."""
+    kinds = processes(stack)
+    began = time.monotonic()
+    samples = [read_sample(kinds, 0.0)]
+    next_report = 60.0
+    while samples[-1].at < window_seconds:
+        time.sleep(max(0.0, min(interval, began + window_seconds - time.monotonic())))
+        samples.append(read_sample(kinds, time.monotonic() - began))
+        if samples[-1].at >= next_report:
+            total = sum(samples[-1].rss_mb.values())
+            progress(f"  idle {samples[-1].at:4.0f}s: {len(samples[-1].rss_mb)} processes, {total:.1f} MB RSS")
+            next_report += 60.0
+    return samples
+
+
+def measure(stack: Any, workflows: int, window_seconds: float, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Drive ``workflows`` workflows on a started stack, let it settle, then watch it idle."""
+    target = StackTarget(stack)
+    began = time.monotonic()
+    load = drive(target, workflows, progress)
+    load_seconds = time.monotonic() - began
+    time.sleep(SETTLE_SECONDS)
+    samples = watch(stack, window_seconds, progress)
+    figures = idle_figures(samples)
+    return {"workflows": load, "loadSeconds": load_seconds, "settleSeconds": SETTLE_SECONDS,
+            "targets": {"growthMb": GROWTH_TARGET_MB, "cpuPercentOfCore": CPU_TARGET_PERCENT},
+            "rssSeries": [[round(sample.at, 1), round(sum(sample.rss_mb.values()), 2)] for sample in samples],
+            **figures}
+
+
+# -- report (pure) ----------------------------------------------------------------------------------
+
+
+def verdict(figures: dict[str, Any]) -> dict[str, Any]:
+    """The summary line of the report for the idle item."""
+    stack = figures["byKind"].get(STACK, {})
+    return {
+        "item": 7, "name": "idle footprint",
+        "target": f"< {GROWTH_TARGET_MB:g} MB RSS growth and < {CPU_TARGET_PERCENT:g}% of a core over "
+                  f"{figures['windowSeconds'] / 60:.0f} min idle",
+        "figure": f"after {sum(figures['workflows'].values())} workflows: {figures['rssGrowthMb']:+.1f} MB "
+                  f"({figures['rssSlopeMbPerMinute']:+.2f} MB/min) and {figures['cpuPercentOfCore']:.2f}% of a core "
+                  f"over {figures['processes']} processes (stack process {stack.get('rssGrowthMb', 0.0):+.1f} MB, "
+                  f"{stack.get('cpuPercentOfCore', 0.0):.2f}%)",
+        "met": figures["meetsTargets"],
+    }
+
+
+def section(figures: dict[str, Any]) -> str:
+    """The report's section for the idle item (markdown)."""
+    rows = [f"| {kind} | {value['processes']} | {value['rssFirstMb']:.1f} | {value['rssLastMb']:.1f} | "
+            f"{value['rssGrowthMb']:+.2f} | {value['rssSlopeMbPerMinute']:+.3f} | {value['cpuPercentOfCore']:.2f} |"
+            for kind, value in [*figures["byKind"].items(), ("total", figures)]]
+    load = figures["workflows"]
+    return "\n".join([
+        "## 7. Idle footprint",
+        "",
+        f"The local stack (default options; workers kept for longer than the window) served {load['completed']} "
+        f"workflows to `COMPLETED` and left {load['waiting']} `WAITING_FOR_CALLBACK` ({figures['loadSeconds']:.0f} s), "
+        f"then nobody called it: after {figures['settleSeconds']:.0f} s, the VmRSS and CPU time of the stack process "
+        f"and of each worker process were read every {SAMPLE_INTERVAL_SECONDS:.0f} s for "
+        f"{figures['windowSeconds'] / 60:.1f} min ({figures['samples']} samples"
+        f"{'; some processes came or went, only those present throughout count' if figures['processesChanged'] else ''}"
+        f"). Growth is last minus first sample; the slope is a least-squares fit.",
+        "",
+        "| processes | count | RSS first (MB) | RSS last (MB) | growth (MB) | slope (MB/min) | CPU (% of a core) |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+    ])
