@@ -48,7 +48,7 @@ def may_change(amz_target: str | None) -> bool:
 
 
 class ChangeCounter:
-    """WSGI middleware: moto's app, counting the requests that may have changed a table.
+    """WSGI middleware: moto's app, one request at a time, counting the requests that may have changed a table.
 
     A request is counted once moto has handled it, so a snapshot that reads
     :attr:`count` before it scans never records a count whose change it missed.
@@ -57,6 +57,7 @@ class ChangeCounter:
     def __init__(self, app: Any) -> None:
         self._app = app
         self._lock = threading.Lock()
+        self._serial = threading.Lock()
         self._count = 0
 
     @property
@@ -66,7 +67,11 @@ class ChangeCounter:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         try:
-            return self._app(environ, start_response)
+            # One request at a time: moto applies an UpdateItem's SET actions one by
+            # one to the stored item, so a concurrent GetItem could read a torn item
+            # (a new status without its result). DynamoDB's item writes are atomic.
+            with self._serial:
+                return self._app(environ, start_response)
         finally:
             if may_change(environ.get("HTTP_X_AMZ_TARGET")):
                 with self._lock:
