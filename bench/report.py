@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench import idle
+from bench import callback_faults, idle
 from bench.stats import summary
 
 MD_FILE = "benchmarks.md"
@@ -285,7 +285,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     for section in (_e2e_section, _coldstart_section, _reads_section, _memory_section, _package_section,
-                    _cost_section, _idle_section, _actions_section):
+                    _cost_section, _idle_section, _faults_section, _actions_section):
         text = section(results)
         if text:
             parts += [text, ""]
@@ -737,6 +737,10 @@ def _cost_section(results: dict[str, Any]) -> str | None:
 
 def _idle_section(results: dict[str, Any]) -> str | None:
     return idle.section(results["idle"]) if results.get("idle") else None
+
+
+def _faults_section(results: dict[str, Any]) -> str | None:
+    return callback_faults.section(results["faults"]) if results.get("faults") else None
 
 
 def _actions_section(results: dict[str, Any]) -> str | None:

@@ -1,6 +1,6 @@
 """``make bench``: measure the pattern on this machine and write docs/benchmarks.{md,json,png}.
 
-Seven items, each figure the median of repeated runs with min and max, each
+Eight items, each figure the median of repeated runs with min and max, each
 comparison a ratio of two measurements taken in the same repeat:
 
 1. end to end on the local stack against the floor (``bench.floor``), T tenants at once;
@@ -9,7 +9,8 @@ comparison a ratio of two measurements taken in the same repeat:
 4. resident memory of one tenant worker after N workflows against the bare SDK;
 5. size of each deployment zip;
 6. billed cost per 1,000 workflows, next to a polling design;
-7. the idle stack: RSS and CPU of the stack and its workers for 10 minutes after 500 workflows.
+7. the idle stack: RSS and CPU of the stack and its workers for 10 minutes after 500 workflows;
+8. the wall time for a retried callback to complete after each kind of fault on its path.
 
 It is not part of ``make test``. ``--quick`` runs a smaller subset (fewer repeats
 and workflows) in about half the time.
@@ -34,7 +35,7 @@ from typing import Any
 import requests
 
 import local  # noqa: F401 - puts src/ on the import path
-from bench import coldstart, cost, executions, idle, memory, package, report
+from bench import callback_faults, coldstart, cost, executions, idle, memory, package, report
 from bench.e2e import FloorTarget, RoundResult, StackTarget, run_round, run_workflow
 from bench.procfs import cpu_seconds, rss_mb
 from bench.stats import growth, paired_ratios, percentile, summary, throughput
@@ -43,7 +44,7 @@ from local.processes import terminate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVER_FIX_DIR = Path(__file__).resolve().parent / "server_fix"
-ITEMS = ("package", "coldstart", "memory", "e2e", "tenant", "cost", "idle")
+ITEMS = ("package", "coldstart", "memory", "e2e", "tenant", "cost", "idle", "faults")
 WORKFLOW_FUNCTION_SUFFIX = "-workflow"
 
 
@@ -644,6 +645,9 @@ def run(config: Config, progress: Progress) -> dict[str, Any]:
         if "idle" in config.items:
             progress(f"item 7: idle footprint, {config.idle_workflows} workflows then {config.idle_window:.0f} s idle")
             results["idle"] = run_idle(config, workdir, progress)
+        if "faults" in config.items:
+            progress(f"item 8: a retried callback after each fault kind, {config.repeats} workflows per cell")
+            results["faults"] = callback_faults.run(workdir / "stack-faults", config.repeats, progress)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["elapsedSeconds"] = progress.started and time.monotonic() - progress.started
