@@ -10,8 +10,10 @@ from aws_durable_execution_sdk_python import (
     CallbackSubmitterError,
     CallbackTimeoutError,
     DurableContext,
+    StepContext,
     StepError,
     durable_execution,
+    durable_step,
 )
 from aws_durable_execution_sdk_python.config import Duration, JitterStrategy, StepConfig, WaitForCallbackConfig
 from aws_durable_execution_sdk_python.retries import RetryStrategyConfig, create_retry_strategy
@@ -20,11 +22,11 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import registry as reg
-from shared import strict_json
 from shared.aws_clients import DYNAMODB_CONFIG
 from shared.observability import emit_count
 from shared.settings import load_settings
-from shared.tenants import TenantConfig, read_tenant
+from shared.tenants import read_tenant
+from workflow.checkpoints import ConfirmationSerDes, Validation, ValidationSerDes
 from workflow.isolation import EnvironmentBinding, TenantIsolationViolation
 from workflow.policy import evaluate_request
 from workflow.tenant_cache import CacheRead, TenantCache
@@ -56,59 +58,37 @@ IO_RETRY = create_retry_strategy(
     )
 )
 IO_STEP_CONFIG = StepConfig(retry_strategy=IO_RETRY)
+VALIDATION_STEP_CONFIG = StepConfig(retry_strategy=IO_RETRY, serdes=ValidationSerDes())
+CONFIRMATION_SERDES = ConfirmationSerDes()
 
 
-def load_tenant_and_validate(tenant_id: str, workflow_id: str, execution_arn: str, request: Any) -> dict[str, Any]:
-    """Step 1: claim the workflow id, read the tenant (through the cache), validate, record a rejection."""
+def load_tenant_and_validate(tenant_id: str, workflow_id: str, execution_arn: str, request: Any) -> Validation:
+    """Claim the workflow id, read the tenant (through the cache), validate, record a rejection."""
     if not REGISTRY.claim_workflow(tenant_id, workflow_id, execution_arn):
         logger.warning("duplicate start ignored: another execution owns this workflow id")
         emit_count("WorkflowDuplicateStart", tenant_id)
-        return {"accepted": False, "duplicate": True, "reason": "duplicate start", "environmentId": BINDING.environment_id}
+        return Validation(accepted=False, duplicate=True, reason="duplicate start", environment_id=BINDING.environment_id)
     read = TENANT_CACHE.get(tenant_id)
     decision = evaluate_request(read.tenant, request)
-    outcome: dict[str, Any] = {
-        "accepted": decision.accepted,
-        "reason": decision.reason,
-        "environmentId": BINDING.environment_id,
-        "tenantDataFromCache": read.hit,
-        "tenant": read.tenant.to_dict() if read.tenant else None,
-    }
+    validation = Validation(accepted=decision.accepted, reason=decision.reason, environment_id=BINDING.environment_id,
+                            tenant_data_from_cache=read.hit, tenant=read.tenant)
     if decision.accepted:
         logger.info("request accepted", extra={"tenant_data_from_cache": read.hit})
         emit_count("WorkflowAccepted", tenant_id)
     else:
         logger.warning("request rejected", extra={"reason": decision.reason})
-        REGISTRY.record_outcome(tenant_id, workflow_id, reg.REJECTED, reason=decision.reason, result=_rejection(outcome))
+        REGISTRY.record_outcome(tenant_id, workflow_id, reg.REJECTED, reason=decision.reason, result=rejection(validation))
         emit_count("WorkflowRejected", tenant_id)
-    return outcome
+    return validation
 
 
-def _rejection(outcome: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "status": reg.REJECTED,
-        "reason": outcome["reason"],
-        "environments": {"validatedIn": outcome["environmentId"]},
-    }
+def rejection(validation: Validation) -> dict[str, Any]:
+    """The result of a workflow whose request the tenant's policy refused."""
+    return {"status": reg.REJECTED, "reason": validation.reason, "environments": {"validatedIn": validation.environment_id}}
 
 
-def decode_callback_result(raw: Any) -> Any:
-    """Callback results arrive as raw strings: decode JSON, keep anything else as text.
-
-    Non-finite numbers (``NaN``, ``1e400``) are not JSON and could never be served
-    back as JSON, so such a result is kept as the text it arrived as.
-    """
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
-    if isinstance(raw, str):
-        try:
-            return strict_json.loads(raw)
-        except (ValueError, RecursionError):
-            return raw
-    return raw
-
-
-def finalize(tenant_id: str, validated: dict[str, Any]) -> dict[str, Any]:
-    """Step 3: the result from the cached tenant data (the confirmation is added outside the step).
+def finalize(tenant_id: str, validated: Validation) -> dict[str, Any]:
+    """The result from the cached tenant data (the confirmation is added outside the step).
 
     The confirmation (up to 256 KiB) stays out of this step's checkpoint: it is
     already checkpointed as the callback's result and replays from there. If the
@@ -120,18 +100,18 @@ def finalize(tenant_id: str, validated: dict[str, Any]) -> dict[str, Any]:
     except (ClientError, BotoCoreError) as error:
         logger.warning("tenant read failed; using step one's copy", extra={"error": type(error).__name__})
         read = CacheRead(None, hit=False)
-    tenant = read.tenant or TenantConfig.from_dict(validated["tenant"])
+    tenant = read.tenant or validated.tenant
     return {
         "status": reg.COMPLETED,
         "tenantId": tenant_id,
-        "tenantName": tenant.display_name,
-        "environments": {"validatedIn": validated["environmentId"], "finalizedIn": BINDING.environment_id},
-        "tenantDataFromCache": {"validate": validated["tenantDataFromCache"], "finalize": read.hit},
+        "tenantName": tenant.display_name if tenant else tenant_id,
+        "environments": {"validatedIn": validated.environment_id, "finalizedIn": BINDING.environment_id},
+        "tenantDataFromCache": {"validate": validated.tenant_data_from_cache, "finalize": read.hit},
     }
 
 
 def record_outcome(tenant_id: str, workflow_id: str, result: dict[str, Any]) -> None:
-    """Write the final status and result to the registry (a step of its own, retried)."""
+    """Write the final status and result to the registry."""
     status = str(result["status"])
     REGISTRY.record_outcome(tenant_id, workflow_id, status, result=result, reason=result.get("reason"))
     if status == reg.COMPLETED:
@@ -145,6 +125,27 @@ def record_outcome(tenant_id: str, workflow_id: str, result: dict[str, Any]) -> 
 def failure_result(tenant_id: str, status: str, reason: str) -> dict[str, Any]:
     """The result of a workflow that ended without a confirmation."""
     return {"status": status, "tenantId": tenant_id, "reason": reason}
+
+
+# -- the steps: thin, named wrappers over the functions above ------------------------------------
+
+
+@durable_step
+def load_and_validate_step(_: StepContext, tenant_id: str, workflow_id: str, execution_arn: str, request: Any) -> Validation:
+    """Step 1."""
+    return load_tenant_and_validate(tenant_id, workflow_id, execution_arn, request)
+
+
+@durable_step
+def finalize_step(_: StepContext, tenant_id: str, validated: Validation) -> dict[str, Any]:
+    """Step 3."""
+    return finalize(tenant_id, validated)
+
+
+@durable_step
+def record_outcome_step(_: StepContext, tenant_id: str, workflow_id: str, result: dict[str, Any]) -> None:
+    """The last step: the registry learns how the workflow ended."""
+    record_outcome(tenant_id, workflow_id, result)
 
 
 @durable_execution
@@ -162,37 +163,35 @@ def handler(event: Any, context: DurableContext) -> dict[str, Any]:
 
     try:
         validated = context.step(
-            lambda _: load_tenant_and_validate(
-                tenant_id, start.workflow_id, context.state.durable_execution_arn, start.request
-            ),
+            load_and_validate_step(tenant_id, start.workflow_id, context.state.durable_execution_arn, start.request),
             name=STEP_LOAD_AND_VALIDATE,
-            config=IO_STEP_CONFIG,
+            config=VALIDATION_STEP_CONFIG,
         )
     except StepError as error:
         # Retries are exhausted (the tenants table stayed unreachable): record
         # the failure so the workflow is not left looking STARTED forever.
         return _end_without_confirmation(context, tenant_id, start.workflow_id, reg.FAILED,
                                          f"could not load the tenant: {error.error_type or 'error'}")
-    if validated.get("duplicate"):
+    if validated.duplicate:
         return {"workflowId": start.workflow_id, "status": "DUPLICATE", "tenantId": tenant_id}
-    if not validated["accepted"]:
-        return {"workflowId": start.workflow_id, **_rejection(validated), "tenantId": tenant_id}
+    if not validated.accepted or validated.tenant is None:
+        return {"workflowId": start.workflow_id, **rejection(validated), "tenantId": tenant_id}
 
-    tenant = TenantConfig.from_dict(validated["tenant"])
-    timeout_seconds = tenant.callback_timeout_seconds
+    tenant = validated.tenant
     callback_config = WaitForCallbackConfig(
-        timeout=Duration.from_seconds(timeout_seconds),
+        timeout=Duration.from_seconds(tenant.callback_timeout_seconds),
         # Zero (the default) means no heartbeat is required.
         heartbeat_timeout=Duration.from_seconds(tenant.heartbeat_timeout_seconds),
+        serdes=CONFIRMATION_SERDES,
         retry_strategy=IO_RETRY,
     )
 
     def register_callback(callback_id: str, _ctx: WaitForCallbackContext) -> None:
-        REGISTRY.register_waiting(tenant_id, start.workflow_id, callback_id, timeout_seconds)
+        REGISTRY.register_waiting(tenant_id, start.workflow_id, callback_id, tenant.callback_timeout_seconds)
         logger.info("waiting for external confirmation")
 
     try:
-        raw = context.wait_for_callback(register_callback, name=WAIT_EXTERNAL_CONFIRMATION, config=callback_config)
+        confirmation = context.wait_for_callback(register_callback, name=WAIT_EXTERNAL_CONFIRMATION, config=callback_config)
     except CallbackTimeoutError:
         status, reason = reg.TIMED_OUT, "no confirmation (or heartbeat) in time"
     except CallbackExternalError as error:
@@ -201,11 +200,11 @@ def handler(event: Any, context: DurableContext) -> dict[str, Any]:
         status, reason = reg.FAILED, "could not register the callback"
     else:
         try:
-            summary = context.step(lambda _: finalize(tenant_id, validated), name=STEP_FINALIZE, config=IO_STEP_CONFIG)
+            summary = context.step(finalize_step(tenant_id, validated), name=STEP_FINALIZE, config=IO_STEP_CONFIG)
         except StepError as error:
             status, reason = reg.FAILED, f"could not finalize: {error.error_type or 'error'}"
         else:
-            result = {**summary, "confirmation": decode_callback_result(raw)}
+            result = {**summary, "confirmation": confirmation}
             return _finish(context, tenant_id, start.workflow_id, result, STEP_RECORD_OUTCOME)
     return _end_without_confirmation(context, tenant_id, start.workflow_id, status, reason)
 
@@ -225,7 +224,7 @@ def _finish(context: DurableContext, tenant_id: str, workflow_id: str, result: d
     or callback.
     """
     try:
-        context.step(lambda _: record_outcome(tenant_id, workflow_id, result), name=step_name, config=IO_STEP_CONFIG)
+        context.step(record_outcome_step(tenant_id, workflow_id, result), name=step_name, config=IO_STEP_CONFIG)
     except StepError as error:
         logger.error("registry not updated; it will be repaired from the execution result",
                      extra={"status": result["status"], "error": error.error_type or "error"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared import strict_json
-from workflow.app import decode_callback_result
+from workflow.checkpoints import decode_confirmation
 
 
 @pytest.mark.parametrize("text", ["NaN", "[Infinity]", '{"x": -Infinity}', "1e400", "[-1E999]"])
@@ -19,5 +19,5 @@ def test_ordinary_json_passes() -> None:
 
 
 def test_callback_result_with_a_non_finite_number_is_kept_as_text() -> None:
-    assert decode_callback_result(b'{"x": 1e400}') == '{"x": 1e400}'
-    assert decode_callback_result('{"x": 1}') == {"x": 1}
+    assert decode_confirmation(b'{"x": 1e400}') == '{"x": 1e400}'
+    assert decode_confirmation('{"x": 1}') == {"x": 1}
