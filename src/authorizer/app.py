@@ -28,30 +28,21 @@ def stored_key_hash(tenant_id: str) -> str | None:
     return item.get("apiKeyHash") if item else None
 
 
-def stage_arn_parts(method_arn: str) -> tuple[str, str, str, str]:
-    """(region, account, api id, stage) of ``arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/METHOD/PATH``.
-
-    Split by position, not by a full parse: the path part may hold ``:`` or
-    percent-encoded characters that are valid in a workflow id.
-    """
-    _arn, _partition, _service, region, account, resource = method_arn.split(":", 5)
-    api_id, stage = resource.split("/", 2)[:2]
-    return region, account, api_id, stage
-
-
 @event_source(data_class=APIGatewayAuthorizerRequestEvent)
 def handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> dict[str, Any]:
     """401 (raise ``Unauthorized``) without identity, 403 (Deny) for a key of another tenant, else Allow."""
-    verdict: Verdict = decide(event.headers, event.request_context.request_id, stored_key_hash)
+    verdict: Verdict = decide(event.headers.get, event.request_context.request_id, stored_key_hash)
     logger.append_keys(tenant_id=verdict.tenant_id or "-", workflow_id=verdict.workflow_id or "-")
     if verdict.unauthenticated:
         logger.info("request refused", extra={"status": 401, "reason": verdict.reason})
         # API Gateway answers 401 only for this exact message.
         raise Exception("Unauthorized")  # noqa: TRY002
-    region, account, api_id, stage = stage_arn_parts(event.method_arn)
+    # Only region, account, API and stage are read from the method ARN: the path
+    # part may hold ":" (valid in a workflow id), which a full parse would split.
+    arn = event.parsed_arn
     response = APIGatewayAuthorizerResponse(
         principal_id=verdict.tenant_id or "anonymous",
-        region=region, aws_account_id=account, api_id=api_id, stage=stage,
+        region=arn.region, aws_account_id=arn.aws_account_id, api_id=arn.api_id, stage=arn.stage,
         context={"tenantId": verdict.tenant_id, "workflowId": verdict.workflow_id} if verdict.allowed else None,
     )
     if not verdict.allowed:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.contract import TENANT_HEADER, is_valid_tenant_id
@@ -25,26 +25,20 @@ class Verdict:
     reason: str = ""
 
 
-def header(headers: Mapping[str, str] | None, name: str) -> str | None:
-    """Case-insensitive header lookup (clients and proxies vary the case)."""
-    lowered = name.lower()
-    return next((value for key, value in (headers or {}).items() if key.lower() == lowered), None)
-
-
 def decide(
-    headers: Mapping[str, str] | None,
+    header: Callable[[str], str | None],
     request_id: str,
     key_hash_of: Callable[[str], str | None],
 ) -> Verdict:
     """Check that the API key belongs to the tenant named by the tenant header.
 
     Args:
-        headers: The request's headers.
+        header: Case-insensitive header lookup (Powertools' ``event.headers.get``).
         request_id: API Gateway's request id (the workflow id without an idempotency key).
         key_hash_of: Returns a tenant's stored key hash, None for an unknown tenant.
     """
-    api_key = header(headers, API_KEY_HEADER)
-    tenant_id = header(headers, TENANT_HEADER)
+    api_key = header(API_KEY_HEADER)
+    tenant_id = header(TENANT_HEADER)
     if not api_key:
         return Verdict(False, unauthenticated=True, reason="missing API key")
     if not is_valid_tenant_id(tenant_id):
@@ -53,7 +47,7 @@ def decide(
     if not api_key_matches(api_key, key_hash_of(tenant_id)):
         return Verdict(False, tenant_id=tenant_id, reason="API key does not belong to this tenant")
     # Any key works: it is hashed into the workflow id (API Gateway caps header size).
-    idempotency_key = header(headers, IDEMPOTENCY_HEADER)
+    idempotency_key = header(IDEMPOTENCY_HEADER)
     return Verdict(
         True, tenant_id=tenant_id, workflow_id=mint_workflow_id(tenant_id, idempotency_key, request_id)
     )

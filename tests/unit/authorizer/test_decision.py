@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import APIGatewayAuthorizerRequestEvent
+
 from authorizer.decision import decide
 from shared.identity import hash_api_key, mint_workflow_id
 
@@ -11,7 +13,8 @@ KEYS = {"tenant-a": hash_api_key("key-a"), "tenant-b": hash_api_key("key-b")}
 
 
 def verdict(headers: dict[str, str], request_id: str = "req-1"):
-    return decide(headers, request_id, KEYS.get)
+    event = APIGatewayAuthorizerRequestEvent({"headers": headers})
+    return decide(event.headers.get, request_id, KEYS.get)
 
 
 def test_own_key_is_allowed_with_verified_tenant_and_request_id_as_workflow_id() -> None:
