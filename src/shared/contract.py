@@ -49,6 +49,11 @@ def routes() -> dict[str, Route]:
 
 
 @cache
+def workflow_statuses() -> dict[str, bool]:
+    """Every workflow status of the public API, and whether it is final (from ``api_contract.json``)."""
+    return {name: bool(spec["final"]) for name, spec in api_contract()["workflowStatuses"].items()}
+
+
 def start_workflow_schema() -> dict[str, Any]:
     """Return the JSON schema of the ``POST /workflow`` body."""
     schema_file = routes()["startWorkflow"].request_schema

@@ -12,14 +12,27 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-STARTED = "STARTED"
-WAITING_FOR_CALLBACK = "WAITING_FOR_CALLBACK"
-COMPLETED = "COMPLETED"
-REJECTED = "REJECTED"
-FAILED = "FAILED"
-TIMED_OUT = "TIMED_OUT"
-FINAL_STATUSES = frozenset({COMPLETED, REJECTED, FAILED, TIMED_OUT})
-OPEN_STATUSES = frozenset({STARTED, WAITING_FOR_CALLBACK})
+from shared.contract import workflow_statuses
+
+# The statuses are part of the public API: api_contract.json lists them and says
+# which are final; these names fail at import if the two ever disagree.
+_STATUSES = workflow_statuses()
+
+
+def _status(name: str) -> str:
+    if name not in _STATUSES:
+        raise RuntimeError(f"{name} is not a workflow status in api_contract.json")
+    return name
+
+
+STARTED = _status("STARTED")
+WAITING_FOR_CALLBACK = _status("WAITING_FOR_CALLBACK")
+COMPLETED = _status("COMPLETED")
+REJECTED = _status("REJECTED")
+FAILED = _status("FAILED")
+TIMED_OUT = _status("TIMED_OUT")
+FINAL_STATUSES = frozenset(name for name, final in _STATUSES.items() if final)
+OPEN_STATUSES = frozenset(name for name, final in _STATUSES.items() if not final)
 
 # How a callback ended, as the API learned it from the durable service.
 CALLBACK_ANSWERED = "ANSWERED"

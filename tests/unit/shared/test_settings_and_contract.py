@@ -44,3 +44,18 @@ def test_contract_files_agree() -> None:
     assert start_workflow_schema()["$schema"].startswith("http://json-schema.org/draft-04")
     statuses = {t["status"] for t in demo_tenants()}
     assert len([t for t in demo_tenants() if t["status"] == "ACTIVE"]) == 2 and "SUSPENDED" in statuses
+
+
+def test_registry_statuses_are_the_contracts_and_the_readme_lists_them() -> None:
+    import re
+    from pathlib import Path
+
+    from shared import registry
+    from shared.contract import workflow_statuses
+
+    statuses = workflow_statuses()
+    assert registry.FINAL_STATUSES | registry.OPEN_STATUSES == set(statuses)
+    assert registry.OPEN_STATUSES == {registry.STARTED, registry.WAITING_FOR_CALLBACK}
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    listed = re.search(r"Workflow statuses: (.*?)\.", readme, re.S)
+    assert listed is not None and set(re.findall(r"`([A-Z_]+)`", listed.group(1))) == set(statuses)
