@@ -21,11 +21,12 @@ API_URL      ?= http://127.0.0.1:3000
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing development dependencies into $(VENV) ..."
 	@$(VPY) -m pip install --quiet --upgrade pip
 	@$(VPY) -m pip install --quiet -r requirements-dev.txt
+	@$(VPY) -m pip install --quiet --no-deps -e .
 	@touch $@
 
 venv: $(STAMP) ## Create .venv with runtime and test dependencies
@@ -76,4 +77,4 @@ fmt: ## terraform fmt
 	$(TF) fmt -recursive
 
 clean: ## Remove build output, local state and the virtualenv
-	rm -rf $(BUILD) .state $(VENV) .venv-checkov .pytest_cache .terraform
+	rm -rf $(BUILD) .state $(VENV) .venv-checkov .pytest_cache .terraform src/*.egg-info

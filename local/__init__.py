@@ -1,15 +1,13 @@
 """The local stack: the whole pattern on loopback (``make run``). Not deployed.
 
 The handlers' own code lives in ``src/`` (what each Lambda zip holds); the local
-stack reads the same contract, schema and demo tenants from ``src/shared``, so
-it puts ``src`` on the import path once, here.
+stack imports the same contract, schema and demo tenants from ``shared`` (the
+repository is installed into ``.venv`` as one editable project, see pyproject.toml).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+# The code root of every function: what `make build` zips and each local worker imports from.
 SRC_DIR = Path(__file__).resolve().parent.parent / "src"
-if str(SRC_DIR) not in sys.path:
-    sys.path.insert(0, str(SRC_DIR))

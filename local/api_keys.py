@@ -13,7 +13,6 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-import local  # noqa: F401 - puts src/ on the import path
 from shared.identity import API_KEY_HEADER, hash_api_key
 
 __all__ = ["API_KEY_HEADER", "KEYS_FILE", "ensure_api_keys", "hash_api_key", "load_api_keys", "with_key_hashes"]

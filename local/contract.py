@@ -1,6 +1,6 @@
 """The public API as the local gateway serves it, read from ``src/shared/api_contract.json``.
 
-Routes are value objects in a table keyed by method and path template; the request
+Routes are the shared contract's value objects, matched by path template; the request
 body validator is compiled from the same schema file Terraform turns into the
 API Gateway model. Nothing here is a hand-kept copy of the contract.
 """
@@ -10,48 +10,29 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache
 from typing import Any, Callable
 from urllib.parse import unquote
 
 import fastjsonschema
 
-import local  # noqa: F401 - puts src/ on the import path
 from shared import contract as shared_contract
+from shared.contract import Route
 
 ASYNC_WORKFLOW_START = "workflow-async-invoke"
 API_PROXY = "api-proxy"
 
 
-@dataclass(frozen=True)
-class Route:
-    """One method on one resource of the REST API.
+def path_parameters(route: Route, path: str) -> dict[str, str] | None:
+    """Path parameters when ``path`` is ``route``'s resource (``/workflow/{workflowId}``), else ``None``."""
+    found = _resource_pattern(route.path).match(path)
+    return {name: unquote(value) for name, value in found.groupdict().items()} if found else None
 
-    Attributes:
-        name: The contract's key, e.g. ``startWorkflow``.
-        method: HTTP method.
-        resource: Path template, e.g. ``/workflow/{workflowId}``.
-        integration: ``workflow-async-invoke`` or ``api-proxy``.
-        success_status: Status of a successful answer.
-        request_schema: File name of the body schema, if the body is validated.
-    """
 
-    name: str
-    method: str
-    resource: str
-    integration: str
-    success_status: int
-    request_schema: str | None = None
-
-    @cached_property
-    def _pattern(self) -> re.Pattern[str]:
-        regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.resource))
-        return re.compile(f"^{regex}$")
-
-    def match(self, path: str) -> dict[str, str] | None:
-        """Path parameters when ``path`` is this route's resource, else ``None``."""
-        found = self._pattern.match(path)
-        return {name: unquote(value) for name, value in found.groupdict().items()} if found else None
+@cache
+def _resource_pattern(resource: str) -> re.Pattern[str]:
+    regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(resource))
+    return re.compile(f"^{regex}$")
 
 
 @dataclass(frozen=True)
@@ -70,11 +51,11 @@ class ApiContract:
         """
         resource_exists = False
         for route in self.routes:
-            params = route.match(path)
+            params = path_parameters(route, path)
             if params is None:
                 continue
             resource_exists = True
-            if route.method == method.upper():
+            if route.method.upper() == method.upper():
                 return route, params, True
         return None, None, resource_exists
 
@@ -91,17 +72,7 @@ class ApiContract:
 
 def load_contract() -> ApiContract:
     """Build the gateway's route table from the shared contract and compile each request schema."""
-    contract_routes = tuple(
-        Route(
-            name=route.name,
-            method=route.method.upper(),
-            resource=route.path,
-            integration=route.integration,
-            success_status=route.success_status,
-            request_schema=route.request_schema,
-        )
-        for route in shared_contract.routes().values()
-    )
+    contract_routes = tuple(shared_contract.routes().values())
     validators = {
         route.request_schema: fastjsonschema.compile(
             json.loads((shared_contract.CONTRACT_DIR / route.request_schema).read_text(encoding="utf-8"))

@@ -19,7 +19,6 @@ from typing import Any
 
 import requests
 
-import local  # noqa: F401 - puts src/ on the import path
 from shared.contract import TENANT_HEADER
 from shared.identity import API_KEY_HEADER
 from shared.registry import FINAL_STATUSES as FINAL

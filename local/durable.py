@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from aws_durable_execution_sdk_python.lambda_service import ErrorObject, OperationStatus, OperationType
+from aws_durable_execution_sdk_python.lambda_service import OperationStatus, OperationType
 from aws_durable_execution_sdk_python_testing.runner import WebRunner, WebRunnerConfig
 from aws_durable_execution_sdk_python_testing.stores.base import StoreType
 from aws_durable_execution_sdk_python_testing.web.server import WebServiceConfig
 
+from local.emulator_internals import EmulatorInternals
 from local.functions import ACCOUNT_ID
 
 logger = logging.getLogger(__name__)
@@ -86,28 +87,22 @@ class DurableEmulator:
         memory: after a restart a waiting callback would never time out, the
         execution timeout would never fire, a pending wait or step retry would
         never wake, and an invocation cut off by the stop would never be retried.
-        This re-arms each with the time that is left (at once if it is overdue).
-        It reaches into ``WebRunner``'s executor: the runner has no public hook.
+        This re-arms each with the time that is left (at once if it is overdue),
+        through :class:`local.emulator_internals.EmulatorInternals`.
 
         Returns:
             How many executions were resumed.
         """
-        executor = self._runner._executor  # noqa: SLF001 - see docstring
-        scheduler = self._runner._scheduler  # noqa: SLF001
-        store = self._runner._store  # noqa: SLF001
-        executions, _ = store.query(status_filter="RUNNING")
+        internals = EmulatorInternals(self._runner)
+        executions = internals.running_executions()
         now = datetime.now(UTC)
         for execution in executions:
             arn = execution.durable_execution_arn
-            event = executor._completion_events.setdefault(arn, scheduler.create_event())  # noqa: SLF001
             started = execution.get_operation_execution_started().start_timestamp or now
             timeout = execution.start_input.execution_timeout_seconds
             if timeout > 0:
-                error = ErrorObject.from_message(f"Execution timed out after {timeout} seconds.")
-                executor._execution_timeouts[arn] = scheduler.call_later(  # noqa: SLF001
-                    lambda arn=arn, error=error: executor.on_timed_out(arn, error),
-                    delay=_remaining(started, timeout, now), completion_event=event,
-                )
+                internals.arm_execution_timeout(arn, _remaining(started, timeout, now),
+                                                f"Execution timed out after {timeout} seconds.")
             waiting = [op for op in execution.operations
                        if op.operation_type == OperationType.CALLBACK and op.status == OperationStatus.STARTED]
             for operation in waiting:
@@ -115,14 +110,12 @@ class DurableEmulator:
                 options = next((update.callback_options for update in execution.updates
                                 if update.operation_id == operation.operation_id and update.callback_options), None)
                 if callback_id and options and options.timeout_seconds > 0:
-                    executor._callback_timeouts[callback_id] = scheduler.call_later(  # noqa: SLF001
-                        lambda arn=arn, callback_id=callback_id: executor._on_callback_timeout(arn, callback_id),  # noqa: SLF001
-                        delay=_remaining(operation.start_timestamp or started, options.timeout_seconds, now),
-                        completion_event=event,
+                    internals.arm_callback_timeout(
+                        arn, callback_id, _remaining(operation.start_timestamp or started, options.timeout_seconds, now)
                     )
-            executor._schedule_earliest_pending(arn)  # noqa: SLF001 - waits and step retries
-            if not waiting and executor._earliest_pending_timestamp(execution) is None:  # noqa: SLF001
-                executor._invoke_execution(arn)  # noqa: SLF001 - it was cut off mid-invocation
+            internals.schedule_pending(arn)  # waits and step retries
+            if not waiting and internals.earliest_pending(execution) is None:
+                internals.invoke(arn)  # it was cut off mid-invocation
         return len(executions)
 
     def stop(self) -> None:

@@ -35,10 +35,12 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from local.contract import API_PROXY, ASYNC_WORKFLOW_START, ApiContract, Route
+from local.contract import API_PROXY, ASYNC_WORKFLOW_START, ApiContract
 from local.functions import ALIAS
 from local.http_base import DEFAULT_HOST, LocalHttpService, Request, Response
 from local.proxy_event import build_authorizer_event, build_proxy_event
+from shared import strict_json
+from shared.contract import Route
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +189,7 @@ class LocalGateway(LocalHttpService):
             return Response.json(403, MISSING_TOKEN, {**headers, "x-amzn-ErrorType": "MissingAuthenticationTokenException"})
         event = build_proxy_event(
             method=request.method,
-            resource=route.resource,
+            resource=route.path,
             path=request.path,
             headers=request.headers,
             path_parameters=params or None,
@@ -217,7 +219,8 @@ class LocalGateway(LocalHttpService):
     def _validate_start(self, route: Route, request: Request) -> str | None:
         """The request validator of ``POST /workflow``: a JSON body valid against the schema."""
         try:
-            body = json.loads(request.body or b"", parse_constant=_reject_non_json_constant)
+            # NaN, Infinity and 1e400 are not JSON; API Gateway's parser refuses them too.
+            body = strict_json.loads(request.body or b"")
         except (ValueError, RecursionError):
             return INVALID_BODY
         problem = self._contract.validate_body(route, body)
@@ -294,11 +297,6 @@ class LocalGateway(LocalHttpService):
 def _is_json_content_type(value: str | None) -> bool:
     """API Gateway picks the mapping template by media type; a missing one defaults to JSON."""
     return value is None or value.split(";", 1)[0].strip().lower() == "application/json"
-
-
-def _reject_non_json_constant(name: str) -> Any:
-    """NaN and Infinity are not JSON; API Gateway's parser refuses them, so do the same."""
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _policy_allows(policy: Any, method_arn: str) -> bool:

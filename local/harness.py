@@ -21,9 +21,9 @@ import boto3
 import requests
 from botocore.config import Config
 
-import local  # noqa: F401 - puts src/ on the import path
 from shared.contract import TENANT_HEADER
 from local.api_keys import with_key_hashes
+from local.http_base import free_port
 from local.processes import terminate
 from shared.identity import API_KEY_HEADER
 from shared.tenants import tenant_item
@@ -32,12 +32,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 45.0
 STOP_TIMEOUT = 30.0
 WORKFLOW_TIMEOUT = 45.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, message: str, interval: float = 0.2) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +17,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 DEFAULT_HOST = "127.0.0.1"
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    """A port nothing listens on right now (for services started with port 0 or tests)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
 
 logger = logging.getLogger(__name__)
 

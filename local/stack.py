@@ -24,7 +24,7 @@ import socket
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from local.api_keys import API_KEY_HEADER, ensure_api_keys, with_key_hashes
@@ -42,7 +42,7 @@ from local.functions import (
 )
 from local.faults import DynamoDBFaultProxy, FaultPlan, FaultyDurableClient
 from local.gateway import LambdaApiInvoker, LocalGateway
-from local.http_base import DEFAULT_HOST
+from local.http_base import DEFAULT_HOST, free_port
 from local.lambda_service import LocalLambdaService
 from local.workers import WorkerPools
 
@@ -78,13 +78,7 @@ class StackConfig:
     fault_port: int = 0
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
-
-
-class LocalStack:
+class LoopbackStack:
     """The local services (gateway, Lambda, emulator, DynamoDB), started and stopped in order."""
 
     def __init__(self, config: StackConfig) -> None:
@@ -94,7 +88,7 @@ class LocalStack:
         host = DEFAULT_HOST
         self.config = config
         self.ports = {
-            name: port or _free_port(config.host if name == "api" else host)
+            name: port or free_port(config.host if name == "api" else host)
             for name, port in (
                 ("api", config.api_port),
                 ("lambda", config.lambda_port),
@@ -296,32 +290,16 @@ def parse_args(argv: list[str] | None = None) -> StackConfig:
     parser.add_argument("--fault-injection", action="store_true",
                         help="route the functions' DynamoDB calls through a fault-injecting proxy (tests)")
     parser.add_argument("--fault-port", type=int, default=0, help="port of the fault proxy (0: any free)")
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+    parser.add_argument("--log-level", dest="function_log_level", metavar="LEVEL", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="log level of the stack and of the functions (POWERTOOLS_LOG_LEVEL)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.log_level != "DEBUG":
+    logging.basicConfig(level=args.function_log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.function_log_level != "DEBUG":
         for noisy in ("aws_durable_execution_sdk_python_testing", "botocore", "werkzeug", "moto"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
-    return StackConfig(
-        host=args.host,
-        api_port=args.api_port,
-        lambda_port=args.lambda_port,
-        emulator_port=args.emulator_port,
-        dynamodb_port=args.dynamodb_port,
-        state_dir=args.state_dir,
-        region=args.region,
-        name_prefix=args.name_prefix,
-        idle_timeout=args.idle_timeout,
-        max_workers_per_tenant=args.max_workers_per_tenant,
-        tenant_cache_ttl=args.tenant_cache_ttl,
-        function_timeout=args.function_timeout,
-        execution_timeout=args.execution_timeout,
-        snapshot_interval=args.snapshot_interval,
-        function_log_level=args.log_level,
-        fault_injection=args.fault_injection,
-        fault_port=args.fault_port,
-    )
+    # Every flag's dest is a StackConfig field: the parser is the one list of options.
+    return StackConfig(**{field.name: getattr(args, field.name) for field in fields(StackConfig)})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
-    stack = LocalStack(config)
+    stack = LoopbackStack(config)
     try:
         stack.start()
         started.set()

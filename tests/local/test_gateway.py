@@ -18,7 +18,7 @@ def test_route_table_is_the_contract() -> None:
     contract = load_contract()
     raw = json.loads(CONTRACT_FILE.read_text())
 
-    assert {(r.name, r.method, r.resource) for r in contract.routes} == {
+    assert {(r.name, r.method, r.path) for r in contract.routes} == {
         (name, spec["method"], spec["path"]) for name, spec in raw["routes"].items()
     }
     route, params, _ = contract.find("GET", "/workflow/abc-123")
