@@ -24,7 +24,7 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.config import Config
 
 from local.functions import Names
-from local.table_specs import TableSpec, table_spec
+from scripts.terraform_tables import TableSpec, table_spec
 from shared.contract import demo_tenants as shared_demo_tenants
 from shared.tenants import tenant_item
 

@@ -39,7 +39,7 @@ _MOCK.start()
 
 def create_tables() -> tuple[Any, Any]:
     """Create both tables with the key schema main.tf declares, and seed the demo tenants."""
-    from local.table_specs import table_spec
+    from scripts.terraform_tables import table_spec
     from shared.contract import demo_tenants
     from shared.tenants import tenant_item
 

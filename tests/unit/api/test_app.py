@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import Stubber
 
 from api import app
-from local.proxy_event import build_proxy_event
+from tests.unit.api_events import proxy_event
 from shared import registry as reg
 from tests.unit.fakes import FakeLambdaContext
 
@@ -62,7 +62,7 @@ def call(method: str, path: str, *, tenant: str | None = "tenant-a", body: Any =
     # API Gateway passes the authorizer's verified context; the header alone proves nothing.
     headers = {"x-tenant-id": tenant} if tenant is not None else {}
     authorizer = {"tenantId": tenant, "workflowId": "unused", "principalId": tenant} if tenant is not None else None
-    event = build_proxy_event(method=method, resource=resource or path, path=path, headers=headers,
+    event = proxy_event(method=method, resource=resource or path, path=path, headers=headers,
                               path_parameters=path_parameters, body=body, authorizer=authorizer)
     response = app.handler(event, FakeLambdaContext())
     return response["statusCode"], json.loads(response["body"])
@@ -100,7 +100,7 @@ def test_request_without_verified_tenant_is_401(waiting_workflow: str, tenant: s
 
 
 def test_header_alone_does_not_identify_the_tenant(waiting_workflow: str) -> None:
-    event = build_proxy_event(method="GET", resource="/workflow/{workflowId}", path="/workflow/wf-a",
+    event = proxy_event(method="GET", resource="/workflow/{workflowId}", path="/workflow/wf-a",
                               headers={"x-tenant-id": "tenant-a"}, path_parameters={"workflowId": "wf-a"})
     assert app.handler(event, FakeLambdaContext())["statusCode"] == 401
 
@@ -341,7 +341,7 @@ def test_registry_failures_on_the_callback_path_are_429_or_503_with_retry_after(
         raise ClientError({"Error": {"Code": code, "Message": "injected"}}, failing)
 
     monkeypatch.setattr(app.REGISTRY._table, failing, broken)  # noqa: SLF001
-    response = app.handler(build_proxy_event(
+    response = app.handler(proxy_event(
         method="POST", resource="/callback", path="/callback", headers={"x-tenant-id": "tenant-a"},
         body=json.dumps({"callbackId": CALLBACK_ID, "payload": {}}),
         authorizer={"tenantId": "tenant-a", "workflowId": "unused", "principalId": "tenant-a"}), FakeLambdaContext())
