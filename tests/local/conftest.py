@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from local.harness import StackProcess, wait_until
+from tests.harness import StackProcess, wait_until
 
 
 @pytest.fixture(name="wait_until")

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from local.harness import StackProcess
+from tests.harness import StackProcess
 
 pytestmark = pytest.mark.slow
 

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import requests
 
-from local.harness import StackProcess, post_with_retries, wait_until
+from tests.harness import StackProcess, post_with_retries, wait_until
 
 pytestmark = pytest.mark.slow
 

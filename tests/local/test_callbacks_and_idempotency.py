@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from local.harness import StackProcess
+from tests.harness import StackProcess
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from local.harness import REPO_ROOT, StackProcess
+from tests.harness import REPO_ROOT, StackProcess
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import pytest
 
 from local.dynamodb import SNAPSHOT_FILE, LocalDynamoDB, may_change, pattern_tables
 from local.functions import Names
-from local.harness import free_port, wait_until
+from tests.harness import free_port, wait_until
 
 def registry_item(workflow_id: str) -> dict[str, Any]:
     return {"tenantId": {"S": "tenant-a"}, "recordId": {"S": f"workflow#{workflow_id}"}, "status": {"S": "STARTED"}}

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from local.harness import StackProcess, wait_until
+from tests.harness import StackProcess, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from local.harness import StackProcess
+from tests.harness import StackProcess
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import pytest
 from local.contract import API_PROXY, ASYNC_WORKFLOW_START, load_contract
 from shared.contract import API_CONTRACT_FILE as CONTRACT_FILE
 from local.gateway import _policy_allows
-from local.harness import StackProcess
+from tests.harness import StackProcess
 
 VALID_BODY = {"amount": 10, "currency": "EUR"}
 

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.exceptions import ClientError
 
-from local.harness import StackProcess
+from tests.harness import StackProcess
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from local.harness import StackProcess
+from tests.harness import StackProcess
 
 pytestmark = pytest.mark.slow
 
