@@ -63,19 +63,15 @@ locals {
 
   demo_tenant_list = jsondecode(file("${local.shared_dir}/demo_tenants.json"))
   demo_tenants     = { for tenant in local.demo_tenant_list : tenant.tenantId => tenant }
+  # The tenants Terraform seeds and gives an API key (a set of ids, so tenants
+  # may differ in their fields).
+  seeded_tenant_ids = toset(var.create_demo_tenants ? keys(local.demo_tenants) : [])
   # The tenant the ready-to-paste curl commands use: the first active one.
   example_tenant_id = [for tenant in local.demo_tenant_list : tenant.tenantId if tenant.status == "ACTIVE"][0]
 
-  workflow_function_name = "${local.name_prefix}-workflow"
-  api_function_name      = "${local.name_prefix}-api"
-  authorizer_name        = "${local.name_prefix}-authorizer"
-  tenants_table_name     = "${local.name_prefix}-tenants"
-  workflows_table_name   = "${local.name_prefix}-workflows"
-  workflow_alias_name    = "live"
-
-  workflow_zip_path   = coalesce(var.workflow_zip_path, "${path.module}/build/workflow.zip")
-  api_zip_path        = coalesce(var.api_zip_path, "${path.module}/build/api.zip")
-  authorizer_zip_path = coalesce(var.authorizer_zip_path, "${path.module}/build/authorizer.zip")
+  tenants_table_name   = "${local.name_prefix}-tenants"
+  workflows_table_name = "${local.name_prefix}-workflows"
+  workflow_alias_name  = "live"
 
   # API resource tree, built from the contract's paths ("/workflow/{workflowId}"
   # -> level 1 "/workflow", level 2 "/workflow/{workflowId}").
@@ -85,13 +81,6 @@ locals {
 
   # Path parameters of each proxy route, e.g. { getWorkflow = ["workflowId"] }.
   route_path_params = { for key, route in local.proxy_routes : key => flatten(regexall("{([^}]+)}", route.path)) }
-
-  lambda_environment_common = {
-    TENANTS_TABLE_NAME           = local.tenants_table_name
-    WORKFLOWS_TABLE_NAME         = local.workflows_table_name
-    POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
-    POWERTOOLS_LOG_LEVEL         = var.log_level
-  }
 }
 
 # =============================================================================
@@ -119,29 +108,55 @@ resource "aws_dynamodb_table" "tenants" {
   }
 }
 
+locals {
+  # Every field of every demo tenant as a DynamoDB attribute, typed the way
+  # src/shared/tenants.py writes them (tenant_item) and reads them back
+  # (TenantConfig.from_item): strings S, numbers N, booleans BOOL, lists of
+  # strings L. A JSON value's type shows in its encoding's first character.
+  demo_tenant_items = {
+    for tenant_id, tenant in local.demo_tenants : tenant_id => {
+      for field, value in tenant : field => jsondecode(
+        startswith(jsonencode(value), "\"") ? jsonencode({ S = value }) :
+        startswith(jsonencode(value), "[") ? jsonencode({ L = [for element in value : { S = element }] }) :
+        contains(["true", "false"], jsonencode(value)) ? jsonencode({ BOOL = value }) :
+        jsonencode({ N = jsonencode(value) })
+      )
+    }
+  }
+  # Fields no type above fits (an object, null, a list of anything but
+  # strings), which the precondition below refuses.
+  demo_tenant_unsupported_fields = flatten([
+    for tenant_id, tenant in local.demo_tenants : [
+      for field, value in tenant : "${tenant_id}.${field}"
+      if !can(regex("^(\"|-?[0-9]|true$|false$)", jsonencode(value))) && !try(startswith(jsonencode(value), "[") && alltrue([for element in value : startswith(jsonencode(element), "\"")]), false)
+    ]
+  ])
+}
+
 resource "aws_dynamodb_table_item" "demo_tenant" {
-  for_each = var.create_demo_tenants ? local.demo_tenants : {}
+  for_each = local.seeded_tenant_ids
 
   table_name = aws_dynamodb_table.tenants.name
   hash_key   = aws_dynamodb_table.tenants.hash_key
 
-  item = jsonencode({
-    tenantId               = { S = each.value.tenantId }
-    displayName            = { S = each.value.displayName }
-    status                 = { S = each.value.status }
-    allowedCurrencies      = { L = [for currency in each.value.allowedCurrencies : { S = currency }] }
-    maxAmount              = { N = tostring(each.value.maxAmount) }
-    callbackTimeoutSeconds = { N = tostring(each.value.callbackTimeoutSeconds) }
+  item = jsonencode(merge(local.demo_tenant_items[each.key], {
     # The authorizer compares the SHA-256 of the presented key with this.
     apiKeyHash = { S = sha256(aws_api_gateway_api_key.demo[each.key].value) }
-  })
+  }))
+
+  lifecycle {
+    precondition {
+      condition     = length(local.demo_tenant_unsupported_fields) == 0
+      error_message = "Demo tenant fields must be strings, numbers, booleans or lists of strings (src/shared/demo_tenants.json): ${join(", ", local.demo_tenant_unsupported_fields)}."
+    }
+  }
 }
 
 # One API key per demo tenant. API Gateway generates the secret (no random
 # provider needed); the keys belong to no usage plan: the request authorizer is
 # what checks them, against the hash stored on the tenant's item.
 resource "aws_api_gateway_api_key" "demo" {
-  for_each = var.create_demo_tenants ? local.demo_tenants : {}
+  for_each = local.seeded_tenant_ids
 
   name        = "${local.name_prefix}-${each.key}"
   description = "Demo API key of tenant ${each.key} (checked by the request authorizer)."
@@ -183,43 +198,155 @@ resource "aws_dynamodb_table" "workflows" {
 }
 
 # =============================================================================
+# Functions: the workflow function, the API function and the request authorizer
+# =============================================================================
+
+locals {
+  # What differs between the three functions. Every one of them gets its own
+  # execution role (IAM below) and log group, python3.13 on arm64, JSON logs,
+  # X-Ray tracing, and the package build/<key>.zip from `make build` unless
+  # zip_path is set. A function that does not say otherwise is neither durable
+  # nor tenant-isolated nor published, and has only the common environment.
+  functions = {
+    # Durable (it checkpoints and waits for the callback), tenant-isolated (an
+    # execution environment serves the one tenant of X-Amz-Tenant-Id) and
+    # published: durable functions are invoked through a version or alias.
+    workflow = {
+      description      = "Durable, tenant-isolated workflow: validate, wait for the external callback, finalize."
+      role_description = "Execution role of the durable workflow function."
+      handler          = "workflow.app.handler"
+      zip_path         = var.workflow_zip_path
+      memory_mb        = var.workflow_memory_mb
+      timeout_seconds  = var.workflow_timeout_seconds
+      per_tenant       = true
+      durable          = true
+      publish          = true
+      environment      = { TENANT_CACHE_TTL_SECONDS = tostring(var.tenant_cache_ttl_seconds) }
+    }
+    # GET /workflow/{workflowId}, POST /callback.
+    api = {
+      description      = "Workflow status and callback API (API Gateway AWS_PROXY)."
+      role_description = "Execution role of the status and callback API function."
+      handler          = "api.app.handler"
+      zip_path         = var.api_zip_path
+      memory_mb        = var.api_memory_mb
+      timeout_seconds  = var.api_timeout_seconds
+    }
+    # The x-api-key must belong to the x-tenant-id.
+    authorizer = {
+      description      = "REQUEST authorizer: verifies the tenant's API key and mints the workflow id."
+      role_description = "Execution role of the request authorizer."
+      handler          = "authorizer.app.handler"
+      zip_path         = var.authorizer_zip_path
+      memory_mb        = var.api_memory_mb
+      timeout_seconds  = var.api_timeout_seconds
+    }
+  }
+
+  function_names     = { for key in keys(local.functions) : key => "${local.name_prefix}-${key}" }
+  function_zip_paths = { for key, function in local.functions : key => coalesce(function.zip_path, "${path.module}/build/${key}.zip") }
+}
+
+resource "aws_lambda_function" "function" {
+  #checkov:skip=CKV_AWS_116:The workflow's failures are recorded by the durable execution itself (registry status FAILED or TIMED_OUT, history kept durable_retention_days), and API Gateway invokes the API function and the authorizer synchronously, where a dead-letter queue does not apply; add a DLQ or on-failure destination to the workflow if events Lambda drops before the execution starts must be kept.
+  #checkov:skip=CKV_AWS_117:The functions call only public AWS APIs (DynamoDB, Lambda); a VPC would add NAT or endpoints and reach no private resource.
+  #checkov:skip=CKV_AWS_115:Reserved concurrency fails on new accounts (quota 10, Lambda keeps 10 unreserved); the API stage throttles requests instead (var.throttling_rate_limit).
+  #checkov:skip=CKV_AWS_173:The environment holds table names and log settings only, no secrets (key hashes live in the tenants table); Lambda encrypts it at rest with its service key.
+  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and signed artifacts in S3; this pattern deploys the zips `make build` writes locally.
+  for_each = local.functions
+
+  function_name    = local.function_names[each.key]
+  description      = each.value.description
+  role             = aws_iam_role.function[each.key].arn
+  handler          = each.value.handler
+  runtime          = "python3.13"
+  architectures    = ["arm64"]
+  filename         = local.function_zip_paths[each.key]
+  source_code_hash = fileexists(local.function_zip_paths[each.key]) ? filebase64sha256(local.function_zip_paths[each.key]) : null
+  memory_size      = each.value.memory_mb
+  timeout          = each.value.timeout_seconds
+  publish          = try(each.value.publish, false)
+
+  dynamic "durable_config" {
+    for_each = try(each.value.durable, false) ? [1] : []
+    content {
+      execution_timeout = var.durable_execution_timeout_seconds
+      retention_period  = var.durable_retention_days
+    }
+  }
+
+  # An execution environment serves one tenant only (X-Amz-Tenant-Id).
+  dynamic "tenancy_config" {
+    for_each = try(each.value.per_tenant, false) ? [1] : []
+    content {
+      tenant_isolation_mode = "PER_TENANT"
+    }
+  }
+
+  environment {
+    variables = merge(try(each.value.environment, {}), {
+      TENANTS_TABLE_NAME           = local.tenants_table_name
+      WORKFLOWS_TABLE_NAME         = local.workflows_table_name
+      POWERTOOLS_SERVICE_NAME      = local.function_names[each.key]
+      POWERTOOLS_METRICS_NAMESPACE = var.metrics_namespace
+      POWERTOOLS_LOG_LEVEL         = var.log_level
+    })
+  }
+
+  logging_config {
+    log_format = "JSON"
+    log_group  = aws_cloudwatch_log_group.this[each.key].name
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  lifecycle {
+    precondition {
+      condition     = fileexists(local.function_zip_paths[each.key])
+      error_message = "The ${each.key} package ${local.function_zip_paths[each.key]} does not exist: run `make build` first (or set ${each.key}_zip_path)."
+    }
+    # An execution that ends before its callback can time out would leave the
+    # registry showing WAITING_FOR_CALLBACK.
+    precondition {
+      condition     = !try(each.value.durable, false) || var.durable_execution_timeout_seconds > max([for tenant in local.demo_tenant_list : tenant.callbackTimeoutSeconds]...)
+      error_message = "durable_execution_timeout_seconds must exceed every demo tenant's callbackTimeoutSeconds (src/shared/demo_tenants.json)."
+    }
+  }
+}
+
+# API Gateway starts workflows on this alias, so durable executions run on
+# the published version it points at.
+resource "aws_lambda_alias" "workflow_live" {
+  name             = local.workflow_alias_name
+  description      = "The published version API Gateway starts workflows on."
+  function_name    = aws_lambda_function.function["workflow"].function_name
+  function_version = aws_lambda_function.function["workflow"].version
+}
+
+# =============================================================================
 # CloudWatch log groups (created here so they have a retention)
 # =============================================================================
 
-resource "aws_cloudwatch_log_group" "workflow" {
-  #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts every log group at rest with a service key; a customer managed key needs a key policy for the logs service principal and a monthly key fee the demo does not need.
-  #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days (default 14 days, validated against CloudWatch's allowed values); a demo does not need a year of logs, a production deployment sets 365 or more.
-  name              = "/aws/lambda/${local.workflow_function_name}"
-  retention_in_days = var.log_retention_days
+locals {
+  log_groups = merge(
+    { for key, name in local.function_names : key => "/aws/lambda/${name}" },
+    {
+      api_access = "/aws/apigateway/${local.name_prefix}-api/${var.stage_name}/access"
+      # API Gateway writes execution logs to this fixed name; creating it first
+      # gives it a retention (API Gateway would create it with none).
+      api_execution = "API-Gateway-Execution-Logs_${aws_api_gateway_rest_api.this.id}/${var.stage_name}"
+    },
+  )
 }
 
-resource "aws_cloudwatch_log_group" "api" {
+resource "aws_cloudwatch_log_group" "this" {
   #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts every log group at rest with a service key; a customer managed key needs a key policy for the logs service principal and a monthly key fee the demo does not need.
   #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days (default 14 days, validated against CloudWatch's allowed values); a demo does not need a year of logs, a production deployment sets 365 or more.
-  name              = "/aws/lambda/${local.api_function_name}"
-  retention_in_days = var.log_retention_days
-}
+  for_each = local.log_groups
 
-resource "aws_cloudwatch_log_group" "authorizer" {
-  #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts every log group at rest with a service key; a customer managed key needs a key policy for the logs service principal and a monthly key fee the demo does not need.
-  #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days (default 14 days, validated against CloudWatch's allowed values); a demo does not need a year of logs, a production deployment sets 365 or more.
-  name              = "/aws/lambda/${local.authorizer_name}"
-  retention_in_days = var.log_retention_days
-}
-
-resource "aws_cloudwatch_log_group" "api_access" {
-  #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts every log group at rest with a service key; a customer managed key needs a key policy for the logs service principal and a monthly key fee the demo does not need.
-  #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days (default 14 days, validated against CloudWatch's allowed values); a demo does not need a year of logs, a production deployment sets 365 or more.
-  name              = "/aws/apigateway/${local.name_prefix}-api/${var.stage_name}/access"
-  retention_in_days = var.log_retention_days
-}
-
-# API Gateway writes execution logs to this fixed name; creating it first gives
-# it a retention (API Gateway would create it with none).
-resource "aws_cloudwatch_log_group" "api_execution" {
-  #checkov:skip=CKV_AWS_158:CloudWatch Logs encrypts every log group at rest with a service key; a customer managed key needs a key policy for the logs service principal and a monthly key fee the demo does not need.
-  #checkov:skip=CKV_AWS_338:Retention is var.log_retention_days (default 14 days, validated against CloudWatch's allowed values); a demo does not need a year of logs, a production deployment sets 365 or more.
-  name              = "API-Gateway-Execution-Logs_${aws_api_gateway_rest_api.this.id}/${var.stage_name}"
+  name              = each.value
   retention_in_days = var.log_retention_days
 }
 
@@ -239,11 +366,18 @@ data "aws_iam_policy_document" "lambda_assume_role" {
   }
 }
 
-resource "aws_iam_role" "workflow" {
-  name               = "${local.name_prefix}-workflow"
-  description        = "Execution role of the durable workflow function."
+resource "aws_iam_role" "function" {
+  for_each = local.functions
+
+  name               = local.function_names[each.key]
+  description        = each.value.role_description
   assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
 }
+
+# What each function may do besides writing its own logs and traces (the
+# "function" document below adds those). Written as plain statement blocks
+# rather than a dynamic block over a map: checkov reads no dynamic statement,
+# so its IAM checks would pass them unread.
 
 data "aws_iam_policy_document" "workflow" {
   statement {
@@ -263,38 +397,10 @@ data "aws_iam_policy_document" "workflow" {
   # Durable executions are sub-resources of a function version:
   # arn:...:function:NAME:VERSION/durable-execution/..., hence the ":*".
   statement {
-    sid = "DurableExecutionCheckpoints"
-    actions = [
-      "lambda:CheckpointDurableExecution",
-      "lambda:GetDurableExecutionState",
-    ]
-    resources = ["${aws_lambda_function.workflow.arn}:*"]
+    sid       = "DurableExecutionCheckpoints"
+    actions   = ["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"]
+    resources = ["${aws_lambda_function.function["workflow"].arn}:*"]
   }
-
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.workflow.arn}:*"]
-  }
-
-  # X-Ray actions have no resource-level permissions: "*" is the only form.
-  statement {
-    sid       = "WriteTraces"
-    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-    resources = ["*"]
-  }
-}
-
-resource "aws_iam_role_policy" "workflow" {
-  name   = "workflow-least-privilege"
-  role   = aws_iam_role.workflow.id
-  policy = data.aws_iam_policy_document.workflow.json
-}
-
-resource "aws_iam_role" "api" {
-  name               = "${local.name_prefix}-api"
-  description        = "Execution role of the status and callback API function."
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
 }
 
 data "aws_iam_policy_document" "api" {
@@ -315,44 +421,17 @@ data "aws_iam_policy_document" "api" {
       "lambda:SendDurableExecutionCallbackHeartbeat",
       "lambda:SendDurableExecutionCallbackSuccess",
     ]
-    resources = ["${aws_lambda_function.workflow.arn}:*"]
+    resources = ["${aws_lambda_function.function["workflow"].arn}:*"]
   }
 
   # When the durable service says a callback no longer waits, its history says
   # whether this answer, another one or the timeout ended it; an ended execution
   # repairs a registry item the workflow could not update (src/api/repair.py).
   statement {
-    sid = "ReadWorkflowExecutions"
-    actions = [
-      "lambda:GetDurableExecution",
-      "lambda:GetDurableExecutionHistory",
-    ]
-    resources = ["${aws_lambda_function.workflow.arn}:*"]
+    sid       = "ReadWorkflowExecutions"
+    actions   = ["lambda:GetDurableExecution", "lambda:GetDurableExecutionHistory"]
+    resources = ["${aws_lambda_function.function["workflow"].arn}:*"]
   }
-
-  statement {
-    sid       = "WriteOwnLogs"
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.api.arn}:*"]
-  }
-
-  statement {
-    sid       = "WriteTraces"
-    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
-    resources = ["*"]
-  }
-}
-
-resource "aws_iam_role_policy" "api" {
-  name   = "api-least-privilege"
-  role   = aws_iam_role.api.id
-  policy = data.aws_iam_policy_document.api.json
-}
-
-resource "aws_iam_role" "authorizer" {
-  name               = "${local.name_prefix}-authorizer"
-  description        = "Execution role of the request authorizer."
-  assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
 }
 
 data "aws_iam_policy_document" "authorizer" {
@@ -361,13 +440,30 @@ data "aws_iam_policy_document" "authorizer" {
     actions   = ["dynamodb:GetItem"]
     resources = [aws_dynamodb_table.tenants.arn]
   }
+}
+
+locals {
+  # One document per key of local.functions (a test keeps the two equal).
+  function_policies = {
+    workflow   = data.aws_iam_policy_document.workflow.json
+    api        = data.aws_iam_policy_document.api.json
+    authorizer = data.aws_iam_policy_document.authorizer.json
+  }
+}
+
+# A function's own statements, plus its logs and traces.
+data "aws_iam_policy_document" "function" {
+  for_each = local.functions
+
+  source_policy_documents = [local.function_policies[each.key]]
 
   statement {
     sid       = "WriteOwnLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
-    resources = ["${aws_cloudwatch_log_group.authorizer.arn}:*"]
+    resources = ["${aws_cloudwatch_log_group.this[each.key].arn}:*"]
   }
 
+  # X-Ray actions have no resource-level permissions: "*" is the only form.
   statement {
     sid       = "WriteTraces"
     actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
@@ -375,169 +471,14 @@ data "aws_iam_policy_document" "authorizer" {
   }
 }
 
-resource "aws_iam_role_policy" "authorizer" {
-  name   = "authorizer-least-privilege"
-  role   = aws_iam_role.authorizer.id
-  policy = data.aws_iam_policy_document.authorizer.json
+resource "aws_iam_role_policy" "function" {
+  for_each = local.functions
+
+  name   = "${each.key}-least-privilege"
+  role   = aws_iam_role.function[each.key].id
+  policy = data.aws_iam_policy_document.function[each.key].json
 }
 
-# =============================================================================
-# Workflow function: durable, tenant-isolated, published, alias "live"
-# =============================================================================
-
-resource "aws_lambda_function" "workflow" {
-  #checkov:skip=CKV_AWS_116:Failures of a started workflow are recorded by the durable execution itself (registry status FAILED or TIMED_OUT, history kept durable_retention_days); add a DLQ or on-failure destination if events Lambda drops before the execution starts must be kept.
-  #checkov:skip=CKV_AWS_117:The function calls only public AWS APIs (DynamoDB, Lambda); a VPC would add NAT or endpoints and reach no private resource.
-  #checkov:skip=CKV_AWS_115:Reserved concurrency fails on new accounts (quota 10, Lambda keeps 10 unreserved); the API stage throttles requests instead (var.throttling_rate_limit).
-  #checkov:skip=CKV_AWS_173:The environment holds table names and log settings only, no secrets; Lambda encrypts it at rest with its service key.
-  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and signed artifacts in S3; this pattern deploys the zips `make build` writes locally.
-  function_name    = local.workflow_function_name
-  description      = "Durable, tenant-isolated workflow: validate, wait for the external callback, finalize."
-  role             = aws_iam_role.workflow.arn
-  handler          = "workflow.app.handler"
-  runtime          = "python3.13"
-  architectures    = ["arm64"]
-  filename         = local.workflow_zip_path
-  source_code_hash = fileexists(local.workflow_zip_path) ? filebase64sha256(local.workflow_zip_path) : null
-  memory_size      = var.workflow_memory_mb
-  timeout          = var.workflow_timeout_seconds
-  # Durable functions are invoked through a version or alias; publish one.
-  publish = true
-
-  durable_config {
-    execution_timeout = var.durable_execution_timeout_seconds
-    retention_period  = var.durable_retention_days
-  }
-
-  # An execution environment serves one tenant only (X-Amz-Tenant-Id).
-  tenancy_config {
-    tenant_isolation_mode = "PER_TENANT"
-  }
-
-  environment {
-    variables = merge(local.lambda_environment_common, {
-      TENANT_CACHE_TTL_SECONDS = tostring(var.tenant_cache_ttl_seconds)
-      POWERTOOLS_SERVICE_NAME  = local.workflow_function_name
-    })
-  }
-
-  logging_config {
-    log_format = "JSON"
-    log_group  = aws_cloudwatch_log_group.workflow.name
-  }
-
-  tracing_config {
-    mode = "Active"
-  }
-
-  lifecycle {
-    precondition {
-      condition     = fileexists(local.workflow_zip_path)
-      error_message = "The workflow package ${local.workflow_zip_path} does not exist: run `make build` first (or set workflow_zip_path)."
-    }
-    # An execution that ends before its callback can time out would leave the
-    # registry showing WAITING_FOR_CALLBACK.
-    precondition {
-      condition     = var.durable_execution_timeout_seconds > max([for tenant in local.demo_tenant_list : tenant.callbackTimeoutSeconds]...)
-      error_message = "durable_execution_timeout_seconds must exceed every demo tenant's callbackTimeoutSeconds (src/shared/demo_tenants.json)."
-    }
-  }
-}
-
-resource "aws_lambda_alias" "workflow_live" {
-  name             = local.workflow_alias_name
-  description      = "The published version API Gateway starts workflows on."
-  function_name    = aws_lambda_function.workflow.function_name
-  function_version = aws_lambda_function.workflow.version
-}
-
-# =============================================================================
-# API function: GET /workflow/{workflowId}, POST /callback
-# =============================================================================
-
-resource "aws_lambda_function" "api" {
-  #checkov:skip=CKV_AWS_116:API Gateway invokes this function synchronously only (AWS_PROXY); a dead-letter queue applies to asynchronous invocations.
-  #checkov:skip=CKV_AWS_117:The function calls only public AWS APIs (DynamoDB, Lambda); a VPC would add NAT or endpoints and reach no private resource.
-  #checkov:skip=CKV_AWS_115:Reserved concurrency fails on new accounts (quota 10, Lambda keeps 10 unreserved); the API stage throttles requests instead (var.throttling_rate_limit).
-  #checkov:skip=CKV_AWS_173:The environment holds table names and log settings only, no secrets; Lambda encrypts it at rest with its service key.
-  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and signed artifacts in S3; this pattern deploys the zips `make build` writes locally.
-  function_name    = local.api_function_name
-  description      = "Workflow status and callback API (API Gateway AWS_PROXY)."
-  role             = aws_iam_role.api.arn
-  handler          = "api.app.handler"
-  runtime          = "python3.13"
-  architectures    = ["arm64"]
-  filename         = local.api_zip_path
-  source_code_hash = fileexists(local.api_zip_path) ? filebase64sha256(local.api_zip_path) : null
-  memory_size      = var.api_memory_mb
-  timeout          = var.api_timeout_seconds
-
-  environment {
-    variables = merge(local.lambda_environment_common, {
-      POWERTOOLS_SERVICE_NAME = local.api_function_name
-    })
-  }
-
-  logging_config {
-    log_format = "JSON"
-    log_group  = aws_cloudwatch_log_group.api.name
-  }
-
-  tracing_config {
-    mode = "Active"
-  }
-
-  lifecycle {
-    precondition {
-      condition     = fileexists(local.api_zip_path)
-      error_message = "The API package ${local.api_zip_path} does not exist: run `make build` first (or set api_zip_path)."
-    }
-  }
-}
-
-# =============================================================================
-# Request authorizer: the x-api-key must belong to the x-tenant-id
-# =============================================================================
-
-resource "aws_lambda_function" "authorizer" {
-  #checkov:skip=CKV_AWS_116:API Gateway invokes the authorizer synchronously only; a dead-letter queue applies to asynchronous invocations.
-  #checkov:skip=CKV_AWS_117:The function calls only public AWS APIs (DynamoDB); a VPC would add NAT or endpoints and reach no private resource.
-  #checkov:skip=CKV_AWS_115:Reserved concurrency fails on new accounts (quota 10, Lambda keeps 10 unreserved); the API stage throttles requests instead (var.throttling_rate_limit).
-  #checkov:skip=CKV_AWS_173:The environment holds table names and log settings only, no secrets (key hashes live in the tenants table); Lambda encrypts it at rest with its service key.
-  #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and signed artifacts in S3; this pattern deploys the zips `make build` writes locally.
-  function_name    = local.authorizer_name
-  description      = "REQUEST authorizer: verifies the tenant's API key and mints the workflow id."
-  role             = aws_iam_role.authorizer.arn
-  handler          = "authorizer.app.handler"
-  runtime          = "python3.13"
-  architectures    = ["arm64"]
-  filename         = local.authorizer_zip_path
-  source_code_hash = fileexists(local.authorizer_zip_path) ? filebase64sha256(local.authorizer_zip_path) : null
-  memory_size      = var.api_memory_mb
-  timeout          = var.api_timeout_seconds
-
-  environment {
-    variables = merge(local.lambda_environment_common, {
-      POWERTOOLS_SERVICE_NAME = local.authorizer_name
-    })
-  }
-
-  logging_config {
-    log_format = "JSON"
-    log_group  = aws_cloudwatch_log_group.authorizer.name
-  }
-
-  tracing_config {
-    mode = "Active"
-  }
-
-  lifecycle {
-    precondition {
-      condition     = fileexists(local.authorizer_zip_path)
-      error_message = "The authorizer package ${local.authorizer_zip_path} does not exist: run `make build` first (or set authorizer_zip_path)."
-    }
-  }
-}
 
 # =============================================================================
 # REST API: resources, authorizer, validators, model, gateway responses
@@ -592,7 +533,7 @@ resource "aws_api_gateway_authorizer" "tenant" {
   name                             = "${local.name_prefix}-tenant-key"
   rest_api_id                      = aws_api_gateway_rest_api.this.id
   type                             = "REQUEST"
-  authorizer_uri                   = aws_lambda_function.authorizer.invoke_arn
+  authorizer_uri                   = aws_lambda_function.function["authorizer"].invoke_arn
   identity_source                  = "method.request.header.${local.tenant_header},method.request.header.${local.api_key_header}"
   authorizer_result_ttl_in_seconds = 0
 }
@@ -600,7 +541,7 @@ resource "aws_api_gateway_authorizer" "tenant" {
 resource "aws_lambda_permission" "authorizer" {
   statement_id  = "AllowApiGatewayAuthorizer"
   action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.authorizer.function_name
+  function_name = aws_lambda_function.function["authorizer"].function_name
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_api_gateway_rest_api.this.execution_arn}/authorizers/${aws_api_gateway_authorizer.tenant.id}"
 }
@@ -764,7 +705,7 @@ resource "aws_api_gateway_integration_response" "start_workflow_failed" {
 resource "aws_lambda_permission" "start_workflow" {
   statement_id  = "AllowApiGatewayStartWorkflow"
   action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.workflow.function_name
+  function_name = aws_lambda_function.function["workflow"].function_name
   qualifier     = aws_lambda_alias.workflow_live.name
   principal     = "apigateway.amazonaws.com"
   source_arn    = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/${local.start_route.method}${local.start_route.path}"
@@ -799,7 +740,7 @@ resource "aws_api_gateway_integration" "proxy" {
   http_method             = aws_api_gateway_method.proxy[each.key].http_method
   type                    = "AWS_PROXY"
   integration_http_method = "POST"
-  uri                     = aws_lambda_function.api.invoke_arn
+  uri                     = aws_lambda_function.function["api"].invoke_arn
 }
 
 resource "aws_lambda_permission" "proxy" {
@@ -807,7 +748,7 @@ resource "aws_lambda_permission" "proxy" {
 
   statement_id  = "AllowApiGateway-${each.key}"
   action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.api.function_name
+  function_name = aws_lambda_function.function["api"].function_name
   principal     = "apigateway.amazonaws.com"
   # Path parameters become "*": arn:...:API_ID/STAGE/GET/workflow/*
   source_arn = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/${each.value.method}${replace(each.value.path, "/{[^}]+}/", "*")}"
@@ -853,41 +794,29 @@ resource "aws_api_gateway_deployment" "this" {
   rest_api_id = aws_api_gateway_rest_api.this.id
   description = "Routes from src/shared/api_contract.json"
 
-  # A new deployment whenever the API's configuration changes. Built from the
-  # configuration (and the ids, which change on replacement) rather than from
-  # whole resources, whose read-back attributes would redeploy on every plan.
-  triggers = {
-    redeployment = sha1(jsonencode({
-      routes            = local.routes
-      tenant_header     = local.tenant_header
-      request_schema    = local.start_request_schema
-      start_integration = local.start_integration
-      gateway_responses = local.gateway_responses
-      gateway_template  = local.gateway_response_template
-      integration_uris  = [aws_lambda_alias.workflow_live.invoke_arn, aws_lambda_function.api.invoke_arn]
-      authorizer        = [aws_api_gateway_authorizer.tenant.id, aws_api_gateway_authorizer.tenant.identity_source, aws_api_gateway_authorizer.tenant.authorizer_result_ttl_in_seconds]
-      ids = concat(
-        [for resource in values(aws_api_gateway_resource.level1) : resource.id],
-        [for resource in values(aws_api_gateway_resource.level2) : resource.id],
-        [for method in values(aws_api_gateway_method.proxy) : method.id],
-        [for integration in values(aws_api_gateway_integration.proxy) : integration.id],
-        [for response in values(aws_api_gateway_gateway_response.json) : response.id],
-        [for response in values(aws_api_gateway_method_response.start_workflow) : response.id],
-        [
-          aws_api_gateway_method.start_workflow.id,
-          aws_api_gateway_integration.start_workflow.id,
-          aws_api_gateway_integration_response.start_workflow_accepted.id,
-          aws_api_gateway_integration_response.start_workflow_failed.id,
-          aws_api_gateway_model.start_workflow_request.id,
-          aws_api_gateway_request_validator.body_and_params.id,
-          aws_api_gateway_request_validator.params_only.id,
-        ],
-      )
-    }))
-  }
-
   lifecycle {
     create_before_destroy = true
+    # A new deployment whenever a part of the API it snapshots is created,
+    # changed or replaced. Derived from the resources' planned changes, not
+    # from their values: a refresh that only normalises read-back attributes
+    # (null -> [], JSON whitespace) is no change. A test checks that every
+    # aws_api_gateway_* resource the deployment takes in is named here.
+    replace_triggered_by = [
+      aws_api_gateway_resource.level1,
+      aws_api_gateway_resource.level2,
+      aws_api_gateway_authorizer.tenant,
+      aws_api_gateway_request_validator.body_and_params,
+      aws_api_gateway_request_validator.params_only,
+      aws_api_gateway_model.start_workflow_request,
+      aws_api_gateway_gateway_response.json,
+      aws_api_gateway_method.start_workflow,
+      aws_api_gateway_integration.start_workflow,
+      aws_api_gateway_method_response.start_workflow,
+      aws_api_gateway_integration_response.start_workflow_accepted,
+      aws_api_gateway_integration_response.start_workflow_failed,
+      aws_api_gateway_method.proxy,
+      aws_api_gateway_integration.proxy,
+    ]
   }
 }
 
@@ -902,7 +831,7 @@ resource "aws_api_gateway_stage" "this" {
   xray_tracing_enabled = true
 
   access_log_settings {
-    destination_arn = aws_cloudwatch_log_group.api_access.arn
+    destination_arn = aws_cloudwatch_log_group.this["api_access"].arn
     format = jsonencode({
       requestId          = "$context.requestId"
       extendedRequestId  = "$context.extendedRequestId"
@@ -926,7 +855,7 @@ resource "aws_api_gateway_stage" "this" {
 
   depends_on = [
     aws_api_gateway_account.this,
-    aws_cloudwatch_log_group.api_execution,
+    aws_cloudwatch_log_group.this["api_execution"],
   ]
 }
 

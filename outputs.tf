@@ -51,22 +51,22 @@ output "workflow_alias_arn" {
 
 output "workflow_function_name" {
   description = "Name of the durable, tenant-isolated workflow function."
-  value       = aws_lambda_function.workflow.function_name
+  value       = aws_lambda_function.function["workflow"].function_name
 }
 
 output "workflow_function_version" {
   description = "Published version of the workflow function that the alias points at."
-  value       = aws_lambda_function.workflow.version
+  value       = aws_lambda_function.function["workflow"].version
 }
 
 output "api_function_name" {
   description = "Name of the status and callback API function."
-  value       = aws_lambda_function.api.function_name
+  value       = aws_lambda_function.function["api"].function_name
 }
 
 output "authorizer_function_name" {
   description = "Name of the request authorizer function."
-  value       = aws_lambda_function.authorizer.function_name
+  value       = aws_lambda_function.function["authorizer"].function_name
 }
 
 output "tenants_table_name" {
@@ -86,5 +86,5 @@ output "rest_api_id" {
 
 output "access_log_group_name" {
   description = "CloudWatch log group with the stage's JSON access logs."
-  value       = aws_cloudwatch_log_group.api_access.name
+  value       = aws_cloudwatch_log_group.this["api_access"].name
 }

@@ -60,3 +60,19 @@ def providers_required() -> dict[str, dict[str, Any]]:
             for required in block.get("required_providers", []):
                 found.update(required)
     return found
+
+
+def blocks(kind: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(type, name, body)`` of every ``resource`` or ``data`` block (``kind``) in the root ``.tf`` files."""
+    found = []
+    for tf_file in sorted(REPO_ROOT.glob("*.tf")):
+        for entry in load(tf_file.name).get(kind, []):
+            for block_type, named in entry.items():
+                found += [(block_type, name, body) for name, body in named.items()]
+    return found
+
+
+def expression(value: str) -> str:
+    """``"${local.functions}"`` -> ``"local.functions"``: the expression a parsed attribute holds."""
+    assert value.startswith("${") and value.endswith("}"), value
+    return value[2:-1]

@@ -313,6 +313,8 @@ def test_tables_have_keys_ttl_recovery_and_encryption(outputs, aws) -> None:
 
 
 def test_demo_tenants_are_seeded_exactly(outputs, aws) -> None:
+    # Every field of every tenant in demo_tenants.json, typed as the handlers
+    # read it, plus the key hash; nothing else.
     deserializer = TypeDeserializer()
     items = aws("dynamodb").scan(TableName=outputs["tenants_table_name"])["Items"]
     seeded = {}
@@ -476,6 +478,28 @@ def test_export_api_key_command_sets_the_tenant_key(moto_workspace, outputs) -> 
 def test_second_plan_shows_no_changes(moto_workspace, outputs) -> None:
     result = moto_workspace.run("plan", "-input=false", "-no-color", "-detailed-exitcode", check=False)
     assert result.returncode == 0, f"the plan after apply is not empty (exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
+
+
+def test_a_changed_part_of_the_api_redeploys_it(moto_workspace, outputs) -> None:
+    # The request schema is the model's content: an in-place update of the
+    # model must replace the deployment (and so move the stage to the new one).
+    schema_file = moto_workspace.path / "src" / "shared" / _route("startWorkflow")["requestSchema"]
+    original = schema_file.read_text()
+    schema = json.loads(original)
+    schema["description"] = "changed by the test"
+    schema_file.write_text(json.dumps(schema))
+    try:
+        moto_workspace.run("plan", "-input=false", "-no-color", "-out=changed.tfplan")
+        changes = {change["address"]: change for change in moto_workspace.show_json("changed.tfplan")["resource_changes"]}
+    finally:
+        schema_file.write_text(original)
+    assert changes["aws_api_gateway_model.start_workflow_request"]["change"]["actions"] == ["update"]
+    deployment = changes["aws_api_gateway_deployment.this"]
+    assert deployment["change"]["actions"] == ["create", "delete"]
+    assert deployment["action_reason"] == "replace_by_triggers"
+    assert changes["aws_api_gateway_stage.this"]["change"]["actions"] == ["update"]
+    changed = [address for address, change in changes.items() if change["change"]["actions"] != ["no-op"] and change["mode"] == "managed"]
+    assert sorted(changed) == ["aws_api_gateway_deployment.this", "aws_api_gateway_model.start_workflow_request", "aws_api_gateway_stage.this"]
 
 
 def test_destroy_removes_everything(moto_workspace, outputs, aws) -> None:

@@ -16,8 +16,12 @@ import json
 from typing import Any
 
 import pytest
+from boto3.dynamodb.types import TypeDeserializer
 
-from .tfworkspace import SHARED_DIR
+from shared.tenants import TenantConfig, tenant_item
+
+from . import hcl
+from .tfworkspace import NEW_PROVIDER_BLOCKS, SHARED_DIR, Workspace, copy_module, provider_override
 
 pytestmark = pytest.mark.slow
 
@@ -30,56 +34,44 @@ CLOUDWATCH_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400
 
 GATEWAY_RESPONSES = ("DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY", "BAD_REQUEST_PARAMETERS", "INTEGRATION_FAILURE",
                      "AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR")
-EXPECTED_RESOURCES = {
-    "aws_dynamodb_table.tenants",
-    "aws_dynamodb_table.workflows",
-    *(f'aws_dynamodb_table_item.demo_tenant["{tenant["tenantId"]}"]' for tenant in DEMO_TENANTS),
-    *(f'aws_api_gateway_api_key.demo["{tenant["tenantId"]}"]' for tenant in DEMO_TENANTS),
-    "aws_cloudwatch_log_group.authorizer",
-    "aws_iam_role.authorizer",
-    "aws_iam_role_policy.authorizer",
-    "aws_lambda_function.authorizer",
-    "aws_api_gateway_authorizer.tenant",
-    "aws_lambda_permission.authorizer",
-    "aws_cloudwatch_log_group.workflow",
-    "aws_cloudwatch_log_group.api",
-    "aws_cloudwatch_log_group.api_access",
-    "aws_cloudwatch_log_group.api_execution",
-    "aws_iam_role.workflow",
-    "aws_iam_role_policy.workflow",
-    "aws_iam_role.api",
-    "aws_iam_role_policy.api",
-    "aws_lambda_function.workflow",
-    "aws_lambda_alias.workflow_live",
-    "aws_lambda_function.api",
-    "aws_api_gateway_rest_api.this",
-    'aws_api_gateway_resource.level1["/workflow"]',
-    'aws_api_gateway_resource.level1["/callback"]',
-    'aws_api_gateway_resource.level2["/workflow/{workflowId}"]',
-    "aws_api_gateway_request_validator.body_and_params",
-    "aws_api_gateway_request_validator.params_only",
-    "aws_api_gateway_model.start_workflow_request",
-    *(f'aws_api_gateway_gateway_response.json["{kind}"]' for kind in GATEWAY_RESPONSES),
-    "aws_api_gateway_method.start_workflow",
-    "aws_api_gateway_integration.start_workflow",
-    'aws_api_gateway_method_response.start_workflow["202"]',
-    'aws_api_gateway_method_response.start_workflow["502"]',
-    "aws_api_gateway_integration_response.start_workflow_accepted",
-    "aws_api_gateway_integration_response.start_workflow_failed",
-    "aws_lambda_permission.start_workflow",
-    'aws_api_gateway_method.proxy["getWorkflow"]',
-    'aws_api_gateway_method.proxy["sendCallback"]',
-    'aws_api_gateway_integration.proxy["getWorkflow"]',
-    'aws_api_gateway_integration.proxy["sendCallback"]',
-    'aws_lambda_permission.proxy["getWorkflow"]',
-    'aws_lambda_permission.proxy["sendCallback"]',
-    "aws_iam_role.api_gateway_cloudwatch[0]",
-    "aws_iam_role_policy_attachment.api_gateway_cloudwatch[0]",
-    "aws_api_gateway_account.this[0]",
-    "aws_api_gateway_deployment.this",
-    "aws_api_gateway_stage.this",
-    "aws_api_gateway_method_settings.all",
-}
+FUNCTIONS = ("workflow", "api", "authorizer")
+
+
+def function(key: str) -> str:
+    """The address of one of the three functions."""
+    return f'aws_lambda_function.function["{key}"]'
+
+
+@pytest.fixture(scope="module")
+def declared_instances(plan_workspace) -> set[str]:
+    """Every managed resource instance the ``.tf`` files declare, read with python-hcl2.
+
+    ``for_each`` and ``count`` are evaluated by ``terraform console`` in the
+    plan's copy (the same defaults as the plan), so the keys come from the
+    configuration and the data files it reads, not from a list kept here.
+    """
+    single, keyed, counted = [], {}, {}
+    for resource_type, name, body in hcl.blocks("resource"):
+        address = f"{resource_type}.{name}"
+        if "for_each" in body:
+            keyed[address] = hcl.expression(body["for_each"])
+        elif "count" in body:
+            counted[address] = hcl.expression(body["count"]) if isinstance(body["count"], str) else str(body["count"])
+        else:
+            single.append(address)
+    names = {address: f"r{index}" for index, address in enumerate([*keyed, *counted])}
+    values = plan_workspace.evaluate(
+        "{"
+        + ", ".join(f"{names[address]} = [for key, value in {expr} : key]" for address, expr in keyed.items())
+        + "".join(f", {names[address]} = {expr}" for address, expr in counted.items())
+        + "}"
+    )
+    instances = set(single)
+    for address in keyed:
+        instances |= {f'{address}["{key}"]' for key in values[names[address]]}
+    for address in counted:
+        instances |= {f"{address}[{index}]" for index in range(values[names[address]])}
+    return instances
 
 
 # --- helpers over the plan JSON ---
@@ -91,6 +83,15 @@ def planned(plan: dict[str, Any], address: str) -> dict[str, Any]:
         if change["address"] == address:
             return change["change"]["after"]
     raise KeyError(address)
+
+
+def planned_data(plan: dict[str, Any], data_type: str) -> dict[str, dict[str, Any]]:
+    """The planned reads of a data source type (deferred to apply when they depend on new resources)."""
+    return {
+        change["address"]: change["change"]["after"]
+        for change in plan["resource_changes"]
+        if change["type"] == data_type and change["mode"] == "data"
+    }
 
 
 def planned_of_type(plan: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
@@ -123,12 +124,30 @@ def test_terraform_validate_succeeds(plan_workspace) -> None:
     assert report["warning_count"] == 0, report["diagnostics"]
 
 
-def test_plan_creates_every_expected_resource(plan_json) -> None:
+def test_plan_creates_exactly_the_declared_resources(plan_json, declared_instances) -> None:
     changes = {change["address"]: change["change"]["actions"] for change in plan_json["resource_changes"] if change["mode"] == "managed"}
-    missing = EXPECTED_RESOURCES - set(changes)
-    assert not missing, f"not in the plan: {sorted(missing)}"
+    assert set(changes) == declared_instances, (
+        f"not in the plan: {sorted(declared_instances - set(changes))}; not declared: {sorted(set(changes) - declared_instances)}"
+    )
     assert all(actions == ["create"] for actions in changes.values()), changes
     assert plan_json["errored"] is False
+
+
+def test_declared_resources_cover_the_pattern(declared_instances) -> None:
+    # What the design needs, whatever the .tf files are: three functions with
+    # a role, a policy and a log group each; the live alias; a seeded item and
+    # an API key per demo tenant; every route's method; every JSON error.
+    for key in FUNCTIONS:
+        for address in (function(key), f'aws_iam_role.function["{key}"]', f'aws_iam_role_policy.function["{key}"]',
+                        f'aws_cloudwatch_log_group.this["{key}"]'):
+            assert address in declared_instances, address
+    assert "aws_lambda_alias.workflow_live" in declared_instances
+    for tenant in DEMO_TENANTS:
+        assert f'aws_dynamodb_table_item.demo_tenant["{tenant["tenantId"]}"]' in declared_instances
+        assert f'aws_api_gateway_api_key.demo["{tenant["tenantId"]}"]' in declared_instances
+    proxy_routes = [key for key, route in CONTRACT["routes"].items() if route["integration"] == "api-proxy"]
+    assert {f'aws_api_gateway_method.proxy["{key}"]' for key in proxy_routes} <= declared_instances
+    assert {f'aws_api_gateway_gateway_response.json["{kind}"]' for kind in GATEWAY_RESPONSES} <= declared_instances
 
 
 def test_plan_outputs_are_the_documented_ones(plan_json) -> None:
@@ -156,7 +175,7 @@ def test_plan_outputs_are_the_documented_ones(plan_json) -> None:
 
 
 def test_workflow_function_settings(plan_json) -> None:
-    workflow = planned(plan_json, "aws_lambda_function.workflow")
+    workflow = planned(plan_json, function("workflow"))
     assert workflow["function_name"] == f"{PREFIX}-workflow"
     assert workflow["runtime"] == "python3.13"
     assert workflow["architectures"] == ["arm64"]
@@ -176,7 +195,7 @@ def test_workflow_function_settings(plan_json) -> None:
 
 
 def test_durable_blocks_are_in_the_plan_when_the_provider_knows_them(plan_json, terraform_setup) -> None:
-    workflow = planned(plan_json, "aws_lambda_function.workflow")
+    workflow = planned(plan_json, function("workflow"))
     if terraform_setup.provider_knows_durable_blocks:
         assert workflow["tenancy_config"] == [{"tenant_isolation_mode": "PER_TENANT"}]
         assert workflow["durable_config"][0]["execution_timeout"] == 604800
@@ -186,7 +205,7 @@ def test_durable_blocks_are_in_the_plan_when_the_provider_knows_them(plan_json, 
 
 
 def test_api_function_settings(plan_json) -> None:
-    api = planned(plan_json, "aws_lambda_function.api")
+    api = planned(plan_json, function("api"))
     assert api["runtime"] == "python3.13"
     assert api["architectures"] == ["arm64"]
     assert api["handler"] == "api.app.handler"
@@ -201,7 +220,7 @@ def test_api_function_settings(plan_json) -> None:
 
 
 def test_authorizer_function_settings(plan_json) -> None:
-    authorizer = planned(plan_json, "aws_lambda_function.authorizer")
+    authorizer = planned(plan_json, function("authorizer"))
     assert authorizer["runtime"] == "python3.13"
     assert authorizer["architectures"] == ["arm64"]
     assert authorizer["handler"] == "authorizer.app.handler"
@@ -217,7 +236,7 @@ def test_authorizer_function_settings(plan_json) -> None:
 def test_alias_live_follows_the_published_version(plan_json) -> None:
     assert planned(plan_json, "aws_lambda_alias.workflow_live")["name"] == "live"
     expressions = config(plan_json, "aws_lambda_alias.workflow_live")
-    assert "aws_lambda_function.workflow.version" in references(expressions, "function_version")
+    assert f"{function('workflow')}.version" in references(expressions, "function_version")
 
 
 # --- DynamoDB ---
@@ -242,9 +261,68 @@ def test_demo_tenants_are_seeded_with_their_api_key_hashes(plan_json) -> None:
     assert set(items) == {f'aws_dynamodb_table_item.demo_tenant["{tenant["tenantId"]}"]' for tenant in DEMO_TENANTS}
     item_refs = references(config(plan_json, "aws_dynamodb_table_item.demo_tenant"), "item")
     assert "aws_api_gateway_api_key.demo" in item_refs
-    assert "each.value.tenantId" in item_refs and "each.value.allowedCurrencies" in item_refs
+    assert "local.demo_tenant_items" in item_refs
     keys = planned_of_type(plan_json, "aws_api_gateway_api_key")
     assert {after["name"] for after in keys.values()} == {f"{PREFIX}-{tenant['tenantId']}" for tenant in DEMO_TENANTS}
+
+
+def _as_read_back(items: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """DynamoDB JSON items as boto3 reads them (numbers as Decimal)."""
+    deserializer = TypeDeserializer()
+    return {tenant_id: {field: deserializer.deserialize(value) for field, value in item.items()} for tenant_id, item in items.items()}
+
+
+def test_every_field_of_every_demo_tenant_is_seeded(plan_workspace) -> None:
+    # The seeded item (apiKeyHash aside, added at apply) is what the
+    # handlers' own writer makes of the tenant's JSON entry, field for field.
+    items = _as_read_back(plan_workspace.evaluate("local.demo_tenant_items"))
+    assert items == {tenant["tenantId"]: tenant_item(tenant) for tenant in DEMO_TENANTS}
+    for tenant in DEMO_TENANTS:
+        assert TenantConfig.from_item(items[tenant["tenantId"]]) == TenantConfig.from_item(tenant)
+
+
+# Fields a tenant may gain: one of every supported type, on one tenant only.
+EXTRA_FIELDS = {"heartbeatTimeoutSeconds": 300, "note": "12", "ratio": -0.25, "premium": True, "tags": ["a", "b"], "aliases": []}
+UNSUPPORTED_FIELDS = {"limits": {"daily": 1}, "parent": None, "levels": [1, 2], "mixed": ["a", 1]}
+
+
+@pytest.fixture(scope="module")
+def extra_fields_workspace(terraform_setup, tf_env, tmp_path_factory, plan_workspace) -> Workspace:
+    """A copy whose demo_tenants.json gives the first tenant fields the repository's file does not have."""
+    workspace = copy_module(
+        tmp_path_factory.mktemp("extra-fields") / "module",
+        binary=terraform_setup.binary,
+        env=tf_env,
+        strip=() if terraform_setup.provider_knows_durable_blocks else NEW_PROVIDER_BLOCKS,
+        override=provider_override(terraform_setup.provider_version),
+    )
+    (workspace.path / ".terraform.lock.hcl").write_text((plan_workspace.path / ".terraform.lock.hcl").read_text())
+    workspace.run("init", "-input=false", "-no-color")
+    return workspace
+
+
+def _write_demo_tenants(workspace: Workspace, extra: dict[str, Any]) -> list[dict[str, Any]]:
+    tenants = [{**DEMO_TENANTS[0], **extra}, *DEMO_TENANTS[1:]]
+    (workspace.path / "src" / "shared" / "demo_tenants.json").write_text(json.dumps(tenants))
+    return tenants
+
+
+def test_a_field_added_to_the_demo_tenants_is_seeded_too(extra_fields_workspace) -> None:
+    tenants = _write_demo_tenants(extra_fields_workspace, EXTRA_FIELDS)
+    items = _as_read_back(extra_fields_workspace.evaluate("local.demo_tenant_items"))
+    assert items == {tenant["tenantId"]: tenant_item(tenant) for tenant in tenants}
+    assert TenantConfig.from_item(items[tenants[0]["tenantId"]]).heartbeat_timeout_seconds == 300
+    # Tenants that differ in their fields still plan (keyed by tenant id).
+    extra_fields_workspace.run("plan", "-input=false", "-no-color", "-lock=false")
+
+
+def test_a_field_dynamodb_cannot_take_as_is_is_refused(extra_fields_workspace) -> None:
+    tenant_id = _write_demo_tenants(extra_fields_workspace, UNSUPPORTED_FIELDS)[0]["tenantId"]
+    result = extra_fields_workspace.run("plan", "-input=false", "-no-color", "-lock=false", check=False)
+    assert result.returncode != 0
+    assert "Demo tenant fields must be strings, numbers, booleans or lists of strings" in result.stderr
+    for field in UNSUPPORTED_FIELDS:
+        assert f"{tenant_id}.{field}" in " ".join(result.stderr.split()), field
 
 
 # --- REST API: POST /workflow ---
@@ -351,7 +429,7 @@ def test_proxy_routes_require_tenant_header_and_use_aws_proxy(plan_json, route_k
     integration = planned(plan_json, f'aws_api_gateway_integration.proxy["{route_key}"]')
     assert integration["type"] == "AWS_PROXY"
     assert integration["integration_http_method"] == "POST"
-    assert "aws_lambda_function.api.invoke_arn" in references(config(plan_json, "aws_api_gateway_integration.proxy"), "uri")
+    assert f"{function('api')}.invoke_arn" in references(config(plan_json, "aws_api_gateway_integration.proxy"), "uri")
     permission = planned(plan_json, f'aws_lambda_permission.proxy["{route_key}"]')
     assert permission["principal"] == "apigateway.amazonaws.com"
     assert "aws_api_gateway_rest_api.this.execution_arn" in references(config(plan_json, "aws_lambda_permission.proxy"), "source_arn")
@@ -363,7 +441,7 @@ def test_authorizer_is_uncached_request_authorizer_with_scoped_permission(plan_j
     # The context carries a per-request workflow id: a cached answer would reuse it.
     assert authorizer["authorizer_result_ttl_in_seconds"] == 0
     assert authorizer["identity_source"] == f"method.request.header.{TENANT_HEADER},method.request.header.{CONTRACT['apiKeyHeader']}"
-    assert "aws_lambda_function.authorizer.invoke_arn" in references(config(plan_json, "aws_api_gateway_authorizer.tenant"), "authorizer_uri")
+    assert f"{function('authorizer')}.invoke_arn" in references(config(plan_json, "aws_api_gateway_authorizer.tenant"), "authorizer_uri")
     permission = planned(plan_json, "aws_lambda_permission.authorizer")
     assert permission["principal"] == "apigateway.amazonaws.com"
     source = references(config(plan_json, "aws_lambda_permission.authorizer"), "source_arn")
@@ -394,6 +472,7 @@ def test_no_iam_statement_grants_lambda_or_dynamodb_on_star(plan_json) -> None:
         "data.aws_iam_policy_document.workflow",
         "data.aws_iam_policy_document.api",
         "data.aws_iam_policy_document.authorizer",
+        "data.aws_iam_policy_document.function",
         "data.aws_iam_policy_document.lambda_assume_role",
     }
     for address, statements in documents.items():
@@ -407,9 +486,15 @@ def test_no_iam_statement_grants_lambda_or_dynamodb_on_star(plan_json) -> None:
 
 
 def test_policies_are_attached_from_the_documents(plan_json) -> None:
-    for name in ("workflow", "api", "authorizer"):
-        expressions = config(plan_json, f"aws_iam_role_policy.{name}")
-        assert f"data.aws_iam_policy_document.{name}.json" in references(expressions, "policy")
+    # Each role gets its function's document plus its own logs and traces.
+    assert "data.aws_iam_policy_document.function" in references(config(plan_json, "aws_iam_role_policy.function"), "policy")
+    assert "local.function_policies" in references(config(plan_json, "data.aws_iam_policy_document.function"), "source_policy_documents")
+    assert hcl.local("function_policies") == {key: f"${{data.aws_iam_policy_document.{key}.json}}" for key in FUNCTIONS}
+    assert set(hcl.local("functions")) == set(FUNCTIONS)
+    reads = {address: after for address, after in planned_data(plan_json, "aws_iam_policy_document").items() if "function[" in address}
+    assert set(reads) == {f'data.aws_iam_policy_document.function["{key}"]' for key in FUNCTIONS}
+    for address, after in reads.items():
+        assert [statement["sid"] for statement in after["statement"]] == ["WriteOwnLogs", "WriteTraces"], address
 
 
 def test_durable_and_callback_actions_target_the_workflow_function(plan_json) -> None:
@@ -420,17 +505,17 @@ def test_durable_and_callback_actions_target_the_workflow_function(plan_json) ->
 
     checkpoints = statement("data.aws_iam_policy_document.workflow", "DurableExecutionCheckpoints")
     assert set(checkpoints["actions"]["constant_value"]) == {"lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"}
-    assert "aws_lambda_function.workflow.arn" in checkpoints["resources"]["references"]
+    assert f"{function('workflow')}.arn" in checkpoints["resources"]["references"]
     callbacks = statement("data.aws_iam_policy_document.api", "CompleteWorkflowCallbacks")
     assert set(callbacks["actions"]["constant_value"]) == {
         "lambda:SendDurableExecutionCallbackSuccess",
         "lambda:SendDurableExecutionCallbackFailure",
         "lambda:SendDurableExecutionCallbackHeartbeat",
     }
-    assert "aws_lambda_function.workflow.arn" in callbacks["resources"]["references"]
+    assert f"{function('workflow')}.arn" in callbacks["resources"]["references"]
     reads = statement("data.aws_iam_policy_document.api", "ReadWorkflowExecutions")
     assert set(reads["actions"]["constant_value"]) == {"lambda:GetDurableExecution", "lambda:GetDurableExecutionHistory"}
-    assert "aws_lambda_function.workflow.arn" in reads["resources"]["references"]
+    assert f"{function('workflow')}.arn" in reads["resources"]["references"]
 
 
 # --- logs and stage ---
@@ -453,7 +538,7 @@ def test_stage_has_json_access_logs_tracing_and_throttling(plan_json) -> None:
     assert access_format["requestId"] == "$context.requestId"
     assert access_format["status"] == "$context.status"
     assert access_format["tenantId"] == "$context.authorizer.tenantId"
-    assert "aws_cloudwatch_log_group.api_access.arn" in references(
+    assert 'aws_cloudwatch_log_group.this["api_access"].arn' in references(
         config(plan_json, "aws_api_gateway_stage.this")["access_log_settings"][0], "destination_arn"
     )
     settings = planned(plan_json, "aws_api_gateway_method_settings.all")

@@ -54,38 +54,114 @@ def test_no_archive_null_or_random_provider() -> None:
             assert not re.search(rf'(resource|data)\s+"{name}_', text), f"{tf_file.name} uses the {name} provider"
 
 
+def _function_resource() -> dict:
+    """The one ``aws_lambda_function`` resource, built per key of ``local.functions``."""
+    (name,) = hcl.resources_of_type("main.tf", "aws_lambda_function")
+    assert name == "function"
+    body = hcl.resource("main.tf", "aws_lambda_function", "function")
+    assert body["for_each"] == "${local.functions}"
+    return body
+
+
+def _dynamic_block(body: dict, name: str) -> dict:
+    (block,) = [entry[name] for entry in body.get("dynamic", []) if name in entry]
+    return block
+
+
+def test_every_function_is_python_3_13_arm64_from_one_definition() -> None:
+    function = _function_resource()
+    assert function["runtime"] == "python3.13"
+    assert function["architectures"] == ["arm64"]
+    assert function["handler"] == "${each.value.handler}"
+    assert function["publish"] == "${try(each.value.publish, false)}"
+    assert set(hcl.local("functions")) == {"workflow", "api", "authorizer"}
+
+
+def test_every_function_setting_is_read() -> None:
+    # Unset flags default to false (try(each.value.X, false)): a misspelt
+    # setting would silently be one, so every setting must be one that a
+    # block built from local.functions reads.
+    text = (REPO_ROOT / "main.tf").read_text()
+    blocks = re.findall(r"^(?:resource|data) .*?\{\n(.*?)^\}", text, re.M | re.S)
+    read = {name for body in blocks if "for_each = local.functions\n" in body for name in re.findall(r"each\.value\.(\w+)", body)}
+    # ... or that a local made from it reads (for key, function in local.functions : ... function.X).
+    read |= {name for line in re.findall(r"for \w+, function in local\.functions : (.*)", text) for name in re.findall(r"\bfunction\.(\w+)", line)}
+    assert {"per_tenant", "durable", "publish", "environment", "handler", "role_description"} <= read
+    for key, settings in hcl.local("functions").items():
+        assert set(settings) <= read, (key, set(settings) - read)
+
+
 def test_workflow_function_is_durable_tenant_isolated_and_published() -> None:
-    workflow = hcl.resource("main.tf", "aws_lambda_function", "workflow")
-    assert workflow["runtime"] == "python3.13"
-    assert workflow["architectures"] == ["arm64"]
+    workflow = hcl.local("functions")["workflow"]
     assert workflow["handler"] == "workflow.app.handler"
-    assert workflow["publish"] is True
-    assert workflow["tenancy_config"] == [{"tenant_isolation_mode": "PER_TENANT"}]
-    (durable,) = workflow["durable_config"]
-    assert set(durable) == {"execution_timeout", "retention_period"}
-    assert durable["execution_timeout"] == "${var.durable_execution_timeout_seconds}"
-    assert durable["retention_period"] == "${var.durable_retention_days}"
+    assert (workflow["per_tenant"], workflow["durable"], workflow["publish"]) == (True, True, True)
+    function = _function_resource()
+    # Each block is generated exactly when the function's flag says so.
+    tenancy = _dynamic_block(function, "tenancy_config")
+    assert tenancy["for_each"] == "${try(each.value.per_tenant, false) ? [1] : []}"
+    assert tenancy["content"] == [{"tenant_isolation_mode": "PER_TENANT"}]
+    durable = _dynamic_block(function, "durable_config")
+    assert durable["for_each"] == "${try(each.value.durable, false) ? [1] : []}"
+    (content,) = durable["content"]
+    assert set(content) == {"execution_timeout", "retention_period"}
+    assert content["execution_timeout"] == "${var.durable_execution_timeout_seconds}"
+    assert content["retention_period"] == "${var.durable_retention_days}"
+    assert "tenancy_config" not in function and "durable_config" not in function
 
 
 def test_durable_and_tenancy_blocks_appear_once_each() -> None:
     # The offline copy strips exactly these; a second copy elsewhere would go unchecked.
     text = (REPO_ROOT / "main.tf").read_text()
-    assert len(re.findall(r"^\s*durable_config\s*\{", text, re.M)) == 1
-    assert len(re.findall(r"^\s*tenancy_config\s*\{", text, re.M)) == 1
+    for block in ("durable_config", "tenancy_config"):
+        assert len(re.findall(rf'^\s*(?:{block}|dynamic\s+"{block}")\s*\{{', text, re.M)) == 1, block
 
 
-def test_api_function_is_plain_python_3_13_arm64() -> None:
-    api = hcl.resource("main.tf", "aws_lambda_function", "api")
-    assert api["runtime"] == "python3.13"
-    assert api["architectures"] == ["arm64"]
-    assert api["handler"] == "api.app.handler"
-    assert "tenancy_config" not in api and "durable_config" not in api
+def test_api_function_and_authorizer_are_plain_functions() -> None:
+    functions = hcl.local("functions")
+    assert functions["api"]["handler"] == "api.app.handler"
+    assert functions["authorizer"]["handler"] == "authorizer.app.handler"
+    for key in ("api", "authorizer"):
+        # Not said, so false: the function resource defaults each flag with try(..., false).
+        assert {"per_tenant", "durable", "publish"}.isdisjoint(functions[key]), key
 
 
 def test_alias_live_points_at_the_published_version() -> None:
     alias = hcl.resource("main.tf", "aws_lambda_alias", "workflow_live")
-    assert alias["function_version"] == "${aws_lambda_function.workflow.version}"
+    assert alias["function_version"] == '${aws_lambda_function.function["workflow"].version}'
     assert hcl.local("workflow_alias_name") == "live"
+
+
+def test_no_policy_statement_is_generated() -> None:
+    # checkov reads no dynamic statement block: its IAM checks would pass one unread.
+    for _, name, body in hcl.blocks("data"):
+        assert "statement" not in {key for entry in body.get("dynamic", []) for key in entry}, name
+
+
+def test_every_lambda_and_dynamodb_statement_names_its_resource() -> None:
+    documents = {name: body for kind, name, body in hcl.blocks("data") if kind == "aws_iam_policy_document"}
+    for key in hcl.local("functions"):
+        assert documents[key]["statement"], key
+        for statement in documents[key]["statement"]:
+            if any(action.startswith(("lambda:", "dynamodb:")) for action in statement["actions"]):
+                for resource in statement["resources"]:
+                    assert re.fullmatch(r'\$\{aws_(dynamodb_table\.\w+|lambda_function\.function\["\w+"\])\.arn\}(:\*)?', resource), (key, statement)
+
+
+def test_deployment_redeploys_on_every_api_resource() -> None:
+    # A planned change of any resource the deployment snapshots replaces it;
+    # none of them may be missing from the list.
+    (lifecycle,) = hcl.resource("main.tf", "aws_api_gateway_deployment", "this")["lifecycle"]
+    named = {hcl.expression(reference) for reference in lifecycle["replace_triggered_by"]}
+    not_snapshotted = {  # the API itself, what reads the deployment, and what lives outside it
+        "aws_api_gateway_rest_api.this",
+        "aws_api_gateway_deployment.this",
+        "aws_api_gateway_stage.this",
+        "aws_api_gateway_method_settings.all",
+        "aws_api_gateway_account.this",
+        "aws_api_gateway_api_key.demo",
+    }
+    declared = {f"{kind}.{name}" for kind, name, _ in hcl.blocks("resource") if kind.startswith("aws_api_gateway_")}
+    assert named == declared - not_snapshotted
 
 
 def test_start_integration_maps_tenant_async_and_execution_name() -> None:
@@ -107,17 +183,11 @@ def test_every_route_goes_through_the_uncached_tenant_authorizer() -> None:
     authorizer = hcl.resource("main.tf", "aws_api_gateway_authorizer", "tenant")
     assert authorizer["type"] == "REQUEST"
     assert authorizer["authorizer_result_ttl_in_seconds"] == 0
-    assert authorizer["authorizer_uri"] == "${aws_lambda_function.authorizer.invoke_arn}"
+    assert authorizer["authorizer_uri"] == '${aws_lambda_function.function["authorizer"].invoke_arn}'
     methods = [hcl.resource("main.tf", "aws_api_gateway_method", "start_workflow"), hcl.resource("main.tf", "aws_api_gateway_method", "proxy")]
     for method in methods:
         assert method["authorization"] == "CUSTOM"
         assert method["authorizer_id"] == "${aws_api_gateway_authorizer.tenant.id}"
-    function = hcl.resource("main.tf", "aws_lambda_function", "authorizer")
-    assert (function["runtime"], function["architectures"], function["handler"]) == (
-        "python3.13",
-        ["arm64"],
-        "authorizer.app.handler",
-    )
 
 
 def test_routes_and_header_come_from_the_contract_file() -> None:

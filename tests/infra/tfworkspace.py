@@ -31,7 +31,8 @@ SHARED_DIR = REPO_ROOT / "src" / "shared"
 PROVIDER_ADDRESS = "registry.terraform.io/hashicorp/aws"
 # tenancy_config arrived in hashicorp/aws 6.23, durable_config in 6.25.
 DURABLE_PROVIDER_MIN = (6, 25, 0)
-# The blocks an older provider cannot parse. Each appears exactly once in main.tf.
+# The blocks an older provider cannot parse. Each appears exactly once in main.tf
+# (a dynamic block on the one function resource).
 NEW_PROVIDER_BLOCKS = ("durable_config", "tenancy_config")
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -108,7 +109,8 @@ def terraform_version(binary: str) -> str:
 
 
 def strip_block(text: str, block_name: str) -> tuple[str, int]:
-    """Remove every nested ``block_name { ... }`` block from HCL text.
+    """Remove every nested ``block_name { ... }`` block from HCL text, and every
+    ``dynamic "block_name" { ... }`` block that generates it.
 
     Braces inside strings and comments are skipped, so templates such as
     ``"{\\"message\\":...}"`` do not confuse the matcher.
@@ -116,7 +118,7 @@ def strip_block(text: str, block_name: str) -> tuple[str, int]:
     Returns:
         The new text and how many blocks were removed.
     """
-    pattern = re.compile(rf"^[ \t]*{re.escape(block_name)}[ \t]*\{{", re.M)
+    pattern = re.compile(rf'^[ \t]*(?:{re.escape(block_name)}|dynamic[ \t]+"{re.escape(block_name)}")[ \t]*\{{', re.M)
     removed = 0
     while match := pattern.search(text):
         end = _matching_brace(text, match.end() - 1)
@@ -232,6 +234,24 @@ class Workspace:
     def show_json(self, plan_file: str) -> dict[str, Any]:
         """``terraform show -json PLAN`` as a dict."""
         return json.loads(self.run("show", "-json", plan_file).stdout)
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of a Terraform expression (locals, variables' defaults,
+        functions) in this copy, via ``terraform console``; no state needed."""
+        result = subprocess.run(
+            [self.binary, "console", "-no-color"],
+            input=f"jsonencode({expression})\n",
+            cwd=self.path,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT_SECONDS,
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"terraform console could not evaluate {expression}:\n{result.stdout}\n{result.stderr}")
+        # The console prints the JSON text as an HCL string literal.
+        literal = result.stdout.strip()
+        return json.loads(json.loads(literal.replace("$${", "${").replace("%%{", "%{")))
 
 
 def terraform_env(plugin_cache: Path) -> dict[str, str]:
