@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from api.callbacks import (
     AlreadyCompleted,
     CallbackExpired,
+    CallbackRequest,
     InvalidRequest,
     NotFound,
     Unauthenticated,
@@ -32,7 +33,8 @@ from shared.aws_clients import DYNAMODB_CONFIG, LAMBDA_CONFIG
 from shared.contract import is_valid_tenant_id, is_valid_workflow_id, routes
 from shared.observability import emit_count
 from shared import registry as reg
-from shared.registry import WorkflowRegistry
+from shared.callback_tokens import callback_url, is_well_formed, mint_token, signing_key, token_hash
+from shared.registry import WorkflowRecord, WorkflowRegistry
 from shared.settings import load_settings
 
 logger = Logger()
@@ -108,13 +110,42 @@ def get_workflow(workflowId: str) -> dict[str, Any]:  # noqa: N803 - name fixed 
         raise NotFound("workflow not found")
     if needs_repair_check(record, time.time()):
         record = repair_from_execution(REGISTRY, LAMBDA_CLIENT, record)
-    return status_view(record)
+    return status_view(record, _callback_url(record))
+
+
+def _callback_url(record: WorkflowRecord) -> str | None:
+    """The token route's URL for a waiting workflow (computed again, never stored)."""
+    if record.status != reg.WAITING_FOR_CALLBACK or not record.callback_id:
+        return None
+    if not (SETTINGS.callback_signing_secret and SETTINGS.callback_base_url):
+        return None
+    token = mint_token(signing_key(SETTINGS.callback_signing_secret), record.tenant_id, record.callback_id)
+    return callback_url(SETTINGS.callback_base_url, token)
 
 
 def send_callback() -> dict[str, Any]:
     tenant_id = caller_tenant()
     request = parse_callback_request(app.current_event.body)
-    found = REGISTRY.find_by_callback(tenant_id, request.callback_id)
+    return _answer(REGISTRY.find_by_callback(tenant_id, request.callback_id), request)
+
+
+def send_callback_with_token(callbackToken: str) -> dict[str, Any]:  # noqa: N803 - name fixed by the route template
+    """The external party's answer: the token is the only credential; its item names the tenant.
+
+    Whatever identity headers the caller adds are ignored: this route has no
+    authorizer, and the tenant comes only from the token's record.
+    """
+    if not is_well_formed(callbackToken):
+        raise NotFound("callback not found")
+    record = REGISTRY.find_by_token(token_hash(callbackToken))
+    if record is None or not record.callback_id:
+        raise NotFound("callback not found")
+    logger.append_keys(tenant_id=record.tenant_id)
+    return _answer(record, parse_callback_request(app.current_event.body, callback_id=record.callback_id))
+
+
+def _answer(found: WorkflowRecord | None, request: CallbackRequest) -> dict[str, Any]:
+    """Deliver ``request`` to the callback of ``found`` (the caller's tenant's record, or the token's)."""
     if found is None:
         raise NotFound("callback not found")
     logger.append_keys(workflow_id=found.workflow_id)
@@ -139,7 +170,7 @@ def send_callback() -> dict[str, Any]:
         repair_from_execution(REGISTRY, LAMBDA_CLIENT, found)
         raise
     logger.info("callback delivered", extra={"delivered": delivered})
-    emit_count("CallbackHeartbeat" if request.heartbeat else "CallbackDelivered", tenant_id)
+    emit_count("CallbackHeartbeat" if request.heartbeat else "CallbackDelivered", found.tenant_id)
     return {"workflowId": found.workflow_id, "delivered": delivered}
 
 
@@ -149,9 +180,10 @@ def _resolver_rule(path: str) -> str:
 
 
 # Routes come from the shared contract, the same file Terraform reads.
-for _route_name, _view in (("getWorkflow", get_workflow), ("sendCallback", send_callback)):
-    _route = routes()[_route_name]
-    app.route(_resolver_rule(_route.path), method=_route.method)(_view)
+_VIEWS = {"getWorkflow": get_workflow, "sendCallback": send_callback, "sendCallbackWithToken": send_callback_with_token}
+for _route in routes().values():
+    if _route.name in _VIEWS:
+        app.route(_resolver_rule(_route.path), method=_route.method)(_VIEWS[_route.name])
 
 
 @app.exception_handler(list(ERROR_STATUS))

@@ -91,8 +91,13 @@ def failure_digest(error_type: str | None, message: str | None) -> str:
     return hashlib.sha256(b"failure\n" + text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def parse_callback_request(body: str | None) -> CallbackRequest:
-    """Parse and validate a ``POST /callback`` body.
+def parse_callback_request(body: str | None, callback_id: str | None = None) -> CallbackRequest:
+    """Parse and validate a callback body.
+
+    Args:
+        body: The request body.
+        callback_id: The callback a token named (``POST /callbacks/{callbackToken}``);
+            then the body carries no ``callbackId``. None for ``POST /callback``.
 
     Raises:
         RequestTooLarge: The body is over ``MAX_CALLBACK_BODY_BYTES``.
@@ -109,14 +114,16 @@ def parse_callback_request(body: str | None) -> CallbackRequest:
         raise InvalidRequest("request body must be valid JSON") from error
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object")
-    unknown = sorted(set(data) - _CALLBACK_FIELDS)
+    allowed = _CALLBACK_FIELDS if callback_id is None else _CALLBACK_FIELDS - {"callbackId"}
+    unknown = sorted(set(data) - allowed)
     if unknown:
         raise InvalidRequest(f"unknown fields: {', '.join(unknown)}")
-    callback_id = data.get("callbackId")
-    if not isinstance(callback_id, str) or not callback_id.strip():
-        raise InvalidRequest("callbackId must be a non-empty string")
-    if len(callback_id) > CALLBACK_ID_MAX_LENGTH:
-        raise InvalidRequest(f"callbackId must be at most {CALLBACK_ID_MAX_LENGTH} characters")
+    if callback_id is None:
+        callback_id = data.get("callbackId")
+        if not isinstance(callback_id, str) or not callback_id.strip():
+            raise InvalidRequest("callbackId must be a non-empty string")
+        if len(callback_id) > CALLBACK_ID_MAX_LENGTH:
+            raise InvalidRequest(f"callbackId must be at most {CALLBACK_ID_MAX_LENGTH} characters")
     if sum(field in data for field in _ANSWER_FIELDS) != 1:
         raise InvalidRequest("send exactly one of payload, error or heartbeat")
     if "heartbeat" in data:
@@ -174,11 +181,13 @@ def ensure_waiting(record: WorkflowRecord | None) -> WorkflowRecord:
     return record
 
 
-def status_view(record: WorkflowRecord) -> dict[str, Any]:
-    """The ``GET /workflow/{workflowId}`` response body."""
+def status_view(record: WorkflowRecord, callback_url: str | None = None) -> dict[str, Any]:
+    """The ``GET /workflow/{workflowId}`` response body (``callbackUrl``: the token route, while waiting)."""
     view: dict[str, Any] = {"workflowId": record.workflow_id, "status": record.status}
     if record.status == reg.WAITING_FOR_CALLBACK and record.callback_id:
         view["callbackId"] = record.callback_id
+        if callback_url:
+            view["callbackUrl"] = callback_url
     if record.result is not None:
         view["result"] = record.result
     if record.reason:

@@ -15,3 +15,7 @@ DYNAMODB_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, 
 # The API function's calls to the durable-execution APIs: answer well inside the
 # function's timeout, so a slow service becomes a clean 502, not a killed invocation.
 LAMBDA_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 2}, connect_timeout=2, read_timeout=4)
+
+# EventBridge from the callback submitter: like DynamoDB, fail within seconds and
+# let the submitter step's retry policy take over.
+EVENTS_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=5)

@@ -24,6 +24,8 @@ class Route:
     integration: str
     success_status: int
     request_schema: str | None = None
+    # False only for the callback-token route: the token in its path is the credential.
+    authorizer: bool = True
 
 
 @cache
@@ -43,9 +45,16 @@ def routes() -> dict[str, Route]:
             integration=spec["integration"],
             success_status=spec["successStatus"],
             request_schema=spec.get("requestSchema"),
+            authorizer=spec.get("authorizer", True),
         )
         for name, spec in api_contract()["routes"].items()
     }
+
+
+@cache
+def callback_waiting_event() -> dict[str, str]:
+    """``source`` and ``detailType`` of the event a workflow emits when it starts waiting."""
+    return dict(api_contract()["callbackWaitingEvent"])
 
 
 @cache

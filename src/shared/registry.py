@@ -73,6 +73,16 @@ def callback_key(tenant_id: str, callback_id: str) -> dict[str, str]:
     return {"tenantId": tenant_id, "recordId": f"callback#{digest}"}
 
 
+def token_key(token_hash: str) -> dict[str, str]:
+    """Primary key of a callback token's item.
+
+    A token names no tenant, so its item is found by the token's hash alone: the
+    partition key holds ``token#<sha256>``, which can never be a tenant id (``#``
+    is not allowed in one), so no tenant's lookup can reach it.
+    """
+    return {"tenantId": f"token#{token_hash}", "recordId": "token"}
+
+
 @dataclass(frozen=True)
 class WorkflowRecord:
     """A workflow as the registry knows it."""
@@ -166,23 +176,33 @@ class WorkflowRegistry:
             return False
         return True
 
-    def register_waiting(self, tenant_id: str, workflow_id: str, callback_id: str, timeout_seconds: int) -> None:
-        """Record that ``workflow_id`` waits for ``callback_id``.
+    def register_waiting(
+        self, tenant_id: str, workflow_id: str, callback_id: str, timeout_seconds: int, *, token_hash: str | None = None
+    ) -> int:
+        """Record that ``workflow_id`` waits for ``callback_id`` (and its token, by hash); return the deadline.
 
-        The callback index is written first: if the second write fails, the
-        submitter step is retried and both puts are idempotent, so the
-        registry never holds a waiting workflow whose callback cannot be found.
+        The callback index (and the token item) are written first: if the last
+        write fails, the submitter step is retried and every write is idempotent,
+        so the registry never holds a waiting workflow whose callback cannot be
+        found. The index is updated, not replaced, so a retry never wipes how an
+        early answer settled it.
         """
         now = int(self._clock())
-        expires_at = now + timeout_seconds + self._retention_seconds
-        self._table.put_item(
-            Item={
-                **callback_key(tenant_id, callback_id),
+        deadline = now + timeout_seconds
+        expires_at = deadline + self._retention_seconds
+        self._table.update_item(
+            Key=callback_key(tenant_id, callback_id),
+            UpdateExpression="SET workflowId = :workflowId, callbackId = :callbackId, expiresAt = :expiresAt",
+            ExpressionAttributeValues={":workflowId": workflow_id, ":callbackId": callback_id, ":expiresAt": expires_at},
+        )
+        if token_hash is not None:
+            self._table.put_item(Item={
+                **token_key(token_hash),
+                "ownerTenantId": tenant_id,
                 "workflowId": workflow_id,
                 "callbackId": callback_id,
                 "expiresAt": expires_at,
-            }
-        )
+            })
         self._table.update_item(
             Key=workflow_key(tenant_id, workflow_id),
             UpdateExpression=(
@@ -194,11 +214,22 @@ class WorkflowRegistry:
                 ":status": WAITING_FOR_CALLBACK,
                 ":workflowId": workflow_id,
                 ":callbackId": callback_id,
-                ":deadline": now + timeout_seconds,
+                ":deadline": deadline,
                 ":now": now,
                 ":expiresAt": expires_at,
             },
         )
+        return deadline
+
+    def find_by_token(self, token_hash: str) -> WorkflowRecord | None:
+        """The workflow a callback token belongs to (its owner tenant comes from the token's item only)."""
+        item = self._table.get_item(Key=token_key(token_hash), ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        record = self.get_workflow(str(item["ownerTenantId"]), str(item["workflowId"]))
+        if record is None or record.callback_id != item.get("callbackId"):
+            return None
+        return record
 
     def record_outcome(
         self,

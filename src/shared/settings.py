@@ -18,6 +18,10 @@ class Settings:
     workflows_table: str
     tenant_cache_ttl_seconds: int
     registry_retention_seconds: int
+    # Callback tokens and notification (the authorizer needs none of them).
+    callback_signing_secret: str | None = None
+    callback_base_url: str | None = None
+    event_bus_name: str | None = None
 
 
 class SettingsError(RuntimeError):
@@ -41,6 +45,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         registry_retention_seconds=_positive_int(
             env, "REGISTRY_RETENTION_SECONDS", DEFAULT_REGISTRY_RETENTION_SECONDS
         ),
+        callback_signing_secret=env.get("CALLBACK_SIGNING_SECRET_NAME") or None,
+        callback_base_url=env.get("CALLBACK_BASE_URL") or None,
+        event_bus_name=env.get("EVENT_BUS_NAME") or None,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import boto3
@@ -22,12 +23,14 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared import registry as reg
-from shared.aws_clients import DYNAMODB_CONFIG
+from shared.aws_clients import DYNAMODB_CONFIG, EVENTS_CONFIG
+from shared.callback_tokens import callback_url, mint_token, signing_key, token_hash
 from shared.observability import emit_count
 from shared.settings import load_settings
 from shared.tenants import read_tenant
 from workflow.checkpoints import ConfirmationSerDes, Validation, ValidationSerDes
 from workflow.isolation import EnvironmentBinding, TenantIsolationViolation
+from workflow.notify import publish, waiting_event
 from workflow.policy import evaluate_request
 from workflow.tenant_cache import CacheRead, TenantCache
 from workflow.workflow_input import parse_start_event
@@ -80,6 +83,30 @@ def load_tenant_and_validate(tenant_id: str, workflow_id: str, execution_arn: st
         REGISTRY.record_outcome(tenant_id, workflow_id, reg.REJECTED, reason=decision.reason, result=rejection(validation))
         emit_count("WorkflowRejected", tenant_id)
     return validation
+
+
+def register_and_notify(tenant_id: str, workflow_id: str, callback_id: str, timeout_seconds: int) -> None:
+    """The callback submitter: record the wait (and the token's hash), then tell the external party.
+
+    Replays never run it again (the SDK checkpoints the submitter); a retried
+    submitter writes the same items and computes the same token, and may emit the
+    event once more: consumers must be idempotent.
+    """
+    token = mint_token(signing_key(SETTINGS.callback_signing_secret), tenant_id, callback_id) \
+        if SETTINGS.callback_signing_secret else None
+    deadline = REGISTRY.register_waiting(tenant_id, workflow_id, callback_id, timeout_seconds,
+                                         token_hash=token_hash(token) if token else None)
+    notified = bool(token and SETTINGS.event_bus_name and SETTINGS.callback_base_url)
+    if notified:
+        publish(events_client(), waiting_event(str(SETTINGS.event_bus_name), tenant_id, workflow_id,
+                                               callback_url(str(SETTINGS.callback_base_url), str(token)), deadline))
+    logger.info("waiting for external confirmation", extra={"notified": notified})
+
+
+@cache
+def events_client() -> Any:
+    """EventBridge, created on first use: most invocations (replays, finalize) never need it."""
+    return boto3.client("events", config=EVENTS_CONFIG)
 
 
 def rejection(validation: Validation) -> dict[str, Any]:
@@ -187,8 +214,7 @@ def handler(event: Any, context: DurableContext) -> dict[str, Any]:
     )
 
     def register_callback(callback_id: str, _ctx: WaitForCallbackContext) -> None:
-        REGISTRY.register_waiting(tenant_id, start.workflow_id, callback_id, tenant.callback_timeout_seconds)
-        logger.info("waiting for external confirmation")
+        register_and_notify(tenant_id, start.workflow_id, callback_id, tenant.callback_timeout_seconds)
 
     try:
         confirmation = context.wait_for_callback(register_callback, name=WAIT_EXTERNAL_CONFIRMATION, config=callback_config)

@@ -27,7 +27,12 @@ TEST_ENV = {
     "POWERTOOLS_SERVICE_NAME": "tenant-durable-unit",
     "POWERTOOLS_METRICS_NAMESPACE": "TenantDurableUnit",
     "POWERTOOLS_LOG_LEVEL": "INFO",
+    "CALLBACK_SIGNING_SECRET_NAME": "unit-callback-signing-key",
+    "CALLBACK_BASE_URL": "https://api.example.test/v1",
+    "EVENT_BUS_NAME": "unit-workflow-events",
 }
+# The signing key of the callback tokens (a test value; a deployment's is random, in Secrets Manager).
+TEST_SIGNING_KEY = "unit-test-signing-key-not-a-secret"
 for _name, _value in TEST_ENV.items():
     os.environ[_name] = _value
 for _name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_LAMBDA", "AWS_PROFILE"):
@@ -35,6 +40,8 @@ for _name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL
 
 _MOCK = mock_aws()
 _MOCK.start()
+boto3.client("secretsmanager").create_secret(Name=TEST_ENV["CALLBACK_SIGNING_SECRET_NAME"], SecretString=TEST_SIGNING_KEY)
+boto3.client("events").create_event_bus(Name=TEST_ENV["EVENT_BUS_NAME"])
 
 
 def create_tables() -> tuple[Any, Any]:

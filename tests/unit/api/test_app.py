@@ -13,10 +13,15 @@ from botocore.stub import Stubber
 from api import app
 from tests.unit.api_events import proxy_event
 from shared import registry as reg
+from shared.callback_tokens import mint_token
+from tests.unit.conftest import TEST_ENV, TEST_SIGNING_KEY
 from tests.unit.fakes import FakeLambdaContext
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 CALLBACK_ID = "cb-tenant-a-1"
+# What GET returns while waiting: the token route, with the token computed from the test signing key.
+CALLBACK_TOKEN = mint_token(TEST_SIGNING_KEY.encode(), "tenant-a", CALLBACK_ID)
+CALLBACK_URL = f"{TEST_ENV['CALLBACK_BASE_URL']}/callbacks/{CALLBACK_TOKEN}"
 
 
 
@@ -79,7 +84,7 @@ def post_callback(body: Any, tenant: str | None = "tenant-a") -> tuple[int, dict
 
 def test_status_of_own_waiting_workflow_shows_callback_id(waiting_workflow: str) -> None:
     assert get_status(waiting_workflow) == (
-        200, {"workflowId": "wf-a", "status": reg.WAITING_FOR_CALLBACK, "callbackId": CALLBACK_ID}
+        200, {"workflowId": "wf-a", "status": reg.WAITING_FOR_CALLBACK, "callbackId": CALLBACK_ID, "callbackUrl": CALLBACK_URL}
     )
 
 
@@ -378,4 +383,5 @@ def test_read_of_a_waiting_workflow_does_not_call_the_service(waiting_workflow: 
 def test_read_serves_the_registry_view_when_the_execution_cannot_be_read(waiting_workflow: str, durable: Stubber) -> None:
     app.REGISTRY.mark_answered("tenant-a", "wf-a")
     durable.add_client_error("get_durable_execution", service_error_code="TooManyRequestsException")
-    assert get_status(waiting_workflow) == (200, {"workflowId": "wf-a", "status": reg.WAITING_FOR_CALLBACK, "callbackId": CALLBACK_ID})
+    assert get_status(waiting_workflow) == (200, {"workflowId": "wf-a", "status": reg.WAITING_FOR_CALLBACK,
+                                                  "callbackId": CALLBACK_ID, "callbackUrl": CALLBACK_URL})
