@@ -39,7 +39,8 @@ def test_invalid_tenant_ids(tenant_id: object) -> None:
 
 
 def test_contract_files_agree() -> None:
-    assert set(routes()) == {"startWorkflow", "getWorkflow", "sendCallback"}
+    assert set(routes()) == {"startWorkflow", "getWorkflow", "sendCallback", "sendCallbackWithToken"}
+    assert [r.name for r in routes().values() if not r.authorizer] == ["sendCallbackWithToken"]
     assert routes()["startWorkflow"].success_status == 202
     assert start_workflow_schema()["$schema"].startswith("http://json-schema.org/draft-04")
     statuses = {t["status"] for t in demo_tenants()}

@@ -1,0 +1,98 @@
+"""POST /callbacks/{callbackToken}: the token is the only credential, good for one answer to one callback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.stub import Stubber
+
+from api import app
+from shared import registry as reg
+from shared.callback_tokens import mint_token, token_hash
+from tests.unit.api_events import proxy_event
+from tests.unit.conftest import TEST_SIGNING_KEY
+from tests.unit.fakes import FakeLambdaContext
+
+CALLBACK_ID = "cb-token-1"
+TOKEN = mint_token(TEST_SIGNING_KEY.encode(), "tenant-a", CALLBACK_ID)
+
+
+@pytest.fixture
+def waiting(tables: Any) -> str:
+    app.REGISTRY.claim_workflow("tenant-a", "wf-t", "arn:execution:wf-t")
+    app.REGISTRY.register_waiting("tenant-a", "wf-t", CALLBACK_ID, 3600, token_hash=token_hash(TOKEN))
+    return "wf-t"
+
+
+@pytest.fixture
+def durable() -> Iterator[Stubber]:
+    with Stubber(app.LAMBDA_CLIENT) as stubber:
+        yield stubber
+        stubber.assert_no_pending_responses()
+
+
+def post_token(token: str, body: Any, headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    # No authorizer runs on this route: requestContext carries no authorizer context.
+    event = proxy_event(method="POST", resource="/callbacks/{callbackToken}", path=f"/callbacks/{token}",
+                        headers=headers, path_parameters={"callbackToken": token}, body=body, authorizer=None)
+    response = app.handler(event, FakeLambdaContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_the_token_alone_answers_its_callback(waiting: str, durable: Stubber) -> None:
+    durable.add_response("send_durable_execution_callback_success", {}, {"CallbackId": CALLBACK_ID, "Result": b'{"ok":true}'})
+    assert post_token(TOKEN, {"payload": {"ok": True}}) == (200, {"workflowId": "wf-t", "delivered": "success"})
+
+
+def test_headers_the_caller_adds_are_ignored(waiting: str, durable: Stubber) -> None:
+    durable.add_response("send_durable_execution_callback_success", {}, {"CallbackId": CALLBACK_ID, "Result": b"{}"})
+    status, body = post_token(TOKEN, {"payload": {}}, headers={"x-tenant-id": "tenant-b", "x-api-key": "tenant-b-key"})
+    assert (status, body["workflowId"]) == (200, "wf-t")
+
+
+def test_second_answer_with_the_token_is_409(waiting: str, durable: Stubber) -> None:
+    durable.add_response("send_durable_execution_callback_success", {}, {"CallbackId": CALLBACK_ID, "Result": b'{"n":1}'})
+    assert post_token(TOKEN, {"payload": {"n": 1}})[0] == 200
+    assert post_token(TOKEN, {"payload": {"n": 2}}) == (409, {"message": "callback was already answered"})
+
+
+def test_answer_after_the_deadline_is_410(waiting: str, durable: Stubber) -> None:
+    app.REGISTRY.record_outcome("tenant-a", "wf-t", reg.TIMED_OUT, reason="late")
+    assert post_token(TOKEN, {"payload": {}}) == (410, {"message": "callback timed out"})
+
+
+@pytest.mark.parametrize("token", [
+    TOKEN[:-1], TOKEN + "A", "A" * 43, mint_token(b"another-key", "tenant-a", CALLBACK_ID),
+    mint_token(TEST_SIGNING_KEY.encode(), "tenant-b", CALLBACK_ID), "x" * 2000, "%00", "..%2F..%2Fworkflow",
+])
+def test_unknown_or_malformed_tokens_are_404_with_one_answer(waiting: str, durable: Stubber, token: str) -> None:
+    assert post_token(token, {"payload": {}}) == (404, {"message": "callback not found"})
+
+
+@pytest.mark.parametrize("body", [{"callbackId": CALLBACK_ID, "payload": {}}, {"payload": {}, "heartbeat": True}, "nope", None])
+def test_bad_bodies_are_400(waiting: str, durable: Stubber, body: Any) -> None:
+    assert post_token(TOKEN, body)[0] == 400
+
+
+def test_heartbeats_may_repeat_with_the_token(waiting: str, durable: Stubber) -> None:
+    for _ in range(2):
+        durable.add_response("send_durable_execution_callback_heartbeat", {}, {"CallbackId": CALLBACK_ID})
+        assert post_token(TOKEN, {"heartbeat": True}) == (200, {"workflowId": "wf-t", "delivered": "heartbeat"})
+
+
+def test_the_token_grants_no_status_read(waiting: str) -> None:
+    event = proxy_event(method="GET", resource="/workflow/{workflowId}", path="/workflow/wf-t",
+                        headers={"x-callback-token": TOKEN}, path_parameters={"workflowId": "wf-t"}, authorizer=None)
+    assert app.handler(event, FakeLambdaContext())["statusCode"] == 401
+
+
+def test_the_token_is_never_logged(waiting: str, durable: Stubber, json_logs: Any) -> None:
+    logs = json_logs(app.logger)
+    durable.add_response("send_durable_execution_callback_success", {}, {"CallbackId": CALLBACK_ID, "Result": b"{}"})
+    post_token(TOKEN, {"payload": {}})
+    post_token(TOKEN[:-1] + "B", {"payload": {}})
+    text = json.dumps(logs.lines())
+    assert logs.lines() and TOKEN not in text and TOKEN[:-1] not in text
