@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,10 +26,12 @@ VALID_START = {"amount": 10, "currency": "EUR"}
 
 @dataclass(frozen=True)
 class Victim:
-    """tenant-a's workflow that every attack targets."""
+    """tenant-a's workflow that every attack targets, and tokens of workflows that already ended."""
 
     workflow_id: str
     callback_id: str
+    token: str
+    ended_tokens: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,14 @@ def http(method: str, path: str, *, tenant: str | None = "tenant-a", key: str | 
     """A request built at send time: ``key`` names whose API key to send (or a literal key)."""
 
     def send(stack: StackProcess, victim: Victim) -> tuple[int, bytes]:
-        headers = {"content-type": "application/json", **(extra or {})}
+        names = {"wf": victim.workflow_id, "token": victim.token, "token_truncated": victim.token[:-1],
+                 **victim.ended_tokens}
+        headers = {"content-type": "application/json", **{k: v.format(**names) for k, v in (extra or {}).items()}}
         if tenant is not None:
             headers["x-tenant-id"] = tenant
         if key is not None:
             headers["x-api-key"] = stack.api_keys.get(key, key)
-        target = path.format(wf=victim.workflow_id)
+        target = path.format(**names)
         data = raw_body if raw_body is not None else (
             None if body is None else json.dumps(body).replace("VICTIM_CALLBACK", victim.callback_id).encode())
         response = stack.http.request(method, f"{stack.api_url}{target}", data=data, headers=headers, timeout=60)
@@ -107,6 +112,49 @@ ROUTES: dict[str, tuple[str, str, Any]] = {
     "POST /callback": ("POST", "/callback", {"callbackId": "VICTIM_CALLBACK", "payload": {"stolen": True}}),
 }
 
+def random_tokens(count: int) -> Callable[[StackProcess, Victim], tuple[int, bytes]]:
+    """``count`` well-formed random tokens in a row: every one must get the same 404."""
+
+    def send(stack: StackProcess, victim: Victim) -> tuple[int, bytes]:
+        answers = set()
+        for _ in range(count):
+            response = stack.http.post(f"{stack.api_url}/callbacks/{secrets.token_urlsafe(32)}",
+                                       json={"payload": {}}, timeout=30)
+            answers.add((response.status_code, response.content))
+        assert len(answers) == 1, f"the answers to random tokens differ: {answers}"
+        return answers.pop()
+
+    return send
+
+
+TOKEN_BODY = {"payload": {"stolen": True}}
+TOKEN_ATTACKS = [
+    Attack("POST /callbacks/{token}", "another tenant's key and tenant id added (a heartbeat: headers are ignored)", 200,
+           http("POST", "/callbacks/{token}", tenant="tenant-b", key="tenant-b", body={"heartbeat": True})),
+    Attack("POST /callbacks/{token}", "truncated token", 404,
+           http("POST", "/callbacks/{token_truncated}", body=TOKEN_BODY, tenant=None, key=None)),
+    Attack("POST /callbacks/{token}", "padded token", 404, http("POST", "/callbacks/{token}A", body=TOKEN_BODY, tenant=None, key=None)),
+    Attack("POST /callbacks/{token}", "base64 padding added", 404,
+           http("POST", "/callbacks/{token}=", body=TOKEN_BODY, tenant=None, key=None)),
+    Attack("POST /callbacks/{token}", "4,000-character token", 404,
+           http("POST", "/callbacks/" + "A" * 4000, body=TOKEN_BODY, tenant=None, key=None)),
+    Attack("POST /callbacks/{token}", "token in the query string", 403,
+           http("POST", "/callbacks?callbackToken={token}", body=TOKEN_BODY, tenant=None, key=None)),
+    Attack("POST /callback", "token in a header instead of the path", 401,
+           http("POST", "/callback", body=TOKEN_BODY, tenant=None, key=None, extra={"x-callback-token": "{token}"})),
+    Attack("POST /callbacks/{token}", "token of a completed workflow", 409,
+           http("POST", "/callbacks/{completed}", body=TOKEN_BODY, tenant=None, key=None)),
+    Attack("POST /callbacks/{token}", "token of a failed workflow", 409,
+           http("POST", "/callbacks/{failed}", body=TOKEN_BODY, tenant=None, key=None)),
+    Attack("POST /callbacks/{token}", "token of a timed-out workflow", 410,
+           http("POST", "/callbacks/{timed_out}", body=TOKEN_BODY, tenant=None, key=None)),
+    Attack("POST /callbacks/{token}", "a token for the suspended tenant (forged)", 404,
+           http("POST", "/callbacks/" + "S" * 43, body=TOKEN_BODY, tenant="tenant-suspended", key="tenant-suspended")),
+    Attack("POST /callbacks/{token}", "GET with the token (grants no status read)", 403,
+           http("GET", "/callbacks/{token}", tenant=None, key=None)),
+    Attack("POST /callbacks/{token}", "200 random tokens in a row (one answer shape)", 404, random_tokens(200)),
+]
+
 ATTACKS: list[Attack] = [
     Attack(route, case, status, http(method, path, body=body, **change))
     for route, (method, path, body) in ROUTES.items()
@@ -150,16 +198,34 @@ ATTACKS: list[Attack] = [
                "content-type: application/json\r\nContent-Length: {length}", json.dumps(VALID_START).encode())),
     Attack("POST /workflow", "invalid Content-Length", 400,
            raw("POST /workflow HTTP/1.1\r\nHost: x\r\nx-tenant-id: tenant-a\r\nx-api-key: {key}\r\nContent-Length: ten")),
-]
+] + TOKEN_ATTACKS
 
 OBSERVED: dict[str, int] = {}
 
 
+def token_of(callback_url: str) -> str:
+    return callback_url.rsplit("/", 1)[1]
+
+
 @pytest.fixture(scope="module")
 def victim(stack: StackProcess) -> Victim:
+    ended: dict[str, str] = {}
+    # a completed and a failed workflow of tenant-a, answered through their tokens
+    for name, answer in (("completed", {"payload": {"ok": True}}), ("failed", {"error": {"type": "No", "message": "no"}})):
+        workflow_id = stack.start_workflow("tenant-a", VALID_START)
+        url = stack.wait_for_status("tenant-a", workflow_id, "WAITING_FOR_CALLBACK")["callbackUrl"]
+        assert stack.http.post(url, json=answer, timeout=30).status_code == 200
+        stack.wait_for_status("tenant-a", workflow_id, "COMPLETED" if name == "completed" else "FAILED")
+        ended[name] = token_of(url)
+    # a timed-out one, of a tenant whose callbacks time out after 2 seconds
+    stack.put_tenant({"tenantId": "tenant-brief-abuse", "displayName": "Brief", "status": "ACTIVE",
+                      "allowedCurrencies": ["EUR"], "maxAmount": 100, "callbackTimeoutSeconds": 2}, api_key="brief-abuse-key")
+    workflow_id = stack.start_workflow("tenant-brief-abuse", VALID_START)
+    ended["timed_out"] = token_of(stack.wait_for_status("tenant-brief-abuse", workflow_id, "WAITING_FOR_CALLBACK")["callbackUrl"])
+    stack.wait_for_status("tenant-brief-abuse", workflow_id, "TIMED_OUT", timeout=60)
     workflow_id = stack.start_workflow("tenant-a", VALID_START)
     waiting = stack.wait_for_status("tenant-a", workflow_id, "WAITING_FOR_CALLBACK")
-    return Victim(workflow_id, waiting["callbackId"])
+    return Victim(workflow_id, waiting["callbackId"], token_of(waiting["callbackUrl"]), ended)
 
 
 def attack_id(attack: Attack) -> str:

@@ -1,6 +1,6 @@
 """The callback path under every single fault: generated, not hand-listed.
 
-Every I/O call on the path of ``POST /callback`` (each registry read and write of the
+Every I/O call on the path of ``POST /callback`` and of ``POST /callbacks/{token}`` (each registry read and write of the
 api function, the durable service call, the workflow's finalize and record-failure
 writes) × {fails once, fails until botocore's or the step's retries are exhausted,
 lands but answers after the caller's timeout, the calling process is killed right
@@ -48,7 +48,7 @@ class PathCall:
     name: str
     target: str
     operation: str
-    marker: str  # "callback-key", "callback-id" or "workflow-key": which id the call carries
+    marker: str  # "callback-key", "callback-id", "workflow-key" or "token-key": which id the call carries
     also_contains: str | None
     caller: str  # "api" or "workflow"
     answer: str = "success"
@@ -77,11 +77,18 @@ CALLS = [
     PathCall("record-failure write", "dynamodb", "UpdateItem", "workflow-key", '"FAILED"', "workflow", "failure"),
 ]
 FAULTS = ["fails once", "fails until retries are exhausted", "lands, answers late", "killed right after"]
-CELLS = [(call, fault) for call in CALLS for fault in FAULTS]
+# The external party's route reads the token's item instead of the callback index.
+TOKEN_ROUTE = "POST /callbacks/{token}"
+ROUTES = {
+    "POST /callback": CALLS,
+    TOKEN_ROUTE: [PathCall("token read", "dynamodb", "GetItem", "token-key", None, "api"), *CALLS[1:]],
+}
+CELLS = [(route, call, fault) for route, calls in ROUTES.items() for call in calls for fault in FAULTS]
 
 
 @dataclass
 class CellResult:
+    route: str
     call: str
     fault: str
     statuses: list[int | str]
@@ -126,27 +133,32 @@ def completions(stack: StackProcess, workflow_id: str) -> int:
     return count
 
 
-def run_cell(stack: StackProcess, call: PathCall, fault: str, tenant_id: str) -> CellResult:
+def run_cell(stack: StackProcess, route: str, call: PathCall, fault: str, tenant_id: str) -> CellResult:
     workflow_id = stack.start_workflow(tenant_id, {"amount": 10, "currency": "EUR", "description": "fault matrix"})
     waiting = stack.wait_for_status(tenant_id, workflow_id, "WAITING_FOR_CALLBACK", timeout=60)
     callback_id = waiting["callbackId"]
+    token = waiting["callbackUrl"].rsplit("/", 1)[1]
     ids = {
         "callback-key": "callback#" + hashlib.sha256(callback_id.encode()).hexdigest(),
         "callback-id": callback_id,
         "workflow-key": f"workflow#{workflow_id}",
+        "token-key": "token#" + hashlib.sha256(token.encode()).hexdigest(),
     }
     requests.post(f"{faults_url(stack)}/_faults", json=call.rule(ids, fault), timeout=10).raise_for_status()
     answer: dict[str, Any] = (
         {"payload": {"approvedBy": workflow_id}} if call.answer == "success"
         else {"error": {"type": "Declined", "message": f"declined {workflow_id}"}}
     )
-    statuses = post_with_retries(requests.Session(), f"{stack.api_url}/callback", {"callbackId": callback_id, **answer},
-                                 stack.headers(tenant_id), deadline_seconds=FINAL_TIMEOUT)
+    if route == TOKEN_ROUTE:  # the token alone: no API key, no tenant header, no callbackId
+        statuses = post_with_retries(requests.Session(), waiting["callbackUrl"], answer, {}, deadline_seconds=FINAL_TIMEOUT)
+    else:
+        statuses = post_with_retries(requests.Session(), f"{stack.api_url}/callback", {"callbackId": callback_id, **answer},
+                                     stack.headers(tenant_id), deadline_seconds=FINAL_TIMEOUT)
     expected = "COMPLETED" if call.answer == "success" else "FAILED"
     final = stack.wait_for_status(tenant_id, workflow_id, expected, timeout=FINAL_TIMEOUT)
     kept = (final["result"].get("confirmation") == answer["payload"] if call.answer == "success"
             else workflow_id in final.get("reason", ""))
-    return CellResult(call.name, fault, statuses, final["status"], kept, completions(stack, workflow_id),
+    return CellResult(route, call.name, fault, statuses, final["status"], kept, completions(stack, workflow_id),
                       rule_hits(stack, ids[call.marker]))
 
 
@@ -154,17 +166,19 @@ def run_cell(stack: StackProcess, call: PathCall, fault: str, tenant_id: str) ->
 def matrix(fault_stack: StackProcess) -> list[CellResult]:
     """Run every cell, six at a time, each on its own workflow (rules aim at that workflow's ids)."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
-        futures = [pool.submit(run_cell, fault_stack, call, fault, TENANTS[index % len(TENANTS)])
-                   for index, (call, fault) in enumerate(CELLS)]
+        futures = [pool.submit(run_cell, fault_stack, route, call, fault, TENANTS[index % len(TENANTS)])
+                   for index, (route, call, fault) in enumerate(CELLS)]
         results = [future.result() for future in futures]
     for result in results:
-        print(f"fault matrix: {result.call} / {result.fault}: statuses {result.statuses} -> {result.final_status}")
+        print(f"fault matrix: {result.route} / {result.call} / {result.fault}: statuses {result.statuses} -> {result.final_status}")
     return results
 
 
-@pytest.mark.parametrize(("call", "fault"), CELLS, ids=[f"{c.name}-{f}".replace(" ", "-") for c, f in CELLS])
-def test_single_fault_on_the_callback_path_loses_nothing(matrix: list[CellResult], call: PathCall, fault: str) -> None:
-    result = next(r for r in matrix if r.call == call.name and r.fault == fault)
+@pytest.mark.parametrize(("route", "call", "fault"), CELLS,
+                         ids=[f"{r}-{c.name}-{f}".replace(" ", "-") for r, c, f in CELLS])
+def test_single_fault_on_the_callback_path_loses_nothing(matrix: list[CellResult], route: str, call: PathCall,
+                                                         fault: str) -> None:
+    result = next(r for r in matrix if r.route == route and r.call == call.name and r.fault == fault)
     assert result.rule_hits >= 1, "the fault never hit its call: the matrix would prove nothing"
     assert result.final_status == ("COMPLETED" if call.answer == "success" else "FAILED")
     assert result.confirmation_kept, "the workflow ended without this client's answer"
@@ -174,10 +188,10 @@ def test_single_fault_on_the_callback_path_loses_nothing(matrix: list[CellResult
 
 
 def render_table(results: list[CellResult]) -> str:
-    rows = ["| call on the callback path | fault | workflow ends | answer kept | client's last status |",
-            "|---|---|---|---|---|"]
+    rows = ["| route | call on the callback path | fault | workflow ends | answer kept | client's last status |",
+            "|---|---|---|---|---|---|"]
     for result in results:
-        rows.append(f"| {result.call} | {result.fault} | {result.final_status} | "
+        rows.append(f"| `{result.route}` | {result.call} | {result.fault} | {result.final_status} | "
                     f"{'yes' if result.confirmation_kept else 'NO'} | {result.statuses[-1]} |")
     return "\n".join(rows)
 
