@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from api.callbacks import (
@@ -119,8 +120,12 @@ def _callback_url(record: WorkflowRecord) -> str | None:
         return None
     if not (SETTINGS.callback_signing_secret and SETTINGS.callback_base_url):
         return None
-    token = mint_token(signing_key(SETTINGS.callback_signing_secret), record.tenant_id, record.callback_id)
-    return callback_url(SETTINGS.callback_base_url, token)
+    try:
+        key = signing_key(SETTINGS.callback_signing_secret)
+    except GetParameterError as error:  # the status is still worth answering without the URL
+        logger.warning("callback signing key unavailable; callbackUrl left out", extra={"error": str(error)[:200]})
+        return None
+    return callback_url(SETTINGS.callback_base_url, mint_token(key, record.tenant_id, record.callback_id))
 
 
 def send_callback() -> dict[str, Any]:

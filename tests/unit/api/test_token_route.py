@@ -96,3 +96,18 @@ def test_the_token_is_never_logged(waiting: str, durable: Stubber, json_logs: An
     post_token(TOKEN[:-1] + "B", {"payload": {}})
     text = json.dumps(logs.lines())
     assert logs.lines() and TOKEN not in text and TOKEN[:-1] not in text
+
+
+def test_status_is_still_served_when_the_signing_key_cannot_be_read(waiting: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+    def unavailable(_name: str) -> bytes:
+        raise GetParameterError("secrets manager down")
+
+    monkeypatch.setattr(app, "signing_key", unavailable)
+    event = proxy_event(method="GET", resource="/workflow/{workflowId}", path="/workflow/wf-t", headers={},
+                        path_parameters={"workflowId": "wf-t"},
+                        authorizer={"tenantId": "tenant-a", "workflowId": "unused", "principalId": "tenant-a"})
+    response = app.handler(event, FakeLambdaContext())
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 200 and body["status"] == "WAITING_FOR_CALLBACK" and "callbackUrl" not in body
