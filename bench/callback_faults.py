@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import statistics
 import sys
 import tempfile
 import time
@@ -20,7 +19,8 @@ from typing import Any
 
 import requests
 
-from local.harness import StackProcess, post_with_retries
+from bench.stats import summary
+from tests.harness import StackProcess, post_with_retries
 
 FAULTS: dict[str, dict[str, Any]] = {
     "none": {},
@@ -82,31 +82,13 @@ def run(workdir: Path, repeats: int, progress: Any = print) -> dict[str, Any]:
             for fault in FAULTS:
                 samples = [measure_one(stack, faults_url, fault, call) for _ in range(repeats)]
                 row = {"call": call, "fault": fault, **{
-                    key: {"median": statistics.median(s[key] for s in samples),
-                          "min": min(s[key] for s in samples), "max": max(s[key] for s in samples)}
-                    for key in ("answeredSeconds", "completedSeconds", "attempts")}}
+                    key: summary([s[key] for s in samples]) for key in ("answeredSeconds", "completedSeconds", "attempts")}}
                 progress(f"  retried callback, {call} / {fault}: answered in {row['answeredSeconds']['median']:.2f} s, "
                          f"workflow COMPLETED in {row['completedSeconds']['median']:.2f} s (median of {repeats})")
                 rows.append(row)
         return {"repeats": repeats, "rows": rows}
     finally:
         stack.stop()
-
-
-def section(figures: dict[str, Any]) -> str:
-    """The report's Markdown section for these figures."""
-    rows = ["## 8. A retried callback after each fault on its path", "",
-            "A client retries `429`/`502`/`503`/`504` with back-off and `Retry-After` (as the README says); "
-            f"median (min–max) of {figures['repeats']} workflows per cell on a `--fault-injection` stack.", "",
-            "| call | fault | answered (s) | workflow COMPLETED (s) | attempts |", "|---|---|---|---|---|"]
-    for row in figures["rows"]:
-        cells = [f"{row[key]['median']:.2f} ({row[key]['min']:.2f}–{row[key]['max']:.2f})"
-                 for key in ("answeredSeconds", "completedSeconds")]
-        rows.append(f"| {row['call']} | {row['fault']} | {cells[0]} | {cells[1]} | {row['attempts']['median']:.0f} |")
-    rows += ["", "A holder killed right after taking the lease blocks its callback until the lease ends "
-             "(the api function's timeout plus 10 s); every other fault costs at most botocore's back-off "
-             "or the caller's read timeout."]
-    return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,23 +1,8 @@
 """Cold start: a fresh process importing and initialising the workflow handler, against the bare SDK.
 
-Each run is a new interpreter that times, in process, ``import workflow.app``
-(import + module initialisation: settings, boto3 DynamoDB resource, logger, cache)
-or ``import aws_durable_execution_sdk_python``, and then ``LambdaClient.initialize_client()``,
-the boto3 Lambda client the SDK creates on its first invocation anyway ("ready to serve").
-
-Both sides import from ``build/workflow/``, the unpacked content of the workflow
-zip (``make build``: the pinned runtime dependencies and our code, no ``.pyc``),
-ahead of anything installed, exactly what ``/var/task`` holds on Lambda.
-
-Bytecode: the machine sets ``PYTHONDONTWRITEBYTECODE=1``, Lambda cannot write
-``.pyc`` into ``/var/task`` either, and the zip ships none. Both sides are
-therefore measured under the same two settings:
-
-* ``no-bytecode``: nothing written, no cache prefix: every module of the zip compiles
-  from source while the standard library uses its installed ``.pyc``, as a cold
-  Lambda environment with our zip does;
-* ``bytecode-cached``: a ``PYTHONPYCACHEPREFIX`` filled beforehand: every import
-  reads ``.pyc``, as if the zip shipped them.
+Each run is a new interpreter importing from ``build/workflow/`` (the unpacked zip, as
+``/var/task``) under two bytecode settings, ``no-bytecode`` (Lambda's case) and
+``bytecode-cached``; bench/report.md (item 2) says what each figure means.
 """
 
 from __future__ import annotations

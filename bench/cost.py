@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench.stats import median
+from statistics import median
 
 LAMBDA_MAX_INVOCATION_SECONDS = 900  # 15 minutes: a sleeping poller must re-invoke itself this often
 WORKFLOWS = 1000

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import boto3
 import requests
@@ -40,33 +40,6 @@ CONNECTION_ERRORS = (requests.ConnectionError, ConnectionClosedError, EndpointCo
                      http.client.RemoteDisconnected, ConnectionError)
 
 
-class Retrier:
-    """Retries an operation on connection errors, as a client of a busy server would; counts them."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.count = 0
-
-    def __call__(self, operation: Callable[[int], Any]) -> Any:
-        """Run ``operation(attempt)``; on a connection error wait (50 ms doubling) and try again."""
-        for attempt in range(RETRIES):
-            try:
-                return operation(attempt)
-            except CONNECTION_ERRORS:
-                if attempt == RETRIES - 1:
-                    raise
-                with self._lock:
-                    self.count += 1
-                time.sleep(0.05 * 2**attempt)
-        raise AssertionError("unreachable")
-
-    def take(self) -> int:
-        """The retries counted since the last call."""
-        with self._lock:
-            count, self.count = self.count, 0
-        return count
-
-
 class Counter:
     """A thread-safe count that is read and reset per round."""
 
@@ -82,6 +55,22 @@ class Counter:
         with self._lock:
             count, self.count = self.count, 0
         return count
+
+
+class Retrier(Counter):
+    """Retries an operation on connection errors, as a client of a busy server would; counts them."""
+
+    def __call__(self, operation: Callable[[int], Any]) -> Any:
+        """Run ``operation(attempt)``; on a connection error wait (50 ms doubling) and try again."""
+        for attempt in range(RETRIES):
+            try:
+                return operation(attempt)
+            except CONNECTION_ERRORS:
+                if attempt == RETRIES - 1:
+                    raise
+                self.add()
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
 
 
 def bench_tenant(tenant_id: str) -> dict[str, Any]:
@@ -105,50 +94,25 @@ class WorkflowState:
     result: dict[str, Any] | None = None
 
 
-class Target(Protocol):
-    name: str
-    retries: Retrier
-    reads: Counter
-
-    def add_tenant(self, tenant_id: str) -> None: ...
-
-    def start(self, tenant_id: str) -> str: ...
-
-    def state(self, tenant_id: str, workflow_id: str) -> WorkflowState: ...
-
-    def callback(self, tenant_id: str, callback_id: str) -> None: ...
-
-
-
-class _ThreadLocalSessions:
-    def __init__(self) -> None:
-        self._local = threading.local()
-
+class _ThreadLocalSessions(threading.local):
     def get(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
+        if not hasattr(self, "session"):
+            self.session = requests.Session()
+        return self.session
 
 
 def _aws_client(service: str, endpoint_url: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=endpoint_url,
-        region_name=DEFAULT_REGION,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(retries={"max_attempts": 0}, max_pool_connections=256, read_timeout=120),
-    )
+    return boto3.client(service, endpoint_url=endpoint_url, region_name=DEFAULT_REGION, aws_access_key_id="local",
+                        aws_secret_access_key="local",
+                        config=Config(retries={"max_attempts": 0}, max_pool_connections=256, read_timeout=120))
 
 
 class StackTarget:
-    """The local stack through its public REST API (``local.harness.StackProcess``)."""
+    """The local stack through its public REST API (``tests.harness.StackProcess``)."""
 
     name = "stack"
 
-    def __init__(self, stack: Any, name: str = "stack") -> None:
-        self.name = name
+    def __init__(self, stack: Any) -> None:
         self.stack = stack
         self.retries = Retrier()
         self.reads = Counter()
@@ -220,14 +184,9 @@ class FloorTarget:
         def start(attempt: int) -> None:
             try:
                 self._durable.start_execution(
-                    function_name=self._names.workflow_function,
-                    qualifier="live",
-                    execution_name=workflow_id,
-                    tenant_id=tenant_id,
-                    payload=json.dumps({"workflowId": workflow_id, "request": REQUEST}),
-                    execution_timeout_seconds=7 * 24 * 3600,
-                    retention_days=7,
-                )
+                    function_name=self._names.workflow_function, qualifier="live", execution_name=workflow_id,
+                    tenant_id=tenant_id, payload=json.dumps({"workflowId": workflow_id, "request": REQUEST}),
+                    execution_timeout_seconds=7 * 24 * 3600, retention_days=7)
             except DurableBackendError:
                 if attempt == 0:  # on a retry, an earlier attempt may have started it
                     raise
@@ -260,10 +219,8 @@ class FloorTarget:
         self.retries(send)
 
     def stats(self) -> dict[str, Any]:
-        return self._stats.get().get(f"{self.urls['lambdaUrl']}/_floor/stats", timeout=30).json()
-
-    def reset_stats(self) -> None:
-        self._stats.get().post(f"{self.urls['lambdaUrl']}/_floor/reset", timeout=30)
+        """The floor's in-process handler times (``handlerMs``) and tenant-store reads (``storeReads``)."""
+        return self._stats.get().get(f"{self.urls['lambdaUrl']}/_local/workers", timeout=30).json()["workers"][0]
 
 
 @dataclass(frozen=True)
@@ -305,7 +262,7 @@ def _poll(read: Callable[[], WorkflowState], done: Callable[[WorkflowState], boo
         time.sleep(interval)
 
 
-def run_workflow(target: Target, tenant_id: str, poll_interval: float) -> WorkflowTiming:
+def run_workflow(target: Any, tenant_id: str, poll_interval: float) -> WorkflowTiming:
     """Start one workflow, wait for its callbackId, answer it, wait for COMPLETED."""
     deadline = time.monotonic() + WORKFLOW_TIMEOUT_SECONDS
     started = time.perf_counter()
@@ -322,7 +279,7 @@ def run_workflow(target: Target, tenant_id: str, poll_interval: float) -> Workfl
                           completed.result)
 
 
-def run_round(target: Target, phase: str, tenant_ids: list[str], per_tenant: int, poll_interval: float) -> RoundResult:
+def run_round(target: Any, phase: str, tenant_ids: list[str], per_tenant: int, poll_interval: float) -> RoundResult:
     """``per_tenant`` workflows of every tenant in ``tenant_ids``, all started at once."""
     jobs = [tenant for tenant in tenant_ids for _ in range(per_tenant)]
     result = RoundResult(target.name, phase, len(tenant_ids), per_tenant)

@@ -1,18 +1,9 @@
 """Idle footprint: after N workflows, the local stack's RSS and CPU while nobody calls it.
 
-A stack that has served workflows should sit still when it has nothing to do:
-resident memory flat and next to no CPU. This drives ``workflows`` workflows
-through the public REST API (most to ``COMPLETED``, a tenth left
-``WAITING_FOR_CALLBACK``, as a real stack holds both), then samples, every few
-seconds for ``window`` seconds, the VmRSS and CPU time of the stack process and
-of each of its worker processes (``/_local/workers``).
-
-The stack runs with its default snapshot interval (the periodic DynamoDB snapshot
-is part of what idles) and with an idle timeout longer than the window, so no
-worker is reclaimed during it and every process is measured for the whole window.
-
-:func:`idle_figures` (pure) turns the samples into figures: growth over the window,
-least-squares slope per minute, and CPU as a percentage of one core.
+:func:`drive` runs the workflows (a tenth left ``WAITING_FOR_CALLBACK``), :func:`watch`
+samples VmRSS and CPU of the stack process and its workers, :func:`idle_figures` (pure)
+turns the samples into growth, slope and CPU share. The stack keeps its default
+snapshot interval, and workers outlive the window so every process is watched throughout.
 """
 
 from __future__ import annotations
@@ -183,44 +174,3 @@ def measure(stack: Any, workflows: int, window_seconds: float, progress: Callabl
             "targets": {"growthMb": GROWTH_TARGET_MB, "cpuPercentOfCore": CPU_TARGET_PERCENT},
             "rssSeries": [[round(sample.at, 1), round(sum(sample.rss_mb.values()), 2)] for sample in samples],
             **figures}
-
-
-# -- report (pure) ----------------------------------------------------------------------------------
-
-
-def verdict(figures: dict[str, Any]) -> dict[str, Any]:
-    """The summary line of the report for the idle item."""
-    stack = figures["byKind"].get(STACK, {})
-    return {
-        "item": 7, "name": "idle footprint",
-        "target": f"< {GROWTH_TARGET_MB:g} MB RSS growth and < {CPU_TARGET_PERCENT:g}% of a core over "
-                  f"{figures['windowSeconds'] / 60:.0f} min idle",
-        "figure": f"after {sum(figures['workflows'].values())} workflows: {figures['rssGrowthMb']:+.1f} MB "
-                  f"({figures['rssSlopeMbPerMinute']:+.2f} MB/min) and {figures['cpuPercentOfCore']:.2f}% of a core "
-                  f"over {figures['processes']} processes (stack process {stack.get('rssGrowthMb', 0.0):+.1f} MB, "
-                  f"{stack.get('cpuPercentOfCore', 0.0):.2f}%)",
-        "met": figures["meetsTargets"],
-    }
-
-
-def section(figures: dict[str, Any]) -> str:
-    """The report's section for the idle item (markdown)."""
-    rows = [f"| {kind} | {value['processes']} | {value['rssFirstMb']:.1f} | {value['rssLastMb']:.1f} | "
-            f"{value['rssGrowthMb']:+.2f} | {value['rssSlopeMbPerMinute']:+.3f} | {value['cpuPercentOfCore']:.2f} |"
-            for kind, value in [*figures["byKind"].items(), ("total", figures)]]
-    load = figures["workflows"]
-    return "\n".join([
-        "## 7. Idle footprint",
-        "",
-        f"The local stack (default options; workers kept for longer than the window) served {load['completed']} "
-        f"workflows to `COMPLETED` and left {load['waiting']} `WAITING_FOR_CALLBACK` ({figures['loadSeconds']:.0f} s), "
-        f"then nobody called it: after {figures['settleSeconds']:.0f} s, the VmRSS and CPU time of the stack process "
-        f"and of each worker process were read every {SAMPLE_INTERVAL_SECONDS:.0f} s for "
-        f"{figures['windowSeconds'] / 60:.1f} min ({figures['samples']} samples"
-        f"{'; some processes came or went, only those present throughout count' if figures['processesChanged'] else ''}"
-        f"). Growth is last minus first sample; the slope is a least-squares fit.",
-        "",
-        "| processes | count | RSS first (MB) | RSS last (MB) | growth (MB) | slope (MB/min) | CPU (% of a core) |",
-        "|---|---|---|---|---|---|---|",
-        *rows,
-    ])

@@ -34,18 +34,16 @@ from typing import Any
 
 import requests
 
-import local  # noqa: F401 - puts src/ on the import path
 from bench import callback_faults, coldstart, cost, executions, idle, memory, package, report
 from bench.e2e import FloorTarget, RoundResult, StackTarget, run_round, run_workflow
 from bench.procfs import cpu_seconds, rss_mb
 from bench.stats import growth, paired_ratios, percentile, summary, throughput
-from local.harness import StackProcess, wait_until
 from local.processes import terminate
+from tests.harness import StackProcess, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SERVER_FIX_DIR = Path(__file__).resolve().parent / "server_fix"
 ITEMS = ("package", "coldstart", "memory", "e2e", "tenant", "cost", "idle", "faults")
-WORKFLOW_FUNCTION_SUFFIX = "-workflow"
+WORKFLOW_FUNCTION_SUFFIX = idle.WORKFLOW_FUNCTION_SUFFIX
 
 
 @dataclass
@@ -61,7 +59,6 @@ class Config:
     coldstart_runs: int = 9
     idle_workflows: int = idle.WORKFLOWS
     idle_window: float = idle.WINDOW_SECONDS
-    diagnostic: bool = True
     build: bool = True
     items: tuple[str, ...] = ITEMS
     out_dir: Path = REPO_ROOT / "docs"
@@ -75,7 +72,7 @@ class Config:
             "pollIntervalSeconds": self.poll_interval, "tenantWorkflows": self.tenant_workflows,
             "sequentialWorkflows": self.sequential_workflows, "coldstartRuns": self.coldstart_runs,
             "idleWorkflows": self.idle_workflows, "idleWindowSeconds": self.idle_window,
-            "diagnostic": self.diagnostic, "quick": self.quick, "items": list(self.items), "startedAt": self.started_at,
+            "quick": self.quick, "items": list(self.items), "startedAt": self.started_at,
         }
 
 
@@ -109,8 +106,6 @@ def parse_args(argv: list[str] | None = None) -> Config:
                              f"--quick: {idle.QUICK_WINDOW_SECONDS:.0f})")
     parser.add_argument("--only", default=",".join(ITEMS),
                         help="comma-separated subset of: %(default)s")
-    parser.add_argument("--no-diagnostic", action="store_true",
-                        help="skip the extra stack carrying the proposed HTTP-server fix (item 1 diagnosis)")
     parser.add_argument("--no-build", action="store_true", help="never run make build; fail if the zips are stale")
     parser.add_argument("--out-dir", type=Path, default=Path("docs"), help="where the report files go (%(default)s)")
     parser.add_argument("--report-only", type=Path, metavar="JSON",
@@ -137,7 +132,6 @@ def parse_args(argv: list[str] | None = None) -> Config:
         parser.error("--repeats and --workflows must be >= 1, --tenant-workflows >= 20")
     if config.idle_workflows < 10 or config.idle_window < 2 * idle.SAMPLE_INTERVAL_SECONDS:
         parser.error(f"--idle-workflows must be >= 10, --idle-window >= {2 * idle.SAMPLE_INTERVAL_SECONDS:.0f}")
-    config.diagnostic = not args.no_diagnostic
     config.build = not args.no_build
     config.out_dir = args.out_dir if args.out_dir.is_absolute() else REPO_ROOT / args.out_dir
     config.report_only = args.report_only
@@ -194,33 +188,17 @@ class FloorProcess:
             self.process = None
 
 
-def start_stack(workdir: Path, name: str, extra_args: list[str], server_fix: bool = False) -> StackProcess:
-    """A local stack on free ports; ``server_fix`` loads ``bench/server_fix`` into the stack process only."""
+def start_stack(workdir: Path, name: str, extra_args: list[str]) -> StackProcess:
+    """A local stack on free ports."""
     stack = StackProcess(workdir / f"{name}-state", workdir / f"{name}.log", extra_args)
-    saved = os.environ.get("PYTHONPATH")
-    if server_fix:
-        os.environ["PYTHONPATH"] = str(SERVER_FIX_DIR)
-    try:
-        stack.start()
-    finally:
-        if saved is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = saved
+    stack.start()
     return stack
 
 
 def process_cpu(process: Any) -> dict[int, tuple[str, float]]:
     """CPU seconds so far of each process of a target, by pid, with the kind of process."""
-    if not isinstance(process, StackProcess):
-        return {process.pid: ("floorProcess", cpu_seconds(process.pid))}
-    assert process.process is not None
-    snapshot = {process.process.pid: ("stackProcess", cpu_seconds(process.process.pid))}
-    for worker in process.workers():
-        kind = "workflowWorkers" if worker["functionName"].endswith(WORKFLOW_FUNCTION_SUFFIX) else \
-            "apiAndAuthorizerWorkers"
-        snapshot[worker["pid"]] = (kind, cpu_seconds(worker["pid"]))
-    return snapshot
+    kinds = idle.processes(process) if isinstance(process, StackProcess) else {process.pid: "floorProcess"}
+    return {pid: (kind, cpu_seconds(pid)) for pid, kind in kinds.items()}
 
 
 def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
@@ -287,14 +265,11 @@ def handler_invocations(stack: StackProcess, tenant_id: str) -> int:
 
 def run_e2e(config: Config, workdir: Path, progress: Progress) -> dict[str, Any]:
     stack_args = ["--snapshot-interval", "0", "--idle-timeout", "180"]
-    progress("starting the local stack, the floor" + (" and the diagnostic stack" if config.diagnostic else ""))
+    progress("starting the local stack and the floor")
     stack = start_stack(workdir, "stack", stack_args)
     floor = FloorProcess(workdir)
     floor.start()
-    diag = start_stack(workdir, "stack-fixed", stack_args, server_fix=True) if config.diagnostic else None
     targets: list[tuple[Any, Any]] = [(StackTarget(stack), stack), (FloorTarget(floor.urls), floor)]
-    if diag is not None:
-        targets.append((StackTarget(diag, name="stack+fix"), diag))
     largest = max(config.tenant_counts)
     rounds: list[dict[str, Any]] = []
     tenant_reads: list[dict[str, Any]] = []
@@ -332,9 +307,7 @@ def run_e2e(config: Config, workdir: Path, progress: Progress) -> dict[str, Any]
                 if tenant_count == largest:
                     tenant_reads.append(_tenant_reads(repeat, active, all_timings, floor, floor_reads_before))
     finally:
-        for process in (stack, diag):
-            if process is not None:
-                process.stop()
+        stack.stop()
         floor.stop()
     return {"rounds": rounds, "tenantReads": tenant_reads, "summary": summarize_rounds(rounds, config)}
 
@@ -419,8 +392,7 @@ def summarize_rounds(rounds: list[dict[str, Any]], config: Config) -> dict[str, 
                 for metric in METRICS if common
             }
         summary_rows.append(row)
-    order = {"stack": 0, "floor": 1, "stack+fix": 2}
-    summary_rows.sort(key=lambda row: (row["phase"] != "cold", row["tenants"], order.get(row["target"], 3)))
+    summary_rows.sort(key=lambda row: (row["phase"] != "cold", row["tenants"], row["target"] != "stack"))
     return {"rows": summary_rows, "targetTenants": max(config.tenant_counts)}
 
 
@@ -451,8 +423,7 @@ def run_tenant(config: Config, workdir: Path, progress: Progress, baseline_rss: 
             floor_target.add_tenant(tenant_id)
             timings = [run_workflow(stack_target, tenant_id, config.poll_interval)
                        for _ in range(config.sequential_workflows)]
-            floor_target.reset_stats()
-            floor_reads_before = floor_target.stats()["storeReads"]
+            floor_before = floor_target.stats()
             floor_timings = [run_workflow(floor_target, tenant_id, config.poll_interval)
                              for _ in range(config.sequential_workflows)]
             floor_stats = floor_target.stats()
@@ -464,8 +435,8 @@ def run_tenant(config: Config, workdir: Path, progress: Progress, baseline_rss: 
                 "stackInvocationMs": [executions.invocation_durations_ms(stored[i]) for i in sequential_ids
                                       if i in stored],
                 "floorInvocationMs": [executions.invocation_durations_ms(e) for e in floor_stored.values()],
-                "floorHandlerMs": floor_stats["handlerMs"],
-                "floorStoreReads": floor_stats["storeReads"] - floor_reads_before,
+                "floorHandlerMs": floor_stats["handlerMs"][len(floor_before["handlerMs"]):],
+                "floorStoreReads": floor_stats["storeReads"] - floor_before["storeReads"],
                 "durableOperations": [executions.durable_operations(e) for e in stored.values()],
                 "dataWrittenBytes": [executions.data_written_bytes(e) for e in stored.values()],
             })

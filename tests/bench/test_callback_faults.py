@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import callback_faults
+from bench import callback_faults, report
 
 IDS = {"callback-id": "cb-1", "callback-key": "callback#abc"}
 
@@ -27,7 +27,8 @@ def test_section_lists_every_cell() -> None:
     cell = {"median": 1.0, "min": 0.5, "max": 2.0}
     rows = [{"call": call, "fault": fault, "answeredSeconds": cell, "completedSeconds": cell, "attempts": cell}
             for call in callback_faults.CALLS for fault in callback_faults.FAULTS]
-    text = callback_faults.section({"repeats": 3, "rows": rows})
+    text = report.part("faults", {"faults": {"repeats": 3, "rows": rows}})
+    assert text is not None and text.startswith("## 8. A retried callback")
     assert text.count("1.00 (0.50–2.00)") == 2 * len(rows)
     for fault in callback_faults.FAULTS:
         assert f"| {fault} |" in text

@@ -86,6 +86,6 @@ def test_report_has_a_verdict_and_a_section_for_the_idle_item() -> None:
 
     assert (line["item"], line["met"]) == (7, True)
     assert "after 500 workflows: +0.5 MB" in line["figure"] and "0.20% of a core" in line["figure"]
-    section = report._idle_section(results)  # noqa: SLF001
+    section = report.part("idle", results)
     assert section is not None and section.startswith("## 7. Idle footprint")
     assert "| total | 2 | 200.0 | 200.5 | +0.50 |" in section
