@@ -3,6 +3,9 @@
 #   client -> REST API -> request authorizer (x-api-key must belong to x-tenant-id)
 #          -> (AWS integration, async) workflow:live   durable, PER_TENANT
 #          -> (AWS_PROXY)              api function    status + callbacks
+#   external system -> POST /callbacks/{callbackToken} (no authorizer: the
+#          token is the credential) -> (AWS_PROXY) api function
+#   workflow (waiting) -> EventBridge bus -> a rule per tenant -> its SQS queue
 #
 # The deployment packages come from `make build` (build/workflow.zip,
 # build/api.zip, build/authorizer.zip). The routes, the tenant header, the request schema and the
@@ -14,7 +17,9 @@
 # =============================================================================
 
 terraform {
-  required_version = ">= 1.5.0"
+  # 1.11: the callback signing key is written through a write-only attribute
+  # from an ephemeral resource (1.10), so it is in neither the plan nor the state.
+  required_version = ">= 1.11.0"
 
   required_providers {
     aws = {
@@ -58,6 +63,12 @@ locals {
   api_key_header = local.contract.apiKeyHeader
   start_route    = local.routes.startWorkflow
   proxy_routes   = { for key, route in local.routes : key => route if route.integration == "api-proxy" }
+  # "authorizer": false in the contract: POST /callbacks/{callbackToken}, whose
+  # token in the path is the credential (the api function resolves it; an
+  # authorizer could only answer 401/403, never the route's 404). Every other
+  # route goes through the request authorizer.
+  public_proxy_routes     = { for key, route in local.proxy_routes : key => route if !try(route.authorizer, true) }
+  authorized_proxy_routes = { for key, route in local.proxy_routes : key => route if try(route.authorizer, true) }
 
   start_request_schema = file("${local.shared_dir}/${local.start_route.requestSchema}")
 
@@ -198,6 +209,138 @@ resource "aws_dynamodb_table" "workflows" {
 }
 
 # =============================================================================
+# Callback tokens and notification: signing key, event bus, tenant queues
+# =============================================================================
+
+# The HMAC key the callback tokens are minted with (src/shared/callback_tokens.py),
+# read by the workflow and api functions. A name prefix, not a fixed name: a
+# destroyed secret keeps its name through the recovery window, and a new
+# deployment must not wait for it.
+resource "aws_secretsmanager_secret" "callback_signing_key" {
+  #checkov:skip=CKV_AWS_149:Encrypted at rest with the AWS managed key aws/secretsmanager; a customer managed key adds a key policy, kms:Decrypt for both functions and a monthly key fee the demo does not need.
+  #checkov:skip=CKV2_AWS_57:Automatic rotation would need a rotation function and would invalidate every token already handed out (the tokens are HMACs under this key); rotate deliberately by raising secret_string_wo_version below, after which waiting workflows are still answerable on POST /callback with the tenant's key.
+  name_prefix             = "${local.name_prefix}-callback-signing-key-"
+  description             = "HMAC key of the single-use callback tokens (POST /callbacks/{callbackToken})."
+  recovery_window_in_days = 7
+}
+
+# 64 random letters and digits from Secrets Manager's GetRandomPassword, with
+# no random provider. An ephemeral resource, written through the write-only
+# secret_string_wo: the key is in neither the plan nor the state. It is opened
+# on every plan and apply, but the provider sends secret_string_wo only when
+# secret_string_wo_version changes, so the key stays the same from one apply to
+# the next. (The alternative, data "aws_secretsmanager_random_password" with
+# ignore_changes on the version, would keep the key in the state.)
+ephemeral "aws_secretsmanager_random_password" "callback_signing_key" {
+  password_length     = 64
+  exclude_punctuation = true
+}
+
+resource "aws_secretsmanager_secret_version" "callback_signing_key" {
+  secret_id        = aws_secretsmanager_secret.callback_signing_key.id
+  secret_string_wo = ephemeral.aws_secretsmanager_random_password.callback_signing_key.random_password
+  # Raise to write a new key. Tokens handed out under the old one stop working,
+  # and execution environments that already read it keep it until Lambda
+  # replaces them (update both functions, e.g. a new package, to force that).
+  secret_string_wo_version = 1
+}
+
+locals {
+  # The stage's invoke URL, built from the API's id rather than read from the
+  # stage: the stage depends on the integrations, which depend on the workflow
+  # function's alias, so the functions could not read it without a cycle.
+  # callbackUrl = this + "/callbacks/{callbackToken}". A test compares it with
+  # the stage's invoke_url after an apply.
+  callback_base_url = "https://${aws_api_gateway_rest_api.this.id}.execute-api.${var.aws_region}.${data.aws_partition.current.dns_suffix}/${var.stage_name}"
+
+  event_bus_name         = "${local.name_prefix}-workflow-events"
+  callback_waiting_event = local.contract.callbackWaitingEvent
+
+  # Each tenant's queue of "Workflow Waiting For Callback" events is
+  # NAME_PREFIX-callbacks-TENANT_ID (and so is the rule that fills it). The
+  # local stack names its bus, rules and queues by the same convention
+  # (local/notifications.py): keep the two alike.
+  callback_queue_name_format = "${local.name_prefix}-callbacks-%s"
+  callback_queue_names       = { for tenant_id in local.seeded_tenant_ids : tenant_id => format(local.callback_queue_name_format, tenant_id) }
+}
+
+# The submitter puts one event per wait here (src/workflow/notify.py).
+resource "aws_cloudwatch_event_bus" "this" {
+  name = local.event_bus_name
+}
+
+# One queue per demo tenant (tenants onboarded otherwise get theirs the same way).
+resource "aws_sqs_queue" "callbacks" {
+  for_each = local.callback_queue_names
+
+  name                    = each.value
+  sqs_managed_sse_enabled = true
+
+  lifecycle {
+    precondition {
+      condition     = can(regex("^[A-Za-z0-9_-]{1,64}$", each.value))
+      error_message = "The callback queue and rule name ${each.value} must be 1-64 letters, digits, hyphens and underscores: shorten name_prefix or the tenant id."
+    }
+  }
+}
+
+# Only this tenant's waiting events: the source and detail-type of the
+# contract's callbackWaitingEvent, and detail.tenantId.
+resource "aws_cloudwatch_event_rule" "callbacks" {
+  for_each = local.callback_queue_names
+
+  name           = each.value
+  description    = "${local.callback_waiting_event.detailType} events of tenant ${each.key}, to its queue."
+  event_bus_name = aws_cloudwatch_event_bus.this.name
+  event_pattern = jsonencode({
+    source        = [local.callback_waiting_event.source]
+    "detail-type" = [local.callback_waiting_event.detailType]
+    detail        = { tenantId = [each.key] }
+  })
+}
+
+# EventBridge may send to a tenant's queue for that tenant's rule only.
+data "aws_iam_policy_document" "callback_queue" {
+  for_each = local.callback_queue_names
+
+  statement {
+    sid       = "WaitingEventsOfThisTenantsRule"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.callbacks[each.key].arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_cloudwatch_event_rule.callbacks[each.key].arn]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "callbacks" {
+  for_each = local.callback_queue_names
+
+  queue_url = aws_sqs_queue.callbacks[each.key].id
+  policy    = data.aws_iam_policy_document.callback_queue[each.key].json
+}
+
+resource "aws_cloudwatch_event_target" "callbacks" {
+  for_each = local.callback_queue_names
+
+  rule           = aws_cloudwatch_event_rule.callbacks[each.key].name
+  event_bus_name = aws_cloudwatch_event_bus.this.name
+  target_id      = "tenant-queue"
+  arn            = aws_sqs_queue.callbacks[each.key].arn
+
+  # Events are delivered only once the queue lets EventBridge in.
+  depends_on = [aws_sqs_queue_policy.callbacks]
+}
+
+# =============================================================================
 # Functions: the workflow function, the API function and the request authorizer
 # =============================================================================
 
@@ -221,9 +364,16 @@ locals {
       per_tenant       = true
       durable          = true
       publish          = true
-      environment      = { TENANT_CACHE_TTL_SECONDS = tostring(var.tenant_cache_ttl_seconds) }
+      # The submitter mints the callback token and puts the waiting event.
+      environment = {
+        TENANT_CACHE_TTL_SECONDS     = tostring(var.tenant_cache_ttl_seconds)
+        CALLBACK_SIGNING_SECRET_NAME = aws_secretsmanager_secret.callback_signing_key.arn
+        CALLBACK_BASE_URL            = local.callback_base_url
+        EVENT_BUS_NAME               = aws_cloudwatch_event_bus.this.name
+      }
     }
-    # GET /workflow/{workflowId}, POST /callback.
+    # GET /workflow/{workflowId} (with the callbackUrl while waiting),
+    # POST /callback, POST /callbacks/{callbackToken}.
     api = {
       description      = "Workflow status and callback API (API Gateway AWS_PROXY)."
       role_description = "Execution role of the status and callback API function."
@@ -231,6 +381,10 @@ locals {
       zip_path         = var.api_zip_path
       memory_mb        = var.api_memory_mb
       timeout_seconds  = var.api_timeout_seconds
+      environment = {
+        CALLBACK_SIGNING_SECRET_NAME = aws_secretsmanager_secret.callback_signing_key.arn
+        CALLBACK_BASE_URL            = local.callback_base_url
+      }
     }
     # The x-api-key must belong to the x-tenant-id.
     authorizer = {
@@ -251,7 +405,7 @@ resource "aws_lambda_function" "function" {
   #checkov:skip=CKV_AWS_116:The workflow's failures are recorded by the durable execution itself (registry status FAILED or TIMED_OUT, history kept durable_retention_days), and API Gateway invokes the API function and the authorizer synchronously, where a dead-letter queue does not apply; add a DLQ or on-failure destination to the workflow if events Lambda drops before the execution starts must be kept.
   #checkov:skip=CKV_AWS_117:The functions call only public AWS APIs (DynamoDB, Lambda); a VPC would add NAT or endpoints and reach no private resource.
   #checkov:skip=CKV_AWS_115:Reserved concurrency fails on new accounts (quota 10, Lambda keeps 10 unreserved); the API stage throttles requests instead (var.throttling_rate_limit).
-  #checkov:skip=CKV_AWS_173:The environment holds table names and log settings only, no secrets (key hashes live in the tenants table); Lambda encrypts it at rest with its service key.
+  #checkov:skip=CKV_AWS_173:The environment holds names only (tables, event bus, the signing secret's ARN, the API URL, log settings), no secret values (key hashes live in the tenants table, the signing key in Secrets Manager); Lambda encrypts it at rest with its service key.
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and signed artifacts in S3; this pattern deploys the zips `make build` writes locally.
   for_each = local.functions
 
@@ -401,6 +555,21 @@ data "aws_iam_policy_document" "workflow" {
     actions   = ["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"]
     resources = ["${aws_lambda_function.function["workflow"].arn}:*"]
   }
+
+  # The submitter mints the callback token with the signing key ...
+  statement {
+    sid       = "ReadCallbackSigningKey"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.callback_signing_key.arn]
+  }
+
+  # ... and tells the external system: "Workflow Waiting For Callback" on the
+  # deployment's bus, and no other.
+  statement {
+    sid       = "PutWaitingEvents"
+    actions   = ["events:PutEvents"]
+    resources = [aws_cloudwatch_event_bus.this.arn]
+  }
 }
 
 data "aws_iam_policy_document" "api" {
@@ -431,6 +600,14 @@ data "aws_iam_policy_document" "api" {
     sid       = "ReadWorkflowExecutions"
     actions   = ["lambda:GetDurableExecution", "lambda:GetDurableExecutionHistory"]
     resources = ["${aws_lambda_function.function["workflow"].arn}:*"]
+  }
+
+  # GET /workflow/{workflowId} computes the waiting callback's token again to
+  # return its callbackUrl (the token route itself needs only the registry).
+  statement {
+    sid       = "ReadCallbackSigningKey"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_secretsmanager_secret.callback_signing_key.arn]
   }
 }
 
@@ -499,6 +676,13 @@ resource "aws_api_gateway_rest_api" "this" {
     precondition {
       condition     = alltrue([for segments in values(local.route_segments) : length(segments) <= 2])
       error_message = "The API resources support paths of at most two segments; extend main.tf for deeper paths in api_contract.json."
+    }
+    # Only an AWS_PROXY route can go without the authorizer: its function
+    # checks the credential itself. POST /workflow starts a workflow for the
+    # tenant the authorizer verified.
+    precondition {
+      condition     = alltrue([for route in values(local.routes) : try(route.authorizer, true) || route.integration == "api-proxy"])
+      error_message = "Only api-proxy routes may set \"authorizer\": false in api_contract.json."
     }
   }
 }
@@ -712,11 +896,12 @@ resource "aws_lambda_permission" "start_workflow" {
 }
 
 # =============================================================================
-# GET /workflow/{workflowId} and POST /callback: AWS_PROXY to the API function
+# GET /workflow/{workflowId}, POST /callback and POST /callbacks/{callbackToken}:
+# AWS_PROXY to the API function
 # =============================================================================
 
 resource "aws_api_gateway_method" "proxy" {
-  for_each = local.proxy_routes
+  for_each = local.authorized_proxy_routes
 
   rest_api_id          = aws_api_gateway_rest_api.this.id
   resource_id          = local.resource_ids[each.value.path]
@@ -732,12 +917,34 @@ resource "aws_api_gateway_method" "proxy" {
   )
 }
 
+# The routes without the authorizer ("authorizer": false in the contract), in a
+# resource of their own so that checkov's check for open methods is skipped
+# here only and still reads every authorized method.
+resource "aws_api_gateway_method" "public_proxy" {
+  #checkov:skip=CKV_AWS_59:POST /callbacks/{callbackToken} is open by design: the single-use token in the path (HMAC-SHA256 under the Secrets Manager key, 256 bits) is the credential, resolved by the api function against its stored hash; unknown, malformed or used tokens get 404, which an API Gateway authorizer (401/403 only) could not answer. The token grants one answer to one callback, nothing else; the stage throttles the route like every other.
+  for_each = local.public_proxy_routes
+
+  rest_api_id          = aws_api_gateway_rest_api.this.id
+  resource_id          = local.resource_ids[each.value.path]
+  http_method          = each.value.method
+  authorization        = "NONE"
+  api_key_required     = false
+  request_validator_id = aws_api_gateway_request_validator.params_only.id
+
+  # No tenant header: whatever headers the caller sends are ignored.
+  request_parameters = { for name in local.route_path_params[each.key] : "method.request.path.${name}" => true }
+}
+
+locals {
+  proxy_methods = merge(aws_api_gateway_method.proxy, aws_api_gateway_method.public_proxy)
+}
+
 resource "aws_api_gateway_integration" "proxy" {
   for_each = local.proxy_routes
 
   rest_api_id             = aws_api_gateway_rest_api.this.id
-  resource_id             = aws_api_gateway_method.proxy[each.key].resource_id
-  http_method             = aws_api_gateway_method.proxy[each.key].http_method
+  resource_id             = local.proxy_methods[each.key].resource_id
+  http_method             = local.proxy_methods[each.key].http_method
   type                    = "AWS_PROXY"
   integration_http_method = "POST"
   uri                     = aws_lambda_function.function["api"].invoke_arn
@@ -750,7 +957,8 @@ resource "aws_lambda_permission" "proxy" {
   action        = "lambda:InvokeFunction"
   function_name = aws_lambda_function.function["api"].function_name
   principal     = "apigateway.amazonaws.com"
-  # Path parameters become "*": arn:...:API_ID/STAGE/GET/workflow/*
+  # Path parameters become "*": arn:...:API_ID/STAGE/GET/workflow/*,
+  # .../POST/callbacks/* (the token route).
   source_arn = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/${each.value.method}${replace(each.value.path, "/{[^}]+}/", "*")}"
 }
 
@@ -815,6 +1023,7 @@ resource "aws_api_gateway_deployment" "this" {
       aws_api_gateway_integration_response.start_workflow_accepted,
       aws_api_gateway_integration_response.start_workflow_failed,
       aws_api_gateway_method.proxy,
+      aws_api_gateway_method.public_proxy,
       aws_api_gateway_integration.proxy,
     ]
   }
@@ -830,6 +1039,10 @@ resource "aws_api_gateway_stage" "this" {
   description          = "Stage ${var.stage_name} of the tenant-isolated durable workflow API."
   xray_tracing_enabled = true
 
+  # The request path is never logged: on POST /callbacks/{callbackToken} it
+  # holds the token, a credential. So the format has $context.resourcePath
+  # (the template, "/callbacks/{callbackToken}"), never $context.path, and the
+  # method settings below keep data_trace_enabled (full request logs) off.
   access_log_settings {
     destination_arn = aws_cloudwatch_log_group.this["api_access"].arn
     format = jsonencode({

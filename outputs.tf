@@ -88,3 +88,18 @@ output "access_log_group_name" {
   description = "CloudWatch log group with the stage's JSON access logs."
   value       = aws_cloudwatch_log_group.this["api_access"].name
 }
+
+output "event_bus_name" {
+  description = "EventBridge bus the workflow puts \"Workflow Waiting For Callback\" events on ({tenantId, workflowId, callbackUrl, expiresAt})."
+  value       = aws_cloudwatch_event_bus.this.name
+}
+
+output "callback_queue_urls" {
+  description = "SQS queue of each demo tenant's waiting events, by tenant id: `aws sqs receive-message --queue-url \"$(terraform output -json callback_queue_urls | jq -r '.\"tenant-a\"')\"`."
+  value       = { for tenant_id, queue in aws_sqs_queue.callbacks : tenant_id => queue.url }
+}
+
+output "callback_signing_secret_arn" {
+  description = "Secrets Manager secret holding the HMAC key of the callback tokens (its value is never in the Terraform state)."
+  value       = aws_secretsmanager_secret.callback_signing_key.arn
+}

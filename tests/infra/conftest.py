@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -18,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from moto.server import ThreadedMotoServer
 
 from .tfworkspace import (
     DURABLE_PROVIDER_MIN,
     NEW_PROVIDER_BLOCKS,
+    PLAN_ENDPOINT_SERVICES,
     REPO_ROOT,
     TerraformUnavailable,
     Workspace,
@@ -35,7 +38,8 @@ from .tfworkspace import (
     terraform_version,
 )
 
-MIN_TERRAFORM = (1, 5, 0)
+# main.tf's required_version: write-only attributes arrived in 1.11.
+MIN_TERRAFORM = (1, 11, 0)
 
 CHECKOV_VERSION = "3.3.30"
 CHECKOV_VENV = REPO_ROOT / ".venv-checkov"
@@ -66,7 +70,7 @@ def terraform_setup() -> TerraformSetup:
         pytest.fail(f"terraform is not on PATH.\n\n{install_help()}", pytrace=False)
     version = terraform_version(binary)
     if parse_version(version) < MIN_TERRAFORM:
-        pytest.fail(f"terraform {version} is too old (need >= 1.5).\n\n{install_help()}", pytrace=False)
+        pytest.fail(f"terraform {version} is too old (need >= 1.11).\n\n{install_help()}", pytrace=False)
     try:
         mirror = mirror_path()
     except TerraformUnavailable as error:
@@ -86,14 +90,40 @@ def tf_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return terraform_env(tmp_path_factory.mktemp("tf-plugin-cache"))
 
 
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def plan_endpoint() -> Iterator[str]:
+    """A moto server on 127.0.0.1 for the one service a plan calls (PLAN_ENDPOINT_SERVICES)."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def plan_override(provider_version: str, endpoint: str) -> str:
+    """The provider override of the copies that plan: no credentials check, Secrets Manager on moto."""
+    return provider_override(provider_version, endpoint=endpoint, endpoint_services=PLAN_ENDPOINT_SERVICES)
+
+
 @pytest.fixture(scope="session")
 def plan_workspace(
     terraform_setup: TerraformSetup,
     tf_env: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
     checkov_installer: Path,
+    plan_endpoint: str,
 ) -> Workspace:
-    """An initialised copy for validate and plan; its provider never calls AWS.
+    """An initialised copy for validate and plan; its provider calls no AWS
+    endpoint, only moto's Secrets Manager (see ``plan_endpoint``).
 
     The first Terraform fixture also starts checkov's install (about a minute,
     once per machine) so it overlaps the Terraform runs.
@@ -105,7 +135,7 @@ def plan_workspace(
         binary=terraform_setup.binary,
         env=tf_env,
         strip=strip,
-        override=provider_override(terraform_setup.provider_version),
+        override=plan_override(terraform_setup.provider_version, plan_endpoint),
     )
     assert all(count == 1 for count in workspace.stripped.values()), (
         f"expected exactly one of each block to strip from main.tf, removed {workspace.stripped}"

@@ -14,8 +14,10 @@ What moto (5.2.5) cannot represent, and so is not applied here:
 * ``logging_config`` of the functions: moto drops LoggingConfig, so it is
   removed from this copy too; test_plan.py checks it.
 * Behaviour: moto stores the API (VTL templates, request validators, gateway
-  responses, permissions, IAM policies) but does not execute or enforce it,
-  and runs no function code. What a request through the deployed API returns
+  responses, permissions, IAM policies, queue policies) but does not execute
+  or enforce it, and runs no function code. It does route events: an event put
+  on the bus reaches the queue of the rule that matches it (tested below), but
+  without checking the queue policy. What a request through the deployed API returns
   is tested against the local stack (tests/local), not here.
 """
 
@@ -24,8 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shlex
-import socket
 import subprocess
 from collections.abc import Iterator
 from decimal import Decimal
@@ -40,6 +42,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from moto.server import ThreadedMotoServer
 
 from . import hcl
+from .conftest import free_port
 from .tfworkspace import FAKE_CREDENTIALS, NEW_PROVIDER_BLOCKS, SHARED_DIR, Workspace, copy_module, provider_override
 
 pytestmark = pytest.mark.slow
@@ -53,14 +56,12 @@ STAGE = hcl.variables()["stage_name"]["default"]
 RETENTION_DAYS = hcl.variables()["log_retention_days"]["default"]
 MOTO_ACCOUNT_ID = "123456789012"
 # Every service the module touches, sent to moto.
-MOTO_SERVICES = ("apigateway", "dynamodb", "iam", "lambda", "logs", "sts")
+MOTO_SERVICES = ("apigateway", "dynamodb", "events", "iam", "lambda", "logs", "secretsmanager", "sqs", "sts")
+PROXY_ROUTES = [key for key, route in CONTRACT["routes"].items() if route["integration"] == "api-proxy"]
+PUBLIC_ROUTES = [key for key in PROXY_ROUTES if CONTRACT["routes"][key].get("authorizer") is False]
+WAITING_EVENT = CONTRACT["callbackWaitingEvent"]
+TENANT_IDS = [tenant["tenantId"] for tenant in DEMO_TENANTS]
 APIGW_CLOUDWATCH_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,7 @@ def moto_endpoint() -> Iterator[str]:
     """moto's server on 127.0.0.1 with AWS managed IAM policies loaded."""
     previous = os.environ.get("MOTO_IAM_LOAD_MANAGED_POLICIES")
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
@@ -173,12 +174,18 @@ def test_authorizer_permission_is_scoped_to_this_authorizer(rest_api, authorizer
     )
 
 
-def test_every_route_requires_the_authorizer(rest_api, authorizer, aws) -> None:
+def test_every_route_but_the_token_route_requires_the_authorizer(rest_api, authorizer, aws) -> None:
     apigw = aws("apigateway")
-    for route in CONTRACT["routes"].values():
+    assert PUBLIC_ROUTES == ["sendCallbackWithToken"]
+    for key, route in CONTRACT["routes"].items():
         method = apigw.get_method(restApiId=rest_api["id"], resourceId=rest_api["resources"][route["path"]]["id"], httpMethod=route["method"])
-        assert method["authorizationType"] == "CUSTOM", route
-        assert method["authorizerId"] == authorizer["id"], route
+        if key in PUBLIC_ROUTES:
+            assert method["authorizationType"] == "NONE", route
+            assert not method.get("authorizerId"), route
+            assert method.get("apiKeyRequired") is False, route
+        else:
+            assert method["authorizationType"] == "CUSTOM", route
+            assert method["authorizerId"] == authorizer["id"], route
 
 
 def test_demo_api_keys_are_generated_by_api_gateway(outputs, aws) -> None:
@@ -233,13 +240,17 @@ def test_start_integration_targets_the_live_alias_with_async_tenant_headers(rest
     assert responses["502"]["selectionPattern"] == ".+"
 
 
-@pytest.mark.parametrize("route_key", ["getWorkflow", "sendCallback"])
-def test_proxy_routes_require_tenant_header_and_proxy_to_the_api_function(rest_api, route_key, aws) -> None:
+@pytest.mark.parametrize("route_key", PROXY_ROUTES)
+def test_proxy_routes_require_their_parameters_and_proxy_to_the_api_function(rest_api, route_key, aws) -> None:
     apigw = aws("apigateway")
     route = _route(route_key)
     resource_id = rest_api["resources"][route["path"]]["id"]
     method = apigw.get_method(restApiId=rest_api["id"], resourceId=resource_id, httpMethod=route["method"])
-    assert method["requestParameters"][f"method.request.header.{TENANT_HEADER}"] is True
+    if route_key in PUBLIC_ROUTES:
+        # The token route needs no header: the token in the path is the credential.
+        assert method["requestParameters"] == {"method.request.path.callbackToken": True}
+    else:
+        assert method["requestParameters"][f"method.request.header.{TENANT_HEADER}"] is True
     validator = apigw.get_request_validator(restApiId=rest_api["id"], requestValidatorId=method["requestValidatorId"])
     assert validator["validateRequestParameters"] is True
     integration = apigw.get_integration(restApiId=rest_api["id"], resourceId=resource_id, httpMethod=route["method"])
@@ -272,11 +283,25 @@ def test_start_permission_allows_only_this_api_route_on_the_alias(rest_api, outp
     )
 
 
+def test_api_function_permissions_cover_every_proxy_route(rest_api, outputs, aws) -> None:
+    policy = json.loads(aws("lambda").get_policy(FunctionName=outputs["api_function_name"])["Policy"])
+    arns = {statement["Sid"]: statement["Condition"]["ArnLike"]["AWS:SourceArn"] for statement in policy["Statement"]}
+    execute_api = f"arn:aws:execute-api:{REGION}:{MOTO_ACCOUNT_ID}:{rest_api['id']}/{STAGE}"
+    assert arns == {
+        f"AllowApiGateway-{key}": f"{execute_api}/{_route(key)['method']}{re.sub(r'{[^}]+}', '*', _route(key)['path'])}" for key in PROXY_ROUTES
+    }
+    assert arns["AllowApiGateway-sendCallbackWithToken"] == f"{execute_api}/POST/callbacks/*"
+
+
 def test_stage_has_access_logs_tracing_and_throttling(rest_api, aws) -> None:
     stage = aws("apigateway").get_stage(restApiId=rest_api["id"], stageName=STAGE)
     access_group = f"/aws/apigateway/{PREFIX}-api/{STAGE}/access"
     assert stage["accessLogSettings"]["destinationArn"] == f"arn:aws:logs:{REGION}:{MOTO_ACCOUNT_ID}:log-group:{access_group}"
-    assert json.loads(stage["accessLogSettings"]["format"])["requestId"] == "$context.requestId"
+    access_format = json.loads(stage["accessLogSettings"]["format"])
+    assert access_format["requestId"] == "$context.requestId"
+    # The path of POST /callbacks/{callbackToken} holds the token: never logged.
+    assert access_format["resourcePath"] == "$context.resourcePath"
+    assert "$context.path" not in stage["accessLogSettings"]["format"]
     assert stage["tracingEnabled"] is True
     settings = stage["methodSettings"]["*/*"]
     assert settings["throttlingRateLimit"] == hcl.variables()["throttling_rate_limit"]["default"]
@@ -349,6 +374,10 @@ def test_workflow_function_and_live_alias(outputs, aws) -> None:
         "POWERTOOLS_SERVICE_NAME": outputs["workflow_function_name"],
         "POWERTOOLS_METRICS_NAMESPACE": hcl.variables()["metrics_namespace"]["default"],
         "POWERTOOLS_LOG_LEVEL": hcl.variables()["log_level"]["default"],
+        # The callback base URL is the stage's invoke URL, built without reading the stage.
+        "CALLBACK_SIGNING_SECRET_NAME": outputs["callback_signing_secret_arn"],
+        "CALLBACK_BASE_URL": outputs["api_url"],
+        "EVENT_BUS_NAME": outputs["event_bus_name"],
     }
     versions = [v["Version"] for v in lam.list_versions_by_function(FunctionName=outputs["workflow_function_name"])["Versions"]]
     assert outputs["workflow_function_version"] in versions and outputs["workflow_function_version"] != "$LATEST"
@@ -363,12 +392,14 @@ def test_api_function(outputs, aws) -> None:
     assert config["Architectures"] == ["arm64"]
     assert config["Handler"] == "api.app.handler"
     assert config["Role"] == f"arn:aws:iam::{MOTO_ACCOUNT_ID}:role/{PREFIX}-api"
-    assert set(config["Environment"]["Variables"]) == {
-        "TENANTS_TABLE_NAME",
-        "WORKFLOWS_TABLE_NAME",
-        "POWERTOOLS_SERVICE_NAME",
-        "POWERTOOLS_METRICS_NAMESPACE",
-        "POWERTOOLS_LOG_LEVEL",
+    assert config["Environment"]["Variables"] == {
+        "TENANTS_TABLE_NAME": outputs["tenants_table_name"],
+        "WORKFLOWS_TABLE_NAME": outputs["workflows_table_name"],
+        "POWERTOOLS_SERVICE_NAME": outputs["api_function_name"],
+        "POWERTOOLS_METRICS_NAMESPACE": hcl.variables()["metrics_namespace"]["default"],
+        "POWERTOOLS_LOG_LEVEL": hcl.variables()["log_level"]["default"],
+        "CALLBACK_SIGNING_SECRET_NAME": outputs["callback_signing_secret_arn"],
+        "CALLBACK_BASE_URL": outputs["api_url"],
     }
 
 
@@ -394,6 +425,7 @@ def test_authorizer_function(outputs, aws) -> None:
     config = aws("lambda").get_function_configuration(FunctionName=outputs["authorizer_function_name"])
     assert (config["Runtime"], config["Architectures"], config["Handler"]) == ("python3.13", ["arm64"], "authorizer.app.handler")
     assert config["Environment"]["Variables"]["TENANTS_TABLE_NAME"] == outputs["tenants_table_name"]
+    assert not {"CALLBACK_SIGNING_SECRET_NAME", "CALLBACK_BASE_URL", "EVENT_BUS_NAME"} & set(config["Environment"]["Variables"])
 
 
 @pytest.mark.parametrize("role", ["workflow", "api", "authorizer"])
@@ -403,7 +435,7 @@ def test_function_roles_never_grant_lambda_or_dynamodb_on_star(outputs, aws, rol
     for statement in statements:
         actions = _as_list(statement["Action"])
         assert not any(action == "*" or action.endswith(":*") for action in actions), statement
-        if any(action.startswith(("lambda:", "dynamodb:")) for action in actions):
+        if any(action.startswith(("lambda:", "dynamodb:", "secretsmanager:", "events:")) for action in actions):
             resources = _as_list(statement["Resource"])
             assert all(resource.startswith("arn:aws:") and resource != "*" for resource in resources), statement
 
@@ -427,6 +459,77 @@ def test_durable_and_callback_permissions_are_on_the_workflow_function_versions(
     assert resources_for("api", "dynamodb:UpdateItem") == [table_arn + outputs["workflows_table_name"]]
     assert resources_for("api", "dynamodb:PutItem") == []
     assert resources_for("authorizer", "dynamodb:GetItem") == [table_arn + outputs["tenants_table_name"]]
+
+
+def test_signing_key_and_event_bus_permissions_name_them_only(outputs, aws) -> None:
+    def resources_for(role: str, action: str) -> list[str]:
+        return [r for s in _role_statements(aws, f"{PREFIX}-{role}") if action in _as_list(s["Action"]) for r in _as_list(s["Resource"])]
+
+    secret = outputs["callback_signing_secret_arn"]
+    assert resources_for("workflow", "secretsmanager:GetSecretValue") == [secret]
+    assert resources_for("api", "secretsmanager:GetSecretValue") == [secret]
+    assert resources_for("authorizer", "secretsmanager:GetSecretValue") == []
+    bus_arn = aws("events").describe_event_bus(Name=outputs["event_bus_name"])["Arn"]
+    assert resources_for("workflow", "events:PutEvents") == [bus_arn]
+    assert resources_for("api", "events:PutEvents") == resources_for("authorizer", "events:PutEvents") == []
+
+
+# --- callback tokens and notification ---
+
+
+def test_signing_key_is_a_random_secret_outside_the_state(moto_workspace, outputs, aws) -> None:
+    secrets = aws("secretsmanager")
+    described = secrets.describe_secret(SecretId=outputs["callback_signing_secret_arn"])
+    assert described["Name"].startswith(f"{PREFIX}-callback-signing-key-")
+    key = secrets.get_secret_value(SecretId=outputs["callback_signing_secret_arn"])["SecretString"]
+    assert re.fullmatch(r"[A-Za-z0-9]{64}", key), "64 letters and digits from GetRandomPassword"
+    # Write-only: neither the state nor the plan ever holds it.
+    assert key not in moto_workspace.run("show", "-json").stdout
+    assert key not in (moto_workspace.path / "terraform.tfstate").read_text()
+
+
+def test_event_bus_rules_and_targets_route_each_tenants_events_to_its_queue(outputs, aws) -> None:
+    events, sqs = aws("events"), aws("sqs")
+    bus = outputs["event_bus_name"]
+    assert bus == f"{PREFIX}-workflow-events"
+    rules = {rule["Name"]: rule for rule in events.list_rules(EventBusName=bus)["Rules"]}
+    assert set(rules) == {f"{PREFIX}-callbacks-{tenant_id}" for tenant_id in TENANT_IDS}
+    assert set(outputs["callback_queue_urls"]) == set(TENANT_IDS)
+    for tenant_id in TENANT_IDS:
+        name = f"{PREFIX}-callbacks-{tenant_id}"
+        assert json.loads(rules[name]["EventPattern"]) == {
+            "source": [WAITING_EVENT["source"]],
+            "detail-type": [WAITING_EVENT["detailType"]],
+            "detail": {"tenantId": [tenant_id]},
+        }
+        queue_url = outputs["callback_queue_urls"][tenant_id]
+        assert sqs.get_queue_url(QueueName=name)["QueueUrl"] == queue_url
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+        assert attributes["SqsManagedSseEnabled"] == "true"
+        (target,) = events.list_targets_by_rule(Rule=name, EventBusName=bus)["Targets"]
+        assert target["Arn"] == attributes["QueueArn"]
+        (statement,) = json.loads(attributes["Policy"])["Statement"]
+        assert statement["Effect"] == "Allow"
+        assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+        assert statement["Action"] == "sqs:SendMessage"
+        assert statement["Resource"] == attributes["QueueArn"]
+        assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": rules[name]["Arn"]}}
+
+
+def test_a_waiting_event_reaches_its_tenants_queue_only(outputs, aws) -> None:
+    # The event exactly as src/workflow/notify.py puts it (moto routes it by the rules).
+    from workflow.notify import waiting_event
+
+    tenant_id, other = TENANT_IDS[0], TENANT_IDS[1]
+    callback_url = f"{outputs['api_url']}/callbacks/{'t' * 43}"
+    entry = waiting_event(outputs["event_bus_name"], tenant_id, "wf-moto-1", callback_url, 1_900_000_000)
+    assert aws("events").put_events(Entries=[entry])["FailedEntryCount"] == 0
+    sqs = aws("sqs")
+    (message,) = sqs.receive_message(QueueUrl=outputs["callback_queue_urls"][tenant_id], MaxNumberOfMessages=10)["Messages"]
+    event = json.loads(message["Body"])
+    assert (event["source"], event["detail-type"]) == (WAITING_EVENT["source"], WAITING_EVENT["detailType"])
+    assert event["detail"] == {"tenantId": tenant_id, "workflowId": "wf-moto-1", "callbackUrl": callback_url, "expiresAt": 1_900_000_000}
+    assert "Messages" not in sqs.receive_message(QueueUrl=outputs["callback_queue_urls"][other], MaxNumberOfMessages=10)
 
 
 def test_log_groups_exist_with_retention(outputs, aws) -> None:
@@ -456,6 +559,9 @@ def test_outputs_are_ready_to_paste(rest_api, outputs) -> None:
     body = json.loads(shlex.split(start)[-1])
     jsonschema.validate(body, json.loads((SHARED_DIR / _route("startWorkflow")["requestSchema"]).read_text()))
     assert outputs["workflow_status_curl"] == f"curl -sS -X GET '{api_url}/workflow/WORKFLOW_ID' {auth}"
+    assert outputs["event_bus_name"] == f"{PREFIX}-workflow-events"
+    for tenant_id, url in outputs["callback_queue_urls"].items():
+        assert url.endswith(f"/{MOTO_ACCOUNT_ID}/{PREFIX}-callbacks-{tenant_id}"), url
     callback = outputs["send_callback_curl"]
     assert callback.startswith(f"curl -sS -X POST '{api_url}/callback' ") and auth in callback
     assert json.loads(shlex.split(callback)[-1])["callbackId"] == "CALLBACK_ID"
@@ -514,3 +620,9 @@ def test_destroy_removes_everything(moto_workspace, outputs, aws) -> None:
     assert not [name for name in roles if name.startswith(PREFIX)], roles
     groups = [g["logGroupName"] for g in aws("logs").describe_log_groups()["logGroups"]]
     assert groups == [], groups
+    assert aws("sqs").list_queues().get("QueueUrls", []) == []
+    assert [bus["Name"] for bus in aws("events").list_event_buses()["EventBuses"]] == ["default"]
+    # Deleted with its recovery window: only scheduled for deletion.
+    secrets = aws("secretsmanager").list_secrets(IncludePlannedDeletion=True)["SecretList"]
+    assert [bool(secret.get("DeletedDate")) for secret in secrets] == [True], secrets
+    assert aws("secretsmanager").list_secrets()["SecretList"] == []

@@ -21,7 +21,8 @@ from boto3.dynamodb.types import TypeDeserializer
 from shared.tenants import TenantConfig, tenant_item
 
 from . import hcl
-from .tfworkspace import NEW_PROVIDER_BLOCKS, SHARED_DIR, Workspace, copy_module, provider_override
+from .conftest import plan_override
+from .tfworkspace import NEW_PROVIDER_BLOCKS, SHARED_DIR, Workspace, copy_module
 
 pytestmark = pytest.mark.slow
 
@@ -35,6 +36,12 @@ CLOUDWATCH_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400
 GATEWAY_RESPONSES = ("DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY", "BAD_REQUEST_PARAMETERS", "INTEGRATION_FAILURE",
                      "AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR")
 FUNCTIONS = ("workflow", "api", "authorizer")
+PROXY_ROUTES = [key for key, route in CONTRACT["routes"].items() if route["integration"] == "api-proxy"]
+# The routes the contract opens ("authorizer": false): POST /callbacks/{callbackToken}.
+PUBLIC_ROUTES = [key for key in PROXY_ROUTES if CONTRACT["routes"][key].get("authorizer") is False]
+AUTHORIZED_PROXY_ROUTES = [key for key in PROXY_ROUTES if key not in PUBLIC_ROUTES]
+WAITING_EVENT = CONTRACT["callbackWaitingEvent"]
+COMMON_ENV = {"TENANTS_TABLE_NAME", "WORKFLOWS_TABLE_NAME", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 
 
 def function(key: str) -> str:
@@ -145,8 +152,15 @@ def test_declared_resources_cover_the_pattern(declared_instances) -> None:
     for tenant in DEMO_TENANTS:
         assert f'aws_dynamodb_table_item.demo_tenant["{tenant["tenantId"]}"]' in declared_instances
         assert f'aws_api_gateway_api_key.demo["{tenant["tenantId"]}"]' in declared_instances
-    proxy_routes = [key for key, route in CONTRACT["routes"].items() if route["integration"] == "api-proxy"]
-    assert {f'aws_api_gateway_method.proxy["{key}"]' for key in proxy_routes} <= declared_instances
+    assert {f'aws_api_gateway_method.proxy["{key}"]' for key in AUTHORIZED_PROXY_ROUTES} <= declared_instances
+    assert {f'aws_api_gateway_method.public_proxy["{key}"]' for key in PUBLIC_ROUTES} <= declared_instances
+    assert {f'aws_api_gateway_integration.proxy["{key}"]' for key in PROXY_ROUTES} <= declared_instances
+    # The signing key, the bus, and a queue, rule, policy and target per demo tenant.
+    assert {"aws_secretsmanager_secret.callback_signing_key", "aws_secretsmanager_secret_version.callback_signing_key",
+            "aws_cloudwatch_event_bus.this"} <= declared_instances
+    for tenant in DEMO_TENANTS:
+        for kind in ("aws_sqs_queue", "aws_cloudwatch_event_rule", "aws_sqs_queue_policy", "aws_cloudwatch_event_target"):
+            assert f'{kind}.callbacks["{tenant["tenantId"]}"]' in declared_instances
     assert {f'aws_api_gateway_gateway_response.json["{kind}"]' for kind in GATEWAY_RESPONSES} <= declared_instances
 
 
@@ -164,11 +178,17 @@ def test_plan_outputs_are_the_documented_ones(plan_json) -> None:
         "api_function_name",
         "tenants_table_name",
         "workflows_table_name",
+        "event_bus_name",
+        "callback_queue_urls",
+        "callback_signing_secret_arn",
     }
     assert plan_json["output_changes"]["demo_api_keys"]["after_sensitive"] is True
     outputs = plan_json["planned_values"]["outputs"]
     assert outputs["workflow_function_name"]["value"] == f"{PREFIX}-workflow"
     assert outputs["tenants_table_name"]["value"] == f"{PREFIX}-tenants"
+    assert outputs["event_bus_name"]["value"] == f"{PREFIX}-workflow-events"
+    # One queue URL per demo tenant (the URLs are known after apply).
+    assert set(plan_json["output_changes"]["callback_queue_urls"]["after_unknown"]) == {t["tenantId"] for t in DEMO_TENANTS}
 
 
 # --- workflow function and alias ---
@@ -184,14 +204,30 @@ def test_workflow_function_settings(plan_json) -> None:
     assert workflow["tracing_config"] == [{"mode": "Active"}]
     assert workflow["logging_config"][0]["log_format"] == "JSON"
     assert workflow["logging_config"][0]["log_group"] == f"/aws/lambda/{PREFIX}-workflow"
-    assert workflow["environment"][0]["variables"] == {
-        "TENANTS_TABLE_NAME": f"{PREFIX}-tenants",
-        "WORKFLOWS_TABLE_NAME": f"{PREFIX}-workflows",
-        "TENANT_CACHE_TTL_SECONDS": "300",
-        "POWERTOOLS_SERVICE_NAME": f"{PREFIX}-workflow",
-        "POWERTOOLS_METRICS_NAMESPACE": "TenantDurableWorkflow",
-        "POWERTOOLS_LOG_LEVEL": "INFO",
-    }
+
+
+def _planned_environment(plan: dict[str, Any], key: str) -> tuple[dict[str, str], bool]:
+    """A function's planned variables, and whether the provider left them unknown."""
+    change = next(c["change"] for c in plan["resource_changes"] if c["address"] == function(key))
+    (environment,) = change["after"]["environment"]
+    unknown = change["after_unknown"].get("environment", [{}])[0].get("variables") is True
+    return environment.get("variables", {}), unknown
+
+
+def test_callback_environment_of_the_workflow_and_api_functions(plan_json, plan_workspace) -> None:
+    # The secret's ARN and the API id are known after apply only, and the
+    # provider then leaves the whole map unknown: the plan says so, the
+    # configuration says what goes in (every name src/shared/settings.py
+    # reads), and test_apply_moto.py compares the applied values.
+    for key in ("workflow", "api"):
+        assert _planned_environment(plan_json, key) == ({}, True), key
+    expressions = config(plan_json, "aws_lambda_function.function")["environment"][0]
+    assert "each.value.environment" in references(expressions, "variables")
+    workflow_env = hcl.local("functions")["workflow"]["environment"]
+    api_env = hcl.local("functions")["api"]["environment"]
+    assert set(workflow_env) == {"TENANT_CACHE_TTL_SECONDS", "CALLBACK_SIGNING_SECRET_NAME", "CALLBACK_BASE_URL", "EVENT_BUS_NAME"}
+    assert set(api_env) == {"CALLBACK_SIGNING_SECRET_NAME", "CALLBACK_BASE_URL"}
+    assert planned(plan_json, "aws_cloudwatch_event_bus.this")["name"] == plan_workspace.evaluate("local.event_bus_name")
 
 
 def test_durable_blocks_are_in_the_plan_when_the_provider_knows_them(plan_json, terraform_setup) -> None:
@@ -210,13 +246,6 @@ def test_api_function_settings(plan_json) -> None:
     assert api["architectures"] == ["arm64"]
     assert api["handler"] == "api.app.handler"
     assert api["timeout"] <= 29
-    assert api["environment"][0]["variables"] == {
-        "TENANTS_TABLE_NAME": f"{PREFIX}-tenants",
-        "WORKFLOWS_TABLE_NAME": f"{PREFIX}-workflows",
-        "POWERTOOLS_SERVICE_NAME": f"{PREFIX}-api",
-        "POWERTOOLS_METRICS_NAMESPACE": "TenantDurableWorkflow",
-        "POWERTOOLS_LOG_LEVEL": "INFO",
-    }
 
 
 def test_authorizer_function_settings(plan_json) -> None:
@@ -287,14 +316,14 @@ UNSUPPORTED_FIELDS = {"limits": {"daily": 1}, "parent": None, "levels": [1, 2], 
 
 
 @pytest.fixture(scope="module")
-def extra_fields_workspace(terraform_setup, tf_env, tmp_path_factory, plan_workspace) -> Workspace:
+def extra_fields_workspace(terraform_setup, tf_env, tmp_path_factory, plan_workspace, plan_endpoint) -> Workspace:
     """A copy whose demo_tenants.json gives the first tenant fields the repository's file does not have."""
     workspace = copy_module(
         tmp_path_factory.mktemp("extra-fields") / "module",
         binary=terraform_setup.binary,
         env=tf_env,
         strip=() if terraform_setup.provider_knows_durable_blocks else NEW_PROVIDER_BLOCKS,
-        override=provider_override(terraform_setup.provider_version),
+        override=plan_override(terraform_setup.provider_version, plan_endpoint),
     )
     (workspace.path / ".terraform.lock.hcl").write_text((plan_workspace.path / ".terraform.lock.hcl").read_text())
     workspace.run("init", "-input=false", "-no-color")
@@ -414,24 +443,56 @@ def test_start_permission_is_scoped_to_alias_and_execution_arn(plan_json) -> Non
 # --- REST API: AWS_PROXY routes ---
 
 
-@pytest.mark.parametrize("route_key", ["getWorkflow", "sendCallback"])
+@pytest.mark.parametrize("route_key", AUTHORIZED_PROXY_ROUTES)
 def test_proxy_routes_require_tenant_header_and_use_aws_proxy(plan_json, route_key) -> None:
     route = CONTRACT["routes"][route_key]
     method = planned(plan_json, f'aws_api_gateway_method.proxy["{route_key}"]')
     assert method["http_method"] == route["method"]
     assert method["authorization"] == "CUSTOM"
+    assert "aws_api_gateway_authorizer.tenant.id" in references(config(plan_json, "aws_api_gateway_method.proxy"), "authorizer_id")
     assert method["request_parameters"][f"method.request.header.{TENANT_HEADER}"] is True
     if "{workflowId}" in route["path"]:
         assert method["request_parameters"]["method.request.path.workflowId"] is True
     assert "aws_api_gateway_request_validator.params_only.id" in references(
         config(plan_json, "aws_api_gateway_method.proxy"), "request_validator_id"
     )
+    _assert_proxies_to_the_api_function(plan_json, route_key)
+
+
+def test_every_method_but_the_token_route_uses_the_authorizer(plan_json) -> None:
+    methods = {**planned_of_type(plan_json, "aws_api_gateway_method")}
+    open_methods = {address for address, method in methods.items() if method["authorization"] != "CUSTOM"}
+    assert open_methods == {f'aws_api_gateway_method.public_proxy["{key}"]' for key in PUBLIC_ROUTES}
+    assert PUBLIC_ROUTES == ["sendCallbackWithToken"]
+    assert len(methods) == len(CONTRACT["routes"])
+
+
+@pytest.mark.parametrize("route_key", PUBLIC_ROUTES)
+def test_token_route_has_no_authorizer_and_proxies_to_the_api_function(plan_json, route_key) -> None:
+    route = CONTRACT["routes"][route_key]
+    method = planned(plan_json, f'aws_api_gateway_method.public_proxy["{route_key}"]')
+    assert method["http_method"] == route["method"]
+    assert method["authorization"] == "NONE"
+    assert method["authorizer_id"] is None
+    assert method["api_key_required"] is False
+    # The token in the path is the credential; no header is required (or read).
+    assert method["request_parameters"] == {"method.request.path.callbackToken": True}
+    assert "aws_api_gateway_request_validator.params_only.id" in references(
+        config(plan_json, "aws_api_gateway_method.public_proxy"), "request_validator_id"
+    )
+    _assert_proxies_to_the_api_function(plan_json, route_key)
+
+
+def _assert_proxies_to_the_api_function(plan_json: dict[str, Any], route_key: str) -> None:
+    route = CONTRACT["routes"][route_key]
     integration = planned(plan_json, f'aws_api_gateway_integration.proxy["{route_key}"]')
     assert integration["type"] == "AWS_PROXY"
     assert integration["integration_http_method"] == "POST"
     assert f"{function('api')}.invoke_arn" in references(config(plan_json, "aws_api_gateway_integration.proxy"), "uri")
+    assert integration["http_method"] == route["method"]
     permission = planned(plan_json, f'aws_lambda_permission.proxy["{route_key}"]')
     assert permission["principal"] == "apigateway.amazonaws.com"
+    assert permission["function_name"] == f"{PREFIX}-api"
     assert "aws_api_gateway_rest_api.this.execution_arn" in references(config(plan_json, "aws_lambda_permission.proxy"), "source_arn")
 
 
@@ -474,12 +535,13 @@ def test_no_iam_statement_grants_lambda_or_dynamodb_on_star(plan_json) -> None:
         "data.aws_iam_policy_document.authorizer",
         "data.aws_iam_policy_document.function",
         "data.aws_iam_policy_document.lambda_assume_role",
+        "data.aws_iam_policy_document.callback_queue",
     }
     for address, statements in documents.items():
         for statement in statements:
             actions = statement["actions"]["constant_value"]
             assert not any(action.endswith(":*") or action == "*" for action in actions), (address, actions)
-            if any(action.startswith(("lambda:", "dynamodb:")) for action in actions):
+            if any(action.startswith(("lambda:", "dynamodb:", "secretsmanager:", "events:", "sqs:")) for action in actions):
                 resources = statement["resources"]
                 assert "constant_value" not in resources, (address, statement)
                 assert resources["references"], (address, statement)
@@ -518,6 +580,111 @@ def test_durable_and_callback_actions_target_the_workflow_function(plan_json) ->
     assert f"{function('workflow')}.arn" in reads["resources"]["references"]
 
 
+def _statements_granting(plan: dict[str, Any], action: str) -> dict[str, list[list[str]]]:
+    """For each policy document: the resource references of its statements that allow ``action``."""
+    found: dict[str, list[list[str]]] = {}
+    for address, statements in _policy_statements(plan).items():
+        for statement in statements:
+            if action in statement["actions"]["constant_value"]:
+                found.setdefault(address, []).append(statement["resources"]["references"])
+    return found
+
+
+def test_signing_key_is_readable_by_the_workflow_and_api_functions_only(plan_json) -> None:
+    secret = ["aws_secretsmanager_secret.callback_signing_key.arn", "aws_secretsmanager_secret.callback_signing_key"]
+    assert _statements_granting(plan_json, "secretsmanager:GetSecretValue") == {
+        "data.aws_iam_policy_document.workflow": [secret],
+        "data.aws_iam_policy_document.api": [secret],
+    }
+
+
+def test_only_the_workflow_function_puts_events_and_only_on_the_bus(plan_json) -> None:
+    assert _statements_granting(plan_json, "events:PutEvents") == {
+        "data.aws_iam_policy_document.workflow": [["aws_cloudwatch_event_bus.this.arn", "aws_cloudwatch_event_bus.this"]],
+    }
+
+
+# --- callback tokens and notification ---
+
+
+def test_signing_key_secret_is_written_once_and_never_planned(plan_json) -> None:
+    secret = planned(plan_json, "aws_secretsmanager_secret.callback_signing_key")
+    assert secret["name_prefix"] == f"{PREFIX}-callback-signing-key-"
+    assert secret["recovery_window_in_days"] == 7
+    version = planned(plan_json, "aws_secretsmanager_secret_version.callback_signing_key")
+    # Write-only: the key is in neither the plan nor the state.
+    assert version["secret_string"] is None and version["secret_binary"] is None
+    assert version["secret_string_wo"] is None
+    assert version["secret_string_wo_version"] == 1
+    assert "password" not in json.dumps(planned_of_type(plan_json, "aws_secretsmanager_secret_version"))
+    expressions = config(plan_json, "aws_secretsmanager_secret_version.callback_signing_key")
+    assert "ephemeral.aws_secretsmanager_random_password.callback_signing_key.random_password" in references(expressions, "secret_string_wo")
+
+
+def test_event_bus_and_a_rule_per_tenant_matching_only_its_waiting_events(plan_json) -> None:
+    bus = planned(plan_json, "aws_cloudwatch_event_bus.this")
+    assert bus["name"] == f"{PREFIX}-workflow-events"
+    rules = planned_of_type(plan_json, "aws_cloudwatch_event_rule")
+    assert set(rules) == {f'aws_cloudwatch_event_rule.callbacks["{t["tenantId"]}"]' for t in DEMO_TENANTS}
+    for tenant in DEMO_TENANTS:
+        rule = rules[f'aws_cloudwatch_event_rule.callbacks["{tenant["tenantId"]}"]']
+        assert rule["event_bus_name"] == bus["name"]
+        assert rule["name"] == f"{PREFIX}-callbacks-{tenant['tenantId']}"
+        assert json.loads(rule["event_pattern"]) == {
+            "source": [WAITING_EVENT["source"]],
+            "detail-type": [WAITING_EVENT["detailType"]],
+            "detail": {"tenantId": [tenant["tenantId"]]},
+        }
+
+
+def test_a_queue_per_tenant_encrypted_and_named_by_the_convention(plan_json) -> None:
+    queues = planned_of_type(plan_json, "aws_sqs_queue")
+    assert {address: queue["name"] for address, queue in queues.items()} == {
+        f'aws_sqs_queue.callbacks["{t["tenantId"]}"]': f"{PREFIX}-callbacks-{t['tenantId']}" for t in DEMO_TENANTS
+    }
+    for address, queue in queues.items():
+        assert queue["sqs_managed_sse_enabled"] is True or queue["kms_master_key_id"], address
+        assert queue["fifo_queue"] is False, address
+
+
+def test_each_queue_admits_eventbridge_for_its_own_rule_only(plan_json) -> None:
+    (statement,) = _policy_statements(plan_json)["data.aws_iam_policy_document.callback_queue"]
+    assert statement["actions"]["constant_value"] == ["sqs:SendMessage"]
+    assert statement.get("effect", {}).get("constant_value", "Allow") == "Allow"
+    # A reference with a dynamic key loses its attribute in the plan JSON: the
+    # plan shows which resource, the .tf file which attribute of it.
+    assert statement["resources"]["references"] == ["aws_sqs_queue.callbacks", "each.key"]
+    (document,) = [body for kind, name, body in hcl.blocks("data") if (kind, name) == ("aws_iam_policy_document", "callback_queue")]
+    (written,) = document["statement"]
+    assert written["resources"] == ["${aws_sqs_queue.callbacks[each.key].arn}"]
+    assert written["condition"][0]["values"] == ["${aws_cloudwatch_event_rule.callbacks[each.key].arn}"]
+    (principals,) = statement["principals"]
+    assert (principals["type"]["constant_value"], principals["identifiers"]["constant_value"]) == ("Service", ["events.amazonaws.com"])
+    (condition,) = statement["condition"]
+    assert condition["test"]["constant_value"] == "ArnEquals"
+    assert condition["variable"]["constant_value"] == "aws:SourceArn"
+    assert condition["values"]["references"] == ["aws_cloudwatch_event_rule.callbacks", "each.key"]
+    policies = planned_of_type(plan_json, "aws_sqs_queue_policy")
+    assert set(policies) == {f'aws_sqs_queue_policy.callbacks["{t["tenantId"]}"]' for t in DEMO_TENANTS}
+    expressions = config(plan_json, "aws_sqs_queue_policy.callbacks")
+    assert references(expressions, "policy") == ["data.aws_iam_policy_document.callback_queue", "each.key"]
+    assert references(expressions, "queue_url") == ["aws_sqs_queue.callbacks", "each.key"]
+    written = hcl.resource("main.tf", "aws_sqs_queue_policy", "callbacks")
+    assert (written["policy"], written["queue_url"]) == ("${data.aws_iam_policy_document.callback_queue[each.key].json}", "${aws_sqs_queue.callbacks[each.key].id}")
+
+
+def test_each_rule_targets_its_tenants_queue(plan_json) -> None:
+    targets = planned_of_type(plan_json, "aws_cloudwatch_event_target")
+    assert set(targets) == {f'aws_cloudwatch_event_target.callbacks["{t["tenantId"]}"]' for t in DEMO_TENANTS}
+    for address, target in targets.items():
+        assert target["event_bus_name"] == f"{PREFIX}-workflow-events", address
+    expressions = config(plan_json, "aws_cloudwatch_event_target.callbacks")
+    assert references(expressions, "arn") == ["aws_sqs_queue.callbacks", "each.key"]
+    assert references(expressions, "rule") == ["aws_cloudwatch_event_rule.callbacks", "each.key"]
+    written = hcl.resource("main.tf", "aws_cloudwatch_event_target", "callbacks")
+    assert (written["arn"], written["rule"]) == ("${aws_sqs_queue.callbacks[each.key].arn}", "${aws_cloudwatch_event_rule.callbacks[each.key].name}")
+
+
 # --- logs and stage ---
 
 
@@ -538,6 +705,9 @@ def test_stage_has_json_access_logs_tracing_and_throttling(plan_json) -> None:
     assert access_format["requestId"] == "$context.requestId"
     assert access_format["status"] == "$context.status"
     assert access_format["tenantId"] == "$context.authorizer.tenantId"
+    # Never the request path: on POST /callbacks/{callbackToken} it holds the token.
+    assert access_format["resourcePath"] == "$context.resourcePath"
+    assert not any("$context.path" in value for value in access_format.values()), access_format
     assert 'aws_cloudwatch_log_group.this["api_access"].arn' in references(
         config(plan_json, "aws_api_gateway_stage.this")["access_log_settings"][0], "destination_arn"
     )
@@ -548,3 +718,4 @@ def test_stage_has_json_access_logs_tracing_and_throttling(plan_json) -> None:
     assert values["throttling_burst_limit"] >= 1
     assert values["logging_level"] == "ERROR"
     assert values["caching_enabled"] is False
+    assert values["data_trace_enabled"] is False

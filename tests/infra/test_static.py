@@ -45,6 +45,25 @@ def test_aws_provider_is_at_least_6_25() -> None:
     assert parse_version(match.group(2)) == (7, 0, 0), "allow 6.x from 6.25, not the next major version"
 
 
+def test_terraform_1_11_is_required_for_the_write_only_signing_key() -> None:
+    (block,) = [block for block in hcl.load("main.tf")["terraform"]]
+    match = re.fullmatch(r">=\s*([0-9.]+)", block["required_version"])
+    assert match and parse_version(match.group(1)) >= (1, 11, 0), block["required_version"]
+    version = hcl.resource("main.tf", "aws_secretsmanager_secret_version", "callback_signing_key")
+    assert version["secret_string_wo"] == "${ephemeral.aws_secretsmanager_random_password.callback_signing_key.random_password}"
+    assert "secret_string" not in version and "secret_binary" not in version
+
+
+def test_signing_key_is_random_from_secrets_manager_and_written_once() -> None:
+    # The key comes from GetRandomPassword (no random provider), never reaches
+    # the state, and is written again only when its version is raised.
+    (ephemeral,) = [entry["aws_secretsmanager_random_password"]["callback_signing_key"] for entry in hcl.load("main.tf")["ephemeral"]]
+    assert ephemeral["password_length"] >= 32
+    version = hcl.resource("main.tf", "aws_secretsmanager_secret_version", "callback_signing_key")
+    assert version["secret_string_wo_version"] == 1
+    assert version["secret_id"] == "${aws_secretsmanager_secret.callback_signing_key.id}"
+
+
 def test_no_archive_null_or_random_provider() -> None:
     banned = {"archive", "null", "random"}
     assert banned.isdisjoint(hcl.providers_required())
@@ -137,14 +156,75 @@ def test_no_policy_statement_is_generated() -> None:
         assert "statement" not in {key for entry in body.get("dynamic", []) for key in entry}, name
 
 
-def test_every_lambda_and_dynamodb_statement_names_its_resource() -> None:
+def test_every_lambda_dynamodb_secret_and_event_statement_names_its_resource() -> None:
     documents = {name: body for kind, name, body in hcl.blocks("data") if kind == "aws_iam_policy_document"}
     for key in hcl.local("functions"):
         assert documents[key]["statement"], key
         for statement in documents[key]["statement"]:
-            if any(action.startswith(("lambda:", "dynamodb:")) for action in statement["actions"]):
+            if any(action.startswith(("lambda:", "dynamodb:", "secretsmanager:", "events:")) for action in statement["actions"]):
                 for resource in statement["resources"]:
-                    assert re.fullmatch(r'\$\{aws_(dynamodb_table\.\w+|lambda_function\.function\["\w+"\])\.arn\}(:\*)?', resource), (key, statement)
+                    assert re.fullmatch(
+                        r'\$\{aws_(dynamodb_table\.\w+|lambda_function\.function\["\w+"\]|secretsmanager_secret\.callback_signing_key|cloudwatch_event_bus\.this)\.arn\}(:\*)?',
+                        resource,
+                    ), (key, statement)
+
+
+def _statements_with(document: str, action: str) -> list[dict]:
+    documents = {name: body for kind, name, body in hcl.blocks("data") if kind == "aws_iam_policy_document"}
+    return [statement for statement in documents[document]["statement"] if action in statement["actions"]]
+
+
+def test_signing_key_and_event_bus_are_granted_to_exactly_the_functions_that_use_them() -> None:
+    secret = ["${aws_secretsmanager_secret.callback_signing_key.arn}"]
+    for key, expected in {"workflow": [secret], "api": [secret], "authorizer": []}.items():
+        assert [s["resources"] for s in _statements_with(key, "secretsmanager:GetSecretValue")] == expected, key
+        assert all(s["actions"] == ["secretsmanager:GetSecretValue"] for s in _statements_with(key, "secretsmanager:GetSecretValue"))
+    assert [s["resources"] for s in _statements_with("workflow", "events:PutEvents")] == [["${aws_cloudwatch_event_bus.this.arn}"]]
+    assert _statements_with("api", "events:PutEvents") == _statements_with("authorizer", "events:PutEvents") == []
+
+
+def test_callback_settings_reach_the_functions_that_read_them() -> None:
+    # src/shared/settings.py: the workflow mints tokens and puts events, the
+    # api function hands out callback URLs; the authorizer needs none.
+    secret = "${aws_secretsmanager_secret.callback_signing_key.arn}"
+    functions = hcl.local("functions")
+    assert functions["workflow"]["environment"] == {
+        "TENANT_CACHE_TTL_SECONDS": "${tostring(var.tenant_cache_ttl_seconds)}",
+        "CALLBACK_SIGNING_SECRET_NAME": secret,
+        "CALLBACK_BASE_URL": "${local.callback_base_url}",
+        "EVENT_BUS_NAME": "${aws_cloudwatch_event_bus.this.name}",
+    }
+    assert functions["api"]["environment"] == {"CALLBACK_SIGNING_SECRET_NAME": secret, "CALLBACK_BASE_URL": "${local.callback_base_url}"}
+    assert "environment" not in functions["authorizer"]
+
+
+def test_callback_base_url_is_built_from_the_api_id_not_the_stage() -> None:
+    # The stage depends on the integrations, which depend on the workflow alias:
+    # a function reading the stage's invoke_url would close a cycle.
+    assert hcl.local("callback_base_url") == (
+        "https://${aws_api_gateway_rest_api.this.id}.execute-api.${var.aws_region}.${data.aws_partition.current.dns_suffix}/${var.stage_name}"
+    )
+
+
+def test_callback_queue_names_follow_one_convention() -> None:
+    # The local stack names its queues NAME_PREFIX-callbacks-TENANT_ID too.
+    assert hcl.local("callback_queue_name_format") == "${local.name_prefix}-callbacks-%s"
+    assert hcl.local("callback_queue_names") == (
+        "${{for tenant_id in local.seeded_tenant_ids : tenant_id => format(local.callback_queue_name_format, tenant_id)}}"
+    )
+    for kind in ("aws_sqs_queue", "aws_cloudwatch_event_rule"):
+        body = hcl.resource("main.tf", kind, "callbacks")
+        assert body["for_each"] == "${local.callback_queue_names}", kind
+        assert body["name"] == "${each.value}", kind
+
+
+def test_access_log_never_holds_the_request_path() -> None:
+    # POST /callbacks/{callbackToken}: the path holds the token.
+    text = (REPO_ROOT / "main.tf").read_text()
+    assert "$context.resourcePath" in text
+    assert not re.search(r"\$context\.path\b", text.replace("never $context.path", ""))
+    (settings,) = hcl.resource("main.tf", "aws_api_gateway_method_settings", "all")["settings"]
+    assert settings["data_trace_enabled"] is False
 
 
 def test_deployment_redeploys_on_every_api_resource() -> None:
@@ -179,15 +259,24 @@ def test_start_integration_maps_tenant_async_and_execution_name() -> None:
     }
 
 
-def test_every_route_goes_through_the_uncached_tenant_authorizer() -> None:
+def test_every_route_but_the_token_route_goes_through_the_uncached_tenant_authorizer() -> None:
     authorizer = hcl.resource("main.tf", "aws_api_gateway_authorizer", "tenant")
     assert authorizer["type"] == "REQUEST"
     assert authorizer["authorizer_result_ttl_in_seconds"] == 0
     assert authorizer["authorizer_uri"] == '${aws_lambda_function.function["authorizer"].invoke_arn}'
-    methods = [hcl.resource("main.tf", "aws_api_gateway_method", "start_workflow"), hcl.resource("main.tf", "aws_api_gateway_method", "proxy")]
-    for method in methods:
-        assert method["authorization"] == "CUSTOM"
-        assert method["authorizer_id"] == "${aws_api_gateway_authorizer.tenant.id}"
+    methods = hcl.resources_of_type("main.tf", "aws_api_gateway_method")
+    assert set(methods) == {"start_workflow", "proxy", "public_proxy"}
+    for name in ("start_workflow", "proxy"):
+        assert methods[name]["authorization"] == "CUSTOM", name
+        assert methods[name]["authorizer_id"] == "${aws_api_gateway_authorizer.tenant.id}", name
+    assert methods["proxy"]["for_each"] == "${local.authorized_proxy_routes}"
+    # Only the routes the contract opens ("authorizer": false), all of them AWS_PROXY.
+    assert methods["public_proxy"]["for_each"] == "${local.public_proxy_routes}"
+    assert methods["public_proxy"]["authorization"] == "NONE"
+    assert "authorizer_id" not in methods["public_proxy"]
+    public = {key for key, route in CONTRACT["routes"].items() if route.get("authorizer") is False}
+    assert public == {"sendCallbackWithToken"}
+    assert all(CONTRACT["routes"][key]["integration"] == "api-proxy" for key in public)
 
 
 def test_routes_and_header_come_from_the_contract_file() -> None:
@@ -240,7 +329,7 @@ def test_every_output_has_a_description() -> None:
 
 def test_main_tf_has_a_banner_per_concern() -> None:
     banners = re.findall(r"^# =+\n# (.+)\n# =+$", (REPO_ROOT / "main.tf").read_text(), re.M)
-    for concern in ("provider", "DynamoDB", "log groups", "IAM", "Workflow function", "API function", "REST API", "stage"):
+    for concern in ("provider", "DynamoDB", "Callback tokens", "event bus", "log groups", "IAM", "Workflow function", "API function", "REST API", "stage"):
         assert any(concern.lower() in banner.lower() for banner in banners), f"no banner for {concern}: {banners}"
 
 

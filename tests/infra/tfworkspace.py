@@ -5,6 +5,11 @@ The tests never run Terraform in the repository itself. They copy the root
 add dummy deployment packages and an override file for the offline provider,
 and run Terraform there with the repository's ``terraform-offline.tfrc``.
 
+A plan opens the ephemeral ``aws_secretsmanager_random_password`` of the
+callback signing key, i.e. calls Secrets Manager's GetRandomPassword; the
+copies for plans send that one service to a moto server on loopback
+(``PLAN_ENDPOINT_SERVICES``), and nothing else leaves the machine.
+
 Why copies: the only provider on this machine is ``hashicorp/aws`` from the
 filesystem mirror, which may be older than the ``>= 6.25`` the module needs.
 An older provider rejects ``tenancy_config`` / ``durable_config``, so the copy
@@ -34,6 +39,9 @@ DURABLE_PROVIDER_MIN = (6, 25, 0)
 # The blocks an older provider cannot parse. Each appears exactly once in main.tf
 # (a dynamic block on the one function resource).
 NEW_PROVIDER_BLOCKS = ("durable_config", "tenancy_config")
+# What a plan calls AWS for: GetRandomPassword, when it opens the ephemeral
+# resource of the callback signing key (every plan does). Sent to moto.
+PLAN_ENDPOINT_SERVICES = ("secretsmanager",)
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -42,7 +50,7 @@ FAKE_CREDENTIALS = {
 COMMAND_TIMEOUT_SECONDS = 600
 
 INSTALL_HELP = """\
-The infrastructure tests need Terraform >= 1.5 and the hashicorp/aws provider
+The infrastructure tests need Terraform >= 1.11 and the hashicorp/aws provider
 in a local filesystem mirror, because they run without registry access.
 
   * Terraform: https://developer.hashicorp.com/terraform/install
@@ -171,9 +179,12 @@ def provider_override(
 ) -> str:
     """An ``*_override.tf`` that pins the provider and configures it for tests.
 
-    Without ``endpoint`` the provider never calls AWS (plan needs no API call:
-    the module avoids data sources that would). With ``endpoint`` every listed
-    service is sent there (moto) and the account id comes from its STS.
+    Every listed service is sent to ``endpoint`` (moto). Unless STS is one of
+    them, the provider also skips validating the credentials and asking for the
+    account id; so with ``endpoint_services=("secretsmanager",)`` a plan's one
+    AWS call (the ephemeral GetRandomPassword of the callback signing key) goes
+    to moto and nothing goes anywhere else. With STS at the endpoint, the
+    account id comes from moto's STS.
     """
     lines = [
         "# Written by tests/infra: pins the mirrored provider and points it at no real AWS.",
@@ -191,13 +202,14 @@ def provider_override(
         '  secret_key                  = "testing"',
         "  skip_metadata_api_check     = true",
     ]
-    if endpoint is None:
+    if "sts" not in endpoint_services:
         lines += [
             "  skip_credentials_validation = true",
             "  skip_requesting_account_id  = true",
             "  skip_region_validation      = true",
         ]
-    else:
+    if endpoint_services:
+        assert endpoint, "endpoint_services need an endpoint"
         lines.append("  endpoints {")
         lines += [f'    {service} = "{endpoint}"' for service in endpoint_services]
         lines.append("  }")
