@@ -59,6 +59,14 @@ class ApiContract:
                 return route, params, True
         return None, None, resource_exists
 
+    def find_resource(self, path: str) -> tuple[Route | None, dict[str, str] | None, bool]:
+        """Like :meth:`find`, for any method: the first route whose resource ``path`` is."""
+        for route in self.routes:
+            params = path_parameters(route, path)
+            if params is not None:
+                return route, params, True
+        return None, None, False
+
     def validate_body(self, route: Route, body: Any) -> str | None:
         """The validation error for ``body``, or ``None`` when it is valid (or not validated)."""
         if route.request_schema is None:

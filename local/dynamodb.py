@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,28 @@ def may_change(amz_target: str | None) -> bool:
     return (amz_target or "").rpartition(".")[2] not in READ_ONLY_OPERATIONS
 
 
+_SIGNED_SERVICE = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+
+
+def signed_service(authorization: str | None) -> str | None:
+    """The service a SigV4 ``Authorization`` header was signed for (``dynamodb``, ``sqs`` ...), or ``None``."""
+    found = _SIGNED_SERVICE.search(authorization or "")
+    return found.group(1) if found else None
+
+
+def for_dynamodb(environ: dict[str, Any]) -> bool:
+    """Whether a request to moto's server is (or may be) a DynamoDB request.
+
+    moto's server answers every service on one port and routes by the signed
+    service, as this does; an unsigned request counts as DynamoDB (at worst one
+    snapshot scan too many).
+    """
+    service = signed_service(environ.get("HTTP_AUTHORIZATION"))
+    return service is None or service == "dynamodb"
+
+
 class ChangeCounter:
-    """WSGI middleware: moto's app, one request at a time, counting the requests that may have changed a table.
+    """WSGI middleware: moto's app, one DynamoDB request at a time, counting the requests that may have changed a table.
 
     A request is counted once moto has handled it, so a snapshot that reads
     :attr:`count` before it scans never records a count whose change it missed.
@@ -66,6 +87,11 @@ class ChangeCounter:
             return self._count
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not for_dynamodb(environ):
+            # Secrets Manager, EventBridge, SQS (local/notifications.py): neither
+            # serialized (an SQS long poll would hold every DynamoDB call for 20 s)
+            # nor counted (they change no table).
+            return self._app(environ, start_response)
         try:
             # One request at a time: moto applies an UpdateItem's SET actions one by
             # one to the stored item, so a concurrent GetItem could read a torn item
@@ -94,12 +120,16 @@ def stop_tracking_dynamodb_instances() -> None:
     every read kept a copy of what it read: the 1-second snapshot scan grew the
     stack by about 0.5 MB/s once the registry held a few hundred workflows. Only
     moto's dashboard reads these lists for DynamoDB; this process never serves it.
+    The same holds for SQS: every message delivered to a tenant's callback queue
+    (local/notifications.py) would be kept for good.
     """
     import moto.dynamodb.models  # noqa: F401 - defines (and registers) the model classes
+    import moto.sqs.models  # noqa: F401
     from moto.core.model_instances import model_data
 
-    for model in model_data.get("dynamodb", {}).values():
-        model.instances_tracked = _NotTracked()  # type: ignore[attr-defined]
+    for service in ("dynamodb", "sqs"):
+        for model in model_data.get(service, {}).values():
+            model.instances_tracked = _NotTracked()  # type: ignore[attr-defined]
 
 
 class _MotoServer:

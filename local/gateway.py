@@ -6,7 +6,11 @@ Like the deployed REST API it:
   ``403 {"message": "Missing Authentication Token"}`` as API Gateway does;
 * runs the ``REQUEST`` Lambda authorizer first, as API Gateway does: no verified
   tenant means ``401 Unauthorized`` or ``403`` (explicit deny), and no function
-  behind the gateway runs; its context becomes ``requestContext.authorizer``;
+  behind the gateway runs; its context becomes ``requestContext.authorizer``.
+  A route whose contract entry says ``"authorizer": false`` (``POST
+  /callbacks/{callbackToken}``: the token is the credential) goes straight to
+  its integration with no authorizer context, whatever headers it carries; its
+  path is never logged (the resource template is);
 * then the request validator: ``POST /workflow`` needs a JSON body valid against
   the request schema (``400 Invalid request body``);
 * ``POST /workflow``: Invoke of the workflow function's ``live`` alias with
@@ -40,6 +44,7 @@ from local.functions import ALIAS
 from local.http_base import DEFAULT_HOST, LocalHttpService, Request, Response
 from local.proxy_event import build_authorizer_event, build_proxy_event
 from shared import strict_json
+from shared.callback_tokens import CALLBACKS_PATH
 from shared.contract import Route
 
 logger = logging.getLogger(__name__)
@@ -197,13 +202,22 @@ class LocalGateway(LocalHttpService):
             body=request.body.decode("utf-8", errors="replace") if request.body else None,
             request_id=request_id,
         )
-        refusal, verified = self._authorize(event)
-        if refusal is not None:
-            refusal.headers.update(headers)
-            return refusal
-        assert verified is not None  # an allowed request always has a context
-        event["requestContext"]["authorizer"] = verified
+        if route.authorizer:
+            refusal, verified = self._authorize(event)
+            if refusal is not None:
+                refusal.headers.update(headers)
+                return refusal
+            assert verified is not None  # an allowed request always has a context
+            event["requestContext"]["authorizer"] = verified
+        else:
+            # A route without the authorizer (POST /callbacks/{callbackToken}): straight
+            # to its integration. Whatever identity headers the caller sends stay plain
+            # headers; nothing becomes requestContext.authorizer.
+            verified = None
+            event["requestContext"]["authorizer"] = None
         if route.integration == ASYNC_WORKFLOW_START:
+            if verified is None:
+                raise ValueError(f"{route.name}: the workflow start needs the authorizer's verified tenant")
             if not _is_json_content_type(request.header("content-type")):
                 # The integration has a template for application/json only and
                 # passthrough_behavior NEVER: API Gateway answers 415.
@@ -215,6 +229,18 @@ class LocalGateway(LocalHttpService):
         if route.integration == API_PROXY:
             return self._proxy(event, headers)
         raise ValueError(f"unknown integration {route.integration!r} in the contract")
+
+    def loggable_path(self, path: str) -> str:
+        """The route's resource template (``/callbacks/{callbackToken}``) for a matched path.
+
+        Paths of the token route carry a credential; unmatched paths are logged as
+        they came, except whatever follows ``/callbacks/``.
+        """
+        route, _params, _exists = self._contract.find_resource(path)
+        if route is not None:
+            return route.path
+        head, separator, _rest = path.partition(CALLBACKS_PATH)
+        return f"{head}{CALLBACKS_PATH}<redacted>" if separator else path
 
     def _validate_start(self, route: Route, request: Request) -> str | None:
         """The request validator of ``POST /workflow``: a JSON body valid against the schema."""
@@ -274,7 +300,8 @@ class LocalGateway(LocalHttpService):
         try:
             outcome = self._invoker.invoke(self._api_function, event, invocation_type="RequestResponse")
         except InvokeFailed as failure:
-            logger.warning("proxy integration for %s %s failed: %s", event["httpMethod"], event["path"], failure)
+            # The resource template, never the raw path: a callback token is in it.
+            logger.warning("proxy integration for %s %s failed: %s", event["httpMethod"], event["resource"], failure)
             return Response.json(500, INTERNAL_ERROR, headers)
         try:
             if outcome.function_error:

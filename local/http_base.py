@@ -107,7 +107,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             response = self.server.service.handle(request)
         except Exception:  # noqa: BLE001 - a bug in one request must not kill the server
-            logger.exception("%s: unhandled error for %s %s", self.server.service.name, request.method, request.path)
+            logger.exception("%s: unhandled error for %s %s", self.server.service.name, request.method,
+                             self.server.service.loggable_path(request.path))
             response = Response.json(500, {"message": "Internal server error"})
         self._send(response)
 
@@ -125,7 +126,14 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve  # noqa: N815
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        logger.debug("%s %s", self.server.service.name, format % args)
+        text = format % args
+        raw_path = getattr(self, "path", "")
+        if raw_path:  # the request line holds the raw path: log what the service allows instead
+            path = urlsplit(raw_path).path
+            safe = self.server.service.loggable_path(path)
+            if safe != path:
+                text = text.replace(raw_path, safe)
+        logger.debug("%s %s", self.server.service.name, text)
 
 
 class _Server(ThreadingHTTPServer):
@@ -174,6 +182,10 @@ class LocalHttpService:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+    def loggable_path(self, path: str) -> str:
+        """What this service's logs may show of a request path (a path may hold a credential)."""
+        return path
 
     def handle(self, request: Request) -> Response:  # pragma: no cover - abstract
         """Answer one request."""

@@ -5,6 +5,9 @@ Starts, in this process:
 * DynamoDB (moto's server) with the tenants table (seeded from
   ``src/shared/demo_tenants.json``) and the workflow registry, snapshotted to the
   state directory so both survive a restart;
+* on the same moto server, the callback tokens' signing secret (its key kept in
+  the state directory), the EventBridge bus and each demo tenant's rule and SQS
+  queue for 'Workflow Waiting For Callback' events (local/notifications.py);
 * the durable emulator (``WebRunner``) with its sqlite store in the state directory;
 * the local Lambda service: Lambda's Invoke API, one worker process per tenant, and
   the durable-execution APIs forwarded to the emulator;
@@ -44,6 +47,7 @@ from local.faults import DynamoDBFaultProxy, FaultPlan, FaultyDurableClient
 from local.gateway import LambdaApiInvoker, LocalGateway
 from local.http_base import DEFAULT_HOST, free_port
 from local.lambda_service import LocalLambdaService
+from local.notifications import LocalNotifications
 from local.workers import WorkerPools
 
 logger = logging.getLogger("local.stack")
@@ -98,6 +102,10 @@ class LoopbackStack:
             )
         }
         self.api_url = f"http://{config.host}:{self.ports['api']}"
+        # The callback URLs the functions hand out: the gateway, as a caller on this
+        # machine reaches it (a wildcard bind address is no address to call).
+        reachable_host = DEFAULT_HOST if config.host in ("0.0.0.0", "::", "") else config.host  # noqa: S104
+        self.callback_base_url = f"http://{reachable_host}:{self.ports['api']}"
         self.lambda_url = f"http://{host}:{self.ports['lambda']}"
         self.names = Names(config.name_prefix)
         state_dir = Path(config.state_dir)
@@ -130,11 +138,24 @@ class LoopbackStack:
             if config.fault_injection else None
         )
         functions_dynamodb_url = self.faults.url if self.faults else self.dynamodb.url
+        tenants = demo_tenants()
+        # The signing secret, the event bus and each tenant's rule and queue live on
+        # moto's server too (it answers every AWS service on the DynamoDB port);
+        # secrets and events go straight to it, also with --fault-injection.
+        self.notifications = LocalNotifications(
+            endpoint_url=self.dynamodb.url,
+            region=config.region,
+            prefix=config.name_prefix,
+            tenant_ids=[t["tenantId"] for t in tenants],
+            state_dir=state_dir,
+            api_url=self.api_url,
+        )
         self.functions = pattern_functions(
             self.names,
             common_environment={
                 "AWS_ENDPOINT_URL_LAMBDA": self.lambda_url,
                 "AWS_ENDPOINT_URL_DYNAMODB": functions_dynamodb_url,
+                **self.notifications.function_environment(self.callback_base_url),
                 "POWERTOOLS_LOG_LEVEL": config.function_log_level,
             },
             tenant_cache_ttl_seconds=config.tenant_cache_ttl,
@@ -156,7 +177,6 @@ class LoopbackStack:
             port=self.ports["lambda"],
             health_checks={"durableEmulator": durable_client.healthy, "dynamodb": self.dynamodb.healthy},
         )
-        tenants = demo_tenants()
         self.api_keys = ensure_api_keys(state_dir, [t["tenantId"] for t in tenants])
         self.tenants = with_key_hashes(tenants, self.api_keys)
         self.gateway = LocalGateway(
@@ -185,6 +205,7 @@ class LoopbackStack:
         """Start DynamoDB, the Lambda service, the emulator, then the gateway."""
         self.check_ports()
         self.dynamodb.start(self.tenants)
+        self.notifications.start()
         if self.faults:
             self.faults.start()
         self.lambda_service.start()
@@ -209,26 +230,37 @@ class LoopbackStack:
 
     def banner(self) -> str:
         """Endpoints and copy-paste commands for the whole flow."""
-        api, lam = self.api_url, self.lambda_url
+        api, lam, moto = self.api_url, self.lambda_url, self.dynamodb.url
         workflow = self.names.workflow_function
+        notifications = self.notifications
         keys_file = Path(self.config.state_dir) / "api-keys.json"
         faults_line = f"\n  Fault injection      {self.faults.url}/_faults" if self.faults else ""
         demo_keys = "\n".join(f"  {tenant:<18} {api_key}" for tenant, api_key in self.api_keys.items())
+        queues = "\n".join(f"  {tenant:<18} {url}" for tenant, url in notifications.queue_urls.items())
         key_setup = f"""  KEY='{self.api_keys["tenant-a"]}'   # tenant-a's API key (also in {keys_file})
 """
         key = f' -H "{API_KEY_HEADER}: $KEY"'
+        queue_a = notifications.queue_urls.get("tenant-a", "<tenant-a's queue URL>")
         return f"""
 Tenant-isolated durable workflow: local stack is up (Ctrl-C stops it)
 
   REST API             {api}   POST /workflow  GET /workflow/{{workflowId}}  POST /callback
+                       POST /callbacks/{{callbackToken}} (no authorizer: the token is the credential)
   Lambda endpoint      {lam}   Invoke + durable-execution APIs (boto3 / AWS CLI)
   Durable emulator     {self.emulator.url}   sqlite store in {self.config.state_dir}/
-  DynamoDB (moto)      {self.dynamodb.url}   {self.names.tenants_table}, {self.names.workflows_table}
+  AWS services (moto)  {moto}   DynamoDB: {self.names.tenants_table}, {self.names.workflows_table}
+                       Secrets Manager: {notifications.secret_name} (key kept in {self.config.state_dir}/)
+                       EventBridge: {notifications.bus_name}; SQS: one callback queue per tenant
   Workers (debug)      {lam}/_local/workers{faults_line}
   Unknown route or method: 403 {{"message": "Missing Authentication Token"}}, as API Gateway answers.
 
 Demo API keys (local only; every request needs x-tenant-id and that tenant's x-api-key):
 {demo_keys}
+
+Callback queues: each tenant's 'Workflow Waiting For Callback' events {{tenantId, workflowId, callbackUrl,
+expiresAt}}, and no other tenant's (a rule on {notifications.bus_name} per tenant). moto keeps them in memory:
+the bus, rules and queues are recreated at every start and queued messages are lost (tokens stay valid).
+{queues}
 
 The full flow for tenant-a (the demo tenants are tenant-a and tenant-b; needs jq):
 
@@ -236,15 +268,23 @@ The full flow for tenant-a (the demo tenants are tenant-a and tenant-b; needs jq
   WF=$(curl -s -X POST {api}/workflow -H 'x-tenant-id: tenant-a'{key} \\
         -H 'content-type: application/json' \\
         -d '{{"amount": 120, "currency": "EUR", "description": "order 42"}}' | jq -r .workflowId)
-  # 2. status: wait for WAITING_FOR_CALLBACK and its callbackId (404, then STARTED, at first)
-  until CB=$(curl -s {api}/workflow/$WF -H 'x-tenant-id: tenant-a'{key} \\
-        | jq -er 'select(.status == "WAITING_FOR_CALLBACK").callbackId'); do sleep 1; done
-  # 3. the external system answers
+  # 2. status: wait for WAITING_FOR_CALLBACK and its single-use callbackUrl (404, then STARTED, at first)
+  until CALLBACK_URL=$(curl -s {api}/workflow/$WF -H 'x-tenant-id: tenant-a'{key} \\
+        | jq -er 'select(.status == "WAITING_FOR_CALLBACK").callbackUrl'); do sleep 1; done
+  # 3. the external system answers with the token alone: no API key, no tenant header
+  curl -X POST "$CALLBACK_URL" -H 'content-type: application/json' -d '{{"payload": {{"approved": true}}}}'
+  # 4. status: COMPLETED, with the result
+  curl -s {api}/workflow/$WF -H 'x-tenant-id: tenant-a'{key}
+
+  # 3, as the tenant itself: POST /callback with its API key and the callbackId from GET
+  CB=$(curl -s {api}/workflow/$WF -H 'x-tenant-id: tenant-a'{key} | jq -r .callbackId)
   curl -s -X POST {api}/callback -H 'x-tenant-id: tenant-a'{key} \\
         -H 'content-type: application/json' \\
         -d "{{\\"callbackId\\": \\"$CB\\", \\"payload\\": {{\\"approved\\": true}}}}"
-  # 4. status: COMPLETED, with the result
-  curl -s {api}/workflow/$WF -H 'x-tenant-id: tenant-a'{key}
+
+  # 3, as an external system told when to answer: read tenant-a's queue and answer every waiting event
+  .venv/bin/python -m local.confirmer --endpoint-url {moto} \\
+        --queue-url {queue_a}
 
 The same with the AWS CLI v2 against the local Lambda endpoint (CLI v1: drop --cli-binary-format):
 
@@ -256,8 +296,9 @@ The same with the AWS CLI v2 against the local Lambda endpoint (CLI v1: drop --c
   CB=$(curl -s {api}/workflow/cli-demo-1 -H 'x-tenant-id: tenant-a'{key} | jq -r .callbackId)
   aws lambda send-durable-execution-callback-success --endpoint-url {lam} \\
       --callback-id "$CB" --cli-binary-format raw-in-base64-out --result '{{"approved": true}}'
+  aws sqs receive-message --endpoint-url {moto} --queue-url {queue_a}
 
-Walk it all for two tenants: make demo
+Walk it all for two tenants (a confirmer per tenant answers from its queue): make demo
 """
 
 

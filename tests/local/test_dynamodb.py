@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from local.dynamodb import SNAPSHOT_FILE, LocalDynamoDB, may_change, pattern_tables
+from local.dynamodb import SNAPSHOT_FILE, LocalDynamoDB, for_dynamodb, may_change, pattern_tables
 from local.functions import Names
+from local.notifications import LocalNotifications
 from tests.harness import free_port, wait_until
 
 def registry_item(workflow_id: str) -> dict[str, Any]:
@@ -152,3 +154,41 @@ def test_moto_keeps_no_copy_of_the_items_a_read_returned(dynamodb: tuple[LocalDy
 ])
 def test_which_requests_may_change_a_table(target: str | None, changes: bool) -> None:
     assert may_change(target) is changes
+
+
+@pytest.mark.parametrize(("authorization", "dynamodb"), [
+    ("AWS4-HMAC-SHA256 Credential=local/20261201/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=x", True),
+    ("AWS4-HMAC-SHA256 Credential=local/20261201/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=x", False),
+    ("AWS4-HMAC-SHA256 Credential=local/20261201/us-east-1/events/aws4_request, SignedHeaders=host, Signature=x", False),
+    ("AWS4-HMAC-SHA256 Credential=local/20261201/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=x",
+     False),
+    (None, True),  # unsigned: counted, at worst one scan too many
+])
+def test_only_dynamodb_requests_are_serialized_and_counted(authorization: str | None, dynamodb: bool) -> None:
+    environ = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
+    assert for_dynamodb(environ) is dynamodb
+
+
+def test_an_sqs_long_poll_on_the_same_server_neither_blocks_dynamodb_nor_counts_as_a_change(
+    dynamodb: tuple[LocalDynamoDB, list[int]], tmp_path: Path
+) -> None:
+    # GIVEN the callback queues on DynamoDB's moto server, as the local stack creates them
+    db, _ = dynamodb
+    notifications = LocalNotifications(endpoint_url=db.url, region="us-east-1", prefix=NAMES.prefix,
+                                       tenant_ids=["tenant-a"], state_dir=tmp_path, api_url="http://127.0.0.1:9")
+    notifications.start()
+    changes = db._server.changes.count  # noqa: SLF001
+    sqs = notifications.client("sqs")
+    # WHEN a confirmer long-polls an empty queue
+    poll = threading.Thread(target=lambda: sqs.receive_message(
+        QueueUrl=notifications.queue_urls["tenant-a"], WaitTimeSeconds=3))
+    poll.start()
+    time.sleep(0.3)
+    # THEN a DynamoDB call meanwhile answers at once (it is not queued behind the poll)
+    started = time.monotonic()
+    db._client.get_item(TableName=NAMES.workflows_table,  # noqa: SLF001
+                        Key={"tenantId": {"S": "tenant-a"}, "recordId": {"S": "workflow#none"}})
+    assert time.monotonic() - started < 1.5
+    poll.join()
+    # and nothing the queues or the bus did counts as a table change
+    assert db._server.changes.count == changes  # noqa: SLF001
