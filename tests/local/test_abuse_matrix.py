@@ -150,7 +150,7 @@ TOKEN_ATTACKS = [
            http("POST", "/callbacks/{timed_out}", body=TOKEN_BODY, tenant=None, key=None)),
     Attack("POST /callbacks/{token}", "a token for the suspended tenant (forged)", 404,
            http("POST", "/callbacks/" + "S" * 43, body=TOKEN_BODY, tenant="tenant-suspended", key="tenant-suspended")),
-    Attack("POST /callbacks/{token}", "GET with the token (grants no status read)", 403,
+    Attack("GET /callbacks/{token}", "GET with the token (grants no status read)", 403,
            http("GET", "/callbacks/{token}", tenant=None, key=None)),
     Attack("POST /callbacks/{token}", "200 random tokens in a row (one answer shape)", 404, random_tokens(200)),
 ]

@@ -40,8 +40,26 @@ for _name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL
 
 _MOCK = mock_aws()
 _MOCK.start()
-boto3.client("secretsmanager").create_secret(Name=TEST_ENV["CALLBACK_SIGNING_SECRET_NAME"], SecretString=TEST_SIGNING_KEY)
-boto3.client("events").create_event_bus(Name=TEST_ENV["EVENT_BUS_NAME"])
+
+
+@pytest.fixture(autouse=True)
+def signing_secret_and_event_bus() -> None:
+    """The callback signing secret and the event bus, present for every test.
+
+    Created per test, not at import: other suites (tests/local) run moto servers
+    in this process, and moto's backends are process-wide, so what was created at
+    collection time may be gone by the time a unit test runs.
+    """
+    secrets = boto3.client("secretsmanager")
+    try:
+        secrets.create_secret(Name=TEST_ENV["CALLBACK_SIGNING_SECRET_NAME"], SecretString=TEST_SIGNING_KEY)
+    except secrets.exceptions.ResourceExistsException:
+        pass
+    events = boto3.client("events")
+    try:
+        events.create_event_bus(Name=TEST_ENV["EVENT_BUS_NAME"])
+    except events.exceptions.ResourceAlreadyExistsException:
+        pass
 
 
 def create_tables() -> tuple[Any, Any]:
