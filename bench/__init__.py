@@ -1,7 +1,5 @@
-"""Benchmarks of the pattern (``make bench`` = ``python -m bench.run``). Not deployed, not part of ``make test``.
+"""Benchmarks of the pattern (``make bench`` = ``python -m bench.run``); not deployed, not part of ``make test``."""
+from pathlib import Path
 
-``bench.run`` drives everything and writes ``docs/benchmarks.{md,json,png}``;
-``bench.floor`` is the reference the local stack is compared against; the
-figures are computed by the pure modules ``bench.stats``, ``bench.cost`` and
-``bench.report``, which ``tests/bench`` covers.
-"""
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WORKFLOW_SUFFIX = "-workflow"  # the workflow function's name ends so; the api and authorizer functions' do not

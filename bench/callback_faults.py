@@ -4,15 +4,12 @@ On a local stack started with ``--fault-injection``, for each fault kind aimed a
 the durable service call of ``POST /callback`` (the call whose failure used to lose
 confirmations) and at the lease write, a client retries as the README says; the
 figure is the wall time from its first POST to its final 200, and to the workflow
-reading ``COMPLETED``. ``python -m bench.callback_faults`` runs it alone.
+reading ``COMPLETED``.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -90,15 +87,3 @@ def run(workdir: Path, repeats: int, progress: Any = print) -> dict[str, Any]:
     finally:
         stack.stop()
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.callback_faults", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=3, help="workflows per (call, fault) cell (default 3)")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-callback-faults-") as workdir:
-        run(Path(workdir), args.repeats)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

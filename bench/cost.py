@@ -1,22 +1,26 @@
-"""Billed cost per 1,000 workflows: this pattern (durable, suspended while waiting) against polling. Pure.
+"""Billed cost per 1,000 workflows (item 6): this pattern (suspended while waiting) against polling.
 
-Every price is an input (:class:`PriceInputs`) with its source, so the report
-lists exactly what was used. Lambda bills duration per invocation rounded up to
-the next millisecond, at the function's memory size in GB (MB / 1024).
+The inputs are read from what the durable emulator stored about each execution (its sqlite store, read-only:
+the invocation times its public history API leaves out). Every price is an input (:class:`PriceInputs`) with its
+source. Lambda bills duration per invocation rounded up to the millisecond, at the memory size in GB (MB / 1024).
 """
-
 from __future__ import annotations
 
+import json
 import math
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from statistics import median
 from typing import Any
 
-from statistics import median
+from bench import REPO_ROOT
+from bench.stats import summary
 
-LAMBDA_MAX_INVOCATION_SECONDS = 900  # 15 minutes: a sleeping poller must re-invoke itself this often
-WORKFLOWS = 1000
-SECONDS_PER_MONTH = 30 * 24 * 3600
+WORKFLOWS, LAMBDA_MAX_INVOCATION_SECONDS, SECONDS_PER_MONTH, RECHECK_SECONDS = 1000, 900, 30 * 24 * 3600, 60
+PAYLOADS = {"ExecutionDetails": "InputPayload", "StepDetails": "Result", "ContextDetails": "Result",
+            "CallbackDetails": "Result", "ChainedInvokeDetails": "Result"}
 
 
 @dataclass(frozen=True)
@@ -28,34 +32,9 @@ class PriceInputs:
     durable_operation_per_million: float = 8.00
     durable_data_written_per_gb: float = 0.25
     durable_data_retained_per_gb_month: float = 0.15
-    source: str = (
-        "https://aws.amazon.com/lambda/pricing/ (arm64 duration, requests; durable functions: "
-        "operations, data written, data retained), as transcribed by secondary sources found "
-        "with the search tool; no AWS call was made"
-    )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def billed_ms(duration_ms: float) -> int:
-    """Lambda's billed duration: rounded up to the next millisecond (at least 1)."""
-    return max(1, math.ceil(duration_ms - 1e-9))
-
-
-def gb(memory_mb: int) -> float:
-    """Memory size in GB as Lambda bills it."""
-    return memory_mb / 1024
-
-
-def compute_cost(billed_milliseconds: float, memory_mb: int, prices: PriceInputs) -> float:
-    """Duration charge of ``billed_milliseconds`` at ``memory_mb``."""
-    return billed_milliseconds / 1000 * gb(memory_mb) * prices.arm_gb_second
-
-
-def request_cost(invocations: float, prices: PriceInputs) -> float:
-    """Request charge of ``invocations``."""
-    return invocations * prices.request_per_million / 1_000_000
+    source: str = ("https://aws.amazon.com/lambda/pricing/ (arm64 duration, requests; durable functions: operations, "
+                   "data written, data retained), as transcribed by secondary sources found with the search tool; "
+                   "no AWS call was made")
 
 
 @dataclass(frozen=True)
@@ -68,66 +47,116 @@ class WorkflowUsage:
     data_written_bytes: float
 
 
-def workflow_usage(invocation_durations_ms: Sequence[Sequence[float]], operations: Sequence[int],
+def load_executions(state_dir: Path, names: list[str]) -> dict[str, dict[str, Any]]:
+    """The stored execution JSON of each execution named in ``names`` (missing ones are left out)."""
+    connection = sqlite3.connect(f"file:{state_dir / 'durable-executions.db'}?mode=ro", uri=True, timeout=30)
+    with connection:
+        rows = [connection.execute("SELECT data FROM executions WHERE execution_name = ?", (name,)).fetchone()
+                for name in names]
+    connection.close()
+    return {name: json.loads(row[0]) for name, row in zip(names, rows) if row}
+
+
+def invocation_durations_ms(execution: dict[str, Any]) -> list[float]:
+    """How long each handler invocation took, as the emulator timed its Invoke call."""
+    return [float(item["EndTimestamp"] - item["StartTimestamp"]) for item in execution.get("InvocationCompletions", [])]
+
+
+def data_written_bytes(execution: dict[str, Any]) -> int:
+    """Bytes of checkpointed payloads: the input, every operation result, and the execution's result."""
+    total = sum(len(str(details[key]).encode()) for operation in execution.get("Operations", [])
+                for name, key in PAYLOADS.items() if (details := operation.get(name) or {}).get(key))
+    result = execution.get("Result")
+    if isinstance(result, dict):
+        result = result.get("Result") or result.get("Payload")
+    return total + (len(result.encode()) if isinstance(result, str) else 0)
+
+
+def billed_ms(duration_ms: float) -> int:
+    """Lambda's billed duration: rounded up to the next millisecond (at least 1)."""
+    return max(1, math.ceil(duration_ms - 1e-9))
+
+
+def compute_cost(billed_milliseconds: float, memory_mb: int, prices: PriceInputs) -> float:
+    return billed_milliseconds / 1000 * memory_mb / 1024 * prices.arm_gb_second
+
+
+def request_cost(invocations: float, prices: PriceInputs) -> float:
+    return invocations * prices.request_per_million / 1_000_000
+
+
+def workflow_usage(invocation_durations: Sequence[Sequence[float]], operations: Sequence[int],
                    written_bytes: Sequence[int]) -> WorkflowUsage:
-    """Median usage per workflow from per-workflow measurements.
-
-    Args:
-        invocation_durations_ms: For each workflow, the duration of each of its invocations.
-        operations: For each workflow, its durable operations.
-        written_bytes: For each workflow, the checkpoint data it wrote.
-
-    Raises:
-        ValueError: No workflows.
-    """
-    if not invocation_durations_ms:
-        raise ValueError("no workflows measured")
-    return WorkflowUsage(
-        invocations=median([len(durations) for durations in invocation_durations_ms]),
-        billed_ms=median([sum(billed_ms(d) for d in durations) for durations in invocation_durations_ms]),
-        durable_operations=median(operations) if operations else 0.0,
-        data_written_bytes=median(written_bytes) if written_bytes else 0.0,
-    )
+    """Median usage per workflow from, per workflow: its invocations' durations, its operations, its bytes written."""
+    return WorkflowUsage(median([len(durations) for durations in invocation_durations]),
+                         median([sum(map(billed_ms, durations)) for durations in invocation_durations]),
+                         median(operations) if operations else 0.0, median(written_bytes) if written_bytes else 0.0)
 
 
 def durable_cost_per_1000(usage: WorkflowUsage, memory_mb: int, retention_days: int,
                           prices: PriceInputs) -> dict[str, float]:
     """Cost of 1,000 workflows of this pattern, by component; the wait itself costs nothing."""
     written_gb = usage.data_written_bytes * WORKFLOWS / 1024**3
-    parts = {
-        "compute": compute_cost(usage.billed_ms * WORKFLOWS, memory_mb, prices),
-        "requests": request_cost(usage.invocations * WORKFLOWS, prices),
-        "durableOperations": usage.durable_operations * WORKFLOWS * prices.durable_operation_per_million / 1_000_000,
-        "dataWritten": written_gb * prices.durable_data_written_per_gb,
-        "dataRetained": written_gb * prices.durable_data_retained_per_gb_month * retention_days * 86400
-        / SECONDS_PER_MONTH,
-    }
+    parts = {"compute": compute_cost(usage.billed_ms * WORKFLOWS, memory_mb, prices),
+             "requests": request_cost(usage.invocations * WORKFLOWS, prices),
+             "durableOperations": usage.durable_operations * WORKFLOWS * prices.durable_operation_per_million / 1e6,
+             "dataWritten": written_gb * prices.durable_data_written_per_gb,
+             "dataRetained": written_gb * prices.durable_data_retained_per_gb_month * retention_days * 86400
+             / SECONDS_PER_MONTH}
     return {**parts, "total": sum(parts.values())}
+
+
+def _poller(invocations: int, billed: float, memory_mb: int, prices: PriceInputs) -> dict[str, float]:
+    parts = {"compute": compute_cost(billed * WORKFLOWS, memory_mb, prices),
+             "requests": request_cost(invocations * WORKFLOWS, prices)}
+    return {**parts, "total": sum(parts.values()), "invocationsPerWorkflow": invocations}
 
 
 def sleeping_poller_cost_per_1000(wait_seconds: float, work_billed_ms: float, memory_mb: int,
                                   prices: PriceInputs) -> dict[str, float]:
-    """A function that stays running while it waits (re-invoking itself every 15 minutes).
-
-    It is billed for the whole wait, plus the same work as the pattern does.
-    """
+    """A function billed for the whole wait (re-invoking itself every 15 minutes), plus the pattern's work."""
     invocations = max(1, math.ceil(wait_seconds / LAMBDA_MAX_INVOCATION_SECONDS)) + 1
-    parts = {
-        "compute": compute_cost((wait_seconds * 1000 + work_billed_ms) * WORKFLOWS, memory_mb, prices),
-        "requests": request_cost(invocations * WORKFLOWS, prices),
-    }
-    return {**parts, "total": sum(parts.values()), "invocationsPerWorkflow": invocations}
+    return _poller(invocations, wait_seconds * 1000 + work_billed_ms, memory_mb, prices)
 
 
 def rechecking_poller_cost_per_1000(wait_seconds: float, interval_seconds: float, check_billed_ms: float,
                                     work_billed_ms: float, memory_mb: int, prices: PriceInputs) -> dict[str, float]:
-    """A function invoked every ``interval_seconds`` to check whether the answer arrived.
-
-    Each check is billed ``check_billed_ms``; the scheduler's own charge is not included.
-    """
+    """A function invoked every ``interval_seconds`` to check for the answer (the scheduler's charge not included)."""
     checks = max(1, math.ceil(wait_seconds / interval_seconds))
-    parts = {
-        "compute": compute_cost((checks * check_billed_ms + work_billed_ms) * WORKFLOWS, memory_mb, prices),
-        "requests": request_cost((checks + 1) * WORKFLOWS, prices),
-    }
-    return {**parts, "total": sum(parts.values()), "invocationsPerWorkflow": checks + 1}
+    return _poller(checks + 1, checks * check_billed_ms + work_billed_ms, memory_mb, prices)
+
+
+def per_1000(tenant: dict[str, Any], cold: dict[str, Any] | None) -> dict[str, Any]:
+    """Item 6 from the one-tenant run's sequential workflows (and item 2's init time), at variables.tf's defaults."""
+    import hcl2
+
+    with (REPO_ROOT / "variables.tf").open() as handle:
+        defaults = {name.strip('"'): spec.get("default") for block in hcl2.load(handle)["variable"]
+                    for name, spec in block.items()}
+    defaults = {name: value.strip('"') if isinstance(value, str) else value for name, value in defaults.items()}
+    memory_mb, retention_days = int(defaults["workflow_memory_mb"]), int(defaults["durable_retention_days"])
+    prices, per_repeat = PriceInputs(), []
+    for entry in tenant["repeats"]:
+        handler_ms, index, in_process = entry["floorHandlerMs"], 0, []
+        for invocations in entry["floorInvocationMs"]:  # the floor's flat handler times, grouped per workflow
+            in_process.append(handler_ms[index:index + len(invocations)])
+            index += len(invocations)
+        usage = workflow_usage([group for group in in_process if group], entry["durableOperations"],
+                               entry["dataWrittenBytes"])
+        upper = workflow_usage(entry["stackInvocationMs"], entry["durableOperations"], entry["dataWrittenBytes"])
+        row = {"usage": usage.__dict__, "usageUpperBound": upper.__dict__,
+               "durable": durable_cost_per_1000(usage, memory_mb, retention_days, prices),
+               "durableUpperBound": durable_cost_per_1000(upper, memory_mb, retention_days, prices)}
+        for label, wait in (("1h", 3600), ("1d", 86400)):
+            row[f"sleeping{label}"] = sleeping_poller_cost_per_1000(wait, usage.billed_ms, memory_mb, prices)
+            row[f"recheck{label}"] = rechecking_poller_cost_per_1000(
+                wait, RECHECK_SECONDS, usage.billed_ms / max(1.0, usage.invocations), usage.billed_ms, memory_mb, prices)
+        per_repeat.append(row)
+    figures = {key: {part: summary([row[key][part] for row in per_repeat]) for part in value}
+               for key, value in per_repeat[0].items()}
+    if cold:
+        init_ms = cold["modes"]["no-bytecode"]["readyMs"]["handler"]["median"]
+        figures["initPerEnvironment"] = {"initMs": init_ms, "cost": compute_cost(billed_ms(init_ms), memory_mb, prices)}
+    return {"memoryMb": memory_mb, "retentionDays": retention_days, "region": defaults.get("aws_region"),
+            "prices": asdict(prices), "recheckIntervalSeconds": RECHECK_SECONDS, "cpuShareAt256Mb": memory_mb / 1769,
+            "figures": figures}

@@ -1,232 +1,199 @@
 """Drive workflows end to end, on the local stack and on the floor, with the same client loop.
 
-A *target* knows how to add a tenant, start a workflow, read its state and send
-its callback. :func:`run_round` starts ``tenants × per_tenant`` workflows at
-once (one client thread each, released together by a barrier) and times, per
-workflow, start → callbackId visible and callback → ``COMPLETED``, both by
-polling at the same interval on both targets.
-
-* :class:`StackTarget`: the public REST API of ``python -m local.stack`` (gateway,
-  authorizer, api function, per-tenant workers): what a client of the pattern sees.
-* :class:`FloorTarget`: ``python -m bench.floor``: the emulator's own start and
-  callback APIs, and the registry item read straight from DynamoDB.
+A target adds a tenant, starts a workflow, reads its state and sends its callback: :class:`StackTarget` through the
+public REST API of ``python -m local.stack`` (what a client of the pattern sees), :class:`FloorTarget` through the
+emulator's own start and callback APIs of ``python -m bench.floor``, with the registry item read from DynamoDB.
+:func:`run_round` starts ``tenants × per_tenant`` workflows at once (one client thread each, released together) and
+times start → callbackId visible and callback → ``COMPLETED``, polling both targets at the same interval.
 """
-
 from __future__ import annotations
 
 import http.client
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
 import requests
+from boto3.dynamodb.types import TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
+from bench import REPO_ROOT
 from local.durable import DurableBackendClient, DurableBackendError
 from local.functions import DEFAULT_REGION, Names
+from local.processes import terminate
+from tests.harness import wait_until
 
 REQUEST = {"amount": 25, "currency": "USD", "description": "benchmark"}
 CONFIRMATION = {"approved": True, "ref": "bench"}
-WORKFLOW_TIMEOUT_SECONDS = 180.0
-RETRIES = 6
+TIMEOUT_SECONDS, RETRIES = 180.0, 6
 # What a connection reset or refused connection looks like through each client library.
 CONNECTION_ERRORS = (requests.ConnectionError, ConnectionClosedError, EndpointConnectionError,
                      http.client.RemoteDisconnected, ConnectionError)
+State = tuple[str | None, str | None, dict[str, Any] | None]  # status, callbackId, result
 
 
-class Counter:
-    """A thread-safe count that is read and reset per round."""
+def bench_tenant(tenant_id: str) -> dict[str, Any]:
+    return {"tenantId": tenant_id, "displayName": f"Benchmark {tenant_id}", "status": "ACTIVE",
+            "allowedCurrencies": ["EUR", "USD"], "maxAmount": 5000, "callbackTimeoutSeconds": 3600}
+
+
+class Target:
+    """Counts connection retries and status reads (read and reset per round); one HTTP session per thread."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.count = 0
+        self.lock, self.local, self.counts = threading.Lock(), threading.local(), {"retries": 0, "reads": 0}
 
-    def add(self) -> None:
-        with self._lock:
-            self.count += 1
+    def session(self) -> requests.Session:
+        if not hasattr(self.local, "session"):
+            self.local.session = requests.Session()
+        return self.local.session
 
-    def take(self) -> int:
-        with self._lock:
-            count, self.count = self.count, 0
-        return count
+    def count(self, name: str) -> None:
+        with self.lock:
+            self.counts[name] += 1
 
+    def take(self) -> dict[str, int]:
+        with self.lock:
+            taken, self.counts = self.counts, {"retries": 0, "reads": 0}
+        return taken
 
-class Retrier(Counter):
-    """Retries an operation on connection errors, as a client of a busy server would; counts them."""
-
-    def __call__(self, operation: Callable[[int], Any]) -> Any:
-        """Run ``operation(attempt)``; on a connection error wait (50 ms doubling) and try again."""
+    def retry(self, operation: Callable[[int], Any]) -> Any:
+        """``operation(attempt)``, retried on connection errors (50 ms doubling) as a client of a busy server would."""
         for attempt in range(RETRIES):
             try:
                 return operation(attempt)
             except CONNECTION_ERRORS:
                 if attempt == RETRIES - 1:
                     raise
-                self.add()
+                self.count("retries")
                 time.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")
 
 
-def bench_tenant(tenant_id: str) -> dict[str, Any]:
-    """A tenant item like the demo ones (plain JSON types)."""
-    return {
-        "tenantId": tenant_id,
-        "displayName": f"Benchmark {tenant_id}",
-        "status": "ACTIVE",
-        "allowedCurrencies": ["EUR", "USD"],
-        "maxAmount": 5000,
-        "callbackTimeoutSeconds": 3600,
-    }
-
-
-@dataclass(frozen=True)
-class WorkflowState:
-    """What a client can see of one workflow."""
-
-    status: str | None
-    callback_id: str | None = None
-    result: dict[str, Any] | None = None
-
-
-class _ThreadLocalSessions(threading.local):
-    def get(self) -> requests.Session:
-        if not hasattr(self, "session"):
-            self.session = requests.Session()
-        return self.session
-
-
-def _aws_client(service: str, endpoint_url: str) -> Any:
-    return boto3.client(service, endpoint_url=endpoint_url, region_name=DEFAULT_REGION, aws_access_key_id="local",
-                        aws_secret_access_key="local",
-                        config=Config(retries={"max_attempts": 0}, max_pool_connections=256, read_timeout=120))
-
-
-class StackTarget:
-    """The local stack through its public REST API (``tests.harness.StackProcess``)."""
-
+class StackTarget(Target):
     name = "stack"
 
     def __init__(self, stack: Any) -> None:
+        super().__init__()
         self.stack = stack
-        self.retries = Retrier()
-        self.reads = Counter()
-        self._sessions = _ThreadLocalSessions()
 
     def add_tenant(self, tenant_id: str) -> None:
         self.stack.put_tenant(bench_tenant(tenant_id), api_key=f"bench-key-{uuid.uuid4().hex}")
 
-    def start(self, tenant_id: str) -> str:
-        # An Idempotency-Key makes a retried start return the same workflow.
-        headers = {**self.stack.headers(tenant_id), "Idempotency-Key": uuid.uuid4().hex}
-        response = self.retries(lambda _: self._sessions.get().post(
-            f"{self.stack.api_url}/workflow", json=REQUEST, headers=headers, timeout=60))
-        if response.status_code != 202:
-            raise RuntimeError(f"start for {tenant_id}: {response.status_code} {response.text}")
-        return str(response.json()["workflowId"])
-
-    def state(self, tenant_id: str, workflow_id: str) -> WorkflowState:
-        self.reads.add()
-        response = self.retries(lambda _: self._sessions.get().get(
-            f"{self.stack.api_url}/workflow/{workflow_id}", headers=self.stack.headers(tenant_id), timeout=60))
-        if response.status_code == 404:
-            return WorkflowState(None)
-        if response.status_code != 200:
-            raise RuntimeError(f"status of {workflow_id}: {response.status_code} {response.text}")
-        body = response.json()
-        return WorkflowState(body.get("status"), body.get("callbackId"), body.get("result"))
-
-    def callback(self, tenant_id: str, callback_id: str) -> None:
+    def call(self, method: str, path: str, tenant_id: str, body: Any = None, headers: dict[str, str] | None = None,
+             ok: tuple[int, ...] = (200,), ok_on_retry: tuple[int, ...] = ()) -> requests.Response:
         def send(attempt: int) -> requests.Response:
-            response = self._sessions.get().post(f"{self.stack.api_url}/callback",
-                                                 json={"callbackId": callback_id, "payload": CONFIRMATION},
-                                                 headers=self.stack.headers(tenant_id), timeout=60)
-            if response.status_code == 409 and attempt > 0:  # an earlier attempt got through
-                response.status_code = 200
-            return response
+            response = self.session().request(method, f"{self.stack.api_url}{path}", json=body, timeout=60,
+                                              headers={**self.stack.headers(tenant_id), **(headers or {})})
+            if response.status_code in ok or (attempt and response.status_code in ok_on_retry):
+                return response
+            raise RuntimeError(f"{method} {path} for {tenant_id}: {response.status_code} {response.text}")
 
-        response = self.retries(send)
-        if response.status_code != 200:
-            raise RuntimeError(f"callback {callback_id}: {response.status_code} {response.text}")
+        return self.retry(send)
+
+    def start(self, tenant_id: str) -> str:  # an Idempotency-Key makes a retried start return the same workflow
+        return str(self.call("POST", "/workflow", tenant_id, REQUEST, {"Idempotency-Key": uuid.uuid4().hex},
+                             ok=(202,)).json()["workflowId"])
+
+    def state(self, tenant_id: str, workflow_id: str) -> State:
+        self.count("reads")
+        response = self.call("GET", f"/workflow/{workflow_id}", tenant_id, ok=(200, 404))
+        body = response.json() if response.status_code == 200 else {}
+        return body.get("status"), body.get("callbackId"), body.get("result")
+
+    def callback(self, tenant_id: str, callback_id: str) -> None:  # a 409 on a retry: an earlier attempt got through
+        self.call("POST", "/callback", tenant_id, {"callbackId": callback_id, "payload": CONFIRMATION}, ok_on_retry=(409,))
 
 
-class FloorTarget:
-    """``bench.floor``: the emulator's APIs and the registry table, no gateway."""
-
+class FloorTarget(Target):
     name = "floor"
 
     def __init__(self, urls: dict[str, str]) -> None:
-        self.urls = urls
-        self.retries = Retrier()
-        self.reads = Counter()
-        names = Names()
-        self._names = names
-        self._durable = DurableBackendClient(urls["emulatorUrl"])
-        self._dynamodb = _aws_client("dynamodb", urls["dynamodbUrl"])
-        self._lambda = _aws_client("lambda", urls["emulatorUrl"])
-        self._stats = _ThreadLocalSessions()
+        super().__init__()
+        self.urls, self.names, self.durable = urls, Names(), DurableBackendClient(urls["emulatorUrl"])
+        self.dynamodb, self.lambda_ = (boto3.client(
+            service, endpoint_url=urls[url], region_name=DEFAULT_REGION, aws_access_key_id="local",
+            aws_secret_access_key="local", config=Config(retries={"max_attempts": 0}, max_pool_connections=256,
+                                                         read_timeout=120))
+            for service, url in (("dynamodb", "dynamodbUrl"), ("lambda", "emulatorUrl")))
 
     def add_tenant(self, tenant_id: str) -> None:
-        from boto3.dynamodb.types import TypeSerializer
+        item = {key: TypeSerializer().serialize(value) for key, value in bench_tenant(tenant_id).items()}
+        self.dynamodb.put_item(TableName=self.names.tenants_table, Item=item)
 
-        serializer = TypeSerializer()
-        item = {key: serializer.serialize(value) for key, value in bench_tenant(tenant_id).items()}
-        self._dynamodb.put_item(TableName=self._names.tenants_table, Item=item)
+    def once(self, call: Callable[[], Any], error: type[Exception]) -> None:
+        """``call()`` with retries; ``error`` on a retry means an earlier attempt got through."""
+        def attempt(number: int) -> None:
+            try:
+                call()
+            except error:
+                if number == 0:
+                    raise
+
+        self.retry(attempt)
 
     def start(self, tenant_id: str) -> str:
         workflow_id = str(uuid.uuid4())
-
-        def start(attempt: int) -> None:
-            try:
-                self._durable.start_execution(
-                    function_name=self._names.workflow_function, qualifier="live", execution_name=workflow_id,
-                    tenant_id=tenant_id, payload=json.dumps({"workflowId": workflow_id, "request": REQUEST}),
-                    execution_timeout_seconds=7 * 24 * 3600, retention_days=7)
-            except DurableBackendError:
-                if attempt == 0:  # on a retry, an earlier attempt may have started it
-                    raise
-
-        self.retries(start)
+        self.once(lambda: self.durable.start_execution(
+            function_name=self.names.workflow_function, qualifier="live", execution_name=workflow_id,
+            tenant_id=tenant_id, payload=json.dumps({"workflowId": workflow_id, "request": REQUEST}),
+            execution_timeout_seconds=7 * 24 * 3600, retention_days=7), DurableBackendError)
         return workflow_id
 
-    def state(self, tenant_id: str, workflow_id: str) -> WorkflowState:
-        self.reads.add()
-        item = self.retries(lambda _: self._dynamodb.get_item(
-            TableName=self._names.workflows_table,
-            Key={"tenantId": {"S": tenant_id}, "recordId": {"S": f"workflow#{workflow_id}"}},
-            ConsistentRead=True,
-        )).get("Item")
-        if not item:
-            return WorkflowState(None)
+    def state(self, tenant_id: str, workflow_id: str) -> State:
+        self.count("reads")
+        item = self.retry(lambda _: self.dynamodb.get_item(
+            TableName=self.names.workflows_table, ConsistentRead=True,
+            Key={"tenantId": {"S": tenant_id}, "recordId": {"S": f"workflow#{workflow_id}"}})).get("Item") or {}
         raw_result = item.get("resultJson", {}).get("S")
-        return WorkflowState(item["status"]["S"], item.get("callbackId", {}).get("S"),
-                             json.loads(raw_result) if raw_result else None)
+        return (item.get("status", {}).get("S"), item.get("callbackId", {}).get("S"),
+                json.loads(raw_result) if raw_result else None)
 
     def callback(self, tenant_id: str, callback_id: str) -> None:
-        def send(attempt: int) -> None:
-            try:
-                self._lambda.send_durable_execution_callback_success(CallbackId=callback_id,
-                                                                     Result=json.dumps(CONFIRMATION).encode())
-            except ClientError:
-                if attempt == 0:  # on a retry, an earlier attempt may have completed it
-                    raise
-
-        self.retries(send)
+        self.once(lambda: self.lambda_.send_durable_execution_callback_success(
+            CallbackId=callback_id, Result=json.dumps(CONFIRMATION).encode()), ClientError)
 
     def stats(self) -> dict[str, Any]:
         """The floor's in-process handler times (``handlerMs``) and tenant-store reads (``storeReads``)."""
-        return self._stats.get().get(f"{self.urls['lambdaUrl']}/_local/workers", timeout=30).json()["workers"][0]
+        return self.session().get(f"{self.urls['lambdaUrl']}/_local/workers", timeout=30).json()["workers"][0]
+
+
+class FloorProcess:
+    """``python -m bench.floor`` as a subprocess, in ``workdir``."""
+
+    def __init__(self, workdir: Path) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.state_dir, ready_file, self.log_path = workdir / "floor-state", workdir / "floor-ready.json", workdir / "floor.log"
+        env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT_URL")}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own module
+                [sys.executable, "-m", "bench.floor", "--state-dir", str(self.state_dir), "--ready-file",
+                 str(ready_file)], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"floor exited:\n{self.log_path.read_text()[-3000:]}")
+            return ready_file.exists()
+
+        wait_until(ready, 60, f"floor ready (log: {self.log_path})")
+        self.urls, self.pid = json.loads(ready_file.read_text()), self.process.pid
+
+    def stop(self) -> None:
+        terminate(self.process, timeout=30)
 
 
 @dataclass(frozen=True)
 class WorkflowTiming:
-    """One workflow, timed by its client."""
-
     tenant_id: str
     workflow_id: str
     start_to_callback_ms: float
@@ -249,44 +216,33 @@ class RoundResult:
     errors: list[str] = field(default_factory=list)
 
 
-def _poll(read: Callable[[], WorkflowState], done: Callable[[WorkflowState], bool], interval: float,
-          deadline: float, what: str) -> WorkflowState:
-    while True:
-        state = read()
-        if done(state):
-            return state
-        if state.status in ("FAILED", "REJECTED", "TIMED_OUT"):
-            raise RuntimeError(f"{what}: workflow ended {state.status}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: still {state.status} after {WORKFLOW_TIMEOUT_SECONDS:.0f}s")
-        time.sleep(interval)
-
-
 def run_workflow(target: Any, tenant_id: str, poll_interval: float) -> WorkflowTiming:
     """Start one workflow, wait for its callbackId, answer it, wait for COMPLETED."""
-    deadline = time.monotonic() + WORKFLOW_TIMEOUT_SECONDS
-    started = time.perf_counter()
+    deadline, started = time.monotonic() + TIMEOUT_SECONDS, time.perf_counter()
     workflow_id = target.start(tenant_id)
-    waiting = _poll(lambda: target.state(tenant_id, workflow_id), lambda s: bool(s.callback_id),
-                    poll_interval, deadline, f"{target.name} {workflow_id} callbackId")
+
+    def poll(done: Callable[[State], bool], what: str) -> State:
+        while not done(state := target.state(tenant_id, workflow_id)):
+            if state[0] in ("FAILED", "REJECTED", "TIMED_OUT"):
+                raise RuntimeError(f"{target.name} {workflow_id} {what}: workflow ended {state[0]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{target.name} {workflow_id} {what}: still {state[0]} after {TIMEOUT_SECONDS:.0f}s")
+            time.sleep(poll_interval)
+        return state
+
+    callback_id = poll(lambda state: bool(state[1]), "callbackId")[1]
     visible = time.perf_counter()
-    assert waiting.callback_id is not None
-    target.callback(tenant_id, waiting.callback_id)
-    completed = _poll(lambda: target.state(tenant_id, workflow_id), lambda s: s.status == "COMPLETED",
-                      poll_interval, deadline, f"{target.name} {workflow_id} COMPLETED")
-    finished = time.perf_counter()
-    return WorkflowTiming(tenant_id, workflow_id, (visible - started) * 1000, (finished - visible) * 1000,
-                          completed.result)
+    target.callback(tenant_id, callback_id)
+    result = poll(lambda state: state[0] == "COMPLETED", "COMPLETED")[2]
+    return WorkflowTiming(tenant_id, workflow_id, (visible - started) * 1000, (time.perf_counter() - visible) * 1000,
+                          result)
 
 
 def run_round(target: Any, phase: str, tenant_ids: list[str], per_tenant: int, poll_interval: float) -> RoundResult:
     """``per_tenant`` workflows of every tenant in ``tenant_ids``, all started at once."""
     jobs = [tenant for tenant in tenant_ids for _ in range(per_tenant)]
-    result = RoundResult(target.name, phase, len(tenant_ids), per_tenant)
-    target.retries.take()
-    target.reads.take()
-    barrier = threading.Barrier(len(jobs) + 1)
-    lock = threading.Lock()
+    result, barrier, lock = RoundResult(target.name, phase, len(tenant_ids), per_tenant), threading.Barrier(len(jobs) + 1), threading.Lock()
+    target.take()
 
     def client(tenant_id: str) -> None:
         barrier.wait()
@@ -305,8 +261,8 @@ def run_round(target: Any, phase: str, tenant_ids: list[str], per_tenant: int, p
     barrier.wait()
     began = time.perf_counter()
     for thread in threads:
-        thread.join(WORKFLOW_TIMEOUT_SECONDS + 30)
+        thread.join(TIMEOUT_SECONDS + 30)
     result.wall_seconds = time.perf_counter() - began
-    result.retries = target.retries.take()
-    result.status_reads = target.reads.take()
+    counts = target.take()
+    result.retries, result.status_reads = counts["retries"], counts["reads"]
     return result

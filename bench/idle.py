@@ -13,23 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.e2e import StackTarget, WorkflowState, run_round
-from bench.procfs import cpu_seconds, rss_mb
-from bench.stats import growth
+from bench import WORKFLOW_SUFFIX
+from bench.e2e import StackTarget, run_round
+from bench.stats import cpu_seconds, growth, rss_mb
 
-WORKFLOWS = 500
-WINDOW_SECONDS = 600.0
-QUICK_WORKFLOWS = 100
-QUICK_WINDOW_SECONDS = 120.0
-SAMPLE_INTERVAL_SECONDS = 5.0
-SETTLE_SECONDS = 10.0
-TENANTS = 5
-PER_TENANT = 10  # workflows per tenant per round: 50 at once
-WAITING_FRACTION = 0.1
-GROWTH_TARGET_MB = 5.0
-CPU_TARGET_PERCENT = 2.0
+SAMPLE_INTERVAL_SECONDS, SETTLE_SECONDS, GROWTH_TARGET_MB, CPU_TARGET_PERCENT = 5.0, 10.0, 5.0, 2.0
+TENANTS, PER_TENANT, WAITING_FRACTION = 5, 10, 0.1  # 50 workflows at once; a tenth left waiting
 STACK = "stackProcess"
-WORKFLOW_FUNCTION_SUFFIX = "-workflow"
 
 
 @dataclass(frozen=True)
@@ -42,49 +32,37 @@ class Sample:
     cpu_seconds: dict[int, float]
 
 
-def stack_args(window_seconds: float) -> list[str]:
-    """Options of the stack under test: defaults, except workers outlive the window."""
-    return ["--idle-timeout", str(int(window_seconds + 300))]
-
-
 def processes(stack: Any) -> dict[int, str]:
     """The stack process and its workers, by pid, with their kind."""
     assert stack.process is not None
     kinds = {stack.process.pid: STACK}
     for worker in stack.workers():
-        kinds[worker["pid"]] = ("workflowWorkers" if worker["functionName"].endswith(WORKFLOW_FUNCTION_SUFFIX)
+        kinds[worker["pid"]] = ("workflowWorkers" if worker["functionName"].endswith(WORKFLOW_SUFFIX)
                                 else "apiAndAuthorizerWorkers")
     return kinds
 
 
 def read_sample(kinds: dict[int, str], at: float) -> Sample:
     """RSS and CPU of ``kinds``' processes now; a process that is gone is left out."""
-    rss, cpu = {}, {}
-    for pid in kinds:
-        try:
-            rss[pid] = rss_mb(pid)
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        cpu[pid] = cpu_seconds(pid)
-    return Sample(at, {pid: kinds[pid] for pid in rss}, rss, cpu)
+    rss = {pid: value for pid in kinds if (value := _rss_or_none(pid)) is not None}
+    return Sample(at, {pid: kinds[pid] for pid in rss}, rss, {pid: cpu_seconds(pid) for pid in rss})
+
+
+def _rss_or_none(pid: int) -> float | None:
+    try:
+        return rss_mb(pid)
+    except FileNotFoundError:
+        return None
 
 
 def idle_figures(samples: Sequence[Sample]) -> dict[str, Any]:
     """Growth and CPU over the window, in total and by kind of process.
 
-    Only processes present in every sample count (a process that came or went in
-    the window would show up as a step, not as growth); ``processes`` says how many
-    that is and ``processesChanged`` whether any came or went.
-
-    Raises:
-        ValueError: Fewer than two samples, or a window of no length.
+    Only processes present in every sample count (one that came or went would show up as a step, not as growth);
+    ``processes`` says how many that is and ``processesChanged`` whether any came or went.
     """
-    if len(samples) < 2:
-        raise ValueError("idle figures need at least two samples")
     first, last = samples[0], samples[-1]
     seconds = last.at - first.at
-    if seconds <= 0:
-        raise ValueError("the samples span no time")
     common = set(first.rss_mb).intersection(*(sample.rss_mb for sample in samples[1:]))
     groups: dict[str, set[int]] = {"total": common}
     for pid in sorted(common):
@@ -92,7 +70,7 @@ def idle_figures(samples: Sequence[Sample]) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     for name, pids in groups.items():
         series = [(sample.at, sum(sample.rss_mb[pid] for pid in pids)) for sample in samples]
-        trend = growth(series) if pids else {"first": 0.0, "last": 0.0, "change": 0.0, "slopePerUnit": 0.0}
+        trend = growth(series)
         cpu = sum(last.cpu_seconds[pid] - first.cpu_seconds[pid] for pid in pids)
         figures[name] = {
             "processes": len(pids),
@@ -105,18 +83,13 @@ def idle_figures(samples: Sequence[Sample]) -> dict[str, Any]:
         "windowSeconds": seconds,
         "samples": len(samples),
         "processesChanged": any(set(sample.rss_mb) != common for sample in samples),
-        "byKind": {name: value for name, value in figures.items() if name != "total"},
-        **{key: value for key, value in total.items()},
+        "byKind": {name: value for name, value in figures.items() if name != "total"}, **total,
         "meetsTargets": total["rssGrowthMb"] < GROWTH_TARGET_MB and total["cpuPercentOfCore"] < CPU_TARGET_PERCENT,
     }
 
 
 def drive(target: StackTarget, workflows: int, progress: Callable[[str], None], poll_interval: float = 0.2) -> dict[str, int]:
-    """``workflows`` workflows: a tenth left waiting for their callback, the rest completed.
-
-    Returns:
-        How many completed and how many were left waiting.
-    """
+    """``workflows`` workflows: a tenth left waiting for their callback, the rest completed; how many of each."""
     tenants = [f"bench-idle-{index:02d}" for index in range(TENANTS)]
     for tenant in tenants:
         target.add_tenant(tenant)
@@ -134,12 +107,10 @@ def drive(target: StackTarget, workflows: int, progress: Callable[[str], None], 
     started = [(tenants[index % len(tenants)], target.start(tenants[index % len(tenants)])) for index in range(waiting)]
     deadline = time.monotonic() + 120
     for tenant, workflow_id in started:
-        state = WorkflowState(None)
-        while not state.callback_id:
+        while not target.state(tenant, workflow_id)[1]:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"workflow {workflow_id} never reached WAITING_FOR_CALLBACK")
             time.sleep(poll_interval)
-            state = target.state(tenant, workflow_id)
     progress(f"  {waiting} more workflows left waiting for their callback")
     return {"completed": completed, "waiting": waiting}
 
@@ -161,15 +132,29 @@ def watch(stack: Any, window_seconds: float, progress: Callable[[str], None],
     return samples
 
 
-def measure(stack: Any, workflows: int, window_seconds: float, progress: Callable[[str], None]) -> dict[str, Any]:
-    """Drive ``workflows`` workflows on a started stack, let it settle, then watch it idle."""
-    target = StackTarget(stack)
+def measure(start_stack: Callable[..., Any], workflows: int, window_seconds: float,
+            progress: Callable[[str], None]) -> dict[str, Any]:
+    """A stack with default options but workers that outlive the window: drive ``workflows`` workflows, let it
+    settle, then watch it idle."""
+    progress("starting a stack with default options (workers outlive the idle window)")
+    stack = start_stack("stack-idle", ["--idle-timeout", str(int(window_seconds + 300))])
+    try:
+        return _measure(stack, StackTarget(stack), workflows, window_seconds, progress)
+    finally:
+        stack.stop()
+
+
+def _measure(stack: Any, target: StackTarget, workflows: int, window_seconds: float,
+             progress: Callable[[str], None]) -> dict[str, Any]:
     began = time.monotonic()
     load = drive(target, workflows, progress)
     load_seconds = time.monotonic() - began
     time.sleep(SETTLE_SECONDS)
     samples = watch(stack, window_seconds, progress)
     figures = idle_figures(samples)
+    progress(f"  idle {figures['windowSeconds']:.0f} s: RSS {figures['rssFirstMb']:.1f} -> {figures['rssLastMb']:.1f} MB "
+             f"({figures['rssGrowthMb']:+.2f} MB), CPU {figures['cpuPercentOfCore']:.2f}% of a core "
+             f"over {figures['processes']} processes")
     return {"workflows": load, "loadSeconds": load_seconds, "settleSeconds": SETTLE_SECONDS,
             "targets": {"growthMb": GROWTH_TARGET_MB, "cpuPercentOfCore": CPU_TARGET_PERCENT},
             "rssSeries": [[round(sample.at, 1), round(sum(sample.rss_mb.values()), 2)] for sample in samples],

@@ -1,27 +1,17 @@
-"""Summaries of repeated measurements, on top of the standard library's ``statistics``. Pure."""
-
+"""Summaries of repeated measurements (pure), and a process's RSS and CPU time from Linux ``/proc``."""
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """The ``fraction`` percentile (0..1), interpolated linearly like ``numpy.percentile``'s default.
-
-    Raises:
-        ValueError: No values, or ``fraction`` outside 0..1.
-    """
-    if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"fraction must be within 0..1, got {fraction}")
-    if len(values) < 2:
-        return statistics.median(values)  # StatisticsError (a ValueError) for no values
-    if fraction in (0.0, 1.0):
-        return (min if fraction == 0.0 else max)(values)
-    # the 'inclusive' cut points are numpy's linear percentiles; 1000 of them cover every fraction we use
-    return statistics.quantiles(values, n=1000, method="inclusive")[round(fraction * 1000) - 1]
+def p95(values: Sequence[float]) -> float:
+    """The 95th percentile, interpolated linearly like ``numpy.percentile``'s default."""
+    return statistics.quantiles(values, n=20, method="inclusive")[18] if len(values) > 1 else statistics.median(values)
 
 
 def summary(values: Sequence[float]) -> dict[str, Any]:
@@ -31,20 +21,34 @@ def summary(values: Sequence[float]) -> dict[str, Any]:
 
 def paired_ratios(numerators: Sequence[float], denominators: Sequence[float]) -> list[float]:
     """Ratios of measurements taken in the same repeat; ``inf`` for x/0, 0 for 0/0."""
-    if len(numerators) != len(denominators):
-        raise ValueError(f"{len(numerators)} numerators for {len(denominators)} denominators")
-    return [a / b if b else (0.0 if a == 0 else math.inf) for a, b in zip(numerators, denominators)]
-
-
-def throughput(count: int, seconds: float) -> float:
-    """Items per second; 0 for an empty or instantaneous round."""
-    return count / seconds if seconds > 0 else 0.0
+    return [a / b if b else (0.0 if a == 0 else math.inf) for a, b in zip(numerators, denominators, strict=True)]
 
 
 def growth(samples: Sequence[tuple[float, float]]) -> dict[str, float]:
-    """First, last, total change and least-squares slope per x of a series ``[(x, y), ...]`` (>= 2 samples)."""
-    if len(samples) < 2:
-        raise ValueError("growth needs at least two samples")
-    xs, ys = [float(x) for x, _ in samples], [float(y) for _, y in samples]
+    """First, last, change and least-squares slope per x of a series ``[(x, y), ...]``."""
+    xs, ys = [x for x, _ in samples], [y for _, y in samples]
     slope = statistics.linear_regression(xs, ys).slope if len(set(xs)) > 1 else 0.0
     return {"first": ys[0], "last": ys[-1], "change": ys[-1] - ys[0], "slopePerUnit": slope}
+
+
+def parse_rss_mb(status_text: str) -> float:
+    """``VmRSS`` of a ``/proc/<pid>/status`` text in MiB (StopIteration when it has none)."""
+    return next(int(line.split()[1]) for line in status_text.splitlines() if line.startswith("VmRSS:")) / 1024
+
+
+def parse_cpu_seconds(stat_text: str) -> float:
+    """User + system CPU seconds of a ``/proc/<pid>/stat`` text (the command name may hold spaces and parentheses)."""
+    fields = stat_text.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    return parse_rss_mb(Path(f"/proc/{pid}/status").read_text())
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds ``pid`` has used; 0 when it is gone."""
+    try:
+        return parse_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
+    except FileNotFoundError:
+        return 0.0

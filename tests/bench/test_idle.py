@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import idle, report
+from bench import report
 from bench.idle import STACK, Sample, idle_figures
 from bench.run import parse_args
 
@@ -59,18 +59,11 @@ def test_only_processes_present_throughout_count() -> None:
     assert list(figures["byKind"]) == [STACK]
 
 
-def test_idle_figures_need_two_samples_over_some_time() -> None:
-    with pytest.raises(ValueError):
-        idle_figures([sample(0, {1: 1.0}, {1: 0.0})])
-    with pytest.raises(ValueError):
-        idle_figures([sample(5, {1: 1.0}, {1: 0.0}), sample(5, {1: 1.0}, {1: 0.0})])
-
-
 def test_options_default_to_500_workflows_and_10_minutes_and_quick_is_shorter() -> None:
     full, quick = parse_args([]), parse_args(["--quick"])
-    assert "idle" in full.items
+    assert "idle" in full.only
     assert (full.idle_workflows, full.idle_window) == (500, 600)
-    assert (quick.idle_workflows, quick.idle_window) == (idle.QUICK_WORKFLOWS, idle.QUICK_WINDOW_SECONDS)
+    assert (quick.idle_workflows, quick.idle_window) == (100, 120)
     assert parse_args(["--only", "idle", "--idle-workflows", "50", "--idle-window", "60"]).idle_window == 60
     with pytest.raises(SystemExit):
         parse_args(["--idle-window", "1"])

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench import report
+from bench.cost import PriceInputs
 
 
 def s(median: float, low: float | None = None, high: float | None = None) -> dict[str, Any]:
@@ -76,8 +78,7 @@ def results(warm_ratio: float = 1.2, worker_mb: float = 45.0) -> dict[str, Any]:
                                            "handlerInvocations": {"a": 4}},
                                  "floor": {"perTenant": {}, "storeReadsCounter": 1}}]},
         "tenant": {"repeats": [solo]},
-        "cost": {"memoryMb": 256, "retentionDays": 7, "region": "us-east-2", "prices": __import__(
-            "bench.cost", fromlist=["PriceInputs"]).PriceInputs().to_dict(), "recheckIntervalSeconds": 60,
+        "cost": {"memoryMb": 256, "retentionDays": 7, "region": "us-east-2", "prices": asdict(PriceInputs()), "recheckIntervalSeconds": 60,
                  "cpuShareAt256Mb": 256 / 1769,
                  "figures": {"usage": usage(300), "usageUpperBound": usage(450), "durable": costs(0.05),
                              "durableUpperBound": costs(0.06), "sleeping1h": costs(12.0), "sleeping1d": costs(288.0),

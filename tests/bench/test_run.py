@@ -11,13 +11,13 @@ from bench.run import cpu_used, parse_args, reads_by_environment
 
 def test_defaults_and_quick_subset() -> None:
     full, quick = parse_args([]), parse_args(["--quick"])
-    assert (full.repeats, full.tenant_counts, full.tenant_workflows) == (3, (1, 5, 20), 100)
+    assert (full.repeats, full.tenants, full.tenant_workflows) == (3, (1, 5, 20), 100)
     assert (quick.repeats, quick.tenant_workflows, quick.coldstart_runs) == (2, 40, 3)
     assert parse_args(["--quick", "--repeats", "4"]).repeats == 4
 
 
 def test_only_selects_items_and_refuses_unknown_ones() -> None:
-    assert parse_args(["--only", "coldstart,memory"]).items == ("coldstart", "memory")
+    assert parse_args(["--only", "coldstart,memory"]).only == ("coldstart", "memory")
     with pytest.raises(SystemExit):
         parse_args(["--only", "coldstart,speed"])
 

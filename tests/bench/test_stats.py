@@ -6,27 +6,15 @@ import math
 
 import pytest
 
-from bench.stats import growth, paired_ratios, percentile, summary, throughput
+from bench.stats import growth, p95, paired_ratios, summary
 
 
-def test_percentile_interpolates_linearly_like_numpy() -> None:
-    values = [40, 10, 30, 20]  # unsorted on purpose
-    assert percentile(values, 0.0) == 10
-    assert percentile(values, 1.0) == 40
-    assert percentile(values, 0.5) == 25  # mean of the two middle values
-    assert percentile(values, 0.95) == pytest.approx(38.5)  # 30 + 0.85 * 10
-    assert percentile(range(1, 101), 0.95) == pytest.approx(95.05)
-
-
-def test_percentile_of_one_value_is_that_value() -> None:
-    assert percentile([7.5], 0.95) == 7.5
-
-
-def test_percentile_refuses_no_values_and_bad_fractions() -> None:
+def test_p95_interpolates_linearly_like_numpy() -> None:
+    assert p95([40, 10, 30, 20]) == pytest.approx(38.5)  # unsorted on purpose; 30 + 0.85 * 10
+    assert p95(range(1, 101)) == pytest.approx(95.05)
+    assert p95([7.5]) == 7.5
     with pytest.raises(ValueError):
-        percentile([], 0.5)
-    with pytest.raises(ValueError):
-        percentile([1, 2], 1.5)
+        p95([])
 
 
 def test_summary_gives_median_min_max_and_count() -> None:
@@ -42,16 +30,9 @@ def test_paired_ratios_divide_same_repeat_measurements_and_handle_zero_denominat
         paired_ratios([1], [1, 2])
 
 
-def test_throughput_of_an_empty_round_is_zero() -> None:
-    assert throughput(10, 4.0) == 2.5
-    assert throughput(3, 0.0) == 0.0
-
-
 def test_growth_reports_change_and_slope_of_a_series() -> None:
     flat = growth([(10, 50.0), (20, 50.0), (30, 50.0)])
     assert flat == {"first": 50.0, "last": 50.0, "change": 0.0, "slopePerUnit": 0.0}
     leaking = growth([(10, 50.0), (20, 51.0), (30, 52.0)])
     assert leaking["change"] == 2.0
     assert leaking["slopePerUnit"] == pytest.approx(0.1)
-    with pytest.raises(ValueError):
-        growth([(10, 1.0)])
