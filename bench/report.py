@@ -234,22 +234,9 @@ VERDICTS: list[tuple[str, Callable[[dict[str, Any]], Values | None]]] = [
 
 
 def console_table(results: dict[str, Any]) -> str:
-    """The summary table printed at the end of ``make bench``."""
-    lines = []
-    if results.get("e2e"):
-        header = f"{'target':9s} {'phase':5s} {'T':>3s} {'start→callbackId p50':>22s} {'p95':>8s} " \
-                 f"{'callback→COMPLETED p50':>24s} {'p95':>8s} {'wf/s':>6s} {'p50 ratio to floor':>20s}"
-        lines += ["Item 1 (medians over repeats, ms)", header, "-" * len(header)]
-        for row in results["e2e"]["summary"]["rows"]:
-            ratio = row.get("ratioToFloor")
-            ratio_text = f"{ratio['startP50']['median']:.2f}× / {ratio['callbackP50']['median']:.2f}×" if ratio else ""
-            lines.append(f"{row['target']:9s} {row['phase']:5s} {row['tenants']:3d} {row['startP50']['median']:22.0f} "
-                         f"{row['startP95']['median']:8.0f} {row['callbackP50']['median']:24.0f} "
-                         f"{row['callbackP95']['median']:8.0f} {row['workflowsPerSecond']['median']:6.2f} {ratio_text:>20s}")
-        lines.append("")
-    lines += [f"{v['item']}. {v['name']}: {v['figure']}  [target: {v['target']}: "
-              f"{verdict_mark(v['met'], v.get('note')).replace('*', '')}]" for v in results.get("verdicts", [])]
-    return "\n".join(lines)
+    """The verdicts, printed at the end of ``make bench`` (the tables are in benchmarks.md)."""
+    return "\n".join(f"{v['item']}. {v['name']}: {v['figure']}  [target: {v['target']}: "
+                     f"{verdict_mark(v['met'], v.get('note')).replace('*', '')}]" for v in results.get("verdicts", []))
 
 
 # -- the parts of benchmarks.md (bench/report.md) -------------------------------------------------
