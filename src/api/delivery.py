@@ -147,6 +147,10 @@ class CallbackDelivery:
     def _delivered(self) -> str:
         return "failure" if self.request.failure is not None else "success"
 
+    def _kind(self) -> str:
+        """How the history records this answer when it lands."""
+        return CALLBACK_FAILED if self.request.failure is not None else CALLBACK_SUCCEEDED
+
     def repeat_of_the_winning_answer(self) -> str | None:
         """For a workflow that already ended: ``"success"``/``"failure"`` if this very answer ended it, else None.
 
@@ -160,7 +164,11 @@ class CallbackDelivery:
         if claim.settled_digest is not None:
             return self._delivered() if claim.settled_digest == digest else None
         outcome = self._history_outcome()  # the holder died before settling: ask the execution
-        if outcome.answer_digest != digest:
+        if outcome.answer_digest is not None:
+            ours = outcome.answer_digest == digest
+        else:  # the history truncated the answer: the last lease holder was delivering which one?
+            ours = outcome.state == self._kind() and claim.lease_digest == digest
+        if not ours:
             return None
         self._settle(reg.CALLBACK_ANSWERED, digest)
         return self._delivered()
@@ -172,8 +180,8 @@ class CallbackDelivery:
         lease_seconds = max(self.remaining_seconds(), 0.0) + LEASE_MARGIN_SECONDS
         waited_until = self.clock() + min(CLAIM_WAIT_SECONDS, max(self.remaining_seconds() - 3.0, 0.0))
         while True:
-            claim = self.registry.claim_callback(self._tenant_id, self.request.callback_id,
-                                                 owner=self.owner, lease_seconds=lease_seconds)
+            claim = self.registry.claim_callback(self._tenant_id, self.request.callback_id, owner=self.owner,
+                                                 lease_seconds=lease_seconds, answer_digest=self.request.answer_digest())
             if claim.claimed:
                 return True
             if claim.settled_as == reg.CALLBACK_ANSWERED and claim.settled_digest == self.request.answer_digest():
@@ -244,8 +252,7 @@ class CallbackDelivery:
         earlier attempt (a holder before it would have had to be dead for longer
         than its lease and have answered the same kind).
         """
-        kind = CALLBACK_FAILED if self.request.failure is not None else CALLBACK_SUCCEEDED
-        if outcome.state != kind:
+        if outcome.state != self._kind():
             return False
         return outcome.answer_digest is None or outcome.answer_digest == self.request.answer_digest()
 

@@ -135,6 +135,7 @@ class CallbackClaim:
         lease_until: When another holder's lease ends (epoch seconds), if one holds it.
         found: False when the callback index item does not exist.
         settled_digest: Digest of the answer that settled it, when known.
+        lease_digest: Digest of the answer the last lease holder was delivering.
     """
 
     claimed: bool
@@ -142,6 +143,7 @@ class CallbackClaim:
     lease_until: int | None = None
     found: bool = True
     settled_digest: str | None = None
+    lease_digest: str | None = None
 
 
 class WorkflowRegistry:
@@ -284,7 +286,7 @@ class WorkflowRegistry:
         return True
 
     def claim_callback(
-        self, tenant_id: str, callback_id: str, *, owner: str, lease_seconds: float
+        self, tenant_id: str, callback_id: str, *, owner: str, lease_seconds: float, answer_digest: str | None = None
     ) -> CallbackClaim:
         """Take the lease to deliver ``callback_id``, unless another live request holds it.
 
@@ -301,12 +303,13 @@ class WorkflowRegistry:
         try:
             self._table.update_item(
                 Key=callback_key(tenant_id, callback_id),
-                UpdateExpression="SET claimOwner = :owner, leaseUntil = :until",
+                UpdateExpression="SET claimOwner = :owner, leaseUntil = :until, leaseDigest = :digest",
                 ConditionExpression=(
                     "attribute_exists(recordId) AND attribute_not_exists(settledAs) AND "
                     "(attribute_not_exists(claimOwner) OR claimOwner = :owner OR leaseUntil < :now)"
                 ),
-                ExpressionAttributeValues={":owner": owner, ":until": int(now + lease_seconds) + 1, ":now": int(now)},
+                ExpressionAttributeValues={":owner": owner, ":until": int(now + lease_seconds) + 1, ":now": int(now),
+                                           ":digest": answer_digest or ""},
             )
         except self._table.meta.client.exceptions.ConditionalCheckFailedException:
             return self.callback_claim(tenant_id, callback_id)
@@ -319,7 +322,7 @@ class WorkflowRegistry:
             return CallbackClaim(claimed=False, found=False)
         lease_until = _optional_int(item.get("leaseUntil"))
         return CallbackClaim(claimed=False, settled_as=item.get("settledAs"), lease_until=lease_until,
-                             settled_digest=item.get("settledDigest"))
+                             settled_digest=item.get("settledDigest"), lease_digest=item.get("leaseDigest") or None)
 
     def release_callback(self, tenant_id: str, callback_id: str, *, owner: str) -> None:
         """Give the lease back after a delivery that may be retried (no-op if it moved on)."""

@@ -128,3 +128,19 @@ def test_the_answer_that_won_gets_200_again_and_any_other_409(waiting: reg.Workf
         with pytest.raises(AlreadyCompleted):
             delivery(waiting, "other", request=other).deliver()
         durable.assert_no_pending_responses()
+
+
+def test_a_killed_holders_answer_is_recognised_when_the_history_truncates_it(waiting: reg.WorkflowRecord) -> None:
+    # GIVEN a holder took the lease for a failure answer, delivered it and was killed before settling
+    failure = parse_callback_request('{"callbackId": "%s", "error": {"type": "Declined", "message": "no"}}' % CALLBACK_ID)
+    assert app.REGISTRY.claim_callback("tenant-a", CALLBACK_ID, owner="killed", lease_seconds=20,
+                                       answer_digest=failure.answer_digest()).claimed
+    truncated = {"EventType": "CallbackFailed", "CallbackFailedDetails": {"Error": {"Truncated": True}}}
+    other = parse_callback_request('{"callbackId": "%s", "error": {"type": "Declined", "message": "other"}}' % CALLBACK_ID)
+    with Stubber(app.LAMBDA_CLIENT) as durable:
+        durable.add_response("get_durable_execution_history", history(truncated))
+        durable.add_response("get_durable_execution_history", history(truncated))
+        # WHEN another failure answer asks after the workflow ended, THEN it did not win
+        assert delivery(waiting, "other", request=other).repeat_of_the_winning_answer() is None
+        # and the killed holder's client, retrying the same answer, is told it won
+        assert delivery(waiting, "retry", request=failure).repeat_of_the_winning_answer() == "failure"
