@@ -1,4 +1,4 @@
-"""API function: GET /workflow/{workflowId} and POST /callback behind an AWS_PROXY integration."""
+"""API function: GET /workflow/{workflowId}, POST /callback and POST /callbacks/{callbackToken} (AWS_PROXY)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from api.callbacks import (
@@ -30,11 +30,11 @@ from api.callbacks import (
 from api.delivery import CallbackDelivery, DeliveryInProgress, DurableServiceBusy, DurableServiceUnavailable
 from api.reconcile import needs_repair_check
 from api.repair import repair_from_execution
+from shared import registry as reg
 from shared.aws_clients import DYNAMODB_CONFIG, LAMBDA_CONFIG
+from shared.callback_tokens import callback_url, is_well_formed, mint_token, signing_key, token_hash
 from shared.contract import is_valid_tenant_id, is_valid_workflow_id, routes
 from shared.observability import emit_count
-from shared import registry as reg
-from shared.callback_tokens import callback_url, is_well_formed, mint_token, signing_key, token_hash
 from shared.registry import WorkflowRecord, WorkflowRegistry
 from shared.settings import load_settings
 
