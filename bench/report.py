@@ -327,18 +327,14 @@ def _coldstart_handle(results: dict[str, Any]) -> Values | None:
             "premium": fmt_summary(handle["resourcePremiumMs"])} if handle else None
 
 
-def _bytecode(results: dict[str, Any]) -> tuple[float, float] | None:
+def _bytecode(results: dict[str, Any]) -> Values | None:
     """The handler's CPU time to ready without bytecode and with cached bytecode (medians)."""
     modes = (results.get("coldstart") or {}).get("modes", {})
     if "no-bytecode" not in modes or "bytecode-cached" not in modes:
         return None
-    return tuple(modes[mode]["readyCpuMs"]["handler"]["median"] for mode in ("no-bytecode", "bytecode-cached"))
-
-
-def _coldstart_bytecode(results: dict[str, Any]) -> Values | None:
-    ready = _bytecode(results)
-    return {"saved": fmt_num(ready[0] - ready[1]), "ready": fmt_num(ready[0]),
-            "share": f"{(ready[0] - ready[1]) / ready[0] * 100:.0f}"} if ready else None
+    ready, cached = (modes[mode]["readyCpuMs"]["handler"]["median"] for mode in ("no-bytecode", "bytecode-cached"))
+    return {"saved": fmt_num(ready - cached), "ready": fmt_num(ready), "share": f"{(ready - cached) / ready * 100:.0f}",
+            "uncached": fmt_num(ready), "cached": fmt_num(cached)}
 
 
 def _reads(results: dict[str, Any]) -> Values | None:
@@ -484,16 +480,11 @@ def _faults(results: dict[str, Any]) -> Values | None:
                              f"{row['attempts']['median']:.0f}"] for row in faults["rows"]])}
 
 
-def _actions(results: dict[str, Any]) -> Values | None:
-    ready = _bytecode(results)
-    return {"uncached": fmt_num(ready[0]), "cached": fmt_num(ready[1])} if ready else None
-
-
 PARTS: dict[str, Callable[[dict[str, Any]], Values | None]] = {
     "header": _header, "e2e": _e2e, "e2e_why": _e2e_why, "coldstart": _coldstart, "coldstart_handle": _coldstart_handle,
-    "coldstart_bytecode": _coldstart_bytecode, "reads": _reads, "reads_across": _reads_across, "memory": _memory,
+    "coldstart_bytecode": _bytecode, "reads": _reads, "reads_across": _reads_across, "memory": _memory,
     "package": _package, "cost": _cost, "cost_init": _cost_init, "cost_summary": _cost_summary, "idle": _idle,
-    "faults": _faults, "actions": _actions}
+    "faults": _faults, "actions": _bytecode}
 
 
 def template_parts() -> dict[str, Template]:
@@ -525,31 +516,20 @@ def plot(results: dict[str, Any], path: Path) -> bool:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        import matplotlib.ticker
     except ImportError:
         return False
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for axis, metric, title in ((axes[0], "startP50", "start → callbackId visible"),
-                                (axes[1], "callbackP50", "callback → COMPLETED")):
-        for target, color in (("stack", "tab:red"), ("floor", "tab:blue")):
-            for phase, linestyle, marker in (("warm", "-", "o"), ("cold", ":", "s")):
-                rows = sorted((row for row in results["e2e"]["summary"]["rows"]
-                               if row["target"] == target and row["phase"] == phase), key=lambda row: row["tenants"])
-                if rows:
-                    axis.errorbar([row["tenants"] for row in rows], [row[metric]["median"] for row in rows],
-                                  yerr=[[row[metric]["median"] - row[metric]["min"] for row in rows],
-                                        [row[metric]["max"] - row[metric]["median"] for row in rows]],
-                                  color=color, linestyle=linestyle, marker=marker, capsize=3, label=f"{target} {phase}")
-        axis.set_title(f"{title} (p50, min–max over repeats)")
-        axis.set_xlabel("concurrent tenants")
-        axis.set_ylabel("ms")
-        axis.set_xscale("log")
-        axis.set_yscale("log")
-        axis.set_xticks(results["config"]["tenantCounts"])
-        axis.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        for scale_axis in (axis.xaxis, axis.yaxis):
-            scale_axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _pos: f"{value:,.0f}"))
-            scale_axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    for axis, metric, title in zip(axes, ("startP50", "callbackP50"), ("start → callbackId", "callback → COMPLETED")):
+        for (target, color), (phase, style) in ((t, p) for t in (("stack", "tab:red"), ("floor", "tab:blue"))
+                                                for p in (("warm", "-o"), ("cold", ":s"))):
+            rows = sorted((row for row in results["e2e"]["summary"]["rows"]
+                           if (row["target"], row["phase"]) == (target, phase)), key=lambda row: row["tenants"])
+            axis.errorbar([row["tenants"] for row in rows], [row[metric]["median"] for row in rows], fmt=style,
+                          yerr=[[row[metric][side] * sign - row[metric]["median"] * sign for row in rows]
+                                for side, sign in (("min", -1), ("max", 1))],
+                          color=color, capsize=3, label=f"{target} {phase}")
+        axis.set(title=f"{title} (p50 ms, min–max over repeats)", xlabel="concurrent tenants", xscale="log",
+                 yscale="log", xticks=results["config"]["tenantCounts"], xticklabels=results["config"]["tenantCounts"])
         axis.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=8)
     figure.suptitle(f"Local stack vs floor, {results['config']['workflowsPerTenant']} workflow(s) per tenant, "
