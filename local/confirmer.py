@@ -37,6 +37,7 @@ import boto3
 import requests
 from botocore.config import Config
 
+from shared.callback_tokens import CALLBACKS_PATH
 from shared.contract import callback_waiting_event
 
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
@@ -111,8 +112,13 @@ def post_answer(
         delay = min(delay * 2, MAX_BACKOFF_SECONDS)
 
 
-def handle_message(session: requests.Session, body_text: str, answer: Any, *, max_retry_seconds: float) -> Outcome:
-    """Answer the waiting event in one SQS message body (an EventBridge event)."""
+def handle_message(session: requests.Session, body_text: str, answer: Any, *, max_retry_seconds: float,
+                   api_url: str | None = None) -> Outcome:
+    """Answer the waiting event in one SQS message body (an EventBridge event).
+
+    With ``api_url``, a callback URL anywhere else is not answered: whoever can put
+    events on the bus could otherwise point the confirmer at a host of its choice.
+    """
     shape = callback_waiting_event()
     try:
         event = json.loads(body_text)
@@ -124,6 +130,8 @@ def handle_message(session: requests.Session, body_text: str, answer: Any, *, ma
         return Outcome("?", "?", "ignored", 0, final=True)
     if not is_waiting_event:
         return Outcome(tenant_id, workflow_id, "ignored", 0, final=True)
+    if api_url is not None and not url.startswith(api_url.rstrip("/") + CALLBACKS_PATH):
+        return Outcome(tenant_id, workflow_id, "ignored (not this API)", 0, final=True)
     now = time.time()
     deadline = min(expires_at, now + max_retry_seconds) if expires_at else now + max_retry_seconds
     status, attempts = post_answer(session, url, {"payload": answer}, deadline=deadline)
@@ -149,6 +157,7 @@ def run(
     count: int | None = None,
     timeout: float | None = None,
     max_retry_seconds: float = 120.0,
+    api_url: str | None = None,
     out: TextIO = sys.stdout,
 ) -> int:
     """Answer waiting events from ``queue_url`` until ``count`` answers (200) or ``timeout`` seconds.
@@ -169,7 +178,8 @@ def run(
         wait = LONG_POLL_SECONDS if remaining is None else max(0, min(LONG_POLL_SECONDS, int(remaining)))
         messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait).get("Messages", [])
         for message in messages:
-            outcome = handle_message(session, message["Body"], answer, max_retry_seconds=max_retry_seconds)
+            outcome = handle_message(session, message["Body"], answer, max_retry_seconds=max_retry_seconds,
+                                     api_url=api_url)
             if outcome.final:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
             print(describe(outcome, answer), file=out, flush=True)
@@ -196,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="exit after N accepted answers (default: run until --timeout or Ctrl-C)")
     parser.add_argument("--timeout", type=float, default=None, metavar="S",
                         help="exit after S seconds (exit code 1 if --count answers were not given by then)")
+    parser.add_argument("--api-url", default=None,
+                        help="answer only callback URLs on this API (e.g. http://127.0.0.1:3000 or the stage URL); "
+                             "events pointing elsewhere are dropped")
     parser.add_argument("--max-retry-seconds", type=float, default=120.0,
                         help="give up retrying one answer after this long (or at the event's expiresAt); "
                              "the message is then left for SQS to deliver again")
@@ -209,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
     try:
         return run(args.queue_url, endpoint_url=args.endpoint_url, region=args.region, answer=answer,
-                   count=args.count, timeout=args.timeout, max_retry_seconds=args.max_retry_seconds)
+                   count=args.count, timeout=args.timeout, max_retry_seconds=args.max_retry_seconds,
+                   api_url=args.api_url)
     except KeyboardInterrupt:
         return 0
 

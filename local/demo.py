@@ -131,7 +131,7 @@ class CallbackQueues:
 class Confirmers:
     """One ``python -m local.confirmer`` subprocess per tenant; their lines go to ``out``."""
 
-    def __init__(self, queues: CallbackQueues, tenant_ids: list[str], out: Any) -> None:
+    def __init__(self, queues: CallbackQueues, tenant_ids: list[str], out: Any, api_url: str) -> None:
         self._out = out
         self._processes: list[subprocess.Popen[str]] = []
         self._threads: list[threading.Thread] = []
@@ -140,7 +140,7 @@ class Confirmers:
             raise DemoError(f"no callback queue for {', '.join(missing)} (pass --queue-url TENANT=URL)")
         for tenant_id in tenant_ids:
             command = [sys.executable, "-m", "local.confirmer", "--queue-url", queues.queues[tenant_id],
-                       "--answer", json.dumps(confirmer_answer(tenant_id))]
+                       "--answer", json.dumps(confirmer_answer(tenant_id)), "--api-url", api_url]
             if queues.endpoint_url:
                 command += ["--endpoint-url", queues.endpoint_url]
             process = subprocess.Popen(  # noqa: S603 - our own module
@@ -250,7 +250,7 @@ def run_demo(
     print(f"Demo against {api.base_url}\n", file=out)
     api.session.get(f"{api.base_url}/", timeout=10)  # unreachable: ConnectionError before any confirmer starts
     tenants = list(dict.fromkeys(order.tenant_id for order in ORDERS))
-    confirmers = Confirmers(queues, tenants, out) if queues is not None else None
+    confirmers = Confirmers(queues, tenants, out, api_url) if queues is not None else None
     try:
         if confirmers is not None:
             print(f"Started an external confirmer per tenant ({', '.join(tenants)}): "

@@ -322,6 +322,25 @@ def test_the_confirmer_gives_up_at_the_deadline_without_a_final_answer() -> None
     assert (status, attempts) == (503, 3)
 
 
+def test_the_confirmer_answers_only_callback_urls_on_its_api() -> None:
+    from local.confirmer import handle_message
+    from shared.contract import callback_waiting_event
+
+    shape = callback_waiting_event()
+
+    def event(url: str) -> str:
+        return json.dumps({"source": shape["source"], "detail-type": shape["detailType"],
+                           "detail": {"tenantId": "t", "workflowId": "w", "callbackUrl": url, "expiresAt": 0}})
+
+    session = _FakeSession([_FakeResponse(200)])
+    foreign = handle_message(session, event("https://evil.example/callbacks/x"), {}, max_retry_seconds=5,  # type: ignore[arg-type]
+                             api_url="http://127.0.0.1:3000")
+    assert (foreign.status, session.bodies) == ("ignored (not this API)", [])
+    ours = handle_message(session, event("http://127.0.0.1:3000/callbacks/x"), {"ok": 1}, max_retry_seconds=5,  # type: ignore[arg-type]
+                          api_url="http://127.0.0.1:3000/")
+    assert ours.status == 200 and session.bodies == [{"payload": {"ok": 1}}]
+
+
 def test_the_confirmer_has_help() -> None:
     result = subprocess.run([sys.executable, "-m", "local.confirmer", "--help"], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=60, check=False)
