@@ -1,17 +1,10 @@
 """The floor: the official durable emulator driving the bare workflow handler, in one process.
 
-``python -m bench.floor --state-dir DIR --ready-file FILE`` starts, in this process,
-moto's DynamoDB with the pattern's tables, the durable emulator (``local.durable``,
-the stack's backend) and the local Lambda service (``local.lambda_service``) with an
-:class:`InProcessRunner`: the handler runs on the service's request thread, with no
-gateway, authorizer, api function, per-tenant worker processes or pipes. The
-handler's checkpoint calls go straight to the emulator. What the stack adds on top
-of this floor is what the benchmark prices.
-
-One process serves every tenant, so ``workflow.app.BINDING`` becomes a binding that
-still refuses a missing tenant id but binds to none (the tenant cache is keyed by
-tenant). ``/_local/workers`` reports the in-process handler times and the cache's
-``store_reads``. The URLs go to ``--ready-file`` as JSON when all is up; SIGTERM stops it.
+``python -m bench.floor --state-dir DIR --ready-file FILE``: moto's DynamoDB with the pattern's tables, the durable
+emulator (``local.durable``) and the local Lambda service with an :class:`InProcessRunner` (the handler on the
+service's request thread: no gateway, authorizer, api function, worker processes or pipes). One process serves every
+tenant, so ``workflow.app.BINDING`` refuses a missing tenant id but binds to none. ``/_local/workers`` reports the
+handler times and the tenant cache's ``store_reads``; the URLs go to ``--ready-file`` when up; SIGTERM stops it.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ after each kind of fault on its path. Not part of ``make test``; ``--quick`` run
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -20,12 +21,13 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field, fields
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from bench import REPO_ROOT, WORKFLOW_SUFFIX, callback_faults, cost, idle, probes, report
+from bench import REPO_ROOT, WORKFLOW_SUFFIX, cost, idle, probes, report
 from bench.e2e import FloorProcess, FloorTarget, RoundResult, StackTarget, run_round, run_workflow
 from bench.stats import growth, p95, paired_ratios, rss_mb, cpu_seconds, summary
 from tests.harness import StackProcess
@@ -116,6 +118,17 @@ def start_stack(workdir: Path, name: str, extra_args: list[str]) -> StackProcess
     return stack
 
 
+@contextlib.contextmanager
+def stack_and_floor(workdir: Path, name: str, stack_args: list[str]) -> Iterator[tuple[StackProcess, FloorProcess]]:
+    """A stack without table snapshots (the floor has none) and a floor, stopped on the way out."""
+    with contextlib.ExitStack() as stop:
+        stack = start_stack(workdir, name, ["--snapshot-interval", "0", *stack_args])
+        stop.callback(stack.stop)
+        floor = FloorProcess(workdir / f"{name}-floor")
+        stop.callback(floor.stop)
+        yield stack, floor
+
+
 def process_cpu(process: Any) -> dict[int, tuple[str, float]]:
     """CPU seconds so far of each process of a target, by pid, with the kind of process."""
     kinds = idle.processes(process) if isinstance(process, StackProcess) else {process.pid: "floorProcess"}
@@ -196,13 +209,11 @@ def status_read_cost(target: Any, process: Any, timing: Any, reads: int = 30) ->
 
 def run_e2e(config: Config, workdir: Path) -> dict[str, Any]:
     progress("starting the local stack and the floor")
-    stack = start_stack(workdir, "stack", ["--snapshot-interval", "0", "--idle-timeout", "180"])
-    floor = FloorProcess(workdir)
-    targets: list[tuple[Any, Any]] = [(StackTarget(stack), stack), (FloorTarget(floor.urls), floor)]
     rounds: list[dict[str, Any]] = []
     tenant_reads: list[dict[str, Any]] = []
     phases = [("cold", 1)] + [("warm-up", config.workflows)] * (config.workflows > 1) + [("warm", config.workflows)]
-    try:
+    with stack_and_floor(workdir, "stack", ["--idle-timeout", "180"]) as (stack, floor):
+        targets: list[tuple[Any, Any]] = [(StackTarget(stack), stack), (FloorTarget(floor.urls), floor)]
         for repeat in range(config.repeats):
             order = targets if repeat % 2 == 0 else targets[::-1]
             for tenant_count in config.tenants:
@@ -234,9 +245,6 @@ def run_e2e(config: Config, workdir: Path) -> dict[str, Any]:
                             if process is stack else
                             {"storeReadsCounter": target.stats()["storeReads"] - floor_reads_before})}
                     tenant_reads.append(entry)
-    finally:
-        stack.stop()
-        floor.stop()
     return {"rounds": rounds, "tenantReads": tenant_reads, "summary": summarize_rounds(rounds, config)}
 
 
@@ -288,12 +296,10 @@ def run_tenant(config: Config, workdir: Path, baseline_rss: dict[str, Any] | Non
     worker's RSS is read after every ten of its workflows.
     """
     progress("starting a stack limited to one environment per tenant, and the floor")
-    stack = start_stack(workdir, "stack-one-env", ["--snapshot-interval", "0", "--max-workers-per-tenant", "1",
-                                                   "--idle-timeout", "900"])
-    floor = FloorProcess(workdir / "tenant-floor")
-    stack_target, floor_target = StackTarget(stack), FloorTarget(floor.urls)
     repeats: list[dict[str, Any]] = []
-    try:
+    with stack_and_floor(workdir, "stack-one-env", ["--max-workers-per-tenant", "1", "--idle-timeout", "900"]) as (
+            stack, floor):
+        stack_target, floor_target = StackTarget(stack), FloorTarget(floor.urls)
         for repeat in range(config.repeats):
             tenant_id = f"bench-solo-{repeat}"
             stack_target.add_tenant(tenant_id)
@@ -339,9 +345,6 @@ def run_tenant(config: Config, workdir: Path, baseline_rss: dict[str, Any] | Non
                      f"{entry['handlerInvocations']} handler invocations, {entry['storeReads']} store read(s) in "
                      f"{entry['environments']} environment(s); worker RSS {rss[0][1]:.1f} MB after {rss[0][0]} -> "
                      f"{rss[-1][1]:.1f} MB after {rss[-1][0]}{ratio}")
-    finally:
-        stack.stop()
-        floor.stop()
     return {"repeats": repeats}
 
 
@@ -379,6 +382,7 @@ def run(config: Config) -> dict[str, Any]:
         "python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
         "pythonDontWriteBytecode": os.environ.get("PYTHONDONTWRITEBYTECODE", "")}}
     workdir, items = Path(tempfile.mkdtemp(prefix="bench-")), config.only
+    stack_in_workdir = lambda name, args: start_stack(workdir, name, args)  # noqa: E731
     try:
         if "package" in items:
             progress("item 5: deployment zips" + ("" if config.no_build else " (make build if stale)"))
@@ -408,11 +412,10 @@ def run(config: Config) -> dict[str, Any]:
             results["cost"] = cost.per_1000(results["tenant"], results.get("coldstart"))
         if "idle" in items:
             progress(f"item 7: idle footprint, {config.idle_workflows} workflows then {config.idle_window:.0f} s idle")
-            results["idle"] = idle.measure(lambda name, args: start_stack(workdir, name, args), config.idle_workflows,
-                                           config.idle_window, progress)
+            results["idle"] = idle.measure(stack_in_workdir, config.idle_workflows, config.idle_window, progress)
         if "faults" in items:
             progress(f"item 8: a retried callback after each fault kind, {config.repeats} workflows per cell")
-            results["faults"] = callback_faults.run(workdir / "stack-faults", config.repeats, progress)
+            results["faults"] = idle.faults(stack_in_workdir, config.repeats, progress)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["elapsedSeconds"] = time.monotonic() - STARTED

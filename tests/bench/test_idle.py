@@ -1,10 +1,10 @@
-"""The idle item: growth and CPU of the idle stack from samples, its options and its report lines. Pure."""
+"""The stack-only items: idle growth and CPU from samples, the retried callback's fault rules; options, report. Pure."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench import report
+from bench import idle, report
 from bench.idle import STACK, Sample, idle_figures
 from bench.run import parse_args
 
@@ -82,3 +82,33 @@ def test_report_has_a_verdict_and_a_section_for_the_idle_item() -> None:
     section = report.part("idle", results)
     assert section is not None and section.startswith("## 7. Idle footprint")
     assert "| total | 2 | 200.0 | 200.5 | +0.50 |" in section
+
+
+IDS = {"callback-id": "cb-1", "callback-key": "callback#abc"}
+
+
+def test_no_fault_arms_no_rule() -> None:
+    assert idle.fault_rule("none", "durable service call", IDS) is None
+
+
+def test_every_attempt_fails_as_many_times_as_the_client_tries() -> None:
+    durable = idle.fault_rule("fails on every attempt", "durable service call", IDS)
+    lease = idle.fault_rule("fails on every attempt", "lease write", IDS)
+    assert durable is not None and durable["count"] == 2 and durable["body_contains"] == ["cb-1"]
+    assert lease is not None and lease["count"] == 3 and lease["body_contains"] == ["callback#abc", "claimOwner"]
+
+
+def test_late_answer_outlasts_the_callers_read_timeout() -> None:
+    rule = idle.fault_rule("lands, answers late", "lease write", IDS)
+    assert rule is not None and rule["after_landing"] and rule["delay_seconds"] > 5
+
+
+def test_section_lists_every_cell() -> None:
+    cell = {"median": 1.0, "min": 0.5, "max": 2.0}
+    rows = [{"call": call, "fault": fault, "answeredSeconds": cell, "completedSeconds": cell, "attempts": cell}
+            for call in idle.CALLS for fault in idle.FAULTS]
+    text = report.part("faults", {"faults": {"repeats": 3, "rows": rows}})
+    assert text is not None and text.startswith("## 8. A retried callback")
+    assert text.count("1.00 (0.50–2.00)") == 2 * len(rows)
+    for fault in idle.FAULTS:
+        assert f"| {fault} |" in text
