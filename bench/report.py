@@ -84,24 +84,6 @@ def e2e_row(results: dict[str, Any], target: str, phase: str, tenants: int | Non
                  if (row["target"], row["phase"], row["tenants"]) == (target, phase, tenants)), None)
 
 
-def memory_figures(results: dict[str, Any]) -> dict[str, Any] | None:
-    """Worker RSS after the last workflow, its ratio to the bare SDK and its growth, over repeats."""
-    tenant, mem = results.get("tenant"), results.get("memory")
-    if not tenant or not mem:
-        return None
-    repeats, baseline = tenant["repeats"], mem["bareSdkRssMb"]["median"]
-    ready = mem.get("sdkReadyRssMb")
-    return {
-        "workflows": repeats[0]["workflows"], "baseline": mem["bareSdkRssMb"], "ready": ready,
-        "last": summary([r["rssMb"][-1][1] for r in repeats]),
-        "ratio": summary([r["rssMb"][-1][1] / baseline for r in repeats]),
-        "ratioReady": summary([r["rssMb"][-1][1] / ready["median"] for r in repeats]) if ready else None,
-        "change": summary([r["rssGrowth"]["change"] for r in repeats]),
-        "slopePer100": summary([r["rssGrowth"]["slopePerUnit"] * 100 for r in repeats]),
-        "secondHalf": summary([r.get("rssSecondHalfChange", 0.0) for r in repeats]),
-    }
-
-
 def reads_across(results: dict[str, Any]) -> dict[str, Any] | None:
     """Store reads per tenant in the end-to-end rounds at the largest tenant count, and the floor's cross-check."""
     entries = [entry for entry in (results.get("e2e") or {}).get("tenantReads", []) if entry.get("stack")]
@@ -121,116 +103,18 @@ def reads_across(results: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-# -- verdicts (the summary table) ---------------------------------------------------------------
+# -- verdicts (the summary table): the "verdict" of each item's part ---------------------------------
+
+
+ITEMS = {"e2e": "end to end", "coldstart": "cold start", "reads": "tenant data reads", "memory": "memory",
+         "package": "package", "cost": "cost per 1,000 workflows", "idle": "idle footprint"}
 
 
 def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """One line per item: the headline figure, the target and whether it was met."""
-    out = []
-    for item, (name, rule) in enumerate(VERDICTS, 1):
-        line = rule(results)
-        if line is not None:
-            out.append({"item": item, "name": name, "note": None, **line})
-    return out
-
-
-def _e2e_verdict(results: dict[str, Any]) -> Values | None:
-    warm = e2e_row(results, "stack", "warm")
-    if not warm or "ratioToFloor" not in warm:
-        return None
-    start, callback = warm["ratioToFloor"]["startP50"], warm["ratioToFloor"]["callbackP50"]
-    met = at_most(start["median"], E2E_TARGET) and at_most(callback["median"], E2E_TARGET)
-    figure = f"start→callbackId {fmt_ratio(start)}, callback→COMPLETED {fmt_ratio(callback)}"
-    low = e2e_row(results, "stack", "warm", min(results["config"]["tenantCounts"]))
-    if low and "ratioToFloor" in low:
-        figure += (f"; at {low['tenants']} tenant(s) {fmt_ratio(low['ratioToFloor']['startP50'])} and "
-                   f"{fmt_ratio(low['ratioToFloor']['callbackP50'])}")
-    unstable = straddles(start, E2E_TARGET) or straddles(callback, E2E_TARGET)
-    return {"target": f"warm p50 ≤ {E2E_TARGET}× floor at {results['e2e']['summary']['targetTenants']} tenants",
-            "figure": figure, "met": met,
-            "note": f"{verdict_mark(met)} by the median; the repeats straddle the target, so not a stable verdict "
-                    "on this machine" if unstable else None}
-
-
-def _coldstart_verdict(results: dict[str, Any]) -> Values | None:
-    if not results.get("coldstart"):
-        return None
-    ratios = {mode: figures[COLDSTART_KEY]["ratio"] for mode, figures in results["coldstart"]["modes"].items()}
-    met = {mode: at_most(r["median"], COLDSTART_TARGET) for mode, r in ratios.items()}
-    return {"target": f"import+init ≤ {COLDSTART_TARGET}× bare SDK import",
-            "figure": "CPU time ratio " + ", ".join(
-                f"{mode} {fmt_ratio(r)} ({'met' if met[mode] else 'missed'}"
-                f"{', repeats straddle the target' if straddles(r, COLDSTART_TARGET) else ''})"
-                for mode, r in ratios.items()),
-            "met": all(met.values()) if len(set(met.values())) == 1 else None,
-            "note": "met without bytecode (as on Lambda with our zip); **missed** with cached bytecode"
-            if met.get("no-bytecode") and not met.get("bytecode-cached") else None}
-
-
-def _reads_verdict(results: dict[str, Any]) -> Values | None:
-    if not results.get("tenant"):
-        return None
-    solo, across = results["tenant"]["repeats"], reads_across(results)
-    figure = (f"{solo[0]['workflows']} workflows of one tenant: {fmt_summary(summary([r['storeReads'] for r in solo]))} "
-              f"read(s) in {fmt_summary(summary([r['environments'] for r in solo]))} environment(s), "
-              f"{fmt_summary(summary([r['handlerInvocations'] for r in solo]))} handler invocations")
-    if across:
-        figure += (f"; {across['tenants']} tenants: {fmt_summary(across['readsPerTenant'])} read(s) per tenant, "
-                   f"at most {across['maxReadsPerEnvironment']} per environment")
-    return {"target": "one read per environment per cache TTL", "figure": figure,
-            "met": all(r["storeReads"] == r["environments"] for r in solo)
-            and (across is None or across["maxReadsPerEnvironment"] == 1)}
-
-
-def _memory_verdict(results: dict[str, Any]) -> Values | None:
-    mem = memory_figures(results)
-    if not mem:
-        return None
-    flat, ratio_met = mem["change"]["median"] <= FLAT_MB, at_most(mem["ratio"]["median"], MEMORY_TARGET)
-    ready_met = mem["ratioReady"] and at_most(mem["ratioReady"]["median"], MEMORY_TARGET)
-    return {"target": f"≤ {MEMORY_TARGET}× bare SDK, flat from 10 to {mem['workflows']} workflows",
-            "figure": f"{fmt_summary(mem['last'], 1, 'MB')} after {mem['workflows']} = {fmt_ratio(mem['ratio'])} "
-                      f"the bare SDK import ({fmt_ratio(mem['ratioReady'])} the SDK once it made its Lambda client); "
-                      f"{fmt_summary(mem['change'], 1, 'MB')} from workflow 10 to {mem['workflows']}",
-            "met": ratio_met and flat,
-            "note": "**missed** on the ratio to the bare import (met against the SDK once it serves: "
-                    f"{fmt_ratio(mem['ratioReady'])}); flat: met" if flat and not ratio_met and ready_met else None}
-
-
-def _package_verdict(results: dict[str, Any]) -> Values | None:
-    zips = (results.get("package") or {}).get("zips")
-    return {"target": "(none; Lambda limits 50 MB zip / 250 MB unzipped)", "met": None,
-            "figure": ", ".join(f"{name} {info['zipMb']:.1f} MB" for name, info in zips.items())} if zips else None
-
-
-def _cost_verdict(results: dict[str, Any]) -> Values | None:
-    if not results.get("cost"):
-        return None
-    total = {key: fmt_usd(value["total"]["median"]) for key, value in results["cost"]["figures"].items()
-             if key in ("durable", "sleeping1h", "sleeping1d")}
-    return {"target": "(none; compared with polling)", "met": None,
-            "figure": f"this pattern {total['durable']} whatever the wait; a sleeping poller {total['sleeping1h']} "
-                      f"(1 h wait) / {total['sleeping1d']} (1 day)"}
-
-
-def _idle_verdict(results: dict[str, Any]) -> Values | None:
-    idle = results.get("idle")
-    if not idle:
-        return None
-    stack = idle["byKind"].get("stackProcess", {})
-    return {"target": f"< {GROWTH_TARGET_MB:g} MB RSS growth and < {CPU_TARGET_PERCENT:g}% "
-                      f"of a core over {idle['windowSeconds'] / 60:.0f} min idle",
-            "figure": f"after {sum(idle['workflows'].values())} workflows: {idle['rssGrowthMb']:+.1f} MB "
-                      f"({idle['rssSlopeMbPerMinute']:+.2f} MB/min) and {idle['cpuPercentOfCore']:.2f}% of a core "
-                      f"over {idle['processes']} processes (stack process {stack.get('rssGrowthMb', 0.0):+.1f} MB, "
-                      f"{stack.get('cpuPercentOfCore', 0.0):.2f}%)",
-            "met": idle["meetsTargets"]}
-
-
-VERDICTS: list[tuple[str, Callable[[dict[str, Any]], Values | None]]] = [
-    ("end to end", _e2e_verdict), ("cold start", _coldstart_verdict), ("tenant data reads", _reads_verdict),
-    ("memory", _memory_verdict), ("package", _package_verdict), ("cost per 1,000 workflows", _cost_verdict),
-    ("idle footprint", _idle_verdict)]
+    """One line per item with data: the headline figure, the target and whether it was met."""
+    lines = [(item, name, (PARTS[part](results) or {}).get("verdict")) for item, (part, name) in
+             enumerate(ITEMS.items(), 1)]
+    return [{"item": item, "name": name, "note": None, **line} for item, name, line in lines if line]
 
 
 def console_table(results: dict[str, Any]) -> str:
@@ -278,7 +162,25 @@ def _e2e(results: dict[str, Any]) -> Values | None:
         "retries": sum(row["retries"] for row in rows), "errors": sum(row["errors"] for row in rows),
         "new_envs": sum(n or 0 for row in rows if row["phase"] == "warm" and row["target"] != "floor"
                         for n in row["newEnvironments"]),
-    }
+        "verdict": _e2e_verdict(results)}
+
+
+def _e2e_verdict(results: dict[str, Any]) -> Values | None:
+    warm = e2e_row(results, "stack", "warm")
+    if not warm or "ratioToFloor" not in warm:
+        return None
+    start, callback = warm["ratioToFloor"]["startP50"], warm["ratioToFloor"]["callbackP50"]
+    met = at_most(start["median"], E2E_TARGET) and at_most(callback["median"], E2E_TARGET)
+    figure = f"start→callbackId {fmt_ratio(start)}, callback→COMPLETED {fmt_ratio(callback)}"
+    low = e2e_row(results, "stack", "warm", min(results["config"]["tenantCounts"]))
+    if low and "ratioToFloor" in low:
+        figure += (f"; at {low['tenants']} tenant(s) {fmt_ratio(low['ratioToFloor']['startP50'])} and "
+                   f"{fmt_ratio(low['ratioToFloor']['callbackP50'])}")
+    unstable = straddles(start, E2E_TARGET) or straddles(callback, E2E_TARGET)
+    return {"target": f"warm p50 ≤ {E2E_TARGET}× floor at {results['e2e']['summary']['targetTenants']} tenants",
+            "figure": figure, "met": met,
+            "note": f"{verdict_mark(met)} by the median; the repeats straddle the target, so not a stable verdict "
+                    "on this machine" if unstable else None}
 
 
 def _e2e_why(results: dict[str, Any]) -> Values | None:
@@ -307,6 +209,8 @@ def _coldstart(results: dict[str, Any]) -> Values | None:
     if not cold:
         return None
     modes = cold["modes"]
+    ratios = {mode: figures[COLDSTART_KEY]["ratio"] for mode, figures in modes.items()}
+    met = {mode: at_most(r["median"], COLDSTART_TARGET) for mode, r in ratios.items()}
     groups = lambda mode, side: modes[mode]["importtime"][side]["groupsMs"]  # noqa: E731
     group_rows = [[name] + [cell for mode in modes for cell in (
         fmt_num(groups(mode, "handler").get(name, 0.0)), fmt_num(groups(mode, "sdk").get(name, 0.0)),
@@ -318,7 +222,15 @@ def _coldstart(results: dict[str, Any]) -> Values | None:
                                 fmt_ratio(figures[key]["ratio"])]
                                for mode, figures in modes.items() for key, label in COLDSTART_MEASURES if key in figures]),
             "groups": table(["package"] + [f"{mode}: {column}" for mode in modes
-                                           for column in ("workflow.app ms", "bare SDK ms", "extra")], group_rows)}
+                                           for column in ("workflow.app ms", "bare SDK ms", "extra")], group_rows),
+            "verdict": {"target": f"import+init ≤ {COLDSTART_TARGET}× bare SDK import",
+                        "figure": "CPU time ratio " + ", ".join(
+                            f"{mode} {fmt_ratio(r)} ({'met' if met[mode] else 'missed'}"
+                            f"{', repeats straddle the target' if straddles(r, COLDSTART_TARGET) else ''})"
+                            for mode, r in ratios.items()),
+                        "met": all(met.values()) if len(set(met.values())) == 1 else None,
+                        "note": "met without bytecode (as on Lambda with our zip); **missed** with cached bytecode"
+                        if met.get("no-bytecode") and not met.get("bytecode-cached") else None}}
 
 
 def _coldstart_handle(results: dict[str, Any]) -> Values | None:
@@ -340,8 +252,17 @@ def _bytecode(results: dict[str, Any]) -> Values | None:
 def _reads(results: dict[str, Any]) -> Values | None:
     if not results.get("tenant"):
         return None
-    solo = results["tenant"]["repeats"]
+    solo, across = results["tenant"]["repeats"], reads_across(results)
+    figure = (f"{solo[0]['workflows']} workflows of one tenant: {fmt_summary(summary([r['storeReads'] for r in solo]))} "
+              f"read(s) in {fmt_summary(summary([r['environments'] for r in solo]))} environment(s), "
+              f"{fmt_summary(summary([r['handlerInvocations'] for r in solo]))} handler invocations")
+    if across:
+        figure += (f"; {across['tenants']} tenants: {fmt_summary(across['readsPerTenant'])} read(s) per tenant, "
+                   f"at most {across['maxReadsPerEnvironment']} per environment")
     return {"sequential": results["config"].get("sequentialWorkflows", 10),
+            "verdict": {"target": "one read per environment per cache TTL", "figure": figure,
+                        "met": all(r["storeReads"] == r["environments"] for r in solo)
+                        and (across is None or across["maxReadsPerEnvironment"] == 1)},
             "floor_reads": ", ".join(str(r["floorStoreReads"]) for r in solo),
             "table": table(["run", "workflows", "handler invocations (replays)", "store reads", "environments"],
                            [[f"one tenant, repeat {r['repeat'] + 1}", str(r["workflows"]), str(r["handlerInvocations"]),
@@ -365,22 +286,37 @@ def _reads_across(results: dict[str, Any]) -> Values | None:
 
 
 def _memory(results: dict[str, Any]) -> Values | None:
-    mem = memory_figures(results)
-    if not mem:
+    """Worker RSS after the last workflow, its ratio to the bare SDK and its growth, over repeats."""
+    tenant, mem = results.get("tenant"), results.get("memory")
+    if not tenant or not mem:
         return None
-    repeats, layers = results["tenant"]["repeats"], results["memory"]["layers"]
+    repeats, layers, ready = tenant["repeats"], mem["layers"], mem.get("sdkReadyRssMb")
+    workflows, final = repeats[0]["workflows"], [r["rssMb"][-1][1] for r in repeats]
+    ratio = summary([mb / mem["bareSdkRssMb"]["median"] for mb in final])
+    ratio_ready = summary([mb / ready["median"] for mb in final]) if ready else None
+    change = summary([r["rssGrowth"]["change"] for r in repeats])
+    flat, ratio_met = change["median"] <= FLAT_MB, at_most(ratio["median"], MEMORY_TARGET)
     medians = [None] + [layer["rssMb"]["median"] for layer in layers]
-    return {"workflows": mem["workflows"], "target": MEMORY_TARGET, "flat": f"{FLAT_MB:.0f}",
-            "baseline": fmt_summary(mem["baseline"], 1, "MB"), "last": fmt_summary(mem["last"], 1, "MB"),
-            "ratio": fmt_ratio(mem["ratio"]), "ratio_ready": fmt_ratio(mem["ratioReady"]),
-            "ready": fmt_summary(mem["ready"], 1, "MB"), "change": fmt_summary(mem["change"], 1, "MB"),
-            "slope": fmt_summary(mem["slopePer100"], 2, "MB"), "second_half": fmt_summary(mem["secondHalf"], 2, "MB"),
+    return {"workflows": workflows, "target": MEMORY_TARGET, "flat": f"{FLAT_MB:.0f}",
+            "baseline": fmt_summary(mem["bareSdkRssMb"], 1, "MB"), "last": fmt_summary(summary(final), 1, "MB"),
+            "ratio": fmt_ratio(ratio), "ratio_ready": fmt_ratio(ratio_ready), "ready": fmt_summary(ready, 1, "MB"),
+            "change": fmt_summary(change, 1, "MB"),
+            "slope": fmt_summary(summary([r["rssGrowth"]["slopePerUnit"] * 100 for r in repeats]), 2, "MB"),
+            "second_half": fmt_summary(summary([r.get("rssSecondHalfChange", 0.0) for r in repeats]), 2, "MB"),
             "samples": table(["RSS MB after workflow"] + [str(n) for n, _ in repeats[0]["rssMb"]],
                              [[f"repeat {r['repeat'] + 1}"] + [f"{mb:.1f}" for _, mb in r["rssMb"]] for r in repeats]),
             "layers": table(["stage", "RSS MB", "added"],
                             [[layer["stage"], fmt_summary(layer["rssMb"], 1),
                               "" if before is None else f"{now - before:+.1f}"]
-                             for layer, before, now in zip(layers, medians, medians[1:])])}
+                             for layer, before, now in zip(layers, medians, medians[1:])]),
+            "verdict": {"target": f"≤ {MEMORY_TARGET}× bare SDK, flat from 10 to {workflows} workflows",
+                        "figure": f"{fmt_summary(summary(final), 1, 'MB')} after {workflows} = {fmt_ratio(ratio)} the "
+                                  f"bare SDK import ({fmt_ratio(ratio_ready)} the SDK once it made its Lambda client); "
+                                  f"{fmt_summary(change, 1, 'MB')} from workflow 10 to {workflows}",
+                        "met": ratio_met and flat,
+                        "note": "**missed** on the ratio to the bare import (met against the SDK once it serves: "
+                                f"{fmt_ratio(ratio_ready)}); flat: met" if flat and not ratio_met and ratio_ready
+                                and at_most(ratio_ready["median"], MEMORY_TARGET) else None}}
 
 
 def _package(results: dict[str, Any]) -> Values | None:
@@ -393,7 +329,9 @@ def _package(results: dict[str, Any]) -> Values | None:
                            [[f"`build/{name}.zip`", f"{info['zipMb']:.2f}", f"{info['unzippedMb']:.1f}",
                              str(info["files"]), f"{info['ownCodeKb']:.0f}", f"{info['awsSdkShareOfZip'] * 100:.0f} %",
                              ", ".join(f"{e['entry']} {e['unzippedMb']:.1f}" for e in info["largest"][:4])]
-                            for name, info in pkg["zips"].items()])}
+                            for name, info in pkg["zips"].items()]),
+            "verdict": {"target": "(none; Lambda limits 50 MB zip / 250 MB unzipped)", "met": None,
+                        "figure": ", ".join(f"{name} {info['zipMb']:.1f} MB" for name, info in pkg["zips"].items())}}
 
 
 COST_COMPONENTS = (("compute", "compute"), ("requests", "requests"), ("durable operations", "durableOperations"),
@@ -429,7 +367,10 @@ def _cost(results: dict[str, Any]) -> Values | None:
                  usd("durable", "requests"), usd("durable", "total") + " (incl. durable charges)"],
                 *([label, usd(key, "compute"), usd(key, "requests"), usd(key, "total") +
                    f" ({fmt_usd(figures[key]['total']['min'])}–{fmt_usd(figures[key]['total']['max'])})"]
-                  for label, key in POLLERS)])}
+                  for label, key in POLLERS)]),
+            "verdict": {"target": "(none; compared with polling)", "met": None,
+                        "figure": f"this pattern {usd('durable', 'total')} whatever the wait; a sleeping poller "
+                                  f"{usd('sleeping1h', 'total')} (1 h wait) / {usd('sleeping1d', 'total')} (1 day)"}}
 
 
 def _cost_init(results: dict[str, Any]) -> Values | None:
@@ -456,6 +397,7 @@ def _idle(results: dict[str, Any]) -> Values | None:
     idle = results.get("idle")
     if not idle:
         return None
+    stack = idle["byKind"].get("stackProcess", {})
     return {"completed": idle["workflows"]["completed"], "waiting": idle["workflows"]["waiting"],
             "load_seconds": f"{idle['loadSeconds']:.0f}", "settle": f"{idle['settleSeconds']:.0f}",
             "interval": f"{SAMPLE_INTERVAL_SECONDS:.0f}", "minutes": f"{idle['windowSeconds'] / 60:.1f}",
@@ -466,7 +408,14 @@ def _idle(results: dict[str, Any]) -> Values | None:
                             "CPU (% of a core)"],
                            [[kind, str(v["processes"]), f"{v['rssFirstMb']:.1f}", f"{v['rssLastMb']:.1f}",
                              f"{v['rssGrowthMb']:+.2f}", f"{v['rssSlopeMbPerMinute']:+.3f}", f"{v['cpuPercentOfCore']:.2f}"]
-                            for kind, v in [*idle["byKind"].items(), ("total", idle)]])}
+                            for kind, v in [*idle["byKind"].items(), ("total", idle)]]),
+            "verdict": {"target": f"< {GROWTH_TARGET_MB:g} MB RSS growth and < {CPU_TARGET_PERCENT:g}% "
+                                  f"of a core over {idle['windowSeconds'] / 60:.0f} min idle",
+                        "figure": f"after {sum(idle['workflows'].values())} workflows: {idle['rssGrowthMb']:+.1f} MB "
+                                  f"({idle['rssSlopeMbPerMinute']:+.2f} MB/min) and {idle['cpuPercentOfCore']:.2f}% "
+                                  f"of a core over {idle['processes']} processes (stack process "
+                                  f"{stack.get('rssGrowthMb', 0.0):+.1f} MB, {stack.get('cpuPercentOfCore', 0.0):.2f}%)",
+                        "met": idle["meetsTargets"]}}
 
 
 def _faults(results: dict[str, Any]) -> Values | None:
