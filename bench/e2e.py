@@ -1,10 +1,9 @@
 """Drive workflows end to end, on the local stack and on the floor, with the same client loop.
 
-A target adds a tenant, starts a workflow, reads its state and sends its callback: :class:`StackTarget` through the
-public REST API of ``python -m local.stack`` (what a client of the pattern sees), :class:`FloorTarget` through the
-emulator's own start and callback APIs of ``python -m bench.floor``, with the registry item read from DynamoDB.
-:func:`run_round` starts ``tenants × per_tenant`` workflows at once (one client thread each, released together) and
-times start → callbackId visible and callback → ``COMPLETED``, polling both targets at the same interval.
+:class:`StackTarget` goes through the public REST API of ``python -m local.stack``; :class:`FloorTarget` through the
+emulator's start and callback APIs of ``python -m bench.floor``, reading the registry item from DynamoDB.
+:func:`run_round` starts ``tenants × per_tenant`` workflows at once (one client thread each) and times
+start → callbackId visible and callback → ``COMPLETED``, polling both targets at the same interval.
 """
 from __future__ import annotations
 

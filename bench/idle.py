@@ -139,25 +139,17 @@ def watch(stack: Any, window_seconds: float, progress: Callable[[str], None],
     return samples
 
 
-def measure(start_stack: Callable[..., Any], workflows: int, window_seconds: float,
+def measure(running_stack: Callable[..., Any], workflows: int, window_seconds: float,
             progress: Callable[[str], None]) -> dict[str, Any]:
     """A stack with default options but workers that outlive the window: drive ``workflows`` workflows, let it
     settle, then watch it idle."""
     progress("starting a stack with default options (workers outlive the idle window)")
-    stack = start_stack("stack-idle", ["--idle-timeout", str(int(window_seconds + 300))])
-    try:
-        return _measure(stack, StackTarget(stack), workflows, window_seconds, progress)
-    finally:
-        stack.stop()
-
-
-def _measure(stack: Any, target: StackTarget, workflows: int, window_seconds: float,
-             progress: Callable[[str], None]) -> dict[str, Any]:
-    began = time.monotonic()
-    load = drive(target, workflows, progress)
-    load_seconds = time.monotonic() - began
-    time.sleep(SETTLE_SECONDS)
-    samples = watch(stack, window_seconds, progress)
+    with running_stack("stack-idle", ["--idle-timeout", str(int(window_seconds + 300))]) as stack:
+        began = time.monotonic()
+        load = drive(StackTarget(stack), workflows, progress)
+        load_seconds = time.monotonic() - began
+        time.sleep(SETTLE_SECONDS)
+        samples = watch(stack, window_seconds, progress)
     figures = idle_figures(samples)
     progress(f"  idle {figures['windowSeconds']:.0f} s: RSS {figures['rssFirstMb']:.1f} -> {figures['rssLastMb']:.1f} MB "
              f"({figures['rssGrowthMb']:+.2f} MB), CPU {figures['cpuPercentOfCore']:.2f}% of a core "
@@ -217,21 +209,16 @@ def measure_one(stack: StackProcess, faults_url: str, fault: str, call: str) -> 
     return {"answeredSeconds": answered, "completedSeconds": time.monotonic() - started, "attempts": len(seen)}
 
 
-def faults(start_stack: Callable[..., Any], repeats: int, progress: Callable[[str], None]) -> dict[str, Any]:
+def faults(running_stack: Callable[..., Any], repeats: int, progress: Callable[[str], None]) -> dict[str, Any]:
     """Every (call, fault) ``repeats`` times on one fault-injection stack; medians, min and max."""
-    stack = start_stack("stack-faults", ["--fault-injection"])
-    try:
+    rows = []
+    with running_stack("stack-faults", ["--fault-injection"]) as stack:
         line = next(line for line in stack.log_path.read_text().splitlines() if "Fault injection" in line)
         faults_url = line.split()[-1].removesuffix("/_faults")
-        rows = []
-        for call in CALLS:
-            for fault in FAULTS:
-                samples = [measure_one(stack, faults_url, fault, call) for _ in range(repeats)]
-                row = {"call": call, "fault": fault, **{
-                    key: summary([s[key] for s in samples]) for key in ("answeredSeconds", "completedSeconds", "attempts")}}
-                progress(f"  retried callback, {call} / {fault}: answered in {row['answeredSeconds']['median']:.2f} s, "
-                         f"workflow COMPLETED in {row['completedSeconds']['median']:.2f} s (median of {repeats})")
-                rows.append(row)
-        return {"repeats": repeats, "rows": rows}
-    finally:
-        stack.stop()
+        for call, fault in ((call, fault) for call in CALLS for fault in FAULTS):
+            samples = [measure_one(stack, faults_url, fault, call) for _ in range(repeats)]
+            rows.append({"call": call, "fault": fault, **{
+                key: summary([s[key] for s in samples]) for key in ("answeredSeconds", "completedSeconds", "attempts")}})
+            progress(f"  retried callback, {call} / {fault}: answered in {rows[-1]['answeredSeconds']['median']:.2f} s, "
+                     f"workflow COMPLETED in {rows[-1]['completedSeconds']['median']:.2f} s (median of {repeats})")
+    return {"repeats": repeats, "rows": rows}

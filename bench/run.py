@@ -112,21 +112,25 @@ def progress(message: str) -> None:
     print(f"[{time.monotonic() - STARTED:6.1f}s] {message}", flush=True)
 
 
-def start_stack(workdir: Path, name: str, extra_args: list[str]) -> StackProcess:
+@contextlib.contextmanager
+def running_stack(workdir: Path, name: str, extra_args: list[str]) -> Iterator[StackProcess]:
     stack = StackProcess(workdir / f"{name}-state", workdir / f"{name}.log", extra_args)
     stack.start()
-    return stack
+    try:
+        yield stack
+    finally:
+        stack.stop()
 
 
 @contextlib.contextmanager
 def stack_and_floor(workdir: Path, name: str, stack_args: list[str]) -> Iterator[tuple[StackProcess, FloorProcess]]:
     """A stack without table snapshots (the floor has none) and a floor, stopped on the way out."""
-    with contextlib.ExitStack() as stop:
-        stack = start_stack(workdir, name, ["--snapshot-interval", "0", *stack_args])
-        stop.callback(stack.stop)
+    with running_stack(workdir, name, ["--snapshot-interval", "0", *stack_args]) as stack:
         floor = FloorProcess(workdir / f"{name}-floor")
-        stop.callback(floor.stop)
-        yield stack, floor
+        try:
+            yield stack, floor
+        finally:
+            floor.stop()
 
 
 def process_cpu(process: Any) -> dict[int, tuple[str, float]]:
@@ -382,7 +386,7 @@ def run(config: Config) -> dict[str, Any]:
         "python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
         "pythonDontWriteBytecode": os.environ.get("PYTHONDONTWRITEBYTECODE", "")}}
     workdir, items = Path(tempfile.mkdtemp(prefix="bench-")), config.only
-    stack_in_workdir = lambda name, args: start_stack(workdir, name, args)  # noqa: E731
+    stack_in_workdir = lambda name, args: running_stack(workdir, name, args)  # noqa: E731
     try:
         if "package" in items:
             progress("item 5: deployment zips" + ("" if config.no_build else " (make build if stale)"))
