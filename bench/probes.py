@@ -158,11 +158,6 @@ def zips_are_fresh() -> bool:
         path.stat().st_mtime for path in sources)
 
 
-def build() -> None:
-    """``make build`` (fetches the python3.13 arm64 wheels from PyPI)."""
-    subprocess.run(["make", "--no-print-directory", "build"], cwd=REPO_ROOT, check=True)
-
-
 def describe_zip(path: Path) -> dict[str, Any]:
     """Compressed and unpacked size, file count, the largest top-level entries and the AWS SDK share."""
     with zipfile.ZipFile(path) as archive:
@@ -182,12 +177,17 @@ def describe_zip(path: Path) -> dict[str, Any]:
             "ownCodeKb": sum(by_top[name][1] for name in (*FUNCTIONS, "shared") if name in by_top) / 1024}
 
 
+def fresh_zips(allow_build: bool) -> bool:
+    """Make sure ``build/`` is up to date (``make build`` when stale and allowed); True when it rebuilt."""
+    if zips_are_fresh():
+        return False
+    if not allow_build:
+        raise RuntimeError("build/*.zip are missing or older than src/: run `make build` or drop --no-build")
+    subprocess.run(["make", "--no-print-directory", "build"], cwd=REPO_ROOT, check=True)  # fetches wheels from PyPI
+    return True
+
+
 def package(allow_build: bool) -> dict[str, Any]:
     """Sizes of ``build/<function>.zip``, rebuilding them first when stale (and allowed)."""
-    rebuilt = not zips_are_fresh()
-    if rebuilt and not allow_build:
-        raise RuntimeError("build/*.zip are missing or older than src/: run `make build` or drop --no-build")
-    if rebuilt:
-        build()
-    return {"rebuilt": rebuilt, "limits": {"directUploadZipMb": 50, "unzippedMb": 250},  # Lambda's .zip quotas
+    return {"rebuilt": fresh_zips(allow_build), "limits": {"directUploadZipMb": 50, "unzippedMb": 250},  # Lambda's .zip quotas
             "zips": {name: describe_zip(BUILD_DIR / f"{name}.zip") for name in FUNCTIONS}}

@@ -396,10 +396,7 @@ def run(config: Config) -> dict[str, Any]:
                          f"{info['files']} files)")
         if "coldstart" in items:
             progress(f"item 2: cold start, {config.coldstart_runs} fresh processes per side and bytecode mode")
-            if "package" not in items and not probes.zips_are_fresh():
-                if config.no_build:
-                    raise RuntimeError("cold start imports build/workflow: run make build or drop --no-build")
-                probes.build()
+            probes.fresh_zips(not config.no_build)  # cold start imports build/workflow
             results["coldstart"] = probes.coldstart(config.coldstart_runs, progress, probes.BUILD_DIR / "workflow")
         if "memory" in items or "tenant" in items:
             progress("item 4: bare-SDK baseline and layer-by-layer RSS")

@@ -46,3 +46,16 @@ def test_reads_by_environment_counts_cache_misses_and_environments_per_tenant() 
         "a": {"reads": 2, "environments": 2, "workflows": 3},
         "b": {"reads": 1, "environments": 1, "workflows": 1},
     }
+
+
+def test_stale_zips_are_rebuilt_only_when_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import probes
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(probes, "zips_are_fresh", lambda: False)
+    monkeypatch.setattr(probes.subprocess, "run", lambda command, **_: calls.append(command))
+    assert probes.fresh_zips(True) is True and calls == [["make", "--no-print-directory", "build"]]
+    with pytest.raises(RuntimeError):
+        probes.fresh_zips(False)
+    monkeypatch.setattr(probes, "zips_are_fresh", lambda: True)
+    assert probes.fresh_zips(False) is False and len(calls) == 1
