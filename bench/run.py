@@ -18,10 +18,10 @@ import resource
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field, fields
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -326,15 +326,8 @@ def run_tenant(config: Config, workdir: Path, baseline_rss: dict[str, Any] | Non
                 "dataWrittenBytes": [cost.data_written_bytes(e) for e in stored.values()]})
         progress(f"  {config.sequential_workflows} sequential workflows per repeat done; now the rest, "
                  f"{config.repeats} tenants at once")
-        errors: list[str] = []
-        threads = [threading.Thread(target=_run_solo, args=(config, stack, stack_target, entry, errors))
-                   for entry in repeats]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        if errors:
-            raise RuntimeError(f"one-tenant run failed: {errors[:3]}")
+        with ThreadPoolExecutor(len(repeats)) as pool:  # the first error, if any, is raised here
+            list(pool.map(lambda entry: _run_solo(config, stack, stack_target, entry), repeats))
         for entry in repeats:
             timings, tenant_id, rss = entry.pop("timings"), entry.pop("tenantId"), entry.pop("rss")
             reads = reads_by_environment(timings)[tenant_id]
@@ -352,8 +345,7 @@ def run_tenant(config: Config, workdir: Path, baseline_rss: dict[str, Any] | Non
     return {"repeats": repeats}
 
 
-def _run_solo(config: Config, stack: StackProcess, target: StackTarget, entry: dict[str, Any],
-              errors: list[str]) -> None:
+def _run_solo(config: Config, stack: StackProcess, target: StackTarget, entry: dict[str, Any]) -> None:
     """The rest of one repeat's workflows, ten at a time, reading the worker's RSS after every ten."""
     timings, tenant_id, rss = entry["timings"], entry["tenantId"], entry["rss"]
 
@@ -363,19 +355,16 @@ def _run_solo(config: Config, stack: StackProcess, target: StackTarget, entry: d
             raise RuntimeError(f"expected one environment for {tenant_id}, found {len(workers)}")
         rss.append((len(timings), rss_mb(workers[0]["pid"])))
 
-    try:
-        if len(timings) % 10 == 0:
+    if len(timings) % 10 == 0:
+        read_rss()
+    while len(timings) < config.tenant_workflows:
+        batch = min(10 - len(timings) % 10, config.tenant_workflows - len(timings))
+        result = run_round(target, "solo", [tenant_id], batch, config.poll_interval)
+        if result.errors:
+            raise RuntimeError(f"one-tenant run, {tenant_id}: {result.errors[0]}")
+        timings.extend(result.timings)
+        if len(timings) % 10 == 0 or len(timings) == config.tenant_workflows:
             read_rss()
-        while len(timings) < config.tenant_workflows:
-            batch = min(10 - len(timings) % 10, config.tenant_workflows - len(timings))
-            result = run_round(target, "solo", [tenant_id], batch, config.poll_interval)
-            if result.errors:
-                raise RuntimeError(result.errors[0])
-            timings.extend(result.timings)
-            if len(timings) % 10 == 0 or len(timings) == config.tenant_workflows:
-                read_rss()
-    except Exception as error:  # noqa: BLE001 - reported by the caller
-        errors.append(f"{tenant_id}: {error}")
 
 
 # -- main -------------------------------------------------------------------------------------------
