@@ -42,11 +42,8 @@ class Sample:
 def processes(stack: Any) -> dict[int, str]:
     """The stack process and its workers, by pid, with their kind."""
     assert stack.process is not None
-    kinds = {stack.process.pid: STACK}
-    for worker in stack.workers():
-        kinds[worker["pid"]] = ("workflowWorkers" if worker["functionName"].endswith(WORKFLOW_SUFFIX)
-                                else "apiAndAuthorizerWorkers")
-    return kinds
+    return {stack.process.pid: STACK, **{worker["pid"]: "workflowWorkers" if worker["functionName"].endswith(
+        WORKFLOW_SUFFIX) else "apiAndAuthorizerWorkers" for worker in stack.workers()}}
 
 
 def read_sample(kinds: dict[int, str], at: float) -> Sample:

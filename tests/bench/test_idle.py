@@ -112,3 +112,11 @@ def test_section_lists_every_cell() -> None:
     assert text.count("1.00 (0.50–2.00)") == 2 * len(rows)
     for fault in idle.FAULTS:
         assert f"| {fault} |" in text
+
+
+def test_processes_are_the_stack_and_its_workers_by_kind() -> None:
+    from types import SimpleNamespace
+
+    stack = SimpleNamespace(process=SimpleNamespace(pid=1), workers=lambda: [
+        {"pid": 2, "functionName": "tenant-durable-workflow"}, {"pid": 3, "functionName": "tenant-durable-api"}])
+    assert idle.processes(stack) == {1: STACK, 2: "workflowWorkers", 3: "apiAndAuthorizerWorkers"}
