@@ -346,7 +346,15 @@ def _cost(results: dict[str, Any]) -> Values | None:
     figures, prices = costs["figures"], costs["prices"]
     usage, durable = figures["usage"], figures["durable"]
     usd = lambda key, part: fmt_usd(figures[key][part]["median"])  # noqa: E731
-    return {"memory": costs["memoryMb"], "retention": costs["retentionDays"], "source": prices["source"],
+    total, compute = durable["total"]["median"], durable["compute"]["median"]
+    times = lambda key: figures[key]["total"]["median"] / total  # noqa: E731
+    scale = 1 / costs["cpuShareAt256Mb"]
+    return {"total": fmt_usd(total), "durable_share": f"{durable['durableOperations']['median'] / total * 100:.0f}",
+            "sleep_hour": f"{times('sleeping1h'):,.0f}", "sleep_day": f"{times('sleeping1d'):,.0f}",
+            "recheck_hour": f"{times('recheck1h'):.1f}", "recheck_day": f"{times('recheck1d'):.0f}",
+            "cpu_share": f"{costs['cpuShareAt256Mb'] * 100:.0f}", "scale": f"{scale:.1f}",
+            "scaled_total": fmt_usd(compute * scale + total - compute), "region": costs.get("region") or "see variables.tf",
+            "memory": costs["memoryMb"], "retention": costs["retentionDays"], "source": prices["source"],
             "prices": table(["price input", "value"], [[label, text.format(prices[key])] for label, key, text in PRICES]),
             "invocations": fmt_summary(usage["invocations"]), "billed": fmt_summary(usage["billed_ms"]),
             "billed_upper": fmt_summary(figures["usageUpperBound"]["billed_ms"]),
@@ -368,21 +376,6 @@ def _cost(results: dict[str, Any]) -> Values | None:
 def _cost_init(results: dict[str, Any]) -> Values | None:
     init = (results.get("cost") or {}).get("figures", {}).get("initPerEnvironment")
     return {"init_ms": f"{init['initMs']:.0f}", "init_cost": fmt_usd(init["cost"] * 1000)} if init else None
-
-
-def _cost_summary(results: dict[str, Any]) -> Values | None:
-    costs = results.get("cost")
-    if not costs:
-        return None
-    figures = costs["figures"]
-    total, compute = figures["durable"]["total"]["median"], figures["durable"]["compute"]["median"]
-    times = lambda key: figures[key]["total"]["median"] / total  # noqa: E731
-    scale = 1 / costs["cpuShareAt256Mb"]
-    return {"total": fmt_usd(total), "durable_share": f"{figures['durable']['durableOperations']['median'] / total * 100:.0f}",
-            "sleep_hour": f"{times('sleeping1h'):,.0f}", "sleep_day": f"{times('sleeping1d'):,.0f}",
-            "recheck_hour": f"{times('recheck1h'):.1f}", "recheck_day": f"{times('recheck1d'):.0f}",
-            "memory": costs["memoryMb"], "cpu_share": f"{costs['cpuShareAt256Mb'] * 100:.0f}", "scale": f"{scale:.1f}",
-            "scaled_total": fmt_usd(compute * scale + total - compute), "region": costs.get("region") or "see variables.tf"}
 
 
 def _idle(results: dict[str, Any]) -> Values | None:
@@ -424,7 +417,7 @@ def _faults(results: dict[str, Any]) -> Values | None:
 PARTS: dict[str, Callable[[dict[str, Any]], Values | None]] = {
     "header": _header, "e2e": _e2e, "e2e_why": _e2e_why, "coldstart": _coldstart, "coldstart_handle": _coldstart_handle,
     "coldstart_bytecode": _bytecode, "reads": _reads, "reads_across": _reads_across, "memory": _memory,
-    "package": _package, "cost": _cost, "cost_init": _cost_init, "cost_summary": _cost_summary, "idle": _idle,
+    "package": _package, "cost": _cost, "cost_init": _cost_init, "cost_summary": _cost, "idle": _idle,
     "faults": _faults, "actions": _bytecode}
 
 
