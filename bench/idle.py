@@ -22,6 +22,8 @@ import requests
 from bench import WORKFLOW_SUFFIX
 from bench.e2e import StackTarget, run_round
 from bench.stats import cpu_seconds, growth, rss_mb, summary
+from local.faults import FAILS_EVERY_ATTEMPT, FAILS_ONCE, KILLED_AFTER, LANDS_LATE
+from local.faults import fault_rule as plan_rule
 from tests.harness import StackProcess, post_with_retries
 
 SAMPLE_INTERVAL_SECONDS, SETTLE_SECONDS, GROWTH_TARGET_MB, CPU_TARGET_PERCENT = 5.0, 10.0, 5.0, 2.0
@@ -159,33 +161,29 @@ def measure(running_stack: Callable[..., Any], workflows: int, window_seconds: f
 
 # -- item 8: a retried callback after each fault on its path ---------------------------------------
 
-FAULTS: dict[str, dict[str, Any]] = {
-    "none": {},
-    "fails once": {"count": 1, "fail": True},
-    "fails on every attempt": {"count": None, "fail": True},
-    "lands, answers late": {"count": 1, "fail": False, "after_landing": True},
-    "killed right after": {"count": 1, "fail": False, "kill_caller": True},
+# The report's labels for the fault kinds of local/faults.py (None: no fault).
+FAULTS: dict[str, str | None] = {
+    "none": None,
+    "fails once": FAILS_ONCE,
+    "fails on every attempt": FAILS_EVERY_ATTEMPT,
+    "lands, answers late": LANDS_LATE,
+    "killed right after": KILLED_AFTER,
 }
-# Where each fault is aimed: (target, operation, which id the call carries, attempts per request, late seconds).
+# Where each fault is aimed: (target, operation, which id the call carries).
 CALLS = {
-    "durable service call": ("durable", "SendDurableExecutionCallbackSuccess", "callback-id", 2, 5.0),
-    "lease write": ("dynamodb", "UpdateItem", "callback-key", 3, 6.0),
+    "durable service call": ("durable", "SendDurableExecutionCallbackSuccess", "callback-id"),
+    "lease write": ("dynamodb", "UpdateItem", "callback-key"),
 }
 
 
 def fault_rule(fault: str, call: str, ids: dict[str, str]) -> dict[str, Any] | None:
     """The fault-plan rule for one fault kind aimed at one call of one workflow (None: no fault)."""
-    spec = FAULTS[fault]
-    if not spec:
+    kind = FAULTS[fault]
+    if kind is None:
         return None
-    target, operation, marker, attempts, late = CALLS[call]
+    target, operation, marker = CALLS[call]
     contains = [ids[marker]] + (["claimOwner"] if call == "lease write" else [])
-    rule = {"target": target, "operation": operation, "body_contains": contains, **spec}
-    if rule["count"] is None:
-        rule["count"] = attempts
-    if spec.get("after_landing"):
-        rule["delay_seconds"] = late
-    return rule
+    return plan_rule(kind, target=target, operation=operation, body_contains=contains)
 
 
 def measure_one(stack: StackProcess, faults_url: str, fault: str, call: str) -> dict[str, float]:

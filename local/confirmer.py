@@ -80,6 +80,43 @@ def sqs_client(queue_url: str, endpoint_url: str | None, region: str | None) -> 
     return boto3.client("sqs", **kwargs)
 
 
+def post_until_final(
+    session: requests.Session,
+    url: str,
+    body: Any,
+    *,
+    deadline: float,
+    headers: dict[str, str] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+) -> list[int | str]:
+    """POST ``body`` as the README tells a callback client to, until a final answer or ``deadline``.
+
+    Retries 429/502/503/504 and connection errors (``"connection-error"``) with
+    doubling back-off, honouring ``Retry-After``. Returns every answer seen.
+    """
+    seen: list[int | str] = []
+    delay = 0.5
+    while True:
+        retry_after: float | None = None
+        try:
+            response = session.post(url, json=body, headers=headers, timeout=30)
+            seen.append(response.status_code)
+            if response.status_code not in RETRYABLE_STATUSES:
+                return seen
+            try:
+                retry_after = float(response.headers.get("Retry-After") or 0) or None
+            except ValueError:
+                retry_after = None
+        except requests.RequestException:
+            seen.append("connection-error")
+        pause = min(retry_after if retry_after is not None else delay, 30.0)
+        if clock() + pause > deadline:
+            return seen
+        sleep(pause)
+        delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+
+
 def post_answer(
     session: requests.Session,
     url: str,
@@ -90,26 +127,8 @@ def post_answer(
     clock: Callable[[], float] = time.time,
 ) -> tuple[int | str, int]:
     """POST ``body`` until a final answer or ``deadline`` (epoch seconds); return (last status, attempts)."""
-    delay, attempts = 0.5, 0
-    while True:
-        attempts += 1
-        retry_after: float | None = None
-        try:
-            response = session.post(url, json=body, timeout=30)
-            status: int | str = response.status_code
-            if response.status_code not in RETRYABLE_STATUSES:
-                return status, attempts
-            try:
-                retry_after = float(response.headers.get("Retry-After") or 0) or None
-            except ValueError:
-                retry_after = None
-        except requests.RequestException:
-            status = "connection-error"
-        pause = min(retry_after if retry_after is not None else delay, 30.0)
-        if clock() + pause > deadline:
-            return status, attempts
-        sleep(pause)
-        delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+    seen = post_until_final(session, url, body, deadline=deadline, sleep=sleep, clock=clock)
+    return seen[-1], len(seen)
 
 
 def handle_message(session: requests.Session, body_text: str, answer: Any, *, max_retry_seconds: float,

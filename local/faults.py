@@ -108,6 +108,40 @@ class FaultRule:
         return [self.body_contains] if isinstance(self.body_contains, str) else list(self.body_contains)
 
 
+# The fault kinds the tests and the benchmark aim at one call on the callback path.
+FAILS_ONCE = "fails once"
+FAILS_EVERY_ATTEMPT = "fails until retries are exhausted"
+LANDS_LATE = "lands, answers late"
+KILLED_AFTER = "killed right after"
+FAULT_KINDS = (FAILS_ONCE, FAILS_EVERY_ATTEMPT, LANDS_LATE, KILLED_AFTER)
+
+
+def _client_config(target: str) -> Any:
+    from shared.aws_clients import DYNAMODB_CONFIG, LAMBDA_CONFIG  # the functions' own clients
+
+    return {DYNAMODB: DYNAMODB_CONFIG, DURABLE: LAMBDA_CONFIG}[target]
+
+
+def fault_rule(kind: str, *, target: str, operation: str, body_contains: list[str], step_attempts: int = 1) -> dict[str, Any]:
+    """The rule (``POST /_faults`` body) that gives one call the fault ``kind``.
+
+    The numbers come from the functions' botocore configs: "every attempt" is
+    botocore's total attempts (times ``step_attempts`` when a durable step retries
+    the call), and "late" outlasts the caller's read timeout by a second.
+    """
+    config = _client_config(target)
+    rule: dict[str, Any] = {"target": target, "operation": operation, "body_contains": body_contains, "count": 1}
+    if kind == FAILS_ONCE:
+        return {**rule, "fail": True}
+    if kind == FAILS_EVERY_ATTEMPT:
+        return {**rule, "fail": True, "count": config.retries["total_max_attempts"] * step_attempts}
+    if kind == LANDS_LATE:
+        return {**rule, "fail": False, "after_landing": True, "delay_seconds": config.read_timeout + 1}
+    if kind == KILLED_AFTER:
+        return {**rule, "fail": False, "kill_caller": True}
+    raise ValueError(f"unknown fault kind {kind!r}")
+
+
 class FaultPlan:
     """The armed rules, shared by every interception point.
 

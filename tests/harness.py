@@ -22,6 +22,7 @@ from botocore.config import Config
 
 from shared.contract import TENANT_HEADER
 from local.api_keys import with_key_hashes
+from local.confirmer import post_until_final
 from local.http_base import free_port
 from local.processes import terminate
 from shared.identity import API_KEY_HEADER
@@ -178,32 +179,8 @@ class StackProcess:
         )
 
 
-# What the README tells a callback client to retry, and how: back off, honour Retry-After.
-RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
-
-
 def post_with_retries(
     session: requests.Session, url: str, body: Any, headers: dict[str, str], *, deadline_seconds: float = 90.0,
-    timeout: float = 30.0,
 ) -> list[int | str]:
-    """POST until a final answer (not 429/502/503/504, not a connection error); return every answer seen.
-
-    Connection errors and client timeouts are recorded as ``"connection-error"``.
-    """
-    seen: list[int | str] = []
-    delay = 0.5
-    deadline = time.monotonic() + deadline_seconds
-    while True:
-        retry_after: float | None = None
-        try:
-            response = session.post(url, json=body, headers=headers, timeout=timeout)
-            seen.append(response.status_code)
-            if response.status_code not in RETRYABLE_STATUSES:
-                return seen
-            retry_after = float(response.headers.get("Retry-After") or 0) or None
-        except requests.RequestException:
-            seen.append("connection-error")
-        if time.monotonic() > deadline:
-            return seen
-        time.sleep(min(retry_after if retry_after is not None else delay, 30.0))
-        delay = min(delay * 2, 8.0)
+    """POST as the README tells a callback client to (``local.confirmer.post_until_final``); every answer seen."""
+    return post_until_final(session, url, body, headers=headers, deadline=time.time() + deadline_seconds)

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import requests
 
+from local.faults import FAULT_KINDS, fault_rule
 from tests.harness import StackProcess, post_with_retries, wait_until
 
 pytestmark = pytest.mark.slow
@@ -35,10 +36,8 @@ TABLE_START, TABLE_END = "<!-- fault-matrix:start -->", "<!-- fault-matrix:end -
 DOCUMENTED = {200, 400, 401, 403, 404, 409, 410, 413, 429, 502, 503, 504}
 TENANTS = [f"fault-tenant-{n}" for n in range(6)]
 FINAL_TIMEOUT = 120.0
-# botocore's attempts per call (shared/aws_clients.py) and the workflow steps' attempts (IO_RETRY).
-DYNAMODB_ATTEMPTS, LAMBDA_ATTEMPTS, STEP_ATTEMPTS = 3, 2, 5
-# A stall longer than the caller's read timeout (DynamoDB 5 s, Lambda 4 s).
-LATE_SECONDS = {"dynamodb": 6.0, "durable": 5.0}
+# The workflow steps' attempts (workflow.app.IO_RETRY); botocore's come from the clients' configs.
+STEP_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -55,15 +54,8 @@ class PathCall:
 
     def rule(self, ids: dict[str, str], fault: str) -> dict[str, Any]:
         contains = [ids[self.marker]] + ([self.also_contains] if self.also_contains else [])
-        rule: dict[str, Any] = {"target": self.target, "operation": self.operation, "body_contains": contains}
-        if fault == "fails once":
-            return {**rule, "count": 1, "fail": True}
-        if fault == "fails until retries are exhausted":
-            attempts = {"dynamodb": DYNAMODB_ATTEMPTS, "durable": LAMBDA_ATTEMPTS}[self.target]
-            return {**rule, "count": attempts * (STEP_ATTEMPTS if self.caller == "workflow" else 1), "fail": True}
-        if fault == "lands, answers late":
-            return {**rule, "count": 1, "fail": False, "after_landing": True, "delay_seconds": LATE_SECONDS[self.target]}
-        return {**rule, "count": 1, "fail": False, "kill_caller": True}
+        return fault_rule(fault, target=self.target, operation=self.operation, body_contains=contains,
+                          step_attempts=STEP_ATTEMPTS if self.caller == "workflow" else 1)
 
 
 CALLS = [
@@ -76,7 +68,7 @@ CALLS = [
     PathCall("finalize write", "dynamodb", "UpdateItem", "workflow-key", "COMPLETED", "workflow"),
     PathCall("record-failure write", "dynamodb", "UpdateItem", "workflow-key", '"FAILED"', "workflow", "failure"),
 ]
-FAULTS = ["fails once", "fails until retries are exhausted", "lands, answers late", "killed right after"]
+FAULTS = list(FAULT_KINDS)
 # The external party's route reads the token's item instead of the callback index.
 TOKEN_ROUTE = "POST /callbacks/{token}"
 ROUTES = {

@@ -294,7 +294,7 @@ class _FakeSession:
         self.answers = list(answers)
         self.bodies: list[Any] = []
 
-    def post(self, url: str, json: Any, timeout: float) -> Any:  # noqa: A002 - requests' name
+    def post(self, url: str, json: Any, timeout: float, headers: dict[str, str] | None = None) -> Any:  # noqa: A002
         self.bodies.append(json)
         answer_ = self.answers.pop(0)
         if isinstance(answer_, Exception):
