@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from shared import registry as reg
@@ -66,13 +67,23 @@ class CallbackRequest:
 
     def result_bytes(self) -> bytes:
         """The payload as it is delivered and stored: compact UTF-8 JSON."""
-        return payload_bytes(self.payload)
+        return self._result
 
     def answer_digest(self) -> str:
         """Fingerprint of the answer, comparable with what the execution's history recorded."""
+        return self._digest
+
+    # Computed once per request: the payload may be 256 KiB, and the size check,
+    # the lease (every poll) and the delivery all need these.
+    @cached_property
+    def _result(self) -> bytes:
+        return payload_bytes(self.payload)
+
+    @cached_property
+    def _digest(self) -> str:
         if self.failure is not None:
             return failure_digest(self.failure.error_type, self.failure.message)
-        return success_digest(self.result_bytes())
+        return success_digest(self._result)
 
 
 def payload_bytes(payload: Any) -> bytes:
