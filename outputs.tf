@@ -21,7 +21,7 @@ output "start_workflow_curl" {
 }
 
 output "workflow_status_curl" {
-  description = "Reads a workflow's status and, while it waits, its callbackId. Replace WORKFLOW_ID."
+  description = "Reads a workflow's status and, while it waits, its callbackId and callbackUrl (the external system POSTs its answer there, no key). Replace WORKFLOW_ID."
   value = join(" ", [
     "curl -sS -X ${local.routes.getWorkflow.method} '${aws_api_gateway_stage.this.invoke_url}${replace(local.routes.getWorkflow.path, "{workflowId}", "WORKFLOW_ID")}'",
     "-H '${local.tenant_header}: ${local.example_tenant_id}' -H \"${local.api_key_header}: $API_KEY\"",
