@@ -74,11 +74,18 @@ def test_file_in_one_tenants_temporary_directory_is_invisible_to_the_other(stack
         assert not set(dirs_a) & {directory, *directory.parents}
 
 
-def test_second_workflow_of_a_tenant_reuses_the_warm_environment_and_its_cache(stack: StackProcess) -> None:
+def test_second_workflow_of_a_tenant_reuses_the_warm_environment_and_its_cache(stack: StackProcess, wait_until) -> None:
     first = run_to_completion(stack, TENANT_B, {"amount": 10, "currency": "USD"})
+    # COMPLETED is visible before the invocation that wrote it returns; a start that arrives while
+    # that environment is still busy rightly gets a fresh one (as on AWS), so wait for it to idle.
+    wait_until(lambda: not any(w["busy"] for w in workflow_workers(stack, TENANT_B)), 10, "tenant-b's workers idle")
+    warm = {w["environmentId"] for w in workflow_workers(stack, TENANT_B) if w["alive"]}
+    assert first["result"]["environments"]["finalizedIn"] in warm
+
     second = run_to_completion(stack, TENANT_B, {"amount": 20, "currency": "USD"})
 
-    assert second["result"]["environments"]["validatedIn"] == first["result"]["environments"]["finalizedIn"]
+    # earlier tests may have left more than one warm environment; any of them is a warm start
+    assert second["result"]["environments"]["validatedIn"] in warm
     assert second["result"]["tenantDataFromCache"]["validate"] is True
 
 
