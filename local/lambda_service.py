@@ -204,6 +204,8 @@ class LocalLambdaService(LocalHttpService):
         result = self._run(function, event, context)
         if result.function_error:
             headers["X-Amz-Function-Error"] = result.function_error
+        if result.body is not None:  # as the runtime marshalled it
+            return Response(200, {**headers, "Content-Type": "application/json"}, result.body)
         return Response.json(200, result.payload, headers)
 
     def _run_event(self, function: FunctionConfig, event: Any, context: InvocationContext) -> None:

@@ -11,6 +11,8 @@ died is dropped and replaced on the next invocation.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import os
 import re
@@ -46,11 +48,16 @@ class WorkerCapacityError(Exception):
 
 @dataclass(frozen=True)
 class InvocationResult:
-    """What one invocation returned: the payload, and Lambda's FunctionError if it failed."""
+    """What one invocation returned: the payload, and Lambda's FunctionError if it failed.
+
+    ``body`` is the response exactly as the runtime marshalled it (a ``Decimal``
+    keeps its digits); ``payload`` is that body parsed, or the error payload.
+    """
 
     payload: Any
     function_error: str | None = None
     environment_id: str | None = None
+    body: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -173,7 +180,11 @@ class Worker:
         if frame.get("fatal"):
             self.terminate()
         if frame.get("ok"):
-            return InvocationResult(frame["result"], environment_id=self.environment_id)
+            if frame.get("binary"):
+                body = base64.b64decode(frame["body"])
+                return InvocationResult(body, environment_id=self.environment_id, body=body)
+            return InvocationResult(json.loads(frame["body"]), environment_id=self.environment_id,
+                                    body=frame["body"].encode())
         return InvocationResult(frame["error"], "Unhandled", self.environment_id)
 
     def _error(self, error_type: str, message: str) -> InvocationResult:
@@ -262,8 +273,11 @@ class WorkerPools:
         key = (function.name, context.tenant_id if function.per_tenant else None)
         worker = self._acquire(function, key)
         try:
-            if worker.init_error is not None:
-                return InvocationResult(worker.init_error, "Unhandled", worker.environment_id)
+            if worker.init_error is not None:  # reported on the invocation, with its request id
+                error = {**worker.init_error}
+                if "requestId" in error:
+                    error["requestId"] = context.request_id
+                return InvocationResult(error, "Unhandled", worker.environment_id)
             return worker.invoke(event, context)
         finally:
             self._release(key, worker)

@@ -111,3 +111,66 @@ def test_worker_bound_to_one_tenant_refuses_another(tmp_path: Path) -> None:
 
     assert refused.payload["errorType"] == "Runtime.TenantMismatch"
     assert not worker.alive
+
+
+# -- what the caller gets, as the managed Python runtime (awslambdaric) answers ----------------------
+
+
+def test_handler_error_payload_is_the_runtimes_frames_only_with_the_request_id(pools: WorkerPools) -> None:
+    ctx = context("tenant-a")
+    result = pools.invoke(ECHO, {"chained": "outer"}, ctx)
+
+    assert result.function_error == "Unhandled"
+    assert set(result.payload) == {"errorMessage", "errorType", "requestId", "stackTrace"}
+    assert (result.payload["errorType"], result.payload["errorMessage"]) == ("RuntimeError", "outer")
+    assert result.payload["requestId"] == ctx.request_id
+    trace = result.payload["stackTrace"]
+    # frames of the handler only: no runtime (local/worker.py) frame, no chained exception, no carets
+    assert trace and all(frame.startswith('  File "') for frame in trace), trace
+    assert all("echo_handler.py" in frame for frame in trace), trace
+    assert not any("During handling" in frame or "direct cause" in frame or "^" in frame for frame in trace), trace
+
+
+@pytest.mark.parametrize(
+    ("handler", "error_type", "message"),
+    [
+        ("missing_import.handler", "Runtime.ImportModuleError",
+         "Unable to import module 'missing_import': No module named 'no_such_module_for_the_local_runtime'"),
+        ("echo_handler.no_such_handler", "Runtime.HandlerNotFound", "Handler 'no_such_handler' missing on module 'echo_handler'"),
+        ("syntax_error.handler", "Runtime.UserCodeSyntaxError", "Syntax error in module 'syntax_error': "),
+        ("raises_at_import.handler", "LookupError", "table name missing from the environment"),
+        ("nodots", "Runtime.MalformedHandlerName", "Bad handler 'nodots': "),
+    ],
+)
+def test_init_errors_have_the_runtimes_types(pools: WorkerPools, handler: str, error_type: str, message: str) -> None:
+    broken = FunctionConfig(name=f"broken-{error_type}", handler=handler, code_dir=HANDLERS)
+    ctx = context(None)
+    result = pools.invoke(broken, {}, ctx)
+
+    assert result.function_error == "Unhandled"
+    assert result.payload["errorType"] == error_type
+    assert result.payload["errorMessage"].startswith(message), result.payload
+    assert result.payload["requestId"] == ctx.request_id
+
+
+def test_a_decimal_result_is_marshalled_as_the_number_it_holds(pools: WorkerPools) -> None:
+    result = pools.invoke(ECHO, {"decimal": "12.50"}, context("tenant-a"))
+
+    assert result.function_error is None
+    assert result.body == b'{"amount": 12.50, "count": 3}'
+
+
+def test_a_result_json_cannot_carry_is_a_marshal_error(pools: WorkerPools) -> None:
+    result = pools.invoke(ECHO, {"unmarshallable": True}, context("tenant-a"))
+
+    assert result.function_error == "Unhandled"
+    assert result.payload["errorType"] == "Runtime.MarshalError"
+    assert result.payload["errorMessage"] == "Unable to marshal response: Object of type set is not JSON serializable"
+    assert result.payload["stackTrace"] == []
+
+
+def test_context_identity_is_a_cognito_identity_with_none_fields(pools: WorkerPools) -> None:
+    result = pools.invoke(ECHO, {"identity": True}, context("tenant-a")).payload
+
+    assert result == {"identityType": "CognitoIdentity", "cognitoIdentityId": None,
+                      "cognitoIdentityPoolId": None, "clientContext": None}
