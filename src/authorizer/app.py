@@ -44,6 +44,9 @@ def handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> 
         principal_id=verdict.tenant_id or "anonymous",
         region=arn.region, aws_account_id=arn.aws_account_id, api_id=arn.api_id, stage=arn.stage,
         context={"tenantId": verdict.tenant_id, "workflowId": verdict.workflow_id} if verdict.allowed else None,
+        # API Gateway throttles and meters the request with the tenant's usage
+        # plan through this key (api_key_source = "AUTHORIZER" in main.tf).
+        usage_identifier_key=verdict.usage_identifier_key if verdict.allowed else None,
     )
     if not verdict.allowed:
         logger.warning("request refused", extra={"status": 403, "reason": verdict.reason})

@@ -23,6 +23,10 @@ class Verdict:
     tenant_id: str | None = None
     workflow_id: str | None = None
     reason: str = ""
+    # The API key API Gateway meters and throttles the request against (the
+    # tenant's usage plan, api_key_source AUTHORIZER): the key the caller
+    # presented, once it is known to be this tenant's.
+    usage_identifier_key: str | None = None
 
 
 def decide(
@@ -49,5 +53,6 @@ def decide(
     # Any key works: it is hashed into the workflow id (API Gateway caps header size).
     idempotency_key = header(IDEMPOTENCY_HEADER)
     return Verdict(
-        True, tenant_id=tenant_id, workflow_id=mint_workflow_id(tenant_id, idempotency_key, request_id)
+        True, tenant_id=tenant_id, workflow_id=mint_workflow_id(tenant_id, idempotency_key, request_id),
+        usage_identifier_key=api_key,
     )

@@ -41,6 +41,8 @@ def test_own_key_allows_the_request_and_passes_tenant_and_workflow_id(keyed_tena
     assert statement["Effect"] == "Allow"
     assert statement["Resource"] == ["arn:aws:execute-api:us-east-1:123456789012:abc123/v1/*/*"]
     assert response["context"] == {"tenantId": "tenant-a", "workflowId": "req-42"}
+    # API Gateway throttles and meters it against tenant-a's usage plan through this key.
+    assert response["usageIdentifierKey"] == "secret-tenant-a"
 
 
 @pytest.mark.parametrize("path", ["/workflow/a%20b", "/workflow/a%2Fb", "/workflow/idem:with:colons"])
@@ -54,6 +56,8 @@ def test_another_tenants_key_is_denied(keyed_tenants: None) -> None:
     response = authorize({"x-tenant-id": "tenant-b", "x-api-key": "secret-tenant-a"})
     assert response["policyDocument"]["Statement"][0]["Effect"] == "Deny"
     assert "context" not in response or not response["context"]
+    # No usage plan key for a refused request: it is never metered against the claimed tenant.
+    assert "usageIdentifierKey" not in response
 
 
 def test_missing_key_raises_unauthorized(keyed_tenants: None) -> None:

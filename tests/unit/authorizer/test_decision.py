@@ -20,6 +20,7 @@ def verdict(headers: dict[str, str], request_id: str = "req-1"):
 def test_own_key_is_allowed_with_verified_tenant_and_request_id_as_workflow_id() -> None:
     result = verdict({"X-Tenant-Id": "tenant-a", "X-Api-Key": "key-a"})
     assert (result.allowed, result.tenant_id, result.workflow_id) == (True, "tenant-a", "req-1")
+    assert result.usage_identifier_key == "key-a"
 
 
 @pytest.mark.parametrize(
@@ -44,6 +45,7 @@ def test_missing_key_or_tenant_is_unauthenticated(headers: dict[str, str]) -> No
 def test_wrong_key_is_denied(headers: dict[str, str]) -> None:
     result = verdict(headers)
     assert not result.allowed and not result.unauthenticated
+    assert result.usage_identifier_key is None
 
 
 def test_idempotency_key_gives_same_workflow_per_tenant_and_never_across_tenants() -> None:
