@@ -1,19 +1,16 @@
 """Turn the measured results into docs/benchmarks.md, docs/benchmarks.json and the latency plot.
 
-The prose is ``bench/report.md``: one ``string.Template`` chunk per part, each after a
-``<!-- name -->`` line. For each chunk a function of :data:`PARTS` turns the results
-into the chunk's values (tables and figures), or ``None`` when the part has no data.
-Everything here is pure except :func:`write`.
+The prose is ``bench/report.md``: one ``string.Template`` chunk per part, each after a ``<!-- name -->`` line.
+For each chunk a function of :data:`PARTS` turns the results into the chunk's values (tables and figures), or
+``None`` when the part has no data; a part's ``verdict`` is its line of the summary. Pure except :func:`write`.
 """
-
-from __future__ import annotations
-
 import json
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from string import Template
-from typing import Any, Callable
+from typing import Any
 
 from bench.idle import CPU_TARGET_PERCENT, GROWTH_TARGET_MB, SAMPLE_INTERVAL_SECONDS
 from bench.stats import summary
@@ -23,20 +20,22 @@ MD_FILE, JSON_FILE, PNG_FILE = "benchmarks.md", "benchmarks.json", "benchmarks-l
 E2E_TARGET, COLDSTART_TARGET, MEMORY_TARGET = 1.3, 1.25, 1.3
 FLAT_MB = 2.0  # growth from workflow 10 to the last that still counts as flat
 COLDSTART_KEY = "importCpuMs"  # verdict on CPU time: immune to other processes on a shared machine
-Values = dict[str, Any]
-
+Results = Values = dict[str, Any]
+Figure = dict[str, Any] | None  # a summary: median, min, max, n
+Column = tuple[str, str | Callable[[Any], str]]  # header, and the row's key or a function of the row
 
 # -- formatting ---------------------------------------------------------------------------------
 
 
 def fmt_num(value: float | None, digits: int = 0) -> str:
+    """``1,234``; ``–`` when missing or NaN, ``∞`` when infinite."""
     if value is None or math.isnan(value):
         return "–"
     return "∞" if math.isinf(value) else f"{value:,.{digits}f}"
 
 
-def fmt_summary(figure: dict[str, Any] | None, digits: int = 0, unit: str = "") -> str:
-    """``median (min–max)`` of a summary dict; ``–`` when missing."""
+def fmt_summary(figure: Figure, digits: int = 0, unit: str = "") -> str:
+    """``median (min–max)`` of a summary, the median alone when the repeats agree; ``–`` when missing."""
     if not figure:
         return "–"
     text = fmt_num(figure["median"], digits) + (f" {unit}" if unit else "")
@@ -45,17 +44,31 @@ def fmt_summary(figure: dict[str, Any] | None, digits: int = 0, unit: str = "") 
     return f"{text} ({fmt_num(figure['min'], digits)}–{fmt_num(figure['max'], digits)})"
 
 
-def fmt_ratio(figure: dict[str, Any] | None) -> str:
+def fmt_ratio(figure: Figure) -> str:
+    """``1.23× (1.10–1.30)``; ``–`` when missing."""
     return f"{figure['median']:.2f}× ({figure['min']:.2f}–{figure['max']:.2f})" if figure else "–"
 
 
 def fmt_usd(value: float) -> str:
+    """Dollars, with more decimals the smaller the amount."""
     return f"${value:,.2f}" if value >= 1 else f"${value:.3f}" if value >= 0.01 else f"${value:.5f}"
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def columns(specs: list[Column], rows: list[Any]) -> str:
+    """A markdown table from column specs: each a header and the row's key, or a function of the row."""
+    return table([header for header, _ in specs],
+                 [[cell(row) if callable(cell) else str(row[cell]) for _, cell in specs] for row in rows])
+
+
+def of(key: str, digits: int = 0) -> Callable[[dict[str, Any]], str]:
+    """A column: the summary at the row's ``key`` (``–`` when the row has none)."""
+    return lambda row: fmt_summary(row.get(key), digits)
 
 
 def at_most(ratio_value: float, target: float) -> bool:
@@ -69,22 +82,23 @@ def straddles(figure: dict[str, Any], target: float) -> bool:
 
 
 def verdict_mark(met: bool | None, note: str | None = None) -> str:
+    """The summary's result column."""
     return note or {True: "met", False: "**missed**", None: "n/a"}[met]
 
 
-# -- derived figures ----------------------------------------------------------------------------
+# -- derived figures and the summary ------------------------------------------------------------
 
 
-def e2e_row(results: dict[str, Any], target: str, phase: str, tenants: int | None = None) -> dict[str, Any] | None:
-    e2e = results.get("e2e")
-    if not e2e:
+def e2e_row(results: Results, target: str, phase: str, tenants: int | None = None) -> dict[str, Any] | None:
+    """The end-to-end summary row of a target and phase, at ``tenants`` (default: the largest count)."""
+    summary_ = (results.get("e2e") or {}).get("summary")
+    if not summary_:
         return None
-    tenants = tenants if tenants is not None else e2e["summary"]["targetTenants"]
-    return next((row for row in e2e["summary"]["rows"]
-                 if (row["target"], row["phase"], row["tenants"]) == (target, phase, tenants)), None)
+    key = (target, phase, summary_["targetTenants"] if tenants is None else tenants)
+    return next((row for row in summary_["rows"] if (row["target"], row["phase"], row["tenants"]) == key), None)
 
 
-def reads_across(results: dict[str, Any]) -> dict[str, Any] | None:
+def reads_across(results: Results) -> dict[str, Any] | None:
     """Store reads per tenant in the end-to-end rounds at the largest tenant count, and the floor's cross-check."""
     entries = [entry for entry in (results.get("e2e") or {}).get("tenantReads", []) if entry.get("stack")]
     rows = [(figures, entry["stack"]["handlerInvocations"].get(tenant, 0))
@@ -92,32 +106,27 @@ def reads_across(results: dict[str, Any]) -> dict[str, Any] | None:
     if not rows:
         return None
     floors = [entry["floor"] for entry in entries if "floor" in entry]
-    return {
-        "tenants": len(entries[0]["stack"]["perTenant"]),
-        **{f"{key}PerTenant": summary([figures[key] for figures, _ in rows])
-           for key in ("reads", "environments", "workflows")},
-        "invocationsPerTenant": summary([invocations for _, invocations in rows]),
-        "maxReadsPerEnvironment": max(f["reads"] / max(1, f["environments"]) for f, _ in rows),
-        "floorStoreReadsCounter": [floor.get("storeReadsCounter") for floor in floors],
-        "floorReportedMisses": [sum(f["reads"] for f in floor["perTenant"].values()) for floor in floors],
-    }
-
-
-# -- verdicts (the summary table): the "verdict" of each item's part ---------------------------------
+    return {"tenants": len(entries[0]["stack"]["perTenant"]),
+            **{f"{key}PerTenant": summary([figures[key] for figures, _ in rows])
+               for key in ("reads", "environments", "workflows")},
+            "invocationsPerTenant": summary([invocations for _, invocations in rows]),
+            "maxReadsPerEnvironment": max(f["reads"] / max(1, f["environments"]) for f, _ in rows),
+            "floorStoreReadsCounter": [floor.get("storeReadsCounter") for floor in floors],
+            "floorReportedMisses": [sum(f["reads"] for f in floor["perTenant"].values()) for floor in floors]}
 
 
 ITEMS = {"e2e_why": "end to end", "coldstart": "cold start", "reads": "tenant data reads", "memory": "memory",
          "package": "package", "cost": "cost per 1,000 workflows", "idle": "idle footprint"}
 
 
-def verdicts(results: dict[str, Any]) -> list[dict[str, Any]]:
+def verdicts(results: Results) -> list[dict[str, Any]]:
     """One line per item with data: the headline figure, the target and whether it was met."""
-    lines = [(item, name, (PARTS[part](results) or {}).get("verdict")) for item, (part, name) in
-             enumerate(ITEMS.items(), 1)]
+    lines = [(item, name, (PARTS[part](results) or {}).get("verdict"))
+             for item, (part, name) in enumerate(ITEMS.items(), 1)]
     return [{"item": item, "name": name, "note": None, **line} for item, name, line in lines if line]
 
 
-def console_table(results: dict[str, Any]) -> str:
+def console_table(results: Results) -> str:
     """The verdicts, printed at the end of ``make bench`` (the tables are in benchmarks.md)."""
     return "\n".join(f"{v['item']}. {v['name']}: {v['figure']}  [target: {v['target']}: "
                      f"{verdict_mark(v['met'], v.get('note')).replace('*', '')}]" for v in results.get("verdicts", []))
@@ -126,49 +135,44 @@ def console_table(results: dict[str, Any]) -> str:
 # -- the parts of benchmarks.md (bench/report.md) -------------------------------------------------
 
 
-def _header(results: dict[str, Any]) -> Values:
-    config, machine = results["config"], results["machine"]
-    return {"quick": " --quick" if config["quick"] else "", "started": config["startedAt"], "cpus": machine["cpus"],
-            "python": machine["python"], "platform": machine["platform"], "repeats": config["repeats"],
+def _header(results: Results) -> Values:
+    return {**results["config"], **results["machine"], "quick": " --quick" if results["config"]["quick"] else "",
             "minutes": f"{results['elapsedSeconds'] / 60:.1f}",
-            "table": table(["#", "item", "target", "measured", "result"],
-                           [[str(v["item"]), v["name"], v["target"], v["figure"], verdict_mark(v["met"], v.get("note"))]
-                            for v in results.get("verdicts", [])])}
+            "table": columns([("#", "item"), ("item", "name"), ("target", "target"), ("measured", "figure"),
+                              ("result", lambda v: verdict_mark(v["met"], v.get("note")))],
+                             results.get("verdicts", []))}
 
 
-def _e2e(results: dict[str, Any]) -> Values | None:
-    e2e = results.get("e2e")
-    if not e2e:
+def _e2e(results: Results) -> Values | None:
+    if not results.get("e2e"):
         return None
-    rows, tenants = e2e["summary"]["rows"], e2e["summary"]["targetTenants"]
-    ratio = [row.get("ratioToFloor") or {} for row in rows]
-    return {
-        "per_tenant": results["config"]["workflowsPerTenant"], "tenants": tenants,
-        "poll_ms": f"{results['config']['pollIntervalSeconds'] * 1000:.0f}",
-        "rounds": table(["target", "phase", "T", "start→callbackId p50 ms", "p95 ms", "callback→COMPLETED p50 ms",
-                         "p95 ms", "workflows/s", "start p50 ÷ floor", "callback p50 ÷ floor", "CPU ms per workflow"],
-                        [[row["target"], row["phase"], str(row["tenants"]),
-                          *(fmt_summary(row[key]) for key in ("startP50", "startP95", "callbackP50", "callbackP95")),
-                          fmt_summary(row["workflowsPerSecond"], 2), fmt_ratio(r.get("startP50")),
-                          fmt_ratio(r.get("callbackP50")), fmt_summary(row["cpuMsPerWorkflow"])]
-                         for row, r in zip(rows, ratio)]),
-        "cpu": table(["target", "CPU ms per workflow", "by process (ms)", "status reads per workflow", "CPU ms per read",
-                      "read latency ms", "CPU ms per workflow without reads"],
-                     [[row["target"], fmt_summary(row["cpuMsPerWorkflow"]),
-                       ", ".join(f"{part} {fmt_num(f['median'])}" for part, f in row["cpuSplitMsPerWorkflow"].items()),
-                       fmt_summary(row.get("statusReadsPerWorkflow"), 1), fmt_summary(row.get("statusReadCpuMs"), 1),
-                       fmt_summary(row.get("statusReadLatencyMs"), 1), fmt_summary(row.get("cpuMsPerWorkflowWithoutReads"))]
-                      for row in rows if row["phase"] == "warm" and row["tenants"] == tenants]),
-        "retries": sum(row["retries"] for row in rows), "errors": sum(row["errors"] for row in rows),
-        "new_envs": sum(n or 0 for row in rows if row["phase"] == "warm" and row["target"] != "floor"
-                        for n in row["newEnvironments"])}
+    rows, tenants = results["e2e"]["summary"]["rows"], results["e2e"]["summary"]["targetTenants"]
+    ratio = lambda key: lambda row: fmt_ratio((row.get("ratioToFloor") or {}).get(key))  # noqa: E731
+    split = lambda row: ", ".join(f"{part} {fmt_num(f['median'])}" for part, f in row["cpuSplitMsPerWorkflow"].items())
+    return {"per_tenant": results["config"]["workflowsPerTenant"], "tenants": tenants,
+            "poll_ms": f"{results['config']['pollIntervalSeconds'] * 1000:.0f}",
+            "rounds": columns([("target", "target"), ("phase", "phase"), ("T", "tenants"),
+                               ("start→callbackId p50 ms", of("startP50")), ("p95 ms", of("startP95")),
+                               ("callback→COMPLETED p50 ms", of("callbackP50")), ("p95 ms", of("callbackP95")),
+                               ("workflows/s", of("workflowsPerSecond", 2)), ("start p50 ÷ floor", ratio("startP50")),
+                               ("callback p50 ÷ floor", ratio("callbackP50")),
+                               ("CPU ms per workflow", of("cpuMsPerWorkflow"))], rows),
+            "cpu": columns([("target", "target"), ("CPU ms per workflow", of("cpuMsPerWorkflow")),
+                            ("by process (ms)", split), ("status reads per workflow", of("statusReadsPerWorkflow", 1)),
+                            ("CPU ms per read", of("statusReadCpuMs", 1)),
+                            ("read latency ms", of("statusReadLatencyMs", 1)),
+                            ("CPU ms per workflow without reads", of("cpuMsPerWorkflowWithoutReads"))],
+                           [row for row in rows if row["phase"] == "warm" and row["tenants"] == tenants]),
+            "retries": sum(row["retries"] for row in rows), "errors": sum(row["errors"] for row in rows),
+            "new_envs": sum(n or 0 for row in rows if row["phase"] == "warm" and row["target"] != "floor"
+                            for n in row["newEnvironments"])}
 
 
-def _e2e_why(results: dict[str, Any]) -> Values | None:
+def _e2e_why(results: Results) -> Values | None:
     warm, floor = e2e_row(results, "stack", "warm"), e2e_row(results, "floor", "warm")
     if not warm or not floor or "ratioToFloor" not in warm:
         return None
-    median = lambda row, key: f"{row[key]['median']:.0f}" if row.get(key) else "–"  # noqa: E731
+    tenants = results["e2e"]["summary"]["targetTenants"]
     start, callback = warm["ratioToFloor"]["startP50"], warm["ratioToFloor"]["callbackP50"]
     met = at_most(start["median"], E2E_TARGET) and at_most(callback["median"], E2E_TARGET)
     figure = f"start→callbackId {fmt_ratio(start)}, callback→COMPLETED {fmt_ratio(callback)}"
@@ -176,19 +180,18 @@ def _e2e_why(results: dict[str, Any]) -> Values | None:
     if low and "ratioToFloor" in low:
         figure += (f"; at {low['tenants']} tenant(s) {fmt_ratio(low['ratioToFloor']['startP50'])} and "
                    f"{fmt_ratio(low['ratioToFloor']['callbackP50'])}")
-    return {"tenants": results["e2e"]["summary"]["targetTenants"], "target": E2E_TARGET,
-            "verdict": {"target": f"warm p50 ≤ {E2E_TARGET}× floor at {results['e2e']['summary']['targetTenants']} "
-                                  "tenants", "figure": figure, "met": met,
-                        "note": f"{verdict_mark(met)} by the median; the repeats straddle the target, so not a stable "
-                                "verdict on this machine" if straddles(start, E2E_TARGET)
-                                or straddles(callback, E2E_TARGET) else None},
-            "start_ratio": fmt_ratio(start), "callback_ratio": fmt_ratio(callback),
-            "stack_cpu": median(warm, "cpuMsPerWorkflow"), "floor_cpu": median(floor, "cpuMsPerWorkflow"),
-            "split": ", ".join(f"{part} {f['median']:.0f} ms" for part, f in warm["cpuSplitMsPerWorkflow"].items()),
-            "stack_without": median(warm, "cpuMsPerWorkflowWithoutReads"),
-            "floor_without": median(floor, "cpuMsPerWorkflowWithoutReads"),
-            "stack_read": median(warm, "statusReadCpuMs"), "floor_read": median(floor, "statusReadCpuMs"),
-            "stack_rate": fmt_summary(warm["workflowsPerSecond"], 2), "floor_rate": fmt_summary(floor["workflowsPerSecond"], 2)}
+    unstable = straddles(start, E2E_TARGET) or straddles(callback, E2E_TARGET)
+    medians = {"cpu": "cpuMsPerWorkflow", "without": "cpuMsPerWorkflowWithoutReads", "read": "statusReadCpuMs"}
+    return {"tenants": tenants, "target": E2E_TARGET, "start_ratio": fmt_ratio(start),
+            "callback_ratio": fmt_ratio(callback),
+            "verdict": {"target": f"warm p50 ≤ {E2E_TARGET}× floor at {tenants} tenants", "figure": figure,
+                        "met": met, "note": f"{verdict_mark(met)} by the median; the repeats straddle the target, "
+                                            "so not a stable verdict on this machine" if unstable else None},
+            **{f"{side}_{name}": f"{row[key]['median']:.0f}" if row.get(key) else "–"
+               for side, row in (("stack", warm), ("floor", floor)) for name, key in medians.items()},
+            "stack_rate": fmt_summary(warm["workflowsPerSecond"], 2),
+            "floor_rate": fmt_summary(floor["workflowsPerSecond"], 2),
+            "split": ", ".join(f"{part} {f['median']:.0f} ms" for part, f in warm["cpuSplitMsPerWorkflow"].items())}
 
 
 COLDSTART_MEASURES = (("importMs", "import + init, wall"), ("importCpuMs", "import + init, CPU"),
@@ -196,25 +199,25 @@ COLDSTART_MEASURES = (("importMs", "import + init, wall"), ("importCpuMs", "impo
                       ("processMs", "whole process, wall"))
 
 
-def _coldstart(results: dict[str, Any]) -> Values | None:
-    cold = results.get("coldstart")
-    if not cold:
+def _coldstart(results: Results) -> Values | None:
+    if not results.get("coldstart"):
         return None
-    modes = cold["modes"]
+    cold, modes = results["coldstart"], results["coldstart"]["modes"]
     ratios = {mode: figures[COLDSTART_KEY]["ratio"] for mode, figures in modes.items()}
     met = {mode: at_most(r["median"], COLDSTART_TARGET) for mode, r in ratios.items()}
-    groups = lambda mode, side: modes[mode]["importtime"][side]["groupsMs"]  # noqa: E731
-    group_rows = [[name] + [cell for mode in modes for cell in (
-        fmt_num(groups(mode, "handler").get(name, 0.0)), fmt_num(groups(mode, "sdk").get(name, 0.0)),
-        f"{groups(mode, 'handler').get(name, 0.0) - groups(mode, 'sdk').get(name, 0.0):+,.0f}")]
-        for name in groups(next(iter(modes)), "handler")]
+    groups = lambda mode, side, name: modes[mode]["importtime"][side]["groupsMs"].get(name, 0.0)  # noqa: E731
     return {"runs": cold["runs"], "task_dir": cold.get("taskDir", "build/workflow"),
             "measures": table(["bytecode", "measure", "workflow.app ms", "bare SDK ms", "ratio"],
-                              [[mode, label, fmt_summary(figures[key]["handler"]), fmt_summary(figures[key]["sdk"]),
+                              [[mode, label, *(fmt_summary(figures[key][side]) for side in ("handler", "sdk")),
                                 fmt_ratio(figures[key]["ratio"])]
-                               for mode, figures in modes.items() for key, label in COLDSTART_MEASURES if key in figures]),
+                               for mode, figures in modes.items() for key, label in COLDSTART_MEASURES
+                               if key in figures]),
             "groups": table(["package"] + [f"{mode}: {column}" for mode in modes
-                                           for column in ("workflow.app ms", "bare SDK ms", "extra")], group_rows),
+                                           for column in ("workflow.app ms", "bare SDK ms", "extra")],
+                            [[name] + [cell for mode in modes for cell in (
+                                fmt_num(groups(mode, "handler", name)), fmt_num(groups(mode, "sdk", name)),
+                                f"{groups(mode, 'handler', name) - groups(mode, 'sdk', name):+,.0f}")]
+                             for name in modes[next(iter(modes))]["importtime"]["handler"]["groupsMs"]]),
             "verdict": {"target": f"import+init ≤ {COLDSTART_TARGET}× bare SDK import",
                         "figure": "CPU time ratio " + ", ".join(
                             f"{mode} {fmt_ratio(r)} ({'met' if met[mode] else 'missed'}"
@@ -225,29 +228,30 @@ def _coldstart(results: dict[str, Any]) -> Values | None:
                         if met.get("no-bytecode") and not met.get("bytecode-cached") else None}}
 
 
-def _coldstart_handle(results: dict[str, Any]) -> Values | None:
+def _coldstart_handle(results: Results) -> Values | None:
     handle = (results.get("coldstart") or {}).get("dynamodbHandle")
     return {"resource": fmt_summary(handle["resource"]), "client": fmt_summary(handle["client"]),
             "premium": fmt_summary(handle["resourcePremiumMs"])} if handle else None
 
 
-def _bytecode(results: dict[str, Any]) -> Values | None:
+def _bytecode(results: Results) -> Values | None:
     """The handler's CPU time to ready without bytecode and with cached bytecode (medians)."""
     modes = (results.get("coldstart") or {}).get("modes", {})
     if "no-bytecode" not in modes or "bytecode-cached" not in modes:
         return None
     ready, cached = (modes[mode]["readyCpuMs"]["handler"]["median"] for mode in ("no-bytecode", "bytecode-cached"))
-    return {"saved": fmt_num(ready - cached), "ready": fmt_num(ready), "share": f"{(ready - cached) / ready * 100:.0f}",
-            "uncached": fmt_num(ready), "cached": fmt_num(cached)}
+    return {"saved": fmt_num(ready - cached), "ready": fmt_num(ready), "cached": fmt_num(cached),
+            "share": f"{(ready - cached) / ready * 100:.0f}"}
 
 
-def _reads(results: dict[str, Any]) -> Values | None:
+def _reads(results: Results) -> Values | None:
     if not results.get("tenant"):
         return None
     solo, across = results["tenant"]["repeats"], reads_across(results)
-    figure = (f"{solo[0]['workflows']} workflows of one tenant: {fmt_summary(summary([r['storeReads'] for r in solo]))} "
-              f"read(s) in {fmt_summary(summary([r['environments'] for r in solo]))} environment(s), "
-              f"{fmt_summary(summary([r['handlerInvocations'] for r in solo]))} handler invocations")
+    counts = {key: fmt_summary(summary([r[key] for r in solo]))
+              for key in ("storeReads", "environments", "handlerInvocations")}
+    figure = (f"{solo[0]['workflows']} workflows of one tenant: {counts['storeReads']} read(s) in "
+              f"{counts['environments']} environment(s), {counts['handlerInvocations']} handler invocations")
     if across:
         figure += (f"; {across['tenants']} tenants: {fmt_summary(across['readsPerTenant'])} read(s) per tenant, "
                    f"at most {across['maxReadsPerEnvironment']} per environment")
@@ -256,20 +260,19 @@ def _reads(results: dict[str, Any]) -> Values | None:
                         "met": all(r["storeReads"] == r["environments"] for r in solo)
                         and (across is None or across["maxReadsPerEnvironment"] == 1)},
             "floor_reads": ", ".join(str(r["floorStoreReads"]) for r in solo),
-            "table": table(["run", "workflows", "handler invocations (replays)", "store reads", "environments"],
-                           [[f"one tenant, repeat {r['repeat'] + 1}", str(r["workflows"]), str(r["handlerInvocations"]),
-                             str(r["storeReads"]), str(r["environments"])] for r in solo])}
+            "table": columns([("run", lambda r: f"one tenant, repeat {r['repeat'] + 1}"), ("workflows", "workflows"),
+                              ("handler invocations (replays)", "handlerInvocations"),
+                              ("store reads", "storeReads"), ("environments", "environments")], solo)}
 
 
-def _reads_across(results: dict[str, Any]) -> Values | None:
+def _reads_across(results: Results) -> Values | None:
     across = reads_across(results) if results.get("tenant") else None
     if not across:
         return None
     agree = across["floorStoreReadsCounter"] == across["floorReportedMisses"]
-    return {"tenants": across["tenants"], "workflows": fmt_summary(across["workflowsPerTenant"]),
-            "invocations": fmt_summary(across["invocationsPerTenant"]), "reads": fmt_summary(across["readsPerTenant"]),
-            "environments": fmt_summary(across["environmentsPerTenant"]),
-            "max_per_env": f"{across['maxReadsPerEnvironment']:.0f}",
+    return {"tenants": across["tenants"], "max_per_env": f"{across['maxReadsPerEnvironment']:.0f}",
+            **{key: fmt_summary(across[f"{key}PerTenant"]) for key in ("workflows", "invocations", "reads",
+                                                                       "environments")},
             "floor_counter": ", ".join(map(str, across["floorStoreReadsCounter"])),
             "floor_flags": ", ".join(map(str, across["floorReportedMisses"])),
             "agreement": "the two counts agree, which is what lets the results stand in for a counter inside the "
@@ -277,7 +280,7 @@ def _reads_across(results: dict[str, Any]) -> Values | None:
                          "**the two counts differ**, so the stack's figures above may undercount."}
 
 
-def _memory(results: dict[str, Any]) -> Values | None:
+def _memory(results: Results) -> Values | None:
     """Worker RSS after the last workflow, its ratio to the bare SDK and its growth, over repeats."""
     tenant, mem = results.get("tenant"), results.get("memory")
     if not tenant or not mem:
@@ -289,12 +292,12 @@ def _memory(results: dict[str, Any]) -> Values | None:
     change = summary([r["rssGrowth"]["change"] for r in repeats])
     flat, ratio_met = change["median"] <= FLAT_MB, at_most(ratio["median"], MEMORY_TARGET)
     medians = [None] + [layer["rssMb"]["median"] for layer in layers]
+    in_mb = lambda figure, digits=1: fmt_summary(figure, digits, "MB")  # noqa: E731
     return {"workflows": workflows, "target": MEMORY_TARGET, "flat": f"{FLAT_MB:.0f}",
-            "baseline": fmt_summary(mem["bareSdkRssMb"], 1, "MB"), "last": fmt_summary(summary(final), 1, "MB"),
-            "ratio": fmt_ratio(ratio), "ratio_ready": fmt_ratio(ratio_ready), "ready": fmt_summary(ready, 1, "MB"),
-            "change": fmt_summary(change, 1, "MB"),
-            "slope": fmt_summary(summary([r["rssGrowth"]["slopePerUnit"] * 100 for r in repeats]), 2, "MB"),
-            "second_half": fmt_summary(summary([r.get("rssSecondHalfChange", 0.0) for r in repeats]), 2, "MB"),
+            "baseline": in_mb(mem["bareSdkRssMb"]), "last": in_mb(summary(final)), "ready": in_mb(ready),
+            "ratio": fmt_ratio(ratio), "ratio_ready": fmt_ratio(ratio_ready), "change": in_mb(change),
+            "slope": in_mb(summary([r["rssGrowth"]["slopePerUnit"] * 100 for r in repeats]), 2),
+            "second_half": in_mb(summary([r.get("rssSecondHalfChange", 0.0) for r in repeats]), 2),
             "samples": table(["RSS MB after workflow"] + [str(n) for n, _ in repeats[0]["rssMb"]],
                              [[f"repeat {r['repeat'] + 1}"] + [f"{mb:.1f}" for _, mb in r["rssMb"]] for r in repeats]),
             "layers": table(["stage", "RSS MB", "added"],
@@ -302,28 +305,30 @@ def _memory(results: dict[str, Any]) -> Values | None:
                               "" if before is None else f"{now - before:+.1f}"]
                              for layer, before, now in zip(layers, medians, medians[1:])]),
             "verdict": {"target": f"≤ {MEMORY_TARGET}× bare SDK, flat from 10 to {workflows} workflows",
-                        "figure": f"{fmt_summary(summary(final), 1, 'MB')} after {workflows} = {fmt_ratio(ratio)} the "
-                                  f"bare SDK import ({fmt_ratio(ratio_ready)} the SDK once it made its Lambda client); "
-                                  f"{fmt_summary(change, 1, 'MB')} from workflow 10 to {workflows}",
+                        "figure": f"{in_mb(summary(final))} after {workflows} = {fmt_ratio(ratio)} the bare SDK import "
+                                  f"({fmt_ratio(ratio_ready)} the SDK once it made its Lambda client); "
+                                  f"{in_mb(change)} from workflow 10 to {workflows}",
                         "met": ratio_met and flat,
                         "note": "**missed** on the ratio to the bare import (met against the SDK once it serves: "
                                 f"{fmt_ratio(ratio_ready)}); flat: met" if flat and not ratio_met and ratio_ready
                                 and at_most(ratio_ready["median"], MEMORY_TARGET) else None}}
 
 
-def _package(results: dict[str, Any]) -> Values | None:
-    pkg = results.get("package")
-    if not pkg:
+def _package(results: Results) -> Values | None:
+    if not results.get("package"):
         return None
-    return {"zip_limit": pkg["limits"]["directUploadZipMb"], "unzipped_limit": pkg["limits"]["unzippedMb"],
-            "table": table(["zip", "MB", "unzipped MB", "files", "own code KB", "boto3 & deps share",
-                            "largest entries (unzipped MB)"],
-                           [[f"`build/{name}.zip`", f"{info['zipMb']:.2f}", f"{info['unzippedMb']:.1f}",
-                             str(info["files"]), f"{info['ownCodeKb']:.0f}", f"{info['awsSdkShareOfZip'] * 100:.0f} %",
-                             ", ".join(f"{e['entry']} {e['unzippedMb']:.1f}" for e in info["largest"][:4])]
-                            for name, info in pkg["zips"].items()]),
+    zips, limits = results["package"]["zips"], results["package"]["limits"]
+    return {"zip_limit": limits["directUploadZipMb"], "unzipped_limit": limits["unzippedMb"],
+            "table": columns([("zip", lambda z: f"`build/{z[0]}.zip`"), ("MB", lambda z: f"{z[1]['zipMb']:.2f}"),
+                              ("unzipped MB", lambda z: f"{z[1]['unzippedMb']:.1f}"),
+                              ("files", lambda z: str(z[1]["files"])),
+                              ("own code KB", lambda z: f"{z[1]['ownCodeKb']:.0f}"),
+                              ("boto3 & deps share", lambda z: f"{z[1]['awsSdkShareOfZip'] * 100:.0f} %"),
+                              ("largest entries (unzipped MB)", lambda z: ", ".join(
+                                  f"{e['entry']} {e['unzippedMb']:.1f}" for e in z[1]["largest"][:4]))],
+                             list(zips.items())),
             "verdict": {"target": "(none; Lambda limits 50 MB zip / 250 MB unzipped)", "met": None,
-                        "figure": ", ".join(f"{name} {info['zipMb']:.1f} MB" for name, info in pkg["zips"].items())}}
+                        "figure": ", ".join(f"{name} {info['zipMb']:.1f} MB" for name, info in zips.items())}}
 
 
 COST_COMPONENTS = (("compute", "compute"), ("requests", "requests"), ("durable operations", "durableOperations"),
@@ -339,22 +344,22 @@ PRICES = (("Lambda duration, arm64", "arm_gb_second", "${:.10f} per GB-second"),
           ("durable data retained", "durable_data_retained_per_gb_month", "${:.2f} per GB-month"))
 
 
-def _cost(results: dict[str, Any]) -> Values | None:
-    costs = results.get("cost")
-    if not costs:
+def _cost(results: Results) -> Values | None:
+    if not (costs := results.get("cost")):
         return None
-    figures, prices = costs["figures"], costs["prices"]
-    usage, durable = figures["usage"], figures["durable"]
-    usd = lambda key, part: fmt_usd(figures[key][part]["median"])  # noqa: E731
-    total, compute = durable["total"]["median"], durable["compute"]["median"]
+    figures, prices, scale = costs["figures"], costs["prices"], 1 / costs["cpuShareAt256Mb"]
+    usage, total = figures["usage"], figures["durable"]["total"]["median"]
+    usd = lambda key, part="total": fmt_usd(figures[key][part]["median"])  # noqa: E731
     times = lambda key: figures[key]["total"]["median"] / total  # noqa: E731
-    scale = 1 / costs["cpuShareAt256Mb"]
-    return {"total": fmt_usd(total), "durable_share": f"{durable['durableOperations']['median'] / total * 100:.0f}",
+    spread = lambda key: f" ({fmt_usd(figures[key]['total']['min'])}–{fmt_usd(figures[key]['total']['max'])})"
+    compute = figures["durable"]["compute"]["median"]
+    return {"total": fmt_usd(total), "durable_share": f"{figures['durable']['durableOperations']['median'] / total * 100:.0f}",
             "sleep_hour": f"{times('sleeping1h'):,.0f}", "sleep_day": f"{times('sleeping1d'):,.0f}",
             "recheck_hour": f"{times('recheck1h'):.1f}", "recheck_day": f"{times('recheck1d'):.0f}",
             "cpu_share": f"{costs['cpuShareAt256Mb'] * 100:.0f}", "scale": f"{scale:.1f}",
-            "scaled_total": fmt_usd(compute * scale + total - compute), "region": costs.get("region") or "see variables.tf",
-            "memory": costs["memoryMb"], "retention": costs["retentionDays"], "source": prices["source"],
+            "scaled_total": fmt_usd(compute * scale + total - compute),
+            "region": costs.get("region") or "see variables.tf", "memory": costs["memoryMb"],
+            "retention": costs["retentionDays"], "source": prices["source"],
             "prices": table(["price input", "value"], [[label, text.format(prices[key])] for label, key, text in PRICES]),
             "invocations": fmt_summary(usage["invocations"]), "billed": fmt_summary(usage["billed_ms"]),
             "billed_upper": fmt_summary(figures["usageUpperBound"]["billed_ms"]),
@@ -364,36 +369,34 @@ def _cost(results: dict[str, Any]) -> Values | None:
                                  for name, key in COST_COMPONENTS]),
             "designs": table(["design", "compute", "requests", "total per 1,000 workflows"], [
                 ["this pattern (suspended while waiting), any wait", usd("durable", "compute"),
-                 usd("durable", "requests"), usd("durable", "total") + " (incl. durable charges)"],
-                *([label, usd(key, "compute"), usd(key, "requests"), usd(key, "total") +
-                   f" ({fmt_usd(figures[key]['total']['min'])}–{fmt_usd(figures[key]['total']['max'])})"]
-                  for label, key in POLLERS)]),
+                 usd("durable", "requests"), usd("durable") + " (incl. durable charges)"],
+                *([label, usd(key, "compute"), usd(key, "requests"), usd(key) + spread(key)] for label, key in POLLERS)]),
             "verdict": {"target": "(none; compared with polling)", "met": None,
-                        "figure": f"this pattern {usd('durable', 'total')} whatever the wait; a sleeping poller "
-                                  f"{usd('sleeping1h', 'total')} (1 h wait) / {usd('sleeping1d', 'total')} (1 day)"}}
+                        "figure": f"this pattern {usd('durable')} whatever the wait; a sleeping poller "
+                                  f"{usd('sleeping1h')} (1 h wait) / {usd('sleeping1d')} (1 day)"}}
 
 
-def _cost_init(results: dict[str, Any]) -> Values | None:
+def _cost_init(results: Results) -> Values | None:
     init = (results.get("cost") or {}).get("figures", {}).get("initPerEnvironment")
     return {"init_ms": f"{init['initMs']:.0f}", "init_cost": fmt_usd(init["cost"] * 1000)} if init else None
 
 
-def _idle(results: dict[str, Any]) -> Values | None:
-    idle = results.get("idle")
-    if not idle:
+def _idle(results: Results) -> Values | None:
+    if not (idle := results.get("idle")):
         return None
     stack = idle["byKind"].get("stackProcess", {})
-    return {"completed": idle["workflows"]["completed"], "waiting": idle["workflows"]["waiting"],
-            "load_seconds": f"{idle['loadSeconds']:.0f}", "settle": f"{idle['settleSeconds']:.0f}",
+    return {**idle["workflows"], "load_seconds": f"{idle['loadSeconds']:.0f}", "settle": f"{idle['settleSeconds']:.0f}",
             "interval": f"{SAMPLE_INTERVAL_SECONDS:.0f}", "minutes": f"{idle['windowSeconds'] / 60:.1f}",
             "samples": idle["samples"],
             "changed": "; some processes came or went, only those present throughout count"
             if idle["processesChanged"] else "",
-            "table": table(["processes", "count", "RSS first (MB)", "RSS last (MB)", "growth (MB)", "slope (MB/min)",
-                            "CPU (% of a core)"],
-                           [[kind, str(v["processes"]), f"{v['rssFirstMb']:.1f}", f"{v['rssLastMb']:.1f}",
-                             f"{v['rssGrowthMb']:+.2f}", f"{v['rssSlopeMbPerMinute']:+.3f}", f"{v['cpuPercentOfCore']:.2f}"]
-                            for kind, v in [*idle["byKind"].items(), ("total", idle)]]),
+            "table": columns([("processes", lambda kv: kv[0]), ("count", lambda kv: str(kv[1]["processes"])),
+                              ("RSS first (MB)", lambda kv: f"{kv[1]['rssFirstMb']:.1f}"),
+                              ("RSS last (MB)", lambda kv: f"{kv[1]['rssLastMb']:.1f}"),
+                              ("growth (MB)", lambda kv: f"{kv[1]['rssGrowthMb']:+.2f}"),
+                              ("slope (MB/min)", lambda kv: f"{kv[1]['rssSlopeMbPerMinute']:+.3f}"),
+                              ("CPU (% of a core)", lambda kv: f"{kv[1]['cpuPercentOfCore']:.2f}")],
+                             [*idle["byKind"].items(), ("total", idle)]),
             "verdict": {"target": f"< {GROWTH_TARGET_MB:g} MB RSS growth and < {CPU_TARGET_PERCENT:g}% "
                                   f"of a core over {idle['windowSeconds'] / 60:.0f} min idle",
                         "figure": f"after {sum(idle['workflows'].values())} workflows: {idle['rssGrowthMb']:+.1f} MB "
@@ -403,18 +406,17 @@ def _idle(results: dict[str, Any]) -> Values | None:
                         "met": idle["meetsTargets"]}}
 
 
-def _faults(results: dict[str, Any]) -> Values | None:
-    faults = results.get("faults")
-    if not faults:
+def _faults(results: Results) -> Values | None:
+    if not (faults := results.get("faults")):
         return None
-    cell = lambda f: f"{f['median']:.2f} ({f['min']:.2f}–{f['max']:.2f})"  # noqa: E731
+    seconds = lambda key: lambda row: f"{row[key]['median']:.2f} ({row[key]['min']:.2f}–{row[key]['max']:.2f})"
     return {"repeats": faults["repeats"],
-            "table": table(["call", "fault", "answered (s)", "workflow COMPLETED (s)", "attempts"],
-                           [[row["call"], row["fault"], cell(row["answeredSeconds"]), cell(row["completedSeconds"]),
-                             f"{row['attempts']['median']:.0f}"] for row in faults["rows"]])}
+            "table": columns([("call", "call"), ("fault", "fault"), ("answered (s)", seconds("answeredSeconds")),
+                              ("workflow COMPLETED (s)", seconds("completedSeconds")),
+                              ("attempts", lambda row: f"{row['attempts']['median']:.0f}")], faults["rows"])}
 
 
-PARTS: dict[str, Callable[[dict[str, Any]], Values | None]] = {
+PARTS: dict[str, Callable[[Results], Values | None]] = {
     "header": _header, "e2e": _e2e, "e2e_why": _e2e_why, "coldstart": _coldstart, "coldstart_handle": _coldstart_handle,
     "coldstart_bytecode": _bytecode, "reads": _reads, "reads_across": _reads_across, "memory": _memory,
     "package": _package, "cost": _cost, "cost_init": _cost_init, "cost_summary": _cost, "idle": _idle,
@@ -427,21 +429,18 @@ def template_parts() -> dict[str, Template]:
     return {name: Template(text.strip()) for name, text in zip(pieces[::2], pieces[1::2])}
 
 
-def part(name: str, results: dict[str, Any]) -> str | None:
+def part(name: str, results: Results) -> str | None:
     """One part of benchmarks.md, or None when the results have no data for it."""
     values = PARTS[name](results)
     return None if values is None else template_parts()[name].substitute(values)
 
 
-def markdown(results: dict[str, Any]) -> str:
+def markdown(results: Results) -> str:
     """docs/benchmarks.md: every part of the template that has data, in the template's order."""
     return "\n\n".join(text for text in (part(name, results) for name in template_parts()) if text) + "\n"
 
 
-# -- plot and files -----------------------------------------------------------------------------------
-
-
-def plot(results: dict[str, Any], path: Path) -> bool:
+def plot(results: Results, path: Path) -> bool:
     """Latency (p50, min–max over repeats) against concurrent tenants; False when matplotlib is missing."""
     if not results.get("e2e"):
         return False
@@ -474,7 +473,7 @@ def plot(results: dict[str, Any], path: Path) -> bool:
     return True
 
 
-def write(results: dict[str, Any], out_dir: Path) -> list[Path]:
+def write(results: Results, out_dir: Path) -> list[Path]:
     """Write the JSON, the plot and the markdown; return the paths written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / JSON_FILE).write_text(json.dumps(results, indent=1, sort_keys=True, default=str) + "\n")
