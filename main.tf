@@ -753,25 +753,14 @@ resource "aws_api_gateway_model" "start_workflow_request" {
 }
 
 # Every error API Gateway itself produces is JSON {"message": ...}, like the
-# errors of the functions.
+# errors of the functions. Types, statuses, headers and the template are read
+# from src/shared/api_gateway/, the files the local gateway renders too (with
+# a Velocity engine), so both answer alike; each type's reason is in the file.
 locals {
-  gateway_responses = {
-    DEFAULT_4XX            = null
-    DEFAULT_5XX            = null
-    BAD_REQUEST_BODY       = "400"
-    BAD_REQUEST_PARAMETERS = "400"
-    # Lambda refused the invoke (throttled, service error): a 502 with a JSON
-    # body, never the 202 of an accepted workflow. (A malformed tenant id never
-    # gets this far: the authorizer answers 401.)
-    INTEGRATION_FAILURE = "502"
-    # The authorizer could not decide (the tenants table throttled or down, the
-    # function failed): a dependency failure the caller retries, never a 500.
-    AUTHORIZER_FAILURE             = "503"
-    AUTHORIZER_CONFIGURATION_ERROR = "503"
-  }
-  # Gateway responses that tell the caller when to retry.
-  retry_after_gateway_responses = ["AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"]
-  gateway_response_template     = "{\"message\":$context.error.messageString}"
+  api_gateway_dir           = "${local.shared_dir}/api_gateway"
+  gateway_response_config   = jsondecode(file("${local.api_gateway_dir}/gateway_responses.json"))
+  gateway_responses         = local.gateway_response_config.responses
+  gateway_response_template = chomp(file("${local.api_gateway_dir}/${local.gateway_response_config.template}"))
 }
 
 resource "aws_api_gateway_gateway_response" "json" {
@@ -779,10 +768,10 @@ resource "aws_api_gateway_gateway_response" "json" {
 
   rest_api_id   = aws_api_gateway_rest_api.this.id
   response_type = each.key
-  status_code   = each.value
-  response_parameters = contains(local.retry_after_gateway_responses, each.key) ? {
-    "gatewayresponse.header.Retry-After" = "'1'"
-  } : {}
+  status_code   = each.value.statusCode
+  response_parameters = {
+    for name, value in try(each.value.headers, {}) : "gatewayresponse.header.${name}" => value
+  }
 
   response_templates = {
     "application/json" = local.gateway_response_template
@@ -793,25 +782,18 @@ resource "aws_api_gateway_gateway_response" "json" {
 # POST /workflow: validated, authorized, then an async Invoke of workflow:live
 # =============================================================================
 
+# Request parameters (the Lambda Invoke headers: the verified tenant, 'Event',
+# the execution name), templates and integration responses are read from
+# src/shared/api_gateway/start_workflow_integration.json and the .vtl files it
+# names; the local gateway applies the same files.
 locals {
-  start_integration = {
-    # Lambda Invoke headers: the tenant the authorizer verified (never the raw
-    # header) for tenant isolation, an asynchronous invocation (a workflow may
-    # wait for days), and the durable execution name: the workflow id the
-    # authorizer minted (the request id, or derived from tenant + Idempotency-Key).
-    request_parameters = {
-      "integration.request.header.X-Amz-Tenant-Id"              = "context.authorizer.tenantId"
-      "integration.request.header.X-Amz-Invocation-Type"        = "'Event'"
-      "integration.request.header.X-Amz-Durable-Execution-Name" = "context.authorizer.workflowId"
-    }
-    request_templates = {
-      "application/json" = "{\"workflowId\":\"$context.authorizer.workflowId\",\"request\":$input.json('$')}"
-    }
-    accepted_templates = {
-      "application/json" = "{\"workflowId\":\"$context.authorizer.workflowId\",\"status\":\"STARTED\"}"
-    }
-    failed_templates = {
-      "application/json" = jsonencode({ message = "The workflow could not be started" })
+  start_integration = jsondecode(file("${local.api_gateway_dir}/start_workflow_integration.json"))
+  start_request_templates = {
+    for content_type, name in local.start_integration.requestTemplates : content_type => chomp(file("${local.api_gateway_dir}/${name}"))
+  }
+  start_response_templates = {
+    for key, response in local.start_integration.responses : key => {
+      for content_type, name in response.templates : content_type => chomp(file("${local.api_gateway_dir}/${name}"))
     }
   }
 }
@@ -844,12 +826,12 @@ resource "aws_api_gateway_integration" "start_workflow" {
   uri                  = aws_lambda_alias.workflow_live.invoke_arn
   passthrough_behavior = "NEVER"
 
-  request_parameters = local.start_integration.request_parameters
-  request_templates  = local.start_integration.request_templates
+  request_parameters = local.start_integration.requestParameters
+  request_templates  = local.start_request_templates
 }
 
 resource "aws_api_gateway_method_response" "start_workflow" {
-  for_each = toset(["202", "502"])
+  for_each = toset([for response in values(local.start_integration.responses) : response.statusCode])
 
   rest_api_id = aws_api_gateway_rest_api.this.id
   resource_id = aws_api_gateway_method.start_workflow.resource_id
@@ -859,28 +841,30 @@ resource "aws_api_gateway_method_response" "start_workflow" {
 
 # Lambda accepted the event: 202 with the workflow id (= the execution name).
 resource "aws_api_gateway_integration_response" "start_workflow_accepted" {
-  rest_api_id = aws_api_gateway_rest_api.this.id
-  resource_id = aws_api_gateway_method.start_workflow.resource_id
-  http_method = aws_api_gateway_method.start_workflow.http_method
-  status_code = aws_api_gateway_method_response.start_workflow["202"].status_code
+  rest_api_id       = aws_api_gateway_rest_api.this.id
+  resource_id       = aws_api_gateway_method.start_workflow.resource_id
+  http_method       = aws_api_gateway_method.start_workflow.http_method
+  status_code       = aws_api_gateway_method_response.start_workflow[local.start_integration.responses.accepted.statusCode].status_code
+  selection_pattern = local.start_integration.responses.accepted.selectionPattern
 
-  response_templates = local.start_integration.accepted_templates
+  response_templates = local.start_response_templates.accepted
 
   depends_on = [aws_api_gateway_integration.start_workflow]
 }
 
 # For a Lambda integration the selection pattern matches the function error
 # message. An 'Event' invoke returns none, but should one ever come back it
-# must not pass as 202. Invoke-level failures never reach this mapping: they
-# become the INTEGRATION_FAILURE gateway response above (502, JSON).
+# must not pass as 202. Invoke-level refusals never reach this mapping: a
+# throttled invoke is the INTEGRATION_FAILURE gateway response above (502,
+# JSON), any other refusal API Gateway's 500.
 resource "aws_api_gateway_integration_response" "start_workflow_failed" {
   rest_api_id       = aws_api_gateway_rest_api.this.id
   resource_id       = aws_api_gateway_method.start_workflow.resource_id
   http_method       = aws_api_gateway_method.start_workflow.http_method
-  status_code       = aws_api_gateway_method_response.start_workflow["502"].status_code
-  selection_pattern = ".+"
+  status_code       = aws_api_gateway_method_response.start_workflow[local.start_integration.responses.failed.statusCode].status_code
+  selection_pattern = local.start_integration.responses.failed.selectionPattern
 
-  response_templates = local.start_integration.failed_templates
+  response_templates = local.start_response_templates.failed
 
   depends_on = [aws_api_gateway_integration.start_workflow]
 }

@@ -248,8 +248,13 @@ def test_start_integration_maps_tenant_async_and_execution_name() -> None:
     integration = hcl.resource("main.tf", "aws_api_gateway_integration", "start_workflow")
     assert integration["type"] == "AWS"
     assert integration["uri"] == "${aws_lambda_alias.workflow_live.invoke_arn}"
-    assert integration["request_parameters"] == "${local.start_integration.request_parameters}"
-    params = hcl.local("start_integration")["request_parameters"]
+    assert integration["request_parameters"] == "${local.start_integration.requestParameters}"
+    # The mapping is the file the local gateway applies too.
+    assert hcl.local("start_integration") == (
+        '${jsondecode(file("${local.api_gateway_dir}/start_workflow_integration.json"))}'
+    )
+    assert hcl.local("api_gateway_dir") == "${local.shared_dir}/api_gateway"
+    params = json.loads((SHARED_DIR / "api_gateway" / "start_workflow_integration.json").read_text())["requestParameters"]
     # The tenant and the workflow id come from the authorizer's verified
     # context, never from a header the client controls.
     assert params == {
