@@ -21,10 +21,11 @@ from urllib.parse import quote, urlsplit
 from aws_durable_execution_sdk_python.lambda_service import OperationStatus, OperationType
 from aws_durable_execution_sdk_python_testing.runner import WebRunner, WebRunnerConfig
 from aws_durable_execution_sdk_python_testing.stores.base import StoreType
+from aws_durable_execution_sdk_python_testing.token import CallbackToken
 from aws_durable_execution_sdk_python_testing.web.server import WebServiceConfig
 
-from local.emulator_internals import EmulatorInternals
-from local.functions import ACCOUNT_ID
+from local.emulator_internals import EmulatorInternals, use_lambda_execution_arns
+from local.functions import ACCOUNT_ID, FunctionConfig
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class DurableEmulator:
         )
         self._runner = WebRunner(self._config)
         self._thread: threading.Thread | None = None
+        use_lambda_execution_arns(region, FunctionConfig.executed_version)
 
     def start(self) -> None:
         """Open the store, resume what a previous run left running, and serve the API.
@@ -84,9 +86,10 @@ class DurableEmulator:
         """Re-arm what the emulator keeps only in memory, for executions a previous run left RUNNING.
 
         The sqlite store keeps every execution, but the emulator's timers live in
-        memory: after a restart a waiting callback would never time out, the
-        execution timeout would never fire, a pending wait or step retry would
-        never wake, and an invocation cut off by the stop would never be retried.
+        memory: after a restart a waiting callback would never time out (nor for
+        want of a heartbeat), the execution timeout would never fire, a pending
+        wait or step retry would never wake, and an invocation cut off by the stop
+        would never be retried.
         This re-arms each with the time that is left (at once if it is overdue),
         through :class:`local.emulator_internals.EmulatorInternals`.
 
@@ -109,10 +112,17 @@ class DurableEmulator:
                 callback_id = operation.callback_details.callback_id if operation.callback_details else None
                 options = next((update.callback_options for update in execution.updates
                                 if update.operation_id == operation.operation_id and update.callback_options), None)
-                if callback_id and options and options.timeout_seconds > 0:
+                if not callback_id or not options:
+                    continue
+                callback_started = operation.start_timestamp or started
+                if options.timeout_seconds > 0:
                     internals.arm_callback_timeout(
-                        arn, callback_id, _remaining(operation.start_timestamp or started, options.timeout_seconds, now)
+                        arn, callback_id, _remaining(callback_started, options.timeout_seconds, now)
                     )
+                if options.heartbeat_timeout_seconds > 0:
+                    # The emulator does not store when the last heartbeat came (one may have come
+                    # just before the stop): a full heartbeat window from now, never an early timeout.
+                    internals.arm_heartbeat_timeout(arn, callback_id, float(options.heartbeat_timeout_seconds))
             internals.schedule_pending(arn)  # waits and step retries
             if not waiting and internals.earliest_pending(execution) is None:
                 internals.invoke(arn)  # it was cut off mid-invocation
@@ -212,6 +222,31 @@ class DurableBackendClient:
     def get_execution(self, arn: str) -> dict[str, Any]:
         """GetDurableExecution."""
         return self._json("GET", f"/2025-12-01/durable-executions/{quote(arn, safe='')}")
+
+    def callback_was_issued(self, callback_id: str) -> bool:
+        """Whether ``callback_id`` names a callback its execution started (it may have ended since).
+
+        The emulator's callback ids are tokens naming the execution; its history
+        records a ``CallbackStarted`` event for each callback it issued.
+        """
+        try:
+            arn = CallbackToken.from_str(callback_id).execution_arn
+        except Exception:  # noqa: BLE001 - not one of the emulator's tokens
+            return False
+        marker: str | None = None
+        try:
+            while True:
+                query = "?IncludeExecutionData=false" + (f"&Marker={quote(marker, safe='')}" if marker else "")
+                page = self._json("GET", f"/2025-12-01/durable-executions/{quote(arn, safe='')}/history{query}")
+                for event in page.get("Events") or []:
+                    details = event.get("CallbackStartedDetails") or {}
+                    if event.get("EventType") == "CallbackStarted" and details.get("CallbackId") == callback_id:
+                        return True
+                marker = page.get("NextMarker")
+                if not marker:
+                    return False
+        except (DurableBackendError, OSError, ValueError):
+            return False
 
     def wait_for_end(self, arn: str, timeout: float) -> dict[str, Any] | None:
         """Poll until the execution ends; ``None`` if it is still running at ``timeout``."""

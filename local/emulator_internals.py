@@ -8,26 +8,33 @@ uses is checked when it is built: an emulator release that renames one fails
 loudly (``EmulatorChanged``) at start, and ``tests/local/test_emulator_internals.py``
 fails in CI, instead of a restart silently losing timeouts.
 
+It also names executions as Lambda does (:func:`use_lambda_execution_arns`): the
+emulator's ARNs are opaque ``uuid/uuid`` strings, Lambda's read
+``arn:aws:lambda:REGION:ACCOUNT:function:NAME:VERSION/durable-execution/NAME/ID``.
+
 Upstream, a public ``WebRunner.resume_running_executions()`` (or an
 ``Executor.rearm(execution)`` hook that re-arms one execution's timers from its
-stored state) would remove this module.
+stored state) and an ARN factory option would remove this module.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from datetime import datetime
 from importlib.metadata import version
 from typing import Any
 
 from aws_durable_execution_sdk_python.lambda_service import ErrorObject
+from aws_durable_execution_sdk_python_testing.execution import Execution
 
 EMULATOR_PACKAGE = "aws-durable-execution-sdk-python-testing"
 # (object, attribute) pairs this adapter relies on.
 REQUIRED = {
     "runner": ("_executor", "_scheduler", "_store"),
-    "executor": ("_completion_events", "_execution_timeouts", "_callback_timeouts", "on_timed_out",
-                 "_on_callback_timeout", "_schedule_earliest_pending", "_earliest_pending_timestamp",
-                 "_invoke_execution"),
+    "executor": ("_completion_events", "_execution_timeouts", "_callback_timeouts", "_callback_heartbeats",
+                 "on_timed_out", "_on_callback_timeout", "_on_callback_heartbeat_timeout",
+                 "_schedule_earliest_pending", "_earliest_pending_timestamp", "_invoke_execution"),
     "scheduler": ("create_event", "call_later"),
     "store": ("query",),
 }
@@ -76,6 +83,13 @@ class EmulatorInternals:
             delay=delay, completion_event=self.completion_event(arn),
         )
 
+    def arm_heartbeat_timeout(self, arn: str, callback_id: str, delay: float) -> None:
+        """Time the callback out for want of a heartbeat after ``delay`` seconds."""
+        self._executor._callback_heartbeats[callback_id] = self._scheduler.call_later(  # noqa: SLF001
+            lambda: self._executor._on_callback_heartbeat_timeout(arn, callback_id),  # noqa: SLF001
+            delay=delay, completion_event=self.completion_event(arn),
+        )
+
     def schedule_pending(self, arn: str) -> None:
         """Wake pending waits and step retries of ``arn`` when they are due."""
         self._executor._schedule_earliest_pending(arn)  # noqa: SLF001
@@ -87,3 +101,28 @@ class EmulatorInternals:
     def invoke(self, arn: str) -> None:
         """Invoke the handler for ``arn`` again (an invocation the stop cut off)."""
         self._executor._invoke_execution(arn)  # noqa: SLF001
+
+
+def use_lambda_execution_arns(region: str, version_of: Callable[[str | None], str]) -> None:
+    """Make the emulator name new executions as Lambda does (idempotent; executions stored before keep theirs).
+
+    Args:
+        region: Region in the ARN.
+        version_of: The version a qualifier runs (an alias resolves to its version).
+    """
+    original = getattr(Execution.new, "emulator_new", Execution.new)
+    if not callable(original):
+        raise EmulatorChanged(f"{EMULATOR_PACKAGE} {version(EMULATOR_PACKAGE)}: Execution.new is gone; "
+                              "local/emulator_internals.py must follow the new release")
+
+    def new(input: Any) -> Any:  # noqa: A002 - the emulator's signature
+        execution = original(input=input)
+        execution.durable_execution_arn = (
+            f"arn:aws:lambda:{region}:{input.account_id}:function:{input.function_name}:"
+            f"{version_of(input.function_qualifier)}/durable-execution/{input.execution_name}/"
+            f"{input.invocation_id or uuid.uuid4()}"
+        )
+        return execution
+
+    new.emulator_new = original  # type: ignore[attr-defined]
+    Execution.new = staticmethod(new)  # type: ignore[method-assign]

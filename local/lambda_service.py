@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import uuid
 from collections import Counter
@@ -44,16 +45,27 @@ INVOKE_PREFIX = "/2015-03-31/functions/"
 INVOKE_SUFFIX = "/invocations"
 DURABLE_API_PREFIX = "/2025-12-01/"
 QUALIFIERS = (ALIAS, PUBLISHED_VERSION, LATEST)
-MAX_TENANT_ID_LENGTH = 256
 
-# Lambda's error when the tenant id does not fit the function's tenancy configuration
-# (the Lambda guide, "Troubleshooting tenant isolation": InvalidParameterValueException).
-MISSING_TENANT_MESSAGE = (
-    "The function {arn} has tenant isolation mode PER_TENANT. Specify a tenant ID (TenantId) to invoke it."
+# The Invoke API's constraints (botocore's lambda service model, shapes TenantId and
+# DurableExecutionName): (member, pattern, min length, max length).
+TENANT_ID_CONSTRAINT = ("tenantId", r"[a-zA-Z0-9\._:\/=+\-@ ]+", 1, 256)
+EXECUTION_NAME_CONSTRAINT = ("durableExecutionName", r"[a-zA-Z0-9-_]+", 1, 64)
+
+# Lambda's error when the tenant id does not fit the function's tenancy configuration:
+# InvalidParameterValueException with the text of the Lambda guide's "Troubleshooting
+# tenant isolation" page (the service's exact wire message is not documented).
+TENANCY_MESSAGE = "Tenant ID configuration not specified or passed to a function when tenant isolation is not enabled."
+
+# The durable APIs that answer a callback; AWS answers CallbackTimeoutException (400)
+# when the callback is no longer open (answered, or timed out), the emulator 404.
+CALLBACK_ANSWER_PATH = re.compile(r"^/2025-12-01/durable-execution-callbacks/([^/]+)/(?:succeed|fail|heartbeat)$")
+CALLBACK_CLOSED_MESSAGE = (
+    "The callback ID token has either expired or the callback associated with the token has already been closed."
 )
-UNEXPECTED_TENANT_MESSAGE = (
-    "The function {arn} does not have tenant isolation enabled. Remove the tenant ID (TenantId) to invoke it."
-)
+
+# A synchronous (RequestResponse) Invoke of a durable function waits for the execution
+# to end. The AWS CLI gives up reading after 60 s and retries; answer before that.
+SYNC_WAIT_LIMIT_SECONDS = 50.0
 
 
 class FunctionRunner(Protocol):
@@ -72,6 +84,21 @@ class LambdaApiError(Exception):
         self.status = status
         self.error_type = error_type
         self.message = message
+
+
+def check_constraint(value: str, constraint: tuple[str, str, int, int]) -> None:
+    """Refuse ``value`` as Lambda's request validation does (ValidationException, 400)."""
+    member, pattern, low, high = constraint
+    if len(value) > high:
+        broken = f"Member must have length less than or equal to {high}"
+    elif len(value) < low:
+        broken = f"Member must have length greater than or equal to {low}"
+    elif not re.fullmatch(pattern, value):
+        broken = f"Member must satisfy regular expression pattern: {pattern}"
+    else:
+        return
+    raise LambdaApiError(400, "ValidationException",
+                         f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {broken}")
 
 
 def error_response(status: int, error_type: str, message: str, request_id: str) -> Response:
@@ -161,20 +188,20 @@ class LocalLambdaService(LocalHttpService):
                                  f"Function not found: {arn}{':' + qualifier if qualifier else ''}")
         return function, qualifier
 
-    def _check_tenant(self, function: FunctionConfig, qualifier: str | None, tenant_id: str | None) -> None:
-        arn = function.arn(self._region, qualifier)
-        if function.per_tenant and not tenant_id:
-            raise LambdaApiError(400, "InvalidParameterValueException", MISSING_TENANT_MESSAGE.format(arn=arn))
-        if not function.per_tenant and tenant_id:
-            raise LambdaApiError(400, "InvalidParameterValueException", UNEXPECTED_TENANT_MESSAGE.format(arn=arn))
-        if tenant_id and len(tenant_id) > MAX_TENANT_ID_LENGTH:
-            raise LambdaApiError(400, "InvalidParameterValueException",
-                                 f"Tenant ID must be at most {MAX_TENANT_ID_LENGTH} characters.")
+    @staticmethod
+    def _check_tenant(function: FunctionConfig, tenant_id: str | None) -> None:
+        if tenant_id is not None:
+            check_constraint(tenant_id, TENANT_ID_CONSTRAINT)
+        if function.per_tenant != (tenant_id is not None):
+            raise LambdaApiError(400, "InvalidParameterValueException", TENANCY_MESSAGE)
 
     def _invoke(self, identifier: str, request: Request, request_id: str) -> Response:
         function, qualifier = self._resolve(identifier, request.query.get("Qualifier"))
         tenant_id = request.header("X-Amz-Tenant-Id")
-        self._check_tenant(function, qualifier, tenant_id)
+        self._check_tenant(function, tenant_id)
+        execution_name = request.header("X-Amz-Durable-Execution-Name")
+        if execution_name is not None:
+            check_constraint(execution_name, EXECUTION_NAME_CONSTRAINT)
         invocation_type = request.header("X-Amz-Invocation-Type") or "RequestResponse"
         if invocation_type not in ("RequestResponse", "Event", "DryRun"):
             raise LambdaApiError(400, "InvalidParameterValueException", f"Invalid invocation type: {invocation_type}")
@@ -233,7 +260,7 @@ class LocalLambdaService(LocalHttpService):
         invocation_type: str,
         request_id: str,
     ) -> Response:
-        name = request.header("X-Amz-Durable-Execution-Name") or str(uuid.uuid4())
+        name = request.header("X-Amz-Durable-Execution-Name") or str(uuid.uuid4())  # checked in _invoke
         payload = request.body.decode() if request.body else "{}"
         key = (function.name, name)
         with self._start_locks_guard:
@@ -277,11 +304,20 @@ class LocalLambdaService(LocalHttpService):
         }
         if invocation_type == "Event":
             return Response(202, headers)
-        ended = self._durable.wait_for_end(arn, timeout=function.timeout_seconds)
+        waited = min(float(function.timeout_seconds), SYNC_WAIT_LIMIT_SECONDS)
+        ended = self._durable.wait_for_end(arn, timeout=waited)
         if ended is None:
-            raise LambdaApiError(500, "ServiceException",
-                                 f"Durable execution {name} is still running after {function.timeout_seconds}s; "
-                                 "invoke with InvocationType=Event for long-running executions.")
+            # Chosen locally (AWS documents no answer for this): a function error the CLI
+            # prints and does not retry, well before its 60 s read timeout. The execution runs on.
+            headers["X-Amz-Function-Error"] = "Unhandled"
+            return Response.json(200, {
+                "errorType": "Local.ExecutionStillRunning",
+                "errorMessage": (f"Durable execution {arn} is still running after {waited:.0f}s (it waits for its "
+                                 "callback); invoke with --invocation-type Event and follow it with "
+                                 "get-durable-execution."),
+                "requestId": request_id,
+                "stackTrace": [],
+            }, headers)
         if ended["Status"] == "SUCCEEDED":
             return Response(200, {**headers, "Content-Type": "application/json"},
                             (ended.get("Result") or "null").encode())
@@ -309,6 +345,11 @@ class LocalLambdaService(LocalHttpService):
                 error_type = json.loads(response.body).get("Type")
             except (ValueError, AttributeError):
                 error_type = None
+            closed = CALLBACK_ANSWER_PATH.match(request.path)
+            if error_type == "ResourceNotFoundException" and closed and self._durable.callback_was_issued(
+                    unquote(closed.group(1))):
+                # A callback that exists but no longer waits (answered, timed out): AWS's error.
+                raise LambdaApiError(400, "CallbackTimeoutException", CALLBACK_CLOSED_MESSAGE)
             if error_type and error_type != "User":
                 headers["x-amzn-ErrorType"] = error_type
         return Response(response.status, headers, response.body)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.exceptions import ClientError
 
+from local.lambda_service import CALLBACK_CLOSED_MESSAGE, TENANCY_MESSAGE
 from tests.harness import StackProcess
 
 pytestmark = pytest.mark.slow
@@ -146,3 +148,123 @@ def test_callback_for_unknown_id_maps_to_a_boto3_exception(stack: StackProcess) 
         client.send_durable_execution_callback_success(CallbackId="bm90LWEtY2FsbGJhY2s=", Result=b"{}")
 
     assert unknown.value.response["Error"]["Code"] in {"ResourceNotFoundException", "InvalidParameterValueException"}
+
+
+# -- AWS's answers on the error paths --------------------------------------------------------------
+
+DURABLE_ARN = re.compile(
+    r"arn:aws:lambda:us-east-1:123456789012:function:tenant-durable-workflow:(?P<version>1|\$LATEST)"
+    r"/durable-execution/(?P<name>[a-zA-Z0-9_-]+)/(?P<id>[a-zA-Z0-9_-]+)"
+)
+
+
+def test_execution_arns_have_lambdas_shape(stack: StackProcess) -> None:
+    client = stack.lambda_client()
+    name = f"arn-{uuid.uuid4().hex[:12]}"
+
+    started = client.invoke(FunctionName=f"{WORKFLOW}:live", TenantId="tenant-a", InvocationType="Event",
+                            DurableExecutionName=name, Payload=start_payload(name))
+
+    match = DURABLE_ARN.fullmatch(started["DurableExecutionArn"])
+    assert match and match["version"] == "1" and match["name"] == name, started["DurableExecutionArn"]
+    listed = client.list_durable_executions_by_function(FunctionName=WORKFLOW, DurableExecutionName=name)
+    assert [e["DurableExecutionArn"] for e in listed["DurableExecutions"]] == [started["DurableExecutionArn"]]
+    stack.wait_for_status("tenant-a", name, "WAITING_FOR_CALLBACK")
+
+
+@pytest.mark.parametrize(
+    ("tenant_id", "broken"),
+    [("tenant#a", "Member must satisfy regular expression pattern: [a-zA-Z0-9\\._:\\/=+\\-@ ]+"),
+     ("t" * 257, "Member must have length less than or equal to 256")],
+    ids=["pattern", "length"],
+)
+def test_tenant_id_outside_the_apis_constraints_is_a_validation_error(stack: StackProcess, tenant_id: str, broken: str) -> None:
+    client = stack.lambda_client()
+
+    with pytest.raises(ClientError) as refused:
+        client.invoke(FunctionName=f"{WORKFLOW}:live", TenantId=tenant_id, InvocationType="Event", Payload=b"{}")
+
+    error = refused.value.response["Error"]
+    assert (error["Code"], refused.value.response["ResponseMetadata"]["HTTPStatusCode"]) == ("ValidationException", 400)
+    assert error["Message"].endswith(broken) and "'tenantId'" in error["Message"]
+
+
+def test_tenant_id_with_every_allowed_character_is_accepted(stack: StackProcess) -> None:
+    response = stack.lambda_client().invoke(FunctionName=f"{WORKFLOW}:live", TenantId="Org.1_a:b/c=d+e-f@g h",
+                                            InvocationType="DryRun", Payload=b"{}")
+    assert response["StatusCode"] == 204
+
+
+@pytest.mark.parametrize("name", ["has.dot", "x" * 65], ids=["pattern", "length"])
+def test_execution_name_outside_the_apis_constraints_is_a_validation_error(stack: StackProcess, name: str) -> None:
+    client = stack.lambda_client()
+
+    with pytest.raises(ClientError) as refused:
+        client.invoke(FunctionName=f"{WORKFLOW}:live", TenantId="tenant-a", InvocationType="Event",
+                      DurableExecutionName=name, Payload=b"{}")
+
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "'durableExecutionName'" in refused.value.response["Error"]["Message"]
+    assert not client.list_durable_executions_by_function(FunctionName=WORKFLOW, DurableExecutionName=name)["DurableExecutions"]
+
+
+def test_missing_tenant_id_has_the_documented_message(stack: StackProcess) -> None:
+    client = stack.lambda_client()
+
+    with pytest.raises(client.exceptions.InvalidParameterValueException) as refused:
+        client.invoke(FunctionName=f"{WORKFLOW}:live", InvocationType="Event", Payload=b"{}")
+
+    assert refused.value.response["Error"]["Message"] == TENANCY_MESSAGE
+
+
+def test_answering_a_closed_callback_is_callback_timeout_exception(stack: StackProcess, wait_until) -> None:
+    client = stack.lambda_client()
+    name = f"closed-{uuid.uuid4().hex[:12]}"
+    client.invoke(FunctionName=f"{WORKFLOW}:live", TenantId="tenant-a", InvocationType="Event",
+                  DurableExecutionName=name, Payload=start_payload(name))
+    callback_id = stack.wait_for_status("tenant-a", name, "WAITING_FOR_CALLBACK")["callbackId"]
+    client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b'{"approved": true}')
+
+    # WHEN the completed callback is answered again, or sent a heartbeat: AWS's error, not the emulator's 404
+    for send in (lambda: client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b"{}"),
+                 lambda: client.send_durable_execution_callback_failure(CallbackId=callback_id,
+                                                                        Error={"ErrorType": "X", "ErrorMessage": "y"}),
+                 lambda: client.send_durable_execution_callback_heartbeat(CallbackId=callback_id)):
+        with pytest.raises(client.exceptions.CallbackTimeoutException) as closed:
+            send()
+        assert closed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        assert closed.value.response["Error"]["Message"] == CALLBACK_CLOSED_MESSAGE
+    stack.wait_for_status("tenant-a", name, "COMPLETED")
+
+
+def test_answering_a_timed_out_callback_is_callback_timeout_exception(stack: StackProcess) -> None:
+    tenant = {"tenantId": "tenant-hasty", "displayName": "Hasty Ltd", "status": "ACTIVE",
+              "allowedCurrencies": ["USD"], "maxAmount": 100, "callbackTimeoutSeconds": 2}
+    stack.put_tenant(tenant, api_key=uuid.uuid4().hex)
+    workflow_id = stack.start_workflow("tenant-hasty", {"amount": 1, "currency": "USD"})
+    callback_id = stack.wait_for_status("tenant-hasty", workflow_id, "WAITING_FOR_CALLBACK")["callbackId"]
+    stack.wait_for_status("tenant-hasty", workflow_id, "TIMED_OUT", timeout=30)
+
+    client = stack.lambda_client()
+    with pytest.raises(client.exceptions.CallbackTimeoutException):
+        client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b"{}")
+    # and the api function, reading the history, tells its caller 410
+    assert stack.callback("tenant-hasty", callback_id).status_code == 410
+
+
+def test_heartbeat_timeout_still_fires_after_a_restart(stack: StackProcess) -> None:
+    # GIVEN a tenant whose callbacks need a heartbeat every few seconds, waiting for its callback
+    tenant = {"tenantId": "tenant-pulse", "displayName": "Pulse Ltd", "status": "ACTIVE",
+              "allowedCurrencies": ["USD"], "maxAmount": 100, "callbackTimeoutSeconds": 3600,
+              "heartbeatTimeoutSeconds": 6}
+    stack.put_tenant(tenant, api_key=uuid.uuid4().hex)
+    workflow_id = stack.start_workflow("tenant-pulse", {"amount": 1, "currency": "USD"})
+    stack.wait_for_status("tenant-pulse", workflow_id, "WAITING_FOR_CALLBACK")
+
+    # WHEN the stack restarts (the emulator keeps its heartbeat timers in memory only) and no heartbeat comes
+    stack.restart()
+
+    # THEN the callback still times out for want of a heartbeat
+    timed_out = stack.wait_for_status("tenant-pulse", workflow_id, "TIMED_OUT", timeout=40)
+    assert timed_out["result"]["status"] == "TIMED_OUT"
+
