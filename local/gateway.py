@@ -43,6 +43,7 @@ from local.contract import API_PROXY, ASYNC_WORKFLOW_START, ApiContract
 from local.functions import ALIAS
 from local.http_base import DEFAULT_HOST, LocalHttpService, Request, Response
 from local.proxy_event import build_authorizer_event, build_proxy_event
+from local.throttle import UsagePlans
 from shared import strict_json
 from shared.callback_tokens import CALLBACKS_PATH
 from shared.contract import Route
@@ -164,6 +165,8 @@ class LocalGateway(LocalHttpService):
     name = "gateway"
     # API Gateway REST's payload limit.
     max_body_bytes = 10 * 1024 * 1024
+    # The tenants' usage plans (local/throttle.py), set by the stack; None: not enforced.
+    usage_plans: UsagePlans | None = None
 
     def __init__(
         self,
@@ -270,6 +273,10 @@ class LocalGateway(LocalHttpService):
             return Response.json(AUTHORIZER_FAILURE_STATUS, AUTHORIZER_FAILURE, dict(AUTHORIZER_RETRY_AFTER)), None
         if not isinstance(result, dict) or not _policy_allows(result.get("policyDocument"), authorizer_event["methodArn"]):
             return Response.json(403, DENIED), None
+        # API Gateway meters an allowed request against the usage plan of the key the
+        # authorizer returns (usageIdentifierKey): 429 over the tenant's limits, 403 with no plan.
+        if self.usage_plans is not None and (refusal := self.usage_plans.admit(result.get("usageIdentifierKey"))):
+            return refusal, None
         context = {"principalId": result.get("principalId"), **(result.get("context") or {})}
         context["integrationLatency"] = int((time.monotonic() - started) * 1000)
         return None, context

@@ -48,6 +48,7 @@ from local.gateway import LambdaApiInvoker, LocalGateway
 from local.http_base import DEFAULT_HOST, free_port
 from local.lambda_service import LocalLambdaService
 from local.notifications import LocalNotifications
+from local.throttle import UsagePlans
 from local.workers import WorkerPools
 
 logger = logging.getLogger("local.stack")
@@ -80,6 +81,9 @@ class StackConfig:
     function_log_level: str = "INFO"
     fault_injection: bool = False
     fault_port: int = 0
+    # Each demo tenant's usage plan (rate, burst, daily quota from demo_tenants.json),
+    # enforced by the gateway as API Gateway does (local/throttle.py).
+    throttle: bool = True
 
 
 class LoopbackStack:
@@ -189,6 +193,8 @@ class LoopbackStack:
             host=config.host,
             port=self.ports["api"],
         )
+        self.usage_plans = UsagePlans.from_tenants(tenants, self.api_keys) if config.throttle else None
+        self.gateway.usage_plans = self.usage_plans
 
     def check_ports(self) -> None:
         """Fail early and clearly when a port is taken (moto would only print and hang)."""
@@ -228,6 +234,21 @@ class LoopbackStack:
                 logger.exception("error while stopping %s", step)
         shutil.rmtree(self._tmp_root, ignore_errors=True)
 
+    def throttle_banner(self) -> str:
+        """The usage plans and a curl loop that shows tenant-b's 429 (empty without plans)."""
+        if self.usage_plans is None:
+            return "\nUsage plans are off (--throttle off): no tenant is throttled.\n"
+        plans = "\n".join(f"  {line}" for line in self.usage_plans.describe())
+        key_b = self.api_keys.get("tenant-b", "<tenant-b's key>")
+        return f"""
+Usage plans (src/shared/demo_tenants.json, as deployed; over its limit a tenant alone gets
+429 {{"message": "Too Many Requests"}}; --throttle off disables them):
+{plans}
+  # 30 quick reads as tenant-b: 404s (no such workflow) until its burst is spent, then 429s
+  for i in $(seq 30); do curl -s -o /dev/null -w '%{{http_code}} ' {self.api_url}/workflow/none \\
+        -H 'x-tenant-id: tenant-b' -H '{API_KEY_HEADER}: {key_b}'; done; echo
+"""
+
     def banner(self) -> str:
         """Endpoints and copy-paste commands for the whole flow."""
         api, lam, moto = self.api_url, self.lambda_url, self.dynamodb.url
@@ -256,7 +277,7 @@ Tenant-isolated durable workflow: local stack is up (Ctrl-C stops it)
 
 Demo API keys (local only; every request needs x-tenant-id and that tenant's x-api-key):
 {demo_keys}
-
+{self.throttle_banner()}
 Callback queues: each tenant's 'Workflow Waiting For Callback' events {{tenantId, workflowId, callbackUrl,
 expiresAt}}, and no other tenant's (a rule on {notifications.bus_name} per tenant). moto keeps them in memory:
 the bus, rules and queues are recreated at every start and queued messages are lost (tokens stay valid).
@@ -302,6 +323,12 @@ Walk it all for two tenants (a confirmer per tenant answers from its queue): mak
 """
 
 
+def _on_off(value: str) -> bool:
+    if value not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"expected on or off, not {value!r}")
+    return value == "on"
+
+
 def parse_args(argv: list[str] | None = None) -> StackConfig:
     parser = argparse.ArgumentParser(
         prog="python -m local.stack",
@@ -331,6 +358,9 @@ def parse_args(argv: list[str] | None = None) -> StackConfig:
     parser.add_argument("--fault-injection", action="store_true",
                         help="route the functions' DynamoDB calls through a fault-injecting proxy (tests)")
     parser.add_argument("--fault-port", type=int, default=0, help="port of the fault proxy (0: any free)")
+    parser.add_argument("--throttle", type=_on_off, default="on", metavar="{on,off}",
+                        help="enforce each demo tenant's usage plan (rate, burst, daily quota from "
+                             "src/shared/demo_tenants.json) with 429s, as API Gateway does")
     parser.add_argument("--log-level", dest="function_log_level", metavar="LEVEL", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="log level of the stack and of the functions (POWERTOOLS_LOG_LEVEL)")

@@ -72,6 +72,9 @@ class StackProcess:
             "--emulator-port", str(self.ports["emulator"]),
             "--dynamodb-port", str(self.ports["dynamodb"]),
             "--log-level", "WARNING",
+            # Tests send many requests per tenant, faster than the demo tiers allow; the
+            # usage plans are tested with "--throttle", "on" in extra_args (the last one wins).
+            "--throttle", "off",
             *self.extra_args,
         ]
 

@@ -1,0 +1,212 @@
+"""Per-tenant usage plans of the local gateway: what API Gateway does with the deployed ones.
+
+main.tf gives every demo tenant's API key a usage plan of its own, whose rate,
+burst and daily quota are the tenant's ``throttleRateLimit``,
+``throttleBurstLimit`` and ``dailyQuota`` in ``src/shared/demo_tenants.json``.
+The request authorizer returns the key it verified as ``usageIdentifierKey``
+(``api_key_source = "AUTHORIZER"``), and API Gateway meters the request against
+that key's plan, after the authorizer and before the request validator and the
+integration:
+
+* a token bucket per key: ``burst`` tokens, refilled at ``rate`` per second;
+  an empty bucket answers ``429 {"message": "Too Many Requests"}``;
+* a count per key and UTC day: over ``dailyQuota`` it answers
+  ``429 {"message": "Limit Exceeded"}``;
+* a key in no usage plan (or no key at all) answers ``403 {"message": "Forbidden"}``.
+
+Each key has its own bucket and count, so one tenant's flood never throttles
+another tenant. The route without the authorizer (``POST
+/callbacks/{callbackToken}``) carries no key and is not metered here; the
+deployed stage throttles it with method settings of its own.
+
+Locally the counts live in memory: a restart of ``make run`` resets them.
+``python -m local.stack --throttle off`` switches the plans off (the test
+harness does, so that tests sending many requests per tenant stay reliable).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from local.http_base import Response
+
+__all__ = [
+    "FORBIDDEN",
+    "QUOTA_EXCEEDED",
+    "THROTTLED",
+    "TokenBucket",
+    "UsageLimits",
+    "UsagePlans",
+    "usage_limits",
+]
+
+# API Gateway's messages (gateway responses THROTTLED, QUOTA_EXCEEDED and
+# ACCESS_DENIED/DEFAULT_4XX), in main.tf's JSON template {"message": ...}.
+THROTTLED = {"message": "Too Many Requests"}
+QUOTA_EXCEEDED = {"message": "Limit Exceeded"}
+FORBIDDEN = {"message": "Forbidden"}
+TOO_MANY_REQUESTS = 429
+
+# The fields of a tenant record (demo_tenants.json) that make its usage plan.
+RATE_FIELD = "throttleRateLimit"
+BURST_FIELD = "throttleBurstLimit"
+QUOTA_FIELD = "dailyQuota"
+TIER_FIELD = "tier"
+
+
+@dataclass(frozen=True)
+class UsageLimits:
+    """One tenant's usage plan: requests per second, burst, requests per UTC day."""
+
+    rate: float
+    burst: int
+    daily_quota: int
+    tier: str = ""
+
+    def __post_init__(self) -> None:
+        if not (self.rate > 0 and math.isfinite(self.rate)):
+            raise ValueError(f"rate must be a positive number of requests per second, not {self.rate!r}")
+        if self.burst < 1 or self.daily_quota < 1:
+            raise ValueError(f"burst and daily quota must be at least 1, not {self.burst!r} and {self.daily_quota!r}")
+
+    @classmethod
+    def from_tenant(cls, tenant: Mapping[str, Any]) -> UsageLimits:
+        """The limits in a tenant record; ``KeyError`` names a missing field."""
+        missing = [name for name in (RATE_FIELD, BURST_FIELD, QUOTA_FIELD) if name not in tenant]
+        if missing:
+            raise KeyError(f"tenant {tenant.get('tenantId')!r} has no {', '.join(missing)} (its usage plan)")
+        return cls(
+            rate=float(tenant[RATE_FIELD]),
+            burst=int(tenant[BURST_FIELD]),
+            daily_quota=int(tenant[QUOTA_FIELD]),
+            tier=str(tenant.get(TIER_FIELD, "")),
+        )
+
+    def describe(self) -> str:
+        """``business: 50 req/s, burst 100, 500000/day``."""
+        rate = f"{self.rate:g}"
+        return f"{self.tier or 'plan'}: {rate} req/s, burst {self.burst}, {self.daily_quota}/day"
+
+
+def usage_limits(tenants: Iterable[Mapping[str, Any]]) -> dict[str, UsageLimits]:
+    """Each tenant's limits by tenant id (the tenants of ``demo_tenants.json``)."""
+    return {str(tenant["tenantId"]): UsageLimits.from_tenant(tenant) for tenant in tenants}
+
+
+class TokenBucket:
+    """``burst`` tokens, ``rate`` more per second; a request takes one or is throttled.
+
+    Args:
+        rate: Tokens added per second.
+        burst: Capacity; the bucket starts full.
+        clock: Monotonic seconds (injectable for tests).
+    """
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._updated = clock()
+
+    def take(self) -> bool:
+        """Take a token: True when there was one (the request goes on), False when throttled."""
+        now = self._clock()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._updated) * self.rate)
+        self._updated = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+class _Plan:
+    """The state of one API key: its bucket and today's count."""
+
+    def __init__(self, tenant_id: str, limits: UsageLimits, clock: Callable[[], float]) -> None:
+        self.tenant_id = tenant_id
+        self.limits = limits
+        self.bucket = TokenBucket(limits.rate, limits.burst, clock)
+        self.day: date | None = None
+        self.used = 0
+        self.throttled = 0
+        self.lock = threading.Lock()
+
+
+def _utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+class UsagePlans:
+    """The usage plans of the local gateway, keyed by API key.
+
+    Args:
+        plans: ``{api_key: (tenant_id, limits)}``.
+        clock: Monotonic seconds for the buckets.
+        today: The current UTC day for the quotas (API Gateway's ``DAY`` period).
+    """
+
+    def __init__(
+        self,
+        plans: Mapping[str, tuple[str, UsageLimits]],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        today: Callable[[], date] = _utc_today,
+    ) -> None:
+        self._plans = {key: _Plan(tenant_id, limits, clock) for key, (tenant_id, limits) in plans.items()}
+        self._today = today
+
+    @classmethod
+    def from_tenants(
+        cls,
+        tenants: Iterable[Mapping[str, Any]],
+        api_keys: Mapping[str, str],
+        **kwargs: Any,
+    ) -> UsagePlans:
+        """A plan per tenant that has an API key, from its record's limits (as main.tf builds them)."""
+        limits = usage_limits(tenants)
+        return cls({api_keys[tenant_id]: (tenant_id, plan) for tenant_id, plan in limits.items() if tenant_id in api_keys}, **kwargs)
+
+    def admit(self, usage_identifier_key: str | None) -> Response | None:
+        """None when the request may go on; else API Gateway's 403 or 429 answer."""
+        plan = self._plans.get(usage_identifier_key) if usage_identifier_key else None
+        if plan is None:
+            return Response.json(403, FORBIDDEN, {"x-amzn-ErrorType": "ForbiddenException"})
+        with plan.lock:
+            if not plan.bucket.take():
+                plan.throttled += 1
+                return Response.json(TOO_MANY_REQUESTS, THROTTLED, {"x-amzn-ErrorType": "TooManyRequestsException"})
+            today = self._today()
+            if plan.day != today:
+                plan.day, plan.used = today, 0
+            if plan.used >= plan.limits.daily_quota:
+                plan.throttled += 1
+                return Response.json(TOO_MANY_REQUESTS, QUOTA_EXCEEDED, {"x-amzn-ErrorType": "LimitExceededException"})
+            plan.used += 1
+        return None
+
+    def usage(self) -> dict[str, dict[str, Any]]:
+        """Today's admitted and refused requests and the limits, by tenant id."""
+        report = {}
+        for plan in self._plans.values():
+            with plan.lock:
+                used = plan.used if plan.day == self._today() else 0
+                report[plan.tenant_id] = {
+                    "tier": plan.limits.tier,
+                    "rateLimit": plan.limits.rate,
+                    "burstLimit": plan.limits.burst,
+                    "dailyQuota": plan.limits.daily_quota,
+                    "usedToday": used,
+                    "throttled": plan.throttled,
+                }
+        return report
+
+    def describe(self) -> list[str]:
+        """One line per tenant for the banner: ``tenant-b  starter: 5 req/s, burst 10, 10000/day``."""
+        return [f"{plan.tenant_id:<18} {plan.limits.describe()}" for plan in self._plans.values()]
