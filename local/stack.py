@@ -27,6 +27,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -45,13 +46,71 @@ from local.functions import (
 )
 from local.faults import DynamoDBFaultProxy, FaultPlan, FaultyDurableClient
 from local.gateway import LambdaApiInvoker, LocalGateway
-from local.http_base import DEFAULT_HOST, free_port
+from local.http_base import DEFAULT_HOST, Request, Response, free_port
 from local.lambda_service import LocalLambdaService
 from local.notifications import LocalNotifications
 from local.throttle import UsagePlans
 from local.workers import WorkerPools
+from shared.callback_tokens import CALLBACKS_PATH
+from shared.contract import TENANT_HEADER
 
 logger = logging.getLogger("local.stack")
+# One line per gateway request: method, path, status, tenant header, milliseconds.
+access_logger = logging.getLogger("local.access")
+
+README_API = "http://127.0.0.1:3000"
+README_KEY_LINE = (
+    """KEY=$(jq -er '."tenant-a"' .state/api-keys.json) ||"""
+    """ echo "no tenant-a key in .state/: run this where make run runs" >&2"""
+)
+# The README's "Run it locally" flow, to the letter (tests/local/test_readme_flows.py runs
+# that README block and checks it is this text); the banner prints it with the real API URL
+# and tenant-a's key filled in. Every wait has a time limit and says why it stopped.
+CURL_FLOW = f"API={README_API}\n{README_KEY_LINE}\n" + r"""# curl options for tenant-a: errors shown, 10 s at most a request, its headers
+C=(-sS --max-time 10 -H 'x-tenant-id: tenant-a' -H "x-api-key: $KEY" -H 'content-type: application/json')
+# print workflow $WF once its status is none of $1 (a 404 reads as null); 60 s at most
+status_after() {
+  [[ -n $WF ]] || { echo "no workflow id: the start failed" >&2; return 1; }
+  local answer= deadline=$((SECONDS + 60))
+  while ((SECONDS < deadline)); do
+    answer=$(curl "${C[@]}" "$API/workflow/$WF") && [[ ! $(jq -r .status <<<"$answer") =~ ^($1)$ ]] &&
+      { echo "$answer"; return; }
+    sleep 1
+  done
+  echo "gave up after 60 s; last answer: ${answer:-none}" >&2; return 1
+}
+
+# 1. start: 202 {"workflowId": "...", "status": "STARTED"}
+START=$(curl "${C[@]}" -X POST "$API/workflow" -d '{"amount": 120, "currency": "EUR", "description": "order 42"}')
+WF=$(jq -er '.workflowId // empty' <<<"${START:-null}") ||
+  echo "not started: ${START:-no answer from $API (is make run running?)}" >&2
+# 2. status: wait until it has left STARTED (a 404 for the first moment): WAITING_FOR_CALLBACK names
+#    the callbackUrl the external system answers at (also sent to tenant-a's queue); REJECTED says why
+STATUS=$(status_after 'null|STARTED') && echo "$STATUS"
+CALLBACK_URL=$(jq -er '.callbackUrl // empty' <<<"${STATUS:-null}") || echo "no callbackUrl to answer (see above)" >&2
+# 3. the external system answers with the URL alone: no API key, no tenant header
+[[ -n $CALLBACK_URL ]] && curl -sS --max-time 10 -X POST "$CALLBACK_URL" -H 'content-type: application/json' \
+      -d '{"payload": {"approved": true}}' && echo
+# 4. status again: wait until it has left WAITING_FOR_CALLBACK: COMPLETED, with the result
+#    (which environment ran it, cache hits)
+status_after 'null|STARTED|WAITING_FOR_CALLBACK'
+"""
+README_LAMBDA = "http://127.0.0.1:3001"
+# The README's AWS CLI flow against the local Lambda endpoint (run after CURL_FLOW: it uses
+# status_after, C and API). fileb:// hands the CLI the JSON bytes as they are, with CLI v1
+# and v2 alike (v2 reads a plain blob argument as base64: the decoding error of a bare string).
+CLI_FLOW = f"LAMBDA={README_LAMBDA}\n" + r"""export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1
+# 1. start: an asynchronous invoke of tenant-a's durable execution, named as its workflow id
+WF=cli-$(date +%s)
+aws lambda invoke --endpoint-url "$LAMBDA" --function-name tenant-durable-workflow:live \
+    --tenant-id tenant-a --invocation-type Event --durable-execution-name "$WF" \
+    --payload fileb://<(printf '{"workflowId": "%s", "request": {"amount": 10, "currency": "USD"}}' "$WF") /dev/stdout
+# 2. wait (60 s at most) for its callbackId, 3. answer it, 4. wait for the final status
+CB=$(status_after 'null|STARTED' | jq -er '.callbackId // empty') || echo "no callbackId to answer" >&2
+[[ -n $CB ]] && aws lambda send-durable-execution-callback-success --endpoint-url "$LAMBDA" \
+    --callback-id "$CB" --result fileb://<(printf '{"approved": true}')
+status_after 'null|STARTED|WAITING_FOR_CALLBACK'
+"""
 
 DEFAULT_API_PORT = 3000
 DEFAULT_LAMBDA_PORT = 3001
@@ -78,7 +137,7 @@ class StackConfig:
     function_timeout: int = DEFAULT_FUNCTION_TIMEOUT_SECONDS
     execution_timeout: int = DEFAULT_EXECUTION_TIMEOUT_SECONDS
     snapshot_interval: float = 1.0
-    function_log_level: str = "INFO"
+    function_log_level: str = "WARNING"
     fault_injection: bool = False
     fault_port: int = 0
     # Each demo tenant's usage plan (rate, burst, daily quota from demo_tenants.json),
@@ -183,7 +242,7 @@ class LoopbackStack:
         )
         self.api_keys = ensure_api_keys(state_dir, [t["tenantId"] for t in tenants])
         self.tenants = with_key_hashes(tenants, self.api_keys)
-        self.gateway = LocalGateway(
+        self.gateway = AccessLoggedGateway(
             contract=load_contract(),
             invoker=LambdaApiInvoker(self.lambda_url, config.region),
             workflow_function=self.names.workflow_function,
@@ -258,9 +317,11 @@ Usage plans (src/shared/demo_tenants.json, as deployed; over its limit a tenant 
         faults_line = f"\n  Fault injection      {self.faults.url}/_faults" if self.faults else ""
         demo_keys = "\n".join(f"  {tenant:<18} {api_key}" for tenant, api_key in self.api_keys.items())
         queues = "\n".join(f"  {tenant:<18} {url}" for tenant, url in notifications.queue_urls.items())
-        key_setup = f"""  KEY='{self.api_keys["tenant-a"]}'   # tenant-a's API key (also in {keys_file})
-"""
-        key = f' -H "{API_KEY_HEADER}: $KEY"'
+        flow = CURL_FLOW.replace(f"API={README_API}\n", f"API={api}\n").replace(
+            README_KEY_LINE, f"KEY='{self.api_keys['tenant-a']}'   # tenant-a's API key (also in {keys_file})")
+        cli_flow = CLI_FLOW.replace(f"LAMBDA={README_LAMBDA}\n", f"LAMBDA={lam}\n").replace(
+            "AWS_DEFAULT_REGION=us-east-1", f"AWS_DEFAULT_REGION={self.config.region}").replace(
+            "tenant-durable-workflow:live", f"{workflow}:{ALIAS}")
         queue_a = notifications.queue_urls.get("tenant-a", "<tenant-a's queue URL>")
         return f"""
 Tenant-isolated durable workflow: local stack is up (Ctrl-C stops it)
@@ -283,41 +344,21 @@ expiresAt}}, and no other tenant's (a rule on {notifications.bus_name} per tenan
 the bus, rules and queues are recreated at every start and queued messages are lost (tokens stay valid).
 {queues}
 
-The full flow for tenant-a (the demo tenants are tenant-a and tenant-b; needs jq):
+The full flow for tenant-a (the demo tenants are tenant-a and tenant-b; needs bash, curl and jq):
 
-{key_setup}  # 1. start a workflow
-  WF=$(curl -s -X POST {api}/workflow -H 'x-tenant-id: tenant-a'{key} \\
-        -H 'content-type: application/json' \\
-        -d '{{"amount": 120, "currency": "EUR", "description": "order 42"}}' | jq -r .workflowId)
-  # 2. status: wait for WAITING_FOR_CALLBACK and its single-use callbackUrl (404, then STARTED, at first)
-  until CALLBACK_URL=$(curl -s {api}/workflow/$WF -H 'x-tenant-id: tenant-a'{key} \\
-        | jq -er 'select(.status == "WAITING_FOR_CALLBACK").callbackUrl'); do sleep 1; done
-  # 3. the external system answers with the token alone: no API key, no tenant header
-  curl -X POST "$CALLBACK_URL" -H 'content-type: application/json' -d '{{"payload": {{"approved": true}}}}'
-  # 4. status: COMPLETED, with the result
-  curl -s {api}/workflow/$WF -H 'x-tenant-id: tenant-a'{key}
+{flow}
+# 3, as the tenant itself (instead of the callbackUrl): POST /callback with its key and the callbackId
+CB=$(jq -er '.callbackId // empty' <<<"${{STATUS:-null}}") &&
+  curl "${{C[@]}}" -X POST "$API/callback" -d "{{\\"callbackId\\": \\"$CB\\", \\"payload\\": {{\\"approved\\": true}}}}"
+# 3, as an external system told when to answer: read tenant-a's queue and answer every waiting event
+.venv/bin/python -m local.confirmer --endpoint-url {moto} --api-url {api} \\
+      --queue-url {queue_a}
 
-  # 3, as the tenant itself: POST /callback with its API key and the callbackId from GET
-  CB=$(curl -s {api}/workflow/$WF -H 'x-tenant-id: tenant-a'{key} | jq -r .callbackId)
-  curl -s -X POST {api}/callback -H 'x-tenant-id: tenant-a'{key} \\
-        -H 'content-type: application/json' \\
-        -d "{{\\"callbackId\\": \\"$CB\\", \\"payload\\": {{\\"approved\\": true}}}}"
+The same with the AWS CLI (v1 1.44.1+ or v2 from December 2025; run after the flow above, which
+defines status_after):
 
-  # 3, as an external system told when to answer: read tenant-a's queue and answer every waiting event
-  .venv/bin/python -m local.confirmer --endpoint-url {moto} \\
-        --queue-url {queue_a}
-
-The same with the AWS CLI v2 against the local Lambda endpoint (CLI v1: drop --cli-binary-format):
-
-  export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION={self.config.region}
-  aws lambda invoke --endpoint-url {lam} --function-name {workflow}:{ALIAS} \\
-      --tenant-id tenant-a --invocation-type Event --durable-execution-name cli-demo-1 \\
-      --cli-binary-format raw-in-base64-out \\
-      --payload '{{"workflowId": "cli-demo-1", "request": {{"amount": 10, "currency": "USD"}}}}' /dev/stdout
-  CB=$(curl -s {api}/workflow/cli-demo-1 -H 'x-tenant-id: tenant-a'{key} | jq -r .callbackId)
-  aws lambda send-durable-execution-callback-success --endpoint-url {lam} \\
-      --callback-id "$CB" --cli-binary-format raw-in-base64-out --result '{{"approved": true}}'
-  aws sqs receive-message --endpoint-url {moto} --queue-url {queue_a}
+{cli_flow}
+aws sqs receive-message --endpoint-url {moto} --queue-url {queue_a}
 
 Walk it all for two tenants (a confirmer per tenant answers from its queue): make demo
 """
@@ -361,16 +402,107 @@ def parse_args(argv: list[str] | None = None) -> StackConfig:
     parser.add_argument("--throttle", type=_on_off, default="on", metavar="{on,off}",
                         help="enforce each demo tenant's usage plan (rate, burst, daily quota from "
                              "src/shared/demo_tenants.json) with 429s, as API Gateway does")
-    parser.add_argument("--log-level", dest="function_log_level", metavar="LEVEL", default="INFO",
+    parser.add_argument("--log-level", dest="function_log_level", metavar="LEVEL", default=None,
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="log level of the stack and of the functions (POWERTOOLS_LOG_LEVEL)")
+                        help="log level of the stack and of the functions (POWERTOOLS_LOG_LEVEL). Without it: INFO "
+                             "for the stack (one line per request) and WARNING for the functions' JSON logs")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.function_log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.function_log_level != "DEBUG":
-        for noisy in ("aws_durable_execution_sdk_python_testing", "botocore", "werkzeug", "moto"):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
+    configure_logging(args.function_log_level or "INFO")
+    args.function_log_level = args.function_log_level or "WARNING"
     # Every flag's dest is a StackConfig field: the parser is the one list of options.
     return StackConfig(**{field.name: getattr(args, field.name) for field in fields(StackConfig)})
+
+
+def configure_logging(level: str) -> None:
+    """The stack's own log on stderr: one line a record, one line a request, refusals not warnings."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        for noisy in ("aws_durable_execution_sdk_python_testing", "botocore", "werkzeug", "moto"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+    logging.getLogger("local.lambda_service").addFilter(ExpectedRefusals())
+
+
+class ExpectedRefusals(logging.Filter):
+    """Drop the Lambda service's warning for an authorizer that refused with ``Unauthorized``.
+
+    API Gateway answers 401 only when the authorizer fails with exactly that message, so
+    every request without a key is, to the Lambda service, a failed invocation with a stack
+    trace. It is an ordinary 401: the access log line says so. (Lambda logs it on AWS too,
+    and counts it in the authorizer's ``Errors`` metric.)
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        refused = (len(args) == 3 and str(args[0]).endswith("-authorizer") and isinstance(args[2], dict)
+                   and args[2].get("errorMessage") == "Unauthorized")
+        return not refused
+
+
+class AccessLoggedGateway(LocalGateway):
+    """The local gateway, with one access-log line per request (as the stage's access log on AWS)."""
+
+    def handle(self, request: Request) -> Response:
+        started = time.monotonic()
+        status = 500  # what the HTTP server answers when handle() raises
+        try:
+            response = super().handle(request)
+            status = response.status
+            return response
+        finally:
+            # The token of /callbacks/{callbackToken} is a credential: only the template is logged.
+            path = self.loggable_path(request.path) if CALLBACKS_PATH in request.path else request.path
+            access_logger.info("%s %s %d tenant=%s %.0f ms", request.method, _printable(path), status,
+                               _printable(request.header(TENANT_HEADER) or "-"), (time.monotonic() - started) * 1000)
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """``text`` fit for one log line: no control characters, at most ``limit`` characters."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
+
+
+class OutputGuard:
+    """Stand between a file descriptor (stdout, stderr) and whatever it points at.
+
+    The stack and every worker process it starts (they inherit the descriptor) write into
+    a pipe; a thread copies it to the real destination and, once that is gone (``make run
+    | tee out`` and the reader exits, or Ctrl-C kills tee first), drops the rest. So a
+    closed terminal or pipe never fails a print, a log line or a function's metrics.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._real = os.dup(fd)
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, fd)
+        os.close(write_end)
+        self._thread = threading.Thread(target=self._forward, args=(read_end,), name=f"output-{fd}", daemon=True)
+        self._thread.start()
+
+    def _forward(self, read_end: int) -> None:
+        broken = False
+        while chunk := os.read(read_end, 65536):
+            while chunk and not broken:
+                try:
+                    chunk = chunk[os.write(self._real, chunk):]
+                except OSError:  # EPIPE and friends: the reader is gone, drop the rest
+                    broken = True
+        os.close(read_end)
+
+    def restore(self, timeout: float = 2.0) -> None:
+        """Point the descriptor back at its destination; wait for what is still in the pipe."""
+        os.dup2(self._real, self.fd)  # closes this process's write end of the pipe
+        os.close(self._real)
+        self._thread.join(timeout)  # ends at EOF: no worker holds the pipe any more
+
+
+def say(text: str) -> None:
+    """Print a line; a stdout that is gone (a closed pipe) is not an error worth a traceback."""
+    try:
+        print(text, flush=True)
+    except (BrokenPipeError, ValueError):  # ValueError: sys.stdout already closed
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail either
+        os.close(devnull)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -381,30 +513,50 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ.pop("AWS_PROFILE", None)
     stop = threading.Event()
-    started = threading.Event()
+    interruptible = threading.Event()  # set while a hanging start may be cut short
 
     def on_signal(signum: int, _frame: object) -> None:
         stop.set()
-        if not started.is_set():  # interrupt a start that hangs (e.g. a service never comes up)
+        if interruptible.is_set():  # e.g. a service that never comes up
+            interruptible.clear()
             raise KeyboardInterrupt
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # Ctrl-C (to the whole process group, workers included: they ignore it), kill, and a
+    # closed terminal all stop the stack the same way; stopping is never interrupted.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, on_signal)
-    stack = LoopbackStack(config)
+    sys.stdout.flush()
+    guards = [OutputGuard(sys.stdout.fileno()), OutputGuard(sys.stderr.fileno())]
+    stack: LoopbackStack | None = None
+    code = 1
     try:
-        stack.start()
-        started.set()
-    except (OSError, KeyboardInterrupt) as error:
-        if isinstance(error, OSError):
-            logger.error("could not start the local stack: %s (is another `make run` using the ports?)", error)
-        stack.stop()
-        return 1
-    print(stack.banner(), flush=True)
-    stop.wait()
-    print("Stopping the local stack ...", flush=True)
-    stack.stop()
-    print(f"Stopped. State kept in {config.state_dir}/", flush=True)
-    return 0
+        stack = LoopbackStack(config)
+        interruptible.set()
+        if not stop.is_set():
+            try:
+                stack.start()
+            except OSError as error:
+                stop.set()
+                logger.error("could not start the local stack: %s (is another `make run` using the ports?)", error)
+            else:
+                interruptible.clear()
+                say(stack.banner())
+                stop.wait()
+                say("Stopping the local stack ...")
+                code = 0
+    except KeyboardInterrupt:
+        pass
+    finally:
+        interruptible.clear()
+        if stack is not None:
+            stack.stop()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for guard in guards:
+            guard.restore()
+    if code == 0:
+        say(f"Stopped. State kept in {config.state_dir}/")
+    return code
 
 
 if __name__ == "__main__":

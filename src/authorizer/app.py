@@ -49,7 +49,7 @@ def handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> 
         usage_identifier_key=verdict.usage_identifier_key if verdict.allowed else None,
     )
     if not verdict.allowed:
-        logger.warning("request refused", extra={"status": 403, "reason": verdict.reason})
+        logger.info("request refused", extra={"status": 403, "reason": verdict.reason})
         response.deny_all_routes()
         return response.asdict()
     # The whole stage for this tenant: results are never cached (TTL 0), so the
