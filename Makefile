@@ -5,42 +5,91 @@ SHELL        := /bin/bash
 PYTHON       ?= python3
 VENV         := .venv
 VPY          := $(VENV)/bin/python
-STAMP        := $(VENV)/.installed-stamp
+# One pinned requirement set per purpose, one stamp each: `make run` installs
+# only what running needs; `make test` and `make bench` add their sets on top.
+RUN_STAMP    := $(VENV)/.stamp-run
+TEST_STAMP   := $(VENV)/.stamp-test
+BENCH_STAMP  := $(VENV)/.stamp-bench
 BUILD        := build
 # Lambda target: python3.13 on arm64 (Graviton). Wheels are fetched for that
 # platform, never compiled here, so the zip matches the runtime.
 LAMBDA_PY    := 3.13
 LAMBDA_PLAT  := manylinux2014_aarch64
+# The runtime's own Python compiles the zips' bytecode and runs the unit suite
+# a second time: python3.13 on PATH, else the newest 3.13 under pyenv. Pass
+# RUNTIME_PYTHON=/path/to/python3.13 to choose one (a path that does not run
+# CPython 3.13 means none). RUNTIME_PY is that interpreter or empty, looked up
+# once, and only by the targets that use it.
+RUNTIME_PYTHON ?=
+RUNTIME_PY    = $(eval RUNTIME_PY := $$(shell scripts/runtime_python.sh $(LAMBDA_PY) $(RUNTIME_PYTHON)))$(RUNTIME_PY)
+RUNTIME_VENV := .venv-$(LAMBDA_PY)
+RUNTIME_VPY  := $(RUNTIME_VENV)/bin/python
+RUNTIME_STAMP := $(RUNTIME_VENV)/.stamp-test
+# Measured by scripts/measure_cold_start.py (workflow function, import + init).
+NO_BYTECODE_NOTE := make build: no python$(LAMBDA_PY) found (PATH, pyenv or RUNTIME_PYTHON), so the zips ship source only and every cold start compiles each module it imports (workflow import + init about 2.5x slower, roughly +0.7 s per new tenant environment)
 FUNCTIONS    := workflow api authorizer
 TF           ?= terraform
 API_URL      ?= http://127.0.0.1:3000
 
 .DEFAULT_GOAL := help
+# test and test-unit name the python3.13 virtualenv as a prerequisite only when
+# there is a python3.13 (decided when those targets are considered).
+.SECONDEXPANSION:
 .PHONY: help venv build deploy destroy test test-unit test-local test-infra run demo bench fmt clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+$(RUN_STAMP): requirements.txt requirements-run.txt pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	@echo "Installing development dependencies into $(VENV) ..."
-	@$(VPY) -m pip install --quiet --upgrade pip
-	@$(VPY) -m pip install --quiet -r requirements-dev.txt
+	@echo "Installing what running needs (requirements-run.txt) into $(VENV) ..."
+	@$(VPY) -m pip install --quiet -r requirements-run.txt
 	@$(VPY) -m pip install --quiet --no-deps -e .
 	@touch $@
 
-venv: $(STAMP) ## Create .venv with runtime and test dependencies
+$(TEST_STAMP): $(RUN_STAMP) requirements-test.txt
+	@echo "Installing the test toolchain (requirements-test.txt) into $(VENV) ..."
+	@$(VPY) -m pip install --quiet -r requirements-test.txt
+	@touch $@
 
-build: $(STAMP) ## Build build/<function>.zip for Lambda python3.13 arm64
+$(BENCH_STAMP): $(RUN_STAMP) requirements-bench.txt
+	@echo "Installing the benchmark toolchain (requirements-bench.txt) into $(VENV) ..."
+	@$(VPY) -m pip install --quiet -r requirements-bench.txt
+	@touch $@
+
+# The unit suite's second interpreter: its own virtualenv, same pinned sets.
+$(RUNTIME_STAMP): requirements.txt requirements-run.txt requirements-test.txt pyproject.toml
+	@test -x $(RUNTIME_VPY) || "$(RUNTIME_PY)" -m venv $(RUNTIME_VENV)
+	@echo "Installing requirements-test.txt into $(RUNTIME_VENV) (python$(LAMBDA_PY), the Lambda runtime's) ..."
+	@$(RUNTIME_VPY) -m pip install --quiet -r requirements-test.txt
+	@$(RUNTIME_VPY) -m pip install --quiet --no-deps -e .
+	@touch $@
+
+venv: $(TEST_STAMP) $(BENCH_STAMP) ## Create .venv with every requirement set (run, test, bench)
+
+# Bytecode: unchecked-hash .pyc files hold the source's hash, not its mtime, and
+# are never re-validated at import (Lambda's task directory is read-only, so it
+# could not write them anyway). Their bytes are reproducible: PYTHONHASHSEED=0,
+# and the paths they record are Lambda's (/var/task/...), not this build directory's.
+COMPILE = PYTHONHASHSEED=0 "$(RUNTIME_PY)" -m compileall -q -j 0 --invalidation-mode unchecked-hash
+
+build: $(RUN_STAMP) ## Build build/<function>.zip for Lambda python3.13 arm64 (with python3.13 bytecode)
 	@rm -rf $(BUILD) && mkdir -p $(BUILD)/deps
 	@echo "Fetching python$(LAMBDA_PY) $(LAMBDA_PLAT) wheels ..."
-	@$(VPY) -m pip install --quiet --target $(BUILD)/deps --platform $(LAMBDA_PLAT) \
+	@$(VPY) -m pip install --quiet --no-compile --target $(BUILD)/deps --platform $(LAMBDA_PLAT) \
 		--implementation cp --python-version $(LAMBDA_PY) --only-binary=:all: \
 		-r requirements.txt
+	@find $(BUILD)/deps -name __pycache__ -type d -prune -exec rm -rf {} +
+	@if [ -n "$(RUNTIME_PY)" ]; then \
+		echo "Compiling bytecode with $(RUNTIME_PY) ..." && $(COMPILE) -s $(BUILD)/deps -p /var/task $(BUILD)/deps; \
+	else \
+		echo "$(NO_BYTECODE_NOTE)"; \
+	fi
 	@for fn in $(FUNCTIONS); do \
 		mkdir -p $(BUILD)/$$fn && cp -r $(BUILD)/deps/. $(BUILD)/$$fn/ && \
 		cp -r src/shared src/$$fn $(BUILD)/$$fn/ && \
-		find $(BUILD)/$$fn -name __pycache__ -type d -prune -exec rm -rf {} + && \
+		find $(BUILD)/$$fn/shared $(BUILD)/$$fn/$$fn -name __pycache__ -type d -prune -exec rm -rf {} + && \
+		{ [ -z "$(RUNTIME_PY)" ] || $(COMPILE) -s $(BUILD)/$$fn -p /var/task $(BUILD)/$$fn/shared $(BUILD)/$$fn/$$fn; } && \
 		$(VPY) -m scripts.deterministic_zip $(BUILD)/$$fn $(BUILD)/$$fn.zip && \
 		echo "  $(BUILD)/$$fn.zip $$(du -h $(BUILD)/$$fn.zip | cut -f1)"; \
 	done
@@ -52,29 +101,41 @@ deploy: build ## terraform init + apply (needs AWS credentials)
 destroy: ## terraform destroy
 	$(TF) destroy
 
-test: $(STAMP) ## Run every test: unit, local stack end to end, Terraform
-	@$(VPY) -m pytest
+# The unit suite runs under the development interpreter and, when there is one,
+# under the Lambda runtime's Python too; both runs happen even if the first fails.
+define unit_suite_on_runtime_python
+	if [ -n "$(RUNTIME_PY)" ]; then \
+		echo "Unit suite under python$(LAMBDA_PY), the Lambda runtime's Python ($(RUNTIME_VENV)):"; \
+		$(RUNTIME_VPY) -m pytest -q tests/unit || status=1; \
+	else \
+		echo "No python$(LAMBDA_PY) found (PATH, pyenv or RUNTIME_PYTHON): the unit suite ran under $$($(VPY) -V) only."; \
+	fi
+endef
 
-test-unit: $(STAMP) ## Unit tests only (no network, no Terraform)
-	@$(VPY) -m pytest tests/unit
+test: $(TEST_STAMP) $$(if $$(RUNTIME_PY),$(RUNTIME_STAMP)) ## Run every test: unit (dev Python and python3.13), local stack, Terraform
+	@status=0; $(VPY) -m pytest || status=1; $(unit_suite_on_runtime_python); exit $$status
 
-test-local: $(STAMP) ## End-to-end tests against the local stack
+test-unit: $(TEST_STAMP) $$(if $$(RUNTIME_PY),$(RUNTIME_STAMP)) ## Unit tests only (no network, no Terraform), under both interpreters
+	@status=0; $(VPY) -m pytest tests/unit || status=1; $(unit_suite_on_runtime_python); exit $$status
+
+test-local: $(TEST_STAMP) ## End-to-end tests against the local stack
 	@$(VPY) -m pytest tests/local
 
-test-infra: $(STAMP) ## Terraform checks (fmt, validate, plan, apply against moto, checkov)
+test-infra: $(TEST_STAMP) ## Terraform checks (fmt, validate, plan, apply against moto, checkov)
 	@$(VPY) -m pytest tests/infra
 
-run: $(STAMP) ## Run the whole pattern locally on 127.0.0.1 (Ctrl-C stops)
+run: $(RUN_STAMP) ## Run the whole pattern locally on 127.0.0.1 (Ctrl-C stops)
 	@$(VPY) -m local.stack $(RUN_ARGS)
 
-demo: $(STAMP) ## Walk the full flow for two tenants against API_URL (default: local stack)
+demo: $(RUN_STAMP) ## Walk the full flow for two tenants against API_URL (default: local stack)
 	@$(VPY) -m local.demo --api-url $(API_URL) $(DEMO_ARGS)
 
-bench: $(STAMP) ## Benchmarks: print figures and write docs/benchmarks.md
+bench: $(BENCH_STAMP) ## Benchmarks: print figures and write docs/benchmarks.md
 	@$(VPY) -m bench.run
 
 fmt: ## terraform fmt
 	$(TF) fmt -recursive
 
-clean: ## Remove build output, local state and the virtualenv
-	rm -rf $(BUILD) .state $(VENV) .venv-checkov .pytest_cache .terraform src/*.egg-info
+clean: ## Remove build output, local state, the virtualenvs and __pycache__
+	rm -rf $(BUILD) .state $(VENV) $(RUNTIME_VENV) .venv-checkov .pytest_cache .terraform src/*.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
