@@ -1,24 +1,43 @@
 """The local REST gateway: the deployed routes, validation and integrations on loopback.
 
+Everything API Gateway itself answers comes from the files main.tf deploys:
+the integration's request parameters, mapping templates and integration
+responses (``src/shared/api_gateway/start_workflow_integration.json`` and its
+``.vtl`` files) and the gateway responses (``gateway_responses.json`` and
+``gateway_response.vtl``), rendered with a Velocity engine (``local/vtl.py``).
 Like the deployed REST API it:
 
-* serves exactly the contract's routes; any other resource or method answers
-  ``403 {"message": "Missing Authentication Token"}`` as API Gateway does;
-* runs the ``REQUEST`` Lambda authorizer first, as API Gateway does: no verified
-  tenant means ``401 Unauthorized`` or ``403`` (explicit deny), and no function
-  behind the gateway runs; its context becomes ``requestContext.authorizer``.
+* serves exactly the contract's routes; any other resource or method (methods
+  are case-sensitive: ``get`` is none) answers ``MISSING_AUTHENTICATION_TOKEN``
+  (``403 {"message": "Missing Authentication Token"}``);
+* runs the ``REQUEST`` Lambda authorizer first. A request without one of its
+  identity sources (the ``x-tenant-id`` and ``x-api-key`` headers) is
+  ``UNAUTHORIZED`` (401) without invoking it; an authorizer failing with exactly
+  ``Unauthorized`` is 401; one failing otherwise, or returning a malformed
+  result (no ``principalId``, a policy that is no IAM policy, a context value
+  that is an object or a list) is ``AUTHORIZER_CONFIGURATION_ERROR`` (main.tf:
+  503, ``Retry-After``, message ``null``); an explicit Deny is ``ACCESS_DENIED``
+  "User is not authorized to access this resource with an explicit deny", no
+  Allow for the method "User is not authorized to access this resource".
+  Context values become strings (``requestContext.authorizer``, ``$context.authorizer``).
   A route whose contract entry says ``"authorizer": false`` (``POST
   /callbacks/{callbackToken}``: the token is the credential) goes straight to
   its integration with no authorizer context, whatever headers it carries; its
   path is never logged (the resource template is);
-* then the request validator: ``POST /workflow`` needs a JSON body valid against
-  the request schema (``400 Invalid request body``);
-* ``POST /workflow``: Invoke of the workflow function's ``live`` alias with
-  ``InvocationType=Event``, ``TenantId`` and ``DurableExecutionName`` from the
-  authorizer's verified ``tenantId`` and ``workflowId``; answers
-  ``202 {"workflowId", "status": "STARTED"}``;
+* then the request validator: ``POST /workflow`` bodies of media type
+  ``application/json`` must be valid against the request model, else
+  ``BAD_REQUEST_BODY`` "Invalid request body" (the details only in the log,
+  and in ``$context.error.validationErrorString``);
+* ``POST /workflow``: the request template for the body's media type (none:
+  ``UNSUPPORTED_MEDIA_TYPE``, passthrough ``NEVER``), the request parameters as
+  Lambda Invoke headers (``X-Amz-Tenant-Id``, ``X-Amz-Invocation-Type``,
+  ``X-Amz-Durable-Execution-Name``), then the integration response whose
+  selection pattern matches (202 accepted, 502 for a function error);
 * the other routes are ``AWS_PROXY``: a REST v1 proxy event to the api function,
-  whose ``statusCode``/``headers``/``body`` become the response.
+  whose ``statusCode``/``headers``/``body`` become the response; a function
+  error or a malformed answer is 502 ``Internal server error``;
+* Lambda refusing an Invoke is ``INTEGRATION_FAILURE`` when it throttled (429;
+  main.tf: 502) and API Gateway's 500 ``Internal server error`` otherwise.
 
 Functions are reached through a :class:`FunctionInvoker`; the gateway never knows
 how they run.
@@ -39,29 +58,35 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from local.contract import API_PROXY, ASYNC_WORKFLOW_START, ApiContract
+from local.contract import API_PROXY, ASYNC_WORKFLOW_START, ERROR_TYPE, ApiContract
 from local.functions import ALIAS
 from local.http_base import DEFAULT_HOST, LocalHttpService, Request, Response
 from local.proxy_event import build_authorizer_event, build_proxy_event
 from local.throttle import UsagePlans
+from local.vtl import TemplateInput, message_string, parameter_value
 from shared import strict_json
 from shared.callback_tokens import CALLBACKS_PATH
 from shared.contract import Route
 
 logger = logging.getLogger(__name__)
 
-MISSING_TOKEN = {"message": "Missing Authentication Token"}
-INTERNAL_ERROR = {"message": "Internal server error"}
+# $context.error.message of each refusal, as API Gateway words it.
+MISSING_TOKEN = "Missing Authentication Token"
+UNAUTHORIZED = "Unauthorized"
+EXPLICIT_DENY = "User is not authorized to access this resource with an explicit deny"
+IMPLICIT_DENY = "User is not authorized to access this resource"
 INVALID_BODY = "Invalid request body"
-START_FAILED = {"message": "The workflow could not be started"}
-UNAUTHORIZED = {"message": "Unauthorized"}
-DENIED = {"message": "User is not authorized to access this resource with an explicit deny"}
-AUTHORIZER_FAILURE = {"message": "Authorizer failure"}
-# main.tf maps API Gateway's AUTHORIZER_FAILURE and AUTHORIZER_CONFIGURATION_ERROR
-# to 503 with Retry-After: an authorizer that cannot read the tenants table is a
-# dependency failure the caller should retry, not a 500.
-AUTHORIZER_FAILURE_STATUS = 503
-AUTHORIZER_RETRY_AFTER = {"Retry-After": "1"}
+UNSUPPORTED_MEDIA_TYPE = "Unsupported Media Type"
+INTERNAL_ERROR = "Internal server error"
+# Lambda Invoke's throttling status: API Gateway answers INTEGRATION_FAILURE for it.
+THROTTLED_STATUS = 429
+# The Invoke headers an integration request parameter may set, and the invoke argument each is.
+INVOKE_HEADERS = {
+    "x-amz-invocation-type": "invocation_type",
+    "x-amz-tenant-id": "tenant_id",
+    "x-amz-durable-execution-name": "execution_name",
+}
+_INTEGRATION_HEADER = "integration.request.header."
 
 
 @dataclass(frozen=True)
@@ -145,18 +170,30 @@ class LambdaApiInvoker:
         return InvokeOutcome(response["StatusCode"], response["Payload"].read(), response.get("FunctionError"))
 
 
+class _Refused(Exception):
+    """A request API Gateway answers with one of its gateway responses."""
+
+    def __init__(self, response_type: str, message: str | None, *, status: int | None = None,
+                 validation_error: str | None = None) -> None:
+        super().__init__(response_type)
+        self.response_type = response_type
+        self.message = message
+        self.status = status
+        self.validation_error = validation_error
+
+
 class LocalGateway(LocalHttpService):
     """The REST API of the pattern on loopback.
 
     Args:
-        contract: Routes and validation, from the shared contract.
+        contract: Routes, validation, the start integration and the gateway
+            responses, from ``src/shared/``.
         invoker: Reaches the functions.
         workflow_function: Name of the durable workflow function (invoked at alias ``live``).
         api_function: Name of the api function (proxy routes).
         authorizer_function: Name of the ``REQUEST`` Lambda authorizer run before every
-            integration. Its ``context`` becomes ``requestContext.authorizer``;
-            ``context.tenantId`` / ``context.workflowId`` are the tenant and workflow
-            id of ``POST /workflow``.
+            integration. Its ``context`` becomes ``requestContext.authorizer`` and
+            ``$context.authorizer``.
         region: Region reported in the authorizer's ``methodArn``.
         host: Interface to bind.
         port: Port to bind.
@@ -165,6 +202,8 @@ class LocalGateway(LocalHttpService):
     name = "gateway"
     # API Gateway REST's payload limit.
     max_body_bytes = 10 * 1024 * 1024
+    # API Gateway REST's quota on the request line plus header values.
+    max_header_bytes = 10240
     # The tenants' usage plans (local/throttle.py), set by the stack; None: not enforced.
     usage_plans: UsagePlans | None = None
 
@@ -187,51 +226,48 @@ class LocalGateway(LocalHttpService):
         self._api_function = f"{api_function}:{ALIAS}"
         self._authorizer_function = f"{authorizer_function}:{ALIAS}"
         self._region = region
+        for target in contract.start_integration.request_parameters:
+            header = target.removeprefix(_INTEGRATION_HEADER)
+            if not target.startswith(_INTEGRATION_HEADER) or header.lower() not in INVOKE_HEADERS:
+                raise ValueError(f"the local gateway cannot apply the request parameter {target!r}")
 
     def handle(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
-        headers = {"x-amzn-RequestId": request_id}
         route, params, _resource_exists = self._contract.find(request.method, request.path)
-        if route is None:
-            # API Gateway REST answers an unknown resource or method with 403, not 404/405.
-            return Response.json(403, MISSING_TOKEN, {**headers, "x-amzn-ErrorType": "MissingAuthenticationTokenException"})
         event = build_proxy_event(
             method=request.method,
-            resource=route.path,
+            resource=route.path if route else request.path,
             path=request.path,
-            headers=request.headers,
+            headers=request.header_items or request.headers,
             path_parameters=params or None,
-            query=request.query or None,
+            query=request.raw_query,
             body=request.body.decode("utf-8", errors="replace") if request.body else None,
             request_id=request_id,
         )
-        if route.authorizer:
-            refusal, verified = self._authorize(event)
-            if refusal is not None:
-                refusal.headers.update(headers)
-                return refusal
-            assert verified is not None  # an allowed request always has a context
-            event["requestContext"]["authorizer"] = verified
-        else:
-            # A route without the authorizer (POST /callbacks/{callbackToken}): straight
-            # to its integration. Whatever identity headers the caller sends stay plain
-            # headers; nothing becomes requestContext.authorizer.
-            verified = None
-            event["requestContext"]["authorizer"] = None
-        if route.integration == ASYNC_WORKFLOW_START:
-            if verified is None:
-                raise ValueError(f"{route.name}: the workflow start needs the authorizer's verified tenant")
-            if not _is_json_content_type(request.header("content-type")):
-                # The integration has a template for application/json only and
-                # passthrough_behavior NEVER: API Gateway answers 415.
-                return Response.json(415, {"message": "Unsupported Media Type"}, headers)
-            problem = self._validate_start(route, request)
-            if problem is not None:
-                return Response.json(400, {"message": problem}, headers)
-            return self._start_workflow(route, json.loads(request.body), verified, headers)
-        if route.integration == API_PROXY:
-            return self._proxy(event, headers)
-        raise ValueError(f"unknown integration {route.integration!r} in the contract")
+        template_input = TemplateInput(
+            body=event["body"] or "",
+            path_parameters=event["pathParameters"] or {},
+            query=event["queryStringParameters"] or {},
+            headers=event["headers"],
+        )
+        try:
+            if route is None:
+                # API Gateway REST answers an unknown resource or method with 403, not 404/405.
+                raise _Refused("MISSING_AUTHENTICATION_TOKEN", MISSING_TOKEN)
+            if route.authorizer:
+                throttled = self._authorize(request, event)
+                if throttled is not None:
+                    throttled.headers.setdefault("x-amzn-RequestId", request_id)
+                    return throttled
+            if route.integration == ASYNC_WORKFLOW_START:
+                if "authorizer" not in event["requestContext"]:
+                    raise ValueError(f"{route.name}: the workflow start needs the authorizer's verified tenant")
+                return self._start_workflow(route, request, event, template_input)
+            if route.integration == API_PROXY:
+                return self._proxy(event)
+            raise ValueError(f"unknown integration {route.integration!r} in the contract")
+        except _Refused as refused:
+            return self._gateway_response(refused, event, template_input)
 
     def loggable_path(self, path: str) -> str:
         """The route's resource template (``/callbacks/{callbackToken}``) for a matched path.
@@ -245,71 +281,136 @@ class LocalGateway(LocalHttpService):
         head, separator, _rest = path.partition(CALLBACKS_PATH)
         return f"{head}{CALLBACKS_PATH}<redacted>" if separator else path
 
+    # -- gateway responses -------------------------------------------------------
+
+    def _gateway_response(self, refused: _Refused, event: dict[str, Any], template_input: TemplateInput) -> Response:
+        """Render the gateway response of ``refused`` from the deployed template and headers."""
+        response = self._contract.gateway_responses.resolve(refused.response_type, refused.status)
+        context = _template_context(event)
+        context["error"] = {
+            "message": refused.message,
+            "messageString": message_string(refused.message),
+            "responseType": refused.response_type,
+            "validationErrorString": refused.validation_error,
+        }
+        headers = {"Content-Type": "application/json", "x-amzn-RequestId": event["requestContext"]["requestId"]}
+        error_type = ERROR_TYPE.get(refused.response_type)
+        if error_type:
+            headers["x-amzn-ErrorType"] = error_type
+        for name, expression in response.headers.items():
+            value = parameter_value(expression, context=context, template_input=template_input)
+            if value is not None:
+                headers[name] = value
+        body = response.template.render(context=context, template_input=template_input) if response.template else ""
+        return Response(response.status, headers, body.encode())
+
+    # -- authorizer --------------------------------------------------------------
+
+    def _authorize(self, request: Request, event: dict[str, Any]) -> Response | None:
+        """Run the REQUEST authorizer; on Allow, its context becomes ``requestContext.authorizer``.
+
+        Raises:
+            _Refused: 401, 403 or the authorizer error, as API Gateway decides them.
+        """
+        if not all(request.header(name) for name in self._contract.identity_headers):
+            # An identity source missing or empty: 401 without invoking the authorizer.
+            raise _Refused("UNAUTHORIZED", UNAUTHORIZED)
+        authorizer_event = build_authorizer_event(event, region=self._region)
+        started = time.monotonic()
+        try:
+            outcome = self._invoker.invoke(self._authorizer_function, authorizer_event, invocation_type="RequestResponse")
+        except InvokeFailed as failure:
+            logger.warning("authorizer could not be invoked: %s", failure)
+            raise _Refused("AUTHORIZER_CONFIGURATION_ERROR", None) from failure
+        try:
+            result = json.loads(outcome.payload or b"null")
+        except ValueError:
+            result = None
+        if outcome.function_error:
+            # API Gateway answers 401 only when the authorizer fails with exactly "Unauthorized".
+            if isinstance(result, dict) and result.get("errorMessage") == UNAUTHORIZED:
+                raise _Refused("UNAUTHORIZED", UNAUTHORIZED)
+            logger.warning("authorizer failed: %s", result)
+            raise _Refused("AUTHORIZER_CONFIGURATION_ERROR", None)
+        problem = authorizer_result_problem(result)
+        if problem is not None:
+            logger.warning("authorizer returned a malformed result: %s", problem)
+            raise _Refused("AUTHORIZER_CONFIGURATION_ERROR", None)
+        decision = policy_decision(result["policyDocument"], authorizer_event["methodArn"])
+        if decision != "Allow":
+            raise _Refused("ACCESS_DENIED", EXPLICIT_DENY if decision == "Deny" else IMPLICIT_DENY)
+        # API Gateway meters an allowed request against the usage plan of the key the
+        # authorizer returns (usageIdentifierKey): 429 over the tenant's limits, 403 with no plan.
+        if self.usage_plans is not None and (refusal := self.usage_plans.admit(result.get("usageIdentifierKey"))):
+            return refusal
+        context: dict[str, Any] = {"principalId": result["principalId"]}
+        context.update({key: _context_string(value) for key, value in (result.get("context") or {}).items()})
+        context["integrationLatency"] = int((time.monotonic() - started) * 1000)
+        event["requestContext"]["authorizer"] = context
+        return None
+
+    # -- POST /workflow: the AWS integration -------------------------------------
+
+    def _start_workflow(
+        self, route: Route, request: Request, event: dict[str, Any], template_input: TemplateInput
+    ) -> Response:
+        """Validate, map and invoke as the deployed integration does."""
+        integration = self._contract.start_integration
+        # API Gateway picks model and template by media type; none sent means JSON.
+        content_type = (request.header("content-type") or "application/json").split(";", 1)[0].strip().lower()
+        if content_type == "application/json":  # the request model's media type (main.tf)
+            problem = self._validate_start(route, request)
+            if problem is not None:
+                logger.info("request validator: %s: %s", INVALID_BODY, problem)
+                raise _Refused("BAD_REQUEST_BODY", INVALID_BODY, validation_error=problem)
+        template = integration.request_templates.get(content_type)
+        if template is None:
+            # passthrough_behavior NEVER: no template for the media type is 415.
+            raise _Refused("UNSUPPORTED_MEDIA_TYPE", UNSUPPORTED_MEDIA_TYPE)
+        context = _template_context(event)
+        try:
+            payload = json.loads(template.render(context=context, template_input=template_input))
+        except ValueError as problem:
+            # Lambda refuses a payload that is not JSON (InvalidRequestContentException).
+            logger.warning("the start template rendered no JSON: %s", problem)
+            raise _Refused("DEFAULT_5XX", INTERNAL_ERROR) from problem
+        arguments: dict[str, Any] = {"invocation_type": "RequestResponse"}
+        for target, expression in integration.request_parameters.items():
+            value = parameter_value(expression, context=context, template_input=template_input)
+            if value is not None:
+                arguments[INVOKE_HEADERS[target.removeprefix(_INTEGRATION_HEADER).lower()]] = value
+        try:
+            outcome = self._invoker.invoke(self._workflow_function, payload, **arguments)
+        except InvokeFailed as failure:
+            logger.warning("start of workflow %s for %s failed: %s", arguments.get("execution_name"),
+                           arguments.get("tenant_id"), failure)
+            raise _refusal_for(failure) from failure
+        error_message = _function_error_message(outcome) if outcome.function_error else None
+        response = integration.response_for(error_message)
+        accept = (request.header("accept") or "application/json").split(",", 1)[0].split(";", 1)[0].strip().lower()
+        out_template = response.templates.get(accept) or next(iter(response.templates.values()))
+        body = out_template.render(context=context, template_input=TemplateInput(body=outcome.payload.decode(errors="replace")))
+        return Response(response.status, {"Content-Type": "application/json",
+                                          "x-amzn-RequestId": event["requestContext"]["requestId"]}, body.encode())
+
     def _validate_start(self, route: Route, request: Request) -> str | None:
         """The request validator of ``POST /workflow``: a JSON body valid against the schema."""
         try:
             # NaN, Infinity and 1e400 are not JSON; API Gateway's parser refuses them too.
             body = strict_json.loads(request.body or b"")
-        except (ValueError, RecursionError):
-            return INVALID_BODY
-        problem = self._contract.validate_body(route, body)
-        return None if problem is None else f"{INVALID_BODY}: {problem}"
+        except (ValueError, RecursionError) as problem:
+            return f"the body is not JSON: {problem}"
+        return self._contract.validate_body(route, body)
 
-    def _authorize(self, event: dict[str, Any]) -> tuple[Response | None, dict[str, Any] | None]:
-        """Run the REQUEST authorizer: ``(refusal, None)`` or ``(None, context)``."""
-        authorizer_event = build_authorizer_event(event, region=self._region)
-        started = time.monotonic()
-        try:
-            outcome = self._invoker.invoke(self._authorizer_function, authorizer_event, invocation_type="RequestResponse")
-            result = json.loads(outcome.payload or b"null")
-        except (InvokeFailed, ValueError) as failure:
-            logger.warning("authorizer could not be invoked: %s", failure)
-            return Response.json(AUTHORIZER_FAILURE_STATUS, AUTHORIZER_FAILURE, dict(AUTHORIZER_RETRY_AFTER)), None
-        if outcome.function_error:
-            # API Gateway answers 401 only when the authorizer fails with exactly "Unauthorized".
-            if isinstance(result, dict) and result.get("errorMessage") == "Unauthorized":
-                return Response.json(401, UNAUTHORIZED), None
-            logger.warning("authorizer failed: %s", result)
-            return Response.json(AUTHORIZER_FAILURE_STATUS, AUTHORIZER_FAILURE, dict(AUTHORIZER_RETRY_AFTER)), None
-        if not isinstance(result, dict) or not _policy_allows(result.get("policyDocument"), authorizer_event["methodArn"]):
-            return Response.json(403, DENIED), None
-        # API Gateway meters an allowed request against the usage plan of the key the
-        # authorizer returns (usageIdentifierKey): 429 over the tenant's limits, 403 with no plan.
-        if self.usage_plans is not None and (refusal := self.usage_plans.admit(result.get("usageIdentifierKey"))):
-            return refusal, None
-        context = {"principalId": result.get("principalId"), **(result.get("context") or {})}
-        context["integrationLatency"] = int((time.monotonic() - started) * 1000)
-        return None, context
+    # -- AWS_PROXY ---------------------------------------------------------------
 
-    def _start_workflow(
-        self, route: Route, body: Any, verified: dict[str, Any], headers: dict[str, str]
-    ) -> Response:
-        """Async Invoke of the workflow alias, as the deployed AWS integration maps it."""
-        tenant_id, workflow_id = str(verified["tenantId"]), str(verified["workflowId"])
-        try:
-            outcome = self._invoker.invoke(
-                self._workflow_function,
-                {"workflowId": workflow_id, "request": body},
-                invocation_type="Event",
-                tenant_id=tenant_id,
-                execution_name=workflow_id,
-            )
-        except InvokeFailed as failure:
-            # API Gateway cannot tell Lambda's refusals apart (throttling, a reused
-            # execution name with another payload ...): all are one 502, as deployed.
-            logger.warning("start of workflow %s for %s failed: %s", workflow_id, tenant_id, failure)
-            return Response.json(502, START_FAILED, headers)
-        if outcome.status != 202:
-            return Response.json(502, START_FAILED, headers)
-        return Response.json(route.success_status, {"workflowId": workflow_id, "status": "STARTED"}, headers)
-
-    def _proxy(self, event: dict[str, Any], headers: dict[str, str]) -> Response:
+    def _proxy(self, event: dict[str, Any]) -> Response:
         try:
             outcome = self._invoker.invoke(self._api_function, event, invocation_type="RequestResponse")
         except InvokeFailed as failure:
             # The resource template, never the raw path: a callback token is in it.
             logger.warning("proxy integration for %s %s failed: %s", event["httpMethod"], event["resource"], failure)
-            return Response.json(500, INTERNAL_ERROR, headers)
+            raise _refusal_for(failure) from failure
         try:
             if outcome.function_error:
                 raise ValueError(outcome.payload.decode(errors="replace"))
@@ -320,33 +421,84 @@ class LocalGateway(LocalHttpService):
         except (ValueError, KeyError, TypeError) as problem:
             # API Gateway: "Execution failed due to configuration error: Malformed Lambda proxy response".
             logger.warning("api function answered with an error or a malformed proxy response: %s", problem)
-            return Response.json(502, INTERNAL_ERROR, headers)
-        response_headers = {**headers}
+            raise _Refused("DEFAULT_5XX", INTERNAL_ERROR, status=502) from problem
+        response_headers = {"x-amzn-RequestId": event["requestContext"]["requestId"]}
         for name, values in (result.get("multiValueHeaders") or {}).items():
             response_headers[name] = ",".join(str(value) for value in values)
         response_headers.update({name: str(value) for name, value in (result.get("headers") or {}).items()})
         return Response(status, response_headers, raw)
 
 
-def _is_json_content_type(value: str | None) -> bool:
-    """API Gateway picks the mapping template by media type; a missing one defaults to JSON."""
-    return value is None or value.split(";", 1)[0].strip().lower() == "application/json"
+def _refusal_for(failure: InvokeFailed) -> _Refused:
+    """Lambda refused an Invoke: throttling is INTEGRATION_FAILURE, anything else API Gateway's 500."""
+    if failure.status == THROTTLED_STATUS:
+        return _Refused("INTEGRATION_FAILURE", INTERNAL_ERROR)
+    return _Refused("DEFAULT_5XX", INTERNAL_ERROR)
 
 
-def _policy_allows(policy: Any, method_arn: str) -> bool:
-    """IAM evaluation of an authorizer policy for one method ARN: an explicit Deny wins."""
-    if not isinstance(policy, dict):
-        return False
+def _function_error_message(outcome: InvokeOutcome) -> str:
+    """The ``errorMessage`` the selection patterns are matched against."""
+    try:
+        payload = json.loads(outcome.payload)
+    except ValueError:
+        return outcome.payload.decode(errors="replace")
+    return str(payload.get("errorMessage", "")) if isinstance(payload, dict) else str(payload)
+
+
+def _template_context(event: dict[str, Any]) -> dict[str, Any]:
+    """``$context`` for a template: the request context of the proxy event."""
+    return json.loads(json.dumps(event["requestContext"]))
+
+
+def _context_string(value: Any) -> str:
+    """An authorizer context value as API Gateway passes it on: a string (``true``, ``42``)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def authorizer_result_problem(result: Any) -> str | None:
+    """Why API Gateway would refuse an authorizer's result as malformed; ``None`` when it is well-formed."""
+    if not isinstance(result, dict):
+        return "the result is not a JSON object"
+    if not isinstance(result.get("principalId"), str):
+        return "principalId is missing or not a string"
+    policy = result.get("policyDocument")
+    statements = policy.get("Statement") if isinstance(policy, dict) else None
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list) or not all(
+        isinstance(statement, dict) and statement.get("Effect") in ("Allow", "Deny") for statement in statements
+    ):
+        return "policyDocument is not an IAM policy with Allow/Deny statements"
+    context = result.get("context")
+    if context is not None and not isinstance(context, dict):
+        return "context is not an object"
+    for key, value in (context or {}).items():
+        # Strings, numbers and booleans only: an object or a list (or null) is refused.
+        if value is None or isinstance(value, (dict, list)):
+            return f"context value {key!r} is not a string, number or boolean"
+    return None
+
+
+def policy_decision(policy: dict[str, Any], method_arn: str) -> str | None:
+    """IAM evaluation of an authorizer policy for ``execute-api:Invoke`` on one method ARN.
+
+    Returns:
+        ``"Deny"`` (an explicit Deny, which wins), ``"Allow"``, or ``None`` (implicit deny).
+    """
     statements = policy.get("Statement") or []
     if isinstance(statements, dict):
         statements = [statements]
     allowed = False
     for statement in statements:
+        actions = statement.get("Action") or []
+        actions = [actions] if isinstance(actions, str) else actions
+        if not any(fnmatch.fnmatchcase("execute-api:invoke", str(action).lower()) for action in actions):
+            continue
         resources = statement.get("Resource") or []
         resources = [resources] if isinstance(resources, str) else resources
         if not any(fnmatch.fnmatchcase(method_arn, resource) for resource in resources):
             continue
         if statement.get("Effect") == "Deny":
-            return False
+            return "Deny"
         allowed = allowed or statement.get("Effect") == "Allow"
-    return allowed
+    return "Allow" if allowed else None

@@ -34,11 +34,13 @@ class Request:
     """One HTTP request as a service sees it.
 
     Attributes:
-        method: Upper-case HTTP method.
+        method: The HTTP method as sent (methods are case-sensitive: ``get`` is not ``GET``).
         path: The raw path without the query string (still percent-encoded).
         query: Query-string parameters, first value of each.
-        headers: Request headers, keys as received.
-        body: Raw body bytes.
+        headers: Request headers, keys as received; the last value of a repeated header.
+        body: Raw body bytes (a chunked body already decoded).
+        raw_query: The query string as sent.
+        header_items: Every header line in order, repeated names included.
     """
 
     method: str
@@ -47,6 +49,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     raw_query: str = ""
+    header_items: tuple[tuple[str, str], ...] = ()
 
     def header(self, name: str) -> str | None:
         """Return a header value by case-insensitive name, or ``None``."""
@@ -73,6 +76,15 @@ class Response:
         return cls(status, all_headers, json.dumps(payload).encode())
 
 
+class _BodyRefused(Exception):
+    """The request body cannot be read: answer ``status`` and close the connection."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: boto3 and requests reuse connections
     # Headers and body go out as two writes; without TCP_NODELAY the body waits
@@ -84,25 +96,28 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         parts = urlsplit(self.path)
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        limit = self.server.service.max_body_bytes
-        if length < 0 or (limit is not None and length > limit):
-            # Refuse without reading the body, and close: the rest of it is unread.
+        header_limit = self.server.service.max_header_bytes
+        if header_limit is not None and (
+            len(self.requestline) + sum(len(value) for value in self.headers.values()) > header_limit
+        ):
             self.close_connection = True
-            status, message = (400, "Invalid Content-Length") if length < 0 else (413, "Request Entity Too Large")
-            self._send(Response.json(status, {"message": message}, {"Connection": "close"}))
+            self._send(Response.json(431, {"message": "Request Header Fields Too Large"}, {"Connection": "close"}))
             return
-        body = self.rfile.read(length) if length > 0 else b""
+        try:
+            body = self._read_body()
+        except _BodyRefused as refused:
+            # Refuse without reading the rest of the body, and close: it is unread.
+            self.close_connection = True
+            self._send(Response.json(refused.status, {"message": refused.message}, {"Connection": "close"}))
+            return
         request = Request(
-            method=self.command.upper(),
+            method=self.command,
             path=parts.path,
             query={key: values[0] for key, values in parse_qs(parts.query).items()},
             headers={key: value for key, value in self.headers.items()},
             body=body,
             raw_query=parts.query,
+            header_items=tuple(self.headers.items()),
         )
         try:
             response = self.server.service.handle(request)
@@ -111,6 +126,68 @@ class _Handler(BaseHTTPRequestHandler):
                              self.server.service.loggable_path(request.path))
             response = Response.json(500, {"message": "Internal server error"})
         self._send(response)
+
+    def _read_body(self) -> bytes:
+        """The body by Content-Length, or chunk by chunk (``Transfer-Encoding: chunked``)."""
+        limit = self.server.service.max_body_bytes
+        coding = (self.headers.get("Transfer-Encoding") or "").strip().lower()
+        if coding:
+            if coding != "chunked":
+                raise _BodyRefused(400, "Unsupported Transfer-Encoding")
+            return self._read_chunked(limit)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            raise _BodyRefused(400, "Invalid Content-Length")
+        if limit is not None and length > limit:
+            raise _BodyRefused(413, "Request Entity Too Large")
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _read_chunked(self, limit: int | None) -> bytes:
+        body = bytearray()
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _BodyRefused(400, "Invalid chunked body") from None
+            if size < 0:
+                raise _BodyRefused(400, "Invalid chunked body")
+            if size == 0:
+                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailer fields: not used
+                return bytes(body)
+            if limit is not None and len(body) + size > limit:
+                raise _BodyRefused(413, "Request Entity Too Large")
+            chunk = self.rfile.read(size)
+            if len(chunk) < size or self.rfile.readline(3).strip():
+                raise _BodyRefused(400, "Invalid chunked body")
+            body += chunk
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (request line too long, bad syntax, too many headers) as JSON."""
+        self.close_connection = True
+        reason = self.responses.get(code, ("Error",))[0]
+        payload = json.dumps({"message": reason}).encode()
+        try:
+            self.send_response(code, reason)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if getattr(self, "command", None) != "HEAD" and code >= 200 and code not in (204, 304):
+                self.wfile.write(payload)
+        except OSError:
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        # Every method, however spelled ("get", "FOO"), reaches the service, which
+        # answers what it answers for a method it does not serve.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
 
     def _send(self, response: Response) -> None:
         self.send_response(response.status)
@@ -123,7 +200,6 @@ class _Handler(BaseHTTPRequestHandler):
         if response.body and self.command != "HEAD":
             self.wfile.write(response.body)
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve  # noqa: N815
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         text = format % args
@@ -158,6 +234,8 @@ class LocalHttpService:
     name = "service"
     # Largest request body accepted (413 above it); None: no limit.
     max_body_bytes: int | None = None
+    # Largest request line plus header values accepted (431 above it); None: no limit.
+    max_header_bytes: int | None = None
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = 0) -> None:
         self._address = (host, port)

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
+from typing import Any
 
 import pytest
+import requests
 
-from local.contract import API_PROXY, ASYNC_WORKFLOW_START, load_contract
+from local.contract import API_GATEWAY_DIR, API_PROXY, ASYNC_WORKFLOW_START, load_contract
+from local.gateway import InvokeOutcome, policy_decision
+from local.vtl import MappingTemplate, message_string
 from shared.contract import API_CONTRACT_FILE as CONTRACT_FILE
-from local.gateway import _policy_allows
 from tests.harness import StackProcess
+from tests.local.gateway_fakes import (
+    IDENTITY, TENANT, WORKFLOW_ID, allow, outcome, raw_exchange, refuse, running_gateway,
+)
 
 VALID_BODY = {"amount": 10, "currency": "EUR"}
 
@@ -46,15 +53,236 @@ def test_body_schema_is_the_shared_request_schema(body: object, valid: bool) -> 
     assert (contract.validate_body(route, body) is None) is valid
 
 
-def test_authorizer_policy_explicit_deny_wins() -> None:
+def test_authorizer_policy_explicit_deny_wins_and_no_allow_is_an_implicit_deny() -> None:
     arn = "arn:aws:execute-api:us-east-1:123456789012:local/v1/GET/workflow/abc"
-    allow = {"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": ["arn:aws:execute-api:*:*:local/v1/GET/workflow/*"]}
+    allow_statement = {"Effect": "Allow", "Action": "execute-api:Invoke",
+                       "Resource": ["arn:aws:execute-api:*:*:local/v1/GET/workflow/*"]}
     deny = {"Effect": "Deny", "Action": "execute-api:Invoke", "Resource": ["*"]}
+    other_action = {"Effect": "Allow", "Action": "execute-api:ManageConnections", "Resource": "*"}
 
-    assert _policy_allows({"Statement": [allow]}, arn)
-    assert not _policy_allows({"Statement": [allow, deny]}, arn)
-    assert not _policy_allows({"Statement": []}, arn)
-    assert not _policy_allows(None, arn)
+    assert policy_decision({"Statement": [allow_statement]}, arn) == "Allow"
+    assert policy_decision({"Statement": allow_statement}, arn) == "Allow"
+    assert policy_decision({"Statement": [allow_statement, deny]}, arn) == "Deny"
+    assert policy_decision({"Statement": []}, arn) is None
+    assert policy_decision({"Statement": [other_action]}, arn) is None
+
+
+def _gateway_answer(response_type: str, message: str | None) -> dict[str, Any]:
+    """What main.tf's gateway response template renders for this error."""
+    template = MappingTemplate.from_file(API_GATEWAY_DIR / "gateway_response.vtl")
+    return json.loads(template.render(context={"error": {
+        "message": message, "messageString": message_string(message), "responseType": response_type}}))
+
+
+def _start(url: str, body: Any = None, headers: dict[str, str] | None = None, data: bytes | None = None):
+    return requests.post(f"{url}/workflow", json=body if data is None else None, data=data,
+                         headers={**IDENTITY, **(headers or {})}, timeout=10)
+
+
+@pytest.mark.parametrize("missing", [{"x-tenant-id": None}, {"x-api-key": None}, {"x-api-key": ""}, {"x-tenant-id": ""}],
+                         ids=["no tenant header", "no key", "empty key", "empty tenant header"])
+@pytest.mark.parametrize("path", ["/workflow", "/workflow/wf-1", "/callback"])
+def test_a_missing_identity_source_is_401_without_invoking_the_authorizer(missing: dict[str, None], path: str) -> None:
+    headers = {name: value for name, value in {**IDENTITY, **missing}.items() if value is not None}
+    with running_gateway() as (gateway, scripted):
+        method = "GET" if path.startswith("/workflow/") else "POST"
+        response = requests.request(method, f"{gateway.url}{path}", json={}, headers=headers, timeout=10)
+    assert response.status_code == 401
+    assert response.json() == {"message": "Unauthorized"} == _gateway_answer("UNAUTHORIZED", "Unauthorized")
+    assert response.headers["x-amzn-ErrorType"] == "UnauthorizedException"
+    assert scripted.calls == []
+
+
+def test_an_authorizer_failing_with_unauthorized_is_401() -> None:
+    with running_gateway() as (gateway, scripted):
+        scripted.authorizer = lambda event: outcome({"errorMessage": "Unauthorized", "errorType": "Exception"},
+                                                    function_error="Unhandled")
+        response = _start(gateway.url, VALID_BODY)
+    assert (response.status_code, response.json()) == (401, {"message": "Unauthorized"})
+    assert scripted.of("workflow") == []
+
+
+MALFORMED_RESULTS = {
+    "fails with another message": outcome({"errorMessage": "boom", "errorType": "KeyError"}, function_error="Unhandled"),
+    "no principalId": outcome({k: v for k, v in allow().items() if k != "principalId"}),
+    "nested context value": outcome(allow({"tenantId": TENANT, "workflowId": WORKFLOW_ID, "extra": {"a": 1}})),
+    "list context value": outcome(allow({"tenantId": TENANT, "workflowId": WORKFLOW_ID, "extra": [1]})),
+    "policy is not a policy": outcome({**allow(), "policyDocument": "Allow"}),
+    "not a JSON object": outcome(None),
+    "not JSON": InvokeOutcome(200, b"<html>"),
+}
+
+
+@pytest.mark.parametrize("answer", MALFORMED_RESULTS.values(), ids=MALFORMED_RESULTS.keys())
+def test_an_authorizer_error_or_malformed_result_is_the_authorizer_configuration_error_of_main_tf(
+    answer: InvokeOutcome,
+) -> None:
+    responses = json.loads((API_GATEWAY_DIR / "gateway_responses.json").read_text())["responses"]
+    deployed = responses["AUTHORIZER_CONFIGURATION_ERROR"]
+    with running_gateway() as (gateway, scripted):
+        scripted.authorizer = lambda event: answer
+        response = _start(gateway.url, VALID_BODY)
+    # API Gateway: AUTHORIZER_CONFIGURATION_ERROR, message null; main.tf makes it 503 with Retry-After.
+    assert response.status_code == int(deployed["statusCode"]) == 503
+    assert response.json() == {"message": None} == _gateway_answer("AUTHORIZER_CONFIGURATION_ERROR", None)
+    assert response.headers["Retry-After"] == deployed["headers"]["Retry-After"].strip("'") == "1"
+    assert scripted.of("workflow") == []
+
+
+def test_an_authorizer_lambda_refuses_to_invoke_is_the_same_configuration_error() -> None:
+    with running_gateway() as (gateway, scripted):
+        scripted.authorizer = refuse(429, "TooManyRequestsException")
+        response = _start(gateway.url, VALID_BODY)
+    assert (response.status_code, response.json(), response.headers["Retry-After"]) == (503, {"message": None}, "1")
+
+
+@pytest.mark.parametrize(
+    ("statements", "message"),
+    [
+        ([{"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": "*"}],
+         "User is not authorized to access this resource with an explicit deny"),
+        ([{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "arn:aws:execute-api:*:*:local/v1/GET/*"}],
+         "User is not authorized to access this resource"),
+        ([], "User is not authorized to access this resource"),
+    ],
+    ids=["explicit deny", "allow for another method", "no statement"],
+)
+def test_explicit_and_implicit_deny_answer_api_gateways_two_messages(statements: list[Any], message: str) -> None:
+    with running_gateway() as (gateway, scripted):
+        scripted.authorizer = lambda event: outcome({**allow(), "policyDocument": {"Statement": statements}})
+        response = _start(gateway.url, VALID_BODY)
+    assert response.status_code == 403
+    assert response.json() == {"message": message} == _gateway_answer("ACCESS_DENIED", message)
+    assert scripted.of("workflow") == []
+
+
+def test_authorizer_context_values_reach_the_function_as_strings() -> None:
+    context = {"tenantId": TENANT, "workflowId": WORKFLOW_ID, "count": 42, "ratio": 1.5, "flag": True}
+    with running_gateway() as (gateway, scripted):
+        scripted.authorizer = lambda event: outcome(allow(context))
+        assert requests.get(f"{gateway.url}/workflow/wf-1", headers=IDENTITY, timeout=10).status_code == 200
+    authorizer = scripted.of("api")[0].payload["requestContext"]["authorizer"]
+    assert {key: value for key, value in authorizer.items() if key != "integrationLatency"} == {
+        "principalId": TENANT, "tenantId": TENANT, "workflowId": WORKFLOW_ID, "count": "42", "ratio": "1.5", "flag": "true",
+    }
+    assert isinstance(authorizer["integrationLatency"], int)
+
+
+def test_the_start_sends_what_the_deployed_template_and_request_parameters_make() -> None:
+    body = {"amount": 10, "currency": "EUR", "description": "caf\u00e9 \"quoted\""}
+    with running_gateway() as (gateway, scripted):
+        response = _start(gateway.url, body)
+    [call] = scripted.of("workflow")
+    # The request parameters of start_workflow_integration.json, as Invoke arguments.
+    assert (call.invocation_type, call.tenant_id, call.execution_name) == ("Event", TENANT, WORKFLOW_ID)
+    # The request template, rendered on its own, is what the workflow function got.
+    template = MappingTemplate.from_file(API_GATEWAY_DIR / "start_workflow.request.vtl")
+    from local.vtl import TemplateInput
+    rendered = template.render(context={"authorizer": {"workflowId": WORKFLOW_ID}},
+                               template_input=TemplateInput(body=json.dumps(body)))
+    assert call.payload == json.loads(rendered) == {"workflowId": WORKFLOW_ID, "request": body}
+    accepted = MappingTemplate.from_file(API_GATEWAY_DIR / "start_workflow.accepted.vtl")
+    assert response.status_code == 202
+    assert response.json() == json.loads(accepted.render(context={"authorizer": {"workflowId": WORKFLOW_ID}}))
+    assert response.json() == {"workflowId": WORKFLOW_ID, "status": "STARTED"}
+
+
+def test_a_function_error_on_the_start_selects_the_failed_integration_response() -> None:
+    with running_gateway() as (gateway, scripted):
+        scripted.workflow = lambda payload: outcome({"errorMessage": "boom"}, function_error="Unhandled")
+        response = _start(gateway.url, VALID_BODY)
+    failed = MappingTemplate.from_file(API_GATEWAY_DIR / "start_workflow.failed.vtl")
+    assert response.status_code == 502
+    assert response.json() == json.loads(failed.render(context={})) == {"message": "The workflow could not be started"}
+
+
+def test_a_body_the_validator_refuses_is_invalid_request_body_with_the_details_only_in_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with running_gateway() as (gateway, scripted), caplog.at_level(logging.INFO, logger="local.gateway"):
+        response = _start(gateway.url, {"amount": -1, "currency": "EUR"})
+        not_json = _start(gateway.url, data=b"{not json", headers={"content-type": "application/json"})
+    for answer in (response, not_json):
+        assert answer.status_code == 400
+        assert answer.json() == {"message": "Invalid request body"} == _gateway_answer("BAD_REQUEST_BODY", "Invalid request body")
+    assert "amount" in caplog.text  # the validator's detail
+    assert scripted.of("workflow") == []
+
+
+def test_a_media_type_without_a_template_is_415() -> None:
+    with running_gateway() as (gateway, scripted):
+        response = _start(gateway.url, data=b"amount=10", headers={"content-type": "text/plain"})
+    assert response.status_code == 415
+    assert response.json() == {"message": "Unsupported Media Type"}
+    assert scripted.of("workflow") == []
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected_status"),
+    [(429, "TooManyRequestsException", 502), (409, "DurableExecutionAlreadyStartedException", 500),
+     (400, "InvalidParameterValueException", 500), (500, "ServiceException", 500)],
+    ids=["throttled: INTEGRATION_FAILURE (main.tf 502)", "conflict", "invalid parameter", "service error"],
+)
+@pytest.mark.parametrize("route", ["start", "proxy"])
+def test_an_invoke_lambda_refuses_is_integration_failure_when_throttled_else_500(
+    status: int, code: str, expected_status: int, route: str
+) -> None:
+    deployed = json.loads((API_GATEWAY_DIR / "gateway_responses.json").read_text())["responses"]
+    with running_gateway() as (gateway, scripted):
+        scripted.workflow = scripted.api = refuse(status, code)
+        if route == "start":
+            response = _start(gateway.url, VALID_BODY)
+        else:
+            response = requests.get(f"{gateway.url}/workflow/wf-1", headers=IDENTITY, timeout=10)
+    if status == 429:
+        assert expected_status == int(deployed["INTEGRATION_FAILURE"]["statusCode"])
+    assert response.status_code == expected_status
+    assert response.json() == {"message": "Internal server error"}
+
+
+def test_a_function_error_or_malformed_proxy_answer_is_502_internal_server_error() -> None:
+    with running_gateway() as (gateway, scripted):
+        scripted.api = lambda event: outcome({"errorMessage": "boom"}, function_error="Unhandled")
+        failed = requests.get(f"{gateway.url}/workflow/wf-1", headers=IDENTITY, timeout=10)
+        scripted.api = lambda event: outcome({"body": "no status"})
+        malformed = requests.get(f"{gateway.url}/workflow/wf-1", headers=IDENTITY, timeout=10)
+    for response in (failed, malformed):
+        assert (response.status_code, response.json()) == (502, {"message": "Internal server error"})
+
+
+def test_a_chunked_body_is_accepted() -> None:
+    body = json.dumps(VALID_BODY).encode()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:5], body[5:])) + b"0\r\n\r\n"
+    head = (f"POST /workflow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"x-tenant-id: {TENANT}\r\nx-api-key: k\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n")
+    with running_gateway() as (gateway, scripted):
+        status, _headers, answer = raw_exchange(gateway.url, head.encode() + chunks)
+    assert status == 202, answer
+    assert scripted.of("workflow")[0].payload["request"] == VALID_BODY
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status", "message"),
+    [
+        ("get /workflow/wf-1 HTTP/1.1", 403, "Missing Authentication Token"),
+        ("FOO /workflow HTTP/1.1", 403, "Missing Authentication Token"),
+        ("GET /" + "x" * 70_000 + " HTTP/1.1", 414, "Request-URI Too Long"),
+        ("GET /workflow/wf-1 HTTP/1.1\r\n" + "\r\n".join(f"x-h{i}: v" for i in range(120)), 431,
+         "Request Header Fields Too Large"),
+        ("GET /workflow/wf-1 HTTP/1.1\r\nx-big: " + "v" * 11_000, 431, "Request Header Fields Too Large"),
+        ("GET /workflow/wf-1 HTTP/1.1\r\nTransfer-Encoding: gzip", 400, "Unsupported Transfer-Encoding"),
+    ],
+    ids=["lower-case method", "unknown method", "request line over 64 KiB", "over 100 headers",
+         "headers over API Gateway's 10,240 bytes", "unknown transfer coding"],
+)
+def test_malformed_requests_get_json_error_bodies(request_head: str, status: int, message: str) -> None:
+    with running_gateway() as (gateway, scripted):
+        answer_status, headers, body = raw_exchange(
+            gateway.url, f"{request_head}\r\nHost: x\r\nx-tenant-id: {TENANT}\r\nx-api-key: k\r\n\r\n".encode())
+    assert answer_status == status
+    assert headers["content-type"] == "application/json"
+    assert json.loads(body) == {"message": message}
+    assert scripted.calls == []
 
 
 @pytest.mark.slow
