@@ -35,7 +35,7 @@ API_URL      ?= http://127.0.0.1:3000
 # test and test-unit name the python3.13 virtualenv as a prerequisite only when
 # there is a python3.13 (decided when those targets are considered).
 .SECONDEXPANSION:
-.PHONY: help venv build deploy destroy test test-unit test-local test-infra run demo bench fmt clean
+.PHONY: help venv build deploy destroy test test-unit test-local test-infra test-aws run demo bench fmt clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -123,6 +123,13 @@ test-local: $(TEST_STAMP) ## End-to-end tests against the local stack
 
 test-infra: $(TEST_STAMP) ## Terraform checks (fmt, validate, plan, apply against moto, checkov)
 	@$(VPY) -m pytest tests/infra
+
+# The black-box API checks (tests/blackbox/checks.py) against a deployed stage: URL
+# and demo keys from `terraform output`, or API_URL and API_KEYS (a JSON file of
+# tenant to key, e.g. .state/api-keys.json of make run); BRIEF_TENANT for the 410 check.
+test-aws: $(TEST_STAMP) ## Smoke-test a deployed stage (API_URL=... API_KEYS=file override terraform output)
+	@$(if $(filter environment command line,$(origin API_URL)),API_URL='$(API_URL)') \
+		$(VPY) -m pytest -p no:cacheprovider tests/blackbox/checks.py $(PYTEST_ARGS)
 
 run: $(RUN_STAMP) ## Run the whole pattern locally on 127.0.0.1 (Ctrl-C stops)
 	@$(VPY) -m local.stack $(RUN_ARGS)
