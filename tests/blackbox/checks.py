@@ -1,0 +1,244 @@
+"""Black-box checks of the REST API: the same code against a deployed stage and against the local stack.
+
+Nothing here knows how the API runs: every check takes an ``api`` fixture (an
+:class:`tests.blackbox.target.ApiTarget`: base URL and API keys) and speaks HTTP.
+
+* ``make test-aws`` runs this file against a deployed stage (``tests/blackbox/conftest.py``
+  builds the target from ``API_URL``/``API_KEYS`` or ``terraform output``).
+* ``make test`` runs it against the local stack (``tests/local/test_blackbox_local.py``).
+
+The file is not named ``test_*.py`` on purpose: a plain ``pytest`` run collects it
+only through the local module, never against a deployment by accident.
+
+For the points AWS does not document (what a refused Lambda Invoke becomes at the
+gateway, the exact texts of the gateway's refusals), a check asserts what must
+hold everywhere and records what it saw with ``api.observe``; the run prints them.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.blackbox.target import TENANT_A, TENANT_B, ApiTarget
+
+BODY = {"amount": 25, "currency": "USD", "description": "black-box"}
+MADE_UP_TOKEN = "A" * 43
+
+
+def only_message(response: Any) -> str:
+    """The JSON error body every refusal has: ``{"message": "..."}``."""
+    assert response.headers.get("Content-Type", "").startswith("application/json"), response.headers
+    body = response.json()
+    assert set(body) == {"message"}, body
+    return str(body["message"])
+
+
+# -- start, status, callback -----------------------------------------------------------------------
+
+
+def test_start_wait_callback_complete(api: ApiTarget) -> None:
+    # start: 202 with the workflow id
+    workflow_id, waiting = api.waiting_workflow(TENANT_A)
+    # status while waiting: the callbackId and the callbackUrl of the token route
+    assert waiting["workflowId"] == workflow_id and waiting["callbackId"]
+    assert waiting["callbackUrl"].startswith(("http://", "https://")) and "/callbacks/" in waiting["callbackUrl"]
+    # the tenant's own callback with its key
+    answered = api.callback(TENANT_A, {"callbackId": waiting["callbackId"], "payload": {"approved": True}})
+    assert answered.status_code == 200, answered.text
+    assert answered.json() == {"workflowId": workflow_id, "delivered": "success"}
+    done = api.wait_for_status(TENANT_A, workflow_id, "COMPLETED")
+    assert done["result"]["confirmation"] == {"approved": True}
+    # the answer that won, repeated (its client never saw the reply): 200 again
+    again = api.callback(TENANT_A, {"callbackId": waiting["callbackId"], "payload": {"approved": True}})
+    assert again.status_code == 200, again.text
+
+
+def test_token_route_completes_with_the_url_alone(api: ApiTarget) -> None:
+    workflow_id, waiting = api.waiting_workflow(TENANT_A)
+    # heartbeats keep it waiting
+    beat = api.answer(waiting["callbackUrl"], {"heartbeat": True})
+    assert (beat.status_code, beat.json()["delivered"]) == (200, "heartbeat")
+    assert api.status(TENANT_A, workflow_id).json()["status"] == "WAITING_FOR_CALLBACK"
+    # the answer with no API key and no tenant header
+    answered = api.answer(waiting["callbackUrl"], {"payload": {"approved": "by token"}})
+    assert answered.status_code == 200, answered.text
+    done = api.wait_for_status(TENANT_A, workflow_id, "COMPLETED")
+    assert done["result"]["confirmation"] == {"approved": "by token"}
+    # single use: another answer is 409
+    other = api.answer(waiting["callbackUrl"], {"payload": {"approved": False}})
+    assert other.status_code == 409 and only_message(other)
+
+
+def test_failure_answer_fails_the_workflow(api: ApiTarget) -> None:
+    workflow_id, waiting = api.waiting_workflow(TENANT_A)
+    failed = api.answer(waiting["callbackUrl"], {"error": {"type": "Declined", "message": "card declined"}})
+    assert (failed.status_code, failed.json()["delivered"]) == (200, "failure")
+    assert "card declined" in api.wait_for_status(TENANT_A, workflow_id, "FAILED")["reason"]
+
+
+def test_unknown_or_malformed_token_is_404(api: ApiTarget) -> None:
+    for token in (MADE_UP_TOKEN, "short"):
+        response = api.request("POST", f"/callbacks/{token}", json={"payload": {}})
+        assert response.status_code == 404 and only_message(response)
+
+
+# -- tenant isolation ------------------------------------------------------------------------------
+
+
+def test_another_tenants_workflow_and_callback_are_404_and_it_still_completes(api: ApiTarget) -> None:
+    workflow_id, waiting = api.waiting_workflow(TENANT_A)
+    unknown = api.status(TENANT_B, f"wf-{uuid.uuid4().hex}")
+    foreign = api.status(TENANT_B, workflow_id)
+    # another tenant's workflow reads exactly as one that does not exist
+    assert foreign.status_code == unknown.status_code == 404
+    assert only_message(foreign) == only_message(unknown)
+    stolen = api.callback(TENANT_B, {"callbackId": waiting["callbackId"], "payload": {"approved": "by b"}})
+    assert stolen.status_code == 404 and only_message(stolen)
+    # the owner's answer still wins
+    assert api.callback(TENANT_A, {"callbackId": waiting["callbackId"], "payload": {"approved": "by a"}}).status_code == 200
+    done = api.wait_for_status(TENANT_A, workflow_id, "COMPLETED")
+    assert done["result"]["confirmation"] == {"approved": "by a"}
+
+
+# -- refusals: 401, 403, 400, 415, unknown routes ------------------------------------------------------
+
+ROUTES = {
+    "start": ("POST", "/workflow", BODY),
+    "status": ("GET", "/workflow/wf-0123456789abcdef", None),
+    "callback": ("POST", "/callback", {"callbackId": "abc", "payload": {}}),
+}
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+def test_missing_identity_is_401(api: ApiTarget, route: str) -> None:
+    method, path, body = ROUTES[route]
+    key_only = {"x-api-key": api.keys[TENANT_A]}
+    tenant_only = {"x-tenant-id": TENANT_A}
+    for headers in ({}, key_only, tenant_only):
+        response = api.request(method, path, json=body, headers=headers)
+        assert response.status_code == 401, (headers.keys(), response.status_code, response.text)
+        only_message(response)
+    api.observe(f"401 body ({route}, no x-api-key)", response)
+
+
+@pytest.mark.parametrize("route", sorted(ROUTES))
+def test_wrong_or_another_tenants_key_is_403(api: ApiTarget, route: str) -> None:
+    method, path, body = ROUTES[route]
+    for headers in (api.headers(TENANT_A, key_of=TENANT_B), {"x-tenant-id": TENANT_A, "x-api-key": "not-a-key"}):
+        response = api.request(method, path, json=body, headers=headers)
+        assert response.status_code == 403, (response.status_code, response.text)
+        only_message(response)
+    api.observe(f"403 body ({route}, wrong key)", response)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"amount": -1, "currency": "USD"}, {"amount": 10}, {"amount": 10, "currency": "usd"},
+     {"amount": 10, "currency": "USD", "admin": True}],
+    ids=["negative", "no-currency", "lower-case-currency", "unknown-field"],
+)
+def test_invalid_start_body_is_400(api: ApiTarget, body: dict[str, Any]) -> None:
+    response = api.start(TENANT_A, body)
+    assert response.status_code == 400 and only_message(response)
+    api.observe("400 body (start body fails the model)", response)
+
+
+def test_start_body_that_is_not_json_is_400(api: ApiTarget) -> None:
+    response = api.request("POST", "/workflow", data=b"{not json",
+                           headers={**api.headers(TENANT_A), "Content-Type": "application/json"})
+    assert response.status_code == 400 and only_message(response)
+
+
+def test_start_with_another_content_type_is_415(api: ApiTarget) -> None:
+    response = api.request("POST", "/workflow", data=b"amount=25",
+                           headers={**api.headers(TENANT_A), "Content-Type": "text/plain"})
+    assert response.status_code == 415 and only_message(response)
+    api.observe("415 body (start as text/plain)", response)
+
+
+def test_unknown_route_is_403_missing_authentication_token(api: ApiTarget) -> None:
+    for method, path in (("GET", "/nowhere"), ("DELETE", "/workflow")):
+        response = api.request(method, path, headers=api.headers(TENANT_A))
+        assert response.status_code == 403 and only_message(response) == "Missing Authentication Token"
+
+
+# -- 409, 410 --------------------------------------------------------------------------------------
+
+
+def test_another_answer_after_completion_is_409(api: ApiTarget) -> None:
+    workflow_id, waiting = api.waiting_workflow(TENANT_A)
+    assert api.callback(TENANT_A, {"callbackId": waiting["callbackId"], "payload": {"first": True}}).status_code == 200
+    api.wait_for_status(TENANT_A, workflow_id, "COMPLETED")
+    second = api.callback(TENANT_A, {"callbackId": waiting["callbackId"], "payload": {"second": True}})
+    assert second.status_code == 409 and only_message(second)
+    assert api.status(TENANT_A, workflow_id).json()["result"]["confirmation"] == {"first": True}
+
+
+def test_concurrent_different_answers_one_wins_the_others_409(api: ApiTarget) -> None:
+    workflow_id, waiting = api.waiting_workflow(TENANT_A)
+
+    def answer(n: int) -> Any:
+        return api.callback(TENANT_A, {"callbackId": waiting["callbackId"], "payload": {"attempt": n}})
+
+    with concurrent.futures.ThreadPoolExecutor(5) as pool:
+        responses = list(pool.map(answer, range(5)))
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses.count(200) == 1 and set(statuses) <= {200, 409}, statuses
+    winner = next(n for n, response in enumerate(responses) if response.status_code == 200)
+    assert api.wait_for_status(TENANT_A, workflow_id, "COMPLETED")["result"]["confirmation"] == {"attempt": winner}
+
+
+def test_answer_after_the_callback_timed_out_is_410(api: ApiTarget) -> None:
+    assert api.brief_tenant, "needs a tenant whose callbacks time out within a minute (BRIEF_TENANT)"
+    workflow_id, waiting = api.waiting_workflow(api.brief_tenant, {"amount": 1, "currency": "USD"})
+    api.wait_for_status(api.brief_tenant, workflow_id, "TIMED_OUT")
+    late = api.callback(api.brief_tenant, {"callbackId": waiting["callbackId"], "payload": {"late": True}})
+    assert late.status_code == 410 and only_message(late)
+    by_token = api.answer(waiting["callbackUrl"], {"payload": {"late": True}})
+    assert by_token.status_code == 410 and only_message(by_token)
+
+
+# -- idempotent start ------------------------------------------------------------------------------
+
+
+def test_same_idempotency_key_and_body_is_the_same_workflow(api: ApiTarget) -> None:
+    key = f"order-{uuid.uuid4()}"
+    first = api.start(TENANT_A, BODY, idempotency_key=key)
+    retry = api.start(TENANT_A, BODY, idempotency_key=key)
+    assert first.status_code == retry.status_code == 202, (first.text, retry.text)
+    assert first.json()["workflowId"] == retry.json()["workflowId"]
+    workflow_id = first.json()["workflowId"]
+    waiting = api.wait_for_status(TENANT_A, workflow_id, "WAITING_FOR_CALLBACK")
+    assert api.callback(TENANT_A, {"callbackId": waiting["callbackId"], "payload": {}}).status_code == 200
+    api.wait_for_status(TENANT_A, workflow_id, "COMPLETED")
+    # a retry after completion still names the same workflow and changes nothing
+    again = api.start(TENANT_A, BODY, idempotency_key=key)
+    assert again.json()["workflowId"] == workflow_id
+    assert api.status(TENANT_A, workflow_id).json()["status"] == "COMPLETED"
+
+
+def test_same_idempotency_key_from_two_tenants_never_collides(api: ApiTarget) -> None:
+    key = f"shared-{uuid.uuid4()}"
+    started_a = api.start(TENANT_A, BODY, idempotency_key=key)
+    started_b = api.start(TENANT_B, {"amount": 20, "currency": "GBP"}, idempotency_key=key)
+    assert started_a.status_code == started_b.status_code == 202
+    assert started_a.json()["workflowId"] != started_b.json()["workflowId"]
+    assert api.status(TENANT_B, started_a.json()["workflowId"]).status_code == 404
+
+
+def test_idempotency_key_reused_with_another_body_is_refused(api: ApiTarget) -> None:
+    # Lambda's Invoke refuses the execution name with another input (DurableExecutionAlreadyStartedException,
+    # 409). What API Gateway answers for that is not documented: a 5xx, never a second 202.
+    key = f"order-{uuid.uuid4()}"
+    first = api.start(TENANT_A, BODY, idempotency_key=key)
+    assert first.status_code == 202
+    refused = api.start(TENANT_A, {**BODY, "amount": 26}, idempotency_key=key)
+    api.observe("Idempotency-Key reused with another body (Invoke: 409 DurableExecutionAlreadyStarted)", refused)
+    assert refused.status_code in (500, 502), (refused.status_code, refused.text)
+    only_message(refused)
+    # the first workflow runs on, with its own body
+    assert api.wait_for_status(TENANT_A, first.json()["workflowId"], "WAITING_FOR_CALLBACK")

@@ -1,0 +1,176 @@
+"""The API under test, seen from outside: a base URL and the tenants' API keys, nothing else.
+
+The black-box checks (``tests/blackbox/checks.py``) talk to a deployed stage
+(``make test-aws``) or to the local stack (``tests/local/test_blackbox_local.py``,
+part of ``make test``) through an :class:`ApiTarget`, so both run the same code.
+
+Where the target comes from (:func:`target_from_environment`):
+
+* ``API_URL``: the stage's base URL; default ``terraform output -raw api_url``.
+* ``API_KEYS``: a JSON file ``{"tenant-id": "api key", ...}`` (``make run``
+  writes ``.state/api-keys.json``); default ``terraform output -json demo_api_keys``.
+* ``BRIEF_TENANT``: optional, a tenant in ``API_KEYS`` whose callbacks time out
+  within a minute; the ``410`` check runs only with one (the demo tenants wait
+  an hour or a day).
+* ``TF``: the terraform command (default ``terraform``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+TENANT_HEADER = "x-tenant-id"
+API_KEY_HEADER = "x-api-key"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# The demo tenants (src/shared/demo_tenants.json); tenant-b is throttled to a few requests a second.
+TENANT_A = "tenant-a"
+TENANT_B = "tenant-b"
+WORKFLOW_TIMEOUT_SECONDS = 90.0
+REQUEST_TIMEOUT_SECONDS = 35.0  # API Gateway answers within 29 s
+MAX_THROTTLE_RETRIES = 8
+
+
+class TargetUnavailable(RuntimeError):
+    """Neither the environment nor ``terraform output`` names the API to test."""
+
+
+@dataclass
+class ApiTarget:
+    """A REST API of the pattern at ``base_url``, with the API key of each tenant.
+
+    Every request retries ``429`` (honouring ``Retry-After``): a throttled tenant is
+    slowed down, never reported as a failure of the check that was running.
+    """
+
+    base_url: str
+    keys: dict[str, str]
+    brief_tenant: str | None = None
+    session: requests.Session = field(default_factory=requests.Session)
+    observations: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.base_url = self.base_url.rstrip("/")
+
+    # -- raw requests ----------------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
+
+    def request(self, method: str, path: str, *, headers: dict[str, str] | None = None, **kwargs: Any) -> requests.Response:
+        for attempt in range(MAX_THROTTLE_RETRIES + 1):
+            response = self.session.request(method, self.url(path), headers=headers or {},
+                                            timeout=REQUEST_TIMEOUT_SECONDS, **kwargs)
+            if response.status_code != 429 or attempt == MAX_THROTTLE_RETRIES:
+                return response
+            try:
+                pause = float(response.headers.get("Retry-After") or 0) or 1.0
+            except ValueError:
+                pause = 1.0
+            time.sleep(min(pause, 10.0) * (1 + attempt / 2))
+        raise AssertionError("unreachable")
+
+    def headers(self, tenant_id: str | None, *, key_of: str | None = None) -> dict[str, str]:
+        """Identity headers of ``tenant_id``, with the key of ``key_of`` (default: its own)."""
+        headers: dict[str, str] = {}
+        if tenant_id is not None:
+            headers[TENANT_HEADER] = tenant_id
+        key = self.keys.get(key_of or tenant_id or "")
+        if key is not None:
+            headers[API_KEY_HEADER] = key
+        return headers
+
+    # -- the routes ------------------------------------------------------------------------
+
+    def start(self, tenant_id: str, body: Any, *, idempotency_key: str | None = None,
+              headers: dict[str, str] | None = None) -> requests.Response:
+        extra = {IDEMPOTENCY_HEADER: idempotency_key} if idempotency_key else {}
+        return self.request("POST", "/workflow", json=body, headers={**self.headers(tenant_id), **extra, **(headers or {})})
+
+    def start_workflow(self, tenant_id: str, body: dict[str, Any] | None = None) -> str:
+        response = self.start(tenant_id, body or {"amount": 25, "currency": "USD", "description": "black-box"})
+        assert response.status_code == 202, (response.status_code, response.text)
+        assert response.json()["status"] == "STARTED"
+        return str(response.json()["workflowId"])
+
+    def status(self, tenant_id: str, workflow_id: str, *, headers: dict[str, str] | None = None) -> requests.Response:
+        return self.request("GET", f"/workflow/{workflow_id}", headers=headers if headers is not None else self.headers(tenant_id))
+
+    def wait_for_status(self, tenant_id: str, workflow_id: str, status: str,
+                        timeout: float = WORKFLOW_TIMEOUT_SECONDS) -> dict[str, Any]:
+        """Poll once a second (tenant-b's rate limit) until the workflow reaches ``status``."""
+        deadline = time.monotonic() + timeout
+        seen: Any = None
+        while time.monotonic() < deadline:
+            response = self.status(tenant_id, workflow_id)
+            seen = (response.status_code, response.text[:300])
+            if response.status_code == 200 and response.json().get("status") == status:
+                return response.json()
+            time.sleep(1.0)
+        raise AssertionError(f"workflow {workflow_id} of {tenant_id} never reached {status} in {timeout:.0f}s; last: {seen}")
+
+    def waiting_workflow(self, tenant_id: str = TENANT_A, body: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """Start a workflow and wait until it waits for its callback; ``(workflowId, status body)``."""
+        workflow_id = self.start_workflow(tenant_id, body)
+        return workflow_id, self.wait_for_status(tenant_id, workflow_id, "WAITING_FOR_CALLBACK")
+
+    def callback(self, tenant_id: str, body: dict[str, Any], *, headers: dict[str, str] | None = None) -> requests.Response:
+        return self.request("POST", "/callback", json=body, headers=headers if headers is not None else self.headers(tenant_id))
+
+    def answer(self, callback_url: str, body: dict[str, Any]) -> requests.Response:
+        """``POST /callbacks/{callbackToken}`` as the external system does: the URL alone, no identity."""
+        return self.request("POST", callback_url, json=body)
+
+    # -- what AWS does not document --------------------------------------------------------
+
+    def observe(self, point: str, response: requests.Response) -> None:
+        """Record what the target answered for a point AWS does not document (printed at the end)."""
+        self.observations.append((point, f"{response.status_code} {response.text.strip()[:200]}"))
+
+
+# -- where the target comes from -------------------------------------------------------------------
+
+
+def _terraform_output(args: list[str]) -> str:
+    command = [os.environ.get("TF", "terraform"), "output", *args]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
+    except OSError as exc:
+        raise TargetUnavailable(f"{' '.join(command)}: {exc}") from exc
+    if done.returncode != 0:
+        raise TargetUnavailable(f"{' '.join(command)} failed: {done.stderr.strip()[:500]}")
+    return done.stdout.strip()
+
+
+def target_from_environment(environ: dict[str, str] | None = None) -> ApiTarget:
+    """The API to test: ``API_URL``/``API_KEYS`` when set, otherwise ``terraform output``.
+
+    Raises:
+        TargetUnavailable: Neither says where the API is (with the reason).
+    """
+    env = dict(os.environ if environ is None else environ)
+    base_url = env.get("API_URL") or _terraform_output(["-raw", "api_url"])
+    keys_file = env.get("API_KEYS")
+    if keys_file:
+        path = Path(keys_file)
+        if not path.is_file():
+            raise TargetUnavailable(f"API_KEYS={keys_file}: no such file (make run writes .state/api-keys.json)")
+        keys = json.loads(path.read_text())
+    else:
+        keys = json.loads(_terraform_output(["-json", "demo_api_keys"]))
+    if not isinstance(keys, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in keys.items()):
+        raise TargetUnavailable("the API keys must be a JSON object of tenant id to key")
+    missing = [tenant for tenant in (TENANT_A, TENANT_B) if tenant not in keys]
+    if missing:
+        raise TargetUnavailable(f"no API key for {', '.join(missing)}: the checks use the demo tenants")
+    brief = env.get("BRIEF_TENANT") or None
+    if brief is not None and brief not in keys:
+        raise TargetUnavailable(f"BRIEF_TENANT={brief} has no key in the API keys")
+    return ApiTarget(base_url, keys, brief_tenant=brief)
