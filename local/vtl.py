@@ -38,10 +38,31 @@ def read_template(path: Path) -> str:
 
 
 class _Unset(dict):
-    """A map in which a name that is not set is ``""`` (API Gateway renders unset variables empty)."""
+    """A map in which a name that is not set is ``""`` (API Gateway renders unset variables empty).
+
+    It also answers the ``java.util.Map`` methods a template calls (``get``, ``size``,
+    ``isEmpty``, ``keySet``, ``containsKey``).
+    """
 
     def __missing__(self, key: str) -> str:
+        if hasattr(type(self), key):
+            raise KeyError(key)  # a method: the engine calls it
         return ""
+
+    def get(self, key: str, default: Any = "") -> Any:  # type: ignore[override]
+        return dict.get(self, key, default)
+
+    def size(self) -> int:
+        return len(self)
+
+    def isEmpty(self) -> bool:  # noqa: N802 - the Java name
+        return not self
+
+    def keySet(self) -> list[str]:  # noqa: N802 - the Java name
+        return list(self)
+
+    def containsKey(self, key: str) -> bool:  # noqa: N802 - the Java name
+        return key in self
 
 
 def _lenient(value: Any) -> Any:
