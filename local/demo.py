@@ -213,13 +213,15 @@ def run_order_with_confirmer(api: Api, number: int, order: Order, confirmers: Co
     return done
 
 
-def show_cross_tenant_read(api: Api, owner: str, workflow_id: str, reader: str, out: Any) -> None:
+def show_cross_tenant_read(api: Api, owner: str, workflow_id: str, reader: str, out: Any) -> int:
     """Another tenant asking for ``owner``'s workflow gets 404, as for a workflow that does not exist."""
     response = api._call("GET", f"/workflow/{workflow_id}", reader)  # noqa: SLF001
-    print(f"[x] {reader}  GET  /workflow/{workflow_id} ({owner}'s)  -> {response.status_code} "
-          f"{response.text.strip()}", file=out)
+    print(f"[x] {reader}  GET  /workflow/{workflow_id} ({owner}'s, with {reader}'s own key)  -> "
+          f"{response.status_code} {response.text.strip()}", file=out)
     if response.status_code != 404:
         raise DemoError(f"{reader} read {owner}'s workflow: {response.status_code} {response.text}")
+    print(f"[x] {reader}       refused: to {reader}, {owner}'s workflow does not exist", file=out)
+    return response.status_code
 
 
 def run_demo(
@@ -260,7 +262,8 @@ def run_demo(
         else:
             results = [run_order(api, number, order, out) for number, order in enumerate(ORDERS, start=1)]
         print("", file=out)
-        show_cross_tenant_read(api, ORDERS[0].tenant_id, results[0]["workflowId"], ORDERS[1].tenant_id, out)
+        owner, reader = ORDERS[0].tenant_id, ORDERS[1].tenant_id
+        cross_tenant_status = show_cross_tenant_read(api, owner, results[0]["workflowId"], reader, out)
     finally:
         if confirmers is not None:
             confirmers.stop()
@@ -274,6 +277,7 @@ def run_demo(
         print(f"  {tenant_id} ran in environment(s): {', '.join(sorted(environments))}", file=out)
     shared = set.intersection(*by_tenant.values()) if len(by_tenant) > 1 else set()
     print(f"  environments shared between tenants: {', '.join(sorted(shared)) or 'none'}", file=out)
+    print(f"  {reader} reading {owner}'s workflow: {cross_tenant_status}, refused as an unknown id", file=out)
     second = results[2]["result"].get("tenantDataFromCache", {})
     print(f"  second tenant-a workflow read tenant data from the warm cache: {second.get('validate')}", file=out)
     answered_by = ("each tenant's confirmer, from its own queue, with the token alone" if confirmers

@@ -60,8 +60,9 @@ def test_demo_walks_both_tenants_end_to_end_with_a_confirmer_per_tenant(stack: S
     assert '"confirmedBy": "tenant-b-confirmer"' in result.stdout
     assert "callbackId=" not in result.stdout
     assert "/callbacks/" not in result.stdout  # the callback URLs hold tokens: never printed
-    assert re.search(r"\[x\] tenant-b  GET  /workflow/\S+ \(tenant-a's\)  -> 404", result.stdout)
+    assert re.search(r"\[x\] tenant-b  GET  /workflow/\S+ \(tenant-a's, with tenant-b's own key\)  -> 404", result.stdout)
     assert "environments shared between tenants: none" in result.stdout
+    assert "tenant-b reading tenant-a's workflow: 404, refused as an unknown id" in result.stdout
 
 
 def test_demo_without_confirmers_answers_with_the_callback_id(stack: StackProcess) -> None:
@@ -71,8 +72,9 @@ def test_demo_without_confirmers_answers_with_the_callback_id(stack: StackProces
     assert result.stdout.count("-> COMPLETED") == 3
     assert "WAITING_FOR_CALLBACK callbackId=" in result.stdout
     assert "confirmer:" not in result.stdout
-    assert re.search(r"\[x\] tenant-b  GET  /workflow/\S+ \(tenant-a's\)  -> 404", result.stdout)
+    assert re.search(r"\[x\] tenant-b  GET  /workflow/\S+ \(tenant-a's, with tenant-b's own key\)  -> 404", result.stdout)
     assert "environments shared between tenants: none" in result.stdout
+    assert "tenant-b reading tenant-a's workflow: 404, refused as an unknown id" in result.stdout
 
 
 def test_demo_uses_the_queues_file_only_for_the_stack_that_wrote_it(tmp_path: Path) -> None:
