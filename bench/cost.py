@@ -4,13 +4,13 @@ The inputs are read from what the durable emulator stored about each execution (
 the invocation times its public history API leaves out). Every price is an input (:class:`PriceInputs`) with its
 source. Lambda bills duration per invocation rounded up to the millisecond, at the memory size in GB (MB / 1024).
 """
-from __future__ import annotations
-
+import contextlib
 import json
 import math
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from itertools import accumulate
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -47,14 +47,13 @@ class WorkflowUsage:
     data_written_bytes: float
 
 
-def load_executions(state_dir: Path, names: list[str]) -> dict[str, dict[str, Any]]:
+def load_executions(state_dir: Path, names: list[str]) -> list[dict[str, Any]]:
     """The stored execution JSON of each execution named in ``names`` (missing ones are left out)."""
-    connection = sqlite3.connect(f"file:{state_dir / 'durable-executions.db'}?mode=ro", uri=True, timeout=30)
-    with connection:
+    uri = f"file:{state_dir / 'durable-executions.db'}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30)) as connection:
         rows = [connection.execute("SELECT data FROM executions WHERE execution_name = ?", (name,)).fetchone()
                 for name in names]
-    connection.close()
-    return {name: json.loads(row[0]) for name, row in zip(names, rows) if row}
+    return [json.loads(row[0]) for row in rows if row]
 
 
 def invocation_durations_ms(execution: dict[str, Any]) -> list[float]:
@@ -78,10 +77,12 @@ def billed_ms(duration_ms: float) -> int:
 
 
 def compute_cost(billed_milliseconds: float, memory_mb: int, prices: PriceInputs) -> float:
+    """Lambda duration charge: GB-seconds at the arm64 price."""
     return billed_milliseconds / 1000 * memory_mb / 1024 * prices.arm_gb_second
 
 
 def request_cost(invocations: float, prices: PriceInputs) -> float:
+    """Lambda request charge."""
     return invocations * prices.request_per_million / 1_000_000
 
 
@@ -106,7 +107,8 @@ def durable_cost_per_1000(usage: WorkflowUsage, memory_mb: int, retention_days: 
     return {**parts, "total": sum(parts.values())}
 
 
-def _poller(invocations: int, billed: float, memory_mb: int, prices: PriceInputs) -> dict[str, float]:
+def poller_cost_per_1000(invocations: int, billed: float, memory_mb: int, prices: PriceInputs) -> dict[str, float]:
+    """Cost of 1,000 workflows of a polling design: ``invocations`` per workflow, ``billed`` ms in all."""
     parts = {"compute": compute_cost(billed * WORKFLOWS, memory_mb, prices),
              "requests": request_cost(invocations * WORKFLOWS, prices)}
     return {**parts, "total": sum(parts.values()), "invocationsPerWorkflow": invocations}
@@ -116,14 +118,14 @@ def sleeping_poller_cost_per_1000(wait_seconds: float, work_billed_ms: float, me
                                   prices: PriceInputs) -> dict[str, float]:
     """A function billed for the whole wait (re-invoking itself every 15 minutes), plus the pattern's work."""
     invocations = max(1, math.ceil(wait_seconds / LAMBDA_MAX_INVOCATION_SECONDS)) + 1
-    return _poller(invocations, wait_seconds * 1000 + work_billed_ms, memory_mb, prices)
+    return poller_cost_per_1000(invocations, wait_seconds * 1000 + work_billed_ms, memory_mb, prices)
 
 
 def rechecking_poller_cost_per_1000(wait_seconds: float, interval_seconds: float, check_billed_ms: float,
                                     work_billed_ms: float, memory_mb: int, prices: PriceInputs) -> dict[str, float]:
     """A function invoked every ``interval_seconds`` to check for the answer (the scheduler's charge not included)."""
     checks = max(1, math.ceil(wait_seconds / interval_seconds))
-    return _poller(checks + 1, checks * check_billed_ms + work_billed_ms, memory_mb, prices)
+    return poller_cost_per_1000(checks + 1, checks * check_billed_ms + work_billed_ms, memory_mb, prices)
 
 
 def per_1000(tenant: dict[str, Any], cold: dict[str, Any] | None) -> dict[str, Any]:
@@ -136,21 +138,20 @@ def per_1000(tenant: dict[str, Any], cold: dict[str, Any] | None) -> dict[str, A
     defaults = {name: value.strip('"') if isinstance(value, str) else value for name, value in defaults.items()}
     memory_mb, retention_days = int(defaults["workflow_memory_mb"]), int(defaults["durable_retention_days"])
     prices, per_repeat = PriceInputs(), []
-    for entry in tenant["repeats"]:
-        handler_ms, index, in_process = entry["floorHandlerMs"], 0, []
-        for invocations in entry["floorInvocationMs"]:  # the floor's flat handler times, grouped per workflow
-            in_process.append(handler_ms[index:index + len(invocations)])
-            index += len(invocations)
+    for entry in tenant["repeats"]:  # the floor's handler times come flat: group them per workflow
+        ends = list(accumulate(len(invocations) for invocations in entry["floorInvocationMs"]))
+        in_process = [entry["floorHandlerMs"][start:end] for start, end in zip([0, *ends], ends)]
         usage = workflow_usage([group for group in in_process if group], entry["durableOperations"],
                                entry["dataWrittenBytes"])
         upper = workflow_usage(entry["stackInvocationMs"], entry["durableOperations"], entry["dataWrittenBytes"])
-        row = {"usage": usage.__dict__, "usageUpperBound": upper.__dict__,
+        row = {"usage": asdict(usage), "usageUpperBound": asdict(upper),
                "durable": durable_cost_per_1000(usage, memory_mb, retention_days, prices),
                "durableUpperBound": durable_cost_per_1000(upper, memory_mb, retention_days, prices)}
         for label, wait in (("1h", 3600), ("1d", 86400)):
             row[f"sleeping{label}"] = sleeping_poller_cost_per_1000(wait, usage.billed_ms, memory_mb, prices)
             row[f"recheck{label}"] = rechecking_poller_cost_per_1000(
-                wait, RECHECK_SECONDS, usage.billed_ms / max(1.0, usage.invocations), usage.billed_ms, memory_mb, prices)
+                wait, RECHECK_SECONDS, usage.billed_ms / max(1.0, usage.invocations), usage.billed_ms, memory_mb,
+                prices)
         per_repeat.append(row)
     figures = {key: {part: summary([row[key][part] for row in per_repeat]) for part in value}
                for key, value in per_repeat[0].items()}

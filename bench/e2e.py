@@ -5,8 +5,6 @@ emulator's start and callback APIs of ``python -m bench.floor``, reading the reg
 :func:`run_round` starts ``tenants × per_tenant`` workflows at once (one client thread each) and times
 start → callbackId visible and callback → ``COMPLETED``, polling both targets at the same interval.
 """
-from __future__ import annotations
-
 import http.client
 import json
 import os
@@ -15,8 +13,9 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +25,11 @@ from boto3.dynamodb.types import TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
-from bench import REPO_ROOT
+from bench import REPO_ROOT, WORKFLOW_SUFFIX
 from local.durable import DurableBackendClient, DurableBackendError
 from local.functions import DEFAULT_REGION, Names
 from local.processes import terminate
-from tests.harness import wait_until
+from tests.harness import StackProcess, wait_until
 
 REQUEST = {"amount": 25, "currency": "USD", "description": "benchmark"}
 CONFIRMATION = {"approved": True, "ref": "bench"}
@@ -42,15 +41,18 @@ State = tuple[str | None, str | None, dict[str, Any] | None]  # status, callback
 
 
 def bench_tenant(tenant_id: str) -> dict[str, Any]:
+    """A tenant item that allows the benchmark's request."""
     return {"tenantId": tenant_id, "displayName": f"Benchmark {tenant_id}", "status": "ACTIVE",
             "allowedCurrencies": ["EUR", "USD"], "maxAmount": 5000, "callbackTimeoutSeconds": 3600}
 
 
 class Target:
-    """Counts connection retries and status reads (read and reset per round); one HTTP session per thread."""
+    """Counts connection retries and status reads (taken per round); one HTTP session per thread."""
 
-    def __init__(self) -> None:
-        self.lock, self.local, self.counts = threading.Lock(), threading.local(), {"retries": 0, "reads": 0}
+    name = ""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir, self.lock, self.local, self.counts = state_dir, threading.Lock(), threading.local(), Counter()
 
     def session(self) -> requests.Session:
         if not hasattr(self.local, "session"):
@@ -61,30 +63,37 @@ class Target:
         with self.lock:
             self.counts[name] += 1
 
-    def take(self) -> dict[str, int]:
+    def take(self) -> Counter[str]:
+        """The counts since the last take."""
         with self.lock:
-            taken, self.counts = self.counts, {"retries": 0, "reads": 0}
+            taken, self.counts = self.counts, Counter()
         return taken
 
     def retry(self, operation: Callable[[int], Any]) -> Any:
         """``operation(attempt)``, retried on connection errors (50 ms doubling) as a client of a busy server would."""
-        for attempt in range(RETRIES):
+        for attempt in range(RETRIES - 1):
             try:
                 return operation(attempt)
             except CONNECTION_ERRORS:
-                if attempt == RETRIES - 1:
-                    raise
                 self.count("retries")
                 time.sleep(0.05 * 2**attempt)
-        raise AssertionError("unreachable")
+        return operation(RETRIES - 1)
 
 
 class StackTarget(Target):
+    """The local stack, through its public REST API."""
+
     name = "stack"
 
-    def __init__(self, stack: Any) -> None:
-        super().__init__()
+    def __init__(self, stack: StackProcess) -> None:
+        super().__init__(stack.state_dir)
         self.stack = stack
+
+    def processes(self) -> dict[int, str]:
+        """The stack process and its workers, by pid, with their kind."""
+        assert self.stack.process is not None
+        return {self.stack.process.pid: "stackProcess", **{worker["pid"]: "workflowWorkers" if worker[
+            "functionName"].endswith(WORKFLOW_SUFFIX) else "apiAndAuthorizerWorkers" for worker in self.stack.workers()}}
 
     def add_tenant(self, tenant_id: str) -> None:
         self.stack.put_tenant(bench_tenant(tenant_id), api_key=f"bench-key-{uuid.uuid4().hex}")
@@ -111,31 +120,55 @@ class StackTarget(Target):
         return body.get("status"), body.get("callbackId"), body.get("result")
 
     def callback(self, tenant_id: str, callback_id: str) -> None:  # a 409 on a retry: an earlier attempt got through
-        self.call("POST", "/callback", tenant_id, {"callbackId": callback_id, "payload": CONFIRMATION}, ok_on_retry=(409,))
+        self.call("POST", "/callback", tenant_id, {"callbackId": callback_id, "payload": CONFIRMATION},
+                  ok_on_retry=(409,))
 
 
 class FloorTarget(Target):
+    """``python -m bench.floor`` in ``workdir``, started here; its client uses the emulator and DynamoDB directly."""
+
     name = "floor"
 
-    def __init__(self, urls: dict[str, str]) -> None:
-        super().__init__()
-        self.urls, self.names, self.durable = urls, Names(), DurableBackendClient(urls["emulatorUrl"])
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir / "floor-state")
+        ready_file, self.log_path = workdir / "floor-ready.json", workdir / "floor.log"
+        env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT_URL")}
+        workdir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own module
+                [sys.executable, "-m", "bench.floor", "--state-dir", str(self.state_dir), "--ready-file",
+                 str(ready_file)], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"floor exited:\n{self.log_path.read_text()[-3000:]}")
+            return ready_file.exists()
+
+        wait_until(ready, 60, f"floor ready (log: {self.log_path})")
+        self.urls, self.names = json.loads(ready_file.read_text()), Names()
+        self.durable = DurableBackendClient(self.urls["emulatorUrl"])
         self.dynamodb, self.lambda_ = (boto3.client(
-            service, endpoint_url=urls[url], region_name=DEFAULT_REGION, aws_access_key_id="local",
-            aws_secret_access_key="local", config=Config(retries={"max_attempts": 0}, max_pool_connections=256,
-                                                         read_timeout=120))
+            service, endpoint_url=self.urls[url], region_name=DEFAULT_REGION, aws_access_key_id="local",
+            aws_secret_access_key="local",
+            config=Config(retries={"max_attempts": 0}, max_pool_connections=256, read_timeout=120))
             for service, url in (("dynamodb", "dynamodbUrl"), ("lambda", "emulatorUrl")))
+
+    def stop(self) -> None:
+        terminate(self.process, timeout=30)
+
+    def processes(self) -> dict[int, str]:
+        return {self.process.pid: "floorProcess"}
 
     def add_tenant(self, tenant_id: str) -> None:
         item = {key: TypeSerializer().serialize(value) for key, value in bench_tenant(tenant_id).items()}
         self.dynamodb.put_item(TableName=self.names.tenants_table, Item=item)
 
-    def once(self, call: Callable[[], Any], error: type[Exception]) -> None:
-        """``call()`` with retries; ``error`` on a retry means an earlier attempt got through."""
+    def once(self, call: Callable[[], Any], landed: type[Exception]) -> None:
+        """``call()`` with retries; ``landed`` raised by a retry means an earlier attempt got through."""
         def attempt(number: int) -> None:
             try:
                 call()
-            except error:
+            except landed:
                 if number == 0:
                     raise
 
@@ -167,30 +200,6 @@ class FloorTarget(Target):
         return self.session().get(f"{self.urls['lambdaUrl']}/_local/workers", timeout=30).json()["workers"][0]
 
 
-class FloorProcess:
-    """``python -m bench.floor`` as a subprocess, in ``workdir``."""
-
-    def __init__(self, workdir: Path) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.state_dir, ready_file, self.log_path = workdir / "floor-state", workdir / "floor-ready.json", workdir / "floor.log"
-        env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_ENDPOINT_URL")}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - our own module
-                [sys.executable, "-m", "bench.floor", "--state-dir", str(self.state_dir), "--ready-file",
-                 str(ready_file)], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-        def ready() -> bool:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"floor exited:\n{self.log_path.read_text()[-3000:]}")
-            return ready_file.exists()
-
-        wait_until(ready, 60, f"floor ready (log: {self.log_path})")
-        self.urls, self.pid = json.loads(ready_file.read_text()), self.process.pid
-
-    def stop(self) -> None:
-        terminate(self.process, timeout=30)
-
-
 @dataclass(frozen=True)
 class WorkflowTiming:
     tenant_id: str
@@ -198,21 +207,6 @@ class WorkflowTiming:
     start_to_callback_ms: float
     callback_to_completed_ms: float
     result: dict[str, Any] | None
-
-
-@dataclass
-class RoundResult:
-    """Workflows started together on one target."""
-
-    target: str
-    phase: str
-    tenants: int
-    per_tenant: int
-    wall_seconds: float = 0.0
-    retries: int = 0
-    status_reads: int = 0
-    timings: list[WorkflowTiming] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
 
 
 def run_workflow(target: Any, tenant_id: str, poll_interval: float) -> WorkflowTiming:
@@ -237,22 +231,22 @@ def run_workflow(target: Any, tenant_id: str, poll_interval: float) -> WorkflowT
                           result)
 
 
-def run_round(target: Any, phase: str, tenant_ids: list[str], per_tenant: int, poll_interval: float) -> RoundResult:
-    """``per_tenant`` workflows of every tenant in ``tenant_ids``, all started at once."""
+def run_round(target: Any, phase: str, tenant_ids: list[str], per_tenant: int,
+              poll_interval: float) -> dict[str, Any]:
+    """``per_tenant`` workflows of every tenant in ``tenant_ids``, all started at once: the timings of those that
+    completed, the errors of the others, the round's wall time, connection retries and status reads."""
     jobs = [tenant for tenant in tenant_ids for _ in range(per_tenant)]
-    result, barrier, lock = RoundResult(target.name, phase, len(tenant_ids), per_tenant), threading.Barrier(len(jobs) + 1), threading.Lock()
+    timings: list[WorkflowTiming] = []
+    errors: list[str] = []
+    barrier = threading.Barrier(len(jobs) + 1)
     target.take()
 
     def client(tenant_id: str) -> None:
         barrier.wait()
         try:
-            timing = run_workflow(target, tenant_id, poll_interval)
+            timings.append(run_workflow(target, tenant_id, poll_interval))  # list.append is atomic
         except Exception as error:  # noqa: BLE001 - reported in the round, the others go on
-            with lock:
-                result.errors.append(f"{tenant_id}: {error}")
-            return
-        with lock:
-            result.timings.append(timing)
+            errors.append(f"{tenant_id}: {error}")
 
     threads = [threading.Thread(target=client, args=(tenant,), daemon=True) for tenant in jobs]
     for thread in threads:
@@ -261,7 +255,7 @@ def run_round(target: Any, phase: str, tenant_ids: list[str], per_tenant: int, p
     began = time.perf_counter()
     for thread in threads:
         thread.join(TIMEOUT_SECONDS + 30)
-    result.wall_seconds = time.perf_counter() - began
     counts = target.take()
-    result.retries, result.status_reads = counts["retries"], counts["reads"]
-    return result
+    return {"target": target.name, "phase": phase, "tenants": len(tenant_ids), "perTenant": per_tenant,
+            "wallSeconds": time.perf_counter() - began, "retries": counts["retries"], "statusReads": counts["reads"],
+            "timings": timings, "errors": errors}

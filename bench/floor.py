@@ -6,10 +6,8 @@ service's request thread: no gateway, authorizer, api function, worker processes
 tenant, so ``workflow.app.BINDING`` refuses a missing tenant id but binds to none. ``/_local/workers`` reports the
 handler times and the tenant cache's ``store_reads``; the URLs go to ``--ready-file`` when up; SIGTERM stops it.
 """
-
-from __future__ import annotations
-
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -36,9 +34,7 @@ class InProcessRunner:
     """Runs the handler in this process, on the calling thread, and times each run."""
 
     def __init__(self, handler: Any, cache: Any) -> None:
-        self.handler, self.cache = handler, cache
-        self.lock = threading.Lock()
-        self.handler_ms: list[float] = []
+        self.handler, self.cache, self.lock, self.handler_ms = handler, cache, threading.Lock(), []
 
     def invoke(self, function: FunctionConfig, event: Any, context: InvocationContext) -> InvocationResult:
         lambda_context = LocalLambdaContext(
@@ -62,30 +58,8 @@ class InProcessRunner:
             return [{"pid": os.getpid(), "handlerMs": list(self.handler_ms), "storeReads": self.cache.store_reads}]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__.splitlines()[0])
-    parser.add_argument("--state-dir", type=Path, required=True, help="sqlite store of the emulator")
-    parser.add_argument("--ready-file", type=Path, required=True, help="JSON with the URLs, written when up")
-    parser.add_argument("--tenant-cache-ttl", type=int, default=300, help="TENANT_CACHE_TTL_SECONDS")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    for noisy in ("aws_durable_execution_sdk_python_testing", "botocore", "werkzeug", "moto"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    args.state_dir.mkdir(parents=True, exist_ok=True)
-    names = Names()
-    dynamodb = LocalDynamoDB(host=HOST, port=free_port(), state_dir=args.state_dir, tables=pattern_tables(names),
-                             region=DEFAULT_REGION, snapshot_interval=0)
-    dynamodb.start()
-    emulator_port = free_port()
-    emulator_url = f"http://{HOST}:{emulator_port}"
-    workflow = pattern_functions(names, tenant_cache_ttl_seconds=args.tenant_cache_ttl, common_environment={
-        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb.url, "AWS_ENDPOINT_URL_LAMBDA": emulator_url,
-        "POWERTOOLS_LOG_LEVEL": "WARNING"})[0]
-    os.environ.update({**workflow.environment, "AWS_REGION": DEFAULT_REGION, "AWS_DEFAULT_REGION": DEFAULT_REGION,
-                       "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        os.environ.pop(name, None)
-
+def shared_handler() -> Any:
+    """``workflow.app``, imported once its environment is set, with a binding that serves every tenant."""
     from workflow import app
     from workflow.isolation import EnvironmentBinding, TenantIsolationViolation
 
@@ -98,24 +72,48 @@ def main(argv: list[str] | None = None) -> int:
             return tenant_id
 
     app.BINDING = SharedEnvironment()
-    service = LocalLambdaService(functions=[workflow], runner=InProcessRunner(app.handler, app.TENANT_CACHE),
-                                 durable=DurableBackendClient(emulator_url), region=DEFAULT_REGION, host=HOST)
-    service.start()
-    emulator = DurableEmulator(host=HOST, port=emulator_port, lambda_endpoint=service.url, state_dir=args.state_dir,
-                               region=DEFAULT_REGION, invocation_timeout_seconds=workflow.timeout_seconds)
-    emulator.start()
-    stop = threading.Event()
+    return app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__.splitlines()[0])
+    parser.add_argument("--state-dir", type=Path, required=True, help="sqlite store of the emulator")
+    parser.add_argument("--ready-file", type=Path, required=True, help="JSON with the URLs, written when up")
+    parser.add_argument("--tenant-cache-ttl", type=int, default=300, help="TENANT_CACHE_TTL_SECONDS")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    for noisy in ("aws_durable_execution_sdk_python_testing", "botocore", "werkzeug", "moto"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    names, emulator_port, stop = Names(), free_port(), threading.Event()
+    emulator_url = f"http://{HOST}:{emulator_port}"
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    urls = {"dynamodbUrl": dynamodb.url, "emulatorUrl": emulator_url, "lambdaUrl": service.url, "pid": os.getpid()}
-    args.ready_file.with_suffix(".tmp").write_text(json.dumps(urls))
-    os.replace(args.ready_file.with_suffix(".tmp"), args.ready_file)
-    stop.wait()
-    for step in (emulator.stop, service.stop, dynamodb.stop):
-        try:
-            step()
-        except Exception:  # noqa: BLE001 - stop the rest whatever one of them does
-            logging.exception("error while stopping %s", step)
+    with contextlib.ExitStack() as running:  # stops each server started, the last first, whatever one of them does
+        def started(server: Any) -> Any:
+            server.start()
+            running.callback(server.stop)
+            return server
+
+        dynamodb = started(LocalDynamoDB(host=HOST, port=free_port(), state_dir=args.state_dir, region=DEFAULT_REGION,
+                                         tables=pattern_tables(names), snapshot_interval=0))
+        workflow = pattern_functions(names, tenant_cache_ttl_seconds=args.tenant_cache_ttl, common_environment={
+            "AWS_ENDPOINT_URL_DYNAMODB": dynamodb.url, "AWS_ENDPOINT_URL_LAMBDA": emulator_url,
+            "POWERTOOLS_LOG_LEVEL": "WARNING"})[0]
+        os.environ.update({**workflow.environment, "AWS_REGION": DEFAULT_REGION, "AWS_DEFAULT_REGION": DEFAULT_REGION,
+                           "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"})
+        for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
+            os.environ.pop(name, None)
+        app = shared_handler()
+        service = started(LocalLambdaService(
+            functions=[workflow], runner=InProcessRunner(app.handler, app.TENANT_CACHE),
+            durable=DurableBackendClient(emulator_url), region=DEFAULT_REGION, host=HOST))
+        started(DurableEmulator(host=HOST, port=emulator_port, lambda_endpoint=service.url, state_dir=args.state_dir,
+                                region=DEFAULT_REGION, invocation_timeout_seconds=workflow.timeout_seconds))
+        urls = {"dynamodbUrl": dynamodb.url, "emulatorUrl": emulator_url, "lambdaUrl": service.url, "pid": os.getpid()}
+        args.ready_file.with_suffix(".tmp").write_text(json.dumps(urls))
+        os.replace(args.ready_file.with_suffix(".tmp"), args.ready_file)
+        stop.wait()
     return 0
 
 

@@ -4,8 +4,6 @@ Cold start: each run is a new interpreter importing from ``build/workflow/`` (th
 under two bytecode settings, ``no-bytecode`` (Lambda's case) and ``bytecode-cached``; bench/report.md says what
 each figure means.
 """
-from __future__ import annotations
-
 import json
 import os
 import re
@@ -23,6 +21,7 @@ from bench import REPO_ROOT
 from bench.stats import paired_ratios, summary
 
 HANDLER, SDK = "import workflow.app", "import aws_durable_execution_sdk_python"
+SIDES = (("handler", HANDLER), ("sdk", SDK))
 READY = "from aws_durable_execution_sdk_python.lambda_service import LambdaClient; LambdaClient.initialize_client()"
 MODES = ("no-bytecode", "bytecode-cached")
 # Item 4: each stage adds to the previous one, in the order a workflow environment loads them.
@@ -30,8 +29,8 @@ STAGES = [("python", "pass"), ("+ boto3", "import boto3"), ("+ durable SDK", SDK
           ("+ Powertools", "import aws_lambda_powertools.logging, aws_lambda_powertools.metrics, "
                            "aws_lambda_powertools.utilities.validation"),
           ("+ workflow.app (import + init)", HANDLER), ("+ the SDK's Lambda client", READY)]
-_BOTO = "boto3, botocore and their dependencies"
-_POWERTOOLS = "Powertools (+ fastjsonschema)"
+HANDLES = (("resource", "boto3.resource('dynamodb').Table('t')"), ("client", "boto3.client('dynamodb')"))
+_BOTO, _POWERTOOLS = "boto3, botocore and their dependencies", "Powertools (+ fastjsonschema)"
 _OURS = "ours: workflow.* and shared.* (module bodies, incl. creating the DynamoDB resource)"
 # Module families for the -X importtime breakdown: the first dotted name decides.
 GROUPS = {**dict.fromkeys(("boto3", "botocore", "s3transfer", "urllib3", "dateutil", "jmespath", "six"), _BOTO),
@@ -68,15 +67,14 @@ def probe(statements: list[str], env: dict[str, str], *flags: str) -> tuple[list
     """One fresh interpreter running ``statements`` in turn: after each, [wall ms, CPU ms, RSS MiB] since its start;
     the whole process's wall ms; its stderr."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, *flags, "-c", _PROBE.format(statements=statements)], env=env, cwd=REPO_ROOT,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, *flags, "-c", _PROBE.format(statements=statements)], env=env,
+                          cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.splitlines()[-1]), (time.perf_counter() - started) * 1000, done.stderr
 
 
 def fill_cache(prefix: Path, code_dir: Path) -> None:
     """Compile every module the probes import into ``prefix``."""
-    probe([statement for _, statement in STAGES] + ["boto3.resource('dynamodb').Table('t')"],
-          environment(prefix, code_dir, write_bytecode=True))
+    probe([statement for _, statement in STAGES] + [HANDLES[0][1]], environment(prefix, code_dir, write_bytecode=True))
 
 
 def parse_importtime(stderr: str) -> list[tuple[str, float]]:
@@ -95,7 +93,8 @@ def group_importtime(rows: list[tuple[str, float]]) -> dict[str, float]:
 
 def coldstart(runs: int, progress: Callable[[str], None], task_dir: Path) -> dict[str, Any]:
     """Cold start of the handler module against the bare SDK, in both bytecode modes; runs alternate the two sides
-    so drift affects both, and each ratio pairs a handler run with the SDK run next to it."""
+    so drift affects both, and each ratio pairs a handler run with the SDK run next to it. Last, the CPU ms of
+    creating the DynamoDB handle after importing the SDK: a boto3 resource ``Table`` against a plain client."""
     results: dict[str, Any] = {"runs": runs, "taskDir": str(task_dir.relative_to(REPO_ROOT)), "modes": {}}
     for cache in task_dir.rglob("__pycache__"):  # the zip ships none
         shutil.rmtree(cache)
@@ -104,32 +103,27 @@ def coldstart(runs: int, progress: Callable[[str], None], task_dir: Path) -> dic
         for mode in MODES:
             env = environment(Path(prefix) if mode == "bytecode-cached" else None, task_dir)
             samples: dict[str, list[dict[str, float]]] = {"handler": [], "sdk": []}
-            for _ in range(runs):
-                for side, statement in (("handler", HANDLER), ("sdk", SDK)):
-                    (imported, ready), process_ms, _ = probe([statement, READY], env)
-                    samples[side].append({"importMs": imported[0], "importCpuMs": imported[1], "readyMs": ready[0],
-                                          "readyCpuMs": ready[1], "processMs": process_ms})
-            figures: dict[str, Any] = {}
-            for key in samples["handler"][0]:
-                handler, sdk = ([sample[key] for sample in samples[side]] for side in ("handler", "sdk"))
-                figures[key] = {"handler": summary(handler), "sdk": summary(sdk),
-                                "ratio": summary(paired_ratios(handler, sdk))}
+            for _, (side, statement) in ((run, side) for run in range(runs) for side in SIDES):
+                (imported, ready), process_ms, _ = probe([statement, READY], env)
+                samples[side].append({"importMs": imported[0], "importCpuMs": imported[1], "readyMs": ready[0],
+                                      "readyCpuMs": ready[1], "processMs": process_ms})
+            series = {key: [[sample[key] for sample in samples[side]] for side, _ in SIDES] for key in samples["sdk"][0]}
+            figures = results["modes"][mode] = {key: {"handler": summary(handler), "sdk": summary(sdk),
+                                                      "ratio": summary(paired_ratios(handler, sdk))}
+                                                for key, (handler, sdk) in series.items()}
             figures["importtime"] = {side: {"groupsMs": group_importtime(parse_importtime(
-                probe([statement], env, "-X", "importtime")[2]))} for side, statement in (("handler", HANDLER), ("sdk", SDK))}
-            results["modes"][mode] = figures
+                probe([statement], env, "-X", "importtime")[2]))} for side, statement in SIDES}
             progress(f"cold start [{mode}]: handler import+init {figures['importCpuMs']['handler']['median']:.0f} ms, "
                      f"SDK import {figures['importCpuMs']['sdk']['median']:.0f} ms CPU, ratio "
-                     f"{figures['importCpuMs']['ratio']['median']:.2f}x CPU / {figures['importMs']['ratio']['median']:.2f}x"
-                     f" wall (ready to serve {figures['readyCpuMs']['ratio']['median']:.2f}x CPU)")
-        # CPU ms of creating the DynamoDB handle after importing the SDK: a boto3 resource Table, a plain client
-        handles: dict[str, list[float]] = {"resource": [], "client": []}
-        for _ in range(runs):
-            for label, expression in (("resource", "boto3.resource('dynamodb').Table('t')"),
-                                      ("client", "boto3.client('dynamodb')")):
-                (imported, made), _, _ = probe([SDK + ", boto3", expression], environment(Path(prefix), task_dir))
-                handles[label].append(made[1] - imported[1])
-    results["dynamodbHandle"] = {**{label: summary(values) for label, values in handles.items()}, "resourcePremiumMs":
-                                 summary([a - b for a, b in zip(handles["resource"], handles["client"])])}
+                     f"{figures['importCpuMs']['ratio']['median']:.2f}x CPU / "
+                     f"{figures['importMs']['ratio']['median']:.2f}x wall (ready to serve "
+                     f"{figures['readyCpuMs']['ratio']['median']:.2f}x CPU)")
+        handles: dict[str, list[float]] = {label: [] for label, _ in HANDLES}
+        for _, (label, expression) in ((run, handle) for run in range(runs) for handle in HANDLES):
+            (imported, made), _, _ = probe([SDK + ", boto3", expression], environment(Path(prefix), task_dir))
+            handles[label].append(made[1] - imported[1])
+    results["dynamodbHandle"] = {**{label: summary(values) for label, values in handles.items()},
+                                 "resourcePremiumMs": summary([a - b for a, b in zip(*handles.values())])}
     if any(task_dir.rglob("__pycache__")):
         raise RuntimeError(f"a probe wrote bytecode into {task_dir}")
     return results
@@ -149,15 +143,6 @@ def memory(runs: int) -> dict[str, Any]:
                        for index, (label, _) in enumerate(STAGES)]}
 
 
-def zips_are_fresh() -> bool:
-    """True when every zip exists and is newer than everything that goes into it."""
-    zips = [BUILD_DIR / f"{name}.zip" for name in FUNCTIONS]
-    sources = [REPO_ROOT / "requirements.txt", REPO_ROOT / "Makefile",
-               *(path for path in (REPO_ROOT / "src").rglob("*") if path.is_file() and "__pycache__" not in path.parts)]
-    return all(z.is_file() for z in zips) and min(z.stat().st_mtime for z in zips) >= max(
-        path.stat().st_mtime for path in sources)
-
-
 def describe_zip(path: Path) -> dict[str, Any]:
     """Compressed and unpacked size, file count, the largest top-level entries and the AWS SDK share."""
     with zipfile.ZipFile(path) as archive:
@@ -170,11 +155,20 @@ def describe_zip(path: Path) -> dict[str, Any]:
         sizes[0], sizes[1] = sizes[0] + info.compress_size, sizes[1] + info.file_size
     largest = sorted(by_top.items(), key=lambda item: -item[1][1])[:6]
     return {"zipMb": path.stat().st_size / MB, "unzippedMb": sum(info.file_size for info in infos) / MB,
-            "files": len(infos), "largest": [{"entry": name, "compressedMb": sizes[0] / MB, "unzippedMb": sizes[1] / MB}
-                                             for name, sizes in largest],
+            "files": len(infos), "largest": [{"entry": name, "compressedMb": sizes[0] / MB,
+                                              "unzippedMb": sizes[1] / MB} for name, sizes in largest],
             "awsSdkShareOfZip": sum(by_top[name][0] for name in AWS_SDK_PARTS if name in by_top)
             / max(1, sum(info.compress_size for info in infos)),
             "ownCodeKb": sum(by_top[name][1] for name in (*FUNCTIONS, "shared") if name in by_top) / 1024}
+
+
+def zips_are_fresh() -> bool:
+    """True when every zip exists and is newer than everything that goes into it."""
+    zips = [BUILD_DIR / f"{name}.zip" for name in FUNCTIONS]
+    sources = [REPO_ROOT / "requirements.txt", REPO_ROOT / "Makefile",
+               *(path for path in (REPO_ROOT / "src").rglob("*") if path.is_file() and "__pycache__" not in path.parts)]
+    return all(z.is_file() for z in zips) and min(z.stat().st_mtime for z in zips) >= max(
+        path.stat().st_mtime for path in sources)
 
 
 def fresh_zips(allow_build: bool) -> bool:
@@ -189,5 +183,5 @@ def fresh_zips(allow_build: bool) -> bool:
 
 def package(allow_build: bool) -> dict[str, Any]:
     """Sizes of ``build/<function>.zip``, rebuilding them first when stale (and allowed)."""
-    return {"rebuilt": fresh_zips(allow_build), "limits": {"directUploadZipMb": 50, "unzippedMb": 250},  # Lambda's .zip quotas
+    return {"rebuilt": fresh_zips(allow_build), "limits": {"directUploadZipMb": 50, "unzippedMb": 250},  # Lambda's
             "zips": {name: describe_zip(BUILD_DIR / f"{name}.zip") for name in FUNCTIONS}}

@@ -115,7 +115,7 @@ def reads_across(results: Results) -> dict[str, Any] | None:
             "floorReportedMisses": [sum(f["reads"] for f in floor["perTenant"].values()) for floor in floors]}
 
 
-ITEMS = {"e2e_why": "end to end", "coldstart": "cold start", "reads": "tenant data reads", "memory": "memory",
+ITEMS = {"e2e": "end to end", "coldstart": "cold start", "reads": "tenant data reads", "memory": "memory",
          "package": "package", "cost": "cost per 1,000 workflows", "idle": "idle footprint"}
 
 
@@ -132,7 +132,7 @@ def console_table(results: Results) -> str:
                      f"{verdict_mark(v['met'], v.get('note')).replace('*', '')}]" for v in results.get("verdicts", []))
 
 
-# -- the parts of benchmarks.md (bench/report.md) -------------------------------------------------
+# -- the values of bench/report.md's chunks, one function per item (its chunks are named <item>_*) -----------
 
 
 def _header(results: Results) -> Values:
@@ -148,31 +148,28 @@ def _e2e(results: Results) -> Values | None:
         return None
     rows, tenants = results["e2e"]["summary"]["rows"], results["e2e"]["summary"]["targetTenants"]
     ratio = lambda key: lambda row: fmt_ratio((row.get("ratioToFloor") or {}).get(key))  # noqa: E731
-    split = lambda row: ", ".join(f"{part} {fmt_num(f['median'])}" for part, f in row["cpuSplitMsPerWorkflow"].items())
-    return {"per_tenant": results["config"]["workflowsPerTenant"], "tenants": tenants,
-            "poll_ms": f"{results['config']['pollIntervalSeconds'] * 1000:.0f}",
-            "rounds": columns([("target", "target"), ("phase", "phase"), ("T", "tenants"),
-                               ("start→callbackId p50 ms", of("startP50")), ("p95 ms", of("startP95")),
-                               ("callback→COMPLETED p50 ms", of("callbackP50")), ("p95 ms", of("callbackP95")),
-                               ("workflows/s", of("workflowsPerSecond", 2)), ("start p50 ÷ floor", ratio("startP50")),
-                               ("callback p50 ÷ floor", ratio("callbackP50")),
-                               ("CPU ms per workflow", of("cpuMsPerWorkflow"))], rows),
-            "cpu": columns([("target", "target"), ("CPU ms per workflow", of("cpuMsPerWorkflow")),
-                            ("by process (ms)", split), ("status reads per workflow", of("statusReadsPerWorkflow", 1)),
-                            ("CPU ms per read", of("statusReadCpuMs", 1)),
-                            ("read latency ms", of("statusReadLatencyMs", 1)),
-                            ("CPU ms per workflow without reads", of("cpuMsPerWorkflowWithoutReads"))],
-                           [row for row in rows if row["phase"] == "warm" and row["tenants"] == tenants]),
-            "retries": sum(row["retries"] for row in rows), "errors": sum(row["errors"] for row in rows),
-            "new_envs": sum(n or 0 for row in rows if row["phase"] == "warm" and row["target"] != "floor"
-                            for n in row["newEnvironments"])}
-
-
-def _e2e_why(results: Results) -> Values | None:
+    split = lambda row, fmt: ", ".join(fmt(part, f["median"]) for part, f in row["cpuSplitMsPerWorkflow"].items())
+    values = {
+        "per_tenant": results["config"]["workflowsPerTenant"], "tenants": tenants,
+        "poll_ms": f"{results['config']['pollIntervalSeconds'] * 1000:.0f}",
+        "rounds": columns([("target", "target"), ("phase", "phase"), ("T", "tenants"),
+                           ("start→callbackId p50 ms", of("startP50")), ("p95 ms", of("startP95")),
+                           ("callback→COMPLETED p50 ms", of("callbackP50")), ("p95 ms", of("callbackP95")),
+                           ("workflows/s", of("workflowsPerSecond", 2)), ("start p50 ÷ floor", ratio("startP50")),
+                           ("callback p50 ÷ floor", ratio("callbackP50")),
+                           ("CPU ms per workflow", of("cpuMsPerWorkflow"))], rows),
+        "cpu": columns([("target", "target"), ("CPU ms per workflow", of("cpuMsPerWorkflow")),
+                        ("by process (ms)", lambda row: split(row, lambda part, ms: f"{part} {fmt_num(ms)}")),
+                        ("status reads per workflow", of("statusReadsPerWorkflow", 1)),
+                        ("CPU ms per read", of("statusReadCpuMs", 1)), ("read latency ms", of("statusReadLatencyMs", 1)),
+                        ("CPU ms per workflow without reads", of("cpuMsPerWorkflowWithoutReads"))],
+                       [row for row in rows if row["phase"] == "warm" and row["tenants"] == tenants]),
+        "retries": sum(row["retries"] for row in rows), "errors": sum(row["errors"] for row in rows),
+        "new_envs": sum(n or 0 for row in rows if row["phase"] == "warm" and row["target"] != "floor"
+                        for n in row["newEnvironments"])}
     warm, floor = e2e_row(results, "stack", "warm"), e2e_row(results, "floor", "warm")
     if not warm or not floor or "ratioToFloor" not in warm:
-        return None
-    tenants = results["e2e"]["summary"]["targetTenants"]
+        return values
     start, callback = warm["ratioToFloor"]["startP50"], warm["ratioToFloor"]["callbackP50"]
     met = at_most(start["median"], E2E_TARGET) and at_most(callback["median"], E2E_TARGET)
     figure = f"start→callbackId {fmt_ratio(start)}, callback→COMPLETED {fmt_ratio(callback)}"
@@ -182,16 +179,14 @@ def _e2e_why(results: Results) -> Values | None:
                    f"{fmt_ratio(low['ratioToFloor']['callbackP50'])}")
     unstable = straddles(start, E2E_TARGET) or straddles(callback, E2E_TARGET)
     medians = {"cpu": "cpuMsPerWorkflow", "without": "cpuMsPerWorkflowWithoutReads", "read": "statusReadCpuMs"}
-    return {"tenants": tenants, "target": E2E_TARGET, "start_ratio": fmt_ratio(start),
-            "callback_ratio": fmt_ratio(callback),
+    return {**values, "target": E2E_TARGET, "start_ratio": fmt_ratio(start), "callback_ratio": fmt_ratio(callback),
             "verdict": {"target": f"warm p50 ≤ {E2E_TARGET}× floor at {tenants} tenants", "figure": figure,
                         "met": met, "note": f"{verdict_mark(met)} by the median; the repeats straddle the target, "
                                             "so not a stable verdict on this machine" if unstable else None},
             **{f"{side}_{name}": f"{row[key]['median']:.0f}" if row.get(key) else "–"
                for side, row in (("stack", warm), ("floor", floor)) for name, key in medians.items()},
             "stack_rate": fmt_summary(warm["workflowsPerSecond"], 2),
-            "floor_rate": fmt_summary(floor["workflowsPerSecond"], 2),
-            "split": ", ".join(f"{part} {f['median']:.0f} ms" for part, f in warm["cpuSplitMsPerWorkflow"].items())}
+            "floor_rate": fmt_summary(floor["workflowsPerSecond"], 2), "split": split(warm, lambda part, ms: f"{part} {ms:.0f} ms")}
 
 
 COLDSTART_MEASURES = (("importMs", "import + init, wall"), ("importCpuMs", "import + init, CPU"),
@@ -200,48 +195,40 @@ COLDSTART_MEASURES = (("importMs", "import + init, wall"), ("importCpuMs", "impo
 
 
 def _coldstart(results: Results) -> Values | None:
-    if not results.get("coldstart"):
+    if not (cold := results.get("coldstart")):
         return None
-    cold, modes = results["coldstart"], results["coldstart"]["modes"]
+    modes = cold["modes"]
     ratios = {mode: figures[COLDSTART_KEY]["ratio"] for mode, figures in modes.items()}
     met = {mode: at_most(r["median"], COLDSTART_TARGET) for mode, r in ratios.items()}
     groups = lambda mode, side, name: modes[mode]["importtime"][side]["groupsMs"].get(name, 0.0)  # noqa: E731
-    return {"runs": cold["runs"], "task_dir": cold.get("taskDir", "build/workflow"),
-            "measures": table(["bytecode", "measure", "workflow.app ms", "bare SDK ms", "ratio"],
-                              [[mode, label, *(fmt_summary(figures[key][side]) for side in ("handler", "sdk")),
-                                fmt_ratio(figures[key]["ratio"])]
-                               for mode, figures in modes.items() for key, label in COLDSTART_MEASURES
-                               if key in figures]),
-            "groups": table(["package"] + [f"{mode}: {column}" for mode in modes
-                                           for column in ("workflow.app ms", "bare SDK ms", "extra")],
-                            [[name] + [cell for mode in modes for cell in (
-                                fmt_num(groups(mode, "handler", name)), fmt_num(groups(mode, "sdk", name)),
-                                f"{groups(mode, 'handler', name) - groups(mode, 'sdk', name):+,.0f}")]
-                             for name in modes[next(iter(modes))]["importtime"]["handler"]["groupsMs"]]),
-            "verdict": {"target": f"import+init ≤ {COLDSTART_TARGET}× bare SDK import",
-                        "figure": "CPU time ratio " + ", ".join(
-                            f"{mode} {fmt_ratio(r)} ({'met' if met[mode] else 'missed'}"
-                            f"{', repeats straddle the target' if straddles(r, COLDSTART_TARGET) else ''})"
-                            for mode, r in ratios.items()),
-                        "met": all(met.values()) if len(set(met.values())) == 1 else None,
-                        "note": "met without bytecode (as on Lambda with our zip); **missed** with cached bytecode"
-                        if met.get("no-bytecode") and not met.get("bytecode-cached") else None}}
-
-
-def _coldstart_handle(results: Results) -> Values | None:
-    handle = (results.get("coldstart") or {}).get("dynamodbHandle")
-    return {"resource": fmt_summary(handle["resource"]), "client": fmt_summary(handle["client"]),
-            "premium": fmt_summary(handle["resourcePremiumMs"])} if handle else None
-
-
-def _bytecode(results: Results) -> Values | None:
-    """The handler's CPU time to ready without bytecode and with cached bytecode (medians)."""
-    modes = (results.get("coldstart") or {}).get("modes", {})
-    if "no-bytecode" not in modes or "bytecode-cached" not in modes:
-        return None
-    ready, cached = (modes[mode]["readyCpuMs"]["handler"]["median"] for mode in ("no-bytecode", "bytecode-cached"))
-    return {"saved": fmt_num(ready - cached), "ready": fmt_num(ready), "cached": fmt_num(cached),
-            "share": f"{(ready - cached) / ready * 100:.0f}"}
+    values = {
+        "runs": cold["runs"], "task_dir": cold.get("taskDir", "build/workflow"),
+        "measures": table(["bytecode", "measure", "workflow.app ms", "bare SDK ms", "ratio"],
+                          [[mode, label, *(fmt_summary(figures[key][side]) for side in ("handler", "sdk")),
+                            fmt_ratio(figures[key]["ratio"])]
+                           for mode, figures in modes.items() for key, label in COLDSTART_MEASURES if key in figures]),
+        "groups": table(["package"] + [f"{mode}: {column}" for mode in modes
+                                       for column in ("workflow.app ms", "bare SDK ms", "extra")],
+                        [[name] + [cell for mode in modes for cell in (
+                            fmt_num(groups(mode, "handler", name)), fmt_num(groups(mode, "sdk", name)),
+                            f"{groups(mode, 'handler', name) - groups(mode, 'sdk', name):+,.0f}")]
+                         for name in modes[next(iter(modes))]["importtime"]["handler"]["groupsMs"]]),
+        "verdict": {"target": f"import+init ≤ {COLDSTART_TARGET}× bare SDK import",
+                    "figure": "CPU time ratio " + ", ".join(
+                        f"{mode} {fmt_ratio(r)} ({'met' if met[mode] else 'missed'}"
+                        f"{', repeats straddle the target' if straddles(r, COLDSTART_TARGET) else ''})"
+                        for mode, r in ratios.items()),
+                    "met": all(met.values()) if len(set(met.values())) == 1 else None,
+                    "note": "met without bytecode (as on Lambda with our zip); **missed** with cached bytecode"
+                    if met.get("no-bytecode") and not met.get("bytecode-cached") else None}}
+    if handle := cold.get("dynamodbHandle"):
+        values.update({key: fmt_summary(handle[name]) for key, name in (
+            ("resource", "resource"), ("client", "client"), ("premium", "resourcePremiumMs"))})
+    if "no-bytecode" in modes and "bytecode-cached" in modes:  # the handler's CPU ms to ready without and with
+        ready, cached = (modes[mode]["readyCpuMs"]["handler"]["median"] for mode in ("no-bytecode", "bytecode-cached"))
+        values.update(saved=fmt_num(ready - cached), ready=fmt_num(ready), cached=fmt_num(cached),
+                      share=f"{(ready - cached) / ready * 100:.0f}")
+    return values
 
 
 def _reads(results: Results) -> Values | None:
@@ -252,32 +239,27 @@ def _reads(results: Results) -> Values | None:
               for key in ("storeReads", "environments", "handlerInvocations")}
     figure = (f"{solo[0]['workflows']} workflows of one tenant: {counts['storeReads']} read(s) in "
               f"{counts['environments']} environment(s), {counts['handlerInvocations']} handler invocations")
+    values = {"sequential": results["config"].get("sequentialWorkflows", 10),
+              "floor_reads": ", ".join(str(r["floorStoreReads"]) for r in solo),
+              "table": columns([("run", lambda r: f"one tenant, repeat {r['repeat'] + 1}"), ("workflows", "workflows"),
+                                ("handler invocations (replays)", "handlerInvocations"),
+                                ("store reads", "storeReads"), ("environments", "environments")], solo)}
     if across:
         figure += (f"; {across['tenants']} tenants: {fmt_summary(across['readsPerTenant'])} read(s) per tenant, "
                    f"at most {across['maxReadsPerEnvironment']} per environment")
-    return {"sequential": results["config"].get("sequentialWorkflows", 10),
-            "verdict": {"target": "one read per environment per cache TTL", "figure": figure,
-                        "met": all(r["storeReads"] == r["environments"] for r in solo)
-                        and (across is None or across["maxReadsPerEnvironment"] == 1)},
-            "floor_reads": ", ".join(str(r["floorStoreReads"]) for r in solo),
-            "table": columns([("run", lambda r: f"one tenant, repeat {r['repeat'] + 1}"), ("workflows", "workflows"),
-                              ("handler invocations (replays)", "handlerInvocations"),
-                              ("store reads", "storeReads"), ("environments", "environments")], solo)}
-
-
-def _reads_across(results: Results) -> Values | None:
-    across = reads_across(results) if results.get("tenant") else None
-    if not across:
-        return None
-    agree = across["floorStoreReadsCounter"] == across["floorReportedMisses"]
-    return {"tenants": across["tenants"], "max_per_env": f"{across['maxReadsPerEnvironment']:.0f}",
-            **{key: fmt_summary(across[f"{key}PerTenant"]) for key in ("workflows", "invocations", "reads",
-                                                                       "environments")},
-            "floor_counter": ", ".join(map(str, across["floorStoreReadsCounter"])),
-            "floor_flags": ", ".join(map(str, across["floorReportedMisses"])),
-            "agreement": "the two counts agree, which is what lets the results stand in for a counter inside the "
-                         "stack's workers." if agree else
-                         "**the two counts differ**, so the stack's figures above may undercount."}
+        values.update({key: fmt_summary(across[f"{key}PerTenant"])
+                       for key in ("workflows", "invocations", "reads", "environments")},
+                      tenants=across["tenants"], max_per_env=f"{across['maxReadsPerEnvironment']:.0f}",
+                      floor_counter=", ".join(map(str, across["floorStoreReadsCounter"])),
+                      floor_flags=", ".join(map(str, across["floorReportedMisses"])),
+                      agreement="the two counts agree, which is what lets the results stand in for a counter inside "
+                                "the stack's workers." if across["floorStoreReadsCounter"] == across[
+                                    "floorReportedMisses"] else
+                                "**the two counts differ**, so the stack's figures above may undercount.")
+    values["verdict"] = {"target": "one read per environment per cache TTL", "figure": figure,
+                         "met": all(r["storeReads"] == r["environments"] for r in solo)
+                         and (across is None or across["maxReadsPerEnvironment"] == 1)}
+    return values
 
 
 def _memory(results: Results) -> Values | None:
@@ -352,8 +334,9 @@ def _cost(results: Results) -> Values | None:
     usd = lambda key, part="total": fmt_usd(figures[key][part]["median"])  # noqa: E731
     times = lambda key: figures[key]["total"]["median"] / total  # noqa: E731
     spread = lambda key: f" ({fmt_usd(figures[key]['total']['min'])}–{fmt_usd(figures[key]['total']['max'])})"
-    compute = figures["durable"]["compute"]["median"]
-    return {"total": fmt_usd(total), "durable_share": f"{figures['durable']['durableOperations']['median'] / total * 100:.0f}",
+    compute, init = figures["durable"]["compute"]["median"], figures.get("initPerEnvironment")
+    return {**({"init_ms": f"{init['initMs']:.0f}", "init_cost": fmt_usd(init["cost"] * 1000)} if init else {}),
+            "total": fmt_usd(total), "durable_share": f"{figures['durable']['durableOperations']['median'] / total * 100:.0f}",
             "sleep_hour": f"{times('sleeping1h'):,.0f}", "sleep_day": f"{times('sleeping1d'):,.0f}",
             "recheck_hour": f"{times('recheck1h'):.1f}", "recheck_day": f"{times('recheck1d'):.0f}",
             "cpu_share": f"{costs['cpuShareAt256Mb'] * 100:.0f}", "scale": f"{scale:.1f}",
@@ -374,11 +357,6 @@ def _cost(results: Results) -> Values | None:
             "verdict": {"target": "(none; compared with polling)", "met": None,
                         "figure": f"this pattern {usd('durable')} whatever the wait; a sleeping poller "
                                   f"{usd('sleeping1h')} (1 h wait) / {usd('sleeping1d')} (1 day)"}}
-
-
-def _cost_init(results: Results) -> Values | None:
-    init = (results.get("cost") or {}).get("figures", {}).get("initPerEnvironment")
-    return {"init_ms": f"{init['initMs']:.0f}", "init_cost": fmt_usd(init["cost"] * 1000)} if init else None
 
 
 def _idle(results: Results) -> Values | None:
@@ -417,10 +395,8 @@ def _faults(results: Results) -> Values | None:
 
 
 PARTS: dict[str, Callable[[Results], Values | None]] = {
-    "header": _header, "e2e": _e2e, "e2e_why": _e2e_why, "coldstart": _coldstart, "coldstart_handle": _coldstart_handle,
-    "coldstart_bytecode": _bytecode, "reads": _reads, "reads_across": _reads_across, "memory": _memory,
-    "package": _package, "cost": _cost, "cost_init": _cost_init, "cost_summary": _cost, "idle": _idle,
-    "faults": _faults, "actions": _bytecode}
+    "header": _header, "e2e": _e2e, "coldstart": _coldstart, "reads": _reads, "memory": _memory, "package": _package,
+    "cost": _cost, "idle": _idle, "faults": _faults}
 
 
 def template_parts() -> dict[str, Template]:
@@ -429,15 +405,19 @@ def template_parts() -> dict[str, Template]:
     return {name: Template(text.strip()) for name, text in zip(pieces[::2], pieces[1::2])}
 
 
-def part(name: str, results: Results) -> str | None:
-    """One part of benchmarks.md, or None when the results have no data for it."""
-    values = PARTS[name](results)
-    return None if values is None else template_parts()[name].substitute(values)
+def part(name: str, results: Results, values: Values | None = None) -> str | None:
+    """One chunk of benchmarks.md, or None when the results lack a value it needs (its item's function says which
+    values the results give: ``None`` for none)."""
+    chunk = template_parts()[name]
+    values = PARTS[name.split("_")[0]](results) if values is None else values
+    return chunk.substitute(values) if values and set(chunk.get_identifiers()) <= set(values) else None
 
 
 def markdown(results: Results) -> str:
-    """docs/benchmarks.md: every part of the template that has data, in the template's order."""
-    return "\n\n".join(text for text in (part(name, results) for name in template_parts()) if text) + "\n"
+    """docs/benchmarks.md: every chunk of the template that has its values, in the template's order."""
+    values = {item: function(results) for item, function in PARTS.items()}
+    chunks = (part(name, results, values[name.split("_")[0]]) for name in template_parts())
+    return "\n\n".join(text for text in chunks if text) + "\n"
 
 
 def plot(results: Results, path: Path) -> bool:

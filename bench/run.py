@@ -7,19 +7,17 @@ one tenant worker against the bare SDK; 5. size of each deployment zip; 6. bille
 polling design; 7. the idle stack's RSS and CPU after 500 workflows; 8. the time for a retried callback to complete
 after each kind of fault on its path. Not part of ``make test``; ``--quick`` runs smaller in about half the time.
 """
-from __future__ import annotations
-
 import argparse
 import contextlib
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field, fields
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,21 +26,28 @@ from typing import Any
 import requests
 
 from bench import REPO_ROOT, WORKFLOW_SUFFIX, cost, idle, probes, report
-from bench.e2e import FloorProcess, FloorTarget, RoundResult, StackTarget, run_round, run_workflow
-from bench.stats import growth, p95, paired_ratios, rss_mb, cpu_seconds, summary
+from bench.e2e import FloorTarget, StackTarget, Target, WorkflowTiming, run_round, run_workflow
+from bench.stats import cpu_seconds, growth, p95, paired_ratios, rss_mb, summary
 from tests.harness import StackProcess
 
 ITEMS = ("package", "coldstart", "memory", "e2e", "tenant", "cost", "idle", "faults")
 METRICS = ("startP50", "startP95", "callbackP50", "callbackP95", "workflowsPerSecond")
 STARTED = time.monotonic()
-
-
-def _option(default: Any, help: str, quick: Any = None, parse: Any = None) -> Any:  # noqa: A002
-    return field(default=default, metadata={"help": help, "quick": quick, "parse": parse})
-
-
-def _tenants(text: str) -> tuple[int, ...]:
-    return tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+# flag, dest (benchmarks.json's config records it camel-cased), default, --quick value, help
+OPTIONS = (("--repeats", "repeats", 3, 2, "repeats of every measurement"),
+           ("--tenants", "tenant_counts", (1, 5, 20), None, "tenant counts T of the end-to-end rounds, comma-separated"),
+           ("--workflows", "workflows_per_tenant", 1, None, "workflows per tenant W started at once in a warm round"),
+           ("--poll-interval", "poll_interval_seconds", 0.1, None,
+            "seconds between a client's status reads, on stack and floor alike"),
+           ("--tenant-workflows", "tenant_workflows", 100, 40, "workflows in the one-tenant run, >= 20"),
+           ("--sequential-workflows", "sequential_workflows", 10, 5, "of which run one at a time, on stack and floor"),
+           ("--coldstart-runs", "coldstart_runs", 9, 3, "fresh processes per side and bytecode mode"),
+           ("--idle-workflows", "idle_workflows", 500, 100, "workflows before the idle window, >= 10"),
+           ("--idle-window", "idle_window_seconds", 600.0, 120.0, "seconds the idle stack is watched, >= 10"),
+           ("--only", "items", ITEMS, None, "comma-separated subset of the items"),
+           ("--out-dir", "out_dir", REPO_ROOT / "docs", None, "where the report files go"),
+           ("--report-only", "report_only", None, None, "measure nothing: rewrite the report from a benchmarks.json"))
+NOT_RECORDED = ("out_dir", "report_only", "no_build")
 
 
 def _items(text: str) -> tuple[str, ...]:
@@ -52,60 +57,36 @@ def _items(text: str) -> tuple[str, ...]:
     return tuple(item for item in ITEMS if item in chosen)
 
 
-@dataclass
-class Config:
-    """What to run, one ``--flag`` per field; the defaults are ``make bench``."""
-
-    quick: bool = _option(False, "quicker subset: each option's --quick value below")
-    repeats: int = _option(3, "repeats of every measurement", 2)
-    tenants: tuple[int, ...] = _option((1, 5, 20), "tenant counts T of the end-to-end rounds, comma-separated",
-                                       parse=_tenants)
-    workflows: int = _option(1, "workflows per tenant W started at once in a warm round")
-    poll_interval: float = _option(0.1, "seconds between a client's status reads, on stack and floor alike")
-    tenant_workflows: int = _option(100, "workflows in the one-tenant run, >= 20", 40)
-    sequential_workflows: int = _option(10, "of which run one at a time, on the stack and the floor", 5)
-    coldstart_runs: int = _option(9, "fresh processes per side and bytecode mode", 3)
-    idle_workflows: int = _option(500, "workflows before the idle window, >= 10", 100)
-    idle_window: float = _option(600.0, "seconds the idle stack is watched, >= 10", 120.0)
-    only: tuple[str, ...] = _option(ITEMS, "comma-separated subset of the items", parse=_items)
-    no_build: bool = _option(False, "never run make build; fail if the zips are stale")
-    out_dir: Path = _option(REPO_ROOT / "docs", "where the report files go")
-    report_only: Path | None = _option(None, "measure nothing: rewrite the report from a benchmarks.json", parse=Path)
-    started_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %z"))
-
-    def describe(self) -> dict[str, Any]:
-        keys = dict(repeats="repeats", tenantCounts="tenants", workflowsPerTenant="workflows",
-                    pollIntervalSeconds="poll_interval", tenantWorkflows="tenant_workflows",
-                    sequentialWorkflows="sequential_workflows", coldstartRuns="coldstart_runs",
-                    idleWorkflows="idle_workflows", idleWindowSeconds="idle_window", quick="quick", items="only",
-                    startedAt="started_at")
-        return {key: getattr(self, name) for key, name in keys.items()}
+PARSE = {"tenant_counts": lambda text: tuple(sorted({int(part) for part in text.split(",") if part.strip()})),
+         "items": _items, "report_only": Path}
 
 
-def parse_args(argv: list[str] | None = None) -> Config:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The run's options: one ``--flag`` per figure that sizes a run; the defaults are ``make bench``."""
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
-    options = [option for option in fields(Config) if "help" in option.metadata]
-    for option in options:
-        meta, flag = option.metadata, "--" + option.name.replace("_", "-")
-        if isinstance(option.default, bool):
-            parser.add_argument(flag, action="store_true", help=meta["help"])
-        else:
-            quick = "" if meta["quick"] is None else f"; --quick: {meta['quick']}"
-            parser.add_argument(flag, type=meta["parse"] or type(option.default),
-                                help=f"{meta['help']} ({option.default}{quick})")
-    args, config = parser.parse_args(argv), Config()
-    for option in options:
-        if getattr(args, option.name) not in (None, False):
-            setattr(config, option.name, getattr(args, option.name))
-        elif args.quick and option.metadata["quick"] is not None:
-            setattr(config, option.name, option.metadata["quick"])
+    parser.add_argument("--quick", action="store_true", help="quicker subset: each option's --quick value below")
+    parser.add_argument("--no-build", action="store_true", help="never run make build; fail if the zips are stale")
+    for flag, dest, default, quick, text in OPTIONS:
+        parser.add_argument(flag, dest=dest, default=default, type=PARSE.get(dest, type(default)),
+                            help=f"{text} ({default}{'' if quick is None else f'; --quick: {quick}'})")
+    config = parser.parse_args(argv)
+    if config.quick:  # the --quick values become the defaults, so an option given still wins
+        parser.set_defaults(**{dest: quick for _, dest, _, quick, _ in OPTIONS if quick is not None})
+        config = parser.parse_args(argv)
     config.sequential_workflows = min(config.sequential_workflows, config.tenant_workflows)
     config.out_dir = REPO_ROOT / config.out_dir  # unchanged when absolute
-    if min(config.repeats, config.workflows) < 1 or config.tenant_workflows < 20 or config.idle_workflows < 10 \
-            or config.idle_window < 2 * idle.SAMPLE_INTERVAL_SECONDS:
+    config.started_at = time.strftime("%Y-%m-%d %H:%M:%S %z")
+    if min(config.repeats, config.workflows_per_tenant) < 1 or config.tenant_workflows < 20 \
+            or config.idle_workflows < 10 or config.idle_window_seconds < 2 * idle.SAMPLE_INTERVAL_SECONDS:
         parser.error("--repeats and --workflows must be >= 1, --tenant-workflows >= 20, --idle-workflows >= 10, "
                      f"--idle-window >= {2 * idle.SAMPLE_INTERVAL_SECONDS:.0f}")
     return config
+
+
+def describe(config: argparse.Namespace) -> dict[str, Any]:
+    """The options that shape the figures, as benchmarks.json records them (camel-cased)."""
+    return {re.sub(r"_(\w)", lambda match: match[1].upper(), name): value
+            for name, value in vars(config).items() if name not in NOT_RECORDED}
 
 
 def progress(message: str) -> None:
@@ -114,6 +95,7 @@ def progress(message: str) -> None:
 
 @contextlib.contextmanager
 def running_stack(workdir: Path, name: str, extra_args: list[str]) -> Iterator[StackProcess]:
+    """``python -m local.stack`` with its state and log in ``workdir``, stopped on the way out."""
     stack = StackProcess(workdir / f"{name}-state", workdir / f"{name}.log", extra_args)
     stack.start()
     try:
@@ -123,20 +105,19 @@ def running_stack(workdir: Path, name: str, extra_args: list[str]) -> Iterator[S
 
 
 @contextlib.contextmanager
-def stack_and_floor(workdir: Path, name: str, stack_args: list[str]) -> Iterator[tuple[StackProcess, FloorProcess]]:
-    """A stack without table snapshots (the floor has none) and a floor, stopped on the way out."""
+def stack_and_floor(workdir: Path, name: str, stack_args: list[str]) -> Iterator[tuple[StackTarget, FloorTarget]]:
+    """A stack without table snapshots (the floor has none) and a floor, as targets; stopped on the way out."""
     with running_stack(workdir, name, ["--snapshot-interval", "0", *stack_args]) as stack:
-        floor = FloorProcess(workdir / f"{name}-floor")
+        floor = FloorTarget(workdir / f"{name}-floor")
         try:
-            yield stack, floor
+            yield StackTarget(stack), floor
         finally:
             floor.stop()
 
 
-def process_cpu(process: Any) -> dict[int, tuple[str, float]]:
+def process_cpu(target: Any) -> dict[int, tuple[str, float]]:
     """CPU seconds so far of each process of a target, by pid, with the kind of process."""
-    kinds = idle.processes(process) if isinstance(process, StackProcess) else {process.pid: "floorProcess"}
-    return {pid: (kind, cpu_seconds(pid)) for pid, kind in kinds.items()}
+    return {pid: (kind, cpu_seconds(pid)) for pid, kind in target.processes().items()}
 
 
 def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[str, float]:
@@ -146,11 +127,6 @@ def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, f
     for pid, (kind, seconds) in after.items():
         used[kind] += seconds - before.get(pid, (kind, 0.0))[1]
     return used
-
-
-def driver_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def reads_by_environment(timings: list[Any]) -> dict[str, dict[str, int]]:
@@ -167,6 +143,7 @@ def reads_by_environment(timings: list[Any]) -> dict[str, dict[str, int]]:
 
 
 def handler_invocations(stack: StackProcess, tenant_id: str) -> int:
+    """Invocations of the workflow handler for ``tenant_id`` (replays included), as the Lambda service counted them."""
     rows = requests.get(f"{stack.lambda_url}/_local/invocations", timeout=10).json()["invocations"]
     return sum(row["count"] for row in rows if row["functionName"].endswith(WORKFLOW_SUFFIX)
                and row["tenantId"] == tenant_id and row["kind"] == "handler")
@@ -175,123 +152,120 @@ def handler_invocations(stack: StackProcess, tenant_id: str) -> int:
 # -- item 1 (and item 3 across tenants): end to end ---------------------------------------------
 
 
-def round_record(result: RoundResult, repeat: int, cpu: dict[str, float], driver: float,
-                 new_environments: int | None) -> dict[str, Any]:
-    starts = [t.start_to_callback_ms for t in result.timings]
-    callbacks = [t.callback_to_completed_ms for t in result.timings]
-    completed = len(result.timings)
-    record: dict[str, Any] = {
-        "target": result.target, "phase": result.phase, "repeat": repeat, "tenants": result.tenants,
-        "perTenant": result.per_tenant, "completed": completed, "errors": result.errors[:5],
-        "errorCount": len(result.errors), "retries": result.retries, "wallSeconds": result.wall_seconds,
-        "workflowsPerSecond": completed / result.wall_seconds if result.wall_seconds > 0 else 0.0,
-        "cpuSeconds": cpu, "driverCpuSeconds": driver, "newEnvironments": new_environments,
-        "statusReadsPerWorkflow": result.status_reads / max(1, completed)}
-    if starts:
-        record.update(startP50=summary(starts)["median"], startP95=p95(starts),
-                      callbackP50=summary(callbacks)["median"], callbackP95=p95(callbacks))
-        progress(f"{record['target']:9s} {record['phase']:5s} T={record['tenants']:<2d} n={completed:<3d} "
-                 f"start->callbackId p50 {record['startP50']:6.0f} p95 {record['startP95']:6.0f} ms | callback->"
-                 f"COMPLETED p50 {record['callbackP50']:6.0f} p95 {record['callbackP95']:6.0f} ms | "
-                 f"{record['workflowsPerSecond']:5.2f} wf/s | {sum(cpu.values()) * 1000 / completed:4.0f} ms CPU/wf"
-                 f" | retries {result.retries} | errors {len(result.errors)}")
-    else:
-        progress(f"{record['target']} {record['phase']} T={record['tenants']} all failed: {result.errors[:1]}")
-    return record
+def measured_round(target: Target, phase: str, tenant_ids: list[str], per_tenant: int, repeat: int,
+                   poll_interval: float) -> tuple[dict[str, Any], list[WorkflowTiming]]:
+    """One round (:func:`bench.e2e.run_round`) with the CPU its target and this driver used: its record, its timings."""
+    cpu_before, driver_before = process_cpu(target), resource.getrusage(resource.RUSAGE_SELF)
+    result = run_round(target, phase, tenant_ids, per_tenant, poll_interval)
+    driver_after, cpu_after = resource.getrusage(resource.RUSAGE_SELF), process_cpu(target)
+    timings, errors, reads = result.pop("timings"), result.pop("errors"), result.pop("statusReads")
+    completed, wall, cpu = len(timings), result["wallSeconds"], cpu_used(cpu_before, cpu_after)
+    record = {**result, "repeat": repeat, "completed": completed, "errors": errors[:5], "errorCount": len(errors),
+              "workflowsPerSecond": completed / wall if wall > 0 else 0.0, "cpuSeconds": cpu,
+              "driverCpuSeconds": sum(driver_after[:2]) - sum(driver_before[:2]),
+              "statusReadsPerWorkflow": reads / max(1, completed),
+              "newEnvironments": len([pid for pid, (kind, _) in cpu_after.items() if pid not in cpu_before
+                                      and kind == "workflowWorkers"]) if target.name == "stack" else None}
+    if not timings:
+        progress(f"{target.name} {phase} T={len(tenant_ids)} all failed: {errors[:1]}")
+        return record, timings
+    starts, callbacks = [t.start_to_callback_ms for t in timings], [t.callback_to_completed_ms for t in timings]
+    record.update(startP50=summary(starts)["median"], startP95=p95(starts),
+                  callbackP50=summary(callbacks)["median"], callbackP95=p95(callbacks))
+    progress(f"{target.name:9s} {phase:5s} T={len(tenant_ids):<2d} n={completed:<3d} start->callbackId p50 "
+             f"{record['startP50']:6.0f} p95 {record['startP95']:6.0f} ms | callback->COMPLETED p50 "
+             f"{record['callbackP50']:6.0f} p95 {record['callbackP95']:6.0f} ms | {record['workflowsPerSecond']:5.2f}"
+             f" wf/s | {sum(cpu.values()) * 1000 / completed:4.0f} ms CPU/wf | retries {record['retries']} | "
+             f"errors {len(errors)}")
+    return record, timings
 
 
-def status_read_cost(target: Any, process: Any, timing: Any, reads: int = 30) -> dict[str, float]:
+def status_read_cost(target: Target, timing: WorkflowTiming, reads: int = 30) -> dict[str, float]:
     """Latency and CPU (all of the target's processes) of one status read, on an otherwise idle target."""
-    latencies, before = [], process_cpu(process)
+    latencies, before = [], process_cpu(target)
     for _ in range(reads):
         started = time.perf_counter()
         target.state(timing.tenant_id, timing.workflow_id)
         latencies.append((time.perf_counter() - started) * 1000)
     return {"latencyP50Ms": summary(latencies)["median"],
-            "cpuMs": sum(cpu_used(before, process_cpu(process)).values()) * 1000 / reads}
+            "cpuMs": sum(cpu_used(before, process_cpu(target)).values()) * 1000 / reads}
 
 
-def run_e2e(config: Config, workdir: Path) -> dict[str, Any]:
+def run_e2e(config: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Every tenant count in turn, a cold then a warm round on each target, fresh tenants in every repeat."""
     progress("starting the local stack and the floor")
-    rounds: list[dict[str, Any]] = []
-    tenant_reads: list[dict[str, Any]] = []
-    phases = [("cold", 1)] + [("warm-up", config.workflows)] * (config.workflows > 1) + [("warm", config.workflows)]
-    with stack_and_floor(workdir, "stack", ["--idle-timeout", "180"]) as (stack, floor):
-        targets: list[tuple[Any, Any]] = [(StackTarget(stack), stack), (FloorTarget(floor.urls), floor)]
+    rounds, tenant_reads, per_tenant = [], [], config.workflows_per_tenant
+    phases = [("cold", 1)] + [("warm-up", per_tenant)] * (per_tenant > 1) + [("warm", per_tenant)]
+    with stack_and_floor(workdir, "stack", ["--idle-timeout", "180"]) as targets:
+        stack, floor = targets
         for repeat in range(config.repeats):
             order = targets if repeat % 2 == 0 else targets[::-1]
-            for tenant_count in config.tenants:
-                largest = tenant_count == max(config.tenants)
+            for tenant_count in config.tenant_counts:
+                largest = tenant_count == max(config.tenant_counts)
                 tenant_ids = [f"bench-r{repeat}-t{tenant_count}-{index:02d}" for index in range(tenant_count)]
-                for (target, _), tenant_id in ((t, i) for t in order for i in tenant_ids):
+                for target, tenant_id in ((t, i) for t in order for i in tenant_ids):
                     target.add_tenant(tenant_id)
-                timings: dict[str, list[Any]] = {target.name: [] for target, _ in order}
-                floor_reads_before = targets[1][0].stats()["storeReads"]
-                for (phase, per_tenant), (target, process) in ((p, t) for p in phases for t in order):
-                    cpu_before, driver_before = process_cpu(process), driver_cpu()
-                    result = run_round(target, phase, tenant_ids, per_tenant, config.poll_interval)
-                    driver_used, cpu_after = driver_cpu() - driver_before, process_cpu(process)
-                    new_envs = len([pid for pid, (kind, _) in cpu_after.items() if pid not in cpu_before
-                                    and kind == "workflowWorkers"]) if process is stack else None
-                    timings[target.name].extend(result.timings)
-                    if phase == "warm-up":
-                        continue
-                    record = round_record(result, repeat, cpu_used(cpu_before, cpu_after), driver_used, new_envs)
-                    if phase == "warm" and largest and result.timings:
-                        record["statusRead"] = status_read_cost(target, process, result.timings[0])
-                    rounds.append(record)
+                timings: dict[str, list[WorkflowTiming]] = {target.name: [] for target in order}
+                floor_reads_before = floor.stats()["storeReads"]
+                for (phase, workflows), target in ((p, t) for p in phases for t in order):
+                    record, round_timings = measured_round(target, phase, tenant_ids, workflows, repeat,
+                                                           config.poll_interval_seconds)
+                    timings[target.name] += round_timings
+                    if phase == "warm" and largest and round_timings:
+                        record["statusRead"] = status_read_cost(target, round_timings[0])
+                    rounds += [record] if phase != "warm-up" else []
                 if largest:
-                    entry: dict[str, Any] = {"repeat": repeat}
-                    for target, process in order:
-                        per_tenant_reads = reads_by_environment(timings[target.name])
-                        entry[target.name] = {"perTenant": per_tenant_reads, **(
-                            {"handlerInvocations": {t: handler_invocations(stack, t) for t in per_tenant_reads}}
-                            if process is stack else
-                            {"storeReadsCounter": target.stats()["storeReads"] - floor_reads_before})}
-                    tenant_reads.append(entry)
+                    reads = {target.name: reads_by_environment(timings[target.name]) for target in order}
+                    invocations = {tenant: handler_invocations(stack.stack, tenant) for tenant in reads["stack"]}
+                    floor_reads = floor.stats()["storeReads"] - floor_reads_before
+                    tenant_reads.append({"repeat": repeat,
+                                         "stack": {"perTenant": reads["stack"], "handlerInvocations": invocations},
+                                         "floor": {"perTenant": reads["floor"], "storeReadsCounter": floor_reads}})
     return {"rounds": rounds, "tenantReads": tenant_reads, "summary": summarize_rounds(rounds, config)}
 
 
-def summarize_rounds(rounds: list[dict[str, Any]], config: Config) -> dict[str, Any]:
+def summarize_rounds(rounds: list[dict[str, Any]], config: argparse.Namespace) -> dict[str, Any]:
     """Per target, tenant count and phase: each metric's median/min/max over repeats, and stack/floor ratios."""
     table: dict[tuple[str, int, str], dict[int, dict[str, Any]]] = {}
     for record in rounds:
         if "startP50" in record:
             table.setdefault((record["target"], record["tenants"], record["phase"]), {})[record["repeat"]] = record
+
+    def per_workflow(record: dict[str, Any], part: str | None = None) -> float:  # CPU ms, of one kind or all
+        cpu = record["cpuSeconds"]
+        return (cpu[part] if part else sum(cpu.values())) * 1000 / record["completed"]
+
     rows = []
     for (target, tenants, phase), by_repeat in table.items():
         repeats = [by_repeat[r] for r in sorted(by_repeat)]
-        cpu_ms = [sum(r["cpuSeconds"].values()) * 1000 / r["completed"] for r in repeats]
         row: dict[str, Any] = {
             "target": target, "tenants": tenants, "phase": phase,
             **{metric: summary([r[metric] for r in repeats]) for metric in METRICS},
-            "cpuMsPerWorkflow": summary(cpu_ms),
-            "cpuSplitMsPerWorkflow": {part: summary([r["cpuSeconds"][part] * 1000 / r["completed"] for r in repeats])
+            "cpuMsPerWorkflow": summary([per_workflow(r) for r in repeats]),
+            "cpuSplitMsPerWorkflow": {part: summary([per_workflow(r, part) for r in repeats])
                                       for part in repeats[0]["cpuSeconds"]},
             "statusReadsPerWorkflow": summary([r["statusReadsPerWorkflow"] for r in repeats]),
             "retries": sum(r["retries"] for r in repeats), "errors": sum(r["errorCount"] for r in repeats),
             "newEnvironments": [r["newEnvironments"] for r in repeats]}
-        read = [(r, ms) for r, ms in zip(repeats, cpu_ms) if "statusRead" in r]
-        if read:
-            row["statusReadCpuMs"] = summary([r["statusRead"]["cpuMs"] for r, _ in read])
-            row["statusReadLatencyMs"] = summary([r["statusRead"]["latencyP50Ms"] for r, _ in read])
-            row["cpuMsPerWorkflowWithoutReads"] = summary([ms - r["statusReadsPerWorkflow"] * r["statusRead"]["cpuMs"]
-                                                           for r, ms in read])
-        floor = table.get(("floor", tenants, phase))
-        common = sorted(set(by_repeat) & set(floor or {}))
-        if target != "floor" and common:
+        if read := [r for r in repeats if "statusRead" in r]:
+            row["statusReadCpuMs"] = summary([r["statusRead"]["cpuMs"] for r in read])
+            row["statusReadLatencyMs"] = summary([r["statusRead"]["latencyP50Ms"] for r in read])
+            row["cpuMsPerWorkflowWithoutReads"] = summary(
+                [per_workflow(r) - r["statusReadsPerWorkflow"] * r["statusRead"]["cpuMs"] for r in read])
+        floor = table.get(("floor", tenants, phase), {})
+        if target != "floor" and (common := sorted(set(by_repeat) & set(floor))):
             row["ratioToFloor"] = {metric: summary(paired_ratios([by_repeat[r][metric] for r in common],
                                                                  [floor[r][metric] for r in common]))
                                    for metric in METRICS}
         rows.append(row)
     rows.sort(key=lambda row: (row["phase"] != "cold", row["tenants"], row["target"] != "stack"))
-    return {"rows": rows, "targetTenants": max(config.tenants)}
+    return {"rows": rows, "targetTenants": max(config.tenant_counts)}
 
 
 # -- items 3, 4, 6: one tenant, many workflows ---------------------------------------------------
 
 
-def run_tenant(config: Config, workdir: Path, baseline_rss: dict[str, Any] | None) -> dict[str, Any]:
+def run_tenant(config: argparse.Namespace, workdir: Path, baseline_rss: dict[str, Any] | None) -> dict[str, Any]:
     """One fresh tenant per repeat on a stack limited to one environment per tenant.
 
     Each repeat's first ``sequential_workflows`` run one at a time, on the stack and on the floor (their invocation
@@ -303,38 +277,34 @@ def run_tenant(config: Config, workdir: Path, baseline_rss: dict[str, Any] | Non
     repeats: list[dict[str, Any]] = []
     with stack_and_floor(workdir, "stack-one-env", ["--max-workers-per-tenant", "1", "--idle-timeout", "900"]) as (
             stack, floor):
-        stack_target, floor_target = StackTarget(stack), FloorTarget(floor.urls)
         for repeat in range(config.repeats):
-            tenant_id = f"bench-solo-{repeat}"
-            stack_target.add_tenant(tenant_id)
-            floor_target.add_tenant(tenant_id)
-            timings = [run_workflow(stack_target, tenant_id, config.poll_interval)
-                       for _ in range(config.sequential_workflows)]
-            floor_before = floor_target.stats()
-            floor_ids = [run_workflow(floor_target, tenant_id, config.poll_interval).workflow_id
-                         for _ in range(config.sequential_workflows)]
-            floor_stats = floor_target.stats()
-            stored = cost.load_executions(stack.state_dir, [t.workflow_id for t in timings])
+            tenant_id, floor_before, timings, stored = f"bench-solo-{repeat}", floor.stats(), {}, {}
+            for target in (stack, floor):
+                target.add_tenant(tenant_id)
+                timings[target.name] = [run_workflow(target, tenant_id, config.poll_interval_seconds)
+                                        for _ in range(config.sequential_workflows)]
+                stored[target.name] = cost.load_executions(target.state_dir,
+                                                           [timing.workflow_id for timing in timings[target.name]])
+            floor_after, stack_stored = floor.stats(), stored["stack"]
             repeats.append({
-                "repeat": repeat, "tenantId": tenant_id, "timings": timings, "rss": [],
-                "stackInvocationMs": [cost.invocation_durations_ms(e) for e in stored.values()],
-                "floorInvocationMs": [cost.invocation_durations_ms(e)
-                                      for e in cost.load_executions(floor.state_dir, floor_ids).values()],
-                "floorHandlerMs": floor_stats["handlerMs"][len(floor_before["handlerMs"]):],
-                "floorStoreReads": floor_stats["storeReads"] - floor_before["storeReads"],
-                "durableOperations": [len(e.get("Operations", [])) for e in stored.values()],
-                "dataWrittenBytes": [cost.data_written_bytes(e) for e in stored.values()]})
+                "repeat": repeat, "tenantId": tenant_id, "timings": timings["stack"], "rss": [],
+                "stackInvocationMs": [cost.invocation_durations_ms(e) for e in stack_stored],
+                "floorInvocationMs": [cost.invocation_durations_ms(e) for e in stored["floor"]],
+                "floorHandlerMs": floor_after["handlerMs"][len(floor_before["handlerMs"]):],
+                "floorStoreReads": floor_after["storeReads"] - floor_before["storeReads"],
+                "durableOperations": [len(e.get("Operations", [])) for e in stack_stored],
+                "dataWrittenBytes": [cost.data_written_bytes(e) for e in stack_stored]})
         progress(f"  {config.sequential_workflows} sequential workflows per repeat done; now the rest, "
                  f"{config.repeats} tenants at once")
         with ThreadPoolExecutor(len(repeats)) as pool:  # the first error, if any, is raised here
-            list(pool.map(lambda entry: _run_solo(config, stack, stack_target, entry), repeats))
+            list(pool.map(lambda entry: _run_solo(config, stack, entry), repeats))
         for entry in repeats:
             timings, tenant_id, rss = entry.pop("timings"), entry.pop("tenantId"), entry.pop("rss")
             reads = reads_by_environment(timings)[tenant_id]
             entry.update(
                 workflows=len(timings), storeReads=reads["reads"], environments=reads["environments"],
-                workers=len([w for w in stack.workers() if w["tenantId"] == tenant_id]),
-                handlerInvocations=handler_invocations(stack, tenant_id), rssMb=[list(sample) for sample in rss],
+                workers=len([w for w in stack.stack.workers() if w["tenantId"] == tenant_id]),
+                handlerInvocations=handler_invocations(stack.stack, tenant_id), rssMb=[list(s) for s in rss],
                 rssGrowth=growth([sample for sample in rss if sample[0] >= 10]),
                 rssSecondHalfChange=rss[-1][1] - min(rss, key=lambda sample: abs(sample[0] - len(timings) / 2))[1])
             ratio = f" ({rss[-1][1] / baseline_rss['median']:.2f}x bare SDK)" if baseline_rss else ""
@@ -345,36 +315,34 @@ def run_tenant(config: Config, workdir: Path, baseline_rss: dict[str, Any] | Non
     return {"repeats": repeats}
 
 
-def _run_solo(config: Config, stack: StackProcess, target: StackTarget, entry: dict[str, Any]) -> None:
+def _run_solo(config: argparse.Namespace, target: StackTarget, entry: dict[str, Any]) -> None:
     """The rest of one repeat's workflows, ten at a time, reading the worker's RSS after every ten."""
     timings, tenant_id, rss = entry["timings"], entry["tenantId"], entry["rss"]
-
-    def read_rss() -> None:
-        workers = [w for w in stack.workers() if w["tenantId"] == tenant_id and w["functionName"].endswith(WORKFLOW_SUFFIX)]
-        if len(workers) != 1:
-            raise RuntimeError(f"expected one environment for {tenant_id}, found {len(workers)}")
-        rss.append((len(timings), rss_mb(workers[0]["pid"])))
-
-    if len(timings) % 10 == 0:
-        read_rss()
-    while len(timings) < config.tenant_workflows:
-        batch = min(10 - len(timings) % 10, config.tenant_workflows - len(timings))
-        result = run_round(target, "solo", [tenant_id], batch, config.poll_interval)
-        if result.errors:
-            raise RuntimeError(f"one-tenant run, {tenant_id}: {result.errors[0]}")
-        timings.extend(result.timings)
+    while True:
         if len(timings) % 10 == 0 or len(timings) == config.tenant_workflows:
-            read_rss()
+            workers = [w for w in target.stack.workers()
+                       if w["tenantId"] == tenant_id and w["functionName"].endswith(WORKFLOW_SUFFIX)]
+            if len(workers) != 1:
+                raise RuntimeError(f"expected one environment for {tenant_id}, found {len(workers)}")
+            rss.append((len(timings), rss_mb(workers[0]["pid"])))
+        if len(timings) >= config.tenant_workflows:
+            return
+        batch = min(10 - len(timings) % 10, config.tenant_workflows - len(timings))
+        result = run_round(target, "solo", [tenant_id], batch, config.poll_interval_seconds)
+        if result["errors"]:
+            raise RuntimeError(f"one-tenant run, {tenant_id}: {result['errors'][0]}")
+        timings.extend(result["timings"])
 
 
 # -- main -------------------------------------------------------------------------------------------
 
 
-def run(config: Config) -> dict[str, Any]:
-    results: dict[str, Any] = {"config": config.describe(), "machine": {
+def run(config: argparse.Namespace) -> dict[str, Any]:
+    """Measure the items of ``config.items`` in turn; the results as benchmarks.json keeps them."""
+    results: dict[str, Any] = {"config": describe(config), "machine": {
         "python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
         "pythonDontWriteBytecode": os.environ.get("PYTHONDONTWRITEBYTECODE", "")}}
-    workdir, items = Path(tempfile.mkdtemp(prefix="bench-")), config.only
+    workdir, items = Path(tempfile.mkdtemp(prefix="bench-")), config.items
     stack_in_workdir = lambda name, args: running_stack(workdir, name, args)  # noqa: E731
     try:
         if "package" in items:
@@ -392,8 +360,8 @@ def run(config: Config) -> dict[str, Any]:
             results["memory"] = probes.memory(config.repeats)
             progress(f"  bare SDK process RSS {results['memory']['bareSdkRssMb']['median']:.1f} MB")
         if "e2e" in items:
-            progress(f"item 1: end to end, tenants {config.tenants}, W={config.workflows}, "
-                     f"{config.repeats} repeats, polling every {config.poll_interval * 1000:.0f} ms")
+            progress(f"item 1: end to end, tenants {config.tenant_counts}, W={config.workflows_per_tenant}, "
+                     f"{config.repeats} repeats, polling every {config.poll_interval_seconds * 1000:.0f} ms")
             results["e2e"] = run_e2e(config, workdir)
         if "tenant" in items:
             progress(f"items 3, 4, 6: {config.tenant_workflows} workflows of one tenant, {config.repeats} repeats")
@@ -401,8 +369,10 @@ def run(config: Config) -> dict[str, Any]:
         if "cost" in items and "tenant" in results:
             results["cost"] = cost.per_1000(results["tenant"], results.get("coldstart"))
         if "idle" in items:
-            progress(f"item 7: idle footprint, {config.idle_workflows} workflows then {config.idle_window:.0f} s idle")
-            results["idle"] = idle.measure(stack_in_workdir, config.idle_workflows, config.idle_window, progress)
+            progress(f"item 7: idle footprint, {config.idle_workflows} workflows then "
+                     f"{config.idle_window_seconds:.0f} s idle")
+            results["idle"] = idle.measure(stack_in_workdir, config.idle_workflows, config.idle_window_seconds,
+                                           progress)
         if "faults" in items:
             progress(f"item 8: a retried callback after each fault kind, {config.repeats} workflows per cell")
             results["faults"] = idle.faults(stack_in_workdir, config.repeats, progress)
@@ -417,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     if config.report_only is not None:
         results = json.loads(config.report_only.read_text())
     else:
-        progress(f"benchmarks: {', '.join(config.only)}{' (quick)' if config.quick else ''}")
+        progress(f"benchmarks: {', '.join(config.items)}{' (quick)' if config.quick else ''}")
         results = run(config)
     results["verdicts"] = report.verdicts(results)
     written = report.write(results, config.out_dir)

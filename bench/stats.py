@@ -1,6 +1,4 @@
 """Summaries of repeated measurements (pure), and a process's RSS and CPU time from Linux ``/proc``."""
-from __future__ import annotations
-
 import math
 import os
 import statistics
@@ -11,7 +9,9 @@ from typing import Any
 
 def p95(values: Sequence[float]) -> float:
     """The 95th percentile, interpolated linearly like ``numpy.percentile``'s default."""
-    return statistics.quantiles(values, n=20, method="inclusive")[18] if len(values) > 1 else statistics.median(values)
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=20, method="inclusive")[18]
 
 
 def summary(values: Sequence[float]) -> dict[str, Any]:
@@ -42,8 +42,12 @@ def parse_cpu_seconds(stat_text: str) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def rss_mb(pid: int) -> float:
-    return parse_rss_mb(Path(f"/proc/{pid}/status").read_text())
+def rss_mb(pid: int) -> float | None:
+    """VmRSS of ``pid`` in MiB; None when it is gone."""
+    try:
+        return parse_rss_mb(Path(f"/proc/{pid}/status").read_text())
+    except FileNotFoundError:
+        return None
 
 
 def cpu_seconds(pid: int) -> float:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from bench import idle, report
-from bench.idle import STACK, Sample, idle_figures
+from bench.e2e import StackTarget
+from bench.idle import Sample, idle_figures
 from bench.run import parse_args
 
-WORKERS = "workflowWorkers"
+STACK, WORKERS = "stackProcess", "workflowWorkers"
 
 
 def sample(at: float, rss: dict[int, float], cpu: dict[int, float]) -> Sample:
@@ -61,10 +62,10 @@ def test_only_processes_present_throughout_count() -> None:
 
 def test_options_default_to_500_workflows_and_10_minutes_and_quick_is_shorter() -> None:
     full, quick = parse_args([]), parse_args(["--quick"])
-    assert "idle" in full.only
-    assert (full.idle_workflows, full.idle_window) == (500, 600)
-    assert (quick.idle_workflows, quick.idle_window) == (100, 120)
-    assert parse_args(["--only", "idle", "--idle-workflows", "50", "--idle-window", "60"]).idle_window == 60
+    assert "idle" in full.items
+    assert (full.idle_workflows, full.idle_window_seconds) == (500, 600)
+    assert (quick.idle_workflows, quick.idle_window_seconds) == (100, 120)
+    assert parse_args(["--only", "idle", "--idle-workflows", "50", "--idle-window", "60"]).idle_window_seconds == 60
     with pytest.raises(SystemExit):
         parse_args(["--idle-window", "1"])
 
@@ -117,6 +118,6 @@ def test_section_lists_every_cell() -> None:
 def test_processes_are_the_stack_and_its_workers_by_kind() -> None:
     from types import SimpleNamespace
 
-    stack = SimpleNamespace(process=SimpleNamespace(pid=1), workers=lambda: [
+    stack = SimpleNamespace(process=SimpleNamespace(pid=1), state_dir=None, workers=lambda: [
         {"pid": 2, "functionName": "tenant-durable-workflow"}, {"pid": 3, "functionName": "tenant-durable-api"}])
-    assert idle.processes(stack) == {1: STACK, 2: "workflowWorkers", 3: "apiAndAuthorizerWorkers"}
+    assert StackTarget(stack).processes() == {1: STACK, 2: "workflowWorkers", 3: "apiAndAuthorizerWorkers"}

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from bench.e2e import Target, run_round
 from bench.run import cpu_used, parse_args, reads_by_environment
 
 
 def test_defaults_and_quick_subset() -> None:
     full, quick = parse_args([]), parse_args(["--quick"])
-    assert (full.repeats, full.tenants, full.tenant_workflows) == (3, (1, 5, 20), 100)
+    assert (full.repeats, full.tenant_counts, full.tenant_workflows) == (3, (1, 5, 20), 100)
     assert (quick.repeats, quick.tenant_workflows, quick.coldstart_runs) == (2, 40, 3)
     assert parse_args(["--quick", "--repeats", "4"]).repeats == 4
 
 
 def test_only_selects_items_and_refuses_unknown_ones() -> None:
-    assert parse_args(["--only", "coldstart,memory"]).only == ("coldstart", "memory")
+    assert parse_args(["--only", "coldstart,memory"]).items == ("coldstart", "memory")
     with pytest.raises(SystemExit):
         parse_args(["--only", "coldstart,speed"])
 
@@ -59,3 +61,40 @@ def test_stale_zips_are_rebuilt_only_when_allowed(monkeypatch: pytest.MonkeyPatc
         probes.fresh_zips(False)
     monkeypatch.setattr(probes, "zips_are_fresh", lambda: True)
     assert probes.fresh_zips(False) is False and len(calls) == 1
+
+
+def test_the_recorded_options_carry_the_names_the_report_reads() -> None:
+    from bench.run import describe
+
+    config = describe(parse_args(["--tenants", "2,1", "--poll-interval", "0.2"]))
+    assert config["tenantCounts"] == (1, 2) and config["pollIntervalSeconds"] == 0.2
+    assert {"repeats", "workflowsPerTenant", "sequentialWorkflows", "idleWindowSeconds", "quick", "items",
+            "startedAt"} <= set(config)
+    assert not {"outDir", "reportOnly", "noBuild"} & set(config)
+
+
+class FakeTarget(Target):
+    """Answers every status read with the callbackId, then COMPLETED; tenant "bad" never gets one."""
+
+    name, answered = "fake", False
+
+    def start(self, tenant_id: str) -> str:
+        return f"wf-{tenant_id}"
+
+    def state(self, tenant_id: str, workflow_id: str) -> tuple:
+        self.count("reads")
+        if tenant_id == "bad":
+            return "FAILED", None, None
+        return ("COMPLETED", "cb", {"ok": True}) if self.answered else ("WAITING", "cb", None)
+
+    def callback(self, tenant_id: str, callback_id: str) -> None:
+        self.answered = True
+
+
+def test_a_round_times_every_workflow_and_reports_the_ones_that_failed() -> None:
+    result = run_round(FakeTarget(Path(".")), "warm", ["a", "bad"], 2, poll_interval=0.001)
+    assert (result["tenants"], result["perTenant"], result["phase"]) == (2, 2, "warm")
+    assert [timing.tenant_id for timing in result["timings"]] == ["a", "a"]
+    assert all(timing.result == {"ok": True} for timing in result["timings"])
+    assert len(result["errors"]) == 2 and "ended FAILED" in result["errors"][0]
+    assert result["statusReads"] >= 4 and result["retries"] == 0 and result["wallSeconds"] > 0
