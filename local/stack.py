@@ -83,7 +83,7 @@ status_after() {
 # 1. start: 202 {"workflowId": "...", "status": "STARTED"}
 START=$(curl "${C[@]}" -X POST "$API/workflow" -d '{"amount": 120, "currency": "EUR", "description": "order 42"}')
 WF=$(jq -er '.workflowId // empty' <<<"${START:-null}") ||
-  echo "not started: ${START:-no answer from $API (is make run running?)}" >&2
+  echo "not started: ${START:-no answer from $API (locally: is make run running?)}" >&2
 # 2. status: wait until it has left STARTED (a 404 for the first moment): WAITING_FOR_CALLBACK names
 #    the callbackUrl the external system answers at (also sent to tenant-a's queue); REJECTED says why
 STATUS=$(status_after 'null|STARTED') && echo "$STATUS"

@@ -145,3 +145,21 @@ def test_the_readme_aws_cli_flow_ends_completed(stack: StackProcess, workdir: Pa
     assert '"workflowId":"cli-' in last and '"status":"COMPLETED"' in last, result.stdout + result.stderr
     assert '"confirmation":{"approved":true}' in last
     assert '"StatusCode": 202' in result.stdout
+
+
+def test_the_readme_deployed_flow_is_the_local_one_and_ends_completed(stack: StackProcess, tmp_path: Path) -> None:
+    """"Test it with curl": the local steps after two lines that read the Terraform outputs
+    (here a stand-in terraform that answers them for the local stack)."""
+    block = readme_block("API=$(terraform output -raw api_url)\n")
+    assert block.split("\n", 2)[2].startswith(CURL_FLOW.split("\n", 2)[2])
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "terraform").write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in "output -raw api_url") printf %s "{stack.api_url}";;\n'
+        f'  "output -json demo_api_keys") cat "{stack.state_dir / "api-keys.json"}";; *) exit 1;; esac\n'
+    )
+    (bin_dir / "terraform").chmod(0o755)
+    result, _ = run_block(block, tmp_path, path_prefix=bin_dir)
+
+    assert '"status":"COMPLETED"' in result.stdout.strip().splitlines()[-1], result.stdout + result.stderr
