@@ -163,3 +163,11 @@ def test_the_readme_deployed_flow_is_the_local_one_and_ends_completed(stack: Sta
     result, _ = run_block(block, tmp_path, path_prefix=bin_dir)
 
     assert '"status":"COMPLETED"' in result.stdout.strip().splitlines()[-1], result.stdout + result.stderr
+
+
+def test_the_banner_prints_the_same_flows_for_this_stack(stack: StackProcess) -> None:
+    banner = stack.log_path.read_text(errors="replace")
+    steps = CURL_FLOW.split("\n", 2)[2]
+    assert f"API={stack.api_url}\nKEY='{stack.api_keys['tenant-a']}'   # tenant-a's API key" in banner
+    assert steps in banner
+    assert f"LAMBDA={stack.lambda_url}\n" + CLI_FLOW.split("\n", 1)[1] in banner
