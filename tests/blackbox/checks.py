@@ -73,11 +73,29 @@ def test_token_route_completes_with_the_url_alone(api: ApiTarget) -> None:
     assert other.status_code == 409 and only_message(other)
 
 
-def test_failure_answer_fails_the_workflow(api: ApiTarget) -> None:
+@pytest.mark.parametrize("route", ["token", "callback"])
+def test_failure_answer_fails_the_workflow(api: ApiTarget, route: str) -> None:
     workflow_id, waiting = api.waiting_workflow(TENANT_A)
-    failed = api.answer(waiting["callbackUrl"], {"error": {"type": "Declined", "message": "card declined"}})
+    error = {"error": {"type": "Declined", "message": "card declined"}}
+    if route == "token":
+        failed = api.answer(waiting["callbackUrl"], error)
+    else:
+        failed = api.callback(TENANT_A, {"callbackId": waiting["callbackId"], **error})
     assert (failed.status_code, failed.json()["delivered"]) == (200, "failure")
     assert "card declined" in api.wait_for_status(TENANT_A, workflow_id, "FAILED")["reason"]
+    # the first answer won: a success after it is 409, by either route
+    late = api.answer(waiting["callbackUrl"], {"payload": {"approved": True}})
+    assert late.status_code == 409 and only_message(late)
+
+
+def test_heartbeats_with_the_key_keep_the_workflow_waiting(api: ApiTarget) -> None:
+    workflow_id, waiting = api.waiting_workflow(TENANT_A)
+    for _ in range(2):
+        beat = api.callback(TENANT_A, {"callbackId": waiting["callbackId"], "heartbeat": True})
+        assert (beat.status_code, beat.json()["delivered"]) == (200, "heartbeat")
+    assert api.status(TENANT_A, workflow_id).json()["status"] == "WAITING_FOR_CALLBACK"
+    assert api.callback(TENANT_A, {"callbackId": waiting["callbackId"], "payload": {}}).status_code == 200
+    api.wait_for_status(TENANT_A, workflow_id, "COMPLETED")
 
 
 def test_unknown_or_malformed_token_is_404(api: ApiTarget) -> None:

@@ -185,25 +185,6 @@ def test_identity_headers_on_the_token_route_are_ignored(stack: StackProcess) ->
     stack.wait_for_status("tenant-b", workflow_b, "COMPLETED")
 
 
-def test_a_failure_answer_with_the_token_fails_the_workflow(stack: StackProcess) -> None:
-    workflow_id, url = waiting_workflow(stack)
-    response = answer(stack, url, {"error": {"type": "Declined", "message": "card declined"}})
-    assert (response.status_code, response.json()["delivered"]) == (200, "failure")
-    failed = stack.wait_for_status("tenant-a", workflow_id, "FAILED")
-    assert "card declined" in failed["reason"]
-    assert answer(stack, url, {"payload": {"approved": True}}).status_code == 409
-
-
-def test_heartbeats_with_the_token_keep_the_workflow_waiting(stack: StackProcess) -> None:
-    workflow_id, url = waiting_workflow(stack)
-    for _ in range(2):
-        response = answer(stack, url, {"heartbeat": True})
-        assert (response.status_code, response.json()["delivered"]) == (200, "heartbeat")
-    assert stack.status("tenant-a", workflow_id).json()["status"] == "WAITING_FOR_CALLBACK"
-    assert answer(stack, url, {"payload": {"approved": True}}).status_code == 200
-    stack.wait_for_status("tenant-a", workflow_id, "COMPLETED")
-
-
 @pytest.mark.parametrize("token", [MADE_UP_TOKEN, "short", MADE_UP_TOKEN + "A"])
 def test_an_unknown_or_malformed_token_is_404_json_and_no_authorizer_runs(stack: StackProcess, token: str) -> None:
     authorizer_runs = stack.invocations("-authorizer")

@@ -1,4 +1,8 @@
-"""Callbacks that race or repeat, heartbeats, and idempotent starts, on the local stack."""
+"""Callbacks that race, and idempotent starts, on the local stack (as the Lambda service sees them).
+
+The plain HTTP checks (a second answer, failures, heartbeats, keys of two tenants)
+are the black-box suite's: tests/blackbox/checks.py, run here by test_blackbox_local.py.
+"""
 
 from __future__ import annotations
 
@@ -41,34 +45,6 @@ def test_twenty_concurrent_duplicate_callbacks_complete_the_workflow_exactly_onc
     assert done["result"]["confirmation"] == {"attempt": winner}
 
 
-def test_second_callback_is_409_and_the_first_result_stands(stack: StackProcess) -> None:
-    workflow_id, callback_id = waiting_workflow(stack)
-    assert stack.callback("tenant-a", callback_id, {"first": True}).status_code == 200
-    stack.wait_for_status("tenant-a", workflow_id, "COMPLETED")
-    assert stack.callback("tenant-a", callback_id, {"second": True}).status_code == 409
-    assert stack.status("tenant-a", workflow_id).json()["result"]["confirmation"] == {"first": True}
-
-
-def test_failure_callback_ends_the_workflow_failed(stack: StackProcess) -> None:
-    workflow_id, callback_id = waiting_workflow(stack)
-    response = stack.http.post(f"{stack.api_url}/callback", headers=stack.headers("tenant-a"), timeout=30,
-                               json={"callbackId": callback_id, "error": {"type": "Declined", "message": "card declined"}})
-    assert response.status_code == 200 and response.json()["delivered"] == "failure"
-    failed = stack.wait_for_status("tenant-a", workflow_id, "FAILED")
-    assert "card declined" in failed["reason"]
-
-
-def test_heartbeat_keeps_waiting_then_success_completes(stack: StackProcess) -> None:
-    workflow_id, callback_id = waiting_workflow(stack)
-    for _ in range(2):
-        response = stack.http.post(f"{stack.api_url}/callback", headers=stack.headers("tenant-a"), timeout=30,
-                                   json={"callbackId": callback_id, "heartbeat": True})
-        assert (response.status_code, response.json()["delivered"]) == (200, "heartbeat")
-    assert stack.status("tenant-a", workflow_id).json()["status"] == "WAITING_FOR_CALLBACK"
-    assert stack.callback("tenant-a", callback_id).status_code == 200
-    stack.wait_for_status("tenant-a", workflow_id, "COMPLETED")
-
-
 def test_same_idempotency_key_returns_same_workflow_and_starts_one_execution(stack: StackProcess) -> None:
     key = f"order-{uuid.uuid4()}"
     first = start_with_key(stack, "tenant-a", key, BODY)
@@ -89,26 +65,14 @@ def test_same_idempotency_key_returns_same_workflow_and_starts_one_execution(sta
     assert stack.status("tenant-a", workflow_id).json()["status"] == "COMPLETED"
 
 
-def test_same_idempotency_key_from_two_tenants_never_collides(stack: StackProcess) -> None:
-    key = f"shared-{uuid.uuid4()}"
-    status_a, started_a = start_with_key(stack, "tenant-a", key, BODY)
-    status_b, started_b = start_with_key(stack, "tenant-b", key, {"amount": 20, "currency": "GBP"})
-    assert status_a == status_b == 202 and started_a["workflowId"] != started_b["workflowId"]
-    for tenant_id, started in (("tenant-a", started_a), ("tenant-b", started_b)):
-        waiting = stack.wait_for_status(tenant_id, str(started["workflowId"]), "WAITING_FOR_CALLBACK")
-        assert stack.callback(tenant_id, waiting["callbackId"]).status_code == 200
-        stack.wait_for_status(tenant_id, str(started["workflowId"]), "COMPLETED")
-    assert stack.status("tenant-b", str(started_a["workflowId"])).status_code == 404
-
-
-def test_idempotency_key_reused_with_another_body_is_refused_and_starts_nothing(stack: StackProcess) -> None:
+def test_idempotency_key_reused_with_another_body_starts_no_second_execution(stack: StackProcess) -> None:
     key = f"order-{uuid.uuid4()}"
     status, first = start_with_key(stack, "tenant-a", key, BODY)
     assert status == 202
-    # Lambda refuses the execution name with another payload; API Gateway (and the
-    # local gateway) can only say the start failed: 502, never a second 202.
-    status, body = start_with_key(stack, "tenant-a", key, {**BODY, "amount": 31})
-    assert status == 502 and set(body) == {"message"}
+    # Lambda refuses the execution name with another payload; what the gateway answers
+    # is checked (and on AWS recorded) by tests/blackbox/checks.py: never a second 202.
+    status, _ = start_with_key(stack, "tenant-a", key, {**BODY, "amount": 31})
+    assert status >= 500
     executions = stack.lambda_client().list_durable_executions_by_function(
         FunctionName="tenant-durable-workflow", DurableExecutionName=str(first["workflowId"])
     )["DurableExecutions"]

@@ -252,19 +252,22 @@ def test_answering_a_timed_out_callback_is_callback_timeout_exception(stack: Sta
     assert stack.callback("tenant-hasty", callback_id).status_code == 410
 
 
-def test_heartbeat_timeout_still_fires_after_a_restart(stack: StackProcess) -> None:
-    # GIVEN a tenant whose callbacks need a heartbeat every few seconds, waiting for its callback
-    tenant = {"tenantId": "tenant-pulse", "displayName": "Pulse Ltd", "status": "ACTIVE",
-              "allowedCurrencies": ["USD"], "maxAmount": 100, "callbackTimeoutSeconds": 3600,
-              "heartbeatTimeoutSeconds": 6}
-    stack.put_tenant(tenant, api_key=uuid.uuid4().hex)
-    workflow_id = stack.start_workflow("tenant-pulse", {"amount": 1, "currency": "USD"})
-    stack.wait_for_status("tenant-pulse", workflow_id, "WAITING_FOR_CALLBACK")
+@pytest.mark.parametrize(
+    "deadline",
+    [{"callbackTimeoutSeconds": 8}, {"callbackTimeoutSeconds": 3600, "heartbeatTimeoutSeconds": 6}],
+    ids=["callback-timeout", "heartbeat-timeout"],
+)
+def test_callback_deadlines_still_fire_after_a_restart(stack: StackProcess, deadline: dict[str, int]) -> None:
+    # GIVEN a tenant whose callbacks time out (or need a heartbeat) within seconds, waiting for its callback
+    tenant_id = f"tenant-brief-{uuid.uuid4().hex[:8]}"
+    stack.put_tenant({"tenantId": tenant_id, "displayName": "Brief Ltd", "status": "ACTIVE",
+                      "allowedCurrencies": ["USD"], "maxAmount": 100, **deadline}, api_key=uuid.uuid4().hex)
+    workflow_id = stack.start_workflow(tenant_id, {"amount": 1, "currency": "USD"})
+    stack.wait_for_status(tenant_id, workflow_id, "WAITING_FOR_CALLBACK")
 
-    # WHEN the stack restarts (the emulator keeps its heartbeat timers in memory only) and no heartbeat comes
+    # WHEN the stack restarts before the deadline (the emulator keeps its timers in memory only), no heartbeat coming
     stack.restart()
 
-    # THEN the callback still times out for want of a heartbeat
-    timed_out = stack.wait_for_status("tenant-pulse", workflow_id, "TIMED_OUT", timeout=40)
+    # THEN the callback still times out and the workflow records it
+    timed_out = stack.wait_for_status(tenant_id, workflow_id, "TIMED_OUT", timeout=40)
     assert timed_out["result"]["status"] == "TIMED_OUT"
-
