@@ -107,25 +107,20 @@ def durable_cost_per_1000(usage: WorkflowUsage, memory_mb: int, retention_days: 
     return {**parts, "total": sum(parts.values())}
 
 
-def poller_cost_per_1000(invocations: int, billed: float, memory_mb: int, prices: PriceInputs) -> dict[str, float]:
-    """Cost of 1,000 workflows of a polling design: ``invocations`` per workflow, ``billed`` ms in all."""
-    parts = {"compute": compute_cost(billed * WORKFLOWS, memory_mb, prices),
-             "requests": request_cost(invocations * WORKFLOWS, prices)}
-    return {**parts, "total": sum(parts.values()), "invocationsPerWorkflow": invocations}
-
-
-def sleeping_poller_cost_per_1000(wait_seconds: float, work_billed_ms: float, memory_mb: int,
-                                  prices: PriceInputs) -> dict[str, float]:
-    """A function billed for the whole wait (re-invoking itself every 15 minutes), plus the pattern's work."""
-    invocations = max(1, math.ceil(wait_seconds / LAMBDA_MAX_INVOCATION_SECONDS)) + 1
-    return poller_cost_per_1000(invocations, wait_seconds * 1000 + work_billed_ms, memory_mb, prices)
-
-
-def rechecking_poller_cost_per_1000(wait_seconds: float, interval_seconds: float, check_billed_ms: float,
-                                    work_billed_ms: float, memory_mb: int, prices: PriceInputs) -> dict[str, float]:
-    """A function invoked every ``interval_seconds`` to check for the answer (the scheduler's charge not included)."""
-    checks = max(1, math.ceil(wait_seconds / interval_seconds))
-    return poller_cost_per_1000(checks + 1, checks * check_billed_ms + work_billed_ms, memory_mb, prices)
+def poller_costs_per_1000(wait_seconds: float, usage: WorkflowUsage, memory_mb: int,
+                          prices: PriceInputs) -> dict[str, dict[str, float]]:
+    """Cost of 1,000 workflows of two polling designs doing the pattern's work (``usage``) at the same memory: one
+    billed for the whole wait (re-invoking itself every 15 minutes), one invoked every ``RECHECK_SECONDS`` to check
+    for the answer, a check billed like one of the pattern's invocations (the scheduler's charge not included)."""
+    checks = max(1, math.ceil(wait_seconds / RECHECK_SECONDS))
+    designs = {"sleeping": (max(1, math.ceil(wait_seconds / LAMBDA_MAX_INVOCATION_SECONDS)) + 1, wait_seconds * 1000),
+               "recheck": (checks + 1, checks * usage.billed_ms / max(1.0, usage.invocations))}
+    costs = {}
+    for design, (invocations, waiting_ms) in designs.items():
+        parts = {"compute": compute_cost((waiting_ms + usage.billed_ms) * WORKFLOWS, memory_mb, prices),
+                 "requests": request_cost(invocations * WORKFLOWS, prices)}
+        costs[design] = {**parts, "total": sum(parts.values()), "invocationsPerWorkflow": invocations}
+    return costs
 
 
 def per_1000(tenant: dict[str, Any], cold: dict[str, Any] | None) -> dict[str, Any]:
@@ -148,10 +143,8 @@ def per_1000(tenant: dict[str, Any], cold: dict[str, Any] | None) -> dict[str, A
                "durable": durable_cost_per_1000(usage, memory_mb, retention_days, prices),
                "durableUpperBound": durable_cost_per_1000(upper, memory_mb, retention_days, prices)}
         for label, wait in (("1h", 3600), ("1d", 86400)):
-            row[f"sleeping{label}"] = sleeping_poller_cost_per_1000(wait, usage.billed_ms, memory_mb, prices)
-            row[f"recheck{label}"] = rechecking_poller_cost_per_1000(
-                wait, RECHECK_SECONDS, usage.billed_ms / max(1.0, usage.invocations), usage.billed_ms, memory_mb,
-                prices)
+            row.update({design + label: costs for design, costs in poller_costs_per_1000(
+                wait, usage, memory_mb, prices).items()})
         per_repeat.append(row)
     figures = {key: {part: summary([row[key][part] for row in per_repeat]) for part in value}
                for key, value in per_repeat[0].items()}

@@ -69,15 +69,22 @@ class Target:
             taken, self.counts = self.counts, Counter()
         return taken
 
-    def retry(self, operation: Callable[[int], Any]) -> Any:
-        """``operation(attempt)``, retried on connection errors (50 ms doubling) as a client of a busy server would."""
-        for attempt in range(RETRIES - 1):
+    def retry(self, operation: Callable[[int], Any], landed: type[Exception] | tuple[()] = ()) -> Any:
+        """``operation(attempt)``, retried on connection errors (50 ms doubling) as a client of a busy server would;
+        ``landed`` raised by a retry means an earlier attempt got through (and gives None)."""
+        for attempt in range(RETRIES):
             try:
                 return operation(attempt)
+            except landed:
+                if attempt == 0:
+                    raise
+                return None
             except CONNECTION_ERRORS:
+                if attempt == RETRIES - 1:
+                    raise
                 self.count("retries")
                 time.sleep(0.05 * 2**attempt)
-        return operation(RETRIES - 1)
+        raise AssertionError("unreachable")
 
 
 class StackTarget(Target):
@@ -163,23 +170,12 @@ class FloorTarget(Target):
         item = {key: TypeSerializer().serialize(value) for key, value in bench_tenant(tenant_id).items()}
         self.dynamodb.put_item(TableName=self.names.tenants_table, Item=item)
 
-    def once(self, call: Callable[[], Any], landed: type[Exception]) -> None:
-        """``call()`` with retries; ``landed`` raised by a retry means an earlier attempt got through."""
-        def attempt(number: int) -> None:
-            try:
-                call()
-            except landed:
-                if number == 0:
-                    raise
-
-        self.retry(attempt)
-
     def start(self, tenant_id: str) -> str:
         workflow_id = str(uuid.uuid4())
-        self.once(lambda: self.durable.start_execution(
+        self.retry(lambda _: self.durable.start_execution(
             function_name=self.names.workflow_function, qualifier="live", execution_name=workflow_id,
             tenant_id=tenant_id, payload=json.dumps({"workflowId": workflow_id, "request": REQUEST}),
-            execution_timeout_seconds=7 * 24 * 3600, retention_days=7), DurableBackendError)
+            execution_timeout_seconds=7 * 24 * 3600, retention_days=7), landed=DurableBackendError)
         return workflow_id
 
     def state(self, tenant_id: str, workflow_id: str) -> State:
@@ -192,8 +188,8 @@ class FloorTarget(Target):
                 json.loads(raw_result) if raw_result else None)
 
     def callback(self, tenant_id: str, callback_id: str) -> None:
-        self.once(lambda: self.lambda_.send_durable_execution_callback_success(
-            CallbackId=callback_id, Result=json.dumps(CONFIRMATION).encode()), ClientError)
+        self.retry(lambda _: self.lambda_.send_durable_execution_callback_success(
+            CallbackId=callback_id, Result=json.dumps(CONFIRMATION).encode()), landed=ClientError)
 
     def stats(self) -> dict[str, Any]:
         """The floor's in-process handler times (``handlerMs``) and tenant-store reads (``storeReads``)."""

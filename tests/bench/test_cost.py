@@ -10,9 +10,8 @@ from bench.cost import (
     billed_ms,
     compute_cost,
     durable_cost_per_1000,
-    rechecking_poller_cost_per_1000,
+    poller_costs_per_1000,
     request_cost,
-    sleeping_poller_cost_per_1000,
     workflow_usage,
 )
 
@@ -55,14 +54,16 @@ def test_durable_cost_adds_up_its_parts_and_ignores_the_wait() -> None:
 
 
 def test_sleeping_poller_pays_for_the_whole_wait() -> None:
-    hour = sleeping_poller_cost_per_1000(3600, work_billed_ms=0, memory_mb=1024, prices=PRICES)
-    assert hour["compute"] == pytest.approx(3600 * 1000 * PRICES.arm_gb_second)
+    usage = WorkflowUsage(invocations=2, billed_ms=20, durable_operations=6, data_written_bytes=0)
+    hour = poller_costs_per_1000(3600, usage, memory_mb=1024, prices=PRICES)["sleeping"]
+    assert hour["compute"] == pytest.approx((3600 * 1000 + 20) * PRICES.arm_gb_second)
     assert hour["invocationsPerWorkflow"] == 5  # four 15-minute invocations, then the one that acts
 
 
 def test_rechecking_poller_pays_per_check() -> None:
-    day = rechecking_poller_cost_per_1000(86400, 60, check_billed_ms=10, work_billed_ms=0, memory_mb=1024,
-                                          prices=PRICES)
-    assert day["invocationsPerWorkflow"] == 1441
-    assert day["compute"] == pytest.approx(1440 * 10 / 1000 * 1000 * PRICES.arm_gb_second)
+    usage = WorkflowUsage(invocations=2, billed_ms=20, durable_operations=6, data_written_bytes=0)
+    day = poller_costs_per_1000(86400, usage, memory_mb=1024, prices=PRICES)["recheck"]
+    assert day["invocationsPerWorkflow"] == 1441  # a check a minute, then the one that acts
+    # each check billed like one of the pattern's invocations (20 / 2 ms), plus the pattern's own 20 ms
+    assert day["compute"] == pytest.approx((1440 * 10 + 20) / 1000 * 1000 * PRICES.arm_gb_second)
     assert day["requests"] == pytest.approx(1441 * 1000 * 0.20 / 1_000_000)
