@@ -283,6 +283,12 @@ class LocalGateway(LocalHttpService):
 
     # -- gateway responses -------------------------------------------------------
 
+    def refusal(self, status: int, message: str) -> Response:
+        """A request refused before routing (too large, malformed) gets main.tf's gateway response too."""
+        response_type = {413: "REQUEST_TOO_LARGE"}.get(status, "DEFAULT_4XX" if status < 500 else "DEFAULT_5XX")
+        event = {"requestContext": {"requestId": str(uuid.uuid4())}}
+        return self._gateway_response(_Refused(response_type, message, status=status), event, TemplateInput())
+
     def _gateway_response(self, refused: _Refused, event: dict[str, Any], template_input: TemplateInput) -> Response:
         """Render the gateway response of ``refused`` from the deployed template and headers."""
         response = self._contract.gateway_responses.resolve(refused.response_type, refused.status)

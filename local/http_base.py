@@ -101,14 +101,13 @@ class _Handler(BaseHTTPRequestHandler):
             len(self.requestline) + sum(len(value) for value in self.headers.values()) > header_limit
         ):
             self.close_connection = True
-            self._send(Response.json(431, {"message": "Request Header Fields Too Large"}, {"Connection": "close"}))
+            self._refuse(431, "Request Header Fields Too Large")
             return
         try:
             body = self._read_body()
         except _BodyRefused as refused:
             # Refuse without reading the rest of the body, and close: it is unread.
-            self.close_connection = True
-            self._send(Response.json(refused.status, {"message": refused.message}, {"Connection": "close"}))
+            self._refuse(refused.status, refused.message)
             return
         request = Request(
             method=self.command,
@@ -166,19 +165,19 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _BodyRefused(400, "Invalid chunked body")
             body += chunk
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """http.server's own refusals (request line too long, bad syntax, too many headers) as JSON."""
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer a request that never reaches :meth:`LocalHttpService.handle`, and close."""
         self.close_connection = True
-        reason = self.responses.get(code, ("Error",))[0]
-        payload = json.dumps({"message": reason}).encode()
+        response = self.server.service.refusal(status, message)
+        response.headers["Connection"] = "close"
+        self._send(response)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (request line too long, bad syntax, too many headers), as the service's."""
+        if not getattr(self, "command", None):
+            self.command = ""  # no request line parsed: _send reads it
         try:
-            self.send_response(code, reason)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Connection", "close")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if getattr(self, "command", None) != "HEAD" and code >= 200 and code not in (204, 304):
-                self.wfile.write(payload)
+            self._refuse(code, self.responses.get(code, ("Error",))[0])
         except OSError:
             pass
 
@@ -264,6 +263,10 @@ class LocalHttpService:
     def loggable_path(self, path: str) -> str:
         """What this service's logs may show of a request path (a path may hold a credential)."""
         return path
+
+    def refusal(self, status: int, message: str) -> Response:
+        """The answer to a request refused before :meth:`handle` (malformed, too large): JSON."""
+        return Response.json(status, {"message": message})
 
     def handle(self, request: Request) -> Response:  # pragma: no cover - abstract
         """Answer one request."""

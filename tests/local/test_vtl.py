@@ -17,7 +17,7 @@ import requests
 
 from local.contract import API_GATEWAY_DIR, load_gateway_responses
 from local.vtl import MappingTemplate, TemplateInput, escape_javascript, json_path, message_string, read_template
-from tests.local.gateway_fakes import IDENTITY, TENANT, VALID_BODY, WORKFLOW_ID, running_gateway
+from tests.local.gateway_fakes import IDENTITY, TENANT, VALID_BODY, WORKFLOW_ID, raw_exchange, running_gateway
 
 TEMPLATES = sorted(API_GATEWAY_DIR.glob("*.vtl"))
 
@@ -132,8 +132,12 @@ def test_an_edited_gateway_response_changes_what_the_gateway_answers(tmp_path: P
     responses["responses"]["UNAUTHORIZED"] = {"statusCode": "418", "headers": {"X-Why": "'no identity'"}}
     (copy / "gateway_responses.json").write_text(json.dumps(responses))
 
+    too_many_headers = "GET /workflow/wf-1 HTTP/1.1\r\n" + "".join(f"x-h{i}: v\r\n" for i in range(120)) + "\r\n"
     with running_gateway(copy) as (gateway, _scripted):
         response = requests.get(f"{gateway.url}/workflow/wf-1", timeout=10)
+        # Refusals before routing (here http.server's header count limit) render the same files.
+        status, _headers, refused = raw_exchange(gateway.url, too_many_headers.encode())
+    assert (status, json.loads(refused)["type"]) == (431, "DEFAULT_4XX")
     assert response.status_code == 418
     assert response.headers["X-Why"] == "no identity"
     body = response.json()
