@@ -99,8 +99,9 @@ class StackTarget(Target):
     def processes(self) -> dict[int, str]:
         """The stack process and its workers, by pid, with their kind."""
         assert self.stack.process is not None
-        return {self.stack.process.pid: "stackProcess", **{worker["pid"]: "workflowWorkers" if worker[
-            "functionName"].endswith(WORKFLOW_SUFFIX) else "apiAndAuthorizerWorkers" for worker in self.stack.workers()}}
+        kind = lambda name: "workflowWorkers" if name.endswith(WORKFLOW_SUFFIX) else "apiAndAuthorizerWorkers"
+        return {self.stack.process.pid: "stackProcess",
+                **{worker["pid"]: kind(worker["functionName"]) for worker in self.stack.workers()}}
 
     def add_tenant(self, tenant_id: str) -> None:
         self.stack.put_tenant(bench_tenant(tenant_id), api_key=f"bench-key-{uuid.uuid4().hex}")

@@ -171,8 +171,8 @@ def faults(running_stack: Callable[..., Any], repeats: int, progress: Progress) 
         faults_url = line.split()[-1].removesuffix("/_faults")
         for call, fault in ((call, fault) for call in CALLS for fault in FAULTS):
             samples = [measure_one(stack, faults_url, fault, call) for _ in range(repeats)]
-            rows.append({"call": call, "fault": fault, **{key: summary([s[key] for s in samples])
-                                                          for key in ("answeredSeconds", "completedSeconds", "attempts")}})
+            rows.append({"call": call, "fault": fault, **{key: summary([sample[key] for sample in samples])
+                                                          for key in samples[0]}})
             progress(f"  retried callback, {call} / {fault}: answered in {rows[-1]['answeredSeconds']['median']:.2f} "
                      f"s, workflow COMPLETED in {rows[-1]['completedSeconds']['median']:.2f} s (median of {repeats})")
     return {"repeats": repeats, "rows": rows}

@@ -107,7 +107,8 @@ def coldstart(runs: int, progress: Callable[[str], None], task_dir: Path) -> dic
                 (imported, ready), process_ms, _ = probe([statement, READY], env)
                 samples[side].append({"importMs": imported[0], "importCpuMs": imported[1], "readyMs": ready[0],
                                       "readyCpuMs": ready[1], "processMs": process_ms})
-            series = {key: [[sample[key] for sample in samples[side]] for side, _ in SIDES] for key in samples["sdk"][0]}
+            series = {key: [[sample[key] for sample in samples[side]] for side, _ in SIDES]
+                      for key in samples["sdk"][0]}
             figures = results["modes"][mode] = {key: {"handler": summary(handler), "sdk": summary(sdk),
                                                       "ratio": summary(paired_ratios(handler, sdk))}
                                                 for key, (handler, sdk) in series.items()}

@@ -161,7 +161,8 @@ def _e2e(results: Results) -> Values | None:
         "cpu": columns([("target", "target"), ("CPU ms per workflow", of("cpuMsPerWorkflow")),
                         ("by process (ms)", lambda row: split(row, lambda part, ms: f"{part} {fmt_num(ms)}")),
                         ("status reads per workflow", of("statusReadsPerWorkflow", 1)),
-                        ("CPU ms per read", of("statusReadCpuMs", 1)), ("read latency ms", of("statusReadLatencyMs", 1)),
+                        ("CPU ms per read", of("statusReadCpuMs", 1)),
+                        ("read latency ms", of("statusReadLatencyMs", 1)),
                         ("CPU ms per workflow without reads", of("cpuMsPerWorkflowWithoutReads"))],
                        [row for row in rows if row["phase"] == "warm" and row["tenants"] == tenants]),
         "retries": sum(row["retries"] for row in rows), "errors": sum(row["errors"] for row in rows),
@@ -186,7 +187,8 @@ def _e2e(results: Results) -> Values | None:
             **{f"{side}_{name}": f"{row[key]['median']:.0f}" if row.get(key) else "–"
                for side, row in (("stack", warm), ("floor", floor)) for name, key in medians.items()},
             "stack_rate": fmt_summary(warm["workflowsPerSecond"], 2),
-            "floor_rate": fmt_summary(floor["workflowsPerSecond"], 2), "split": split(warm, lambda part, ms: f"{part} {ms:.0f} ms")}
+            "floor_rate": fmt_summary(floor["workflowsPerSecond"], 2),
+            "split": split(warm, lambda part, ms: f"{part} {ms:.0f} ms")}
 
 
 COLDSTART_MEASURES = (("importMs", "import + init, wall"), ("importCpuMs", "import + init, CPU"),
@@ -336,14 +338,16 @@ def _cost(results: Results) -> Values | None:
     spread = lambda key: f" ({fmt_usd(figures[key]['total']['min'])}–{fmt_usd(figures[key]['total']['max'])})"
     compute, init = figures["durable"]["compute"]["median"], figures.get("initPerEnvironment")
     return {**({"init_ms": f"{init['initMs']:.0f}", "init_cost": fmt_usd(init["cost"] * 1000)} if init else {}),
-            "total": fmt_usd(total), "durable_share": f"{figures['durable']['durableOperations']['median'] / total * 100:.0f}",
+            "total": fmt_usd(total),
+            "durable_share": f"{figures['durable']['durableOperations']['median'] / total * 100:.0f}",
             "sleep_hour": f"{times('sleeping1h'):,.0f}", "sleep_day": f"{times('sleeping1d'):,.0f}",
             "recheck_hour": f"{times('recheck1h'):.1f}", "recheck_day": f"{times('recheck1d'):.0f}",
             "cpu_share": f"{costs['cpuShareAt256Mb'] * 100:.0f}", "scale": f"{scale:.1f}",
             "scaled_total": fmt_usd(compute * scale + total - compute),
             "region": costs.get("region") or "see variables.tf", "memory": costs["memoryMb"],
             "retention": costs["retentionDays"], "source": prices["source"],
-            "prices": table(["price input", "value"], [[label, text.format(prices[key])] for label, key, text in PRICES]),
+            "prices": table(["price input", "value"],
+                            [[label, text.format(prices[key])] for label, key, text in PRICES]),
             "invocations": fmt_summary(usage["invocations"]), "billed": fmt_summary(usage["billed_ms"]),
             "billed_upper": fmt_summary(figures["usageUpperBound"]["billed_ms"]),
             "operations": fmt_summary(usage["durable_operations"]), "written": fmt_summary(usage["data_written_bytes"]),
@@ -353,7 +357,8 @@ def _cost(results: Results) -> Values | None:
             "designs": table(["design", "compute", "requests", "total per 1,000 workflows"], [
                 ["this pattern (suspended while waiting), any wait", usd("durable", "compute"),
                  usd("durable", "requests"), usd("durable") + " (incl. durable charges)"],
-                *([label, usd(key, "compute"), usd(key, "requests"), usd(key) + spread(key)] for label, key in POLLERS)]),
+                *([label, usd(key, "compute"), usd(key, "requests"), usd(key) + spread(key)]
+                  for label, key in POLLERS)]),
             "verdict": {"target": "(none; compared with polling)", "met": None,
                         "figure": f"this pattern {usd('durable')} whatever the wait; a sleeping poller "
                                   f"{usd('sleeping1h')} (1 h wait) / {usd('sleeping1d')} (1 day)"}}
@@ -380,7 +385,8 @@ def _idle(results: Results) -> Values | None:
                         "figure": f"after {sum(idle['workflows'].values())} workflows: {idle['rssGrowthMb']:+.1f} MB "
                                   f"({idle['rssSlopeMbPerMinute']:+.2f} MB/min) and {idle['cpuPercentOfCore']:.2f}% "
                                   f"of a core over {idle['processes']} processes (stack process "
-                                  f"{stack.get('rssGrowthMb', 0.0):+.1f} MB, {stack.get('cpuPercentOfCore', 0.0):.2f}%)",
+                                  f"{stack.get('rssGrowthMb', 0.0):+.1f} MB, "
+                                  f"{stack.get('cpuPercentOfCore', 0.0):.2f}%)",
                         "met": idle["meetsTargets"]}}
 
 
@@ -432,7 +438,8 @@ def plot(results: Results, path: Path) -> bool:
     except ImportError:
         return False
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for axis, metric, title in zip(axes, ("startP50", "callbackP50"), ("start → callbackId", "callback → COMPLETED")):
+    titles = {"startP50": "start → callbackId", "callbackP50": "callback → COMPLETED"}
+    for axis, (metric, title) in zip(axes, titles.items()):
         for (target, color), (phase, style) in ((t, p) for t in (("stack", "tab:red"), ("floor", "tab:blue"))
                                                 for p in (("warm", "-o"), ("cold", ":s"))):
             rows = sorted((row for row in results["e2e"]["summary"]["rows"]

@@ -35,7 +35,8 @@ METRICS = ("startP50", "startP95", "callbackP50", "callbackP95", "workflowsPerSe
 STARTED = time.monotonic()
 # flag, dest (benchmarks.json's config records it camel-cased), default, --quick value, help
 OPTIONS = (("--repeats", "repeats", 3, 2, "repeats of every measurement"),
-           ("--tenants", "tenant_counts", (1, 5, 20), None, "tenant counts T of the end-to-end rounds, comma-separated"),
+           ("--tenants", "tenant_counts", (1, 5, 20), None,
+            "tenant counts T of the end-to-end rounds, comma-separated"),
            ("--workflows", "workflows_per_tenant", 1, None, "workflows per tenant W started at once in a warm round"),
            ("--poll-interval", "poll_interval_seconds", 0.1, None,
             "seconds between a client's status reads, on stack and floor alike"),
