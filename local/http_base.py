@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -220,6 +221,14 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], service: LocalHttpService) -> None:
         self.service = service
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that left before its answer (a CLI past its read timeout, Ctrl-C) is logged, not a traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (BrokenPipeError, ConnectionResetError)):
+            logger.info("%s: client %s:%s left before its answer", self.service.name, *client_address[:2])
+            return
+        super().handle_error(request, client_address)
 
 
 class LocalHttpService:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
+import struct
+import threading
+import time
 from typing import Any
 
+import pytest
+
 from local.functions import FunctionConfig
-from local.http_base import Request
+from local.http_base import LocalHttpService, Request, Response
 from local.lambda_service import SYNC_WAIT_LIMIT_SECONDS, LocalLambdaService
 
 AWS_CLI_READ_TIMEOUT_SECONDS = 60  # botocore's default read timeout; the CLI retries after it
@@ -67,3 +73,30 @@ def test_event_invoke_does_not_wait() -> None:
     response = invoke(service, {"X-Amz-Tenant-Id": "tenant-a", "X-Amz-Invocation-Type": "Event"})
 
     assert response.status == 202 and durable.waited == []
+
+
+def test_a_client_that_leaves_before_its_answer_logs_no_traceback(capfd: pytest.CaptureFixture[str]) -> None:
+    answered = threading.Event()
+
+    class Slow(LocalHttpService):
+        name = "slow"
+
+        def handle(self, request: Request) -> Response:
+            time.sleep(0.5)  # the client is gone by now
+            answered.set()
+            return Response.json(200, {"big": "x" * 2_000_000})
+
+    service = Slow()
+    service.start()
+    try:
+        host, port = service.url.removeprefix("http://").split(":")
+        client = socket.create_connection((host, int(port)))
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        client.close()
+        assert answered.wait(5)
+        time.sleep(0.5)
+    finally:
+        service.stop()
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "BrokenPipeError" not in err and "ConnectionResetError" not in err, err
