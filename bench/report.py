@@ -1,8 +1,9 @@
 """Turn the measured results into docs/benchmarks.md, docs/benchmarks.json and the latency plot.
 
-The prose is ``bench/report.md``: one ``string.Template`` chunk per part, each after a ``<!-- name -->`` line.
-For each chunk a function of :data:`PARTS` turns the results into the chunk's values (tables and figures), or
-``None`` when the part has no data; a part's ``verdict`` is its line of the summary. Pure except :func:`write`.
+The prose is ``bench/report.md``: ``string.Template`` chunks, each after a ``<!-- name -->`` line. One function
+per item (:data:`PARTS`, keyed by the first word of its chunks' names) turns the results into the values of the
+item's chunks (tables and figures), ``None`` when the item has no data; a chunk is left out when a value it needs
+is missing. An item's ``verdict`` is its line of the summary. Pure except :func:`write`.
 """
 import json
 import math
@@ -411,18 +412,19 @@ def template_parts() -> dict[str, Template]:
     return {name: Template(text.strip()) for name, text in zip(pieces[::2], pieces[1::2])}
 
 
-def part(name: str, results: Results, values: Values | None = None) -> str | None:
-    """One chunk of benchmarks.md, or None when the results lack a value it needs (its item's function says which
-    values the results give: ``None`` for none)."""
-    chunk = template_parts()[name]
-    values = PARTS[name.split("_")[0]](results) if values is None else values
+def _render(chunk: Template, values: Values | None) -> str | None:
     return chunk.substitute(values) if values and set(chunk.get_identifiers()) <= set(values) else None
+
+
+def part(name: str, results: Results) -> str | None:
+    """One chunk of benchmarks.md, or None when the results lack a value it needs."""
+    return _render(template_parts()[name], PARTS[name.split("_")[0]](results))
 
 
 def markdown(results: Results) -> str:
     """docs/benchmarks.md: every chunk of the template that has its values, in the template's order."""
     values = {item: function(results) for item, function in PARTS.items()}
-    chunks = (part(name, results, values[name.split("_")[0]]) for name in template_parts())
+    chunks = (_render(chunk, values[name.split("_")[0]]) for name, chunk in template_parts().items())
     return "\n\n".join(text for text in chunks if text) + "\n"
 
 
