@@ -23,7 +23,7 @@ FLAT_MB = 2.0  # growth from workflow 10 to the last that still counts as flat
 COLDSTART_KEY = "importCpuMs"  # verdict on CPU time: immune to other processes on a shared machine
 Results = Values = dict[str, Any]
 Figure = dict[str, Any] | None  # a summary: median, min, max, n
-Column = tuple[str, str | Callable[[Any], str]]  # header, and the row's key or a function of the row
+Column = tuple[str, str | Callable[[Any], str]]  # header, and a format string of the row's fields or a function
 
 # -- formatting ---------------------------------------------------------------------------------
 
@@ -61,10 +61,11 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
 
 
-def columns(specs: list[Column], rows: list[Any]) -> str:
-    """A markdown table from column specs: each a header and the row's key, or a function of the row."""
+def columns(specs: list[Column], rows: list[dict[str, Any]]) -> str:
+    """A markdown table from column specs: a header and the cell, a ``str.format`` string of the row's fields
+    (``"{zipMb:.2f}"``, ``"{attempts[median]:.0f}"``) or a function of the row."""
     return table([header for header, _ in specs],
-                 [[cell(row) if callable(cell) else str(row[cell]) for _, cell in specs] for row in rows])
+                 [[cell(row) if callable(cell) else cell.format_map(row) for _, cell in specs] for row in rows])
 
 
 def of(key: str, digits: int = 0) -> Callable[[dict[str, Any]], str]:
@@ -139,7 +140,7 @@ def console_table(results: Results) -> str:
 def _header(results: Results) -> Values:
     return {**results["config"], **results["machine"], "quick": " --quick" if results["config"]["quick"] else "",
             "minutes": f"{results['elapsedSeconds'] / 60:.1f}",
-            "table": columns([("#", "item"), ("item", "name"), ("target", "target"), ("measured", "figure"),
+            "table": columns([("#", "{item}"), ("item", "{name}"), ("target", "{target}"), ("measured", "{figure}"),
                               ("result", lambda v: verdict_mark(v["met"], v.get("note")))],
                              results.get("verdicts", []))}
 
@@ -153,13 +154,13 @@ def _e2e(results: Results) -> Values | None:
     values = {
         "per_tenant": results["config"]["workflowsPerTenant"], "tenants": tenants,
         "poll_ms": f"{results['config']['pollIntervalSeconds'] * 1000:.0f}",
-        "rounds": columns([("target", "target"), ("phase", "phase"), ("T", "tenants"),
+        "rounds": columns([("target", "{target}"), ("phase", "{phase}"), ("T", "{tenants}"),
                            ("start→callbackId p50 ms", of("startP50")), ("p95 ms", of("startP95")),
                            ("callback→COMPLETED p50 ms", of("callbackP50")), ("p95 ms", of("callbackP95")),
                            ("workflows/s", of("workflowsPerSecond", 2)), ("start p50 ÷ floor", ratio("startP50")),
                            ("callback p50 ÷ floor", ratio("callbackP50")),
                            ("CPU ms per workflow", of("cpuMsPerWorkflow"))], rows),
-        "cpu": columns([("target", "target"), ("CPU ms per workflow", of("cpuMsPerWorkflow")),
+        "cpu": columns([("target", "{target}"), ("CPU ms per workflow", of("cpuMsPerWorkflow")),
                         ("by process (ms)", lambda row: split(row, lambda part, ms: f"{part} {fmt_num(ms)}")),
                         ("status reads per workflow", of("statusReadsPerWorkflow", 1)),
                         ("CPU ms per read", of("statusReadCpuMs", 1)),
@@ -244,9 +245,10 @@ def _reads(results: Results) -> Values | None:
               f"{counts['environments']} environment(s), {counts['handlerInvocations']} handler invocations")
     values = {"sequential": results["config"].get("sequentialWorkflows", 10),
               "floor_reads": ", ".join(str(r["floorStoreReads"]) for r in solo),
-              "table": columns([("run", lambda r: f"one tenant, repeat {r['repeat'] + 1}"), ("workflows", "workflows"),
-                                ("handler invocations (replays)", "handlerInvocations"),
-                                ("store reads", "storeReads"), ("environments", "environments")], solo)}
+              "table": columns([("run", lambda r: f"one tenant, repeat {r['repeat'] + 1}"),
+                                ("workflows", "{workflows}"),
+                                ("handler invocations (replays)", "{handlerInvocations}"),
+                                ("store reads", "{storeReads}"), ("environments", "{environments}")], solo)}
     if across:
         figure += (f"; {across['tenants']} tenants: {fmt_summary(across['readsPerTenant'])} read(s) per tenant, "
                    f"at most {across['maxReadsPerEnvironment']} per environment")
@@ -304,14 +306,12 @@ def _package(results: Results) -> Values | None:
         return None
     zips, limits = results["package"]["zips"], results["package"]["limits"]
     return {"zip_limit": limits["directUploadZipMb"], "unzipped_limit": limits["unzippedMb"],
-            "table": columns([("zip", lambda z: f"`build/{z[0]}.zip`"), ("MB", lambda z: f"{z[1]['zipMb']:.2f}"),
-                              ("unzipped MB", lambda z: f"{z[1]['unzippedMb']:.1f}"),
-                              ("files", lambda z: str(z[1]["files"])),
-                              ("own code KB", lambda z: f"{z[1]['ownCodeKb']:.0f}"),
-                              ("boto3 & deps share", lambda z: f"{z[1]['awsSdkShareOfZip'] * 100:.0f} %"),
+            "table": columns([("zip", "`build/{zip}.zip`"), ("MB", "{zipMb:.2f}"), ("unzipped MB", "{unzippedMb:.1f}"),
+                              ("files", "{files}"), ("own code KB", "{ownCodeKb:.0f}"),
+                              ("boto3 & deps share", lambda z: f"{z['awsSdkShareOfZip'] * 100:.0f} %"),
                               ("largest entries (unzipped MB)", lambda z: ", ".join(
-                                  f"{e['entry']} {e['unzippedMb']:.1f}" for e in z[1]["largest"][:4]))],
-                             list(zips.items())),
+                                  f"{e['entry']} {e['unzippedMb']:.1f}" for e in z["largest"][:4]))],
+                             [{"zip": name, **info} for name, info in zips.items()]),
             "verdict": {"target": "(none; Lambda limits 50 MB zip / 250 MB unzipped)", "met": None,
                         "figure": ", ".join(f"{name} {info['zipMb']:.1f} MB" for name, info in zips.items())}}
 
@@ -374,13 +374,12 @@ def _idle(results: Results) -> Values | None:
             "samples": idle["samples"],
             "changed": "; some processes came or went, only those present throughout count"
             if idle["processesChanged"] else "",
-            "table": columns([("processes", lambda kv: kv[0]), ("count", lambda kv: str(kv[1]["processes"])),
-                              ("RSS first (MB)", lambda kv: f"{kv[1]['rssFirstMb']:.1f}"),
-                              ("RSS last (MB)", lambda kv: f"{kv[1]['rssLastMb']:.1f}"),
-                              ("growth (MB)", lambda kv: f"{kv[1]['rssGrowthMb']:+.2f}"),
-                              ("slope (MB/min)", lambda kv: f"{kv[1]['rssSlopeMbPerMinute']:+.3f}"),
-                              ("CPU (% of a core)", lambda kv: f"{kv[1]['cpuPercentOfCore']:.2f}")],
-                             [*idle["byKind"].items(), ("total", idle)]),
+            "table": columns([("processes", "{kind}"), ("count", "{processes}"), ("RSS first (MB)", "{rssFirstMb:.1f}"),
+                              ("RSS last (MB)", "{rssLastMb:.1f}"), ("growth (MB)", "{rssGrowthMb:+.2f}"),
+                              ("slope (MB/min)", "{rssSlopeMbPerMinute:+.3f}"),
+                              ("CPU (% of a core)", "{cpuPercentOfCore:.2f}")],
+                             [{"kind": kind, **figures}
+                              for kind, figures in [*idle["byKind"].items(), ("total", idle)]]),
             "verdict": {"target": f"< {GROWTH_TARGET_MB:g} MB RSS growth and < {CPU_TARGET_PERCENT:g}% "
                                   f"of a core over {idle['windowSeconds'] / 60:.0f} min idle",
                         "figure": f"after {sum(idle['workflows'].values())} workflows: {idle['rssGrowthMb']:+.1f} MB "
@@ -396,9 +395,9 @@ def _faults(results: Results) -> Values | None:
         return None
     seconds = lambda key: lambda row: f"{row[key]['median']:.2f} ({row[key]['min']:.2f}–{row[key]['max']:.2f})"
     return {"repeats": faults["repeats"],
-            "table": columns([("call", "call"), ("fault", "fault"), ("answered (s)", seconds("answeredSeconds")),
+            "table": columns([("call", "{call}"), ("fault", "{fault}"), ("answered (s)", seconds("answeredSeconds")),
                               ("workflow COMPLETED (s)", seconds("completedSeconds")),
-                              ("attempts", lambda row: f"{row['attempts']['median']:.0f}")], faults["rows"])}
+                              ("attempts", "{attempts[median]:.0f}")], faults["rows"])}
 
 
 PARTS: dict[str, Callable[[Results], Values | None]] = {
