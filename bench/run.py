@@ -214,7 +214,8 @@ def run_e2e(config: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                     timings[target.name] += round_timings
                     if phase == "warm" and largest and round_timings:
                         record["statusRead"] = status_read_cost(target, round_timings[0])
-                    rounds += [record] if phase != "warm-up" else []
+                    if phase != "warm-up":  # a warm-up only starts the environments a warm round of W needs
+                        rounds.append(record)
                 if largest:
                     reads = {target.name: reads_by_environment(timings[target.name]) for target in order}
                     invocations = {tenant: handler_invocations(stack.stack, tenant) for tenant in reads["stack"]}
