@@ -402,9 +402,8 @@ locals {
 }
 
 resource "aws_lambda_function" "function" {
-  #checkov:skip=CKV_AWS_116:The workflow's failures are recorded by the durable execution itself (registry status FAILED or TIMED_OUT, history kept durable_retention_days), and API Gateway invokes the API function and the authorizer synchronously, where a dead-letter queue does not apply; add a DLQ or on-failure destination to the workflow if events Lambda drops before the execution starts must be kept.
   #checkov:skip=CKV_AWS_117:The functions call only public AWS APIs (DynamoDB, Lambda); a VPC would add NAT or endpoints and reach no private resource.
-  #checkov:skip=CKV_AWS_115:Reserved concurrency fails on new accounts (quota 10, Lambda keeps 10 unreserved); the API stage throttles requests instead (var.throttling_rate_limit).
+  #checkov:skip=CKV_AWS_115:Reserved concurrency fails on new accounts (quota 10, Lambda keeps 10 unreserved); each tenant's usage plan and the API stage throttle requests instead (demo_tenants.json, var.throttling_rate_limit).
   #checkov:skip=CKV_AWS_173:The environment holds names only (tables, event bus, the signing secret's ARN, the API URL, log settings), no secret values (key hashes live in the tenants table, the signing key in Secrets Manager); Lambda encrypts it at rest with its service key.
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and signed artifacts in S3; this pattern deploys the zips `make build` writes locally.
   for_each = local.functions
@@ -455,6 +454,17 @@ resource "aws_lambda_function" "function" {
   tracing_config {
     mode = "Active"
   }
+
+  # Asynchronous invocations Lambda gives up on (retries spent, or older than
+  # the maximum event age) land here instead of being dropped. Only the
+  # workflow function is invoked asynchronously (POST /workflow); API Gateway
+  # invokes the other two synchronously, so nothing of theirs should arrive.
+  dead_letter_config {
+    target_arn = aws_sqs_queue.dead_letter.arn
+  }
+
+  # Lambda checks at creation that the role may send to the dead-letter queue.
+  depends_on = [aws_iam_role_policy.dead_letter]
 
   lifecycle {
     precondition {
@@ -664,6 +674,10 @@ resource "aws_iam_role_policy" "function" {
 resource "aws_api_gateway_rest_api" "this" {
   name        = "${local.name_prefix}-api"
   description = "Tenant-isolated durable callback workflow (routes from src/shared/api_contract.json)."
+  # The request authorizer returns the tenant's verified API key as
+  # usageIdentifierKey; API Gateway throttles and meters the request with that
+  # key's usage plan (section "Per-tenant usage plans" below).
+  api_key_source = "AUTHORIZER"
 
   endpoint_configuration {
     types = ["REGIONAL"]
@@ -804,7 +818,7 @@ resource "aws_api_gateway_method" "start_workflow" {
   http_method          = local.start_route.method
   authorization        = "CUSTOM"
   authorizer_id        = aws_api_gateway_authorizer.tenant.id
-  api_key_required     = false
+  api_key_required     = true # the key comes from the authorizer: the tenant's usage plan applies
   request_validator_id = aws_api_gateway_request_validator.body_and_params.id
 
   request_models = {
@@ -892,7 +906,7 @@ resource "aws_api_gateway_method" "proxy" {
   http_method          = each.value.method
   authorization        = "CUSTOM"
   authorizer_id        = aws_api_gateway_authorizer.tenant.id
-  api_key_required     = false
+  api_key_required     = true # the key comes from the authorizer: the tenant's usage plan applies
   request_validator_id = aws_api_gateway_request_validator.params_only.id
 
   request_parameters = merge(
@@ -905,7 +919,7 @@ resource "aws_api_gateway_method" "proxy" {
 # resource of their own so that checkov's check for open methods is skipped
 # here only and still reads every authorized method.
 resource "aws_api_gateway_method" "public_proxy" {
-  #checkov:skip=CKV_AWS_59:POST /callbacks/{callbackToken} is open by design: the single-use token in the path (HMAC-SHA256 under the Secrets Manager key, 256 bits) is the credential, resolved by the api function against its stored hash; unknown, malformed or used tokens get 404, which an API Gateway authorizer (401/403 only) could not answer. The token grants one answer to one callback, nothing else; the stage throttles the route like every other.
+  #checkov:skip=CKV_AWS_59:POST /callbacks/{callbackToken} is open by design: the single-use token in the path (HMAC-SHA256 under the Secrets Manager key, 256 bits) is the credential, resolved by the api function against its stored hash; unknown, malformed or used tokens get 404, which an API Gateway authorizer (401/403 only) could not answer. The token grants one answer to one callback, nothing else; it has no tenant key, so no usage plan: method settings of its own throttle it (aws_api_gateway_method_settings.public_routes).
   for_each = local.public_proxy_routes
 
   rest_api_id          = aws_api_gateway_rest_api.this.id
@@ -1071,4 +1085,457 @@ resource "aws_api_gateway_method_settings" "all" {
     caching_enabled        = false
     cache_data_encrypted   = true
   }
+}
+
+# =============================================================================
+# Per-tenant usage plans: rate, burst and daily quota from demo_tenants.json
+# =============================================================================
+
+locals {
+  # Each seeded tenant's plan, from its record in src/shared/demo_tenants.json
+  # (local/throttle.py builds the local gateway's plans from the same fields).
+  # One plan per tenant: its key gets a token bucket and a daily count of its
+  # own, so one tenant's flood never throttles another.
+  tenant_usage_plans = {
+    for tenant_id in local.seeded_tenant_ids : tenant_id => {
+      tier        = try(local.demo_tenants[tenant_id].tier, "custom")
+      rate_limit  = local.demo_tenants[tenant_id].throttleRateLimit
+      burst_limit = local.demo_tenants[tenant_id].throttleBurstLimit
+      daily_quota = local.demo_tenants[tenant_id].dailyQuota
+    }
+  }
+  # The stage's default method throttle is shared by every tenant on a method:
+  # it must hold all plans at once, or a tenant within its plan could still
+  # crowd out the others.
+  usage_plan_rate_sum  = sum(concat([0], [for plan in values(local.tenant_usage_plans) : plan.rate_limit]))
+  usage_plan_burst_sum = sum(concat([0], [for plan in values(local.tenant_usage_plans) : plan.burst_limit]))
+
+  # The routes without the authorizer (POST /callbacks/{callbackToken}) carry no
+  # tenant key, so no usage plan meters them: method settings of their own
+  # throttle them, as "callbacks/{callbackToken}/POST".
+  public_method_paths = { for key, route in local.public_proxy_routes : key => "${trimprefix(route.path, "/")}/${route.method}" }
+}
+
+resource "aws_api_gateway_usage_plan" "tenant" {
+  for_each = local.tenant_usage_plans
+
+  name        = "${local.name_prefix}-${each.key}"
+  description = "Usage plan of tenant ${each.key}, tier ${each.value.tier} (src/shared/demo_tenants.json)."
+
+  api_stages {
+    api_id = aws_api_gateway_rest_api.this.id
+    stage  = aws_api_gateway_stage.this.stage_name
+  }
+
+  throttle_settings {
+    rate_limit  = each.value.rate_limit
+    burst_limit = each.value.burst_limit
+  }
+
+  quota_settings {
+    limit  = each.value.daily_quota
+    period = "DAY"
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.throttling_rate_limit >= local.usage_plan_rate_sum && var.throttling_burst_limit >= local.usage_plan_burst_sum
+      error_message = "throttling_rate_limit (${var.throttling_rate_limit}) and throttling_burst_limit (${var.throttling_burst_limit}) must be at least the sums of the tenants' plans (${local.usage_plan_rate_sum} and ${local.usage_plan_burst_sum}, src/shared/demo_tenants.json), or tenants within their plans throttle each other."
+    }
+  }
+}
+
+# The tenant's API key (the one the authorizer returns as usageIdentifierKey)
+# in the tenant's plan. A tenant onboarded outside Terraform needs the same:
+# an API key in a usage plan of this stage, or API Gateway answers 403.
+resource "aws_api_gateway_usage_plan_key" "tenant" {
+  for_each = local.tenant_usage_plans
+
+  key_id        = aws_api_gateway_api_key.demo[each.key].id
+  key_type      = "API_KEY"
+  usage_plan_id = aws_api_gateway_usage_plan.tenant[each.key].id
+}
+
+resource "aws_api_gateway_method_settings" "public_routes" {
+  #checkov:skip=CKV_AWS_225:Every answer on the token route is per token and single-use; a cache would replay a callback's answer.
+  for_each = local.public_method_paths
+
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  stage_name  = aws_api_gateway_stage.this.stage_name
+  method_path = each.value
+
+  settings {
+    throttling_rate_limit  = var.callback_throttling_rate_limit
+    throttling_burst_limit = var.callback_throttling_burst_limit
+    metrics_enabled        = true
+    logging_level          = "ERROR"
+    data_trace_enabled     = false
+    caching_enabled        = false
+    cache_data_encrypted   = true
+  }
+
+  # The stage-wide defaults first, then this override.
+  depends_on = [aws_api_gateway_method_settings.all]
+}
+
+# =============================================================================
+# Dead-letter queue: asynchronous invocations Lambda gives up on
+# =============================================================================
+
+# POST /workflow invokes workflow:live asynchronously. When Lambda cannot start
+# the execution (throttled or failing past the retries, or older than the
+# maximum event age), the event ({"workflowId", "request"}) lands here, with
+# the error in the message attributes, instead of being dropped. Encrypted with
+# SQS's own key (SSE-SQS: Lambda needs no KMS permission to send).
+resource "aws_sqs_queue" "dead_letter" {
+  name                      = "${local.name_prefix}-workflow-dlq"
+  sqs_managed_sse_enabled   = true
+  message_retention_seconds = 1209600 # 14 days, SQS's longest: time to inspect and redrive
+}
+
+# Only what Lambda needs to deliver there, for each function's role (the queue
+# is every function's dead_letter_config). Its own policy, attached before the
+# functions are created: Lambda checks the permission at creation, and the
+# functions' other documents name the functions, so they come after them.
+data "aws_iam_policy_document" "dead_letter" {
+  statement {
+    sid       = "SendToDeadLetterQueue"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dead_letter.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "dead_letter" {
+  for_each = local.functions
+
+  name   = "${each.key}-dead-letter-queue"
+  role   = aws_iam_role.function[each.key].id
+  policy = data.aws_iam_policy_document.dead_letter.json
+}
+
+# How long and how often Lambda tries an event of workflow:live (the alias API
+# Gateway invokes) before it goes to the dead-letter queue.
+resource "aws_lambda_function_event_invoke_config" "workflow_live" {
+  function_name                = aws_lambda_function.function["workflow"].function_name
+  qualifier                    = aws_lambda_alias.workflow_live.name
+  maximum_event_age_in_seconds = var.workflow_max_event_age_seconds
+  maximum_retry_attempts       = var.workflow_retry_attempts
+}
+
+# =============================================================================
+# Alarms and notification: CloudWatch alarms, optional encrypted SNS topic
+# =============================================================================
+
+locals {
+  # What the dashboard and alarms read: the functions' embedded metrics
+  # (src/shared/observability.py: dimensions tenant_id and service, the
+  # function's name), two metrics of the access log, AWS's own metrics.
+  workflow_service = local.function_names["workflow"]
+  api_service      = local.function_names["api"]
+  api_name         = aws_api_gateway_rest_api.this.name
+  # Metric filters on the JSON access log (tenantId, status, errorResponseType).
+  access_log_metrics = {
+    # 503s because the authorizer could not decide (the function failed or timed
+    # out, the tenants table was down). Not Lambda's Errors metric of the
+    # authorizer: every 401 is an "Unauthorized" error of that function.
+    authorizer_failures = {
+      name       = "AuthorizerFailures"
+      pattern    = "{ ($.errorResponseType = \"AUTHORIZER_FAILURE\") || ($.errorResponseType = \"AUTHORIZER_CONFIGURATION_ERROR\") }"
+      dimensions = null
+    }
+    # 429s, by tenant: a tenant over its usage plan ("-" on the token route).
+    throttled_requests = {
+      name       = "ThrottledRequests"
+      pattern    = "{ $.status = \"429\" }"
+      dimensions = { tenantId = "$.tenantId" }
+    }
+  }
+  # Alarms on a Metrics Insights query: one alarm sums a metric over every
+  # tenant (or function), present and future; an alarm cannot use SEARCH, and
+  # a tenant onboarded later needs no alarm of its own. Threshold: more than.
+  query_alarms = {
+    workflows-failed = {
+      description = "Workflows that ended FAILED, any tenant (WorkflowFailed; per tenant on the dashboard)."
+      expression  = "SELECT SUM(WorkflowFailed) FROM SCHEMA(\"${var.metrics_namespace}\", service, tenant_id) WHERE service = '${local.workflow_service}'"
+      threshold   = 0
+    }
+    workflows-timed-out = {
+      description = "Workflows whose callback never came (TIMED_OUT), any tenant (WorkflowTimedOut; per tenant on the dashboard)."
+      expression  = "SELECT SUM(WorkflowTimedOut) FROM SCHEMA(\"${var.metrics_namespace}\", service, tenant_id) WHERE service = '${local.workflow_service}'"
+      threshold   = 0
+    }
+    # A tenant that keeps hitting its plan; a burst now and then is the plan
+    # doing its job.
+    api-throttled = {
+      description = "429s of stage ${var.stage_name}, all tenants (ThrottledRequests from the access log; per tenant on the dashboard)."
+      expression  = "SELECT SUM(${local.access_log_metrics.throttled_requests.name}) FROM SCHEMA(\"${var.metrics_namespace}\", tenantId)"
+      threshold   = var.throttled_requests_alarm_threshold
+    }
+    lambda-throttles = {
+      description = "Invocations Lambda throttled (concurrency spent), any of the three functions."
+      expression  = "SELECT SUM(Throttles) FROM SCHEMA(\"AWS/Lambda\", FunctionName) WHERE ${join(" OR ", [for key in sort(keys(local.functions)) : "FunctionName = '${local.function_names[key]}'"])}"
+      threshold   = 0
+    }
+  }
+  # Alarms on one metric. Threshold: more than 0.
+  metric_alarms = {
+    workflow-dlq-not-empty = {
+      description = "Workflow start events Lambda gave up on wait in ${aws_sqs_queue.dead_letter.name}: inspect and redrive them (README)."
+      namespace   = "AWS/SQS"
+      metric      = "ApproximateNumberOfMessagesVisible"
+      dimensions  = { QueueName = aws_sqs_queue.dead_letter.name }
+      statistic   = "Maximum"
+    }
+    authorizer-failures = {
+      description = "Requests answered 503 because the request authorizer could not decide (AUTHORIZER_FAILURE / AUTHORIZER_CONFIGURATION_ERROR in the access log)."
+      namespace   = var.metrics_namespace
+      metric      = local.access_log_metrics.authorizer_failures.name
+      dimensions  = {}
+      statistic   = "Sum"
+    }
+    api-5xx = {
+      description = "5xx answers of stage ${var.stage_name} (502 start refused, 503 authorizer, 500 integration)."
+      namespace   = "AWS/ApiGateway"
+      metric      = "5XXError"
+      dimensions  = { ApiName = local.api_name, Stage = var.stage_name }
+      statistic   = "Sum"
+    }
+  }
+  alarm_actions = aws_sns_topic.alarms[*].arn
+}
+
+resource "aws_cloudwatch_log_metric_filter" "access_log" {
+  for_each = local.access_log_metrics
+
+  name           = "${local.name_prefix}-${replace(each.key, "_", "-")}"
+  log_group_name = aws_cloudwatch_log_group.this["api_access"].name
+  pattern        = each.value.pattern
+
+  metric_transformation {
+    name       = each.value.name
+    namespace  = var.metrics_namespace
+    value      = "1"
+    unit       = "Count"
+    dimensions = each.value.dimensions
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "query" {
+  for_each = local.query_alarms
+
+  alarm_name          = "${local.name_prefix}-${each.key}"
+  alarm_description   = each.value.description
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = each.value.threshold
+  evaluation_periods  = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "q"
+    label       = each.key
+    return_data = true
+    period      = 300
+    expression  = each.value.expression
+  }
+
+  depends_on = [aws_cloudwatch_log_metric_filter.access_log]
+}
+
+resource "aws_cloudwatch_metric_alarm" "metric" {
+  for_each = local.metric_alarms
+
+  alarm_name          = "${local.name_prefix}-${each.key}"
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric
+  dimensions          = each.value.dimensions
+  statistic           = each.value.statistic
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  depends_on = [aws_cloudwatch_log_metric_filter.access_log]
+}
+
+# Optional: where the alarms notify (var.create_alarm_topic). Encrypted with a
+# key of its own: CloudWatch must be allowed to use the key, which the AWS
+# managed aws/sns key cannot allow.
+data "aws_caller_identity" "alarms" {
+  count = var.create_alarm_topic ? 1 : 0
+}
+
+resource "aws_kms_key" "alarms" {
+  count = var.create_alarm_topic ? 1 : 0
+
+  description         = "Encrypts the ${local.name_prefix} alarm topic; CloudWatch may use it to publish."
+  enable_key_rotation = true
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AccountAdministersTheKey"
+        Effect    = "Allow"
+        Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.alarms[0].account_id}:root" }
+        Action    = "kms:*"
+        Resource  = "*"
+      },
+      {
+        Sid       = "CloudWatchPublishesAlarms"
+        Effect    = "Allow"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*"
+        Condition = { StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.alarms[0].account_id } }
+      },
+    ]
+  })
+}
+
+resource "aws_sns_topic" "alarms" {
+  count = var.create_alarm_topic ? 1 : 0
+
+  name              = "${local.name_prefix}-alarms"
+  kms_master_key_id = aws_kms_key.alarms[0].arn
+}
+
+data "aws_iam_policy_document" "alarm_topic" {
+  count = var.create_alarm_topic ? 1 : 0
+
+  statement {
+    sid       = "CloudWatchAlarmsOfThisAccount"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alarms[0].arn]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.alarms[0].account_id]
+    }
+  }
+}
+
+resource "aws_sns_topic_policy" "alarms" {
+  count = var.create_alarm_topic ? 1 : 0
+
+  arn    = aws_sns_topic.alarms[0].arn
+  policy = data.aws_iam_policy_document.alarm_topic[0].json
+}
+
+resource "aws_sns_topic_subscription" "alarm_email" {
+  for_each = toset(var.create_alarm_topic ? var.alarm_emails : [])
+
+  topic_arn = aws_sns_topic.alarms[0].arn
+  protocol  = "email"
+  endpoint  = each.value
+}
+
+# =============================================================================
+# Dashboard: per-tenant workflow outcomes and throttling, API, functions, DLQ
+# =============================================================================
+
+locals {
+  dashboard_name = "${local.name_prefix}-workflows"
+  # One graph per metric, a line per tenant: SEARCH finds every tenant_id.
+  dashboard_tenant_metrics = [
+    { title = "Workflows accepted, per tenant", metric = "WorkflowAccepted", service = local.workflow_service },
+    { title = "Workflows completed, per tenant", metric = "WorkflowCompleted", service = local.workflow_service },
+    { title = "Workflows rejected by tenant policy, per tenant", metric = "WorkflowRejected", service = local.workflow_service },
+    { title = "Workflows FAILED, per tenant", metric = "WorkflowFailed", service = local.workflow_service },
+    { title = "Workflows TIMED_OUT, per tenant", metric = "WorkflowTimedOut", service = local.workflow_service },
+    { title = "Callbacks delivered, per tenant", metric = "CallbackDelivered", service = local.api_service },
+  ]
+  dashboard_widgets = concat(
+    [for index, widget in local.dashboard_tenant_metrics : {
+      type   = "metric"
+      x      = (index % 3) * 8
+      y      = floor(index / 3) * 6
+      width  = 8
+      height = 6
+      properties = {
+        title   = widget.title
+        region  = var.aws_region
+        view    = "timeSeries"
+        stat    = "Sum"
+        period  = 300
+        metrics = [[{ expression = "SEARCH('{${var.metrics_namespace},service,tenant_id} MetricName=\"${widget.metric}\" service=\"${widget.service}\"', 'Sum', 300)", id = "tenants", label = "" }]]
+      }
+    }],
+    [
+      {
+        type = "metric", x = 0, y = 12, width = 8, height = 6
+        properties = {
+          title   = "429 Too Many Requests, per tenant (usage plans)"
+          region  = var.aws_region
+          view    = "timeSeries"
+          stat    = "Sum"
+          period  = 300
+          metrics = [[{ expression = "SEARCH('{${var.metrics_namespace},tenantId} MetricName=\"${local.access_log_metrics.throttled_requests.name}\"', 'Sum', 300)", id = "throttled", label = "" }]]
+        }
+      },
+      {
+        type = "metric", x = 8, y = 12, width = 8, height = 6
+        properties = {
+          title  = "API ${var.stage_name}: requests, 4xx, 5xx"
+          region = var.aws_region
+          view   = "timeSeries"
+          stat   = "Sum"
+          period = 300
+          metrics = [
+            ["AWS/ApiGateway", "Count", "ApiName", local.api_name, "Stage", var.stage_name],
+            ["AWS/ApiGateway", "4XXError", "ApiName", local.api_name, "Stage", var.stage_name],
+            ["AWS/ApiGateway", "5XXError", "ApiName", local.api_name, "Stage", var.stage_name],
+          ]
+        }
+      },
+      {
+        type = "metric", x = 16, y = 12, width = 8, height = 6
+        properties = {
+          title   = "Workflow dead-letter queue: messages waiting"
+          region  = var.aws_region
+          view    = "timeSeries"
+          stat    = "Maximum"
+          period  = 300
+          metrics = [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.dead_letter.name]]
+        }
+      },
+      {
+        type = "metric", x = 0, y = 18, width = 12, height = 6
+        properties = {
+          title   = "Functions: errors and throttles"
+          region  = var.aws_region
+          view    = "timeSeries"
+          stat    = "Sum"
+          period  = 300
+          metrics = flatten([for key in sort(keys(local.functions)) : [["AWS/Lambda", "Errors", "FunctionName", local.function_names[key]], ["AWS/Lambda", "Throttles", "FunctionName", local.function_names[key]]]])
+        }
+      },
+      {
+        type = "alarm", x = 12, y = 18, width = 12, height = 6
+        properties = {
+          title  = "Alarms"
+          alarms = local.alarm_arns
+        }
+      },
+    ],
+  )
+  alarm_arns = concat(
+    [for alarm in aws_cloudwatch_metric_alarm.query : alarm.arn],
+    [for alarm in aws_cloudwatch_metric_alarm.metric : alarm.arn],
+  )
+}
+
+resource "aws_cloudwatch_dashboard" "this" {
+  dashboard_name = local.dashboard_name
+  dashboard_body = jsonencode({ widgets = local.dashboard_widgets })
 }

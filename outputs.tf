@@ -103,3 +103,41 @@ output "callback_signing_secret_arn" {
   description = "Secrets Manager secret holding the HMAC key of the callback tokens (its value is never in the Terraform state)."
   value       = aws_secretsmanager_secret.callback_signing_key.arn
 }
+
+output "usage_plans" {
+  description = "Each demo tenant's usage plan: id, tier, requests per second, burst, requests per day (from src/shared/demo_tenants.json)."
+  value = {
+    for tenant_id, plan in aws_api_gateway_usage_plan.tenant : tenant_id => {
+      id          = plan.id
+      tier        = local.tenant_usage_plans[tenant_id].tier
+      rate_limit  = local.tenant_usage_plans[tenant_id].rate_limit
+      burst_limit = local.tenant_usage_plans[tenant_id].burst_limit
+      daily_quota = local.tenant_usage_plans[tenant_id].daily_quota
+    }
+  }
+}
+
+output "dead_letter_queue_url" {
+  description = "SQS dead-letter queue of the workflow start events Lambda gave up on: `aws sqs receive-message --queue-url \"$(terraform output -raw dead_letter_queue_url)\" --attribute-names All --message-attribute-names All`."
+  value       = aws_sqs_queue.dead_letter.url
+}
+
+output "dead_letter_queue_arn" {
+  description = "ARN of the dead-letter queue (the functions' dead_letter_config)."
+  value       = aws_sqs_queue.dead_letter.arn
+}
+
+output "alarm_names" {
+  description = "The CloudWatch alarms: `aws cloudwatch describe-alarms --alarm-names $(terraform output -json alarm_names | jq -r '.[]')`."
+  value       = concat([for alarm in aws_cloudwatch_metric_alarm.query : alarm.alarm_name], [for alarm in aws_cloudwatch_metric_alarm.metric : alarm.alarm_name])
+}
+
+output "alarm_topic_arn" {
+  description = "SNS topic the alarms notify (null unless create_alarm_topic = true)."
+  value       = one(aws_sns_topic.alarms[*].arn)
+}
+
+output "dashboard_url" {
+  description = "CloudWatch dashboard with the per-tenant workflow outcomes and 429s, the API, the functions, the dead-letter queue and the alarms."
+  value       = "https://${var.aws_region}.console.${data.aws_partition.current.partition == "aws" ? "aws.amazon.com" : "amazonaws.cn"}/cloudwatch/home?region=${var.aws_region}#dashboards/dashboard/${aws_cloudwatch_dashboard.this.dashboard_name}"
+}

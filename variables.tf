@@ -185,9 +185,9 @@ variable "metrics_namespace" {
 }
 
 variable "throttling_rate_limit" {
-  description = "Steady-state requests per second the API stage accepts across all routes."
+  description = "The stage's default throttle of each method, in requests per second, shared by every tenant; each tenant is throttled first by its own usage plan (src/shared/demo_tenants.json). Must be at least the sum of the tenants' rates."
   type        = number
-  default     = 10
+  default     = 100
 
   validation {
     condition     = var.throttling_rate_limit > 0
@@ -196,13 +196,85 @@ variable "throttling_rate_limit" {
 }
 
 variable "throttling_burst_limit" {
-  description = "Burst of requests the API stage accepts above the rate limit."
+  description = "The stage's default burst of each method, shared by every tenant; must be at least the sum of the tenants' bursts (src/shared/demo_tenants.json)."
   type        = number
-  default     = 20
+  default     = 200
 
   validation {
     condition     = var.throttling_burst_limit >= 1 && floor(var.throttling_burst_limit) == var.throttling_burst_limit
     error_message = "throttling_burst_limit must be a positive whole number of requests."
+  }
+}
+
+variable "callback_throttling_rate_limit" {
+  description = "Requests per second of POST /callbacks/{callbackToken}, the route without the authorizer: it carries no tenant key, so no usage plan meters it."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.callback_throttling_rate_limit > 0
+    error_message = "callback_throttling_rate_limit must be greater than 0 requests per second."
+  }
+}
+
+variable "callback_throttling_burst_limit" {
+  description = "Burst of POST /callbacks/{callbackToken} above its rate limit."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.callback_throttling_burst_limit >= 1 && floor(var.callback_throttling_burst_limit) == var.callback_throttling_burst_limit
+    error_message = "callback_throttling_burst_limit must be a positive whole number of requests."
+  }
+}
+
+variable "workflow_max_event_age_seconds" {
+  description = "How long Lambda keeps retrying a workflow start event (an asynchronous invocation of workflow:live) before it goes to the dead-letter queue."
+  type        = number
+  default     = 21600
+
+  validation {
+    condition     = var.workflow_max_event_age_seconds >= 60 && var.workflow_max_event_age_seconds <= 21600 && floor(var.workflow_max_event_age_seconds) == var.workflow_max_event_age_seconds
+    error_message = "workflow_max_event_age_seconds must be a whole number of seconds from 60 to 21600 (6 hours)."
+  }
+}
+
+variable "workflow_retry_attempts" {
+  description = "Retries Lambda makes of a workflow start event whose invocation failed, before it goes to the dead-letter queue."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = contains([0, 1, 2], var.workflow_retry_attempts)
+    error_message = "workflow_retry_attempts must be 0, 1 or 2."
+  }
+}
+
+variable "throttled_requests_alarm_threshold" {
+  description = "The throttling alarm goes off above this many 429s (all tenants) in 5 minutes; a tenant hitting its plan now and then is the plan doing its job."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.throttled_requests_alarm_threshold >= 0 && floor(var.throttled_requests_alarm_threshold) == var.throttled_requests_alarm_threshold
+    error_message = "throttled_requests_alarm_threshold must be a whole number of requests, 0 or more."
+  }
+}
+
+variable "create_alarm_topic" {
+  description = "Create an SNS topic, encrypted with a KMS key of its own (a monthly key fee), that every alarm notifies on ALARM and OK. Without it the alarms only change state (console, dashboard)."
+  type        = bool
+  default     = false
+}
+
+variable "alarm_emails" {
+  description = "Email addresses subscribed to the alarm topic (each must confirm by email). Needs create_alarm_topic = true."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for address in var.alarm_emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", address))]) && (length(var.alarm_emails) == 0 || var.create_alarm_topic)
+    error_message = "alarm_emails must be email addresses, and need create_alarm_topic = true."
   }
 }
 

@@ -363,7 +363,8 @@ def test_start_method_requires_tenant_header_validator_and_body_model(plan_json)
     assert method["http_method"] == start["method"]
     assert method["authorization"] == "CUSTOM"
     assert "aws_api_gateway_authorizer.tenant.id" in references(config(plan_json, "aws_api_gateway_method.start_workflow"), "authorizer_id")
-    assert method["api_key_required"] is False
+    # The key comes from the authorizer (api_key_source AUTHORIZER): the tenant's usage plan applies.
+    assert method["api_key_required"] is True
     assert method["request_parameters"] == {f"method.request.header.{TENANT_HEADER}": True}
     assert method["request_models"] == {"application/json": "StartWorkflowRequest"}
     assert "aws_api_gateway_request_validator.body_and_params.id" in references(
@@ -474,6 +475,7 @@ def test_token_route_has_no_authorizer_and_proxies_to_the_api_function(plan_json
     assert method["http_method"] == route["method"]
     assert method["authorization"] == "NONE"
     assert method["authorizer_id"] is None
+    # No tenant key on this route, so no usage plan: its own method settings throttle it.
     assert method["api_key_required"] is False
     # The token in the path is the credential; no header is required (or read).
     assert method["request_parameters"] == {"method.request.path.callbackToken": True}
@@ -536,6 +538,8 @@ def test_no_iam_statement_grants_lambda_or_dynamodb_on_star(plan_json) -> None:
         "data.aws_iam_policy_document.function",
         "data.aws_iam_policy_document.lambda_assume_role",
         "data.aws_iam_policy_document.callback_queue",
+        "data.aws_iam_policy_document.dead_letter",
+        "data.aws_iam_policy_document.alarm_topic",
     }
     for address, statements in documents.items():
         for statement in statements:
@@ -638,7 +642,9 @@ def test_event_bus_and_a_rule_per_tenant_matching_only_its_waiting_events(plan_j
 
 
 def test_a_queue_per_tenant_encrypted_and_named_by_the_convention(plan_json) -> None:
-    queues = planned_of_type(plan_json, "aws_sqs_queue")
+    # (The other queue, the workflow's dead-letter queue: test_plan_production.py.)
+    queues = {address: queue for address, queue in planned_of_type(plan_json, "aws_sqs_queue").items()
+              if address.startswith("aws_sqs_queue.callbacks[")}
     assert {address: queue["name"] for address, queue in queues.items()} == {
         f'aws_sqs_queue.callbacks["{t["tenantId"]}"]': f"{PREFIX}-callbacks-{t['tenantId']}" for t in DEMO_TENANTS
     }

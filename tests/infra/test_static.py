@@ -239,6 +239,10 @@ def test_deployment_redeploys_on_every_api_resource() -> None:
         "aws_api_gateway_method_settings.all",
         "aws_api_gateway_account.this",
         "aws_api_gateway_api_key.demo",
+        # Stage-level: the usage plans and their keys, the token route's method settings.
+        "aws_api_gateway_usage_plan.tenant",
+        "aws_api_gateway_usage_plan_key.tenant",
+        "aws_api_gateway_method_settings.public_routes",
     }
     declared = {f"{kind}.{name}" for kind, name, _ in hcl.blocks("resource") if kind.startswith("aws_api_gateway_")}
     assert named == declared - not_snapshotted

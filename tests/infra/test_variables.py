@@ -54,6 +54,16 @@ BAD_VALUES: list[tuple[str, str]] = [
     ("throttling_rate_limit", "0"),
     ("throttling_burst_limit", "0"),
     ("dynamodb_kms_key_arn", "alias/aws/dynamodb"),
+    ("callback_throttling_rate_limit", "0"),
+    ("callback_throttling_burst_limit", "0"),
+    ("callback_throttling_burst_limit", "2.5"),
+    ("workflow_max_event_age_seconds", "59"),
+    ("workflow_max_event_age_seconds", "21601"),
+    ("workflow_retry_attempts", "3"),
+    ("throttled_requests_alarm_threshold", "-1"),
+    ("alarm_emails", '["not-an-address"]'),
+    # An address, but no topic to subscribe it to (create_alarm_topic defaults to false).
+    ("alarm_emails", '["oncall@example.com"]'),
 ]
 
 
