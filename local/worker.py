@@ -241,6 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Ctrl-C reaches the whole process group; the local Lambda service decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # One write per log line (print() writes the text and the newline apart when unbuffered):
+    # environments share the stack's output, and their JSON log lines must not interleave.
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(line_buffering=True, write_through=False)  # type: ignore[union-attr]
     return serve(args.handler, args.tenant, args.fd_in, args.fd_out)
 
 
