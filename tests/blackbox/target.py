@@ -138,8 +138,8 @@ class ApiTarget:
 # -- where the target comes from -------------------------------------------------------------------
 
 
-def _terraform_output(args: list[str]) -> str:
-    command = [os.environ.get("TF", "terraform"), "output", *args]
+def _terraform_output(terraform: str, args: list[str]) -> str:
+    command = [terraform, "output", *args]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
     except OSError as exc:
@@ -156,7 +156,8 @@ def target_from_environment(environ: dict[str, str] | None = None) -> ApiTarget:
         TargetUnavailable: Neither says where the API is (with the reason).
     """
     env = dict(os.environ if environ is None else environ)
-    base_url = env.get("API_URL") or _terraform_output(["-raw", "api_url"])
+    terraform = env.get("TF") or "terraform"
+    base_url = env.get("API_URL") or _terraform_output(terraform, ["-raw", "api_url"])
     keys_file = env.get("API_KEYS")
     if keys_file:
         path = Path(keys_file)
@@ -164,7 +165,7 @@ def target_from_environment(environ: dict[str, str] | None = None) -> ApiTarget:
             raise TargetUnavailable(f"API_KEYS={keys_file}: no such file (make run writes .state/api-keys.json)")
         keys = json.loads(path.read_text())
     else:
-        keys = json.loads(_terraform_output(["-json", "demo_api_keys"]))
+        keys = json.loads(_terraform_output(terraform, ["-json", "demo_api_keys"]))
     if not isinstance(keys, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in keys.items()):
         raise TargetUnavailable("the API keys must be a JSON object of tenant id to key")
     missing = [tenant for tenant in (TENANT_A, TENANT_B) if tenant not in keys]

@@ -9,15 +9,17 @@ stack, so the deployed smoke test cannot rot unnoticed.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
 from tests.blackbox.checks import *  # noqa: F403 - the shared checks, collected here against the local stack
-from tests.blackbox.target import ApiTarget
+from tests.blackbox.target import ApiTarget, TargetUnavailable, target_from_environment
 from tests.harness import REPO_ROOT, StackProcess
 
 pytestmark = pytest.mark.slow
@@ -51,7 +53,7 @@ def test_make_test_aws_entry_runs_against_api_url_and_api_keys(stack: StackProce
     assert "not run: test_answer_after_the_callback_timed_out_is_410: set BRIEF_TENANT" in out
 
 
-def test_make_test_aws_without_a_target_says_what_it_needs(tmp_path: object) -> None:
+def test_make_test_aws_without_a_target_says_what_it_needs() -> None:
     env = {key: value for key, value in os.environ.items() if key not in ("API_URL", "API_KEYS", "PYTEST_ADDOPTS")}
     env["TF"] = "false"  # terraform output fails: no deployment here
     done = subprocess.run(  # noqa: S603 - our own interpreter
@@ -60,3 +62,29 @@ def test_make_test_aws_without_a_target_says_what_it_needs(tmp_path: object) -> 
     )
     assert done.returncode != 0
     assert "make test-aws needs a deployed stage" in done.stdout + done.stderr
+
+
+def test_without_api_url_the_target_comes_from_terraform_output(tmp_path: Path) -> None:
+    # GIVEN a terraform that answers `output -raw api_url` and `output -json demo_api_keys`, as after make deploy
+    fake = tmp_path / "terraform"
+    fake.write_text('#!/bin/sh\n'
+                    'case "$*" in\n'
+                    '  "output -raw api_url") printf "https://abc.execute-api.eu-west-1.amazonaws.com/v1" ;;\n'
+                    '  "output -json demo_api_keys") printf \'{"tenant-a": "ka", "tenant-b": "kb"}\' ;;\n'
+                    '  *) exit 1 ;;\n'
+                    'esac\n')
+    fake.chmod(0o755)
+
+    target = target_from_environment({"TF": str(fake)})
+
+    assert target.base_url == "https://abc.execute-api.eu-west-1.amazonaws.com/v1"
+    assert target.keys == {"tenant-a": "ka", "tenant-b": "kb"} and target.brief_tenant is None
+    # API_URL and API_KEYS win over the outputs; a keys file without the demo tenants is refused
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"tenant-a": "x", "tenant-b": "y", "tenant-brief": "z"}))
+    local = target_from_environment({"TF": str(fake), "API_URL": "http://127.0.0.1:3000/", "API_KEYS": str(keys),
+                                     "BRIEF_TENANT": "tenant-brief"})
+    assert (local.base_url, local.keys["tenant-a"], local.brief_tenant) == ("http://127.0.0.1:3000", "x", "tenant-brief")
+    keys.write_text(json.dumps({"tenant-a": "x"}))
+    with pytest.raises(TargetUnavailable, match="no API key for tenant-b"):
+        target_from_environment({"API_URL": "http://127.0.0.1:3000", "API_KEYS": str(keys)})
