@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import hashlib
 import json
 import logging
 import time
@@ -353,6 +354,11 @@ class LocalGateway(LocalHttpService):
         context.update({key: _context_string(value) for key, value in (result.get("context") or {}).items()})
         context["integrationLatency"] = int((time.monotonic() - started) * 1000)
         event["requestContext"]["authorizer"] = context
+        key = result.get("usageIdentifierKey")
+        if isinstance(key, str) and key:
+            # main.tf: api_key_source AUTHORIZER and the key required, so API Gateway puts the
+            # key the authorizer returned, and its id, in $context.identity.
+            event["requestContext"]["identity"].update(apiKey=key, apiKeyId=api_key_id(key))
         return None
 
     # -- POST /workflow: the AWS integration -------------------------------------
@@ -433,6 +439,11 @@ class LocalGateway(LocalHttpService):
             response_headers[name] = ",".join(str(value) for value in values)
         response_headers.update({name: str(value) for name, value in (result.get("headers") or {}).items()})
         return Response(status, response_headers, raw)
+
+
+def api_key_id(key: str) -> str:
+    """A stable stand-in for the id API Gateway gives an API key (10 lower-case alphanumerics)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
 def _refusal_for(failure: InvokeFailed) -> _Refused:

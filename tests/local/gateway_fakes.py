@@ -32,6 +32,8 @@ def allow(context: dict[str, Any] | None = None, resource: str = "arn:aws:execut
         "policyDocument": {"Version": "2012-10-17",
                            "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": resource}]},
         "context": {"tenantId": TENANT, "workflowId": WORKFLOW_ID} if context is None else context,
+        # The key the usage plan meters (main.tf: api_key_source AUTHORIZER).
+        "usageIdentifierKey": IDENTITY["x-api-key"],
     }
 
 

@@ -29,6 +29,9 @@ PROXY_FIELDS_NEWER_THAN_THE_SAMPLE = {
     "multiValueHeaders", "multiValueQueryStringParameters", "requestContext.authorizer",
     "requestContext.domainName", "requestContext.domainPrefix", "requestContext.extendedRequestId",
     "requestContext.identity.principalOrgId",
+    # main.tf requires an API key (from the authorizer) on the authorized routes: API Gateway
+    # then puts the key and its id in the identity.
+    "requestContext.identity.apiKey", "requestContext.identity.apiKeyId",
 }
 # Fields of the authorizer example that a REST API's REQUEST authorizer does not get here:
 # version/identitySource/authorizationToken belong to HTTP APIs' payload 1.0; clientCert comes
@@ -117,12 +120,15 @@ def test_request_context_fields_have_api_gateways_values(captured: dict[str, dic
         f"/v1/workflow/{WORKFLOW_ID}", "/workflow/{workflowId}", "v1")
     identity = context["identity"]
     assert identity["userAgent"] == "events-test" and identity["sourceIp"] == "127.0.0.1"
-    assert all(value is None for key, value in identity.items() if key not in ("userAgent", "sourceIp"))
+    assert identity["apiKey"] == IDENTITY["x-api-key"] and re.fullmatch(r"[a-z0-9]{10}", identity["apiKeyId"])
+    assert all(value is None for key, value in identity.items()
+               if key not in ("userAgent", "sourceIp", "apiKey", "apiKeyId"))
     assert context["authorizer"]["tenantId"] == TENANT
 
 
 def test_a_route_without_the_authorizer_has_no_authorizer_context(captured: dict[str, dict[str, Any]]) -> None:
     assert "authorizer" not in captured["token_route"]["requestContext"]
+    assert "apiKey" not in captured["token_route"]["requestContext"]["identity"]  # no key required there
     assert captured["token_route"]["pathParameters"] == {"callbackToken": "some-token"}
 
 
