@@ -1112,8 +1112,10 @@ locals {
 
   # The routes without the authorizer (POST /callbacks/{callbackToken}) carry no
   # tenant key, so no usage plan meters them: method settings of their own
-  # throttle them, as "callbacks/{callbackToken}/POST".
-  public_method_paths = { for key, route in local.public_proxy_routes : key => "${trimprefix(route.path, "/")}/${route.method}" }
+  # throttle them. API Gateway names a method of a nested path with every "/"
+  # of the path escaped as "~1": "~1callbacks~1{callbackToken}/POST" (the
+  # provider passes method_path through as is).
+  public_method_paths = { for key, route in local.public_proxy_routes : key => "${replace(route.path, "/", "~1")}/${route.method}" }
 }
 
 resource "aws_api_gateway_usage_plan" "tenant" {
@@ -1455,79 +1457,56 @@ locals {
     { title = "Workflows TIMED_OUT, per tenant", metric = "WorkflowTimedOut", service = local.workflow_service },
     { title = "Callbacks delivered, per tenant", metric = "CallbackDelivered", service = local.api_service },
   ]
-  dashboard_widgets = concat(
-    [for index, widget in local.dashboard_tenant_metrics : {
-      type   = "metric"
-      x      = (index % 3) * 8
-      y      = floor(index / 3) * 6
-      width  = 8
-      height = 6
-      properties = {
-        title   = widget.title
-        region  = var.aws_region
-        view    = "timeSeries"
-        stat    = "Sum"
-        period  = 300
-        metrics = [[{ expression = "SEARCH('{${var.metrics_namespace},service,tenant_id} MetricName=\"${widget.metric}\" service=\"${widget.service}\"', 'Sum', 300)", id = "tenants", label = "" }]]
-      }
+  # Every graph of the dashboard: a title, a statistic and its metrics (a
+  # SEARCH that finds every tenant, or metric rows), laid out 3 to a row.
+  dashboard_graphs = concat(
+    [for graph in local.dashboard_tenant_metrics : {
+      title   = graph.title
+      stat    = "Sum"
+      metrics = [[{ expression = "SEARCH('{${var.metrics_namespace},service,tenant_id} MetricName=\"${graph.metric}\" service=\"${graph.service}\"', 'Sum', 300)", id = "tenants", label = "" }]]
     }],
     [
       {
-        type = "metric", x = 0, y = 12, width = 8, height = 6
-        properties = {
-          title   = "429 Too Many Requests, per tenant (usage plans)"
-          region  = var.aws_region
-          view    = "timeSeries"
-          stat    = "Sum"
-          period  = 300
-          metrics = [[{ expression = "SEARCH('{${var.metrics_namespace},tenantId} MetricName=\"${local.access_log_metrics.throttled_requests.name}\"', 'Sum', 300)", id = "throttled", label = "" }]]
-        }
+        title   = "429 Too Many Requests, per tenant (usage plans)"
+        stat    = "Sum"
+        metrics = [[{ expression = "SEARCH('{${var.metrics_namespace},tenantId} MetricName=\"${local.access_log_metrics.throttled_requests.name}\"', 'Sum', 300)", id = "throttled", label = "" }]]
       },
       {
-        type = "metric", x = 8, y = 12, width = 8, height = 6
-        properties = {
-          title  = "API ${var.stage_name}: requests, 4xx, 5xx"
-          region = var.aws_region
-          view   = "timeSeries"
-          stat   = "Sum"
-          period = 300
-          metrics = [
-            ["AWS/ApiGateway", "Count", "ApiName", local.api_name, "Stage", var.stage_name],
-            ["AWS/ApiGateway", "4XXError", "ApiName", local.api_name, "Stage", var.stage_name],
-            ["AWS/ApiGateway", "5XXError", "ApiName", local.api_name, "Stage", var.stage_name],
-          ]
-        }
+        title   = "API ${var.stage_name}: requests, 4xx, 5xx"
+        stat    = "Sum"
+        metrics = [for metric in ["Count", "4XXError", "5XXError"] : ["AWS/ApiGateway", metric, "ApiName", local.api_name, "Stage", var.stage_name]]
       },
       {
-        type = "metric", x = 16, y = 12, width = 8, height = 6
-        properties = {
-          title   = "Workflow dead-letter queue: messages waiting"
-          region  = var.aws_region
-          view    = "timeSeries"
-          stat    = "Maximum"
-          period  = 300
-          metrics = [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.dead_letter.name]]
-        }
+        title   = "Workflow dead-letter queue: messages waiting"
+        stat    = "Maximum"
+        metrics = [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", aws_sqs_queue.dead_letter.name]]
       },
       {
-        type = "metric", x = 0, y = 18, width = 12, height = 6
-        properties = {
-          title   = "Functions: errors and throttles"
-          region  = var.aws_region
-          view    = "timeSeries"
-          stat    = "Sum"
-          period  = 300
-          metrics = flatten([for key in sort(keys(local.functions)) : [["AWS/Lambda", "Errors", "FunctionName", local.function_names[key]], ["AWS/Lambda", "Throttles", "FunctionName", local.function_names[key]]]])
-        }
-      },
-      {
-        type = "alarm", x = 12, y = 18, width = 12, height = 6
-        properties = {
-          title  = "Alarms"
-          alarms = local.alarm_arns
-        }
+        title   = "Functions: errors and throttles"
+        stat    = "Sum"
+        metrics = flatten([for key in sort(keys(local.functions)) : [for metric in ["Errors", "Throttles"] : ["AWS/Lambda", metric, "FunctionName", local.function_names[key]]]])
       },
     ],
+  )
+  dashboard_rows = ceil(length(local.dashboard_graphs) / 3)
+  dashboard_widgets = concat(
+    [for index, graph in local.dashboard_graphs : {
+      type       = "metric"
+      x          = (index % 3) * 8
+      y          = floor(index / 3) * 6
+      width      = 8
+      height     = 6
+      properties = merge(graph, { region = var.aws_region, view = "timeSeries", period = 300 })
+    }],
+    # The alarms' states, on a row of their own below the graphs.
+    [{
+      type       = "alarm"
+      x          = 0
+      y          = local.dashboard_rows * 6
+      width      = 24
+      height     = 4
+      properties = { title = "Alarms", alarms = local.alarm_arns }
+    }],
   )
   alarm_arns = concat(
     [for alarm in aws_cloudwatch_metric_alarm.query : alarm.arn],

@@ -11,8 +11,9 @@ What moto (5.2.5) cannot represent, and so is not applied here:
   plan would want to add them again. Both blocks are removed from this copy
   (as for the offline provider), and are checked by test_static.py (HCL) and
   test_plan.py (plan, when the provider knows them).
-* ``logging_config`` of the functions: moto drops LoggingConfig, so it is
-  removed from this copy too; test_plan.py checks it.
+* ``logging_config`` and ``dead_letter_config`` of the functions: moto drops
+  LoggingConfig and DeadLetterConfig, so they are removed from this copy too;
+  test_plan.py and test_plan_production.py check them.
 * Behaviour: moto stores the API (VTL templates, request validators, gateway
   responses, permissions, IAM policies, queue policies) but does not execute
   or enforce it, and runs no function code. It does route events: an event put
@@ -56,7 +57,7 @@ STAGE = hcl.variables()["stage_name"]["default"]
 RETENTION_DAYS = hcl.variables()["log_retention_days"]["default"]
 MOTO_ACCOUNT_ID = "123456789012"
 # Every service the module touches, sent to moto.
-MOTO_SERVICES = ("apigateway", "dynamodb", "events", "iam", "lambda", "logs", "secretsmanager", "sqs", "sts")
+MOTO_SERVICES = ("apigateway", "cloudwatch", "dynamodb", "events", "iam", "lambda", "logs", "secretsmanager", "sqs", "sts")
 PROXY_ROUTES = [key for key, route in CONTRACT["routes"].items() if route["integration"] == "api-proxy"]
 PUBLIC_ROUTES = [key for key in PROXY_ROUTES if CONTRACT["routes"][key].get("authorizer") is False]
 WAITING_EVENT = CONTRACT["callbackWaitingEvent"]
@@ -108,11 +109,12 @@ def moto_workspace(terraform_setup, tf_env, tmp_path_factory, plan_workspace, mo
         tmp_path_factory.mktemp("moto") / "module",
         binary=terraform_setup.binary,
         env=tf_env,
-        strip=(*NEW_PROVIDER_BLOCKS, "logging_config"),
+        strip=(*NEW_PROVIDER_BLOCKS, "logging_config", "dead_letter_config"),
         override=provider_override(terraform_setup.provider_version, endpoint=moto_endpoint, endpoint_services=MOTO_SERVICES),
     )
     functions = len(hcl.resources_of_type("main.tf", "aws_lambda_function"))
-    assert workspace.stripped == {"durable_config": 1, "tenancy_config": 1, "logging_config": functions}, workspace.stripped
+    assert workspace.stripped == {"durable_config": 1, "tenancy_config": 1, "logging_config": functions,
+                                  "dead_letter_config": functions}, workspace.stripped
     # Same lock file as the plan copy: the provider comes from the shared plugin cache.
     (workspace.path / ".terraform.lock.hcl").write_text((plan_workspace.path / ".terraform.lock.hcl").read_text())
     workspace.run("init", "-input=false", "-no-color")
@@ -186,6 +188,8 @@ def test_every_route_but_the_token_route_requires_the_authorizer(rest_api, autho
         else:
             assert method["authorizationType"] == "CUSTOM", route
             assert method["authorizerId"] == authorizer["id"], route
+            # The authorizer returns the tenant's key: its usage plan applies.
+            assert method["apiKeyRequired"] is True, route
 
 
 def test_demo_api_keys_are_generated_by_api_gateway(outputs, aws) -> None:
@@ -201,7 +205,7 @@ def test_start_method_requires_tenant_header_and_validates_body_and_params(rest_
     apigw = aws("apigateway")
     route = _route("startWorkflow")
     method = apigw.get_method(restApiId=rest_api["id"], resourceId=rest_api["resources"][route["path"]]["id"], httpMethod=route["method"])
-    assert method["apiKeyRequired"] is False
+    assert method["apiKeyRequired"] is True
     assert method["requestParameters"] == {f"method.request.header.{TENANT_HEADER}": True}
     assert method["requestModels"] == {"application/json": "StartWorkflowRequest"}
     validator = apigw.get_request_validator(restApiId=rest_api["id"], requestValidatorId=method["requestValidatorId"])
@@ -578,6 +582,96 @@ def test_export_api_key_command_sets_the_tenant_key(moto_workspace, outputs) -> 
     assert result.stdout == outputs["demo_api_keys"][tenant]
 
 
+# --- per-tenant usage plans, dead-letter queue, alarms, dashboard ---
+
+
+def test_each_tenants_key_is_in_a_usage_plan_of_its_own_with_its_tier(rest_api, outputs, aws) -> None:
+    apigw = aws("apigateway")
+    # API Gateway meters with the key the authorizer returns (usageIdentifierKey).
+    assert apigw.get_rest_api(restApiId=rest_api["id"])["apiKeySource"] == "AUTHORIZER"
+    plans = {plan["name"]: plan for plan in apigw.get_usage_plans()["items"]}
+    assert set(plans) == {f"{PREFIX}-{tenant_id}" for tenant_id in TENANT_IDS}
+    for tenant in DEMO_TENANTS:
+        plan = plans[f"{PREFIX}-{tenant['tenantId']}"]
+        assert plan["throttle"] == {"rateLimit": tenant["throttleRateLimit"], "burstLimit": tenant["throttleBurstLimit"]}
+        assert (plan["quota"]["limit"], plan["quota"]["period"]) == (tenant["dailyQuota"], "DAY")
+        assert plan["apiStages"] == [{"apiId": rest_api["id"], "stage": STAGE}]
+        keys = apigw.get_usage_plan_keys(usagePlanId=plan["id"])["items"]
+        assert [(key["type"], key["value"]) for key in keys] == [("API_KEY", outputs["demo_api_keys"][tenant["tenantId"]])]
+        assert outputs["usage_plans"][tenant["tenantId"]] == {
+            "id": plan["id"], "tier": tenant["tier"], "rate_limit": tenant["throttleRateLimit"],
+            "burst_limit": tenant["throttleBurstLimit"], "daily_quota": tenant["dailyQuota"],
+        }
+
+
+def test_the_token_route_is_throttled_by_method_settings_of_its_own(rest_api, aws) -> None:
+    settings = aws("apigateway").get_stage(restApiId=rest_api["id"], stageName=STAGE)["methodSettings"]
+    for key in PUBLIC_ROUTES:
+        route = _route(key)
+        own = settings[f"{route['path'].replace('/', '~1')}/{route['method']}"]
+        assert own["throttlingRateLimit"] == hcl.variables()["callback_throttling_rate_limit"]["default"]
+        assert own["throttlingBurstLimit"] == hcl.variables()["callback_throttling_burst_limit"]["default"]
+
+
+def test_dead_letter_queue_is_encrypted_and_every_role_may_send_to_it_only(outputs, aws) -> None:
+    attributes = aws("sqs").get_queue_attributes(QueueUrl=outputs["dead_letter_queue_url"], AttributeNames=["All"])["Attributes"]
+    assert attributes["QueueArn"] == outputs["dead_letter_queue_arn"] == f"arn:aws:sqs:{REGION}:{MOTO_ACCOUNT_ID}:{PREFIX}-workflow-dlq"
+    assert attributes["SqsManagedSseEnabled"] == "true"
+    assert attributes["MessageRetentionPeriod"] == str(14 * 24 * 3600)
+    iam = aws("iam")
+    for role in ("workflow", "api", "authorizer"):
+        document = iam.get_role_policy(RoleName=f"{PREFIX}-{role}", PolicyName=f"{role}-dead-letter-queue")["PolicyDocument"]
+        (statement,) = document["Statement"]
+        assert (statement["Action"], statement["Resource"]) in (("sqs:SendMessage", outputs["dead_letter_queue_arn"]),
+                                                                (["sqs:SendMessage"], outputs["dead_letter_queue_arn"]))
+
+
+def test_workflow_live_events_are_retried_then_kept(outputs, aws) -> None:
+    config = aws("lambda").get_function_event_invoke_config(FunctionName=outputs["workflow_function_name"], Qualifier="live")
+    assert config["MaximumRetryAttempts"] == hcl.variables()["workflow_retry_attempts"]["default"]
+    assert config["MaximumEventAgeInSeconds"] == hcl.variables()["workflow_max_event_age_seconds"]["default"]
+
+
+@pytest.fixture(scope="module")
+def alarms(outputs, aws) -> dict[str, dict[str, Any]]:
+    found = aws("cloudwatch").describe_alarms(AlarmNamePrefix=f"{PREFIX}-")["MetricAlarms"]
+    return {alarm["AlarmName"]: alarm for alarm in found}
+
+
+def test_the_alarms_exist_with_their_metrics(outputs, alarms) -> None:
+    assert sorted(alarms) == sorted(outputs["alarm_names"])
+    namespace = hcl.variables()["metrics_namespace"]["default"]
+    failed = alarms[f"{PREFIX}-workflows-failed"]["Metrics"][0]
+    assert failed["Expression"] == (f'SELECT SUM(WorkflowFailed) FROM SCHEMA("{namespace}", service, tenant_id) '
+                                    f"WHERE service = '{outputs['workflow_function_name']}'")
+    dlq = alarms[f"{PREFIX}-workflow-dlq-not-empty"]
+    assert (dlq["Namespace"], dlq["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": f"{PREFIX}-workflow-dlq"}]
+    five = alarms[f"{PREFIX}-api-5xx"]
+    assert sorted((d["Name"], d["Value"]) for d in five["Dimensions"]) == [("ApiName", f"{PREFIX}-api"), ("Stage", STAGE)]
+    assert all(alarm["AlarmActions"] == [] for alarm in alarms.values())
+
+
+def test_metric_filters_count_authorizer_failures_and_429s_per_tenant(aws) -> None:
+    group = f"/aws/apigateway/{PREFIX}-api/{STAGE}/access"
+    filters = {f["metricTransformations"][0]["metricName"]: f for f in aws("logs").describe_metric_filters(logGroupName=group)["metricFilters"]}
+    assert set(filters) == {"AuthorizerFailures", "ThrottledRequests"}
+    assert filters["ThrottledRequests"]["metricTransformations"][0]["dimensions"] == {"tenantId": "$.tenantId"}
+
+
+def test_dashboard_has_a_graph_per_tenant_metric_and_every_alarm(outputs, alarms, aws) -> None:
+    body = json.loads(aws("cloudwatch").get_dashboard(DashboardName=f"{PREFIX}-workflows")["DashboardBody"])
+    assert outputs["dashboard_url"].endswith(f"#dashboards/dashboard/{PREFIX}-workflows")
+    (alarm_widget,) = [widget for widget in body["widgets"] if widget["type"] == "alarm"]
+    assert sorted(alarm_widget["properties"]["alarms"]) == sorted(alarm["AlarmArn"] for alarm in alarms.values())
+    searches = [metric[0]["expression"] for widget in body["widgets"] if widget["type"] == "metric"
+                for metric in widget["properties"]["metrics"] if isinstance(metric[0], dict)]
+    assert {re.search(r'MetricName="(\w+)"', search).group(1) for search in searches} == {
+        "WorkflowAccepted", "WorkflowCompleted", "WorkflowRejected", "WorkflowFailed", "WorkflowTimedOut",
+        "CallbackDelivered", "ThrottledRequests"}
+    assert all(search.startswith("SEARCH('{") for search in searches), searches
+
+
 # --- idempotence and teardown (keep these last) ---
 
 
@@ -621,6 +715,9 @@ def test_destroy_removes_everything(moto_workspace, outputs, aws) -> None:
     groups = [g["logGroupName"] for g in aws("logs").describe_log_groups()["logGroups"]]
     assert groups == [], groups
     assert aws("sqs").list_queues().get("QueueUrls", []) == []
+    assert aws("apigateway").get_usage_plans()["items"] == []
+    assert aws("cloudwatch").describe_alarms()["MetricAlarms"] == []
+    assert aws("cloudwatch").list_dashboards()["DashboardEntries"] == []
     assert [bus["Name"] for bus in aws("events").list_event_buses()["EventBuses"]] == ["default"]
     # Deleted with its recovery window: only scheduled for deletion.
     secrets = aws("secretsmanager").list_secrets(IncludePlannedDeletion=True)["SecretList"]

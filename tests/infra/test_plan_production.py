@@ -96,7 +96,8 @@ def test_a_stage_throttle_below_the_tenants_plans_is_refused(plan_workspace) -> 
 def test_the_token_route_has_a_throttle_of_its_own(plan_json, route_key) -> None:
     route = CONTRACT["routes"][route_key]
     settings = planned(plan_json, f'aws_api_gateway_method_settings.public_routes["{route_key}"]')
-    assert settings["method_path"] == f"{route['path'].lstrip('/')}/{route['method']}"
+    # "/" of the path escaped as "~1", as API Gateway names the method ("~1callbacks~1{callbackToken}/POST").
+    assert settings["method_path"] == f"{route['path'].replace('/', '~1')}/{route['method']}"
     (values,) = settings["settings"]
     assert values["throttling_rate_limit"] == VARIABLES["callback_throttling_rate_limit"]["default"]
     assert values["throttling_burst_limit"] == VARIABLES["callback_throttling_burst_limit"]["default"]
