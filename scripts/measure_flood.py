@@ -11,8 +11,9 @@ can; the bystander (default tenant-a) sends the same read every
 the bystander alone sets the baseline. Every answer is counted by status; a
 read the plan admits is a 404 (no such workflow), a throttled one 429.
 
-``measure_flood()`` is what a benchmark calls: it returns the figures as a
-dict (see :class:`FloodReport`); ``--json`` prints the same.
+``measure_flood()`` (a running API) and ``measure_flood_on_local_stack()`` (a
+throwaway ``--throttle on`` stack) are what a benchmark calls: they return a
+:class:`FloodReport` (``.as_dict()``); ``--json`` prints the same.
 """
 
 from __future__ import annotations
@@ -202,6 +203,25 @@ def measure_flood(
     )
 
 
+def measure_flood_on_local_stack(workdir: Path | None = None, **options: Any) -> FloodReport:
+    """:func:`measure_flood` against a throwaway local stack with the usage plans on.
+
+    Starts ``python -m local.stack --throttle on`` on free ports (state in
+    ``workdir``, a temporary directory when None), measures, stops it. ``options``
+    are :func:`measure_flood`'s keyword arguments.
+    """
+    from tests.harness import StackProcess
+
+    with tempfile.TemporaryDirectory(prefix="measure-flood-") as temporary:
+        base = Path(workdir or temporary)
+        stack = StackProcess(base / "state", base / "stack.log", ["--throttle", "on"])
+        stack.start()
+        try:
+            return measure_flood(stack.api_url, stack.api_keys, **options)
+        finally:
+            stack.stop()
+
+
 def _summary(report: FloodReport) -> str:
     lines = [f"Flood: {report.flooder} from {report.flood_threads} threads for {report.flood_seconds}s; "
              f"{report.bystander} reads every so often (404 = admitted, 429 = throttled)."]
@@ -235,15 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     options = dict(flooder=args.flooder, bystander=args.bystander, flood_seconds=args.seconds,
                    flood_threads=args.threads, bystander_interval=args.bystander_interval)
     if args.start_stack:
-        from tests.harness import StackProcess
-
-        with tempfile.TemporaryDirectory(prefix="measure-flood-") as workdir:
-            stack = StackProcess(Path(workdir) / "state", Path(workdir) / "stack.log", ["--throttle", "on"])
-            stack.start()
-            try:
-                report = measure_flood(stack.api_url, stack.api_keys, **options)
-            finally:
-                stack.stop()
+        report = measure_flood_on_local_stack(**options)
     else:
         if not args.keys_file.is_file():
             parser.error(f"{args.keys_file} does not exist (make run writes it; or pass --keys-file)")

@@ -8,6 +8,7 @@ gives their API Gateway usage plans (tests/infra checks that side).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -170,3 +171,26 @@ def test_a_tenant_whose_key_is_in_no_usage_plan_is_forbidden(throttled_stack: St
                                api_key="unplanned-key-" + "x" * 30)
     response = throttled_stack.status("tenant-unplanned", "no-such-workflow")
     assert (response.status_code, response.json()) == (403, FORBIDDEN)
+
+
+def test_the_banner_lists_the_plans_and_a_curl_loop_that_shows_the_429(throttled_stack: StackProcess) -> None:
+    log = throttled_stack.log_path.read_text()
+    for tenant_id, limits in LIMITS.items():
+        assert re.search(rf"{re.escape(tenant_id)}\s+{limits.tier}: {limits.rate:g} req/s, burst {limits.burst}, {limits.daily_quota}/day", log)
+    lines = log.splitlines()
+    index = next(number for number, line in enumerate(lines) if "for i in $(seq 30)" in line)
+    assert f"{throttled_stack.api_url}/workflow/none" in lines[index]
+    assert f"x-tenant-id: tenant-b' -H 'x-api-key: {throttled_stack.api_keys['tenant-b']}'" in lines[index + 1]
+
+
+def test_make_demo_completes_under_the_demo_tiers(throttled_stack: StackProcess) -> None:
+    # make demo against make run's defaults: tenant-b's polls stay inside its plan.
+    result = subprocess.run(
+        [sys.executable, "-m", "local.demo", "--api-url", throttled_stack.api_url,
+         "--api-keys-file", str(throttled_stack.state_dir / "api-keys.json"), "--timeout", "45"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=180, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("-> COMPLETED") == 3
+    assert "429" not in result.stdout
+
