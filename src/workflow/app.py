@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import Any
 
@@ -37,11 +38,50 @@ from workflow.workflow_input import parse_start_event
 
 logger = Logger()
 SETTINGS = load_settings()
-_dynamodb = boto3.resource("dynamodb", config=DYNAMODB_CONFIG)
-TENANTS_TABLE = _dynamodb.Table(SETTINGS.tenants_table)
-REGISTRY = reg.WorkflowRegistry(_dynamodb.Table(SETTINGS.workflows_table), SETTINGS.registry_retention_seconds)
-TENANT_CACHE = TenantCache(lambda tenant_id: read_tenant(TENANTS_TABLE, tenant_id), SETTINGS.tenant_cache_ttl_seconds)
+TENANT_CACHE = TenantCache(lambda tenant_id: read_tenant(tenants_table(), tenant_id), SETTINGS.tenant_cache_ttl_seconds)
 BINDING = EnvironmentBinding()
+
+# The DynamoDB resource and its two tables are created when a step first reads
+# or writes a table, not at import. The resource layer (its model, the resource
+# definitions, boto3's resource and doc machinery) is about a tenth of the
+# module's cold import with bytecode: a start's first step still pays it (it
+# moves out of the init phase), but an invocation that only replays checkpoints,
+# or refuses the event before its first step, never does.
+_tables: tuple[Any, reg.WorkflowRegistry] | None = None
+_tables_lock = threading.Lock()
+
+
+def _dynamodb_tables() -> tuple[Any, reg.WorkflowRegistry]:
+    """The tenants table and the registry, created once, on first use (thread-safe)."""
+    global _tables
+    if _tables is None:
+        with _tables_lock:
+            if _tables is None:
+                dynamodb = boto3.resource("dynamodb", config=DYNAMODB_CONFIG)
+                _tables = (dynamodb.Table(SETTINGS.tenants_table),
+                           reg.WorkflowRegistry(dynamodb.Table(SETTINGS.workflows_table),
+                                                SETTINGS.registry_retention_seconds))
+    return _tables
+
+
+def tenants_table() -> Any:
+    """The tenants table (a boto3 ``Table``)."""
+    return _dynamodb_tables()[0]
+
+
+def registry() -> reg.WorkflowRegistry:
+    """The workflow registry."""
+    return _dynamodb_tables()[1]
+
+
+def __getattr__(name: str) -> Any:
+    """``TENANTS_TABLE`` and ``REGISTRY`` stay readable as module attributes (creating them on first access)."""
+    if name == "TENANTS_TABLE":
+        return tenants_table()
+    if name == "REGISTRY":
+        return registry()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 STEP_LOAD_AND_VALIDATE = "load-tenant-and-validate"
 WAIT_EXTERNAL_CONFIRMATION = "external-confirmation"
@@ -67,7 +107,7 @@ CONFIRMATION_SERDES = ConfirmationSerDes()
 
 def load_tenant_and_validate(tenant_id: str, workflow_id: str, execution_arn: str, request: Any) -> Validation:
     """Claim the workflow id, read the tenant (through the cache), validate, record a rejection."""
-    if not REGISTRY.claim_workflow(tenant_id, workflow_id, execution_arn):
+    if not registry().claim_workflow(tenant_id, workflow_id, execution_arn):
         logger.warning("duplicate start ignored: another execution owns this workflow id")
         emit_count("WorkflowDuplicateStart", tenant_id)
         return Validation(accepted=False, duplicate=True, reason="duplicate start", environment_id=BINDING.environment_id)
@@ -80,7 +120,7 @@ def load_tenant_and_validate(tenant_id: str, workflow_id: str, execution_arn: st
         emit_count("WorkflowAccepted", tenant_id)
     else:
         logger.warning("request rejected", extra={"reason": decision.reason})
-        REGISTRY.record_outcome(tenant_id, workflow_id, reg.REJECTED, reason=decision.reason, result=rejection(validation))
+        registry().record_outcome(tenant_id, workflow_id, reg.REJECTED, reason=decision.reason, result=rejection(validation))
         emit_count("WorkflowRejected", tenant_id)
     return validation
 
@@ -94,7 +134,7 @@ def register_and_notify(tenant_id: str, workflow_id: str, callback_id: str, time
     """
     token = mint_token(signing_key(SETTINGS.callback_signing_secret), tenant_id, callback_id) \
         if SETTINGS.callback_signing_secret else None
-    deadline = REGISTRY.register_waiting(tenant_id, workflow_id, callback_id, timeout_seconds,
+    deadline = registry().register_waiting(tenant_id, workflow_id, callback_id, timeout_seconds,
                                          token_hash=token_hash(token) if token else None)
     notified = bool(token and SETTINGS.event_bus_name and SETTINGS.callback_base_url)
     if notified:
@@ -140,7 +180,7 @@ def finalize(tenant_id: str, validated: Validation) -> dict[str, Any]:
 def record_outcome(tenant_id: str, workflow_id: str, result: dict[str, Any]) -> None:
     """Write the final status and result to the registry."""
     status = str(result["status"])
-    REGISTRY.record_outcome(tenant_id, workflow_id, status, result=result, reason=result.get("reason"))
+    registry().record_outcome(tenant_id, workflow_id, status, result=result, reason=result.get("reason"))
     if status == reg.COMPLETED:
         logger.info("workflow completed")
         emit_count("WorkflowCompleted", tenant_id)

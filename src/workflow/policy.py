@@ -6,8 +6,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate
-
 from shared.contract import start_workflow_schema
 from shared.tenants import TenantConfig
 
@@ -40,6 +38,10 @@ def evaluate_request(tenant: TenantConfig | None, request: Any) -> Decision:
         return Decision(False, "unknown tenant")
     if not tenant.is_active:
         return Decision(False, f"tenant is {tenant.status.lower()}")
+    # Imported here, not at module load: only a start's first step validates, and
+    # an environment that only resumes workflows never loads fastjsonschema.
+    from aws_lambda_powertools.utilities.validation import SchemaValidationError, validate  # noqa: PLC0415
+
     try:
         validate(event=request, schema=start_workflow_schema())
     except SchemaValidationError as error:
