@@ -53,6 +53,7 @@ class ApiTarget:
     base_url: str
     keys: dict[str, str]
     brief_tenant: str | None = None
+    poll_seconds: float = 1.0  # status reads while waiting: tenant-b may make a few a second
     session: requests.Session = field(default_factory=requests.Session)
     observations: list[tuple[str, str]] = field(default_factory=list)
 
@@ -105,7 +106,7 @@ class ApiTarget:
 
     def wait_for_status(self, tenant_id: str, workflow_id: str, status: str,
                         timeout: float = WORKFLOW_TIMEOUT_SECONDS) -> dict[str, Any]:
-        """Poll once a second (tenant-b's rate limit) until the workflow reaches ``status``."""
+        """Poll every ``poll_seconds`` until the workflow reaches ``status``."""
         deadline = time.monotonic() + timeout
         seen: Any = None
         while time.monotonic() < deadline:
@@ -113,7 +114,7 @@ class ApiTarget:
             seen = (response.status_code, response.text[:300])
             if response.status_code == 200 and response.json().get("status") == status:
                 return response.json()
-            time.sleep(1.0)
+            time.sleep(self.poll_seconds)
         raise AssertionError(f"workflow {workflow_id} of {tenant_id} never reached {status} in {timeout:.0f}s; last: {seen}")
 
     def waiting_workflow(self, tenant_id: str = TENANT_A, body: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:

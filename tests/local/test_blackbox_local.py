@@ -32,7 +32,7 @@ def api(stack: StackProcess) -> ApiTarget:
     stack.put_tenant({"tenantId": BRIEF_TENANT, "displayName": "Brief Black-box Ltd", "status": "ACTIVE",
                       "allowedCurrencies": ["USD"], "maxAmount": 100, "callbackTimeoutSeconds": 3},
                      api_key=uuid.uuid4().hex)
-    return ApiTarget(stack.api_url, stack.api_keys, brief_tenant=BRIEF_TENANT)
+    return ApiTarget(stack.api_url, stack.api_keys, brief_tenant=BRIEF_TENANT, poll_seconds=0.25)
 
 
 def test_make_test_aws_entry_runs_against_api_url_and_api_keys(stack: StackProcess) -> None:
