@@ -17,7 +17,8 @@ handler's frames only (``traceback.format_list``: no chained exceptions, no
 carets); init errors carry the runtime's types (``Runtime.ImportModuleError``,
 ``Runtime.UserCodeSyntaxError``, ``Runtime.HandlerNotFound``,
 ``Runtime.MalformedHandlerName``, or the exception's own type when the module
-raised while it was imported); ``context.identity`` is a ``CognitoIdentity`` whose
+raised while it was imported; ``requestId`` empty, as the runtime reports init
+errors before any request); ``context.identity`` is a ``CognitoIdentity`` whose
 fields are None and ``context.client_context`` is None, as for an Invoke without them.
 
 The environment is bound to one tenant (``--tenant``): an invocation for another

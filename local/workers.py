@@ -273,11 +273,8 @@ class WorkerPools:
         key = (function.name, context.tenant_id if function.per_tenant else None)
         worker = self._acquire(function, key)
         try:
-            if worker.init_error is not None:  # reported on the invocation, with its request id
-                error = {**worker.init_error}
-                if "requestId" in error:
-                    error["requestId"] = context.request_id
-                return InvocationResult(error, "Unhandled", worker.environment_id)
+            if worker.init_error is not None:  # as the runtime reports it: no request id yet ("")
+                return InvocationResult(worker.init_error, "Unhandled", worker.environment_id)
             return worker.invoke(event, context)
         finally:
             self._release(key, worker)
