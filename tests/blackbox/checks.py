@@ -179,7 +179,7 @@ def test_start_with_another_content_type_is_415(api: ApiTarget) -> None:
 
 
 def test_unknown_route_is_403_missing_authentication_token(api: ApiTarget) -> None:
-    for method, path in (("GET", "/nowhere"), ("DELETE", "/workflow")):
+    for method, path in (("GET", "/nowhere"), ("DELETE", "/workflow"), ("GET", "/callback")):
         response = api.request(method, path, headers=api.headers(TENANT_A))
         assert response.status_code == 403 and only_message(response) == "Missing Authentication Token"
 

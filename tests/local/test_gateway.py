@@ -342,20 +342,3 @@ def test_invalid_start_bodies_are_refused_before_the_workflow_runs(stack: StackP
     assert response.status_code == 400
     assert response.json()["message"].startswith(message)
     assert stack.invocations("-workflow") == starts_before
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(("method", "path"), [("GET", "/nowhere"), ("DELETE", "/workflow"), ("GET", "/callback")])
-def test_unknown_route_or_method_answers_like_api_gateway(stack: StackProcess, method: str, path: str) -> None:
-    response = stack.http.request(method, f"{stack.api_url}{path}", headers=stack.headers("tenant-a"), timeout=30)
-
-    assert response.status_code == 403
-    assert response.json() == {"message": "Missing Authentication Token"}
-
-
-@pytest.mark.slow
-def test_status_of_an_unknown_workflow_is_404_json(stack: StackProcess) -> None:
-    response = stack.status("tenant-a", "no-such-workflow")
-
-    assert response.status_code == 404
-    assert "message" in response.json()
