@@ -66,7 +66,8 @@ class DurableEmulator:
         )
         self._runner = WebRunner(self._config)
         self._thread: threading.Thread | None = None
-        use_lambda_execution_arns(region, FunctionConfig.executed_version)
+        self._region = region
+        self._restore_arns: Any = None
 
     def start(self) -> None:
         """Open the store, resume what a previous run left running, and serve the API.
@@ -75,6 +76,7 @@ class DurableEmulator:
         (the sqlite store on disk is what carries the executions across).
         """
         self._runner = WebRunner(self._config)
+        self._restore_arns = use_lambda_execution_arns(self._region, FunctionConfig.executed_version)
         self._runner.start()
         resumed = self.resume_running_executions()
         if resumed:
@@ -134,6 +136,9 @@ class DurableEmulator:
         if server is not None:
             server.shutdown()
         self._runner.stop()
+        if self._restore_arns is not None:
+            self._restore_arns()
+            self._restore_arns = None
 
 
 def _remaining(started: datetime, timeout_seconds: float, now: datetime) -> float:

@@ -103,12 +103,21 @@ class EmulatorInternals:
         self._executor._invoke_execution(arn)  # noqa: SLF001
 
 
-def use_lambda_execution_arns(region: str, version_of: Callable[[str | None], str]) -> None:
-    """Make the emulator name new executions as Lambda does (idempotent; executions stored before keep theirs).
+def use_lambda_execution_arns(region: str, version_of: Callable[[str | None], str]) -> Callable[[], None]:
+    """Make the emulator name new executions as Lambda does, until the returned ``restore`` is called.
+
+    The emulator builds every execution with ``Execution.new``; this wraps it (once,
+    however often it is called) so executions stored before keep their ARNs. The
+    wrap is process-wide: :class:`local.durable.DurableEmulator` holds it from
+    start to stop, so nothing else in the process (the SDK's in-process test
+    runner, say) sees it afterwards.
 
     Args:
         region: Region in the ARN.
         version_of: The version a qualifier runs (an alias resolves to its version).
+
+    Returns:
+        A function that puts the emulator's own ``Execution.new`` back.
     """
     original = getattr(Execution.new, "emulator_new", Execution.new)
     if not callable(original):
@@ -124,5 +133,9 @@ def use_lambda_execution_arns(region: str, version_of: Callable[[str | None], st
         )
         return execution
 
+    def restore() -> None:
+        Execution.new = staticmethod(original)  # type: ignore[method-assign]
+
     new.emulator_new = original  # type: ignore[attr-defined]
     Execution.new = staticmethod(new)  # type: ignore[method-assign]
+    return restore
