@@ -7,6 +7,8 @@ VENV         := .venv
 VPY          := $(VENV)/bin/python
 # One pinned requirement set per purpose, one stamp each: `make run` installs
 # only what running needs; `make test` and `make bench` add their sets on top.
+# --no-compile: pip would compile every installed module (most never imported);
+# Python compiles and caches the ones that are, on first import.
 RUN_STAMP    := $(VENV)/.stamp-run
 TEST_STAMP   := $(VENV)/.stamp-test
 BENCH_STAMP  := $(VENV)/.stamp-bench
@@ -26,7 +28,7 @@ RUNTIME_VENV := .venv-$(LAMBDA_PY)
 RUNTIME_VPY  := $(RUNTIME_VENV)/bin/python
 RUNTIME_STAMP := $(RUNTIME_VENV)/.stamp-test
 # Measured by scripts/measure_cold_start.py (workflow function, import + init).
-NO_BYTECODE_NOTE := make build: no python$(LAMBDA_PY) found (PATH, pyenv or RUNTIME_PYTHON), so the zips ship source only and every cold start compiles each module it imports (workflow import + init about 2.5x slower, roughly +0.7 s per new tenant environment)
+NO_BYTECODE_NOTE := make build: no python$(LAMBDA_PY) found (PATH, pyenv or RUNTIME_PYTHON), so the zips ship source only and every cold start compiles each module it imports: the workflow function is ready about 2.5x later, roughly +0.8 s for each tenant's new environment
 FUNCTIONS    := workflow api authorizer
 TF           ?= terraform
 API_URL      ?= http://127.0.0.1:3000
@@ -43,25 +45,25 @@ help: ## List the targets
 $(RUN_STAMP): requirements.txt requirements-run.txt pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	@echo "Installing what running needs (requirements-run.txt) into $(VENV) ..."
-	@$(VPY) -m pip install --quiet -r requirements-run.txt
+	@$(VPY) -m pip install --quiet --no-compile -r requirements-run.txt
 	@$(VPY) -m pip install --quiet --no-deps -e .
 	@touch $@
 
 $(TEST_STAMP): $(RUN_STAMP) requirements-test.txt
 	@echo "Installing the test toolchain (requirements-test.txt) into $(VENV) ..."
-	@$(VPY) -m pip install --quiet -r requirements-test.txt
+	@$(VPY) -m pip install --quiet --no-compile -r requirements-test.txt
 	@touch $@
 
 $(BENCH_STAMP): $(RUN_STAMP) requirements-bench.txt
 	@echo "Installing the benchmark toolchain (requirements-bench.txt) into $(VENV) ..."
-	@$(VPY) -m pip install --quiet -r requirements-bench.txt
+	@$(VPY) -m pip install --quiet --no-compile -r requirements-bench.txt
 	@touch $@
 
 # The unit suite's second interpreter: its own virtualenv, same pinned sets.
 $(RUNTIME_STAMP): requirements.txt requirements-run.txt requirements-test.txt pyproject.toml
 	@test -x $(RUNTIME_VPY) || "$(RUNTIME_PY)" -m venv $(RUNTIME_VENV)
 	@echo "Installing requirements-test.txt into $(RUNTIME_VENV) (python$(LAMBDA_PY), the Lambda runtime's) ..."
-	@$(RUNTIME_VPY) -m pip install --quiet -r requirements-test.txt
+	@$(RUNTIME_VPY) -m pip install --quiet --no-compile -r requirements-test.txt
 	@$(RUNTIME_VPY) -m pip install --quiet --no-deps -e .
 	@touch $@
 
