@@ -1253,7 +1253,7 @@ locals {
     }
   }
   # Alarms on a Metrics Insights query: one alarm sums a metric over every
-  # tenant (or function), present and future; an alarm cannot use SEARCH, and
+  # tenant, present and future; an alarm cannot use SEARCH, and
   # a tenant onboarded later needs no alarm of its own. Threshold: more than.
   query_alarms = {
     workflows-failed = {
@@ -1272,11 +1272,6 @@ locals {
       description = "429s of stage ${var.stage_name}, all tenants (ThrottledRequests from the access log; per tenant on the dashboard)."
       expression  = "SELECT SUM(${local.access_log_metrics.throttled_requests.name}) FROM SCHEMA(\"${var.metrics_namespace}\", tenantId)"
       threshold   = var.throttled_requests_alarm_threshold
-    }
-    lambda-throttles = {
-      description = "Invocations Lambda throttled (concurrency spent), any of the three functions."
-      expression  = "SELECT SUM(Throttles) FROM SCHEMA(\"AWS/Lambda\", FunctionName) WHERE ${join(" OR ", [for key in sort(keys(local.functions)) : "FunctionName = '${local.function_names[key]}'"])}"
-      threshold   = 0
     }
   }
   # Alarms on one metric. Threshold: more than 0.
@@ -1343,6 +1338,41 @@ resource "aws_cloudwatch_metric_alarm" "query" {
   }
 
   depends_on = [aws_cloudwatch_log_metric_filter.access_log]
+}
+
+# Invocations Lambda throttled (concurrency spent), any of the three functions:
+# metric math over each function's Throttles (a Metrics Insights WHERE takes
+# AND only, so it cannot name the three functions).
+resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
+  alarm_name          = "${local.name_prefix}-lambda-throttles"
+  alarm_description   = "Invocations Lambda throttled (concurrency spent), any of the three functions."
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  evaluation_periods  = 1
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = local.alarm_actions
+  ok_actions          = local.alarm_actions
+
+  metric_query {
+    id          = "throttles"
+    label       = "Throttles, all functions"
+    expression  = join(" + ", [for key in sort(keys(local.functions)) : "FILL(${key}, 0)"])
+    return_data = true
+  }
+
+  dynamic "metric_query" {
+    for_each = sort(keys(local.functions))
+    content {
+      id = metric_query.value
+      metric {
+        namespace   = "AWS/Lambda"
+        metric_name = "Throttles"
+        dimensions  = { FunctionName = local.function_names[metric_query.value] }
+        stat        = "Sum"
+        period      = 300
+      }
+    }
+  }
 }
 
 resource "aws_cloudwatch_metric_alarm" "metric" {
@@ -1511,6 +1541,7 @@ locals {
   alarm_arns = concat(
     [for alarm in aws_cloudwatch_metric_alarm.query : alarm.arn],
     [for alarm in aws_cloudwatch_metric_alarm.metric : alarm.arn],
+    [aws_cloudwatch_metric_alarm.lambda_throttles.arn],
   )
 }
 

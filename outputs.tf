@@ -129,7 +129,11 @@ output "dead_letter_queue_arn" {
 
 output "alarm_names" {
   description = "The CloudWatch alarms: `aws cloudwatch describe-alarms --alarm-names $(terraform output -json alarm_names | jq -r '.[]')`."
-  value       = concat([for alarm in aws_cloudwatch_metric_alarm.query : alarm.alarm_name], [for alarm in aws_cloudwatch_metric_alarm.metric : alarm.alarm_name])
+  value = concat(
+    [for alarm in aws_cloudwatch_metric_alarm.query : alarm.alarm_name],
+    [for alarm in aws_cloudwatch_metric_alarm.metric : alarm.alarm_name],
+    [aws_cloudwatch_metric_alarm.lambda_throttles.alarm_name],
+  )
 }
 
 output "alarm_topic_arn" {

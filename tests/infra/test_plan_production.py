@@ -216,10 +216,16 @@ def test_authorizer_and_throttling_alarms_read_metric_filters_of_the_access_log(
     assert alarms[f"{PREFIX}-api-throttled"]["threshold"] == VARIABLES["throttled_requests_alarm_threshold"]["default"]
 
 
-def test_lambda_throttles_alarm_covers_the_three_functions(plan_json) -> None:
-    (query,) = _alarms(plan_json)[f"{PREFIX}-lambda-throttles"]["metric_query"]
-    assert query["expression"].startswith('SELECT SUM(Throttles) FROM SCHEMA("AWS/Lambda", FunctionName) WHERE ')
-    assert sorted(re.findall(r"FunctionName = '([^']+)'", query["expression"])) == sorted(f"{PREFIX}-{key}" for key in FUNCTIONS)
+def test_lambda_throttles_alarm_sums_the_three_functions(plan_json) -> None:
+    queries = {query["id"]: query for query in _alarms(plan_json)[f"{PREFIX}-lambda-throttles"]["metric_query"]}
+    assert set(queries) == {"throttles", *FUNCTIONS}
+    assert queries["throttles"]["return_data"] is True
+    assert sorted(queries["throttles"]["expression"].split(" + ")) == sorted(f"FILL({key}, 0)" for key in FUNCTIONS)
+    for key in FUNCTIONS:
+        (metric,) = queries[key]["metric"]
+        assert (metric["namespace"], metric["metric_name"], metric["stat"], metric["period"]) == ("AWS/Lambda", "Throttles", "Sum", 300)
+        assert metric["dimensions"] == {"FunctionName": f"{PREFIX}-{key}"}
+        assert not queries[key]["return_data"]
 
 
 # --- dashboard ---
@@ -241,7 +247,7 @@ def test_dashboard_graphs_every_emitted_outcome_per_tenant_and_shows_every_alarm
     # Every alarm of both alarm resources is in the alarm widget.
     assert hcl.local("alarm_arns") == (
         "${concat([for alarm in aws_cloudwatch_metric_alarm.query : alarm.arn], "
-        "[for alarm in aws_cloudwatch_metric_alarm.metric : alarm.arn])}"
+        "[for alarm in aws_cloudwatch_metric_alarm.metric : alarm.arn], [aws_cloudwatch_metric_alarm.lambda_throttles.arn])}"
     )
     assert "alarms = local.alarm_arns" in hcl.local("dashboard_widgets")
 
@@ -291,7 +297,7 @@ def test_the_alarm_topic_is_encrypted_with_a_rotated_key_cloudwatch_may_use(topi
 
 
 def test_with_the_topic_every_alarm_notifies_it_on_alarm_and_ok(topic_plan) -> None:
-    for address in ("aws_cloudwatch_metric_alarm.query", "aws_cloudwatch_metric_alarm.metric"):
+    for address in ("aws_cloudwatch_metric_alarm.query", "aws_cloudwatch_metric_alarm.metric", "aws_cloudwatch_metric_alarm.lambda_throttles"):
         for attribute in ("alarm_actions", "ok_actions"):
             assert references(config(topic_plan, address), attribute) == ["local.alarm_actions"], (address, attribute)
     for change in topic_plan["resource_changes"]:
