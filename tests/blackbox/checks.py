@@ -199,8 +199,9 @@ def test_another_answer_after_completion_is_409(api: ApiTarget) -> None:
 def test_concurrent_different_answers_one_wins_the_others_409(api: ApiTarget) -> None:
     workflow_id, waiting = api.waiting_workflow(TENANT_A)
 
-    def answer(n: int) -> Any:
-        return api.callback(TENANT_A, {"callbackId": waiting["callbackId"], "payload": {"attempt": n}})
+    def answer(n: int) -> Any:  # each retries 503 (another answer holds the callback's lease) as clients do
+        return api.until_final(
+            lambda: api.callback(TENANT_A, {"callbackId": waiting["callbackId"], "payload": {"attempt": n}}))
 
     with concurrent.futures.ThreadPoolExecutor(5) as pool:
         responses = list(pool.map(answer, range(5)))

@@ -21,6 +21,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ TENANT_B = "tenant-b"
 WORKFLOW_TIMEOUT_SECONDS = 90.0
 REQUEST_TIMEOUT_SECONDS = 35.0  # API Gateway answers within 29 s
 MAX_THROTTLE_RETRIES = 8
+# What a callback client retries besides 429 (README, "The API"): a delivery in progress, a failed dependency.
+RETRIED = frozenset({502, 503, 504})
 
 
 class TargetUnavailable(RuntimeError):
@@ -124,6 +127,19 @@ class ApiTarget:
 
     def callback(self, tenant_id: str, body: dict[str, Any], *, headers: dict[str, str] | None = None) -> requests.Response:
         return self.request("POST", "/callback", json=body, headers=headers if headers is not None else self.headers(tenant_id))
+
+    def until_final(self, send: Callable[[], requests.Response], timeout: float = 60.0) -> requests.Response:
+        """Send as the README tells a callback client to: retry ``502``/``503``/``504`` (``Retry-After``)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = send()
+            if response.status_code not in RETRIED or time.monotonic() > deadline:
+                return response
+            try:
+                pause = float(response.headers.get("Retry-After") or 0) or 1.0
+            except ValueError:
+                pause = 1.0
+            time.sleep(min(pause, 5.0))
 
     def answer(self, callback_url: str, body: dict[str, Any]) -> requests.Response:
         """``POST /callbacks/{callbackToken}`` as the external system does: the URL alone, no identity."""
