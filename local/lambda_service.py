@@ -228,7 +228,7 @@ class LocalLambdaService(LocalHttpService):
         if invocation_type == "Event":
             threading.Thread(target=self._run_event, args=(function, event, context), daemon=True).start()
             return Response(202, headers)
-        result = self._run(function, event, context)
+        result = self._run(function, event, context, caller_waits=True)
         if result.function_error:
             headers["X-Amz-Function-Error"] = result.function_error
         if result.body is not None:  # as the runtime marshalled it
@@ -238,16 +238,23 @@ class LocalLambdaService(LocalHttpService):
     def _run_event(self, function: FunctionConfig, event: Any, context: InvocationContext) -> None:
         """An asynchronous (Event) invocation: nobody waits for its result."""
         try:
-            self._run(function, event, context)
+            self._run(function, event, context, caller_waits=False)
         except LambdaApiError as error:
             logger.warning("asynchronous invocation of %s dropped: %s", function.name, error.message)
 
-    def _run(self, function: FunctionConfig, event: Any, context: InvocationContext) -> InvocationResult:
+    def _run(self, function: FunctionConfig, event: Any, context: InvocationContext, *,
+             caller_waits: bool) -> InvocationResult:
         try:
             result = self._runner.invoke(function, event, context)
         except WorkerCapacityError as exc:
             raise LambdaApiError(429, "TooManyRequestsException", f"Rate Exceeded. {exc}") from exc
-        if result.function_error:
+        if result.function_error and caller_waits:
+            # The caller gets the error and decides whether it matters (the authorizer's
+            # "Unauthorized" is an ordinary 401), so one quiet line, not a stack trace.
+            error = result.payload if isinstance(result.payload, dict) else {}
+            logger.debug("%s (tenant %s) answered %s: %s", function.name, context.tenant_id,
+                         error.get("errorType"), error.get("errorMessage"))
+        elif result.function_error:
             logger.warning("%s (tenant %s) failed: %s", function.name, context.tenant_id, result.payload)
         return result
 

@@ -419,23 +419,6 @@ def configure_logging(level: str) -> None:
     if level != "DEBUG":
         for noisy in ("aws_durable_execution_sdk_python_testing", "botocore", "werkzeug", "moto"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
-    logging.getLogger("local.lambda_service").addFilter(ExpectedRefusals())
-
-
-class ExpectedRefusals(logging.Filter):
-    """Drop the Lambda service's warning for an authorizer that refused with ``Unauthorized``.
-
-    API Gateway answers 401 only when the authorizer fails with exactly that message, so
-    every request without a key is, to the Lambda service, a failed invocation with a stack
-    trace. It is an ordinary 401: the access log line says so. (Lambda logs it on AWS too,
-    and counts it in the authorizer's ``Errors`` metric.)
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args if isinstance(record.args, tuple) else ()
-        refused = (len(args) == 3 and str(args[0]).endswith("-authorizer") and isinstance(args[2], dict)
-                   and args[2].get("errorMessage") == "Unauthorized")
-        return not refused
 
 
 class AccessLoggedGateway(LocalGateway):
