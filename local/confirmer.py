@@ -6,7 +6,7 @@ It plays the external system of the pattern, as a separate process: it long-poll
 the tenant's SQS queue, and for each ``Workflow Waiting For Callback`` event POSTs
 ``{"payload": <answer>}`` to the event's ``detail.callbackUrl`` — with no API key
 and no tenant header: the single-use token in the URL is the only credential. As
-the README asks of a callback client it retries ``429``, ``502``, ``503``, ``504``
+the README asks of a callback client it retries ``429``, ``500``, ``502``, ``503``, ``504``
 and connection errors with back-off (honouring ``Retry-After``) until the event's
 ``expiresAt``; ``200``, ``409`` (answered already) and ``410`` (expired) are final,
 as is ``404`` (unknown token). A message is deleted once its answer is final; one
@@ -40,7 +40,9 @@ from botocore.config import Config
 from shared.callback_tokens import CALLBACKS_PATH
 from shared.contract import callback_waiting_event
 
-RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
+# 500 is API Gateway's answer when Lambda refuses to invoke the api function (not throttling):
+# transient, and a callback is safe to repeat (a repeat of the winning answer is 200).
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 FINAL_STATUSES_MEANING = {200: "answered", 409: "already answered", 410: "expired", 404: "unknown token"}
 MAX_BACKOFF_SECONDS = 8.0
 LONG_POLL_SECONDS = 20
@@ -92,7 +94,7 @@ def post_until_final(
 ) -> list[int | str]:
     """POST ``body`` as the README tells a callback client to, until a final answer or ``deadline``.
 
-    Retries 429/502/503/504 and connection errors (``"connection-error"``) with
+    Retries 429/500/502/503/504 and connection errors (``"connection-error"``) with
     doubling back-off, honouring ``Retry-After``. Returns every answer seen.
     """
     seen: list[int | str] = []

@@ -28,6 +28,8 @@ from typing import Any
 
 import requests
 
+from local.confirmer import RETRYABLE_STATUSES
+
 TENANT_HEADER = "x-tenant-id"
 API_KEY_HEADER = "x-api-key"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -37,8 +39,9 @@ TENANT_B = "tenant-b"
 WORKFLOW_TIMEOUT_SECONDS = 90.0
 REQUEST_TIMEOUT_SECONDS = 35.0  # API Gateway answers within 29 s
 MAX_THROTTLE_RETRIES = 8
-# What a callback client retries besides 429 (README, "The API"): a delivery in progress, a failed dependency.
-RETRIED = frozenset({502, 503, 504})
+# What a callback client retries besides 429 (README, "The API"; request() handles 429 itself):
+# Lambda refusing the invoke, a delivery in progress, a failed dependency.
+RETRIED = RETRYABLE_STATUSES - {429}
 
 
 class TargetUnavailable(RuntimeError):
@@ -129,7 +132,7 @@ class ApiTarget:
         return self.request("POST", "/callback", json=body, headers=headers if headers is not None else self.headers(tenant_id))
 
     def until_final(self, send: Callable[[], requests.Response], timeout: float = 60.0) -> requests.Response:
-        """Send as the README tells a callback client to: retry ``502``/``503``/``504`` (``Retry-After``)."""
+        """Send as the README tells a callback client to: retry ``500``/``502``/``503``/``504`` (``Retry-After``)."""
         deadline = time.monotonic() + timeout
         while True:
             response = send()
