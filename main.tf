@@ -853,32 +853,19 @@ resource "aws_api_gateway_method_response" "start_workflow" {
   status_code = each.key
 }
 
-# Lambda accepted the event: 202 with the workflow id (= the execution name).
-resource "aws_api_gateway_integration_response" "start_workflow_accepted" {
+# "accepted" (202 with the workflow id) and "failed" (a function error must never
+# pass as 202); each response's "why" in start_workflow_integration.json says
+# more. Invoke-level refusals never reach these mappings: see the gateway responses.
+resource "aws_api_gateway_integration_response" "start_workflow" {
+  for_each = local.start_integration.responses
+
   rest_api_id       = aws_api_gateway_rest_api.this.id
   resource_id       = aws_api_gateway_method.start_workflow.resource_id
   http_method       = aws_api_gateway_method.start_workflow.http_method
-  status_code       = aws_api_gateway_method_response.start_workflow[local.start_integration.responses.accepted.statusCode].status_code
-  selection_pattern = local.start_integration.responses.accepted.selectionPattern
+  status_code       = aws_api_gateway_method_response.start_workflow[each.value.statusCode].status_code
+  selection_pattern = each.value.selectionPattern
 
-  response_templates = local.start_response_templates.accepted
-
-  depends_on = [aws_api_gateway_integration.start_workflow]
-}
-
-# For a Lambda integration the selection pattern matches the function error
-# message. An 'Event' invoke returns none, but should one ever come back it
-# must not pass as 202. Invoke-level refusals never reach this mapping: a
-# throttled invoke is the INTEGRATION_FAILURE gateway response above (502,
-# JSON), any other refusal API Gateway's 500.
-resource "aws_api_gateway_integration_response" "start_workflow_failed" {
-  rest_api_id       = aws_api_gateway_rest_api.this.id
-  resource_id       = aws_api_gateway_method.start_workflow.resource_id
-  http_method       = aws_api_gateway_method.start_workflow.http_method
-  status_code       = aws_api_gateway_method_response.start_workflow[local.start_integration.responses.failed.statusCode].status_code
-  selection_pattern = local.start_integration.responses.failed.selectionPattern
-
-  response_templates = local.start_response_templates.failed
+  response_templates = local.start_response_templates[each.key]
 
   depends_on = [aws_api_gateway_integration.start_workflow]
 }
@@ -1018,8 +1005,7 @@ resource "aws_api_gateway_deployment" "this" {
       aws_api_gateway_method.start_workflow,
       aws_api_gateway_integration.start_workflow,
       aws_api_gateway_method_response.start_workflow,
-      aws_api_gateway_integration_response.start_workflow_accepted,
-      aws_api_gateway_integration_response.start_workflow_failed,
+      aws_api_gateway_integration_response.start_workflow,
       aws_api_gateway_method.proxy,
       aws_api_gateway_method.public_proxy,
       aws_api_gateway_integration.proxy,

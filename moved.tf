@@ -1,5 +1,6 @@
 # State moves for deployments made before the three functions and the log
-# groups were built from one map (issue 10): `terraform apply` renames these
+# groups were built from one map (issue 10), and the start route's two
+# integration responses from its JSON file: `terraform apply` renames these
 # resources in the state instead of destroying and recreating them. A new
 # deployment, or a copy of the pattern, does not need this file.
 
@@ -71,4 +72,14 @@ moved {
 moved {
   from = aws_cloudwatch_log_group.api_execution
   to   = aws_cloudwatch_log_group.this["api_execution"]
+}
+
+moved {
+  from = aws_api_gateway_integration_response.start_workflow_accepted
+  to   = aws_api_gateway_integration_response.start_workflow["accepted"]
+}
+
+moved {
+  from = aws_api_gateway_integration_response.start_workflow_failed
+  to   = aws_api_gateway_integration_response.start_workflow["failed"]
 }

@@ -401,8 +401,8 @@ def test_start_integration_invokes_the_alias_asynchronously_with_the_verified_te
 
 
 def test_start_responses_202_only_when_accepted_and_errors_are_json(plan_json) -> None:
-    accepted = planned(plan_json, "aws_api_gateway_integration_response.start_workflow_accepted")
-    failed = planned(plan_json, "aws_api_gateway_integration_response.start_workflow_failed")
+    accepted = planned(plan_json, 'aws_api_gateway_integration_response.start_workflow["accepted"]')
+    failed = planned(plan_json, 'aws_api_gateway_integration_response.start_workflow["failed"]')
     assert accepted["status_code"] == "202"
     assert accepted.get("selection_pattern") in (None, "")
     assert accepted["response_templates"] == {
