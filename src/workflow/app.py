@@ -119,7 +119,7 @@ def load_tenant_and_validate(tenant_id: str, workflow_id: str, execution_arn: st
         logger.info("request accepted", extra={"tenant_data_from_cache": read.hit})
         emit_count("WorkflowAccepted", tenant_id)
     else:
-        logger.warning("request rejected", extra={"reason": decision.reason})
+        logger.info("request rejected", extra={"reason": decision.reason})
         registry().record_outcome(tenant_id, workflow_id, reg.REJECTED, reason=decision.reason, result=rejection(validation))
         emit_count("WorkflowRejected", tenant_id)
     return validation
