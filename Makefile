@@ -114,7 +114,8 @@ define unit_suite_on_runtime_python
 	fi
 endef
 
-test: $(TEST_STAMP) $$(if $$(RUNTIME_PY),$(RUNTIME_STAMP)) ## Run every test: unit (dev Python and python3.13), local stack, Terraform
+# tests/bench renders the benchmark's report (matplotlib), so `make test` installs the bench set too.
+test: $(TEST_STAMP) $(BENCH_STAMP) $$(if $$(RUNTIME_PY),$(RUNTIME_STAMP)) ## Run every test: unit (dev Python and python3.13), local stack, Terraform
 	@status=0; $(VPY) -m pytest || status=1; $(unit_suite_on_runtime_python); exit $$status
 
 test-unit: $(TEST_STAMP) $$(if $$(RUNTIME_PY),$(RUNTIME_STAMP)) ## Unit tests only (no network, no Terraform), under both interpreters

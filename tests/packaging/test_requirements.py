@@ -125,3 +125,10 @@ def test_each_target_installs_its_own_set_only(target: str, expected: list[str])
     assert installs(target, "requirements.txt") == expected
     assert installs(target, "requirements-test.txt") == [name for name in expected if name == "requirements-test.txt"]
     assert installs(target, "requirements-bench.txt") == [name for name in expected if name == "requirements-bench.txt"]
+
+
+def test_make_test_installs_the_bench_set_too() -> None:
+    # tests/bench renders the benchmark's report with matplotlib: a clean clone's `make test` must install it.
+    assert set(installs("test", "requirements.txt")) == {
+        "requirements-run.txt", "requirements-test.txt", "requirements-bench.txt"}
+    assert installs("test", "requirements-bench.txt") == ["requirements-bench.txt"]
