@@ -123,8 +123,8 @@ def poller_costs_per_1000(wait_seconds: float, usage: WorkflowUsage, memory_mb: 
     return costs
 
 
-def per_1000(tenant: dict[str, Any], cold: dict[str, Any] | None) -> dict[str, Any]:
-    """Item 6 from the one-tenant run's sequential workflows (and item 2's init time), at variables.tf's defaults."""
+def per_1000(tenant: dict[str, Any]) -> dict[str, Any]:
+    """Item 6 from the one-tenant run's sequential workflows, at variables.tf's defaults."""
     import hcl2
 
     with (REPO_ROOT / "variables.tf").open() as handle:
@@ -148,9 +148,6 @@ def per_1000(tenant: dict[str, Any], cold: dict[str, Any] | None) -> dict[str, A
         per_repeat.append(row)
     figures = {key: {part: summary([row[key][part] for row in per_repeat]) for part in value}
                for key, value in per_repeat[0].items()}
-    if cold:
-        init_ms = cold["modes"]["no-bytecode"]["readyMs"]["handler"]["median"]
-        figures["initPerEnvironment"] = {"initMs": init_ms, "cost": compute_cost(billed_ms(init_ms), memory_mb, prices)}
     return {"memoryMb": memory_mb, "retentionDays": retention_days, "region": defaults.get("aws_region"),
             "prices": asdict(prices), "recheckIntervalSeconds": RECHECK_SECONDS, "cpuShareAt256Mb": memory_mb / 1769,
             "figures": figures}

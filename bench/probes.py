@@ -1,42 +1,25 @@
-"""Fresh interpreters: cold start against the bare SDK (item 2), RSS layer by layer (item 4); the zips (item 5).
-
-Cold start: each run is a new interpreter importing from ``build/workflow/`` (the unpacked zip, as ``/var/task``)
-under two bytecode settings, ``no-bytecode`` (Lambda's case) and ``bytecode-cached``; bench/report.md says what
-each figure means.
-"""
+"""Fresh interpreters: RSS layer by layer (item 4); cold start (item 2), the zips (item 5) and a fresh clone's first
+``make run`` (item 10) through ``scripts/measure_cold_start.py``, the one copy of that measuring code."""
 import json
 import os
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench import REPO_ROOT
-from bench.stats import paired_ratios, summary
+from bench.stats import summary
+from scripts import measure_cold_start as cold
 
-HANDLER, SDK = "import workflow.app", "import aws_durable_execution_sdk_python"
-SIDES = (("handler", HANDLER), ("sdk", SDK))
+SDK, HANDLER = "import aws_durable_execution_sdk_python", "import workflow.app"
 READY = "from aws_durable_execution_sdk_python.lambda_service import LambdaClient; LambdaClient.initialize_client()"
-MODES = ("no-bytecode", "bytecode-cached")
 # Item 4: each stage adds to the previous one, in the order a workflow environment loads them.
 STAGES = [("python", "pass"), ("+ boto3", "import boto3"), ("+ durable SDK", SDK),
           ("+ Powertools", "import aws_lambda_powertools.logging, aws_lambda_powertools.metrics, "
                            "aws_lambda_powertools.utilities.validation"),
           ("+ workflow.app (import + init)", HANDLER), ("+ the SDK's Lambda client", READY)]
-HANDLES = (("resource", "boto3.resource('dynamodb').Table('t')"), ("client", "boto3.client('dynamodb')"))
-_BOTO, _POWERTOOLS = "boto3, botocore and their dependencies", "Powertools (+ fastjsonschema)"
-_OURS = "ours: workflow.* and shared.* (module bodies, incl. creating the DynamoDB resource)"
-# Module families for the -X importtime breakdown: the first dotted name decides.
-GROUPS = {**dict.fromkeys(("boto3", "botocore", "s3transfer", "urllib3", "dateutil", "jmespath", "six"), _BOTO),
-          **dict.fromkeys(("aws_lambda_powertools", "fastjsonschema", "typing_extensions"), _POWERTOOLS),
-          "workflow": _OURS, "shared": _OURS, "aws_durable_execution_sdk_python": "durable execution SDK"}
-OTHER = "standard library and the rest"
 _PROBE = """import json, time
 marks, started, started_cpu = [], time.perf_counter(), time.process_time()
 for statement in {statements!r}:
@@ -47,8 +30,7 @@ print(json.dumps(marks))
 """
 BUILD_DIR = REPO_ROOT / "build"
 FUNCTIONS = ("workflow", "api", "authorizer")
-AWS_SDK_PARTS = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")  # the runtime has them
-MB = 1024 * 1024
+FRESH_RUN_BEFORE = "6f37ca6"  # the commit before `make run` installed only what running needs (issue 13)
 
 
 def environment(cache_prefix: Path | None, code_dir: Path, write_bytecode: bool = False) -> dict[str, str]:
@@ -63,71 +45,16 @@ def environment(cache_prefix: Path | None, code_dir: Path, write_bytecode: bool 
     return env
 
 
-def probe(statements: list[str], env: dict[str, str], *flags: str) -> tuple[list[list[float]], float, str]:
-    """One fresh interpreter running ``statements`` in turn: after each, [wall ms, CPU ms, RSS MiB] since its start;
-    the whole process's wall ms; its stderr."""
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, *flags, "-c", _PROBE.format(statements=statements)], env=env,
-                          cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.splitlines()[-1]), (time.perf_counter() - started) * 1000, done.stderr
+def probe(statements: list[str], env: dict[str, str]) -> list[list[float]]:
+    """One fresh interpreter running ``statements`` in turn: after each, [wall ms, CPU ms, RSS MiB] since its start."""
+    done = subprocess.run([sys.executable, "-c", _PROBE.format(statements=statements)], env=env, cwd=REPO_ROOT,
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def fill_cache(prefix: Path, code_dir: Path) -> None:
     """Compile every module the probes import into ``prefix``."""
-    probe([statement for _, statement in STAGES] + [HANDLES[0][1]], environment(prefix, code_dir, write_bytecode=True))
-
-
-def parse_importtime(stderr: str) -> list[tuple[str, float]]:
-    """``(module, self microseconds)`` from ``python -X importtime`` output."""
-    return [(match[3], float(match[1])) for match in re.finditer(r"import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)", stderr)]
-
-
-def group_importtime(rows: list[tuple[str, float]]) -> dict[str, float]:
-    """Self time in ms summed by module family (see ``GROUPS``), largest first."""
-    totals: dict[str, float] = {}
-    for module, self_us in rows:
-        group = GROUPS.get(module.split(".", 1)[0], OTHER)
-        totals[group] = totals.get(group, 0.0) + self_us / 1000
-    return dict(sorted(totals.items(), key=lambda item: -item[1]))
-
-
-def coldstart(runs: int, progress: Callable[[str], None], task_dir: Path) -> dict[str, Any]:
-    """Cold start of the handler module against the bare SDK, in both bytecode modes; runs alternate the two sides
-    so drift affects both, and each ratio pairs a handler run with the SDK run next to it. Last, the CPU ms of
-    creating the DynamoDB handle after importing the SDK: a boto3 resource ``Table`` against a plain client."""
-    results: dict[str, Any] = {"runs": runs, "taskDir": str(task_dir.relative_to(REPO_ROOT)), "modes": {}}
-    for cache in task_dir.rglob("__pycache__"):  # the zip ships none
-        shutil.rmtree(cache)
-    with tempfile.TemporaryDirectory(prefix="bench-pyc-") as prefix:
-        fill_cache(Path(prefix), task_dir)
-        for mode in MODES:
-            env = environment(Path(prefix) if mode == "bytecode-cached" else None, task_dir)
-            samples: dict[str, list[dict[str, float]]] = {"handler": [], "sdk": []}
-            for _, (side, statement) in ((run, side) for run in range(runs) for side in SIDES):
-                (imported, ready), process_ms, _ = probe([statement, READY], env)
-                samples[side].append({"importMs": imported[0], "importCpuMs": imported[1], "readyMs": ready[0],
-                                      "readyCpuMs": ready[1], "processMs": process_ms})
-            series = {key: [[sample[key] for sample in samples[side]] for side, _ in SIDES]
-                      for key in samples["sdk"][0]}
-            figures = results["modes"][mode] = {key: {"handler": summary(handler), "sdk": summary(sdk),
-                                                      "ratio": summary(paired_ratios(handler, sdk))}
-                                                for key, (handler, sdk) in series.items()}
-            figures["importtime"] = {side: {"groupsMs": group_importtime(parse_importtime(
-                probe([statement], env, "-X", "importtime")[2]))} for side, statement in SIDES}
-            progress(f"cold start [{mode}]: handler import+init {figures['importCpuMs']['handler']['median']:.0f} ms, "
-                     f"SDK import {figures['importCpuMs']['sdk']['median']:.0f} ms CPU, ratio "
-                     f"{figures['importCpuMs']['ratio']['median']:.2f}x CPU / "
-                     f"{figures['importMs']['ratio']['median']:.2f}x wall (ready to serve "
-                     f"{figures['readyCpuMs']['ratio']['median']:.2f}x CPU)")
-        handles: dict[str, list[float]] = {label: [] for label, _ in HANDLES}
-        for _, (label, expression) in ((run, handle) for run in range(runs) for handle in HANDLES):
-            (imported, made), _, _ = probe([SDK + ", boto3", expression], environment(Path(prefix), task_dir))
-            handles[label].append(made[1] - imported[1])
-    results["dynamodbHandle"] = {**{label: summary(values) for label, values in handles.items()},
-                                 "resourcePremiumMs": summary([a - b for a, b in zip(*handles.values())])}
-    if any(task_dir.rglob("__pycache__")):
-        raise RuntimeError(f"a probe wrote bytecode into {task_dir}")
-    return results
+    probe([statement for _, statement in STAGES], environment(prefix, code_dir, write_bytecode=True))
 
 
 def memory(runs: int) -> dict[str, Any]:
@@ -136,31 +63,12 @@ def memory(runs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-mem-") as prefix:
         env, src = environment(Path(prefix), REPO_ROOT / "src"), REPO_ROOT / "src"
         fill_cache(Path(prefix), src)
-        baseline = [probe([SDK, READY], env)[0] for _ in range(runs)]
-        stages = [probe([statement for _, statement in STAGES], env)[0] for _ in range(runs)]
+        baseline = [probe([SDK, READY], env) for _ in range(runs)]
+        stages = [probe([statement for _, statement in STAGES], env) for _ in range(runs)]
     return {"bareSdkRssMb": summary([run[0][2] for run in baseline]),
             "sdkReadyRssMb": summary([run[1][2] for run in baseline]),
             "layers": [{"stage": label, "rssMb": summary([run[index][2] for run in stages])}
                        for index, (label, _) in enumerate(STAGES)]}
-
-
-def describe_zip(path: Path) -> dict[str, Any]:
-    """Compressed and unpacked size, file count, the largest top-level entries and the AWS SDK share."""
-    with zipfile.ZipFile(path) as archive:
-        infos = [info for info in archive.infolist() if not info.is_dir()]
-    by_top: dict[str, list[int]] = {}
-    for info in infos:  # by package, module or dist-info directory
-        top = info.filename.split("/", 1)[0]
-        sizes = by_top.setdefault(top.split("-", 1)[0] + " (metadata)" if top.endswith((".dist-info", ".data"))
-                                  else top, [0, 0])
-        sizes[0], sizes[1] = sizes[0] + info.compress_size, sizes[1] + info.file_size
-    largest = sorted(by_top.items(), key=lambda item: -item[1][1])[:6]
-    return {"zipMb": path.stat().st_size / MB, "unzippedMb": sum(info.file_size for info in infos) / MB,
-            "files": len(infos), "largest": [{"entry": name, "compressedMb": sizes[0] / MB,
-                                              "unzippedMb": sizes[1] / MB} for name, sizes in largest],
-            "awsSdkShareOfZip": sum(by_top[name][0] for name in AWS_SDK_PARTS if name in by_top)
-            / max(1, sum(info.compress_size for info in infos)),
-            "ownCodeKb": sum(by_top[name][1] for name in (*FUNCTIONS, "shared") if name in by_top) / 1024}
 
 
 def zips_are_fresh() -> bool:
@@ -182,7 +90,44 @@ def fresh_zips(allow_build: bool) -> bool:
     return True
 
 
-def package(allow_build: bool) -> dict[str, Any]:
-    """Sizes of ``build/<function>.zip``, rebuilding them first when stale (and allowed)."""
-    return {"rebuilt": fresh_zips(allow_build), "limits": {"directUploadZipMb": 50, "unzippedMb": 250},  # Lambda's
-            "zips": {name: describe_zip(BUILD_DIR / f"{name}.zip") for name in FUNCTIONS}}
+
+
+def runtime_python(progress: Callable[[str], None]) -> str | None:
+    """The runtime's Python as ``make build`` finds it; None, after saying so, when there is none."""
+    if not (python := cold.runtime_python()):
+        progress(f"  skipped: no python{cold.LAMBDA_PY} found (PATH, pyenv), and the runtime's bytecode can only be "
+                 "measured under it; install it and run `make build` again")
+    return python
+
+
+def coldstart(runs: int, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Item 2: ``scripts/measure_cold_start.py`` on build/workflow.zip, bytecode against source-only and handler
+    against the bare SDK, with the import breakdown above the SDK; ``{"skipped": why}`` when it cannot run."""
+    if not (python := runtime_python(progress)):
+        return {"skipped": f"no python{cold.LAMBDA_PY} found"}
+    try:
+        results = cold.measure(cold.parse_args(["--python", python, "--runs", str(runs), "--breakdown"]))
+    except SystemExit as refusal:  # the zip holds no python3.13 bytecode
+        progress(f"  skipped: {refusal}")
+        return {"skipped": str(refusal)}
+    results.pop("zips")  # item 5's
+    return results
+
+
+def package() -> dict[str, Any]:
+    """Item 5: each zip's size and unzipped size, as shipped and source-only (``measure_cold_start.zip_sizes``)."""
+    with tempfile.TemporaryDirectory(prefix="bench-zips-") as scratch:
+        return {"limits": {"directUploadZipMb": 50, "unzippedMb": cold.UNZIPPED_LIMIT_BYTES // cold.MB},  # Lambda's
+                "zips": cold.zip_sizes(BUILD_DIR, Path(scratch))}
+
+
+def freshrun(refs: tuple[str, ...], progress: Callable[[str], None]) -> dict[str, Any]:
+    """Item 10: a fresh clone's first ``make run`` at each ref (``measure_cold_start.fresh_run``), minutes each."""
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="bench-fresh-") as scratch:
+        for ref in refs:
+            progress(f"  cloning {ref} and running its first make run (installs its .venv) ...")
+            runs.append(cold.fresh_run(ref, Path(scratch), timeout=900.0))
+            progress(f"  {ref}: banner after {runs[-1]['seconds_to_banner']:.1f} s, .venv "
+                     f"{runs[-1]['venv_bytes'] / cold.MB:.0f} MB, {runs[-1]['packages']} packages")
+    return {"runs": runs}

@@ -1,11 +1,14 @@
 """``make bench``: measure the pattern on this machine and write docs/benchmarks.{md,json,png}.
 
-Eight items, each figure the median of repeated runs with min and max, each comparison a ratio of two measurements
+Nine items, each figure the median of repeated runs with min and max, each comparison a ratio of two measurements
 taken in the same repeat: 1. end to end on the local stack against the floor (``bench.floor``), T tenants at once;
-2. cold start of the handler module against the bare durable SDK; 3. tenant-data store reads; 4. resident memory of
-one tenant worker against the bare SDK; 5. size of each deployment zip; 6. billed cost per 1,000 workflows next to a
-polling design; 7. the idle stack's RSS and CPU after 500 workflows; 8. the time for a retried callback to complete
-after each kind of fault on its path. Not part of ``make test``; ``--quick`` runs smaller in about half the time.
+2. cold start under python3.13 of the shipped zip against source-only and against the bare durable SDK; 3. tenant-data
+store reads; 4. resident memory of one tenant worker against the bare SDK; 5. size of each deployment zip; 6. billed
+cost per 1,000 workflows next to a polling design; 7. the idle stack's RSS and CPU after 500 workflows; 8. the time for
+a retried callback to complete after each kind of fault on its path; 9. one tenant's latency while another floods the
+API over its usage plan. Opt in (``--only freshrun``, minutes): 10. a fresh clone's first ``make run``. Not part of
+``make test``; ``--quick`` runs smaller in about half the time. A run replaces its items' results in the out-dir's
+benchmarks.json and keeps the others (each with the date it was measured), then rewrites the report.
 """
 import argparse
 import contextlib
@@ -15,6 +18,7 @@ import platform
 import re
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,11 +30,13 @@ from typing import Any
 import requests
 
 from bench import REPO_ROOT, WORKFLOW_SUFFIX, cost, idle, probes, report
+from scripts.measure_flood import measure_flood
 from bench.e2e import FloorTarget, StackTarget, Target, WorkflowTiming, run_round, run_workflow
 from bench.stats import cpu_seconds, growth, p95, paired_ratios, rss_mb, summary
 from tests.harness import StackProcess
 
-ITEMS = ("package", "coldstart", "memory", "e2e", "tenant", "cost", "idle", "faults")
+ITEMS = ("package", "coldstart", "memory", "e2e", "tenant", "cost", "idle", "faults", "flood", "freshrun")
+DEFAULT_ITEMS = ITEMS[:-1]  # freshrun clones and installs, minutes per ref: only when asked for
 METRICS = ("startP50", "startP95", "callbackP50", "callbackP95", "workflowsPerSecond")
 STARTED = time.monotonic()
 # flag, dest (benchmarks.json's config records it camel-cased), default, --quick value, help
@@ -42,10 +48,13 @@ OPTIONS = (("--repeats", "repeats", 3, 2, "repeats of every measurement"),
             "seconds between a client's status reads, on stack and floor alike"),
            ("--tenant-workflows", "tenant_workflows", 100, 40, "workflows in the one-tenant run, >= 20"),
            ("--sequential-workflows", "sequential_workflows", 10, 5, "of which run one at a time, on stack and floor"),
-           ("--coldstart-runs", "coldstart_runs", 9, 3, "fresh processes per side and bytecode mode"),
+           ("--coldstart-runs", "coldstart_runs", 9, 3, "fresh processes per side (python3.13)"),
            ("--idle-workflows", "idle_workflows", 500, 100, "workflows before the idle window, >= 10"),
            ("--idle-window", "idle_window_seconds", 600.0, 120.0, "seconds the idle stack is watched, >= 10"),
-           ("--only", "items", ITEMS, None, "comma-separated subset of the items"),
+           ("--flood-seconds", "flood_seconds", 10.0, 5.0, "length of each repeat's flood"),
+           ("--fresh-run-before", "fresh_run_before", probes.FRESH_RUN_BEFORE, None,
+            "the git ref whose first make run item 10 compares HEAD's with"),
+           ("--only", "items", DEFAULT_ITEMS, None, f"comma-separated subset of: {', '.join(ITEMS)}"),
            ("--out-dir", "out_dir", REPO_ROOT / "docs", None, "where the report files go"),
            ("--report-only", "report_only", None, None, "measure nothing: rewrite the report from a benchmarks.json"))
 NOT_RECORDED = ("out_dir", "report_only", "no_build")
@@ -336,6 +345,39 @@ def _run_solo(config: argparse.Namespace, target: StackTarget, entry: dict[str, 
         timings.extend(result["timings"])
 
 
+# -- item 9: a noisy neighbour ----------------------------------------------------------------------
+
+
+def run_flood(config: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """``scripts.measure_flood`` against one stack with the usage plans on, once per repeat, each flood starting
+    with the flooder's bucket full; the tenants' plans from the file the stack reads them from."""
+    tenants = json.loads((REPO_ROOT / "src" / "shared" / "demo_tenants.json").read_text())
+    plans = {t["tenantId"]: {"rate": t["throttleRateLimit"], "burst": t["throttleBurstLimit"]} for t in tenants}
+    repeats = []
+    with running_stack(workdir, "flood", ["--throttle", "on"]) as stack:
+        for repeat in range(config.repeats):
+            time.sleep(plans["tenant-b"]["burst"] / plans["tenant-b"]["rate"])  # a full bucket again
+            repeats.append(measure_flood(stack.api_url, stack.api_keys, flood_seconds=config.flood_seconds).as_dict())
+            alone, during = repeats[-1]["baseline"], repeats[-1]["flood"]
+            progress(f"  repeat {repeat + 1}: tenant-a p50 {alone['p50_ms']} ms alone, {during['tenant-a']['p50_ms']}"
+                     f" ms in the flood, answers {during['tenant-a']['statuses']}; "
+                     f"tenant-b {during['tenant-b']['statuses']}")
+    return {"plans": plans, "repeats": repeats}
+
+
+def merge(previous: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``new``'s items over a previous benchmarks.json: the others stay, each with the date it was measured
+    (``measuredAt``); the header (options, machine, duration) is the last run that measured every default item."""
+    measured = [item for item in ITEMS if item in new]
+    since = {item: previous["config"]["startedAt"] for item in ITEMS if item in previous}
+    merged = {**previous, **{item: new[item] for item in measured}}
+    if set(DEFAULT_ITEMS) <= set(new["config"]["items"]):
+        merged.update({key: new[key] for key in ("config", "machine", "elapsedSeconds")})
+    merged["measuredAt"] = {**since, **previous.get("measuredAt", {}),
+                            **dict.fromkeys(measured, new["config"]["startedAt"])}
+    return merged
+
+
 # -- main -------------------------------------------------------------------------------------------
 
 
@@ -347,16 +389,18 @@ def run(config: argparse.Namespace) -> dict[str, Any]:
     workdir, items = Path(tempfile.mkdtemp(prefix="bench-")), config.items
     stack_in_workdir = lambda name, args: running_stack(workdir, name, args)  # noqa: E731
     try:
+        if "package" in items or "coldstart" in items:
+            progress("make build if the zips are stale" + (" (--no-build: fail instead)" if config.no_build else ""))
+            probes.fresh_zips(not config.no_build)
         if "package" in items:
-            progress("item 5: deployment zips" + ("" if config.no_build else " (make build if stale)"))
-            results["package"] = probes.package(not config.no_build)
-            for name, info in results["package"]["zips"].items():
-                progress(f"  {name}.zip {info['zipMb']:.1f} MB ({info['unzippedMb']:.1f} MB unzipped, "
-                         f"{info['files']} files)")
+            progress("item 5: deployment zips, as shipped and source-only")
+            results["package"] = probes.package()
+            for row in results["package"]["zips"]:
+                progress(f"  {row['zip']} {row['zip_bytes'] / 2**20:.1f} MB ({row['unzipped_bytes'] / 2**20:.1f} MB "
+                         f"unzipped, {row['pyc_files']} .pyc)")
         if "coldstart" in items:
-            progress(f"item 2: cold start, {config.coldstart_runs} fresh processes per side and bytecode mode")
-            probes.fresh_zips(not config.no_build)  # cold start imports build/workflow
-            results["coldstart"] = probes.coldstart(config.coldstart_runs, progress, probes.BUILD_DIR / "workflow")
+            progress(f"item 2: cold start under python3.13, {config.coldstart_runs} rounds of 4 fresh processes")
+            results["coldstart"] = probes.coldstart(config.coldstart_runs, progress)
         if "memory" in items or "tenant" in items:
             progress("item 4: bare-SDK baseline and layer-by-layer RSS")
             results["memory"] = probes.memory(config.repeats)
@@ -369,7 +413,7 @@ def run(config: argparse.Namespace) -> dict[str, Any]:
             progress(f"items 3, 4, 6: {config.tenant_workflows} workflows of one tenant, {config.repeats} repeats")
             results["tenant"] = run_tenant(config, workdir, results["memory"]["bareSdkRssMb"])
         if "cost" in items and "tenant" in results:
-            results["cost"] = cost.per_1000(results["tenant"], results.get("coldstart"))
+            results["cost"] = cost.per_1000(results["tenant"])
         if "idle" in items:
             progress(f"item 7: idle footprint, {config.idle_workflows} workflows then "
                      f"{config.idle_window_seconds:.0f} s idle")
@@ -378,6 +422,15 @@ def run(config: argparse.Namespace) -> dict[str, Any]:
         if "faults" in items:
             progress(f"item 8: a retried callback after each fault kind, {config.repeats} workflows per cell")
             results["faults"] = idle.faults(stack_in_workdir, config.repeats, progress)
+        if "flood" in items:
+            progress(f"item 9: tenant-b floods for {config.flood_seconds:.0f} s while tenant-a reads, "
+                     f"{config.repeats} repeats")
+            results["flood"] = run_flood(config, workdir)
+        if "freshrun" in items:
+            head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                                  text=True, check=True).stdout.strip()
+            progress(f"item 10: a fresh clone's first make run, at {head} (HEAD) and at {config.fresh_run_before}")
+            results["freshrun"] = probes.freshrun((head, config.fresh_run_before), progress)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["elapsedSeconds"] = time.monotonic() - STARTED
@@ -391,12 +444,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         progress(f"benchmarks: {', '.join(config.items)}{' (quick)' if config.quick else ''}")
         results = run(config)
+        if (previous := config.out_dir / report.JSON_FILE).is_file():
+            results = merge(json.loads(previous.read_text()), results)
     results["verdicts"] = report.verdicts(results)
     written = report.write(results, config.out_dir)
     print("\n" + report.console_table(results) + "\n", flush=True)
     for path in written:
         print(f"wrote {path}")
-    progress(f"done; the measurements took {results['elapsedSeconds'] / 60:.1f} min")
+    progress(f"done in {(time.monotonic() - STARTED) / 60:.1f} min")
     return 0
 
 

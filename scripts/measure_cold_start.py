@@ -297,7 +297,8 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options (``--help``); what :func:`measure` takes. Exits with a message when no python3.13 is found."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--python", default=None,
                         help=f"the runtime's interpreter (default: python{LAMBDA_PY} as the Makefile finds it)")
@@ -318,6 +319,11 @@ def main(argv: list[str] | None = None) -> int:
     args.python = args.python or runtime_python()
     if not args.python:
         parser.error(f"no python{LAMBDA_PY} found (PATH or pyenv); pass --python")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     results = measure(args)
     print(report(results))
     if args.json:

@@ -1,11 +1,10 @@
-"""Parsers of what the benchmark reads: /proc, -X importtime, the emulator's stored executions."""
+"""Parsers of what the benchmark reads: /proc, the emulator's stored executions."""
 
 from __future__ import annotations
 
 import pytest
 
 from bench.cost import data_written_bytes, invocation_durations_ms
-from bench.probes import OTHER, group_importtime, parse_importtime
 from bench.stats import parse_cpu_seconds, parse_rss_mb
 
 STATUS = "Name:\tpython\nVmPeak:\t  9000 kB\nVmRSS:\t   51200 kB\nThreads:\t3\n"
@@ -21,23 +20,6 @@ def test_cpu_seconds_add_user_and_system_ticks_after_the_command_name() -> None:
     # the command name may contain spaces and parentheses; fields 14 and 15 are utime and stime
     stat = "123 (python (x)) S 1 2 3 4 5 6 7 8 9 10 200 100 0 0"
     assert parse_cpu_seconds(stat) == pytest.approx(300 / __import__("os").sysconf("SC_CLK_TCK"))
-
-
-IMPORTTIME = """import time: self [us] | cumulative | imported package
-import time:       100 |        100 |   _io
-import time:      2000 |       5000 |     botocore.client
-import time:      3000 |       3000 |   aws_durable_execution_sdk_python.state
-import time:      7000 |      20000 | workflow.app
-"""
-
-
-def test_importtime_self_times_are_grouped_by_package_family() -> None:
-    rows = parse_importtime(IMPORTTIME)
-    assert rows == [("_io", 100.0), ("botocore.client", 2000.0), ("aws_durable_execution_sdk_python.state", 3000.0),
-                    ("workflow.app", 7000.0)]
-    groups = group_importtime(rows)
-    assert list(groups.values()) == [7.0, 3.0, 2.0, 0.1]  # ms, largest first
-    assert groups[OTHER] == 0.1
 
 
 EXECUTION = {

@@ -20,6 +20,8 @@ def test_defaults_and_quick_subset() -> None:
 
 def test_only_selects_items_and_refuses_unknown_ones() -> None:
     assert parse_args(["--only", "coldstart,memory"]).items == ("coldstart", "memory")
+    assert "freshrun" not in parse_args([]).items and "flood" in parse_args([]).items  # the fresh run is opt-in
+    assert parse_args(["--only", "freshrun"]).items == ("freshrun",)
     with pytest.raises(SystemExit):
         parse_args(["--only", "coldstart,speed"])
 
@@ -98,3 +100,53 @@ def test_a_round_times_every_workflow_and_reports_the_ones_that_failed() -> None
     assert all(timing.result == {"ok": True} for timing in result["timings"])
     assert len(result["errors"]) == 2 and "ended FAILED" in result["errors"][0]
     assert result["statusReads"] >= 4 and result["retries"] == 0 and result["wallSeconds"] > 0
+
+
+def test_a_partial_run_replaces_its_items_and_keeps_the_others_with_their_dates() -> None:
+    from bench.run import DEFAULT_ITEMS, merge
+
+    full = {"config": {"startedAt": "day 1", "items": list(DEFAULT_ITEMS)}, "machine": {"cpus": 2},
+            "elapsedSeconds": 1400.0, "e2e": {"old": True}, "coldstart": {"old": True}, "verdicts": []}
+    partial = {"config": {"startedAt": "day 2", "items": ["coldstart", "flood"]}, "machine": {"cpus": 2},
+               "elapsedSeconds": 60.0, "coldstart": {"new": True}, "flood": {"new": True}}
+    merged = merge(full, partial)
+    assert merged["e2e"] == {"old": True} and merged["coldstart"] == {"new": True} and merged["flood"] == {"new": True}
+    assert merged["config"]["startedAt"] == "day 1" and merged["elapsedSeconds"] == 1400.0  # the full run's header
+    assert merged["measuredAt"] == {"e2e": "day 1", "coldstart": "day 2", "flood": "day 2"}
+    fresh = {"config": {"startedAt": "day 3", "items": ["freshrun"]}, "machine": {}, "elapsedSeconds": 1.0,
+             "freshrun": {"runs": []}}
+    again = merge(merge(merged, fresh), {**full, "config": {"startedAt": "day 4", "items": list(DEFAULT_ITEMS)}})
+    assert again["config"]["startedAt"] == "day 4" and again["freshrun"] == {"runs": []}  # opt-in item kept
+    assert again["measuredAt"] == {"e2e": "day 4", "coldstart": "day 4", "flood": "day 2", "freshrun": "day 3"}
+
+
+def test_a_run_merges_into_the_out_dirs_benchmarks_json(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import json
+
+    from bench import run
+
+    kept = {"limits": {"directUploadZipMb": 50, "unzippedMb": 250}, "zips": []}
+    (tmp_path / "benchmarks.json").write_text(json.dumps({
+        "config": {"startedAt": "day 1", "items": list(run.DEFAULT_ITEMS), "quick": False, "repeats": 3},
+        "machine": {"cpus": 2, "python": "3.11", "platform": "Linux"}, "elapsedSeconds": 60.0, "package": kept}))
+    monkeypatch.setattr(run, "run", lambda config: {"config": run.describe(config), "machine": {}, "elapsedSeconds": 1.0,
+                                                    "coldstart": {"skipped": "no python3.13 found"}})
+    assert run.main(["--only", "coldstart", "--out-dir", str(tmp_path)]) == 0
+    written = json.loads((tmp_path / "benchmarks.json").read_text())
+    assert written["package"] == kept and written["coldstart"] == {"skipped": "no python3.13 found"}
+    assert "Not measured: no python3.13 found" in (tmp_path / "benchmarks.md").read_text()
+
+
+def test_cold_start_without_python313_or_its_bytecode_is_skipped_with_a_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import probes
+
+    said: list[str] = []
+    monkeypatch.setattr(probes.cold, "runtime_python", lambda: None)
+    assert probes.coldstart(3, said.append) == {"skipped": "no python3.13 found"} and "no python3.13" in said[0]
+
+    def refuse(args: object) -> None:
+        raise SystemExit("build/workflow.zip holds no cpython-313 bytecode")
+
+    monkeypatch.setattr(probes.cold, "runtime_python", lambda: "/usr/bin/python3.13")
+    monkeypatch.setattr(probes.cold, "measure", refuse)
+    assert "no cpython-313 bytecode" in probes.coldstart(3, said.append)["skipped"] and len(said) == 2
