@@ -114,9 +114,13 @@ define unit_suite_on_runtime_python
 	fi
 endef
 
+# Two pytest-xdist workers, a test file to each at a time (its module fixtures, a local
+# stack or a Terraform workspace, are set up once): about 7.5 instead of 11 minutes on
+# 2 cores. PARALLEL= runs the suite in one process.
+PARALLEL     ?= -n 2 --dist loadfile
 # tests/bench renders the benchmark's report (matplotlib), so `make test` installs the bench set too.
 test: $(TEST_STAMP) $(BENCH_STAMP) $$(if $$(RUNTIME_PY),$(RUNTIME_STAMP)) ## Run every test: unit (dev Python and python3.13), local stack, Terraform
-	@status=0; $(VPY) -m pytest || status=1; $(unit_suite_on_runtime_python); exit $$status
+	@status=0; $(VPY) -m pytest $(PARALLEL) || status=1; $(unit_suite_on_runtime_python); exit $$status
 
 test-unit: $(TEST_STAMP) $$(if $$(RUNTIME_PY),$(RUNTIME_STAMP)) ## Unit tests only (no network, no Terraform), under both interpreters
 	@status=0; $(VPY) -m pytest tests/unit || status=1; $(unit_suite_on_runtime_python); exit $$status
@@ -147,5 +151,5 @@ fmt: ## terraform fmt
 	$(TF) fmt -recursive
 
 clean: ## Remove build output, local state, the virtualenvs and __pycache__
-	rm -rf $(BUILD) .state $(VENV) $(RUNTIME_VENV) .venv-checkov .pytest_cache .terraform src/*.egg-info
+	rm -rf $(BUILD) .state $(VENV) $(RUNTIME_VENV) .venv-checkov .venv-checkov.lock .pytest_cache .terraform src/*.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

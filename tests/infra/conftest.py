@@ -171,12 +171,18 @@ def _start_checkov_install(log_dir: Path) -> None:
         return
     _checkov_install_log = log_dir / "checkov-install.log"
     venv = shlex.quote(str(CHECKOV_VENV))
-    command = (
+    install = (
         f"{{ test -x {venv}/bin/python || {shlex.quote(sys.executable)} -m venv {venv}; }} && "
         f"{venv}/bin/python -m pip install --quiet --disable-pip-version-check checkov=={CHECKOV_VERSION}"
     )
+    # Under `make test` two pytest-xdist workers may both reach this: an exclusive lock
+    # (fcntl, as flock(1) is not on every machine) makes the second wait for the first's
+    # install, after which its own pip run finds checkov there already.
+    locked = ("import fcntl, subprocess, sys; lock = open(sys.argv[1], 'w'); fcntl.flock(lock, fcntl.LOCK_EX); "
+              "sys.exit(subprocess.call(['bash', '-c', sys.argv[2]]))")
     with _checkov_install_log.open("wb") as log:
-        _checkov_install = subprocess.Popen(["bash", "-c", command], stdout=log, stderr=subprocess.STDOUT)
+        _checkov_install = subprocess.Popen(
+            [sys.executable, "-c", locked, f"{CHECKOV_VENV}.lock", install], stdout=log, stderr=subprocess.STDOUT)
 
 
 @pytest.fixture(scope="session")

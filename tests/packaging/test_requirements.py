@@ -131,4 +131,4 @@ def test_make_test_installs_the_bench_set_too() -> None:
     # tests/bench renders the benchmark's report with matplotlib: a clean clone's `make test` must install it.
     assert set(installs("test", "requirements.txt")) == {
         "requirements-run.txt", "requirements-test.txt", "requirements-bench.txt"}
-    assert installs("test", "requirements-bench.txt") == ["requirements-bench.txt"]
+    assert "requirements-bench.txt" in installs("test", "requirements-bench.txt")
