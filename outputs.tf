@@ -107,13 +107,7 @@ output "callback_signing_secret_arn" {
 output "usage_plans" {
   description = "Each demo tenant's usage plan: id, tier, requests per second, burst, requests per day (from src/shared/demo_tenants.json)."
   value = {
-    for tenant_id, plan in aws_api_gateway_usage_plan.tenant : tenant_id => {
-      id          = plan.id
-      tier        = local.tenant_usage_plans[tenant_id].tier
-      rate_limit  = local.tenant_usage_plans[tenant_id].rate_limit
-      burst_limit = local.tenant_usage_plans[tenant_id].burst_limit
-      daily_quota = local.tenant_usage_plans[tenant_id].daily_quota
-    }
+    for tenant_id, plan in aws_api_gateway_usage_plan.tenant : tenant_id => merge({ id = plan.id }, local.tenant_usage_plans[tenant_id])
   }
 }
 

@@ -256,10 +256,7 @@ class LocalGateway(LocalHttpService):
                 # API Gateway REST answers an unknown resource or method with 403, not 404/405.
                 raise _Refused("MISSING_AUTHENTICATION_TOKEN", MISSING_TOKEN)
             if route.authorizer:
-                throttled = self._authorize(request, event)
-                if throttled is not None:
-                    throttled.headers.setdefault("x-amzn-RequestId", request_id)
-                    return throttled
+                self._authorize(request, event)
             if route.integration == ASYNC_WORKFLOW_START:
                 if "authorizer" not in event["requestContext"]:
                     raise ValueError(f"{route.name}: the workflow start needs the authorizer's verified tenant")
@@ -313,11 +310,11 @@ class LocalGateway(LocalHttpService):
 
     # -- authorizer --------------------------------------------------------------
 
-    def _authorize(self, request: Request, event: dict[str, Any]) -> Response | None:
+    def _authorize(self, request: Request, event: dict[str, Any]) -> None:
         """Run the REQUEST authorizer; on Allow, its context becomes ``requestContext.authorizer``.
 
         Raises:
-            _Refused: 401, 403 or the authorizer error, as API Gateway decides them.
+            _Refused: 401, 403, the authorizer error or the usage plan's 429, as API Gateway decides them.
         """
         if not all(request.header(name) for name in self._contract.identity_headers):
             # An identity source missing or empty: 401 without invoking the authorizer.
@@ -349,7 +346,7 @@ class LocalGateway(LocalHttpService):
         # API Gateway meters an allowed request against the usage plan of the key the
         # authorizer returns (usageIdentifierKey): 429 over the tenant's limits, 403 with no plan.
         if self.usage_plans is not None and (refusal := self.usage_plans.admit(result.get("usageIdentifierKey"))):
-            return refusal
+            raise _Refused(refusal.response_type, refusal.message)
         context: dict[str, Any] = {"principalId": result["principalId"]}
         context.update({key: _context_string(value) for key, value in (result.get("context") or {}).items()})
         context["integrationLatency"] = int((time.monotonic() - started) * 1000)
@@ -359,7 +356,6 @@ class LocalGateway(LocalHttpService):
             # main.tf: api_key_source AUTHORIZER and the key required, so API Gateway puts the
             # key the authorizer returned, and its id, in $context.identity.
             event["requestContext"]["identity"].update(apiKey=key, apiKeyId=api_key_id(key))
-        return None
 
     # -- POST /workflow: the AWS integration -------------------------------------
 

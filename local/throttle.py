@@ -9,10 +9,12 @@ that key's plan, after the authorizer and before the request validator and the
 integration:
 
 * a token bucket per key: ``burst`` tokens, refilled at ``rate`` per second;
-  an empty bucket answers ``429 {"message": "Too Many Requests"}``;
-* a count per key and UTC day: over ``dailyQuota`` it answers
+  an empty bucket is gateway response ``THROTTLED``: ``429 {"message": "Too Many Requests"}``;
+* a count per key and UTC day: over ``dailyQuota`` it is ``QUOTA_EXCEEDED``:
   ``429 {"message": "Limit Exceeded"}``;
-* a key in no usage plan (or no key at all) answers ``403 {"message": "Forbidden"}``.
+* a key in no usage plan (or no key at all) is ``INVALID_API_KEY``: ``403 {"message": "Forbidden"}``.
+
+The gateway renders each refusal from main.tf's gateway responses, as it does every other one.
 
 Each key has its own bucket and count, so one tenant's flood never throttles
 another tenant. The route without the authorizer (``POST
@@ -34,24 +36,30 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from local.http_base import Response
-
 __all__ = [
     "FORBIDDEN",
     "QUOTA_EXCEEDED",
     "THROTTLED",
     "TokenBucket",
     "UsageLimits",
+    "UsageRefusal",
     "UsagePlans",
     "usage_limits",
 ]
 
-# API Gateway's messages (gateway responses THROTTLED, QUOTA_EXCEEDED and
-# ACCESS_DENIED/DEFAULT_4XX), in main.tf's JSON template {"message": ...}.
-THROTTLED = {"message": "Too Many Requests"}
-QUOTA_EXCEEDED = {"message": "Limit Exceeded"}
-FORBIDDEN = {"message": "Forbidden"}
-TOO_MANY_REQUESTS = 429
+
+
+@dataclass(frozen=True)
+class UsageRefusal:
+    """API Gateway's refusal of a metered request: its gateway response type and ``$context.error.message``."""
+
+    response_type: str
+    message: str
+
+
+THROTTLED = UsageRefusal("THROTTLED", "Too Many Requests")
+QUOTA_EXCEEDED = UsageRefusal("QUOTA_EXCEEDED", "Limit Exceeded")
+FORBIDDEN = UsageRefusal("INVALID_API_KEY", "Forbidden")
 
 # The fields of a tenant record (demo_tenants.json) that make its usage plan.
 RATE_FIELD = "throttleRateLimit"
@@ -173,21 +181,21 @@ class UsagePlans:
         limits = usage_limits(tenants)
         return cls({api_keys[tenant_id]: (tenant_id, plan) for tenant_id, plan in limits.items() if tenant_id in api_keys}, **kwargs)
 
-    def admit(self, usage_identifier_key: str | None) -> Response | None:
-        """None when the request may go on; else API Gateway's 403 or 429 answer."""
+    def admit(self, usage_identifier_key: str | None) -> UsageRefusal | None:
+        """None when the request may go on; else the refusal API Gateway answers with (403 or 429)."""
         plan = self._plans.get(usage_identifier_key) if usage_identifier_key else None
         if plan is None:
-            return Response.json(403, FORBIDDEN, {"x-amzn-ErrorType": "ForbiddenException"})
+            return FORBIDDEN
         with plan.lock:
             if not plan.bucket.take():
                 plan.throttled += 1
-                return Response.json(TOO_MANY_REQUESTS, THROTTLED, {"x-amzn-ErrorType": "TooManyRequestsException"})
+                return THROTTLED
             today = self._today()
             if plan.day != today:
                 plan.day, plan.used = today, 0
             if plan.used >= plan.limits.daily_quota:
                 plan.throttled += 1
-                return Response.json(TOO_MANY_REQUESTS, QUOTA_EXCEEDED, {"x-amzn-ErrorType": "LimitExceededException"})
+                return QUOTA_EXCEEDED
             plan.used += 1
         return None
 

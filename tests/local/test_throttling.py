@@ -17,7 +17,17 @@ from datetime import date
 import pytest
 
 from local import stack as local_stack
-from local.throttle import FORBIDDEN, QUOTA_EXCEEDED, THROTTLED, TokenBucket, UsageLimits, UsagePlans, usage_limits
+from local.contract import ERROR_TYPE, load_gateway_responses
+from local.throttle import (
+    FORBIDDEN,
+    QUOTA_EXCEEDED,
+    THROTTLED,
+    TokenBucket,
+    UsageLimits,
+    UsagePlans,
+    UsageRefusal,
+    usage_limits,
+)
 from scripts.measure_flood import measure_flood
 from shared.contract import DEMO_TENANTS_FILE
 from tests.harness import REPO_ROOT, StackProcess
@@ -36,8 +46,14 @@ class Clock:
         return self.now
 
 
-def body(response) -> dict:
-    return json.loads(response.body)
+def status(refusal: UsageRefusal) -> int:
+    """The status the gateway answers a usage-plan refusal with (main.tf's gateway responses)."""
+    return load_gateway_responses().resolve(refusal.response_type).status
+
+
+def body(refusal: UsageRefusal) -> dict:
+    """The JSON body the gateway renders for a refusal (main.tf's template: {"message": ...})."""
+    return {"message": refusal.message}
 
 
 # --- the demo tiers ---
@@ -79,8 +95,8 @@ def test_over_its_rate_a_tenant_gets_429_too_many_requests_and_another_tenant_do
     answers_b = [plans.admit("key-b") for _ in range(5)]
     assert answers_b[:2] == [None, None]
     for refusal in answers_b[2:]:
-        assert refusal is not None and refusal.status == 429 and body(refusal) == THROTTLED
-        assert refusal.headers["x-amzn-ErrorType"] == "TooManyRequestsException"
+        assert refusal is not None and status(refusal) == 429 and refusal == THROTTLED
+        assert ERROR_TYPE[refusal.response_type] == "TooManyRequestsException"
     # tenant-a's bucket is its own: all 20 of its burst go through in the same instant.
     assert [plans.admit("key-a") for _ in range(20)] == [None] * 20
     assert plans.usage()["tenant-b"] == {"tier": "", "rateLimit": 1, "burstLimit": 2, "dailyQuota": 1000,
@@ -92,7 +108,7 @@ def test_over_its_daily_quota_a_tenant_gets_429_limit_exceeded_until_the_next_ut
     plans = UsagePlans({"key-b": ("tenant-b", UsageLimits(100, 100, 3))}, clock=clock, today=lambda: day[0])
     assert [plans.admit("key-b") for _ in range(3)] == [None] * 3
     refusal = plans.admit("key-b")
-    assert refusal is not None and refusal.status == 429 and body(refusal) == QUOTA_EXCEEDED
+    assert refusal is not None and status(refusal) == 429 and refusal == QUOTA_EXCEEDED
     day[0] = date(2026, 1, 2)
     assert plans.admit("key-b") is None
 
@@ -101,7 +117,7 @@ def test_over_its_daily_quota_a_tenant_gets_429_limit_exceeded_until_the_next_ut
 def test_a_key_in_no_usage_plan_is_forbidden(key: str | None) -> None:
     plans = UsagePlans({"key-a": ("tenant-a", UsageLimits(1, 1, 1))})
     refusal = plans.admit(key)
-    assert refusal is not None and refusal.status == 403 and body(refusal) == FORBIDDEN
+    assert refusal is not None and status(refusal) == 403 and refusal == FORBIDDEN
 
 
 def test_plans_are_built_from_the_tenants_records_and_keys() -> None:
@@ -154,7 +170,7 @@ def test_a_flooding_tenant_is_throttled_and_the_other_tenant_is_not(throttled_st
     # THEN tenant-b got API Gateway's 429 {"message": "Too Many Requests"}, and was admitted
     # no more than its burst plus its rate over the window (one token of slack for timing)
     assert flood.statuses.get("429", 0) > 0, flood
-    assert flood.messages.get(THROTTLED["message"], 0) == flood.statuses["429"], flood
+    assert flood.messages.get(THROTTLED.message, 0) == flood.statuses["429"], flood
     admitted = flood.statuses.get("404", 0)
     assert admitted <= limits.burst + limits.rate * report.flood_seconds + 1, (admitted, report)
     assert set(flood.statuses) <= {"404", "429"}, flood
@@ -170,7 +186,7 @@ def test_a_tenant_whose_key_is_in_no_usage_plan_is_forbidden(throttled_stack: St
                                 "allowedCurrencies": ["EUR"], "maxAmount": 10, "callbackTimeoutSeconds": 60},
                                api_key="unplanned-key-" + "x" * 30)
     response = throttled_stack.status("tenant-unplanned", "no-such-workflow")
-    assert (response.status_code, response.json()) == (403, FORBIDDEN)
+    assert (response.status_code, response.json()) == (403, body(FORBIDDEN))
 
 
 def test_the_banner_lists_the_plans_and_a_curl_loop_that_shows_the_429(throttled_stack: StackProcess) -> None:
