@@ -33,6 +33,7 @@ from typing import Any
 
 import requests
 
+from bench.stats import p95  # the one p95 of every benchmark figure
 from shared.contract import TENANT_HEADER
 from shared.identity import API_KEY_HEADER
 
@@ -67,13 +68,6 @@ class FloodReport:
         return asdict(self)
 
 
-def _percentile(values: list[float], fraction: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))], 2)
-
-
 class _Recorder:
     """Answers of one tenant, from several threads."""
 
@@ -96,7 +90,7 @@ class _Recorder:
                 requests=len(self.latencies),
                 statuses=dict(self.statuses),
                 p50_ms=round(statistics.median(self.latencies), 2) if self.latencies else None,
-                p95_ms=_percentile(self.latencies, 0.95),
+                p95_ms=round(p95(self.latencies), 2) if self.latencies else None,
                 max_ms=round(max(self.latencies), 2) if self.latencies else None,
                 admitted_per_second=round(self.statuses.get(admitted_status, 0) / seconds, 2) if seconds else None,
                 messages=dict(self.messages),
