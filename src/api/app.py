@@ -27,23 +27,33 @@ from api.callbacks import (
     parse_callback_request,
     status_view,
 )
-from api.delivery import CallbackDelivery, DeliveryInProgress, DurableServiceBusy, DurableServiceUnavailable
-from api.reconcile import needs_repair_check
-from api.repair import repair_from_execution
+from api.delivery import (
+    CallbackDelivery,
+    DeliveryInProgress,
+    DurableServiceBusy,
+    DurableServiceUnavailable,
+    OutcomeUnknown,
+)
+from api.repair import converge_on_read, repair_from_execution
+from api.tokens import CallbackTokens
 from shared import registry as reg
 from shared.aws_clients import DYNAMODB_CONFIG, LAMBDA_CONFIG
-from shared.callback_tokens import callback_url, is_well_formed, mint_token, signing_key, token_hash
 from shared.contract import is_valid_tenant_id, is_valid_workflow_id, routes
 from shared.observability import emit_count
 from shared.registry import WorkflowRecord, WorkflowRegistry
 from shared.settings import load_settings
+from shared.tenants import read_tenant
 
 logger = Logger()
 SETTINGS = load_settings()
-REGISTRY = WorkflowRegistry(
-    boto3.resource("dynamodb", config=DYNAMODB_CONFIG).Table(SETTINGS.workflows_table), SETTINGS.registry_retention_seconds
-)
+_DYNAMODB = boto3.resource("dynamodb", config=DYNAMODB_CONFIG)
+REGISTRY = WorkflowRegistry(_DYNAMODB.Table(SETTINGS.workflows_table), SETTINGS.registry_retention_seconds)
+TENANTS_TABLE = _DYNAMODB.Table(SETTINGS.tenants_table)
 LAMBDA_CLIENT = boto3.client("lambda", config=LAMBDA_CONFIG)
+# The tenant is read on every token request (no cache): a suspension stops its
+# tokens at once, and only a token that resolved costs the read.
+TOKENS = CallbackTokens(REGISTRY, lambda tenant_id: read_tenant(TENANTS_TABLE, tenant_id),
+                        SETTINGS.callback_signing_secret, SETTINGS.callback_base_url)
 app = APIGatewayRestResolver()
 
 # Domain errors map to HTTP statuses here, once; routes never catch.
@@ -57,6 +67,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     DurableServiceBusy: 429,
     DurableServiceUnavailable: 502,
     DeliveryInProgress: 503,
+    OutcomeUnknown: 503,
 }
 # DynamoDB's and Lambda's throttling codes: the caller should back off and retry (429).
 THROTTLING_CODES = frozenset({
@@ -109,23 +120,8 @@ def get_workflow(workflowId: str) -> dict[str, Any]:  # noqa: N803 - name fixed 
     record = REGISTRY.get_workflow(tenant_id, workflowId)
     if record is None:
         raise NotFound("workflow not found")
-    if needs_repair_check(record, time.time()):
-        record = repair_from_execution(REGISTRY, LAMBDA_CLIENT, record)
-    return status_view(record, _callback_url(record))
-
-
-def _callback_url(record: WorkflowRecord) -> str | None:
-    """The token route's URL for a waiting workflow (computed again, never stored)."""
-    if record.status != reg.WAITING_FOR_CALLBACK or not record.callback_id:
-        return None
-    if not (SETTINGS.callback_signing_secret and SETTINGS.callback_base_url):
-        return None
-    try:
-        key = signing_key(SETTINGS.callback_signing_secret)
-    except GetParameterError as error:  # the status is still worth answering without the URL
-        logger.warning("callback signing key unavailable; callbackUrl left out", extra={"error": str(error)[:200]})
-        return None
-    return callback_url(SETTINGS.callback_base_url, mint_token(key, record.tenant_id, record.callback_id))
+    record = converge_on_read(REGISTRY, LAMBDA_CLIENT, record, time.time())
+    return status_view(record, TOKENS.url_for(record))
 
 
 def send_callback() -> dict[str, Any]:
@@ -138,13 +134,10 @@ def send_callback_with_token(callbackToken: str) -> dict[str, Any]:  # noqa: N80
     """The external party's answer: the token is the only credential; its item names the tenant.
 
     Whatever identity headers the caller adds are ignored: this route has no
-    authorizer, and the tenant comes only from the token's record.
+    authorizer, and the tenant comes only from the token's record. A token of an
+    earlier signing key, or of a tenant that is not ACTIVE, is 404 like an unknown one.
     """
-    if not is_well_formed(callbackToken):
-        raise NotFound("callback not found")
-    record = REGISTRY.find_by_token(token_hash(callbackToken))
-    if record is None or not record.callback_id:
-        raise NotFound("callback not found")
+    record = TOKENS.resolve(callbackToken)
     logger.append_keys(tenant_id=record.tenant_id)
     return _answer(record, parse_callback_request(app.current_event.body, callback_id=record.callback_id))
 
@@ -199,9 +192,9 @@ def handle_domain_error(error: Exception) -> Response:
     return json_error(status, str(error), retry_after)
 
 
-@app.exception_handler([ClientError, BotoCoreError])
+@app.exception_handler([ClientError, BotoCoreError, GetParameterError])
 def handle_dependency_error(error: Exception) -> Response:
-    """A registry or durable-service call that failed after botocore's retries: 429 or 503, never 500."""
+    """A registry, durable-service or Secrets Manager call that failed after its retries: 429 or 503, never 500."""
     code = error.response.get("Error", {}).get("Code", "") if isinstance(error, ClientError) else ""
     if code in THROTTLING_CODES:
         logger.warning("dependency throttled", extra={"error": code})

@@ -13,7 +13,10 @@ The rules, in the order a request meets them:
    When it says the callback no longer waits, the execution's history says why:
    this very answer landed (an earlier attempt of this request whose reply was
    lost, or a killed holder with the same answer): 200; another answer: 409;
-   the callback timed out: 410.
+   the callback timed out: 410. When the history cannot be read right now
+   (throttled, failing), the outcome is unknown and the answer says retry
+   (429 or 503, with ``Retry-After``), never a final 409: the retry learns
+   from the history whether it won (200) or lost (409).
 3. **Settling.** The outcome is written to the callback item (later requests
    answer from it without calling the service) and the workflow is marked
    answered (its next read checks the execution if the workflow's own registry
@@ -77,6 +80,15 @@ class DeliveryInProgress(RuntimeError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class OutcomeUnknown(RuntimeError):
+    """The callback no longer waits and its history cannot be read now (503 with Retry-After)."""
+
+    retry_after_seconds = 1
+
+    def __init__(self) -> None:
+        super().__init__("the callback's outcome cannot be read right now; retry later")
+
+
 class _NotWaiting(Exception):
     """The durable service says the callback no longer waits."""
 
@@ -114,8 +126,9 @@ class CallbackDelivery:
             AlreadyCompleted: Another answer completed the callback first (409).
             CallbackExpired: The callback timed out (410).
             DeliveryInProgress: Another live request holds the lease (503).
-            DurableServiceBusy: Throttled by the durable service (429).
+            DurableServiceBusy: Throttled by the durable service, or by its history (429).
             DurableServiceUnavailable: The durable service failed (502).
+            OutcomeUnknown: The callback no longer waits and its history cannot be read (503).
         """
         if self.request.heartbeat:
             try:
@@ -127,14 +140,9 @@ class CallbackDelivery:
             logger.info("callback was already settled by this same answer")
             return self._delivered()
         try:
-            self._send()
-        except _NotWaiting:
-            outcome = self._history_outcome()
-            if self._is_this_answer(outcome):
-                logger.info("callback had already landed with this same answer")
-            else:
-                self._raise_ended(outcome)
-        except (DurableServiceBusy, DurableServiceUnavailable):
+            self._send_or_explain()
+        except (DurableServiceBusy, DurableServiceUnavailable, OutcomeUnknown):
+            # Nothing was settled: give the lease back so the client's retry can take it at once.
             self._best_effort("release the callback lease",
                               lambda: self.registry.release_callback(self._tenant_id, self.request.callback_id,
                                                                      owner=self.owner))
@@ -143,6 +151,16 @@ class CallbackDelivery:
         self._best_effort("mark the workflow answered",
                           lambda: self.registry.mark_answered(self._tenant_id, self.record.workflow_id))
         return self._delivered()
+
+    def _send_or_explain(self) -> None:
+        """Send the answer; if the callback no longer waits, return only if this very answer ended it."""
+        try:
+            self._send()
+        except _NotWaiting:
+            outcome = self._history_outcome()
+            if not self._is_this_answer(outcome):
+                self._raise_ended(outcome)
+            logger.info("callback had already landed with this same answer")
 
     def _delivered(self) -> str:
         return "failure" if self.request.failure is not None else "success"
@@ -156,9 +174,12 @@ class CallbackDelivery:
 
         A client whose holder was killed after delivering (so it saw a 5xx) and
         that retries after the workflow completed is told its answer won.
+
+        Raises:
+            DurableServiceBusy, OutcomeUnknown: The history would decide and cannot be read now (429, 503).
         """
-        if self.request.heartbeat:
-            return None
+        if self.request.heartbeat or self.record.status == reg.TIMED_OUT:
+            return None  # a workflow that timed out was won by no answer: 410 without asking the history
         digest = self.request.answer_digest()
         claim = self.registry.callback_claim(self._tenant_id, self.request.callback_id)
         if claim.settled_digest is not None:
@@ -224,7 +245,12 @@ class CallbackDelivery:
             raise DurableServiceUnavailable("durable execution service unreachable") from error
 
     def _history_outcome(self) -> CallbackOutcome:
-        """How the callback ended, from the execution history; UNKNOWN if that cannot be read."""
+        """How the callback ended, from the execution history; UNKNOWN if the history is gone.
+
+        Raises:
+            DurableServiceBusy: Reading the history was throttled (429): retry.
+            OutcomeUnknown: The history cannot be read right now (503): retry.
+        """
         arn = self.record.execution_arn
         if not arn:
             return CallbackOutcome(CALLBACK_UNKNOWN)
@@ -239,9 +265,17 @@ class CallbackDelivery:
                 marker = page.get("NextMarker")
                 if not marker:
                     break
-        except (ClientError, BotoCoreError) as error:
-            logger.warning("execution history unavailable", extra={"error": type(error).__name__})
-            return CallbackOutcome(CALLBACK_UNKNOWN)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            logger.warning("execution history unavailable", extra={"error": code})
+            if code == "ResourceNotFoundException":  # past the durable retention: it will never say
+                return CallbackOutcome(CALLBACK_UNKNOWN)
+            if code in _THROTTLED:
+                raise DurableServiceBusy("durable execution service is busy, retry later") from error
+            raise OutcomeUnknown() from error
+        except BotoCoreError as error:
+            logger.warning("execution history unreachable", extra={"error": type(error).__name__})
+            raise OutcomeUnknown() from error
         return callback_outcome(events, self.request.callback_id)
 
     def _is_this_answer(self, outcome: CallbackOutcome) -> bool:
@@ -263,7 +297,7 @@ class CallbackDelivery:
         if outcome.state in (CALLBACK_SUCCEEDED, CALLBACK_FAILED):
             self._settle(reg.CALLBACK_ANSWERED, outcome.answer_digest)
             raise AlreadyCompleted("callback was already answered")
-        # The history could not say: decide by the deadline, and settle nothing.
+        # The history is gone or never named this callback: decide by the deadline, and settle nothing.
         deadline = self.record.callback_deadline
         if deadline is not None and self.clock() >= deadline:
             raise CallbackExpired("callback timed out")

@@ -25,8 +25,17 @@ CALLBACK_UNKNOWN = "UNKNOWN"
 # Execution statuses of GetDurableExecution that mean "ended".
 _ENDED_AS = {"SUCCEEDED": reg.COMPLETED, "FAILED": reg.FAILED, "TIMED_OUT": reg.TIMED_OUT, "STOPPED": reg.FAILED}
 # A workflow may sit in STARTED this long (step one and the callback submitter,
-# with their retries) before a read asks the execution whether it ended.
+# with their retries) before it counts as one that should have moved on.
 STARTED_GRACE_SECONDS = 120
+# An open workflow whose registry item nothing has updated or checked for this
+# long is checked against its execution on the next read. This bounds how long
+# the registry can show an ended workflow as open when the workflow's own final
+# write was lost (a registry outage longer than its step's retries), and keeps a
+# poller of a workflow that waits for days to one durable-service call a minute.
+STALE_AFTER_SECONDS = 60
+# When the item itself says the workflow should have moved on (answered, past
+# its deadline, stuck in STARTED), reads check at most this often.
+RECHECK_AFTER_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -101,16 +110,33 @@ def workflow_outcome(execution: dict[str, Any]) -> WorkflowOutcome | None:
     return WorkflowOutcome(status, {"status": status, "reason": reason}, reason)
 
 
-def needs_repair_check(record: reg.WorkflowRecord, now: float) -> bool:
-    """Whether a read of an open workflow should ask the execution if it already ended.
+def repair_check_cutoff(record: reg.WorkflowRecord, now: float) -> int | None:
+    """When a read of an open workflow should ask the execution if it already ended.
 
-    Only when something says it should have moved on: its callback was delivered,
-    its callback deadline passed, or step one has not finished long after the start.
-    Asking on every status poll of a workflow that waits for days would spend the
+    Returns None when no check is due; else the cutoff: a check made at or before
+    it is stale (``WorkflowRegistry.claim_repair_check`` writes the new one only
+    if no other read made one since). A check is due every
+    ``RECHECK_AFTER_SECONDS`` while something says the workflow should have moved
+    on (its callback was delivered, its deadline passed, step one has not finished
+    long after the start), else once ``STALE_AFTER_SECONDS`` passed since the item
+    was last updated or checked. Asking on every status poll would spend the
     durable service's request quota for nothing.
     """
     if not record.is_open or not record.execution_arn:
-        return False
+        return None
+    if _should_have_moved_on(record, now):
+        cutoff, last = now - RECHECK_AFTER_SECONDS, record.repair_checked_at
+    else:
+        cutoff, last = now - STALE_AFTER_SECONDS, max(record.updated_at or 0, record.repair_checked_at or 0)
+    return int(cutoff) if last is None or last <= cutoff else None
+
+
+def needs_repair_check(record: reg.WorkflowRecord, now: float) -> bool:
+    """Whether a read of ``record`` at ``now`` should ask the execution (see :func:`repair_check_cutoff`)."""
+    return repair_check_cutoff(record, now) is not None
+
+
+def _should_have_moved_on(record: reg.WorkflowRecord, now: float) -> bool:
     if record.answered_at is not None:
         return True
     if record.callback_deadline is not None and now >= record.callback_deadline:

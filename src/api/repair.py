@@ -8,10 +8,34 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from api.reconcile import workflow_outcome
+from api.reconcile import repair_check_cutoff, workflow_outcome
 from shared.registry import WorkflowRecord, WorkflowRegistry
 
 logger = Logger(child=True)
+
+
+def converge_on_read(registry: WorkflowRegistry, lambda_client: Any, record: WorkflowRecord,
+                     now: float) -> WorkflowRecord:
+    """The record a read serves: checked against its execution when a check is due, at most once per interval.
+
+    Of the reads of one workflow, the one whose conditional ``repairCheckedAt``
+    write wins asks the durable service; the others serve what the registry
+    holds now. If that write itself fails (the registry refuses writes: the very
+    outage that can leave it stale), the read checks anyway: the stage's and the
+    tenant's throttling bound how often.
+    """
+    cutoff = repair_check_cutoff(record, now)
+    if cutoff is None:
+        return record
+    try:
+        claimed = registry.claim_repair_check(record.tenant_id, record.workflow_id, checked_before=cutoff)
+    except (ClientError, BotoCoreError) as error:
+        logger.warning("could not note the repair check; checking anyway", extra={"error": type(error).__name__})
+        claimed = True
+    if claimed:
+        return repair_from_execution(registry, lambda_client, record)
+    # Another read checked it moments ago, or the workflow just ended: serve what the registry holds now.
+    return registry.get_workflow(record.tenant_id, record.workflow_id) or record
 
 
 def repair_from_execution(registry: WorkflowRegistry, lambda_client: Any, record: WorkflowRecord) -> WorkflowRecord:

@@ -6,6 +6,11 @@ SHA-256 only, and whoever holds the signing key (the workflow and api functions,
 through Secrets Manager) can compute it again to hand it out. Without the key a
 token is not derivable from the callback id. A retried callback submitter
 computes the same token, so one wait never has two valid tokens.
+
+Rotating the key revokes every outstanding token: the token route recomputes
+the token with the key it holds and refuses any other. Each function keeps the
+key in memory for ``SIGNING_KEY_MAX_AGE_SECONDS``, so a rotation takes effect
+everywhere within that time.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ import base64
 import hashlib
 import hmac
 import re
-from functools import cache
 
 TOKEN_LENGTH = 43
 TOKEN_PATTERN = re.compile(rf"^[A-Za-z0-9_-]{{{TOKEN_LENGTH}}}$")
 CALLBACKS_PATH = "/callbacks/"
 _DOMAIN = b"callback-token/v1\n"
+# How long a function serves the signing key from memory (Powertools' parameter
+# cache) before reading Secrets Manager again: the delay of a key rotation.
+SIGNING_KEY_MAX_AGE_SECONDS = 300
 
 
 def mint_token(signing_key: bytes, tenant_id: str, callback_id: str) -> str:
@@ -44,15 +51,22 @@ def callback_url(base_url: str, token: str) -> str:
     return base_url.rstrip("/") + CALLBACKS_PATH + token
 
 
-@cache
+def matches(presented: str, expected: str) -> bool:
+    """Whether a presented token is the expected one, in time that does not depend on where they differ."""
+    return hmac.compare_digest(presented.encode("ascii"), expected.encode("ascii"))
+
+
 def signing_key(secret_name: str) -> bytes:
-    """The signing key, read once per environment from Secrets Manager (Powertools parameters).
+    """The current signing key from Secrets Manager, cached for ``SIGNING_KEY_MAX_AGE_SECONDS``.
 
     The import is local: only the functions that mint or hand out tokens pay for it.
+
+    Raises:
+        GetParameterError: Secrets Manager could not be read (Powertools wraps the cause).
     """
     from aws_lambda_powertools.utilities import parameters
 
-    value = parameters.get_secret(secret_name)
+    value = parameters.get_secret(secret_name, max_age=SIGNING_KEY_MAX_AGE_SECONDS)
     if not value:
         raise RuntimeError(f"the callback signing secret {secret_name} is empty")
     return str(value).encode("utf-8")

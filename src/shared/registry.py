@@ -97,6 +97,8 @@ class WorkflowRecord:
     callback_deadline: int | None = None
     answered_at: int | None = None
     updated_at: int | None = None
+    repair_checked_at: int | None = None
+    callback_token_hash: str | None = None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> WorkflowRecord:
@@ -113,6 +115,8 @@ class WorkflowRecord:
             callback_deadline=_optional_int(item.get("callbackDeadline")),
             answered_at=_optional_int(item.get("answeredAt")),
             updated_at=_optional_int(item.get("updatedAt")),
+            repair_checked_at=_optional_int(item.get("repairCheckedAt")),
+            callback_token_hash=item.get("callbackTokenHash"),
         )
 
     @property
@@ -187,7 +191,9 @@ class WorkflowRegistry:
         write fails, the submitter step is retried and every write is idempotent,
         so the registry never holds a waiting workflow whose callback cannot be
         found. The index is updated, not replaced, so a retry never wipes how an
-        early answer settled it.
+        early answer settled it. The workflow item keeps the token's hash
+        (``callbackTokenHash``), so a read can tell without another lookup
+        whether the token of the current signing key has its item.
         """
         now = int(self._clock())
         deadline = now + timeout_seconds
@@ -197,19 +203,16 @@ class WorkflowRegistry:
             UpdateExpression="SET workflowId = :workflowId, callbackId = :callbackId, expiresAt = :expiresAt",
             ExpressionAttributeValues={":workflowId": workflow_id, ":callbackId": callback_id, ":expiresAt": expires_at},
         )
+        token_values: dict[str, Any] = {}
         if token_hash is not None:
-            self._table.put_item(Item={
-                **token_key(token_hash),
-                "ownerTenantId": tenant_id,
-                "workflowId": workflow_id,
-                "callbackId": callback_id,
-                "expiresAt": expires_at,
-            })
+            self._write_token_item(token_hash, tenant_id, workflow_id, callback_id, deadline)
+            token_values[":tokenHash"] = token_hash
         self._table.update_item(
             Key=workflow_key(tenant_id, workflow_id),
             UpdateExpression=(
                 "SET #status = :status, workflowId = :workflowId, callbackId = :callbackId, "
                 "callbackDeadline = :deadline, updatedAt = :now, expiresAt = :expiresAt"
+                + (", callbackTokenHash = :tokenHash" if token_values else "")
             ),
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={
@@ -219,9 +222,79 @@ class WorkflowRegistry:
                 ":deadline": deadline,
                 ":now": now,
                 ":expiresAt": expires_at,
+                **token_values,
             },
         )
         return deadline
+
+    def reissue_token(self, record: WorkflowRecord, token_hash: str) -> bool:
+        """Give a waiting workflow the token item of ``token_hash`` (the current signing key's token).
+
+        After a key rotation the token a read hands out is new and has no item
+        yet: write it (idempotent), then note its hash on the workflow. Tokens of
+        the old key keep their items until TTL, but the token route refuses them
+        (it recomputes the token with the current key).
+
+        Returns:
+            False when the workflow no longer waits for ``record.callback_id``.
+        """
+        if record.callback_id is None or record.callback_deadline is None:
+            return False
+        errors = self._table.meta.client.exceptions
+        try:
+            self._write_token_item(token_hash, record.tenant_id, record.workflow_id, record.callback_id,
+                                   record.callback_deadline)
+            self._table.update_item(
+                Key=workflow_key(record.tenant_id, record.workflow_id),
+                UpdateExpression="SET callbackTokenHash = :tokenHash",
+                ConditionExpression="#status = :waiting AND callbackId = :callbackId",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":tokenHash": token_hash, ":waiting": WAITING_FOR_CALLBACK,
+                                           ":callbackId": record.callback_id},
+            )
+        except errors.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def _write_token_item(self, token_hash: str, tenant_id: str, workflow_id: str, callback_id: str,
+                          callback_deadline: int) -> None:
+        """Write a token's item: owner, workflow, callback and its deadline; an item never changes owner.
+
+        ``callbackDeadline`` is when the callback times out; ``expiresAt`` (the
+        deadline plus the registry's retention) is when DynamoDB TTL deletes the item.
+        """
+        self._table.update_item(
+            Key=token_key(token_hash),
+            UpdateExpression=("SET ownerTenantId = :tenantId, workflowId = :workflowId, callbackId = :callbackId, "
+                              "callbackDeadline = :deadline, expiresAt = :expiresAt"),
+            ConditionExpression="attribute_not_exists(recordId) OR (ownerTenantId = :tenantId AND callbackId = :callbackId)",
+            ExpressionAttributeValues={":tenantId": tenant_id, ":workflowId": workflow_id, ":callbackId": callback_id,
+                                       ":deadline": callback_deadline,
+                                       ":expiresAt": callback_deadline + self._retention_seconds},
+        )
+
+    def claim_repair_check(self, tenant_id: str, workflow_id: str, *, checked_before: int) -> bool:
+        """Note that a read checks this open workflow against its execution now, unless one did after ``checked_before``.
+
+        The conditional write is the rate limit: of many reads of one workflow,
+        one asks the durable service per interval; the others serve the registry.
+
+        Returns:
+            False when another read checked it after ``checked_before``, or the workflow ended.
+        """
+        try:
+            self._table.update_item(
+                Key=workflow_key(tenant_id, workflow_id),
+                UpdateExpression="SET repairCheckedAt = :now",
+                ConditionExpression=("#status IN (:started, :waiting) AND "
+                                     "(attribute_not_exists(repairCheckedAt) OR repairCheckedAt <= :before)"),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":now": int(self._clock()), ":before": checked_before,
+                                           ":started": STARTED, ":waiting": WAITING_FOR_CALLBACK},
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def find_by_token(self, token_hash: str) -> WorkflowRecord | None:
         """The workflow a callback token belongs to (its owner tenant comes from the token's item only)."""

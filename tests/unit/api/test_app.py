@@ -146,6 +146,8 @@ def test_unknown_callback_is_404(tables: Any, durable: Stubber) -> None:
 @pytest.mark.parametrize("final_status", [reg.COMPLETED, reg.FAILED])
 def test_callback_of_finished_workflow_is_409(waiting_workflow: str, durable: Stubber, final_status: str) -> None:
     app.REGISTRY.record_outcome("tenant-a", "wf-a", final_status, reason="done")
+    # no answer settled the callback in the registry: the history says another answer ended it
+    durable.add_response("get_durable_execution_history", history(succeeded_with(b'{"other":1}')))
     status, body = post_callback({"callbackId": CALLBACK_ID, "payload": {}})
     assert status == 409 and final_status in body["message"]
 
@@ -186,9 +188,61 @@ def test_callback_that_no_longer_waits_is_decided_by_the_execution_history(
     assert later == (410 if expected_status == 410 else 409)
 
 
-def test_unreadable_history_falls_back_to_the_callback_deadline(waiting_workflow: str, durable: Stubber) -> None:
+def post_callback_response(body: Any) -> dict[str, Any]:
+    """The whole proxy response of a POST /callback (status, headers, body)."""
+    return app.handler(proxy_event(
+        method="POST", resource="/callback", path="/callback", headers={"x-tenant-id": "tenant-a"},
+        body=json.dumps(body), authorizer={"tenantId": "tenant-a", "workflowId": "unused", "principalId": "tenant-a"}),
+        FakeLambdaContext())
+
+
+@pytest.mark.parametrize(("history_error", "expected_status"), [("TooManyRequestsException", 429), ("ServiceException", 503)])
+def test_unreadable_history_is_a_retry_never_a_final_409(
+    waiting_workflow: str, durable: Stubber, history_error: str, expected_status: int
+) -> None:
+    # GIVEN the service says the callback no longer waits, and its history cannot be read right now
+    durable.add_client_error("send_durable_execution_callback_success", service_error_code="CallbackTimeoutException")
+    durable.add_client_error("get_durable_execution_history", service_error_code=history_error)
+    # WHEN the answer arrives, THEN the outcome is unknown: retry (not 409, which a client takes as final)
+    response = post_callback_response({"callbackId": CALLBACK_ID, "payload": {"mine": 1}})
+    assert response["statusCode"] == expected_status and int(response["multiValueHeaders"]["Retry-After"][0]) >= 1
+    # and the retry, once the history reads, learns the truth: another answer won (a true 409)
+    durable.add_client_error("send_durable_execution_callback_success", service_error_code="CallbackTimeoutException")
+    durable.add_response("get_durable_execution_history", history(succeeded_with(b'{"other":1}')))
+    durable.add_response("get_durable_execution", RUNNING)
+    assert post_callback({"callbackId": CALLBACK_ID, "payload": {"mine": 1}}) == (
+        409, {"message": "callback was already answered"})
+
+
+def test_answer_that_landed_late_with_history_unreadable_once_gets_200_on_retry(
+    waiting_workflow: str, durable: Stubber
+) -> None:
+    # GIVEN the first attempt's durable call landed, but its reply was lost (botocore's retry of it is told
+    # the callback no longer waits) and the history read that would say so is throttled once
     durable.add_client_error("send_durable_execution_callback_success", service_error_code="CallbackTimeoutException")
     durable.add_client_error("get_durable_execution_history", service_error_code="TooManyRequestsException")
+    assert post_callback({"callbackId": CALLBACK_ID, "payload": {"mine": 1}})[0] == 429
+    # WHEN the client retries (the lease was given back), THEN the history names its own answer: 200
+    durable.add_client_error("send_durable_execution_callback_success", service_error_code="CallbackTimeoutException")
+    durable.add_response("get_durable_execution_history", history(succeeded_with(b'{"mine":1}')))
+    assert post_callback({"callbackId": CALLBACK_ID, "payload": {"mine": 1}}) == (
+        200, {"workflowId": "wf-a", "delivered": "success"})
+    # and a further retry is answered from the registry without the service: 200 again
+    assert post_callback({"callbackId": CALLBACK_ID, "payload": {"mine": 1}})[0] == 200
+
+
+def test_unreadable_history_of_an_ended_workflow_is_a_retry(waiting_workflow: str, durable: Stubber) -> None:
+    # GIVEN the workflow ended and no answer was settled in the registry (its holder was killed)
+    app.REGISTRY.record_outcome("tenant-a", "wf-a", reg.COMPLETED, result={"status": reg.COMPLETED})
+    durable.add_client_error("get_durable_execution_history", service_error_code="ServiceException")
+    assert post_callback({"callbackId": CALLBACK_ID, "payload": {"mine": 1}})[0] == 503
+    durable.add_response("get_durable_execution_history", history(succeeded_with(b'{"mine":1}')))
+    assert post_callback({"callbackId": CALLBACK_ID, "payload": {"mine": 1}})[0] == 200
+
+
+def test_history_past_its_retention_falls_back_to_the_callback_deadline(waiting_workflow: str, durable: Stubber) -> None:
+    durable.add_client_error("send_durable_execution_callback_success", service_error_code="CallbackTimeoutException")
+    durable.add_client_error("get_durable_execution_history", service_error_code="ResourceNotFoundException")
     durable.add_response("get_durable_execution", RUNNING)
     assert post_callback({"callbackId": CALLBACK_ID, "payload": {}}) == (409, {"message": "callback is no longer waiting"})
 
@@ -346,10 +400,7 @@ def test_registry_failures_on_the_callback_path_are_429_or_503_with_retry_after(
         raise ClientError({"Error": {"Code": code, "Message": "injected"}}, failing)
 
     monkeypatch.setattr(app.REGISTRY._table, failing, broken)  # noqa: SLF001
-    response = app.handler(proxy_event(
-        method="POST", resource="/callback", path="/callback", headers={"x-tenant-id": "tenant-a"},
-        body=json.dumps({"callbackId": CALLBACK_ID, "payload": {}}),
-        authorizer={"tenantId": "tenant-a", "workflowId": "unused", "principalId": "tenant-a"}), FakeLambdaContext())
+    response = post_callback_response({"callbackId": CALLBACK_ID, "payload": {}})
     assert response["statusCode"] == expected and int(response["multiValueHeaders"]["Retry-After"][0]) >= 1
     assert set(json.loads(response["body"])) == {"message"}
 

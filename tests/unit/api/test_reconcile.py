@@ -13,9 +13,12 @@ from api.reconcile import (
     CALLBACK_TIMED_OUT,
     CALLBACK_UNKNOWN,
     CALLBACK_WAITING,
+    RECHECK_AFTER_SECONDS,
+    STALE_AFTER_SECONDS,
     STARTED_GRACE_SECONDS,
     callback_outcome,
     needs_repair_check,
+    repair_check_cutoff,
     workflow_outcome,
 )
 from shared import registry as reg
@@ -91,16 +94,30 @@ def record(**fields: object) -> reg.WorkflowRecord:
 @pytest.mark.parametrize(
     ("fields", "now", "expected"),
     [
-        ({}, 1_500, False),
-        ({"answered_at": 1_400}, 1_500, True),
+        ({}, 1_000 + STALE_AFTER_SECONDS - 1, False),
+        ({"answered_at": 1_010}, 1_020, True),
         ({}, 2_000, True),
         ({"status": reg.COMPLETED, "answered_at": 1_400}, 2_500, False),
         ({"execution_arn": None, "answered_at": 1_400}, 1_500, False),
         ({"status": reg.STARTED, "callback_deadline": None}, 1_000 + STARTED_GRACE_SECONDS + 1, True),
-        ({"status": reg.STARTED, "callback_deadline": None}, 1_000 + STARTED_GRACE_SECONDS - 1, False),
+        ({"status": reg.STARTED, "callback_deadline": None}, 1_000 + STALE_AFTER_SECONDS - 1, False),
+        # a waiting workflow nothing says has moved on: checked once its item is STALE_AFTER_SECONDS old ...
+        ({}, 1_000 + STALE_AFTER_SECONDS, True),
+        # ... counted from the last check as well as from the last update
+        ({"repair_checked_at": 1_500}, 1_500 + STALE_AFTER_SECONDS - 1, False),
+        ({"repair_checked_at": 1_500}, 1_500 + STALE_AFTER_SECONDS, True),
+        # a workflow that should have moved on: checked every RECHECK_AFTER_SECONDS
+        ({"answered_at": 1_010, "repair_checked_at": 1_020}, 1_020 + RECHECK_AFTER_SECONDS - 1, False),
+        ({"answered_at": 1_010, "repair_checked_at": 1_020}, 1_020 + RECHECK_AFTER_SECONDS, True),
     ],
 )
 def test_a_read_checks_the_execution_only_when_the_workflow_should_have_moved_on(
     fields: dict[str, object], now: float, expected: bool
 ) -> None:
     assert needs_repair_check(record(**fields), now) is expected
+
+
+def test_the_cutoff_is_what_the_conditional_write_compares_the_last_check_with() -> None:
+    assert repair_check_cutoff(record(), 1_000 + STALE_AFTER_SECONDS + 0.5) == 1_000
+    assert repair_check_cutoff(record(answered_at=1_010), 1_020.7) == 1_020 - RECHECK_AFTER_SECONDS
+    assert repair_check_cutoff(record(), 1_010) is None

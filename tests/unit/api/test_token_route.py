@@ -6,14 +6,15 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 from botocore.stub import Stubber
 
-from api import app
+from api import app, tokens
 from shared import registry as reg
 from shared.callback_tokens import mint_token, token_hash
 from tests.unit.api_events import proxy_event
-from tests.unit.conftest import TEST_SIGNING_KEY
+from tests.unit.conftest import TEST_ENV, TEST_SIGNING_KEY
 from tests.unit.fakes import FakeLambdaContext
 
 CALLBACK_ID = "cb-token-1"
@@ -104,10 +105,114 @@ def test_status_is_still_served_when_the_signing_key_cannot_be_read(waiting: str
     def unavailable(_name: str) -> bytes:
         raise GetParameterError("secrets manager down")
 
-    monkeypatch.setattr(app, "signing_key", unavailable)
+    monkeypatch.setattr(tokens, "signing_key", unavailable)
     event = proxy_event(method="GET", resource="/workflow/{workflowId}", path="/workflow/wf-t", headers={},
                         path_parameters={"workflowId": "wf-t"},
                         authorizer={"tenantId": "tenant-a", "workflowId": "unused", "principalId": "tenant-a"})
     response = app.handler(event, FakeLambdaContext())
     body = json.loads(response["body"])
     assert response["statusCode"] == 200 and body["status"] == "WAITING_FOR_CALLBACK" and "callbackUrl" not in body
+
+
+def get_status(workflow_id: str, tenant: str = "tenant-a") -> tuple[int, dict[str, Any]]:
+    event = proxy_event(method="GET", resource="/workflow/{workflowId}", path=f"/workflow/{workflow_id}", headers={},
+                        path_parameters={"workflowId": workflow_id},
+                        authorizer={"tenantId": tenant, "workflowId": "unused", "principalId": tenant})
+    response = app.handler(event, FakeLambdaContext())
+    return response["statusCode"], json.loads(response["body"])
+
+
+@pytest.fixture
+def rotate_signing_key() -> Iterator[Any]:
+    """Rotate the signing secret (as Secrets Manager rotation would); restore the test key afterwards.
+
+    ``parameters.clear_caches()`` stands for SIGNING_KEY_MAX_AGE_SECONDS passing:
+    until then a running function keeps the key it read.
+    """
+    from aws_lambda_powertools.utilities import parameters
+
+    secrets = boto3.client("secretsmanager")
+
+    def rotate(new_key: str) -> None:
+        secrets.put_secret_value(SecretId=TEST_ENV["CALLBACK_SIGNING_SECRET_NAME"], SecretString=new_key)
+        parameters.clear_caches()
+
+    yield rotate
+    rotate(TEST_SIGNING_KEY)
+
+
+def test_rotating_the_signing_key_revokes_the_token_and_get_hands_out_a_working_one(
+    waiting: str, durable: Stubber, rotate_signing_key: Any
+) -> None:
+    # GIVEN a waiting workflow whose token was minted with the old key, then the key is rotated
+    rotate_signing_key("rotated-signing-key")
+    new_token = mint_token(b"rotated-signing-key", "tenant-a", CALLBACK_ID)
+    # WHEN the old token is presented, THEN it is 404 like any unknown token (its item still exists)
+    assert post_token(TOKEN, {"payload": {}}) == (404, {"message": "callback not found"})
+    # WHEN the tenant reads the workflow, THEN the callbackUrl carries the new key's token ...
+    status, body = get_status(waiting)
+    assert status == 200 and body["callbackUrl"] == f"{TEST_ENV['CALLBACK_BASE_URL']}/callbacks/{new_token}"
+    record = app.REGISTRY.get_workflow("tenant-a", waiting)
+    assert record is not None and record.callback_token_hash == token_hash(new_token)
+    # ... which answers the callback, while the old one stays refused
+    assert post_token(TOKEN, {"payload": {}}) == (404, {"message": "callback not found"})
+    durable.add_response("send_durable_execution_callback_success", {}, {"CallbackId": CALLBACK_ID, "Result": b'{"ok":1}'})
+    assert post_token(new_token, {"payload": {"ok": 1}}) == (200, {"workflowId": "wf-t", "delivered": "success"})
+
+
+def test_get_writes_the_token_item_once_and_then_only_reads(waiting: str, rotate_signing_key: Any,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    rotate_signing_key("rotated-signing-key")
+    assert "callbackUrl" in get_status(waiting)[1]
+    reissued: list[Any] = []
+    monkeypatch.setattr(app.REGISTRY, "reissue_token", lambda *args: reissued.append(args) or True)
+    assert "callbackUrl" in get_status(waiting)[1] and not reissued, "the workflow item holds the current hash"
+
+
+def test_get_leaves_the_url_out_when_the_token_item_cannot_be_written(waiting: str, rotate_signing_key: Any,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import ClientError
+
+    def throttled(*_: Any) -> bool:
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "injected"}}, "UpdateItem")
+
+    rotate_signing_key("rotated-signing-key")
+    monkeypatch.setattr(app.REGISTRY, "reissue_token", throttled)
+    status, body = get_status(waiting)
+    assert status == 200 and body["status"] == "WAITING_FOR_CALLBACK" and "callbackUrl" not in body
+
+
+def set_tenant_status(tables: Any, status: str) -> None:
+    tenants, _ = tables
+    tenants.update_item(Key={"tenantId": "tenant-a"}, UpdateExpression="SET #status = :status",
+                        ExpressionAttributeNames={"#status": "status"}, ExpressionAttributeValues={":status": status})
+
+
+def test_a_suspended_tenants_token_is_404_until_it_is_reactivated(waiting: str, durable: Stubber, tables: Any) -> None:
+    # GIVEN the tenant is suspended while its workflow waits
+    set_tenant_status(tables, "SUSPENDED")
+    # WHEN its real token answers, THEN it is 404 like an unknown token, and nothing reaches the service
+    assert post_token(TOKEN, {"payload": {}}) == (404, {"message": "callback not found"})
+    assert post_token(TOKEN, {"heartbeat": True}) == (404, {"message": "callback not found"})
+    # WHEN the tenant is reactivated, THEN the same token works (the tenant is read on every token request)
+    set_tenant_status(tables, "ACTIVE")
+    durable.add_response("send_durable_execution_callback_success", {}, {"CallbackId": CALLBACK_ID, "Result": b"{}"})
+    assert post_token(TOKEN, {"payload": {}}) == (200, {"workflowId": "wf-t", "delivered": "success"})
+
+
+def test_a_deleted_tenants_token_is_404(waiting: str, durable: Stubber, tables: Any) -> None:
+    tables[0].delete_item(Key={"tenantId": "tenant-a"})
+    assert post_token(TOKEN, {"payload": {}}) == (404, {"message": "callback not found"})
+
+
+def test_token_route_is_503_when_the_signing_key_cannot_be_read(waiting: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+    def unavailable(_name: str) -> bytes:
+        raise GetParameterError("secrets manager down")
+
+    monkeypatch.setattr(tokens, "signing_key", unavailable)
+    event = proxy_event(method="POST", resource="/callbacks/{callbackToken}", path=f"/callbacks/{TOKEN}",
+                        path_parameters={"callbackToken": TOKEN}, body=json.dumps({"payload": {}}), authorizer=None)
+    response = app.handler(event, FakeLambdaContext())
+    assert response["statusCode"] == 503 and int(response["multiValueHeaders"]["Retry-After"][0]) >= 1

@@ -43,3 +43,26 @@ def test_registry_keeps_only_the_hash_and_resolves_it_to_the_owner(tables: objec
     assert found is not None and (found.tenant_id, found.workflow_id, found.callback_id) == ("tenant-a", "wf-1", "cb-1")
     assert registry.find_by_token(tokens.token_hash(tokens.mint_token(KEY, "tenant-a", "cb-9"))) is None
     assert registry.get_workflow("tenant-a", "token") is None
+
+
+def test_signing_key_is_kept_for_its_max_age_then_read_again() -> None:
+    import boto3
+    from aws_lambda_powertools.utilities import parameters
+
+    secrets = boto3.client("secretsmanager")
+    secrets.create_secret(Name="unit-rotation-test-key", SecretString="first")
+    try:
+        assert tokens.signing_key("unit-rotation-test-key") == b"first"
+        secrets.put_secret_value(SecretId="unit-rotation-test-key", SecretString="second")
+        assert tokens.signing_key("unit-rotation-test-key") == b"first", "served from memory until max age"
+        parameters.clear_caches()  # what SIGNING_KEY_MAX_AGE_SECONDS passing does
+        assert tokens.signing_key("unit-rotation-test-key") == b"second"
+    finally:
+        secrets.delete_secret(SecretId="unit-rotation-test-key", ForceDeleteWithoutRecovery=True)
+        parameters.clear_caches()
+
+
+def test_tokens_match_only_themselves() -> None:
+    token = tokens.mint_token(KEY, "tenant-a", "cb-1")
+    assert tokens.matches(token, token)
+    assert not tokens.matches(token, tokens.mint_token(b"rotated", "tenant-a", "cb-1"))

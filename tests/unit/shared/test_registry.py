@@ -140,3 +140,52 @@ def test_results_are_stored_compactly_in_utf8(registry: reg.WorkflowRegistry, ta
 def test_non_finite_numbers_are_never_stored(registry: reg.WorkflowRegistry) -> None:
     with pytest.raises(ValueError):
         registry.record_outcome("tenant-a", "wf-nan", reg.COMPLETED, result={"x": float("inf")})
+
+
+def test_token_item_holds_the_callback_deadline_and_the_workflow_its_hash(registry: reg.WorkflowRegistry, tables: Any) -> None:
+    deadline = registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="h1")
+    token_item = tables[1].get_item(Key=reg.token_key("h1"))["Item"]
+    assert int(token_item["callbackDeadline"]) == deadline == 1_060
+    assert int(token_item["expiresAt"]) == 1_160, "DynamoDB TTL removes it a retention after the deadline"
+    record = registry.get_workflow("tenant-a", "wf-1")
+    assert record is not None and record.callback_token_hash == "h1"
+
+
+def test_reissued_token_gets_its_item_and_the_workflow_its_hash(registry: reg.WorkflowRegistry, tables: Any) -> None:
+    registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="old")
+    record = registry.get_workflow("tenant-a", "wf-1")
+    assert record is not None
+    assert registry.reissue_token(record, "new") and registry.reissue_token(record, "new"), "idempotent"
+    found = registry.find_by_token("new")
+    assert found is not None and found.callback_token_hash == "new" and found.callback_id == "cb-1"
+    assert int(tables[1].get_item(Key=reg.token_key("new"))["Item"]["callbackDeadline"]) == 1_060
+
+
+def test_a_token_item_never_changes_owner(registry: reg.WorkflowRegistry) -> None:
+    registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="h1")
+    registry.register_waiting("tenant-b", "wf-2", "cb-2", timeout_seconds=60)
+    other = registry.get_workflow("tenant-b", "wf-2")
+    assert other is not None and not registry.reissue_token(other, "h1")
+    found = registry.find_by_token("h1")
+    assert found is not None and found.tenant_id == "tenant-a"
+
+
+def test_no_token_is_reissued_for_a_workflow_that_stopped_waiting(registry: reg.WorkflowRegistry) -> None:
+    registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="old")
+    record = registry.get_workflow("tenant-a", "wf-1")
+    registry.record_outcome("tenant-a", "wf-1", reg.COMPLETED)
+    assert record is not None and not registry.reissue_token(record, "new")
+
+
+def test_one_repair_check_per_interval(tables: Any) -> None:
+    clock = Clock(1_000.0)
+    registry = reg.WorkflowRegistry(tables[1], retention_seconds=100, clock=clock)
+    registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=600)
+    assert registry.claim_repair_check("tenant-a", "wf-1", checked_before=940)
+    assert not registry.claim_repair_check("tenant-a", "wf-1", checked_before=940), "another read just checked"
+    clock.now = 1_060.0
+    assert registry.claim_repair_check("tenant-a", "wf-1", checked_before=1_000)
+    record = registry.get_workflow("tenant-a", "wf-1")
+    assert record is not None and record.repair_checked_at == 1_060
+    registry.record_outcome("tenant-a", "wf-1", reg.COMPLETED)
+    assert not registry.claim_repair_check("tenant-a", "wf-1", checked_before=2_000), "an ended workflow is never checked"
