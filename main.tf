@@ -787,8 +787,10 @@ resource "aws_api_gateway_gateway_response" "json" {
     for name, value in try(each.value.headers, {}) : "gatewayresponse.header.${name}" => value
   }
 
+  # A type may name a template of its own (MISSING_AUTHENTICATION_TOKEN: a
+  # fixed {"message": "Not Found"}); the others share gateway_response.vtl.
   response_templates = {
-    "application/json" = local.gateway_response_template
+    "application/json" = try(chomp(file("${local.api_gateway_dir}/${each.value.template}")), local.gateway_response_template)
   }
 }
 
@@ -906,7 +908,7 @@ resource "aws_api_gateway_method" "proxy" {
 # resource of their own so that checkov's check for open methods is skipped
 # here only and still reads every authorized method.
 resource "aws_api_gateway_method" "public_proxy" {
-  #checkov:skip=CKV_AWS_59:POST /callbacks/{callbackToken} is open by design: the single-use token in the path (HMAC-SHA256 under the Secrets Manager key, 256 bits) is the credential, resolved by the api function against its stored hash; unknown, malformed or used tokens get 404, which an API Gateway authorizer (401/403 only) could not answer. The token grants one answer to one callback, nothing else; it has no tenant key, so no usage plan: method settings of its own throttle it (aws_api_gateway_method_settings.public_routes).
+  #checkov:skip=CKV_AWS_59:POST /callbacks/{callbackToken} is open by design: the single-use token in the path (HMAC-SHA256 under the Secrets Manager key, 256 bits) is the credential, resolved by the api function against its stored hash; unknown, malformed or revoked tokens get 404 (a used one 409, one past its deadline 410), answers an API Gateway authorizer (401/403 only) could not give. The token grants one answer to one callback, nothing else; it has no tenant key, so no usage plan: method settings of its own throttle it (aws_api_gateway_method_settings.public_routes).
   for_each = local.public_proxy_routes
 
   rest_api_id          = aws_api_gateway_rest_api.this.id
@@ -1016,12 +1018,16 @@ resource "aws_api_gateway_deployment" "this" {
 resource "aws_api_gateway_stage" "this" {
   #checkov:skip=CKV_AWS_120:Responses are per request (a fresh workflow id, a live status); a cache would serve stale answers, and keyed wrongly another tenant's.
   #checkov:skip=CKV2_AWS_29:A WAF web ACL costs a monthly fee per ACL and rule; the stage throttles requests (method settings) and a production deployment attaches its organisation's ACL.
+  #checkov:skip=CKV_AWS_73:Stage tracing is off on purpose: an X-Ray segment of API Gateway records the full request URL, and on POST /callbacks/{callbackToken} the path is the callback token, a credential never to be logged. The three functions trace with X-Ray (mode Active), the access log names the resource template ($context.resourcePath), never the path.
   #checkov:skip=CKV2_AWS_51:Client certificates authenticate API Gateway to HTTP backends; every backend here is a Lambda function.
-  rest_api_id          = aws_api_gateway_rest_api.this.id
-  deployment_id        = aws_api_gateway_deployment.this.id
-  stage_name           = var.stage_name
-  description          = "Stage ${var.stage_name} of the tenant-isolated durable workflow API."
-  xray_tracing_enabled = true
+  rest_api_id   = aws_api_gateway_rest_api.this.id
+  deployment_id = aws_api_gateway_deployment.this.id
+  stage_name    = var.stage_name
+  description   = "Stage ${var.stage_name} of the tenant-isolated durable workflow API."
+  # No X-Ray on the stage: its segments record the full request URL, which on
+  # POST /callbacks/{callbackToken} is the token, a credential that is never
+  # logged. The functions keep Active tracing (aws_lambda_function.function).
+  xray_tracing_enabled = false
 
   # The request path is never logged: on POST /callbacks/{callbackToken} it
   # holds the token, a credential. So the format has $context.resourcePath
@@ -1102,6 +1108,10 @@ locals {
   # of the path escaped as "~1": "~1callbacks~1{callbackToken}/POST" (the
   # provider passes method_path through as is).
   public_method_paths = { for key, route in local.public_proxy_routes : key => "${replace(route.path, "/", "~1")}/${route.method}" }
+  # Their numbers: the file the local gateway enforces too, unless the variables override it.
+  public_route_throttling  = jsondecode(file("${local.api_gateway_dir}/public_route_throttling.json"))
+  public_route_rate_limit  = coalesce(var.callback_throttling_rate_limit, local.public_route_throttling.rateLimit)
+  public_route_burst_limit = coalesce(var.callback_throttling_burst_limit, local.public_route_throttling.burstLimit)
 }
 
 resource "aws_api_gateway_usage_plan" "tenant" {
@@ -1153,8 +1163,8 @@ resource "aws_api_gateway_method_settings" "public_routes" {
   method_path = each.value
 
   settings {
-    throttling_rate_limit  = var.callback_throttling_rate_limit
-    throttling_burst_limit = var.callback_throttling_burst_limit
+    throttling_rate_limit  = local.public_route_rate_limit
+    throttling_burst_limit = local.public_route_burst_limit
     metrics_enabled        = true
     logging_level          = "ERROR"
     data_trace_enabled     = false

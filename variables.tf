@@ -207,23 +207,23 @@ variable "throttling_burst_limit" {
 }
 
 variable "callback_throttling_rate_limit" {
-  description = "Requests per second of POST /callbacks/{callbackToken}, the route without the authorizer: it carries no tenant key, so no usage plan meters it."
+  description = "Requests per second of POST /callbacks/{callbackToken}, the route without the authorizer: it carries no tenant key, so no usage plan meters it. null: rateLimit of src/shared/api_gateway/public_route_throttling.json, the number the local gateway enforces."
   type        = number
-  default     = 10
+  default     = null
 
   validation {
-    condition     = var.callback_throttling_rate_limit > 0
+    condition     = var.callback_throttling_rate_limit == null ? true : var.callback_throttling_rate_limit > 0
     error_message = "callback_throttling_rate_limit must be greater than 0 requests per second."
   }
 }
 
 variable "callback_throttling_burst_limit" {
-  description = "Burst of POST /callbacks/{callbackToken} above its rate limit."
+  description = "Burst of POST /callbacks/{callbackToken} above its rate limit. null: burstLimit of src/shared/api_gateway/public_route_throttling.json, the number the local gateway enforces."
   type        = number
-  default     = 20
+  default     = null
 
   validation {
-    condition     = var.callback_throttling_burst_limit >= 1 && floor(var.callback_throttling_burst_limit) == var.callback_throttling_burst_limit
+    condition     = var.callback_throttling_burst_limit == null ? true : (var.callback_throttling_burst_limit >= 1 && floor(var.callback_throttling_burst_limit) == var.callback_throttling_burst_limit)
     error_message = "callback_throttling_burst_limit must be a positive whole number of requests."
   }
 }

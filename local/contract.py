@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any, Callable
@@ -86,6 +86,8 @@ class GatewayResponses:
 
     configured: dict[str, dict[str, Any]]
     template: MappingTemplate
+    # The types that name a template of their own ("template" in gateway_responses.json).
+    own_templates: dict[str, MappingTemplate] = field(default_factory=dict)
 
     def resolve(self, response_type: str, default_status: int | None = None) -> GatewayResponse:
         """The response for ``response_type``; ``default_status`` overrides the type's default status."""
@@ -103,7 +105,7 @@ class GatewayResponses:
             status=int(configured_status) if configured_status else status,
             headers=dict((chosen or {}).get("headers") or {}),
             # An unconfigured API still answers {"message": ...}: API Gateway's default template.
-            template=self.template,
+            template=self.own_templates.get(response_type if own is not None else fallback, self.template),
         )
 
 
@@ -156,7 +158,9 @@ def load_gateway_responses(directory: Path = API_GATEWAY_DIR) -> GatewayResponse
     """The gateway responses as main.tf deploys them."""
     spec = json.loads((directory / "gateway_responses.json").read_text(encoding="utf-8"))
     return GatewayResponses(configured=dict(spec["responses"]),
-                            template=MappingTemplate.from_file(directory / spec["template"]))
+                            template=MappingTemplate.from_file(directory / spec["template"]),
+                            own_templates={kind: MappingTemplate.from_file(directory / response["template"])
+                                           for kind, response in spec["responses"].items() if response.get("template")})
 
 
 def path_parameters(route: Route, path: str) -> dict[str, str] | None:

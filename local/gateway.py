@@ -9,7 +9,8 @@ Like the deployed REST API it:
 
 * serves exactly the contract's routes; any other resource or method (methods
   are case-sensitive: ``get`` is none) answers ``MISSING_AUTHENTICATION_TOKEN``
-  (``403 {"message": "Missing Authentication Token"}``);
+  (main.tf: ``404 {"message": "Not Found"}``; API Gateway's default is 403
+  "Missing Authentication Token");
 * runs the ``REQUEST`` Lambda authorizer first. A request without one of its
   identity sources (the ``x-tenant-id`` and ``x-api-key`` headers) is
   ``UNAUTHORIZED`` (401) without invoking it; an authorizer failing with exactly
@@ -23,7 +24,8 @@ Like the deployed REST API it:
   A route whose contract entry says ``"authorizer": false`` (``POST
   /callbacks/{callbackToken}``: the token is the credential) goes straight to
   its integration with no authorizer context, whatever headers it carries; its
-  path is never logged (the resource template is);
+  path is never logged (the resource template is). With the usage plans on it
+  has its own method throttle (``THROTTLED``: 429, ``Retry-After``);
 * then the request validator: ``POST /workflow`` bodies of media type
   ``application/json`` must be valid against the request model, else
   ``BAD_REQUEST_BODY`` "Invalid request body" (the details only in the log,
@@ -63,7 +65,7 @@ from local.contract import API_PROXY, ASYNC_WORKFLOW_START, ERROR_TYPE, ApiContr
 from local.functions import ALIAS
 from local.http_base import DEFAULT_HOST, LocalHttpService, Request, Response
 from local.proxy_event import build_authorizer_event, build_proxy_event
-from local.throttle import UsagePlans
+from local.throttle import MethodThrottle, UsagePlans
 from local.vtl import TemplateInput, message_string, parameter_value
 from shared import strict_json
 from shared.callback_tokens import CALLBACKS_PATH
@@ -205,8 +207,10 @@ class LocalGateway(LocalHttpService):
     max_body_bytes = 10 * 1024 * 1024
     # API Gateway REST's quota on the request line plus header values.
     max_header_bytes = 10240
-    # The tenants' usage plans (local/throttle.py), set by the stack; None: not enforced.
+    # The tenants' usage plans and the method throttle of the routes without the
+    # authorizer (local/throttle.py), set by the stack; None: not enforced.
     usage_plans: UsagePlans | None = None
+    method_throttle: MethodThrottle | None = None
 
     def __init__(
         self,
@@ -253,10 +257,14 @@ class LocalGateway(LocalHttpService):
         )
         try:
             if route is None:
-                # API Gateway REST answers an unknown resource or method with 403, not 404/405.
+                # API Gateway REST refuses an unknown resource or method as MISSING_AUTHENTICATION_TOKEN
+                # (its default 403, main.tf's 404 "Not Found"), never 405.
                 raise _Refused("MISSING_AUTHENTICATION_TOKEN", MISSING_TOKEN)
             if route.authorizer:
                 self._authorize(request, event)
+            elif self.method_throttle is not None and (refusal := self.method_throttle.admit(route.name)):
+                # No key, no usage plan: the route's own method settings throttle it (main.tf public_routes).
+                raise _Refused(refusal.response_type, refusal.message)
             if route.integration == ASYNC_WORKFLOW_START:
                 if "authorizer" not in event["requestContext"]:
                     raise ValueError(f"{route.name}: the workflow start needs the authorizer's verified tenant")

@@ -8,6 +8,8 @@ One place for the names and the event pattern the Terraform uses too:
   contract's source and detail-type and ``detail.tenantId = [tenant]``, whose
   target is that tenant's SQS queue (``<prefix>-callbacks-<tenant>``): a tenant's
   external system reads its own queue and never sees another tenant's events.
+  Each queue is encrypted (SQS managed SSE) and its policy lets EventBridge send
+  for that tenant's rule only, as main.tf's queues (:func:`callback_queue_policy`).
 
 :class:`LocalNotifications` creates all of them on the moto server of
 ``local/dynamodb.py`` (moto's server answers every AWS service on one port).
@@ -63,6 +65,26 @@ def callback_event_pattern(tenant_id: str) -> dict[str, Any]:
     """The rule's event pattern: the contract's source and detail-type, and this tenant only."""
     shape = callback_waiting_event()
     return {"source": [shape["source"]], "detail-type": [shape["detailType"]], "detail": {"tenantId": [tenant_id]}}
+
+
+# The queue attributes main.tf sets on aws_sqs_queue.callbacks: encrypted at rest with SQS's own key.
+CALLBACK_QUEUE_ATTRIBUTES = {"SqsManagedSseEnabled": "true"}
+
+
+def callback_queue_policy(queue_arn: str, rule_arn: str) -> dict[str, Any]:
+    """main.tf's ``data.aws_iam_policy_document.callback_queue``: EventBridge may send to the
+    queue for this tenant's rule only (no other rule, no other principal)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "WaitingEventsOfThisTenantsRule",
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": queue_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+        }],
+    }
 
 
 def ensure_signing_key(state_dir: Path) -> str:
@@ -132,11 +154,15 @@ class LocalNotifications:
         events, sqs = self.client("events"), self.client("sqs")
         events.create_event_bus(Name=self.bus_name)
         for tenant_id in self.tenant_ids:
-            queue_url = sqs.create_queue(QueueName=callback_queue_name(self.prefix, tenant_id))["QueueUrl"]
+            queue_url = sqs.create_queue(QueueName=callback_queue_name(self.prefix, tenant_id),
+                                         Attributes=CALLBACK_QUEUE_ATTRIBUTES)["QueueUrl"]
             queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
             rule = callback_rule_name(self.prefix, tenant_id)
-            events.put_rule(Name=rule, EventBusName=self.bus_name, State="ENABLED",
-                            EventPattern=json.dumps(callback_event_pattern(tenant_id)))
+            rule_arn = events.put_rule(Name=rule, EventBusName=self.bus_name, State="ENABLED",
+                                       EventPattern=json.dumps(callback_event_pattern(tenant_id)))["RuleArn"]
+            # As main.tf: the policy first, then the target (aws_cloudwatch_event_target depends_on it).
+            sqs.set_queue_attributes(QueueUrl=queue_url,
+                                     Attributes={"Policy": json.dumps(callback_queue_policy(queue_arn, rule_arn))})
             events.put_targets(Rule=rule, EventBusName=self.bus_name, Targets=[{"Id": "tenant-queue", "Arn": queue_arn}])
             self.queue_urls[tenant_id] = queue_url
         path = self.state_dir / QUEUES_FILE

@@ -49,7 +49,7 @@ from local.gateway import LambdaApiInvoker, LocalGateway
 from local.http_base import DEFAULT_HOST, Request, Response, free_port
 from local.lambda_service import LocalLambdaService
 from local.notifications import LocalNotifications
-from local.throttle import UsagePlans
+from local.throttle import MethodThrottle, UsagePlans
 from local.workers import WorkerPools
 from shared.callback_tokens import CALLBACKS_PATH
 from shared.contract import TENANT_HEADER
@@ -254,6 +254,7 @@ class LoopbackStack:
         )
         self.usage_plans = UsagePlans.from_tenants(tenants, self.api_keys) if config.throttle else None
         self.gateway.usage_plans = self.usage_plans
+        self.gateway.method_throttle = MethodThrottle.from_file() if config.throttle else None
 
     def check_ports(self) -> None:
         """Fail early and clearly when a port is taken (moto would only print and hang)."""
@@ -295,14 +296,17 @@ class LoopbackStack:
 
     def throttle_banner(self) -> str:
         """The usage plans and a curl loop that shows tenant-b's 429 (empty without plans)."""
-        if self.usage_plans is None:
-            return "\nUsage plans are off (--throttle off): no tenant is throttled.\n"
+        if self.usage_plans is None or self.gateway.method_throttle is None:
+            return "\nUsage plans are off (--throttle off): no tenant and no route is throttled.\n"
         plans = "\n".join(f"  {line}" for line in self.usage_plans.describe())
+        token_route = f"  {'POST /callbacks/{callbackToken}':<32} {self.gateway.method_throttle.describe()}, shared by all callers"
         key_b = self.api_keys.get("tenant-b", "<tenant-b's key>")
         return f"""
 Usage plans (src/shared/demo_tenants.json, as deployed; over its limit a tenant alone gets
-429 {{"message": "Too Many Requests"}}; --throttle off disables them):
+429 {{"message": "Too Many Requests"}} with Retry-After; --throttle off disables them):
 {plans}
+The token route's method throttle (src/shared/api_gateway/public_route_throttling.json, as deployed):
+{token_route}
   # 30 quick reads as tenant-b: 404s (no such workflow) until its burst is spent, then 429s
   for i in $(seq 30); do curl -s -o /dev/null -w '%{{http_code}} ' {self.api_url}/workflow/none \\
         -H 'x-tenant-id: tenant-b' -H '{API_KEY_HEADER}: {key_b}'; done; echo
@@ -334,7 +338,7 @@ Tenant-isolated durable workflow: local stack is up (Ctrl-C stops it)
                        Secrets Manager: {notifications.secret_name} (key kept in {self.config.state_dir}/)
                        EventBridge: {notifications.bus_name}; SQS: one callback queue per tenant
   Workers (debug)      {lam}/_local/workers{faults_line}
-  Unknown route or method: 403 {{"message": "Missing Authentication Token"}}, as API Gateway answers.
+  Unknown route or method: 404 {{"message": "Not Found"}} (main.tf's MISSING_AUTHENTICATION_TOKEN response).
 
 Demo API keys (local only; every request needs x-tenant-id and that tenant's x-api-key):
 {demo_keys}

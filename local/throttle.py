@@ -17,27 +17,35 @@ integration:
 The gateway renders each refusal from main.tf's gateway responses, as it does every other one.
 
 Each key has its own bucket and count, so one tenant's flood never throttles
-another tenant. The route without the authorizer (``POST
-/callbacks/{callbackToken}``) carries no key and is not metered here; the
-deployed stage throttles it with method settings of its own.
+another tenant. The routes without the authorizer (``POST
+/callbacks/{callbackToken}``) carry no key: like the deployed stage's method
+settings for them, :class:`MethodThrottle` gives each such route one bucket
+shared by every caller, with the rate and burst of
+``src/shared/api_gateway/public_route_throttling.json`` (the numbers main.tf
+deploys unless its variables override them); an empty bucket is ``THROTTLED`` too.
 
 Locally the counts live in memory: a restart of ``make run`` resets them.
-``python -m local.stack --throttle off`` switches the plans off (the test
+``python -m local.stack --throttle off`` switches the plans and the method throttle off (the test
 harness does, so that tests sending many requests per tenant stay reliable).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
+
+from shared.contract import CONTRACT_DIR
 
 __all__ = [
     "FORBIDDEN",
+    "MethodThrottle",
     "QUOTA_EXCEEDED",
     "THROTTLED",
     "TokenBucket",
@@ -47,7 +55,8 @@ __all__ = [
     "usage_limits",
 ]
 
-
+# The method throttle of the routes without the authorizer, as main.tf deploys it by default.
+PUBLIC_ROUTE_THROTTLING_FILE = CONTRACT_DIR / "api_gateway" / "public_route_throttling.json"
 
 @dataclass(frozen=True)
 class UsageRefusal:
@@ -218,3 +227,35 @@ class UsagePlans:
     def describe(self) -> list[str]:
         """One line per tenant for the banner: ``tenant-b  starter: 5 req/s, burst 10, 10000/day``."""
         return [f"{plan.tenant_id:<18} {plan.limits.describe()}" for plan in self._plans.values()]
+
+
+class MethodThrottle:
+    """API Gateway's method throttle of the routes without a usage plan: one bucket per route.
+
+    Args:
+        rate: Requests per second of each route.
+        burst: Each route's burst.
+        clock: Monotonic seconds for the buckets.
+    """
+
+    def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst = rate, burst
+        self._clock = clock
+        self._buckets: dict[str, TokenBucket] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_file(cls, path: Path = PUBLIC_ROUTE_THROTTLING_FILE, **kwargs: Any) -> MethodThrottle:
+        """The throttle main.tf gives ``aws_api_gateway_method_settings.public_routes`` by default."""
+        spec = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls(float(spec["rateLimit"]), int(spec["burstLimit"]), **kwargs)
+
+    def admit(self, route: str) -> UsageRefusal | None:
+        """None when ``route`` has a token left (the request goes on), else ``THROTTLED``."""
+        with self._lock:
+            bucket = self._buckets.setdefault(route, TokenBucket(self.rate, self.burst, self._clock))
+            return None if bucket.take() else THROTTLED
+
+    def describe(self) -> str:
+        """``10 req/s, burst 20`` for the banner."""
+        return f"{self.rate:g} req/s, burst {self.burst}"

@@ -122,7 +122,7 @@ def test_another_tenants_workflow_and_callback_are_404_and_it_still_completes(ap
     assert done["result"]["confirmation"] == {"approved": "by a"}
 
 
-# -- refusals: 401, 403, 400, 415, unknown routes ------------------------------------------------------
+# -- refusals: 401, 403, 400, 415, unknown routes (404) ----------------------------------------------
 
 ROUTES = {
     "start": ("POST", "/workflow", BODY),
@@ -178,10 +178,20 @@ def test_start_with_another_content_type_is_415(api: ApiTarget) -> None:
     api.observe("415 body (start as text/plain)", response)
 
 
-def test_unknown_route_is_403_missing_authentication_token(api: ApiTarget) -> None:
-    for method, path in (("GET", "/nowhere"), ("DELETE", "/workflow"), ("GET", "/callback")):
-        response = api.request(method, path, headers=api.headers(TENANT_A))
-        assert response.status_code == 403 and only_message(response) == "Missing Authentication Token"
+def test_unknown_route_or_method_is_404_not_found(api: ApiTarget) -> None:
+    # main.tf's MISSING_AUTHENTICATION_TOKEN gateway response: 404 {"message": "Not Found"}, not
+    # API Gateway's default 403 "Missing Authentication Token"; also for a callback token sent
+    # anywhere but in the path of POST /callbacks/{callbackToken}, and for a GET of that route.
+    for method, path, headers in (
+        ("GET", "/nowhere", api.headers(TENANT_A)),
+        ("DELETE", "/workflow", api.headers(TENANT_A)),
+        ("GET", "/callback", api.headers(TENANT_A)),
+        ("POST", "/callbacks?callbackToken=" + "A" * 43, {}),
+        ("POST", "/callbacks", {"x-callback-token": "A" * 43}),
+        ("GET", "/callbacks/" + "A" * 43, {}),
+    ):
+        response = api.request(method, path, headers=headers)
+        assert response.status_code == 404 and only_message(response) == "Not Found", (method, path, response.text)
 
 
 # -- 409, 410 --------------------------------------------------------------------------------------

@@ -42,6 +42,8 @@ import requests
 from boto3.dynamodb.types import TypeDeserializer
 from moto.server import ThreadedMotoServer
 
+from local.notifications import callback_queue_policy
+
 from . import hcl
 from .conftest import free_port
 from .tfworkspace import FAKE_CREDENTIALS, NEW_PROVIDER_BLOCKS, SHARED_DIR, Workspace, copy_module, provider_override
@@ -60,6 +62,7 @@ MOTO_ACCOUNT_ID = "123456789012"
 MOTO_SERVICES = ("apigateway", "cloudwatch", "dynamodb", "events", "iam", "lambda", "logs", "secretsmanager", "sqs", "sts")
 PROXY_ROUTES = [key for key, route in CONTRACT["routes"].items() if route["integration"] == "api-proxy"]
 PUBLIC_ROUTES = [key for key in PROXY_ROUTES if CONTRACT["routes"][key].get("authorizer") is False]
+PUBLIC_ROUTE_THROTTLING = json.loads((SHARED_DIR / "api_gateway" / "public_route_throttling.json").read_text())
 WAITING_EVENT = CONTRACT["callbackWaitingEvent"]
 TENANT_IDS = [tenant["tenantId"] for tenant in DEMO_TENANTS]
 APIGW_CLOUDWATCH_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
@@ -269,10 +272,13 @@ def test_gateway_responses_are_json_messages(rest_api, aws) -> None:
         response = apigw.get_gateway_response(restApiId=rest_api["id"], responseType=kind)
         assert response["responseTemplates"] == {"application/json": '{"message":$context.error.messageString}'}, kind
     assert apigw.get_gateway_response(restApiId=rest_api["id"], responseType="INTEGRATION_FAILURE")["statusCode"] == "502"
-    for kind in ("AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"):
+    for kind, status in (("AUTHORIZER_FAILURE", "503"), ("AUTHORIZER_CONFIGURATION_ERROR", "503"),
+                         ("THROTTLED", "429"), ("QUOTA_EXCEEDED", "429")):
         response = apigw.get_gateway_response(restApiId=rest_api["id"], responseType=kind)
-        assert response["statusCode"] == "503"
-        assert response["responseParameters"] == {"gatewayresponse.header.Retry-After": "'1'"}
+        assert response["statusCode"] == status, kind
+        assert response["responseParameters"] == {"gatewayresponse.header.Retry-After": "'1'"}, kind
+    not_found = apigw.get_gateway_response(restApiId=rest_api["id"], responseType="MISSING_AUTHENTICATION_TOKEN")
+    assert (not_found["statusCode"], not_found["responseTemplates"]) == ("404", {"application/json": '{"message":"Not Found"}'})
 
 
 def test_start_permission_allows_only_this_api_route_on_the_alias(rest_api, outputs, aws) -> None:
@@ -306,7 +312,8 @@ def test_stage_has_access_logs_tracing_and_throttling(rest_api, aws) -> None:
     # The path of POST /callbacks/{callbackToken} holds the token: never logged.
     assert access_format["resourcePath"] == "$context.resourcePath"
     assert "$context.path" not in stage["accessLogSettings"]["format"]
-    assert stage["tracingEnabled"] is True
+    # Off: an X-Ray segment of the stage records the full URL, on the token route the token.
+    assert stage.get("tracingEnabled", False) is False  # moto leaves the field out when false
     settings = stage["methodSettings"]["*/*"]
     assert settings["throttlingRateLimit"] == hcl.variables()["throttling_rate_limit"]["default"]
     assert settings["throttlingBurstLimit"] == hcl.variables()["throttling_burst_limit"]["default"]
@@ -518,6 +525,8 @@ def test_event_bus_rules_and_targets_route_each_tenants_events_to_its_queue(outp
         assert statement["Action"] == "sqs:SendMessage"
         assert statement["Resource"] == attributes["QueueArn"]
         assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": rules[name]["Arn"]}}
+        # The policy the local stack gives its queues (local/notifications.py) is this one.
+        assert json.loads(attributes["Policy"]) == callback_queue_policy(attributes["QueueArn"], rules[name]["Arn"])
 
 
 def test_a_waiting_event_reaches_its_tenants_queue_only(outputs, aws) -> None:
@@ -609,8 +618,9 @@ def test_the_token_route_is_throttled_by_method_settings_of_its_own(rest_api, aw
     for key in PUBLIC_ROUTES:
         route = _route(key)
         own = settings[f"{route['path'].replace('/', '~1')}/{route['method']}"]
-        assert own["throttlingRateLimit"] == hcl.variables()["callback_throttling_rate_limit"]["default"]
-        assert own["throttlingBurstLimit"] == hcl.variables()["callback_throttling_burst_limit"]["default"]
+        # The numbers the local gateway enforces (src/shared/api_gateway/public_route_throttling.json).
+        assert own["throttlingRateLimit"] == PUBLIC_ROUTE_THROTTLING["rateLimit"]
+        assert own["throttlingBurstLimit"] == PUBLIC_ROUTE_THROTTLING["burstLimit"]
 
 
 def test_dead_letter_queue_is_encrypted_and_every_role_may_send_to_it_only(outputs, aws) -> None:

@@ -34,7 +34,10 @@ PREFIX = "tenant-durable"
 CLOUDWATCH_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
 
 GATEWAY_RESPONSES = ("DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY", "BAD_REQUEST_PARAMETERS", "INTEGRATION_FAILURE",
-                     "AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR")
+                     "AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR", "THROTTLED", "QUOTA_EXCEEDED",
+                     "MISSING_AUTHENTICATION_TOKEN")
+# The method throttle of the token route, unless the callback_throttling_* variables override it.
+PUBLIC_ROUTE_THROTTLING = json.loads((SHARED_DIR / "api_gateway" / "public_route_throttling.json").read_text())
 FUNCTIONS = ("workflow", "api", "authorizer")
 PROXY_ROUTES = [key for key, route in CONTRACT["routes"].items() if route["integration"] == "api-proxy"]
 # The routes the contract opens ("authorizer": false): POST /callbacks/{callbackToken}.
@@ -417,7 +420,15 @@ def test_gateway_responses_return_json_messages(plan_json) -> None:
     responses = {after["response_type"]: after for after in planned_of_type(plan_json, "aws_api_gateway_gateway_response").values()}
     assert set(responses) == set(GATEWAY_RESPONSES)
     for kind, response in responses.items():
-        assert response["response_templates"] == {"application/json": '{"message":$context.error.messageString}'}, kind
+        # One fixed body for an unknown route or method; API Gateway's own message for the rest.
+        template = '{"message":"Not Found"}' if kind == "MISSING_AUTHENTICATION_TOKEN" else '{"message":$context.error.messageString}'
+        assert response["response_templates"] == {"application/json": template}, kind
+    # An unknown resource or method (a token anywhere but the path) is 404 like an unknown token, not 403.
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["status_code"] == "404"
+    # Every 429 (usage plan, method throttle, daily quota) tells the caller when to retry.
+    for kind in ("THROTTLED", "QUOTA_EXCEEDED"):
+        assert responses[kind]["status_code"] == "429"
+        assert responses[kind]["response_parameters"] == {"gatewayresponse.header.Retry-After": "'1'"}
     assert responses["BAD_REQUEST_BODY"]["status_code"] == "400"
     assert responses["BAD_REQUEST_PARAMETERS"]["status_code"] == "400"
     # An invoke Lambda refuses must not look like success.
@@ -705,7 +716,8 @@ def test_every_log_group_has_a_retention(plan_json) -> None:
 def test_stage_has_json_access_logs_tracing_and_throttling(plan_json) -> None:
     stage = planned(plan_json, "aws_api_gateway_stage.this")
     assert stage["stage_name"] == "v1"
-    assert stage["xray_tracing_enabled"] is True
+    # No X-Ray on the stage: its segments record the full URL, the token's on the token route.
+    assert stage["xray_tracing_enabled"] is False
     (access,) = stage["access_log_settings"]
     access_format = json.loads(access["format"])
     assert access_format["requestId"] == "$context.requestId"

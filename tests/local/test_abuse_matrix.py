@@ -32,6 +32,8 @@ class Victim:
     callback_id: str
     token: str
     ended_tokens: dict[str, str]
+    # A waiting workflow of SUSPENDABLE (a tenant-a-like tenant) and the token its callbackUrl carries.
+    suspendable_token: str
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ def http(method: str, path: str, *, tenant: str | None = "tenant-a", key: str | 
 
     def send(stack: StackProcess, victim: Victim) -> tuple[int, bytes]:
         names = {"wf": victim.workflow_id, "token": victim.token, "token_truncated": victim.token[:-1],
-                 **victim.ended_tokens}
+                 "suspendable": victim.suspendable_token, **victim.ended_tokens}
         headers = {"content-type": "application/json", **{k: v.format(**names) for k, v in (extra or {}).items()}}
         if tenant is not None:
             headers["x-tenant-id"] = tenant
@@ -127,6 +129,26 @@ def random_tokens(count: int) -> Callable[[StackProcess, Victim], tuple[int, byt
     return send
 
 
+# A tenant like tenant-a whose status an attack flips to SUSPENDED while its workflow waits.
+SUSPENDABLE = {"tenantId": "tenant-suspendable-abuse", "displayName": "Suspendable", "status": "ACTIVE",
+               "allowedCurrencies": ["EUR"], "maxAmount": 1000, "callbackTimeoutSeconds": 3600}
+SUSPENDABLE_KEY = "suspendable-abuse-key-" + "x" * 24
+
+
+def while_suspended(send: Callable[[StackProcess, Victim], tuple[int, bytes]]
+                    ) -> Callable[[StackProcess, Victim], tuple[int, bytes]]:
+    """``send`` while SUSPENDABLE's record says SUSPENDED (in the stack's tenants table); ACTIVE again after."""
+
+    def suspended_send(stack: StackProcess, victim: Victim) -> tuple[int, bytes]:
+        stack.put_tenant({**SUSPENDABLE, "status": "SUSPENDED"}, api_key=SUSPENDABLE_KEY)
+        try:
+            return send(stack, victim)
+        finally:
+            stack.put_tenant(SUSPENDABLE, api_key=SUSPENDABLE_KEY)
+
+    return suspended_send
+
+
 TOKEN_BODY = {"payload": {"stolen": True}}
 TOKEN_ATTACKS = [
     Attack("POST /callbacks/{token}", "another tenant's key and tenant id added (a heartbeat: headers are ignored)", 200,
@@ -138,8 +160,10 @@ TOKEN_ATTACKS = [
            http("POST", "/callbacks/{token}=", body=TOKEN_BODY, tenant=None, key=None)),
     Attack("POST /callbacks/{token}", "4,000-character token", 404,
            http("POST", "/callbacks/" + "A" * 4000, body=TOKEN_BODY, tenant=None, key=None)),
-    Attack("POST /callbacks/{token}", "token in the query string", 403,
+    Attack("POST /callbacks/{token}", "token in the query string", 404,
            http("POST", "/callbacks?callbackToken={token}", body=TOKEN_BODY, tenant=None, key=None)),
+    Attack("POST /callbacks/{token}", "token in a header (`POST /callbacks`, x-callback-token)", 404,
+           http("POST", "/callbacks", body=TOKEN_BODY, tenant=None, key=None, extra={"x-callback-token": "{token}"})),
     Attack("POST /callback", "token in a header instead of the path", 401,
            http("POST", "/callback", body=TOKEN_BODY, tenant=None, key=None, extra={"x-callback-token": "{token}"})),
     Attack("POST /callbacks/{token}", "token of a completed workflow", 409,
@@ -150,7 +174,9 @@ TOKEN_ATTACKS = [
            http("POST", "/callbacks/{timed_out}", body=TOKEN_BODY, tenant=None, key=None)),
     Attack("POST /callbacks/{token}", "a token for the suspended tenant (forged)", 404,
            http("POST", "/callbacks/" + "S" * 43, body=TOKEN_BODY, tenant="tenant-suspended", key="tenant-suspended")),
-    Attack("GET /callbacks/{token}", "GET with the token (grants no status read)", 403,
+    Attack("POST /callbacks/{token}", "a real token of a workflow whose tenant was suspended while it waits", 404,
+           while_suspended(http("POST", "/callbacks/{suspendable}", body=TOKEN_BODY, tenant=None, key=None))),
+    Attack("GET /callbacks/{token}", "GET with the token (grants no status read)", 404,
            http("GET", "/callbacks/{token}", tenant=None, key=None)),
     Attack("POST /callbacks/{token}", "200 random tokens in a row (one answer shape)", 404, random_tokens(200)),
 ]
@@ -189,10 +215,10 @@ ATTACKS: list[Attack] = [
     Attack("POST /callback", "unknown callbackId", 404, http("POST", "/callback", body={"callbackId": "forged", "payload": {}})),
     Attack("GET /workflow/{id}", "unknown workflowId", 404, http("GET", "/workflow/no-such-workflow")),
     Attack("GET /workflow/{id}", "malformed workflowId", 400, http("GET", "/workflow/a%20b")),
-    Attack("GET /workflow/{id}", "traversal in workflowId", 403, http("GET", "/workflow/../callback")),
-    Attack("PUT /workflow", "wrong method", 403, http("PUT", "/workflow", body=VALID_START)),
-    Attack("DELETE /workflow/{id}", "wrong method", 403, http("DELETE", "/workflow/{wf}")),
-    Attack("GET /callback", "wrong method", 403, http("GET", "/callback")),
+    Attack("GET /workflow/{id}", "traversal in workflowId", 404, http("GET", "/workflow/../callback")),
+    Attack("PUT /workflow", "wrong method", 404, http("PUT", "/workflow", body=VALID_START)),
+    Attack("DELETE /workflow/{id}", "wrong method", 404, http("DELETE", "/workflow/{wf}")),
+    Attack("GET /callback", "wrong method", 404, http("GET", "/callback")),
     Attack("POST /workflow", "CR/LF header injection in x-tenant-id", 403,
            raw("POST /workflow HTTP/1.1\r\nHost: x\r\nx-tenant-id: tenant-b\r\nx-api-key: {key}\r\nX-Injected: 1\r\n"
                "content-type: application/json\r\nContent-Length: {length}", json.dumps(VALID_START).encode())),
@@ -223,9 +249,13 @@ def victim(stack: StackProcess) -> Victim:
     workflow_id = stack.start_workflow("tenant-brief-abuse", VALID_START)
     ended["timed_out"] = token_of(stack.wait_for_status("tenant-brief-abuse", workflow_id, "WAITING_FOR_CALLBACK")["callbackUrl"])
     stack.wait_for_status("tenant-brief-abuse", workflow_id, "TIMED_OUT", timeout=60)
+    # a waiting workflow of a tenant that an attack suspends
+    stack.put_tenant(SUSPENDABLE, api_key=SUSPENDABLE_KEY)
+    workflow_id = stack.start_workflow(SUSPENDABLE["tenantId"], VALID_START)
+    suspendable = token_of(stack.wait_for_status(SUSPENDABLE["tenantId"], workflow_id, "WAITING_FOR_CALLBACK")["callbackUrl"])
     workflow_id = stack.start_workflow("tenant-a", VALID_START)
     waiting = stack.wait_for_status("tenant-a", workflow_id, "WAITING_FOR_CALLBACK")
-    return Victim(workflow_id, waiting["callbackId"], token_of(waiting["callbackUrl"]), ended)
+    return Victim(workflow_id, waiting["callbackId"], token_of(waiting["callbackUrl"]), ended, suspendable)
 
 
 def attack_id(attack: Attack) -> str:

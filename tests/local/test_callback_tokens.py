@@ -32,6 +32,7 @@ from local.gateway import InvokeFailed, InvokeOutcome, LocalGateway
 from local.notifications import (
     SIGNING_KEY_FILE,
     callback_event_pattern,
+    callback_queue_policy,
     callback_queue_name,
     callback_rule_name,
     ensure_signing_key,
@@ -146,6 +147,29 @@ def test_the_waiting_event_reaches_the_owning_tenants_queue_only(stack: StackPro
     assert all(event["detail"]["workflowId"] != workflow_b for event in queues.seen["tenant-a"])
     for url in (url_a, url_b):
         assert answer(stack, url, {"payload": {"approved": True}}).status_code == 200
+    # and each workflow produced exactly one event on its tenant's queue: the replays after the
+    # answer (finalize, record-outcome) never run the submitter again
+    stack.wait_for_status("tenant-a", workflow_a, "COMPLETED")
+    stack.wait_for_status("tenant-b", workflow_b, "COMPLETED")
+    time.sleep(1.0)
+    for tenant_id, workflow_id in (("tenant-a", workflow_a), ("tenant-b", workflow_b)):
+        events = [event for event in queues.drain(tenant_id) if event["detail"]["workflowId"] == workflow_id]
+        assert len(events) == 1, events
+
+
+def test_each_tenants_queue_is_encrypted_and_open_to_its_own_rule_only(stack: StackProcess, queues: Queues) -> None:
+    # As main.tf's aws_sqs_queue.callbacks and aws_sqs_queue_policy.callbacks.
+    events = boto3.client("events", endpoint_url=stack.dynamodb_url, region_name="us-east-1",
+                          aws_access_key_id="local", aws_secret_access_key="local")
+    for tenant_id in TENANTS:
+        attributes = queues.sqs.get_queue_attributes(QueueUrl=queues.url(tenant_id), AttributeNames=["All"])["Attributes"]
+        assert attributes["SqsManagedSseEnabled"] == "true"
+        rule_arn = events.describe_rule(Name=callback_rule_name(DEFAULT_NAME_PREFIX, tenant_id),
+                                        EventBusName=event_bus_name(DEFAULT_NAME_PREFIX))["Arn"]
+        assert json.loads(attributes["Policy"]) == callback_queue_policy(attributes["QueueArn"], rule_arn)
+        (statement,) = json.loads(attributes["Policy"])["Statement"]
+        assert statement["Principal"] == {"Service": "events.amazonaws.com"} and statement["Action"] == "sqs:SendMessage"
+        assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": rule_arn}}
 
 
 def test_twenty_concurrent_answers_with_one_token_complete_the_workflow_once(stack: StackProcess) -> None:
@@ -377,7 +401,7 @@ def test_the_gateway_never_logs_a_token(gateway: tuple[LocalGateway, _RecordingI
     invoker.fail_proxy = True  # the integration-failure warning names the route
     with caplog.at_level(logging.DEBUG):
         assert requests.post(f"{service.url}/callbacks/{MADE_UP_TOKEN}?x=1", json={}, timeout=10).status_code == 500
-        assert requests.post(f"{service.url}/callbacks/{MADE_UP_TOKEN}/extra", json={}, timeout=10).status_code == 403
+        assert requests.post(f"{service.url}/callbacks/{MADE_UP_TOKEN}/extra", json={}, timeout=10).status_code == 404
         wait_until(lambda: len([r for r in caplog.records if r.name == "local.http_base"]) >= 2, 5, "request logs")
     ours = "\n".join(record.getMessage() for record in caplog.records if record.name.startswith("local."))
     assert MADE_UP_TOKEN not in ours  # (the HTTP client's own debug lines do show it: not the gateway's)

@@ -11,6 +11,7 @@ import requests
 
 from local.contract import API_GATEWAY_DIR, API_PROXY, ASYNC_WORKFLOW_START, load_contract
 from local.gateway import InvokeOutcome, policy_decision
+from local.throttle import QUOTA_EXCEEDED, THROTTLED, MethodThrottle, UsageRefusal
 from local.vtl import MappingTemplate, message_string
 from shared.contract import API_CONTRACT_FILE as CONTRACT_FILE
 from tests.harness import StackProcess
@@ -264,8 +265,8 @@ def test_a_chunked_body_is_accepted() -> None:
 @pytest.mark.parametrize(
     ("request_head", "status", "message"),
     [
-        ("get /workflow/wf-1 HTTP/1.1", 403, "Missing Authentication Token"),
-        ("FOO /workflow HTTP/1.1", 403, "Missing Authentication Token"),
+        ("get /workflow/wf-1 HTTP/1.1", 404, "Not Found"),
+        ("FOO /workflow HTTP/1.1", 404, "Not Found"),
         ("GET /" + "x" * 70_000 + " HTTP/1.1", 414, "Request-URI Too Long"),
         ("GET /workflow/wf-1 HTTP/1.1\r\n" + "\r\n".join(f"x-h{i}: v" for i in range(120)), 431,
          "Request Header Fields Too Large"),
@@ -283,6 +284,59 @@ def test_malformed_requests_get_json_error_bodies(request_head: str, status: int
     assert headers["content-type"] == "application/json"
     assert json.loads(body) == {"message": message}
     assert scripted.calls == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        ("POST", "/callbacks?callbackToken=abc", {}),
+        ("POST", "/callbacks", {"x-callback-token": "abc"}),
+        ("GET", "/callbacks/abc", {}),
+        ("DELETE", "/workflow", IDENTITY),
+        ("GET", "/nowhere", IDENTITY),
+    ],
+    ids=["token in the query string", "token in a header", "GET of the token route", "wrong method", "unknown resource"],
+)
+def test_an_unknown_route_or_method_is_404_not_found_without_invoking_anything(
+    method: str, path: str, headers: dict[str, str]
+) -> None:
+    # main.tf's MISSING_AUTHENTICATION_TOKEN response: 404 and a fixed message, never API Gateway's
+    # 403 "Missing Authentication Token" (which hints that a credential is missing).
+    with running_gateway() as (gateway, scripted):
+        response = requests.request(method, f"{gateway.url}{path}", headers=headers, json={"payload": {}}, timeout=10)
+    assert (response.status_code, response.json()) == (404, {"message": "Not Found"})
+    assert response.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+    assert scripted.calls == []
+
+
+@pytest.mark.parametrize("refusal", [THROTTLED, QUOTA_EXCEEDED], ids=lambda refusal: refusal.response_type)
+def test_a_usage_plan_refusal_is_429_with_retry_after(refusal: UsageRefusal) -> None:
+    class Refusing:
+        """A usage plan that refuses every key with ``refusal``."""
+
+        def admit(self, _key: str | None) -> UsageRefusal:
+            return refusal
+
+    with running_gateway() as (gateway, scripted):
+        gateway.usage_plans = Refusing()  # type: ignore[assignment]
+        response = requests.get(f"{gateway.url}/workflow/{WORKFLOW_ID}", headers=IDENTITY, timeout=10)
+    assert (response.status_code, response.json()) == (429, {"message": refusal.message})
+    assert response.headers["Retry-After"] == "1"
+    assert [call.function.split(":")[0] for call in scripted.calls] == ["t-authorizer"]
+
+
+def test_the_token_route_has_its_own_method_throttle_with_retry_after() -> None:
+    clock = [100.0]
+    with running_gateway() as (gateway, scripted):
+        gateway.method_throttle = MethodThrottle(rate=1, burst=2, clock=lambda: clock[0])
+        answers = [requests.post(f"{gateway.url}/callbacks/token-{n}", json={"payload": {}}, timeout=10) for n in range(3)]
+        clock[0] += 1.0  # one token back
+        later = requests.post(f"{gateway.url}/callbacks/token-3", json={"payload": {}}, timeout=10)
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert answers[2].json() == {"message": THROTTLED.message} and answers[2].headers["Retry-After"] == "1"
+    assert later.status_code == 200
+    # The throttled request never reached the api function; the tenants' routes are not metered by it.
+    assert len(scripted.of("api")) == 3
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ process, as ``make run | tee out`` does, so that the pipe can break under it.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -18,6 +19,9 @@ from typing import Any
 import pytest
 import requests
 
+from local.functions import DEFAULT_NAME_PREFIX
+from local.notifications import callback_queue_name
+from shared.contract import demo_tenants
 from tests.harness import STOP_TIMEOUT, StackProcess, wait_until
 
 
@@ -161,3 +165,8 @@ def test_the_log_is_one_line_per_request_and_a_401_is_no_failure(piped: Any, tmp
     assert not [line for line in log.splitlines() if " WARNING " in line or " ERROR " in line], log[-3000:]
     # The functions' JSON logs (stdout) at their default level, WARNING: nothing for these requests.
     assert not [line for line in stdout.read_text().splitlines() if '"level":' in line], stdout.read_text()[-3000:]
+    # The banner names each demo tenant's callback queue (its URL on moto), one line per tenant.
+    banner = stdout.read_text()
+    for tenant_id in (tenant["tenantId"] for tenant in demo_tenants()):
+        queue = callback_queue_name(DEFAULT_NAME_PREFIX, tenant_id)
+        assert re.search(rf"^\s+{re.escape(tenant_id)}\s+http://\S+/{re.escape(queue)}$", banner, re.MULTILINE), banner

@@ -12,14 +12,18 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import pytest
+import requests
 
 from local import stack as local_stack
 from local.contract import ERROR_TYPE, load_gateway_responses
 from local.throttle import (
     FORBIDDEN,
+    PUBLIC_ROUTE_THROTTLING_FILE,
+    MethodThrottle,
     QUOTA_EXCEEDED,
     THROTTLED,
     TokenBucket,
@@ -49,6 +53,13 @@ class Clock:
 def status(refusal: UsageRefusal) -> int:
     """The status the gateway answers a usage-plan refusal with (main.tf's gateway responses)."""
     return load_gateway_responses().resolve(refusal.response_type).status
+
+
+def test_every_429_of_the_gateway_carries_retry_after() -> None:
+    # main.tf's THROTTLED and QUOTA_EXCEEDED responses, the ones the local gateway renders.
+    for refusal in (THROTTLED, QUOTA_EXCEEDED):
+        response = load_gateway_responses().resolve(refusal.response_type)
+        assert (response.status, response.headers) == (429, {"Retry-After": "'1'"})
 
 
 def body(refusal: UsageRefusal) -> dict:
@@ -131,6 +142,15 @@ def test_plans_are_built_from_the_tenants_records_and_keys() -> None:
     assert any("tenant-b" in line and f"burst {LIMITS['tenant-b'].burst}" in line for line in plans.describe())
 
 
+def test_the_token_routes_method_throttle_is_the_shared_file_and_one_bucket_per_route() -> None:
+    spec = json.loads(PUBLIC_ROUTE_THROTTLING_FILE.read_text())
+    throttle = MethodThrottle.from_file(clock=Clock())
+    assert (throttle.rate, throttle.burst) == (spec["rateLimit"], spec["burstLimit"])
+    assert [throttle.admit("callbackByToken") for _ in range(spec["burstLimit"] + 1)] == [None] * spec["burstLimit"] + [THROTTLED]
+    # Another route's bucket is its own.
+    assert throttle.admit("another-public-route") is None
+
+
 # --- the stack's switch ---
 
 
@@ -193,10 +213,28 @@ def test_the_banner_lists_the_plans_and_a_curl_loop_that_shows_the_429(throttled
     log = throttled_stack.log_path.read_text()
     for tenant_id, limits in LIMITS.items():
         assert re.search(rf"{re.escape(tenant_id)}\s+{limits.tier}: {limits.rate:g} req/s, burst {limits.burst}, {limits.daily_quota}/day", log)
+    method_throttle = MethodThrottle.from_file()
+    assert re.search(rf"POST /callbacks/{{callbackToken}}\s+{method_throttle.rate:g} req/s, burst {method_throttle.burst}", log)
     lines = log.splitlines()
     index = next(number for number, line in enumerate(lines) if "for i in $(seq 30)" in line)
     assert f"{throttled_stack.api_url}/workflow/none" in lines[index]
     assert f"x-tenant-id: tenant-b' -H 'x-api-key: {throttled_stack.api_keys['tenant-b']}'" in lines[index + 1]
+
+
+def test_the_token_route_is_throttled_by_its_own_method_settings(throttled_stack: StackProcess) -> None:
+    # GIVEN the token route's burst (no tenant key, no usage plan: one bucket for every caller)
+    burst = MethodThrottle.from_file().burst
+    url = f"{throttled_stack.api_url}/callbacks/{'A' * 43}"
+    # WHEN three bursts' worth of made-up tokens arrive at once, from 10 clients
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(lambda _: requests.post(url, json={"payload": {}}, timeout=30), range(3 * burst)))
+    # THEN at least the burst got the token route's own 404 and the rest 429 with Retry-After
+    statuses = [answer.status_code for answer in answers]
+    assert set(statuses) == {404, 429} and statuses.count(404) >= burst, statuses
+    throttled = next(answer for answer in answers if answer.status_code == 429)
+    assert (throttled.json(), throttled.headers["Retry-After"]) == (body(THROTTLED), "1")
+    # AND a tenant's own routes are not metered by that bucket
+    assert throttled_stack.status("tenant-a", "no-such-workflow").status_code == 404
 
 
 def test_make_demo_completes_under_the_demo_tiers(throttled_stack: StackProcess) -> None:

@@ -153,6 +153,9 @@ def test_gateway_response_types_fall_back_as_on_api_gateway() -> None:
     # Not configured: API Gateway's default status, DEFAULT_4XX/5XX's (null) status leaves it.
     assert responses.resolve("UNAUTHORIZED").status == 401
     assert responses.resolve("ACCESS_DENIED").status == 403
-    assert responses.resolve("MISSING_AUTHENTICATION_TOKEN").status == 403
+    # Configured with a status and a template of its own: 404 {"message": "Not Found"}.
+    assert responses.resolve("MISSING_AUTHENTICATION_TOKEN").status == 404
+    assert responses.resolve("MISSING_AUTHENTICATION_TOKEN").template.render(context={}, template_input=TemplateInput()) \
+        == '{"message":"Not Found"}'
     assert responses.resolve("DEFAULT_5XX").status == 500
     assert responses.resolve("DEFAULT_5XX", 502).status == 502

@@ -1,0 +1,128 @@
+"""The 'Workflow Waiting For Callback' event, counted at EventBridge's door (PutEvents entries).
+
+Run through the SDK's DurableFunctionTestRunner with moto's EventBridge behind a
+recording client: one event per wait, none again on replay, the same callbackUrl
+from a retried submitter, and a workflow that ends FAILED when EventBridge keeps
+refusing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aws_durable_execution_sdk_python.config import Duration
+from aws_durable_execution_sdk_python.retries import RetryStrategyConfig, create_retry_strategy
+from aws_durable_execution_sdk_python_testing.runner import DurableFunctionTestRunner
+
+from shared import registry as reg
+from shared.contract import callback_waiting_event
+from workflow import app
+from workflow.notify import NotificationFailed, publish
+from tests.unit.workflow.test_app import WAIT_SECONDS, finish, runner, start  # noqa: F401 - runner is a fixture
+
+REFUSED = {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure", "ErrorMessage": "try again"}]}
+
+
+class RecordingEvents:
+    """The real (moto) EventBridge client; every PutEvents entry is kept, and ``refuse`` decides
+    whether an attempt is refused (FailedEntryCount 1, as EventBridge reports a failed entry)."""
+
+    def __init__(self, refuse: Callable[[int], bool] = lambda attempt: False) -> None:
+        self.real = app.events_client()
+        self.entries: list[dict[str, Any]] = []
+        self.refuse = refuse
+
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        self.entries.extend(Entries)
+        if self.refuse(len(self.entries)):
+            return REFUSED
+        return self.real.put_events(Entries=Entries)
+
+    def details(self) -> list[dict[str, Any]]:
+        return [json.loads(entry["Detail"]) for entry in self.entries]
+
+
+@pytest.fixture
+def events(monkeypatch: pytest.MonkeyPatch) -> Callable[..., RecordingEvents]:
+    """Install a :class:`RecordingEvents` as the submitter's EventBridge client."""
+
+    def install(refuse: Callable[[int], bool] = lambda attempt: False) -> RecordingEvents:
+        recording = RecordingEvents(refuse)
+        monkeypatch.setattr(app, "events_client", lambda: recording)
+        return recording
+
+    return install
+
+
+def test_one_wait_puts_exactly_one_event_and_replays_put_none(
+    runner: DurableFunctionTestRunner, events: Callable[..., RecordingEvents],  # noqa: F811
+) -> None:
+    recording = events()
+    # GIVEN a workflow that waits, WHEN it is answered and replays through finalize and record-outcome
+    arn = start(runner, "tenant-a", "wf-one-event")
+    callback_id = runner.wait_for_callback(arn, timeout=WAIT_SECONDS)
+    runner.send_callback_success(callback_id, json.dumps({"approved": True}).encode())
+    assert finish(runner, arn)["status"] == reg.COMPLETED
+    # THEN EventBridge got one entry, the contract's event, for this tenant and workflow
+    (entry,) = recording.entries
+    shape = callback_waiting_event()
+    assert (entry["EventBusName"], entry["Source"], entry["DetailType"]) == (
+        app.SETTINGS.event_bus_name, shape["source"], shape["detailType"])
+    (detail,) = recording.details()
+    assert (detail["tenantId"], detail["workflowId"]) == ("tenant-a", "wf-one-event")
+    assert detail["callbackUrl"].startswith(f"{app.SETTINGS.callback_base_url}/callbacks/")
+
+
+def test_a_retried_submitter_sends_the_same_callback_url(
+    runner: DurableFunctionTestRunner, events: Callable[..., RecordingEvents],  # noqa: F811
+) -> None:
+    # GIVEN EventBridge refusing the first attempt (FailedEntryCount 1)
+    recording = events(refuse=lambda attempt: attempt == 1)
+    arn = start(runner, "tenant-a", "wf-retried-event")
+    callback_id = runner.wait_for_callback(arn, timeout=WAIT_SECONDS)
+    # THEN the submitter's retry put the event again, with the same callbackUrl and deadline
+    # (the token is an HMAC of the tenant and the callbackId: a retry mints the same one)
+    first, second = recording.details()
+    assert first == second
+    # AND the workflow waits on that one callback, and completes once answered
+    waiting = app.REGISTRY.get_workflow("tenant-a", "wf-retried-event")
+    assert waiting is not None and waiting.status == reg.WAITING_FOR_CALLBACK
+    runner.send_callback_success(callback_id, b"{}")
+    assert finish(runner, arn)["status"] == reg.COMPLETED
+    assert len(recording.entries) == 2  # and the replays added none
+
+
+def test_eventbridge_refusing_every_attempt_ends_the_workflow_failed(
+    runner: DurableFunctionTestRunner, events: Callable[..., RecordingEvents],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two quick attempts instead of five over half a minute: the outcome is the same.
+    monkeypatch.setattr(app, "IO_RETRY", create_retry_strategy(RetryStrategyConfig(
+        max_attempts=2, initial_delay=Duration.from_seconds(1), max_delay=Duration.from_seconds(1))))
+    recording = events(refuse=lambda attempt: True)
+    result = finish(runner, start(runner, "tenant-a", "wf-no-events"))
+    # THEN the submitter gave up: FAILED "could not register the callback", in the result and the registry
+    assert (result["status"], result["reason"]) == (reg.FAILED, "could not register the callback")
+    record = app.REGISTRY.get_workflow("tenant-a", "wf-no-events")
+    assert record is not None and record.status == reg.FAILED
+    assert len(recording.entries) == 2
+
+
+def test_publish_raises_notification_failed_when_eventbridge_reports_a_failed_entry() -> None:
+    class Refusing:
+        def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+            return REFUSED
+
+    with pytest.raises(NotificationFailed, match="InternalFailure"):
+        publish(Refusing(), {"Detail": "{}"})
+
+
+def test_publish_returns_quietly_when_every_entry_was_accepted() -> None:
+    class Accepting:
+        def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
+            return {"FailedEntryCount": 0, "Entries": [{"EventId": "1"}]}
+
+    publish(Accepting(), {"Detail": "{}"})
