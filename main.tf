@@ -612,8 +612,17 @@ data "aws_iam_policy_document" "api" {
     resources = ["${aws_lambda_function.function["workflow"].arn}:*"]
   }
 
-  # GET /workflow/{workflowId} computes the waiting callback's token again to
-  # return its callbackUrl (the token route itself needs only the registry).
+  # The token route refuses tokens of a tenant that is not ACTIVE: it reads the
+  # tenant's item on every token request (src/api/tokens.py).
+  statement {
+    sid       = "ReadTenantStatus"
+    actions   = ["dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.tenants.arn]
+  }
+
+  # GET /workflow/{workflowId} and the token route compute the waiting
+  # callback's token with the current signing key (a rotation revokes earlier
+  # tokens; GET then hands out the new one).
   statement {
     sid       = "ReadCallbackSigningKey"
     actions   = ["secretsmanager:GetSecretValue"]

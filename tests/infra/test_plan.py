@@ -613,6 +613,16 @@ def test_signing_key_is_readable_by_the_workflow_and_api_functions_only(plan_jso
     }
 
 
+def test_tenants_table_is_read_by_the_functions_that_check_a_tenant(plan_json) -> None:
+    # The authorizer checks keys; the api function's token route refuses tokens
+    # of a tenant that is not ACTIVE. Neither may write it.
+    table = [["aws_dynamodb_table.tenants.arn", "aws_dynamodb_table.tenants"]]
+    readers = _statements_granting(plan_json, "dynamodb:GetItem")
+    assert readers["data.aws_iam_policy_document.authorizer"] == table
+    assert table[0] in readers["data.aws_iam_policy_document.api"]
+    assert not _statements_granting(plan_json, "dynamodb:PutItem").get("data.aws_iam_policy_document.api")
+
+
 def test_only_the_workflow_function_puts_events_and_only_on_the_bus(plan_json) -> None:
     assert _statements_granting(plan_json, "events:PutEvents") == {
         "data.aws_iam_policy_document.workflow": [["aws_cloudwatch_event_bus.this.arn", "aws_cloudwatch_event_bus.this"]],
