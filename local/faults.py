@@ -7,6 +7,9 @@ emulator through :class:`FaultyDurableClient`. Both consult one :class:`FaultPla
 ``POST /_faults`` (on the proxy) arms a rule, ``GET /_faults`` lists rules with their
 hits, ``DELETE /_faults`` clears them, ``POST /_faults/durable-emulator/restart``
 stops and restarts the durable emulator (its sqlite store persists).
+``POST /_faults/calls`` starts recording every call that passes the plan (a census
+of the I/O a request makes), ``GET /_faults/calls`` lists them, ``DELETE
+/_faults/calls`` stops recording and forgets them.
 
 Every I/O call can fail, can stall past its timeout and then land (so a retry runs
 after the first attempt landed), and can be cut off by a killed process; a rule says
@@ -21,6 +24,7 @@ import logging
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -49,12 +53,15 @@ _ERRORS: dict[tuple[str, str], tuple[int, dict[str, str], dict[str, str]]] = {
                                {"x-amzn-ErrorType": "ServiceException"}),
 }
 _CALLER = re.compile(rf"app/{re.escape(ENVIRONMENT_UA_PREFIX)}([0-9a-f]+)")
+# (method, path, operation): the first that matches names a forwarded durable API call.
 _DURABLE_OPERATIONS = (
-    (re.compile(r"/durable-execution-callbacks/[^/]+/succeed$"), "SendDurableExecutionCallbackSuccess"),
-    (re.compile(r"/durable-execution-callbacks/[^/]+/fail$"), "SendDurableExecutionCallbackFailure"),
-    (re.compile(r"/durable-execution-callbacks/[^/]+/heartbeat$"), "SendDurableExecutionCallbackHeartbeat"),
-    (re.compile(r"/durable-executions/.+/history$"), "GetDurableExecutionHistory"),
-    (re.compile(r"/durable-executions/[^?]+$"), "GetDurableExecution"),
+    ("POST", re.compile(r"/durable-execution-callbacks/[^/]+/succeed$"), "SendDurableExecutionCallbackSuccess"),
+    ("POST", re.compile(r"/durable-execution-callbacks/[^/]+/fail$"), "SendDurableExecutionCallbackFailure"),
+    ("POST", re.compile(r"/durable-execution-callbacks/[^/]+/heartbeat$"), "SendDurableExecutionCallbackHeartbeat"),
+    ("POST", re.compile(r"/durable-executions/.+/checkpoint$"), "CheckpointDurableExecution"),
+    ("GET", re.compile(r"/durable-executions/.+/state$"), "GetDurableExecutionState"),
+    ("GET", re.compile(r"/durable-executions/.+/history$"), "GetDurableExecutionHistory"),
+    ("GET", re.compile(r"/durable-executions/[^?]+$"), "GetDurableExecution"),
 )
 
 
@@ -76,7 +83,11 @@ class FaultRule:
         after_landing: Forward first, then stall the answer: the call lands, the caller
             times out and retries.
         kill_caller: Forward, then SIGKILL the execution environment that made the call.
+        skip: Let this many matching calls through untouched first (aims at the second
+            of two calls with the same body, such as a read that a request repeats).
+        label: A name for the rule, so a test can find its hits among other rules.
         hits: How many calls the rule affected so far.
+        skipped: How many matching calls it let through so far (``skip``).
     """
 
     target: str = DYNAMODB
@@ -88,7 +99,10 @@ class FaultRule:
     error: str = "throttle"
     after_landing: bool = False
     kill_caller: bool = False
+    skip: int = 0
+    label: str = ""
     hits: int = 0
+    skipped: int = 0
 
     def __post_init__(self) -> None:
         if (self.target, self.error) not in _ERRORS:
@@ -114,6 +128,28 @@ FAILS_EVERY_ATTEMPT = "fails until retries are exhausted"
 LANDS_LATE = "lands, answers late"
 KILLED_AFTER = "killed right after"
 FAULT_KINDS = (FAILS_ONCE, FAILS_EVERY_ATTEMPT, LANDS_LATE, KILLED_AFTER)
+# A census is a bounded record: a forgotten recording must not grow the stack for ever.
+MAX_RECORDED_CALLS = 10_000
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """One call that passed the plan while recording: what it was and who made it.
+
+    Attributes:
+        target: ``dynamodb`` or ``durable``.
+        operation: The API operation (``GetItem``, ``SendDurableExecutionCallbackSuccess`` ...).
+        environment: The calling function's execution environment id; None for a call
+            made from outside the functions (a test reading the execution, say).
+        text: The body (for ``durable``, the decoded path, a newline, then the body).
+        faulted: Whether a rule affected it.
+    """
+
+    target: str
+    operation: str
+    environment: str | None
+    text: str
+    faulted: bool
 
 
 def _client_config(target: str) -> Any:
@@ -122,15 +158,18 @@ def _client_config(target: str) -> Any:
     return {DYNAMODB: DYNAMODB_CONFIG, DURABLE: LAMBDA_CONFIG}[target]
 
 
-def fault_rule(kind: str, *, target: str, operation: str, body_contains: list[str], step_attempts: int = 1) -> dict[str, Any]:
+def fault_rule(kind: str, *, target: str, operation: str, body_contains: list[str], step_attempts: int = 1,
+               skip: int = 0, label: str = "") -> dict[str, Any]:
     """The rule (``POST /_faults`` body) that gives one call the fault ``kind``.
 
     The numbers come from the functions' botocore configs: "every attempt" is
     botocore's total attempts (times ``step_attempts`` when a durable step retries
     the call), and "late" outlasts the caller's read timeout by a second.
+    ``skip`` and ``label`` pass through to :class:`FaultRule`.
     """
     config = _client_config(target)
-    rule: dict[str, Any] = {"target": target, "operation": operation, "body_contains": body_contains, "count": 1}
+    rule: dict[str, Any] = {"target": target, "operation": operation, "body_contains": body_contains, "count": 1,
+                            "skip": skip, "label": label}
     if kind == FAILS_ONCE:
         return {**rule, "fail": True}
     if kind == FAILS_EVERY_ATTEMPT:
@@ -152,6 +191,7 @@ class FaultPlan:
     def __init__(self, kill_environment: Callable[[str], bool]) -> None:
         self._kill_environment = kill_environment
         self._rules: list[FaultRule] = []
+        self._recorded: deque[RecordedCall] | None = None
         self._lock = threading.Lock()
 
     def arm(self, rule: FaultRule) -> None:
@@ -166,13 +206,39 @@ class FaultPlan:
         with self._lock:
             return [asdict(rule) for rule in self._rules]
 
+    def start_recording(self) -> None:
+        """Record every call from now on (forgetting any earlier recording)."""
+        with self._lock:
+            self._recorded = deque(maxlen=MAX_RECORDED_CALLS)
+
+    def stop_recording(self) -> None:
+        with self._lock:
+            self._recorded = None
+
+    def recorded(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [asdict(call) for call in self._recorded or ()]
+
+    def _choose(self, target: str, operation: str, text: bytes) -> FaultRule | None:
+        """The first matching rule that is past its ``skip``; counts the skip or the hit (under the lock)."""
+        for rule in self._rules:
+            if not rule.matches(target, operation, text):
+                continue
+            if rule.skipped < rule.skip:
+                rule.skipped += 1
+                continue
+            rule.hits += 1
+            return rule
+        return None
+
     def apply(self, target: str, operation: str, text: bytes, user_agent: str,
               forward: Callable[[], tuple[int, dict[str, str], bytes]]) -> tuple[int, dict[str, str], bytes]:
         """Run ``forward`` (the real call) as the first matching rule says; untouched if none matches."""
         with self._lock:
-            rule = next((r for r in self._rules if r.matches(target, operation, text)), None)
-            if rule is not None:
-                rule.hits += 1
+            rule = self._choose(target, operation, text)
+            if self._recorded is not None:
+                self._recorded.append(RecordedCall(target, operation, _environment(user_agent),
+                                                   text.decode("utf-8", "replace"), rule is not None))
         if rule is None:
             return forward()
         logger.warning("injecting fault into %s %s (rule %s)", target, operation, rule)
@@ -186,17 +252,23 @@ class FaultPlan:
         if rule.after_landing:
             time.sleep(rule.delay_seconds)
         if rule.kill_caller:
-            caller = _CALLER.search(user_agent or "")
-            if caller is None or not self._kill_environment(caller.group(1)):
+            environment = _environment(user_agent)
+            if environment is None or not self._kill_environment(environment):
                 logger.warning("kill_caller: no environment found in user agent %r", user_agent)
         return answer
+
+
+def _environment(user_agent: str) -> str | None:
+    """The execution environment a function's call names in its user agent; None for any other caller."""
+    caller = _CALLER.search(user_agent or "")
+    return caller.group(1) if caller else None
 
 
 def durable_operation(method: str, path: str) -> str:
     """The durable API operation a forwarded request is (``*``-matchable name), else its path."""
     plain = path.split("?", 1)[0]
-    for pattern, name in _DURABLE_OPERATIONS:
-        if pattern.search(plain) and (method == "POST") == name.startswith("Send"):
+    for operation_method, pattern, name in _DURABLE_OPERATIONS:
+        if method == operation_method and pattern.search(plain):
             return name
     return plain
 
@@ -260,6 +332,13 @@ class DynamoDBFaultProxy(LocalHttpService):
         if request.path == f"{ADMIN_PATH}/durable-emulator/restart" and request.method == "POST":
             self._restart_emulator()
             return Response.json(200, {"restarted": "durable-emulator"})
+        if request.path == f"{ADMIN_PATH}/calls":
+            calls = self.plan.recorded()  # DELETE answers with what it forgets
+            if request.method == "POST":
+                self.plan.start_recording()
+            elif request.method == "DELETE":
+                self.plan.stop_recording()
+            return Response.json(200, {"calls": calls})
         if request.path != ADMIN_PATH:
             return Response.json(404, {"message": "unknown fault endpoint"})
         if request.method == "POST":

@@ -94,7 +94,9 @@ class StackProcess:
             api = requests.get(f"{self.api_url}/", timeout=2)
         except requests.ConnectionError:
             return False
-        return health.status_code == 200 and api.status_code == 403
+        # The gateway refuses an unknown route as MISSING_AUTHENTICATION_TOKEN: API Gateway's
+        # default 403, or the 404 main.tf's gateway response makes of it.
+        return health.status_code == 200 and api.status_code in (403, 404)
 
     def stop(self) -> int | None:
         if self.process is None:

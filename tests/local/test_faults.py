@@ -120,3 +120,25 @@ def test_transient_dynamodb_failures_are_retried_and_nothing_runs_twice(faulty_s
     assert len(log_lines(stack, workflow_id, "request accepted")) == 1
     assert len(log_lines(stack, workflow_id, "waiting for external confirmation")) == 1
     assert len(log_lines(stack, workflow_id, "workflow completed")) == 1
+
+
+def test_fault_plan_skips_then_hits_and_records_every_call_with_its_caller() -> None:
+    """A rule can aim at the second of two identical calls; a recording sees each call, faulted or not."""
+    from local.faults import FaultPlan, FaultRule
+
+    plan = FaultPlan(kill_environment=lambda environment_id: False)
+    plan.arm(FaultRule(operation="GetItem", body_contains="callback#1", skip=1, label="second read"))
+    plan.start_recording()
+    forwarded = []
+
+    def read(user_agent: str) -> int:
+        return plan.apply("dynamodb", "GetItem", b'{"Key": "callback#1"}', user_agent,
+                          lambda: forwarded.append(1) or (200, {}, b"{}"))[0]
+
+    assert [read("Boto3/1 app/env-0a1b"), read("Boto3/1 app/env-0a1b"), read("aws-cli/2")] == [200, 400, 200]
+    assert len(forwarded) == 2
+    assert plan.describe()[0]["skipped"] == 1 and plan.describe()[0]["hits"] == 1
+    assert [(call["environment"], call["faulted"]) for call in plan.recorded()] == [("0a1b", False), ("0a1b", True), (None, False)]
+    plan.stop_recording()
+    read("Boto3/1 app/env-0a1b")
+    assert plan.recorded() == []

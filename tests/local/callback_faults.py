@@ -1,0 +1,579 @@
+"""The callback fault matrix's machinery, shared by its two test files (one per callback route).
+
+Every I/O call on the path of ``POST /callback`` and of ``POST /callbacks/{token}``
+(the authorizer's tenant read, each registry read and write of the api function,
+the durable service calls, the repair, the workflow's finalize reads and writes and
+its checkpoints) × {fails once, fails until botocore's or the step's retries are
+exhausted, lands but answers after the caller's timeout, the calling process is
+killed right after it}. The calls are not hand-picked: a census records every call
+a clean success, failure and heartbeat make (``local.faults`` recording mode) and
+fails on any call the matrix does not list. Calls that only happen on a detour
+(the lease-state read, the lease release, the history read, the repair) get cells
+with a :class:`Precondition` that takes the path there.
+
+A client retries as the README says (429/500/502/503/504 with back-off and
+Retry-After). For each cell: the workflow ends in the right state, once (one
+``CallbackSucceeded``/``CallbackFailed`` in the execution's history); the
+confirmation is never lost; every status the client saw is one the README's API
+table documents (read from the table, see :func:`documented_statuses`).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import os
+import queue
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+
+from local.faults import FAILS_EVERY_ATTEMPT, FAULT_KINDS, LANDS_LATE, fault_rule
+from tests.harness import StackProcess, post_with_retries, wait_until
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SECURITY_DOC = REPO_ROOT / "docs" / "security.md"
+README = REPO_ROOT / "README.md"
+CALLBACK_ROUTE = "POST /callback"
+TOKEN_ROUTE = "POST /callbacks/{callbackToken}"
+WORKFLOWS_TABLE = "tenant-durable-workflows"
+FINAL_TIMEOUT = 120.0
+# The workflow steps' attempts (workflow.app.IO_RETRY); botocore's come from the clients' configs.
+STEP_ATTEMPTS = 5
+# The matrix stack's tenant cache lives one second, and every cell arms its fault
+# more than a second after the workflow began to wait: finalize then always reads
+# the tenant (with the default 300 s it would answer from memory and its read
+# would never be on the path).
+TENANT_CACHE_TTL = 1
+CELLS_AT_ONCE = 6
+FAULTS = list(FAULT_KINDS)
+SUCCESS, FAILURE, HEARTBEAT = "success", "failure", "heartbeat"
+ANSWER_KINDS = (SUCCESS, FAILURE, HEARTBEAT)
+CALLBACK_ANSWER_EVENTS = ("CallbackSucceeded", "CallbackFailed")
+
+
+# -- the README's API table -------------------------------------------------------------------
+
+_STATUS_IN_CELL = re.compile(r"`([1-5]\d\d)(?=[ `])")
+
+
+def documented_statuses(route: str, readme: str | None = None) -> set[int]:
+    """Every status the README's API table documents for ``route`` (its success and errors columns).
+
+    A success cell that says "as `OTHER ROUTE`" inherits that route's success
+    statuses. Fails loudly when the table or the row is not where and how it was.
+    """
+    text = README.read_text() if readme is None else readme
+    rows = _api_table(text)
+    if route not in rows:
+        raise AssertionError(f"README's API table has no `{route}` row (rows: {sorted(rows)})")
+    success, errors = rows[route]
+    statuses = {int(code) for code in _STATUS_IN_CELL.findall(errors)}
+    own = {int(code) for code in _STATUS_IN_CELL.findall(success)}
+    inherited = [other for other in rows if other != route and f"as `{other}`" in success]
+    if not own and len(inherited) != 1:
+        raise AssertionError(f"README: the success cell of `{route}` names no status and no one other route: {success!r}")
+    for other in inherited:
+        own |= {int(code) for code in _STATUS_IN_CELL.findall(rows[other][0])}
+    if not statuses or not own:
+        raise AssertionError(f"README: the `{route}` row documents no error or no success status")
+    return statuses | own
+
+
+def _api_table(text: str) -> dict[str, tuple[str, str]]:
+    """``route -> (success, errors)`` of the table headed ``| route | success | errors |``."""
+    lines = text.splitlines()
+    header = [i for i, line in enumerate(lines) if re.fullmatch(r"\|\s*route\s*\|\s*success\s*\|\s*errors\s*\|", line.strip())]
+    if len(header) != 1:
+        raise AssertionError(f"README: expected one API table headed | route | success | errors |, found {len(header)}")
+    rows: dict[str, tuple[str, str]] = {}
+    for line in lines[header[0] + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        if len(cells) != 3 or not re.fullmatch(r"`[A-Z]+ /\S*`", cells[0]):
+            raise AssertionError(f"README's API table changed shape: {line!r}")
+        rows[cells[0].strip("`")] = (cells[1], cells[2])
+    return rows
+
+
+# -- the calls on the path --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Precondition:
+    """A detour that puts a conditional call on the path of the faulted request.
+
+    Attributes:
+        name: What the detour is, as the doc's table says it.
+        answer: The answer the faulted request sends.
+        extra_rule: ``(call, fault kind)`` of a rule armed first that causes the detour,
+            or None.
+        answered_before: The same answer was delivered first (the faulted request is its retry).
+        loser: The faulted request sends a different answer after the winning one ended
+            the execution (with the registry write of the workflow exhausted): it gets 409.
+    """
+
+    name: str
+    answer: str = SUCCESS
+    extra_rule: tuple[str, str] | None = None
+    answered_before: bool = False
+    loser: bool = False
+
+
+@dataclass(frozen=True)
+class PathCall:
+    """One I/O call on the callback path, and how to aim a fault rule at it for one workflow.
+
+    Attributes:
+        marker: Which id the call carries: ``tenant``, ``callback-key``, ``callback-id``,
+            ``workflow-key``, ``token-key`` or ``execution-arn``.
+        also_contains: Text that tells this call from others on the same item.
+        caller: ``authorizer``, ``api`` or ``workflow`` (a step retries the workflow's calls).
+        occurs_on: The answers whose clean path makes this call (the census checks it);
+            empty for a call that needs a :class:`Precondition`.
+        skip: Calls with the same body to let through first (the lease-state read repeats
+            the index read's body).
+        step_attempts: How many times a durable step makes the call when it keeps failing.
+    """
+
+    name: str
+    target: str
+    operation: str
+    marker: str
+    also_contains: tuple[str, ...] = ()
+    caller: str = "api"
+    occurs_on: tuple[str, ...] = ANSWER_KINDS
+    precondition: Precondition | None = None
+    skip: int = 0
+    step_attempts: int = 1
+
+    @property
+    def answer(self) -> str:
+        """The answer a cell sends: the precondition's, else the first that makes the call."""
+        return self.precondition.answer if self.precondition else self.occurs_on[0]
+
+    def parts(self, ids: dict[str, str]) -> list[str]:
+        return [ids[self.marker], *self.also_contains]
+
+    def rule(self, ids: dict[str, str], fault: str, label: str) -> dict[str, Any]:
+        return fault_rule(fault, target=self.target, operation=self.operation, body_contains=self.parts(ids),
+                          step_attempts=self.step_attempts, skip=self.skip, label=label)
+
+    def matches(self, call: dict[str, Any], ids: dict[str, str]) -> bool:
+        """Whether a recorded call (``GET /_faults/calls``) is this one."""
+        return (call["target"], call["operation"]) == (self.target, self.operation) and all(
+            part in call["text"] for part in self.parts(ids))
+
+
+DURABLE_SUCCESS = PathCall("durable success call", "durable", "SendDurableExecutionCallbackSuccess", "callback-id",
+                           occurs_on=(SUCCESS,))
+FINALIZE_WRITE = PathCall("finalize write", "dynamodb", "UpdateItem", "workflow-key", ('"COMPLETED"', "resultJson"),
+                          "workflow", (SUCCESS,), step_attempts=STEP_ATTEMPTS)
+_BY_NAME = {call.name: call for call in (DURABLE_SUCCESS, FINALIZE_WRITE)}
+ANSWERED_BEFORE = Precondition("retry after this answer won", answered_before=True)
+# botocore retries a throttled durable call: it must fail every attempt for the api to give the lease back.
+DURABLE_CALL_FAILED = Precondition("the durable call failed", extra_rule=(DURABLE_SUCCESS.name, FAILS_EVERY_ATTEMPT))
+REPLY_LOST = Precondition("the durable call landed, its reply was lost", extra_rule=(DURABLE_SUCCESS.name, LANDS_LATE))
+REGISTRY_BEHIND = Precondition("a losing answer after the workflow's own write gave up", FAILURE,
+                               extra_rule=(FINALIZE_WRITE.name, FAILS_EVERY_ATTEMPT), loser=True)
+
+
+def _calls_of(route: str) -> list[PathCall]:
+    """The calls on ``route``'s path, in the order a request meets them."""
+    before_the_lease = (
+        [PathCall("authorizer tenant read", "dynamodb", "GetItem", "tenant", ("apiKeyHash",), "authorizer"),
+         PathCall("callback index read", "dynamodb", "GetItem", "callback-key", ("ConsistentRead",)),
+         PathCall("workflow read", "dynamodb", "GetItem", "workflow-key", ("ConsistentRead",))]
+        if route == CALLBACK_ROUTE else
+        [PathCall("token read", "dynamodb", "GetItem", "token-key"),
+         PathCall("workflow read", "dynamodb", "GetItem", "workflow-key", ("ConsistentRead",))]
+    )
+    index_reads_before = 1 if route == CALLBACK_ROUTE else 0
+    return [
+        *before_the_lease,
+        PathCall("lease write", "dynamodb", "UpdateItem", "callback-key", ("claimOwner = :owner",), occurs_on=(SUCCESS, FAILURE)),
+        PathCall("lease-state read", "dynamodb", "GetItem", "callback-key", ("ConsistentRead",), occurs_on=(),
+                 precondition=ANSWERED_BEFORE, skip=index_reads_before),
+        DURABLE_SUCCESS,
+        PathCall("durable failure call", "durable", "SendDurableExecutionCallbackFailure", "callback-id", occurs_on=(FAILURE,)),
+        PathCall("durable heartbeat call", "durable", "SendDurableExecutionCallbackHeartbeat", "callback-id",
+                 occurs_on=(HEARTBEAT,)),
+        PathCall("lease release write", "dynamodb", "UpdateItem", "callback-key", ("REMOVE claimOwner",), occurs_on=(),
+                 precondition=DURABLE_CALL_FAILED),
+        PathCall("history read", "durable", "GetDurableExecutionHistory", "execution-arn", occurs_on=(),
+                 precondition=REPLY_LOST),
+        PathCall("settle write", "dynamodb", "UpdateItem", "callback-key", ("settledAs",), occurs_on=(SUCCESS, FAILURE)),
+        PathCall("mark-answered write", "dynamodb", "UpdateItem", "workflow-key", ("answeredAt",), occurs_on=(SUCCESS, FAILURE)),
+        PathCall("repair execution read", "durable", "GetDurableExecution", "execution-arn", occurs_on=(),
+                 precondition=REGISTRY_BEHIND),
+        PathCall("repair write", "dynamodb", "UpdateItem", "workflow-key", ("resultJson", ":started"), occurs_on=(),
+                 precondition=REGISTRY_BEHIND),
+        PathCall("workflow checkpoint", "durable", "CheckpointDurableExecution", "execution-arn", caller="workflow",
+                 occurs_on=(SUCCESS, FAILURE)),
+        PathCall("finalize tenant read", "dynamodb", "GetItem", "tenant", ("tenant-durable-tenants", "ConsistentRead"),
+                 "workflow", (SUCCESS,)),
+        FINALIZE_WRITE,
+        PathCall("record-failure write", "dynamodb", "UpdateItem", "workflow-key", ('"FAILED"', "resultJson"), "workflow",
+                 (FAILURE,), step_attempts=STEP_ATTEMPTS),
+    ]
+
+
+ROUTES = {route: _calls_of(route) for route in (CALLBACK_ROUTE, TOKEN_ROUTE)}
+
+
+def cells(route: str) -> list[tuple[PathCall, str]]:
+    return [(call, fault) for call in ROUTES[route] for fault in FAULTS]
+
+
+def cell_id(call: PathCall, fault: str) -> str:
+    return f"{call.name}-{fault}".replace(" ", "-")
+
+
+# -- the stack ----------------------------------------------------------------------------------
+
+
+class FaultStack:
+    """A ``--fault-injection`` stack with its own tenants, each lent to one cell at a time.
+
+    A tenant's calls carry nothing but its id (the authorizer's and finalize's tenant
+    reads), so a rule aimed at them must never meet another cell's requests.
+    """
+
+    def __init__(self, process: StackProcess, tenants: list[str]) -> None:
+        self.process = process
+        line = next(line for line in process.log_path.read_text().splitlines() if "Fault injection" in line)
+        self.faults_url = line.split()[-1]
+        self._free: queue.Queue[str] = queue.Queue()
+        for tenant_id in tenants:
+            self._free.put(tenant_id)
+        self.lambda_client = boto3.client(
+            "lambda", endpoint_url=process.lambda_url, region_name="us-east-1", aws_access_key_id="local",
+            aws_secret_access_key="local",
+            # The test's own reads may meet a rule a cell left with hits to spare: retry through it.
+            config=Config(retries={"mode": "standard", "total_max_attempts": 6}, read_timeout=60))
+        self.registry = boto3.resource(
+            "dynamodb", endpoint_url=process.dynamodb_url, region_name="us-east-1", aws_access_key_id="local",
+            aws_secret_access_key="local").Table(WORKFLOWS_TABLE)
+
+    def lend_tenant(self) -> str:
+        return self._free.get(timeout=FINAL_TIMEOUT * 3)
+
+    def give_back(self, tenant_id: str) -> None:
+        self._free.put(tenant_id)
+
+    def arm(self, rule: dict[str, Any]) -> None:
+        requests.post(self.faults_url, json=rule, timeout=10).raise_for_status()
+
+    def hits(self, label: str) -> int:
+        rules = requests.get(self.faults_url, timeout=10).json()["rules"]
+        return sum(rule["hits"] for rule in rules if rule["label"] == label)
+
+    def record_calls(self) -> None:
+        requests.post(f"{self.faults_url}/calls", timeout=10).raise_for_status()
+
+    def recorded_calls(self) -> list[dict[str, Any]]:
+        """The functions' calls since :meth:`record_calls` (the test's own are left out); stops recording."""
+        calls = requests.delete(f"{self.faults_url}/calls", timeout=10).json()["calls"]
+        return [call for call in calls if call["environment"]]
+
+    def execution(self, arn: str) -> dict[str, Any]:
+        return self.lambda_client.get_durable_execution(DurableExecutionArn=arn)
+
+    def answer_events(self, arn: str) -> list[str]:
+        """The CallbackSucceeded/CallbackFailed events of the execution's history, in order."""
+        events: list[str] = []
+        marker: dict[str, str] = {}
+        while True:
+            page = self.lambda_client.get_durable_execution_history(DurableExecutionArn=arn, **marker)
+            events += [event["EventType"] for event in page.get("Events") or []
+                       if event.get("EventType") in CALLBACK_ANSWER_EVENTS]
+            if not page.get("NextMarker"):
+                return events
+            marker = {"Marker": page["NextMarker"]}
+
+    def wait_for_execution_end(self, arn: str) -> dict[str, Any]:
+        return wait_until(lambda: (lambda e: e if e["Status"] != "RUNNING" else None)(self.execution(arn)),
+                          FINAL_TIMEOUT, f"execution {arn} ending")
+
+
+@pytest.fixture(scope="module")
+def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultStack]:
+    base = tmp_path_factory.mktemp("fault-matrix")
+    process = StackProcess(base / "state", base / "stack.log",
+                           extra_args=["--fault-injection", "--log-level", "INFO", "--max-workers-per-tenant", "8",
+                                       "--tenant-cache-ttl", str(TENANT_CACHE_TTL)])
+    process.start()
+    tenants = [f"fault-tenant-{n}" for n in range(CELLS_AT_ONCE)]
+    for tenant_id in tenants:
+        process.put_tenant({"tenantId": tenant_id, "displayName": tenant_id, "status": "ACTIVE",
+                            "allowedCurrencies": ["EUR"], "maxAmount": 1000, "callbackTimeoutSeconds": 3600},
+                           api_key=hashlib.sha256(tenant_id.encode()).hexdigest())
+    yield FaultStack(process, tenants)
+    process.stop()
+
+
+# -- one workflow waiting for its callback ------------------------------------------------------
+
+
+@dataclass
+class Waiting:
+    """A workflow of a lent tenant that waits for its callback, and how to answer it on a route."""
+
+    stack: FaultStack
+    route: str
+    tenant_id: str
+    workflow_id: str
+    callback_id: str
+    callback_url: str
+    ids: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        item = self.stack.registry.get_item(Key={"tenantId": self.tenant_id, "recordId": f"workflow#{self.workflow_id}"})
+        token = self.callback_url.rsplit("/", 1)[1]
+        self.ids = {
+            "tenant": self.tenant_id,
+            "callback-key": "callback#" + hashlib.sha256(self.callback_id.encode()).hexdigest(),
+            "callback-id": self.callback_id,
+            "workflow-key": f"workflow#{self.workflow_id}",
+            "token-key": "token#" + hashlib.sha256(token.encode()).hexdigest(),
+            "execution-arn": item["Item"]["executionArn"],
+        }
+
+    @classmethod
+    def start(cls, stack: FaultStack, route: str, tenant_id: str) -> Waiting:
+        process = stack.process
+        workflow_id = process.start_workflow(tenant_id, {"amount": 10, "currency": "EUR", "description": "fault matrix"})
+        waiting = process.wait_for_status(tenant_id, workflow_id, "WAITING_FOR_CALLBACK", timeout=60)
+        time.sleep(TENANT_CACHE_TTL + 0.2)  # so finalize reads the tenant (TENANT_CACHE_TTL)
+        return cls(stack, route, tenant_id, workflow_id, waiting["callbackId"], waiting["callbackUrl"])
+
+    def body(self, kind: str, tag: str = "") -> dict[str, Any]:
+        """An answer of ``kind`` that names this workflow (and ``tag``), so its result can be recognized."""
+        if kind == SUCCESS:
+            return {"payload": {"approvedBy": self.workflow_id + tag}}
+        if kind == FAILURE:
+            return {"error": {"type": "Declined", "message": f"declined {self.workflow_id}{tag}"}}
+        return {"heartbeat": True}
+
+    def post(self, answer: dict[str, Any]) -> list[int | str]:
+        """Send ``answer`` as the README tells a client to; every status seen."""
+        process = self.stack.process
+        if self.route == TOKEN_ROUTE:  # the token alone: no API key, no tenant header, no callbackId
+            return post_with_retries(requests.Session(), self.callback_url, answer, {}, deadline_seconds=FINAL_TIMEOUT)
+        return post_with_retries(requests.Session(), f"{process.api_url}/callback", {"callbackId": self.callback_id, **answer},
+                                 process.headers(self.tenant_id), deadline_seconds=FINAL_TIMEOUT)
+
+    def final(self, expected: str) -> dict[str, Any]:
+        return self.stack.process.wait_for_status(self.tenant_id, self.workflow_id, expected, timeout=FINAL_TIMEOUT)
+
+
+# -- the census -------------------------------------------------------------------------------
+
+
+def census(stack: FaultStack, route: str) -> dict[str, set[str]]:
+    """Record the functions' calls of a clean success, failure and heartbeat on ``route``.
+
+    Returns the names of the matrix's calls each answer made. Fails on a recorded call
+    that no unconditional call of the matrix matches, so a new call on the path fails
+    the census until it is in the matrix.
+    """
+    unconditional = [call for call in ROUTES[route] if call.precondition is None]
+    seen: dict[str, set[str]] = {}
+    tenant_id = stack.lend_tenant()
+    try:
+        for kind in ANSWER_KINDS:
+            waiting = Waiting.start(stack, route, tenant_id)
+            stack.record_calls()
+            assert waiting.post(waiting.body(kind)) == [200]
+            if kind != HEARTBEAT:
+                stack.wait_for_execution_end(waiting.ids["execution-arn"])
+            calls = stack.recorded_calls()
+            unlisted = [f"{c['target']} {c['operation']}: {c['text'][:200]}" for c in calls
+                        if not any(path_call.matches(c, waiting.ids) for path_call in unconditional)]
+            assert not unlisted, f"{route} / {kind}: calls on the path the matrix does not list:\n" + "\n".join(unlisted)
+            seen[kind] = {path_call.name for path_call in unconditional
+                          if any(path_call.matches(c, waiting.ids) for c in calls)}
+    finally:
+        stack.give_back(tenant_id)
+    return seen
+
+
+def expected_census(route: str) -> dict[str, set[str]]:
+    """What :func:`census` must find: the matrix's unconditional calls, by the answers that make them."""
+    return {kind: {call.name for call in ROUTES[route] if call.precondition is None and kind in call.occurs_on}
+            for kind in ANSWER_KINDS}
+
+
+# -- one cell ---------------------------------------------------------------------------------
+
+
+@dataclass
+class CellResult:
+    route: str
+    call: str
+    fault: str
+    precondition: str
+    statuses: list[list[int | str]]  # per request the cell made, every status its client saw
+    expected_last: int
+    final_status: str
+    expected_status: str
+    execution_status: str
+    confirmation_kept: bool
+    answer_events: list[str]
+    completions: int
+    rule_hits: int
+
+    def shown_statuses(self) -> str:
+        return "; ".join(" → ".join(str(status) for status in seen) for seen in self.statuses)
+
+
+def completions(stack: FaultStack, workflow_id: str) -> int:
+    """How many times the workflow logged its end (the functions' JSON log lines)."""
+    ended = {"workflow completed", "workflow ended without confirmation"}
+    count = 0
+    for line in stack.process.log_path.read_text(errors="replace").splitlines():
+        if line.startswith("{") and workflow_id in line:
+            record = json.loads(line)
+            count += record.get("workflow_id") == workflow_id and record.get("message") in ended
+    return count
+
+
+def run_cell(stack: FaultStack, route: str, call: PathCall, fault: str) -> CellResult:
+    tenant_id = stack.lend_tenant()
+    try:
+        return _run_cell(Waiting.start(stack, route, tenant_id), call, fault)
+    finally:
+        stack.give_back(tenant_id)
+
+
+def _run_cell(waiting: Waiting, call: PathCall, fault: str) -> CellResult:
+    stack, ids = waiting.stack, waiting.ids
+    precondition = call.precondition or Precondition("none", call.answer)
+    label = f"{waiting.route}|{call.name}|{fault}|{waiting.workflow_id}"
+    statuses: list[list[int | str]] = []
+    winner = waiting.body(SUCCESS if precondition.loser else call.answer)
+    if precondition.extra_rule:
+        cause, kind = precondition.extra_rule
+        stack.arm(_BY_NAME[cause].rule(ids, kind, label + "|precondition"))
+    if precondition.answered_before or precondition.loser:
+        statuses.append(waiting.post(winner))
+    if precondition.loser:  # the execution ended while the registry still says it waits
+        stack.wait_for_execution_end(ids["execution-arn"])
+    stack.arm(call.rule(ids, fault, label))
+    statuses.append(waiting.post(waiting.body(FAILURE, " (the loser)") if precondition.loser else winner))
+    if call.answer == HEARTBEAT:  # a heartbeat ends nothing: a success ends the workflow
+        winner = waiting.body(SUCCESS)
+        statuses.append(waiting.post(winner))
+    expected = "FAILED" if "error" in winner else "COMPLETED"
+    final = waiting.final(expected)
+    kept = (final.get("result", {}).get("confirmation") == winner["payload"] if "payload" in winner
+            else winner["error"]["message"] in final.get("reason", ""))
+    execution = stack.wait_for_execution_end(ids["execution-arn"])
+    return CellResult(waiting.route, call.name, fault, precondition.name, statuses, 409 if precondition.loser else 200,
+                      final["status"], expected, execution["Status"], kept, stack.answer_events(ids["execution-arn"]),
+                      completions(stack, waiting.workflow_id), stack.hits(label))
+
+
+def run_matrix(stack: FaultStack, route: str) -> dict[tuple[str, str], CellResult]:
+    """Every cell of ``route``, ``CELLS_AT_ONCE`` at a time, each on its own workflow and lent tenant."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=CELLS_AT_ONCE) as pool:
+        futures = {(call.name, fault): pool.submit(run_cell, stack, route, call, fault) for call, fault in cells(route)}
+        results = {key: future.result() for key, future in futures.items()}
+    for result in results.values():
+        print(f"fault matrix: {result.route} / {result.call} / {result.fault}: {result.shown_statuses()} -> {result.final_status}")
+    return results
+
+
+def _check_cell(result: CellResult, documented: set[int]) -> None:
+    """The cell's promises: the fault hit, the workflow ended once as the answer said, nothing undocumented."""
+    assert result.rule_hits >= 1, "the fault never hit its call: the cell would prove nothing"
+    assert result.final_status == result.expected_status
+    assert result.confirmation_kept, "the workflow ended without the winning answer"
+    assert result.execution_status == "SUCCEEDED", f"the execution ended {result.execution_status}"
+    expected_event = "CallbackFailed" if result.expected_status == "FAILED" else "CallbackSucceeded"
+    assert result.answer_events == [expected_event], f"the callback was answered {result.answer_events}"
+    assert result.completions <= 1, "the workflow recorded its end twice"
+    undocumented = [s for seen in result.statuses for s in seen if s != "connection-error" and s not in documented]
+    assert not undocumented, f"statuses the README does not document: {result.shown_statuses()}"
+    assert result.statuses[-1][-1] == result.expected_last, f"the client was not told the truth: {result.shown_statuses()}"
+
+
+# -- the doc ----------------------------------------------------------------------------------
+
+
+def render_table(results: list[CellResult]) -> str:
+    rows = ["| call on the callback path | precondition | fault | workflow ends | answer events | answer kept | "
+            "statuses the client saw |",
+            "|---|---|---|---|---|---|---|"]
+    for r in results:
+        rows.append(f"| {r.call} | {r.precondition} | {r.fault} | {r.final_status} | {', '.join(r.answer_events)} | "
+                    f"{'yes' if r.confirmation_kept else 'NO'} | {r.shown_statuses()} |")
+    return "\n".join(rows)
+
+
+def check_security_doc(route: str, results: list[CellResult]) -> None:
+    """The route's table in docs/security.md is the one observed (UPDATE_SECURITY_DOC=1 rewrites it)."""
+    start_marker, end_marker = f"<!-- fault-matrix {route}:start -->", f"<!-- fault-matrix {route}:end -->"
+    table = render_table(results)
+    text = SECURITY_DOC.read_text()
+    if os.environ.get("UPDATE_SECURITY_DOC") == "1":
+        start, end = text.index(start_marker) + len(start_marker), text.index(end_marker)
+        SECURITY_DOC.write_text(text[:start] + "\n" + table + "\n" + text[end:])
+        text = SECURITY_DOC.read_text()
+    start, end = text.index(start_marker) + len(start_marker), text.index(end_marker)
+    assert text[start:end].strip() == table, "docs/security.md is stale: rerun with UPDATE_SECURITY_DOC=1"
+
+
+
+# -- the tests each route's file runs (its module names ROUTE) --------------------------------
+
+
+@pytest.fixture(scope="module")
+def route(request: pytest.FixtureRequest) -> str:
+    return str(request.module.ROUTE)
+
+
+@pytest.fixture(scope="module")
+def census_found(fault_stack: FaultStack, route: str) -> dict[str, set[str]]:
+    """The census runs before the cells: recording sees every call, so nothing else may run meanwhile."""
+    return census(fault_stack, route)
+
+
+@pytest.fixture(scope="module")
+def matrix(fault_stack: FaultStack, route: str, census_found: dict[str, set[str]]) -> dict[tuple[str, str], CellResult]:
+    return run_matrix(fault_stack, route)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test that takes ``cell`` runs once per cell of its module's route."""
+    if "cell" in metafunc.fixturenames:
+        route_cells = cells(metafunc.module.ROUTE)
+        metafunc.parametrize("cell", route_cells, ids=[cell_id(call, fault) for call, fault in route_cells])
+
+
+class MatrixTests:
+    """The census, every cell and the doc's table, for the route of the module that subclasses this."""
+
+    def test_census_finds_exactly_the_matrix_calls(self, route: str, census_found: dict[str, set[str]]) -> None:
+        assert census_found == expected_census(route)
+
+    def test_single_fault_on_the_callback_path_loses_nothing(
+        self, route: str, matrix: dict[tuple[str, str], CellResult], cell: tuple[PathCall, str]
+    ) -> None:
+        call, fault = cell
+        _check_cell(matrix[(call.name, fault)], documented_statuses(route))
+
+    def test_security_doc_lists_the_fault_matrix_as_observed(
+        self, route: str, matrix: dict[tuple[str, str], CellResult]
+    ) -> None:
+        check_security_doc(route, list(matrix.values()))
