@@ -86,6 +86,9 @@ class FaultRule:
         skip: Let this many matching calls through untouched first (aims at the second
             of two calls with the same body, such as a read that a request repeats).
         label: A name for the rule, so a test can find its hits among other rules.
+        caller: Only calls of this function (its name, or the name's last ``-`` part:
+            ``api``, ``workflow``, ``authorizer``); None for any caller. Two calls can
+            carry the same body (the api's and the workflow's tenant reads).
         hits: How many calls the rule affected so far.
         skipped: How many matching calls it let through so far (``skip``).
     """
@@ -101,6 +104,7 @@ class FaultRule:
     kill_caller: bool = False
     skip: int = 0
     label: str = ""
+    caller: str | None = None
     hits: int = 0
     skipped: int = 0
 
@@ -108,11 +112,12 @@ class FaultRule:
         if (self.target, self.error) not in _ERRORS:
             raise ValueError(f"unknown target or error: {self.target}/{self.error}")
 
-    def matches(self, target: str, operation: str, text: bytes) -> bool:
+    def matches(self, target: str, operation: str, text: bytes, function: str | None = None) -> bool:
         return (
             self.hits < self.count
             and self.target == target
             and self.operation in ("*", operation)
+            and (self.caller is None or is_function(function, self.caller))
             and all(part.encode() in text for part in self._parts())
         )
 
@@ -141,6 +146,7 @@ class RecordedCall:
         operation: The API operation (``GetItem``, ``SendDurableExecutionCallbackSuccess`` ...).
         environment: The calling function's execution environment id; None for a call
             made from outside the functions (a test reading the execution, say).
+        function: The calling function's name; None as for ``environment``.
         text: The body (for ``durable``, the decoded path, a newline, then the body).
         faulted: Whether a rule affected it.
     """
@@ -148,6 +154,7 @@ class RecordedCall:
     target: str
     operation: str
     environment: str | None
+    function: str | None
     text: str
     faulted: bool
 
@@ -159,17 +166,17 @@ def _client_config(target: str) -> Any:
 
 
 def fault_rule(kind: str, *, target: str, operation: str, body_contains: list[str], step_attempts: int = 1,
-               skip: int = 0, label: str = "") -> dict[str, Any]:
+               skip: int = 0, label: str = "", caller: str | None = None) -> dict[str, Any]:
     """The rule (``POST /_faults`` body) that gives one call the fault ``kind``.
 
     The numbers come from the functions' botocore configs: "every attempt" is
     botocore's total attempts (times ``step_attempts`` when a durable step retries
     the call), and "late" outlasts the caller's read timeout by a second.
-    ``skip`` and ``label`` pass through to :class:`FaultRule`.
+    ``skip``, ``label`` and ``caller`` pass through to :class:`FaultRule`.
     """
     config = _client_config(target)
     rule: dict[str, Any] = {"target": target, "operation": operation, "body_contains": body_contains, "count": 1,
-                            "skip": skip, "label": label}
+                            "skip": skip, "label": label, "caller": caller}
     if kind == FAILS_ONCE:
         return {**rule, "fail": True}
     if kind == FAILS_EVERY_ATTEMPT:
@@ -186,10 +193,14 @@ class FaultPlan:
 
     Args:
         kill_environment: Kills an execution environment by id (``WorkerPools.kill_environment``).
+        function_of: The function name of an execution environment id
+            (``WorkerPools.function_of_environment``), for rules with a ``caller``.
     """
 
-    def __init__(self, kill_environment: Callable[[str], bool]) -> None:
+    def __init__(self, kill_environment: Callable[[str], bool],
+                 function_of: Callable[[str], str | None] = lambda _environment_id: None) -> None:
         self._kill_environment = kill_environment
+        self._function_of = function_of
         self._rules: list[FaultRule] = []
         self._recorded: deque[RecordedCall] | None = None
         self._lock = threading.Lock()
@@ -219,10 +230,10 @@ class FaultPlan:
         with self._lock:
             return [asdict(call) for call in self._recorded or ()]
 
-    def _choose(self, target: str, operation: str, text: bytes) -> FaultRule | None:
+    def _choose(self, target: str, operation: str, text: bytes, function: str | None) -> FaultRule | None:
         """The first matching rule that is past its ``skip``; counts the skip or the hit (under the lock)."""
         for rule in self._rules:
-            if not rule.matches(target, operation, text):
+            if not rule.matches(target, operation, text, function):
                 continue
             if rule.skipped < rule.skip:
                 rule.skipped += 1
@@ -234,10 +245,13 @@ class FaultPlan:
     def apply(self, target: str, operation: str, text: bytes, user_agent: str,
               forward: Callable[[], tuple[int, dict[str, str], bytes]]) -> tuple[int, dict[str, str], bytes]:
         """Run ``forward`` (the real call) as the first matching rule says; untouched if none matches."""
+        environment = _environment(user_agent)
+        # Outside the plan's lock: the worker pools take their own.
+        function = self._function_of(environment) if environment else None
         with self._lock:
-            rule = self._choose(target, operation, text)
+            rule = self._choose(target, operation, text, function)
             if self._recorded is not None:
-                self._recorded.append(RecordedCall(target, operation, _environment(user_agent),
+                self._recorded.append(RecordedCall(target, operation, environment, function,
                                                    text.decode("utf-8", "replace"), rule is not None))
         if rule is None:
             return forward()
@@ -252,10 +266,14 @@ class FaultPlan:
         if rule.after_landing:
             time.sleep(rule.delay_seconds)
         if rule.kill_caller:
-            environment = _environment(user_agent)
             if environment is None or not self._kill_environment(environment):
                 logger.warning("kill_caller: no environment found in user agent %r", user_agent)
         return answer
+
+
+def is_function(function: str | None, caller: str) -> bool:
+    """Whether ``function`` (a function name) is ``caller``: the whole name or its last ``-`` part."""
+    return function is not None and (function == caller or function.endswith("-" + caller))
 
 
 def _environment(user_agent: str) -> str | None:

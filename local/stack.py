@@ -195,7 +195,8 @@ class LoopbackStack:
         # With --fault-injection the functions reach DynamoDB through a proxy, and the
         # Lambda service forwards their durable API calls, both under one fault plan
         # that tests arm to fail, stall or cut chosen calls (local/faults.py).
-        fault_plan = FaultPlan(kill_environment=lambda environment_id: self.workers.kill_environment(environment_id))
+        fault_plan = FaultPlan(kill_environment=lambda environment_id: self.workers.kill_environment(environment_id),
+                               function_of=lambda environment_id: self.workers.function_of_environment(environment_id))
         self.faults = (
             DynamoDBFaultProxy(self.dynamodb.url, self.restart_emulator, fault_plan, host, self.ports["faults"])
             if config.fault_injection else None

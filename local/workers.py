@@ -337,6 +337,12 @@ class WorkerPools:
         victim.process.kill()
         return True
 
+    def function_of_environment(self, environment_id: str) -> str | None:
+        """The function name of the live worker ``environment_id``; None if there is none."""
+        with self._cond:
+            return next((worker.function.name for pool in self._pools.values() for worker in pool
+                         if worker.environment_id == environment_id), None)
+
     def describe(self) -> list[dict[str, Any]]:
         """Every live worker, for the debug endpoint."""
         with self._cond:

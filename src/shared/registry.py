@@ -191,18 +191,25 @@ class WorkflowRegistry:
         write fails, the submitter step is retried and every write is idempotent,
         so the registry never holds a waiting workflow whose callback cannot be
         found. The index is updated, not replaced, so a retry never wipes how an
-        early answer settled it. The workflow item keeps the token's hash
+        early answer settled it, nor moves the deadline its first attempt set. The workflow item keeps the token's hash
         (``callbackTokenHash``), so a read can tell without another lookup
         whether the token of the current signing key has its item.
         """
         now = int(self._clock())
-        deadline = now + timeout_seconds
-        expires_at = deadline + self._retention_seconds
-        self._table.update_item(
+        # The durable service started the callback's clock before the submitter
+        # ran; a retried submitter must not move the deadline later. The first
+        # attempt's deadline stays on the index and every write takes it from there.
+        written = self._table.update_item(
             Key=callback_key(tenant_id, callback_id),
-            UpdateExpression="SET workflowId = :workflowId, callbackId = :callbackId, expiresAt = :expiresAt",
-            ExpressionAttributeValues={":workflowId": workflow_id, ":callbackId": callback_id, ":expiresAt": expires_at},
+            UpdateExpression=("SET workflowId = :workflowId, callbackId = :callbackId, expiresAt = :expiresAt, "
+                              "callbackDeadline = if_not_exists(callbackDeadline, :deadline)"),
+            ExpressionAttributeValues={":workflowId": workflow_id, ":callbackId": callback_id,
+                                       ":expiresAt": now + timeout_seconds + self._retention_seconds,
+                                       ":deadline": now + timeout_seconds},
+            ReturnValues="ALL_NEW",
         )
+        deadline = int(written["Attributes"]["callbackDeadline"])
+        expires_at = deadline + self._retention_seconds
         token_values: dict[str, Any] = {}
         if token_hash is not None:
             self._write_token_item(token_hash, tenant_id, workflow_id, callback_id, deadline)

@@ -151,6 +151,17 @@ def test_token_item_holds_the_callback_deadline_and_the_workflow_its_hash(regist
     assert record is not None and record.callback_token_hash == "h1"
 
 
+def test_a_retried_registration_keeps_the_first_deadline(tables: Any) -> None:
+    now = [1_000.0]
+    registry = reg.WorkflowRegistry(tables[1], retention_seconds=100, clock=lambda: now[0])
+    first = registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="h1")
+    now[0] += 7  # the submitter's retry, seconds later
+    assert registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="h1") == first == 1_060
+    record = registry.get_workflow("tenant-a", "wf-1")
+    assert record is not None and record.callback_deadline == 1_060
+    assert int(tables[1].get_item(Key=reg.token_key("h1"))["Item"]["callbackDeadline"]) == 1_060
+
+
 def test_reissued_token_gets_its_item_and_the_workflow_its_hash(registry: reg.WorkflowRegistry, tables: Any) -> None:
     registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="old")
     record = registry.get_workflow("tenant-a", "wf-1")
