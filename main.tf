@@ -1117,10 +1117,11 @@ locals {
   # of the path escaped as "~1": "~1callbacks~1{callbackToken}/POST" (the
   # provider passes method_path through as is).
   public_method_paths = { for key, route in local.public_proxy_routes : key => "${replace(route.path, "/", "~1")}/${route.method}" }
-  # Their numbers: the file the local gateway enforces too, unless the variables override it.
-  public_route_throttling  = jsondecode(file("${local.api_gateway_dir}/public_route_throttling.json"))
-  public_route_rate_limit  = coalesce(var.callback_throttling_rate_limit, local.public_route_throttling.rateLimit)
-  public_route_burst_limit = coalesce(var.callback_throttling_burst_limit, local.public_route_throttling.burstLimit)
+  # Their numbers: the stage's default method throttle (a bucket of their own at
+  # the stage's rate and burst, as every method has), unless the variables set
+  # others. The local gateway enforces the same defaults (local/throttle.py).
+  public_route_rate_limit  = coalesce(var.callback_throttling_rate_limit, var.throttling_rate_limit)
+  public_route_burst_limit = coalesce(var.callback_throttling_burst_limit, var.throttling_burst_limit)
 }
 
 resource "aws_api_gateway_usage_plan" "tenant" {

@@ -207,7 +207,7 @@ variable "throttling_burst_limit" {
 }
 
 variable "callback_throttling_rate_limit" {
-  description = "Requests per second of POST /callbacks/{callbackToken}, the route without the authorizer: it carries no tenant key, so no usage plan meters it. null: rateLimit of src/shared/api_gateway/public_route_throttling.json, the number the local gateway enforces."
+  description = "Requests per second of POST /callbacks/{callbackToken}, the route without the authorizer: it carries no tenant key, so no usage plan meters it. null: the stage's throttling_rate_limit (the route keeps the stage's throttling, in a bucket of its own), as the local gateway enforces."
   type        = number
   default     = null
 
@@ -218,7 +218,7 @@ variable "callback_throttling_rate_limit" {
 }
 
 variable "callback_throttling_burst_limit" {
-  description = "Burst of POST /callbacks/{callbackToken} above its rate limit. null: burstLimit of src/shared/api_gateway/public_route_throttling.json, the number the local gateway enforces."
+  description = "Burst of POST /callbacks/{callbackToken} above its rate limit. null: the stage's throttling_burst_limit, as the local gateway enforces."
   type        = number
   default     = null
 

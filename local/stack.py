@@ -143,6 +143,10 @@ class StackConfig:
     # Each demo tenant's usage plan (rate, burst, daily quota from demo_tenants.json),
     # enforced by the gateway as API Gateway does (local/throttle.py).
     throttle: bool = True
+    # The token route's method throttle: None is the stage's default, as main.tf's
+    # callback_throttling_rate_limit / callback_throttling_burst_limit = null.
+    callback_throttling_rate_limit: float | None = None
+    callback_throttling_burst_limit: int | None = None
 
 
 class LoopbackStack:
@@ -255,7 +259,9 @@ class LoopbackStack:
         )
         self.usage_plans = UsagePlans.from_tenants(tenants, self.api_keys) if config.throttle else None
         self.gateway.usage_plans = self.usage_plans
-        self.gateway.method_throttle = MethodThrottle.from_file() if config.throttle else None
+        self.gateway.method_throttle = MethodThrottle.from_variables(
+            rate=config.callback_throttling_rate_limit, burst=config.callback_throttling_burst_limit,
+        ) if config.throttle else None
 
     def check_ports(self) -> None:
         """Fail early and clearly when a port is taken (moto would only print and hang)."""
@@ -306,7 +312,7 @@ class LoopbackStack:
 Usage plans (src/shared/demo_tenants.json, as deployed; over its limit a tenant alone gets
 429 {{"message": "Too Many Requests"}} with Retry-After; --throttle off disables them):
 {plans}
-The token route's method throttle (src/shared/api_gateway/public_route_throttling.json, as deployed):
+The token route's method throttle (the stage's default in variables.tf, as deployed):
 {token_route}
   # 30 quick reads as tenant-b: 404s (no such workflow) until its burst is spent, then 429s
   for i in $(seq 30); do curl -s -o /dev/null -w '%{{http_code}} ' {self.api_url}/workflow/none \\
@@ -407,6 +413,11 @@ def parse_args(argv: list[str] | None = None) -> StackConfig:
     parser.add_argument("--throttle", type=_on_off, default="on", metavar="{on,off}",
                         help="enforce each demo tenant's usage plan (rate, burst, daily quota from "
                              "src/shared/demo_tenants.json) with 429s, as API Gateway does")
+    parser.add_argument("--callback-throttling-rate-limit", type=float, default=None, metavar="RPS",
+                        help="requests per second of POST /callbacks/{callbackToken} (main.tf's variable of that "
+                             "name); default: the stage's throttling_rate_limit default in variables.tf")
+    parser.add_argument("--callback-throttling-burst-limit", type=int, default=None, metavar="N",
+                        help="burst of POST /callbacks/{callbackToken}; default: the stage's throttling_burst_limit")
     parser.add_argument("--log-level", dest="function_log_level", metavar="LEVEL", default=None,
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="log level of the stack and of the functions (POWERTOOLS_LOG_LEVEL). Without it: INFO "

@@ -20,9 +20,10 @@ Each key has its own bucket and count, so one tenant's flood never throttles
 another tenant. The routes without the authorizer (``POST
 /callbacks/{callbackToken}``) carry no key: like the deployed stage's method
 settings for them, :class:`MethodThrottle` gives each such route one bucket
-shared by every caller, with the rate and burst of
-``src/shared/api_gateway/public_route_throttling.json`` (the numbers main.tf
-deploys unless its variables override them); an empty bucket is ``THROTTLED`` too.
+shared by every caller, at the stage's default method throttle (the defaults of
+``throttling_rate_limit`` and ``throttling_burst_limit`` in variables.tf, which
+main.tf deploys for the route unless ``callback_throttling_*`` override them); an
+empty bucket is ``THROTTLED`` too.
 
 Locally the counts live in memory: a restart of ``make run`` resets them.
 ``python -m local.stack --throttle off`` switches the plans and the method throttle off (the test
@@ -31,7 +32,6 @@ harness does, so that tests sending many requests per tenant stay reliable).
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -55,8 +55,9 @@ __all__ = [
     "usage_limits",
 ]
 
-# The method throttle of the routes without the authorizer, as main.tf deploys it by default.
-PUBLIC_ROUTE_THROTTLING_FILE = CONTRACT_DIR / "api_gateway" / "public_route_throttling.json"
+# The stage's default method throttle: variables.tf's defaults, read as Terraform would.
+VARIABLES_FILE = CONTRACT_DIR.parents[1] / "variables.tf"
+STAGE_RATE_VARIABLE, STAGE_BURST_VARIABLE = "throttling_rate_limit", "throttling_burst_limit"
 
 @dataclass(frozen=True)
 class UsageRefusal:
@@ -245,10 +246,24 @@ class MethodThrottle:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_file(cls, path: Path = PUBLIC_ROUTE_THROTTLING_FILE, **kwargs: Any) -> MethodThrottle:
-        """The throttle main.tf gives ``aws_api_gateway_method_settings.public_routes`` by default."""
-        spec = json.loads(Path(path).read_text(encoding="utf-8"))
-        return cls(float(spec["rateLimit"]), int(spec["burstLimit"]), **kwargs)
+    def from_variables(cls, path: Path = VARIABLES_FILE, *, rate: float | None = None, burst: int | None = None,
+                       **kwargs: Any) -> MethodThrottle:
+        """The throttle main.tf gives ``aws_api_gateway_method_settings.public_routes``.
+
+        ``rate`` and ``burst`` as main.tf's ``callback_throttling_*`` variables; each
+        that is None is the stage's default method throttle: the default of
+        ``throttling_rate_limit`` or ``throttling_burst_limit`` in ``path``.
+        """
+        import hcl2  # only a stack that throttles pays for the parser
+
+        with Path(path).open(encoding="utf-8") as handle:
+            blocks = hcl2.load(handle).get("variable", [])
+        defaults = {name.strip('"'): body.get("default") for block in blocks for name, body in block.items()}
+        rate = defaults.get(STAGE_RATE_VARIABLE) if rate is None else rate
+        burst = defaults.get(STAGE_BURST_VARIABLE) if burst is None else burst
+        if rate is None or burst is None:
+            raise ValueError(f"{path} has no default for {STAGE_RATE_VARIABLE} or {STAGE_BURST_VARIABLE}")
+        return cls(float(rate), int(burst), **kwargs)
 
     def admit(self, route: str) -> UsageRefusal | None:
         """None when ``route`` has a token left (the request goes on), else ``THROTTLED``."""
@@ -257,5 +272,5 @@ class MethodThrottle:
             return None if bucket.take() else THROTTLED
 
     def describe(self) -> str:
-        """``10 req/s, burst 20`` for the banner."""
+        """``100 req/s, burst 200`` for the banner."""
         return f"{self.rate:g} req/s, burst {self.burst}"

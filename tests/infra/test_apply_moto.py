@@ -62,7 +62,6 @@ MOTO_ACCOUNT_ID = "123456789012"
 MOTO_SERVICES = ("apigateway", "cloudwatch", "dynamodb", "events", "iam", "lambda", "logs", "secretsmanager", "sqs", "sts")
 PROXY_ROUTES = [key for key, route in CONTRACT["routes"].items() if route["integration"] == "api-proxy"]
 PUBLIC_ROUTES = [key for key in PROXY_ROUTES if CONTRACT["routes"][key].get("authorizer") is False]
-PUBLIC_ROUTE_THROTTLING = json.loads((SHARED_DIR / "api_gateway" / "public_route_throttling.json").read_text())
 WAITING_EVENT = CONTRACT["callbackWaitingEvent"]
 TENANT_IDS = [tenant["tenantId"] for tenant in DEMO_TENANTS]
 APIGW_CLOUDWATCH_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
@@ -466,7 +465,9 @@ def test_durable_and_callback_permissions_are_on_the_workflow_function_versions(
     table_arn = f"arn:aws:dynamodb:{REGION}:{MOTO_ACCOUNT_ID}:table/"
     assert resources_for("workflow", "dynamodb:GetItem") == [table_arn + outputs["tenants_table_name"]]
     assert resources_for("workflow", "dynamodb:PutItem") == [table_arn + outputs["workflows_table_name"]]
-    assert resources_for("api", "dynamodb:GetItem") == [table_arn + outputs["workflows_table_name"]]
+    # The token route reads the tenant (a token of a tenant that is not ACTIVE is refused).
+    assert sorted(resources_for("api", "dynamodb:GetItem")) == sorted(
+        table_arn + outputs[name] for name in ("tenants_table_name", "workflows_table_name"))
     assert resources_for("api", "dynamodb:UpdateItem") == [table_arn + outputs["workflows_table_name"]]
     assert resources_for("api", "dynamodb:PutItem") == []
     assert resources_for("authorizer", "dynamodb:GetItem") == [table_arn + outputs["tenants_table_name"]]
@@ -618,9 +619,9 @@ def test_the_token_route_is_throttled_by_method_settings_of_its_own(rest_api, aw
     for key in PUBLIC_ROUTES:
         route = _route(key)
         own = settings[f"{route['path'].replace('/', '~1')}/{route['method']}"]
-        # The numbers the local gateway enforces (src/shared/api_gateway/public_route_throttling.json).
-        assert own["throttlingRateLimit"] == PUBLIC_ROUTE_THROTTLING["rateLimit"]
-        assert own["throttlingBurstLimit"] == PUBLIC_ROUTE_THROTTLING["burstLimit"]
+        # The stage's default method throttle (variables.tf), which the local gateway enforces too.
+        assert own["throttlingRateLimit"] == hcl.variables()["throttling_rate_limit"]["default"]
+        assert own["throttlingBurstLimit"] == hcl.variables()["throttling_burst_limit"]["default"]
 
 
 def test_dead_letter_queue_is_encrypted_and_every_role_may_send_to_it_only(outputs, aws) -> None:

@@ -36,8 +36,10 @@ CLOUDWATCH_RETENTION_DAYS = {1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400
 GATEWAY_RESPONSES = ("DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY", "BAD_REQUEST_PARAMETERS", "INTEGRATION_FAILURE",
                      "AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR", "THROTTLED", "QUOTA_EXCEEDED",
                      "MISSING_AUTHENTICATION_TOKEN")
-# The method throttle of the token route, unless the callback_throttling_* variables override it.
-PUBLIC_ROUTE_THROTTLING = json.loads((SHARED_DIR / "api_gateway" / "public_route_throttling.json").read_text())
+# The method throttle of the token route unless the callback_throttling_* variables
+# override it: the stage's default (variables.tf), which the local gateway enforces too.
+STAGE_THROTTLING = {"rateLimit": hcl.variables()["throttling_rate_limit"]["default"],
+                    "burstLimit": hcl.variables()["throttling_burst_limit"]["default"]}
 FUNCTIONS = ("workflow", "api", "authorizer")
 PROXY_ROUTES = [key for key, route in CONTRACT["routes"].items() if route["integration"] == "api-proxy"]
 # The routes the contract opens ("authorizer": false): POST /callbacks/{callbackToken}.

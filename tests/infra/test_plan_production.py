@@ -16,7 +16,7 @@ import pytest
 
 from . import hcl
 from .conftest import plan_override
-from .test_plan import DEMO_TENANTS, FUNCTIONS, PREFIX, PUBLIC_ROUTE_THROTTLING, PUBLIC_ROUTES, CONTRACT, config, function, planned, planned_of_type, references
+from .test_plan import DEMO_TENANTS, FUNCTIONS, PREFIX, PUBLIC_ROUTES, STAGE_THROTTLING, CONTRACT, config, function, planned, planned_of_type, references
 from .tfworkspace import NEW_PROVIDER_BLOCKS, REPO_ROOT, Workspace, copy_module, provider_override
 
 pytestmark = pytest.mark.slow
@@ -99,10 +99,10 @@ def test_the_token_route_has_a_throttle_of_its_own(plan_json, route_key) -> None
     # "/" of the path escaped as "~1", as API Gateway names the method ("~1callbacks~1{callbackToken}/POST").
     assert settings["method_path"] == f"{route['path'].replace('/', '~1')}/{route['method']}"
     (values,) = settings["settings"]
-    # The numbers the local gateway enforces too (the variables default to null: the file's).
+    # The stage's default method throttle, which the local gateway enforces too (the variables default to null).
     assert (VARIABLES["callback_throttling_rate_limit"]["default"], VARIABLES["callback_throttling_burst_limit"]["default"]) == (None, None)
-    assert values["throttling_rate_limit"] == PUBLIC_ROUTE_THROTTLING["rateLimit"]
-    assert values["throttling_burst_limit"] == PUBLIC_ROUTE_THROTTLING["burstLimit"]
+    assert values["throttling_rate_limit"] == STAGE_THROTTLING["rateLimit"]
+    assert values["throttling_burst_limit"] == STAGE_THROTTLING["burstLimit"]
     assert values["caching_enabled"] is False and values["data_trace_enabled"] is False
 
 
