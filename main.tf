@@ -239,9 +239,9 @@ ephemeral "aws_secretsmanager_random_password" "callback_signing_key" {
 resource "aws_secretsmanager_secret_version" "callback_signing_key" {
   secret_id        = aws_secretsmanager_secret.callback_signing_key.id
   secret_string_wo = ephemeral.aws_secretsmanager_random_password.callback_signing_key.random_password
-  # Raise to write a new key. Tokens handed out under the old one stop working,
-  # and execution environments that already read it keep it until Lambda
-  # replaces them (update both functions, e.g. a new package, to force that).
+  # Raise to write a new key. Tokens handed out under the old one stop working
+  # (the token route recomputes each token with the current key) once the
+  # functions' cached copy expires: at most 5 minutes (SIGNING_KEY_MAX_AGE_SECONDS).
   secret_string_wo_version = 1
 }
 
@@ -551,7 +551,7 @@ data "aws_iam_policy_document" "workflow" {
   }
 
   # Exactly the calls src/shared/registry.py makes for the workflow:
-  # claim_workflow / register_waiting (PutItem), record_outcome (UpdateItem).
+  # claim_workflow (PutItem); register_waiting, the token item and record_outcome (UpdateItem).
   statement {
     sid       = "WriteWorkflowRegistry"
     actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem"]

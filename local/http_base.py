@@ -205,9 +205,9 @@ class _Handler(BaseHTTPRequestHandler):
         text = format % args
         raw_path = getattr(self, "path", "")
         if raw_path:  # the request line holds the raw path: log what the service allows instead
-            path = urlsplit(raw_path).path
-            safe = self.server.service.loggable_path(path)
-            if safe != path:
+            # Never the query string either: a caller may put a token there.
+            safe = self.server.service.loggable_path(urlsplit(raw_path).path)
+            if safe != raw_path:
                 text = text.replace(raw_path, safe)
         logger.debug("%s %s", self.server.service.name, text)
 

@@ -42,7 +42,7 @@ from shared.contract import is_valid_tenant_id, is_valid_workflow_id, routes
 from shared.observability import emit_count
 from shared.registry import WorkflowRecord, WorkflowRegistry
 from shared.settings import load_settings
-from shared.tenants import read_tenant
+from shared.tenants import read_tenant_status
 
 logger = Logger()
 SETTINGS = load_settings()
@@ -52,7 +52,7 @@ TENANTS_TABLE = _DYNAMODB.Table(SETTINGS.tenants_table)
 LAMBDA_CLIENT = boto3.client("lambda", config=LAMBDA_CONFIG)
 # The tenant is read on every token request (no cache): a suspension stops its
 # tokens at once, and only a token that resolved costs the read.
-TOKENS = CallbackTokens(REGISTRY, lambda tenant_id: read_tenant(TENANTS_TABLE, tenant_id),
+TOKENS = CallbackTokens(REGISTRY, lambda tenant_id: read_tenant_status(TENANTS_TABLE, tenant_id),
                         SETTINGS.callback_signing_secret, SETTINGS.callback_base_url)
 app = APIGatewayRestResolver()
 

@@ -42,6 +42,7 @@ from api.reconcile import (
     CALLBACK_SUCCEEDED,
     CALLBACK_TIMED_OUT,
     CALLBACK_UNKNOWN,
+    CALLBACK_WAITING,
     CallbackOutcome,
     callback_outcome,
 )
@@ -297,6 +298,10 @@ class CallbackDelivery:
         if outcome.state in (CALLBACK_SUCCEEDED, CALLBACK_FAILED):
             self._settle(reg.CALLBACK_ANSWERED, outcome.answer_digest)
             raise AlreadyCompleted("callback was already answered")
+        if outcome.state == CALLBACK_WAITING:
+            # The service says it no longer waits, its history does not say how yet:
+            # unknown, so retry (the history catches up), never a final 409.
+            raise OutcomeUnknown()
         # The history is gone or never named this callback: decide by the deadline, and settle nothing.
         deadline = self.record.callback_deadline
         if deadline is not None and self.clock() >= deadline:

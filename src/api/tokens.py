@@ -25,7 +25,7 @@ from api.callbacks import NotFound
 from shared import registry as reg
 from shared.callback_tokens import callback_url, is_well_formed, matches, mint_token, signing_key, token_hash
 from shared.registry import WorkflowRecord, WorkflowRegistry
-from shared.tenants import TenantConfig
+from shared.tenants import ACTIVE
 
 logger = Logger(child=True)
 CALLBACK_NOT_FOUND = "callback not found"
@@ -37,13 +37,13 @@ class CallbackTokens:
 
     Args:
         registry: The workflow registry (token items live there).
-        load_tenant: Reads a tenant's configuration (None when unknown).
+        tenant_status: Reads a tenant's status (None when unknown).
         secret_name: The signing key's secret; None when tokens are not configured.
         base_url: The API's URL the ``callbackUrl`` starts with; None when not configured.
     """
 
     registry: WorkflowRegistry
-    load_tenant: Callable[[str], TenantConfig | None]
+    tenant_status: Callable[[str], str | None]
     secret_name: str | None
     base_url: str | None
 
@@ -65,8 +65,7 @@ class CallbackTokens:
             logger.info("token of an earlier signing key refused",
                         extra={"tenant_id": record.tenant_id, "workflow_id": record.workflow_id})
             raise NotFound(CALLBACK_NOT_FOUND)
-        tenant = self.load_tenant(record.tenant_id)
-        if tenant is None or not tenant.is_active:
+        if self.tenant_status(record.tenant_id) != ACTIVE:
             logger.info("token of a tenant that is not active refused",
                         extra={"tenant_id": record.tenant_id, "workflow_id": record.workflow_id})
             raise NotFound(CALLBACK_NOT_FOUND)

@@ -65,8 +65,9 @@ def signing_key(secret_name: str) -> bytes:
         GetParameterError: Secrets Manager could not be read (Powertools wraps the cause).
     """
     from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
     value = parameters.get_secret(secret_name, max_age=SIGNING_KEY_MAX_AGE_SECONDS)
-    if not value:
-        raise RuntimeError(f"the callback signing secret {secret_name} is empty")
+    if not value:  # as unreadable: callers answer 503 / leave the URL out, never 500
+        raise GetParameterError(f"the callback signing secret {secret_name} is empty")
     return str(value).encode("utf-8")

@@ -59,6 +59,18 @@ class TenantConfig:
         )
 
 
+def read_tenant_status(tenants_table: Any, tenant_id: str) -> str | None:
+    """Read only a tenant's status (strongly consistent); None when the tenant does not exist.
+
+    The token route needs nothing else, and a partial item (a tenant being
+    onboarded) must not fail it.
+    """
+    response = tenants_table.get_item(Key={"tenantId": tenant_id}, ConsistentRead=True,
+                                      ProjectionExpression="#status", ExpressionAttributeNames={"#status": "status"})
+    item = response.get("Item")
+    return str(item["status"]) if item and "status" in item else None
+
+
 def tenant_item(tenant: dict[str, Any]) -> dict[str, Any]:
     """Turn a ``demo_tenants.json`` entry into an item for ``Table.put_item`` (numbers as Decimal)."""
     return {

@@ -33,6 +33,21 @@ def stale_waiting(tables: Any) -> str:
     return "wf-a"
 
 
+@pytest.fixture
+def execution_reads(durable: Stubber, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ARNs of every GetDurableExecution the api function made (a call the Stubber
+    has no answer for raises a BotoCoreError, which a read swallows: count them instead)."""
+    calls: list[str] = []
+    original = app.LAMBDA_CLIENT.get_durable_execution
+
+    def counted(**kwargs: Any) -> Any:
+        calls.append(kwargs["DurableExecutionArn"])
+        return original(**kwargs)
+
+    monkeypatch.setattr(app.LAMBDA_CLIENT, "get_durable_execution", counted)
+    return calls
+
+
 def later(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
     """The api function's clock (GET's 'now') moves ``seconds`` ahead."""
     monkeypatch.setattr(app, "time", SimpleNamespace(time=lambda: time.time() + seconds))
@@ -47,32 +62,37 @@ def test_a_stale_waiting_workflow_whose_execution_ended_is_repaired_on_read(stal
 
 
 def test_a_busy_poller_asks_the_service_once_per_interval(
-    stale_waiting: str, durable: Stubber, monkeypatch: pytest.MonkeyPatch
+    stale_waiting: str, durable: Stubber, monkeypatch: pytest.MonkeyPatch, execution_reads: list[str]
 ) -> None:
     # GIVEN the execution still runs: the first read checks it ...
     durable.add_response("get_durable_execution", RUNNING)
     assert get_status(stale_waiting)[1]["status"] == reg.WAITING_FOR_CALLBACK
-    # ... and the reads after it within the interval do not (Stubber: no call queued)
+    assert len(execution_reads) == 1
+    # ... and the reads after it within the interval do not
     for _ in range(5):
         assert get_status(stale_waiting)[1]["status"] == reg.WAITING_FOR_CALLBACK
+    assert len(execution_reads) == 1
     # WHEN the interval has passed, THEN the next read checks again, and converges
     later(monkeypatch, STALE_AFTER_SECONDS + 1)
     durable.add_response("get_durable_execution", COMPLETED_EXECUTION)
     assert get_status(stale_waiting)[1]["status"] == reg.COMPLETED
+    assert len(execution_reads) == 2
 
 
-def test_a_fresh_waiting_workflow_is_not_checked(tables: Any, durable: Stubber) -> None:
+def test_a_fresh_waiting_workflow_is_not_checked(tables: Any, durable: Stubber, execution_reads: list[str]) -> None:
     app.REGISTRY.claim_workflow("tenant-a", "wf-a", EXECUTION_ARN)
     app.REGISTRY.register_waiting("tenant-a", "wf-a", CALLBACK_ID, timeout_seconds=86_400)
-    assert get_status("wf-a")[1]["status"] == reg.WAITING_FOR_CALLBACK  # Stubber: no call expected
+    assert get_status("wf-a")[1]["status"] == reg.WAITING_FOR_CALLBACK
+    assert execution_reads == []
 
 
 def test_an_answered_workflow_is_rechecked_sooner(stale_waiting: str, durable: Stubber,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+                                                  monkeypatch: pytest.MonkeyPatch, execution_reads: list[str]) -> None:
     app.REGISTRY.mark_answered("tenant-a", "wf-a")
     durable.add_response("get_durable_execution", RUNNING)
     get_status(stale_waiting)
     get_status(stale_waiting)  # within RECHECK_AFTER_SECONDS: no call
+    assert len(execution_reads) == 1
     later(monkeypatch, RECHECK_AFTER_SECONDS + 1)
     durable.add_response("get_durable_execution", COMPLETED_EXECUTION)
     assert get_status(stale_waiting)[1]["status"] == reg.COMPLETED

@@ -10,7 +10,7 @@ from botocore.stub import Stubber
 
 from api import app
 from api.callbacks import AlreadyCompleted, CallbackExpired, CallbackRequest, parse_callback_request
-from api.delivery import CallbackDelivery, DeliveryInProgress, DurableServiceUnavailable
+from api.delivery import CallbackDelivery, DeliveryInProgress, DurableServiceUnavailable, OutcomeUnknown
 from shared import registry as reg
 from tests.unit.api.test_app import CALLBACK_ID, history, succeeded_with
 
@@ -102,6 +102,21 @@ def test_delivery_that_landed_but_timed_out_is_recognised_on_retry(waiting: reg.
         durable.add_client_error("send_durable_execution_callback_success", service_error_code="CallbackTimeoutException")
         durable.add_response("get_durable_execution_history", history(succeeded_with(ANSWER.result_bytes())))
         # THEN the retry is a success, not a 409
+        assert delivery(waiting, "req-2").deliver() == "success"
+        durable.assert_no_pending_responses()
+
+
+def test_a_history_that_still_shows_the_callback_waiting_is_a_retry_not_a_409(waiting: reg.WorkflowRecord) -> None:
+    # GIVEN the service says the callback no longer waits, but its history has not caught up
+    with Stubber(app.LAMBDA_CLIENT) as durable:
+        durable.add_client_error("send_durable_execution_callback_success", service_error_code="CallbackTimeoutException")
+        durable.add_response("get_durable_execution_history", history())
+        # THEN the outcome is unknown: retry (503), and the lease is given back for that retry
+        with pytest.raises(OutcomeUnknown):
+            delivery(waiting, "req-1").deliver()
+        durable.add_client_error("send_durable_execution_callback_success", service_error_code="CallbackTimeoutException")
+        durable.add_response("get_durable_execution_history", history(succeeded_with(ANSWER.result_bytes())))
+        # WHEN the history has caught up, THEN the retry learns that this answer won
         assert delivery(waiting, "req-2").deliver() == "success"
         durable.assert_no_pending_responses()
 

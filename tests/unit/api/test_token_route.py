@@ -205,6 +205,27 @@ def test_a_deleted_tenants_token_is_404(waiting: str, durable: Stubber, tables: 
     assert post_token(TOKEN, {"payload": {}}) == (404, {"message": "callback not found"})
 
 
+def test_a_tenant_item_with_only_a_status_does_not_fail_the_token_route(waiting: str, durable: Stubber,
+                                                                       tables: Any) -> None:
+    # GIVEN a tenant item being onboarded by hand: its status and nothing else (the route reads only that)
+    tables[0].put_item(Item={"tenantId": "tenant-a", "status": "ACTIVE"})
+    durable.add_response("send_durable_execution_callback_success", {}, {"CallbackId": CALLBACK_ID, "Result": b"{}"})
+    assert post_token(TOKEN, {"payload": {}}) == (200, {"workflowId": "wf-t", "delivered": "success"})
+
+
+def test_an_empty_signing_secret_is_503_on_the_token_route_and_no_url_on_get(
+    waiting: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the secret reads empty (SecretBinary of a botched rotation): never a 500
+    from aws_lambda_powertools.utilities import parameters
+
+    monkeypatch.setattr(parameters, "get_secret", lambda *_args, **_kwargs: "")
+    status, body = post_token(TOKEN, {"payload": {}})
+    assert status == 503, body
+    status, body = get_status(waiting)
+    assert status == 200 and body["status"] == "WAITING_FOR_CALLBACK" and "callbackUrl" not in body
+
+
 def test_token_route_is_503_when_the_signing_key_cannot_be_read(waiting: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
