@@ -108,7 +108,7 @@ destroy: ## terraform destroy
 define unit_suite_on_runtime_python
 	if [ -n "$(RUNTIME_PY)" ]; then \
 		echo "Unit suite under python$(LAMBDA_PY), the Lambda runtime's Python ($(RUNTIME_VENV)):"; \
-		$(RUNTIME_VPY) -m pytest -q tests/unit || status=1; \
+		$(RUNTIME_VPY) -m pytest -q $(PARALLEL) tests/unit || status=1; \
 	else \
 		echo "No python$(LAMBDA_PY) found (PATH, pyenv or RUNTIME_PYTHON): the unit suite ran under $$($(VPY) -V) only."; \
 	fi

@@ -234,8 +234,19 @@ def _calls_of(route: str) -> list[PathCall]:
 ROUTES = {route: _calls_of(route) for route in (CALLBACK_ROUTE, TOKEN_ROUTE)}
 
 
+# The token route's cells: the calls whose code is the token route's own (src/api/tokens.py)
+# and the delivery's arbitration points (the lease, the durable call, the history).
+# Every other call runs the same code for both routes (src/api/delivery.py, the
+# workflow), and POST /callback's cells fault each of them; the token route's
+# census still checks its whole path.
+TOKEN_ROUTE_CELL_CALLS = ("token read", "workflow read", "token tenant read", "lease write", DURABLE_SUCCESS.name,
+                          "history read")
+
+
 def cells(route: str) -> list[tuple[PathCall, str]]:
-    return [(call, fault) for call in ROUTES[route] for fault in FAULTS]
+    """The matrix of ``route``: its calls (see ``TOKEN_ROUTE_CELL_CALLS``) × every fault kind."""
+    calls = [call for call in ROUTES[route] if route == CALLBACK_ROUTE or call.name in TOKEN_ROUTE_CELL_CALLS]
+    return [(call, fault) for call in calls for fault in FAULTS]
 
 
 def cell_id(call: PathCall, fault: str) -> str:
