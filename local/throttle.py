@@ -38,10 +38,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
-from shared.contract import CONTRACT_DIR
+from scripts.terraform_tables import variable_default
 
 __all__ = [
     "FORBIDDEN",
@@ -55,8 +54,7 @@ __all__ = [
     "usage_limits",
 ]
 
-# The stage's default method throttle: variables.tf's defaults, read as Terraform would.
-VARIABLES_FILE = CONTRACT_DIR.parents[1] / "variables.tf"
+# The stage's default method throttle: these variables' defaults in variables.tf.
 STAGE_RATE_VARIABLE, STAGE_BURST_VARIABLE = "throttling_rate_limit", "throttling_burst_limit"
 
 @dataclass(frozen=True)
@@ -246,23 +244,17 @@ class MethodThrottle:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_variables(cls, path: Path = VARIABLES_FILE, *, rate: float | None = None, burst: int | None = None,
-                       **kwargs: Any) -> MethodThrottle:
+    def from_variables(cls, *, rate: float | None = None, burst: int | None = None, **kwargs: Any) -> MethodThrottle:
         """The throttle main.tf gives ``aws_api_gateway_method_settings.public_routes``.
 
         ``rate`` and ``burst`` as main.tf's ``callback_throttling_*`` variables; each
         that is None is the stage's default method throttle: the default of
-        ``throttling_rate_limit`` or ``throttling_burst_limit`` in ``path``.
+        ``throttling_rate_limit`` or ``throttling_burst_limit`` in variables.tf.
         """
-        import hcl2  # only a stack that throttles pays for the parser
-
-        with Path(path).open(encoding="utf-8") as handle:
-            blocks = hcl2.load(handle).get("variable", [])
-        defaults = {name.strip('"'): body.get("default") for block in blocks for name, body in block.items()}
-        rate = defaults.get(STAGE_RATE_VARIABLE) if rate is None else rate
-        burst = defaults.get(STAGE_BURST_VARIABLE) if burst is None else burst
+        rate = variable_default(STAGE_RATE_VARIABLE) if rate is None else rate
+        burst = variable_default(STAGE_BURST_VARIABLE) if burst is None else burst
         if rate is None or burst is None:
-            raise ValueError(f"{path} has no default for {STAGE_RATE_VARIABLE} or {STAGE_BURST_VARIABLE}")
+            raise ValueError(f"variables.tf has no default for {STAGE_RATE_VARIABLE} or {STAGE_BURST_VARIABLE}")
         return cls(float(rate), int(burst), **kwargs)
 
     def admit(self, route: str) -> UsageRefusal | None:

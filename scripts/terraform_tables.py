@@ -1,4 +1,5 @@
-"""The DynamoDB tables' key schemas, read from main.tf: one definition for AWS, moto and tests."""
+"""What the local stack takes from the Terraform files: the DynamoDB tables' key schemas (main.tf) and
+variable defaults (variables.tf), one definition for AWS, moto and tests."""
 
 from __future__ import annotations
 
@@ -11,6 +12,13 @@ import hcl2
 from hcl2.utils import SerializationOptions
 
 MAIN_TF = Path(__file__).resolve().parent.parent / "main.tf"
+VARIABLES_TF = MAIN_TF.with_name("variables.tf")
+_OPTIONS = SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        return hcl2.load(handle, serialization_options=_OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -35,11 +43,8 @@ class TableSpec:
 
 @cache
 def _terraform_tables() -> dict[str, dict[str, Any]]:
-    options = SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
-    with MAIN_TF.open() as handle:
-        parsed = hcl2.load(handle, serialization_options=options)
     tables: dict[str, dict[str, Any]] = {}
-    for entry in parsed.get("resource", []):
+    for entry in _load(MAIN_TF).get("resource", []):
         tables.update(entry.get("aws_dynamodb_table", {}))
     return tables
 
@@ -55,3 +60,15 @@ def table_spec(resource_name: str, table_name: str) -> TableSpec:
         ttl_attribute=ttl.get("attribute_name") if ttl.get("enabled", True) else None,
         attribute_types=tuple((a["name"], a["type"]) for a in body.get("attribute", [])),
     )
+
+
+def variable_default(name: str, path: Path = VARIABLES_TF) -> Any:
+    """The default of ``variable "<name>"`` in ``path`` (None when it has none).
+
+    Raises:
+        KeyError: ``path`` declares no such variable.
+    """
+    for entry in _load(path).get("variable", []):
+        if name in entry:
+            return entry[name].get("default")
+    raise KeyError(f"{path} declares no variable {name!r}")

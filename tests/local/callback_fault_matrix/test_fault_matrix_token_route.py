@@ -1,7 +1,7 @@
 """``POST /callbacks/{callbackToken}`` under every single fault on its path, and 20 concurrent mixed answers
-under one fault each (the machinery: tests/local/callback_faults.py).
+under one fault each (the machinery: machinery.py beside it).
 
-Its own stack, so the two xdist workers share the matrix with test_callback_fault_matrix.py.
+Its own stack, so the two xdist workers share the matrix with test_fault_matrix_callback_route.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.local.callback_faults import (  # noqa: F401 - fixtures and the parametrize hook are used by name
+from tests.local.callback_fault_matrix.machinery import (
     CALLBACK_ROUTE,
     FAILURE,
     FAULTS,
@@ -25,13 +25,8 @@ from tests.local.callback_faults import (  # noqa: F401 - fixtures and the param
     MatrixTests,
     PathCall,
     Waiting,
-    census_found,
     completions,
     documented_statuses,
-    fault_stack,
-    matrix,
-    pytest_generate_tests,
-    route,
 )
 
 pytestmark = pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The callback fault matrix's machinery, shared by its two test files (one per callback route).
+"""The callback fault matrix's machinery, shared by its two test files (one per callback route; conftest.py hands them its fixtures).
 
 Every I/O call on the path of ``POST /callback`` and of ``POST /callbacks/{token}``
 (the authorizer's and the token route's tenant reads, each registry read and write of the api function,
@@ -40,7 +40,7 @@ from botocore.config import Config
 from local.faults import FAILS_EVERY_ATTEMPT, FAULT_KINDS, LANDS_LATE, fault_rule, is_function
 from tests.harness import StackProcess, post_with_retries, wait_until
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 SECURITY_DOC = REPO_ROOT / "docs" / "security.md"
 README = REPO_ROOT / "README.md"
 CALLBACK_ROUTE = "POST /callback"

@@ -1,7 +1,7 @@
-"""``POST /callback`` under every single fault on its path (the machinery: tests/local/callback_faults.py).
+"""``POST /callback`` under every single fault on its path (the machinery: machinery.py beside it).
 
 The token route's matrix and the concurrent answers run in
-test_callback_fault_matrix_token.py, on a stack of their own, so the two xdist
+test_fault_matrix_token_route.py, on a stack of their own, so the two xdist
 workers share the matrix.
 """
 
@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.local.callback_faults import (  # noqa: F401 - fixtures and the parametrize hook are used by name
+from tests.local.callback_fault_matrix.machinery import (
     CALLBACK_ROUTE,
     TOKEN_ROUTE,
     MatrixTests,
-    census_found,
     documented_statuses,
-    fault_stack,
-    matrix,
-    pytest_generate_tests,
-    route,
 )
 
 pytestmark = pytest.mark.slow
