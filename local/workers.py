@@ -263,6 +263,8 @@ class WorkerPools:
         self._capacity_wait = capacity_wait
         self._pools: dict[tuple[str, str | None], list[Worker]] = {}
         self._starting: dict[tuple[str, str | None], int] = {}
+        # (function, errorType, errorMessage) of every init error already reported: once each.
+        self._reported_init_errors: set[tuple[str, str, str]] = set()
         self._cond = threading.Condition()
         self._closed = False
         self._reaper = threading.Thread(target=self._reap_forever, name="worker-reaper", daemon=True)
@@ -312,9 +314,27 @@ class WorkerPools:
         worker.busy = True
         with self._cond:
             self._pools[key].append(worker)
-        logger.info("started environment %s (pid %s) for %s tenant=%s",
-                    worker.environment_id, worker.pid, function.name, key[1])
+        if worker.init_error is not None:
+            self._report_init_error(function, worker.init_error)
+        else:
+            logger.info("started environment %s (pid %s) for %s tenant=%s",
+                        worker.environment_id, worker.pid, function.name, key[1])
         return worker
+
+    def _report_init_error(self, function: FunctionConfig, error: dict[str, Any]) -> None:
+        """One clear line in the stack's output per distinct init error of a function.
+
+        The caller only gets the error payload (and the durable backend's caller, none at
+        all: the workflow just ends FAILED), so the person running the stack must see it
+        here; once, as every new environment of the function fails the same way.
+        """
+        error_type, message = str(error.get("errorType", "")), str(error.get("errorMessage", ""))
+        with self._cond:
+            if (function.name, error_type, message) in self._reported_init_errors:
+                return
+            self._reported_init_errors.add((function.name, error_type, message))
+        logger.error("local lambda: function %s failed to initialise: %s: %s (every invocation fails with this "
+                     "error until it is fixed)", function.name, error_type, message)
 
     def _release(self, key: tuple[str, str | None], worker: Worker) -> None:
         with self._cond:

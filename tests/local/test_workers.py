@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,3 +174,28 @@ def test_context_identity_is_a_cognito_identity_with_none_fields(pools: WorkerPo
 
     assert result == {"identityType": "CognitoIdentity", "cognitoIdentityId": None,
                       "cognitoIdentityPoolId": None, "clientContext": None}
+
+
+def test_an_init_error_is_one_clear_line_per_function_and_error(pools: WorkerPools,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    # GIVEN a per-tenant function whose module raises at import, and another whose import fails
+    raising = FunctionConfig(name="raising", handler="raises_at_import.handler", per_tenant=True, code_dir=HANDLERS)
+    missing = FunctionConfig(name="missing", handler="missing_import.handler", code_dir=HANDLERS)
+
+    # WHEN each is invoked again and again (new environments, two tenants)
+    with caplog.at_level(logging.INFO, logger="local.workers"):
+        for tenant_id in ("tenant-a", "tenant-a", "tenant-b"):
+            assert pools.invoke(raising, {}, context(tenant_id)).function_error == "Unhandled"
+        for _ in range(2):
+            assert pools.invoke(missing, {}, context(None)).function_error == "Unhandled"
+
+    # THEN the stack's output names each function and its error once, and no environment "started"
+    lines = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert lines == [
+        "local lambda: function raising failed to initialise: LookupError: table name missing from the environment "
+        "(every invocation fails with this error until it is fixed)",
+        "local lambda: function missing failed to initialise: Runtime.ImportModuleError: Unable to import module "
+        "'missing_import': No module named 'no_such_module_for_the_local_runtime' "
+        "(every invocation fails with this error until it is fixed)",
+    ]
+    assert not [record for record in caplog.records if "started environment" in record.getMessage()]
