@@ -38,7 +38,7 @@ from .tfworkspace import (
     terraform_version,
 )
 
-# main.tf's required_version: write-only attributes arrived in 1.11.
+# The module's required_version (main.tf): write-only attributes arrived in 1.11.
 MIN_TERRAFORM = (1, 11, 0)
 
 CHECKOV_VERSION = "3.3.30"
@@ -138,7 +138,7 @@ def plan_workspace(
         override=plan_override(terraform_setup.provider_version, plan_endpoint),
     )
     assert all(count == 1 for count in workspace.stripped.values()), (
-        f"expected exactly one of each block to strip from main.tf, removed {workspace.stripped}"
+        f"expected exactly one of each block to strip from the .tf files, removed {workspace.stripped}"
     )
     workspace.run("init", "-input=false", "-no-color")
     return workspace

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .tfworkspace import REPO_ROOT, SHARED_DIR
+from .tfworkspace import copy_module_files, root_tf_files
 
 pytestmark = pytest.mark.slow
 
@@ -33,10 +32,7 @@ MIN_REASON_LENGTH = 40
 def checkov_report(checkov_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """checkov's JSON report for a copy of the root .tf files (and the data they read)."""
     module = tmp_path_factory.mktemp("checkov") / "module"
-    module.mkdir()
-    for tf_file in REPO_ROOT.glob("*.tf"):
-        shutil.copy2(tf_file, module / tf_file.name)
-    shutil.copytree(SHARED_DIR, module / "src" / "shared", ignore=shutil.ignore_patterns("__pycache__", "*.py[co]"))
+    copy_module_files(module)
     result = subprocess.run(
         [str(checkov_bin), "--directory", str(module), "--framework", "terraform", "--skip-download", "--output", "json"],
         capture_output=True,
@@ -52,7 +48,7 @@ def checkov_report(checkov_bin: Path, tmp_path_factory: pytest.TempPathFactory) 
 def _skip_comments() -> list[tuple[str, str, str]]:
     """``(check_id, "type.name", reason)`` for every skip comment in the root .tf files."""
     found = []
-    for tf_file in sorted(REPO_ROOT.glob("*.tf")):
+    for tf_file in root_tf_files():
         current = None
         for line in tf_file.read_text().splitlines():
             if header := RESOURCE_HEADER.match(line):

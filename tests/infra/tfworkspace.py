@@ -33,11 +33,13 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TFRC = REPO_ROOT / "terraform-offline.tfrc"
 SHARED_DIR = REPO_ROOT / "src" / "shared"
+# The function definitions main.tf decodes (and the local stack reads).
+FUNCTIONS_FILE = REPO_ROOT / "src" / "functions.json"
 PROVIDER_ADDRESS = "registry.terraform.io/hashicorp/aws"
 # tenancy_config arrived in hashicorp/aws 6.23, durable_config in 6.25.
 DURABLE_PROVIDER_MIN = (6, 25, 0)
-# The blocks an older provider cannot parse. Each appears exactly once in main.tf
-# (a dynamic block on the one function resource).
+# The blocks an older provider cannot parse. Each appears exactly once in the
+# module (a dynamic block on the one function resource, in main.tf).
 NEW_PROVIDER_BLOCKS = ("durable_config", "tenancy_config")
 # What a plan calls AWS for: GetRandomPassword, when it opens the ephemeral
 # resource of the callback signing key (every plan does). Sent to moto.
@@ -287,6 +289,20 @@ def terraform_env(plugin_cache: Path) -> dict[str, str]:
     return env
 
 
+def root_tf_files() -> list[Path]:
+    """Every ``.tf`` file of the root module, by name."""
+    return sorted(REPO_ROOT.glob("*.tf"))
+
+
+def copy_module_files(dest: Path) -> None:
+    """Copy the root module's ``.tf`` files and the data files they read into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for tf_file in root_tf_files():
+        shutil.copy2(tf_file, dest / tf_file.name)
+    shutil.copytree(SHARED_DIR, dest / "src" / "shared", ignore=shutil.ignore_patterns("__pycache__", "*.py[co]"))
+    shutil.copy2(FUNCTIONS_FILE, dest / "src" / FUNCTIONS_FILE.name)
+
+
 def copy_module(
     dest: Path,
     *,
@@ -297,23 +313,22 @@ def copy_module(
 ) -> Workspace:
     """Copy the root module to ``dest``, strip ``strip`` blocks, add zips and the override.
 
-    Raises:
-        AssertionError: a block to strip is missing from, or repeated in, main.tf
-            (the stripping must remove exactly what the older provider cannot parse).
+    ``stripped`` counts the blocks removed across all the ``.tf`` files; the
+    callers check the counts (the stripping must remove exactly what the older
+    provider, or moto, cannot take).
     """
     dest.mkdir(parents=True)
-    for tf_file in sorted(REPO_ROOT.glob("*.tf")):
-        shutil.copy2(tf_file, dest / tf_file.name)
-    shutil.copytree(SHARED_DIR, dest / "src" / "shared", ignore=shutil.ignore_patterns("__pycache__", "*.py[co]"))
+    copy_module_files(dest)
     write_dummy_zip(dest / "build" / "workflow.zip", "workflow")
     write_dummy_zip(dest / "build" / "api.zip", "api")
     write_dummy_zip(dest / "build" / "authorizer.zip", "authorizer")
 
-    main_tf = dest / "main.tf"
-    text = main_tf.read_text()
-    stripped: dict[str, int] = {}
-    for block in strip:
-        text, stripped[block] = strip_block(text, block)
-    main_tf.write_text(text)
+    stripped = dict.fromkeys(strip, 0)
+    for tf_file in sorted(dest.glob("*.tf")):
+        text = tf_file.read_text()
+        for block in strip:
+            text, removed = strip_block(text, block)
+            stripped[block] += removed
+        tf_file.write_text(text)
     (dest / "offline_override.tf").write_text(override)
     return Workspace(path=dest, binary=binary, env=env, stripped=stripped)
