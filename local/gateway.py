@@ -27,9 +27,10 @@ Like the deployed REST API it:
   path is never logged (the resource template is). With the usage plans on it
   has its own method throttle (``THROTTLED``: 429, ``Retry-After``);
 * then the request validator: ``POST /workflow`` bodies of media type
-  ``application/json`` must be valid against the request model, else
-  ``BAD_REQUEST_BODY`` "Invalid request body" (the details only in the log,
-  and in ``$context.error.validationErrorString``);
+  ``application/json`` must be JSON text (UTF-8 without a byte-order mark: API
+  Gateway's text payloads are UTF-8, RFC 8259 forbids the mark) valid against
+  the request model, else ``BAD_REQUEST_BODY`` "Invalid request body" (the
+  details only in the log, and in ``$context.error.validationErrorString``);
 * ``POST /workflow``: the request template for the body's media type (none:
   ``UNSUPPORTED_MEDIA_TYPE``, passthrough ``NEVER``), the request parameters as
   Lambda Invoke headers (``X-Amz-Tenant-Id``, ``X-Amz-Invocation-Type``,
@@ -39,7 +40,13 @@ Like the deployed REST API it:
   whose ``statusCode``/``headers``/``body`` become the response; a function
   error or a malformed answer is 502 ``Internal server error``;
 * Lambda refusing an Invoke is ``INTEGRATION_FAILURE`` when it throttled (429;
-  main.tf: 502) and API Gateway's 500 ``Internal server error`` otherwise.
+  main.tf: 502) and API Gateway's 500 ``Internal server error`` otherwise (the
+  selection patterns of a Lambda integration match a function error's message,
+  never the Invoke's status, so a refusal such as 409
+  ``DurableExecutionAlreadyStartedException`` cannot be mapped to another status);
+* an integration (start or proxy) that has not answered within API Gateway's
+  integration timeout (29 s) is ``INTEGRATION_TIMEOUT``: 504 ``Endpoint request
+  timed out``; the invocation runs on, as on AWS.
 
 Functions are reached through a :class:`FunctionInvoker`; the gateway never knows
 how they run.
@@ -48,12 +55,16 @@ how they run.
 from __future__ import annotations
 
 import base64
+import codecs
 import fnmatch
 import hashlib
 import json
 import logging
+import threading
 import time
 import uuid
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -81,6 +92,10 @@ IMPLICIT_DENY = "User is not authorized to access this resource"
 INVALID_BODY = "Invalid request body"
 UNSUPPORTED_MEDIA_TYPE = "Unsupported Media Type"
 INTERNAL_ERROR = "Internal server error"
+ENDPOINT_TIMED_OUT = "Endpoint request timed out"
+# API Gateway's integration timeout: every integration of main.tf keeps the default
+# timeout_milliseconds (29,000; tests/local/test_gateway.py checks that no .tf file sets it).
+INTEGRATION_TIMEOUT_SECONDS = 29.0
 # Lambda Invoke's throttling status: API Gateway answers INTEGRATION_FAILURE for it.
 THROTTLED_STATUS = 429
 # The Invoke headers an integration request parameter may set, and the invoke argument each is.
@@ -200,6 +215,8 @@ class LocalGateway(LocalHttpService):
         region: Region reported in the authorizer's ``methodArn``.
         host: Interface to bind.
         port: Port to bind.
+        integration_timeout_seconds: How long an integration may take before the answer is
+            ``INTEGRATION_TIMEOUT`` (504); API Gateway's 29 s unless a test wants less.
     """
 
     name = "gateway"
@@ -223,9 +240,11 @@ class LocalGateway(LocalHttpService):
         region: str = "us-east-1",
         host: str = DEFAULT_HOST,
         port: int = 0,
+        integration_timeout_seconds: float = INTEGRATION_TIMEOUT_SECONDS,
     ) -> None:
         super().__init__(host, port)
         self._contract = contract
+        self._integration_timeout = integration_timeout_seconds
         self._invoker = invoker
         self._workflow_function = f"{workflow_function}:{ALIAS}"
         self._api_function = f"{api_function}:{ALIAS}"
@@ -396,7 +415,7 @@ class LocalGateway(LocalHttpService):
             if value is not None:
                 arguments[INVOKE_HEADERS[target.removeprefix(_INTEGRATION_HEADER).lower()]] = value
         try:
-            outcome = self._invoker.invoke(self._workflow_function, payload, **arguments)
+            outcome = self._invoke_integration(self._workflow_function, payload, **arguments)
         except InvokeFailed as failure:
             logger.warning("start of workflow %s for %s failed: %s", arguments.get("execution_name"),
                            arguments.get("tenant_id"), failure)
@@ -413,16 +432,42 @@ class LocalGateway(LocalHttpService):
         """The request validator of ``POST /workflow``: a JSON body valid against the schema."""
         try:
             # NaN, Infinity and 1e400 are not JSON; API Gateway's parser refuses them too.
-            body = strict_json.loads(request.body or b"")
+            body = strict_json.loads(json_text(request.body or b""))
         except (ValueError, RecursionError) as problem:
             return f"the body is not JSON: {problem}"
         return self._contract.validate_body(route, body)
+
+    def _invoke_integration(self, function: str, payload: dict[str, Any], **arguments: Any) -> InvokeOutcome:
+        """Invoke an integration's function, giving up after API Gateway's integration timeout.
+
+        The Invoke runs on its own thread so the gateway can answer on time whatever the
+        invoker does; the abandoned invocation runs on (on AWS the function is not stopped either).
+
+        Raises:
+            InvokeFailed: Lambda refused the Invoke.
+            _Refused: ``INTEGRATION_TIMEOUT`` when no answer came in time.
+        """
+        answer: Future[InvokeOutcome] = Future()
+
+        def invoke() -> None:
+            try:
+                answer.set_result(self._invoker.invoke(function, payload, **arguments))
+            except BaseException as error:  # noqa: BLE001 - handed to the waiting request thread
+                answer.set_exception(error)
+
+        threading.Thread(target=invoke, name="gateway-integration", daemon=True).start()
+        try:
+            return answer.result(timeout=self._integration_timeout)
+        except FutureTimeout:
+            logger.warning("integration %s did not answer within %.0f s", function.split(":", 1)[0],
+                           self._integration_timeout)
+            raise _Refused("INTEGRATION_TIMEOUT", ENDPOINT_TIMED_OUT) from None
 
     # -- AWS_PROXY ---------------------------------------------------------------
 
     def _proxy(self, event: dict[str, Any]) -> Response:
         try:
-            outcome = self._invoker.invoke(self._api_function, event, invocation_type="RequestResponse")
+            outcome = self._invoke_integration(self._api_function, event, invocation_type="RequestResponse")
         except InvokeFailed as failure:
             # The resource template, never the raw path: a callback token is in it.
             logger.warning("proxy integration for %s %s failed: %s", event["httpMethod"], event["resource"], failure)
@@ -443,6 +488,24 @@ class LocalGateway(LocalHttpService):
             response_headers[name] = ",".join(str(value) for value in values)
         response_headers.update({name: str(value) for name, value in (result.get("headers") or {}).items()})
         return Response(status, response_headers, raw)
+
+
+def json_text(raw: bytes) -> str:
+    """A body as the JSON text the request validator reads: UTF-8 without a byte-order mark.
+
+    API Gateway's text payloads are UTF-8 (its developer guide, "Binary media types")
+    and RFC 8259 (8.1) lets a parser refuse a byte-order mark, which networked JSON
+    must not carry. NUL bytes never occur in JSON text (control characters must be
+    escaped): they mean UTF-16 or UTF-32.
+
+    Raises:
+        ValueError: the body is not such text (the reason, for the log).
+    """
+    if raw.startswith(codecs.BOM_UTF8):
+        raise ValueError("the body starts with a UTF-8 byte-order mark")
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or b"\x00" in raw:
+        raise ValueError("the body is not UTF-8 (UTF-16 or UTF-32)")
+    return raw.decode("utf-8")  # invalid UTF-8: UnicodeDecodeError, a ValueError
 
 
 def api_key_id(key: str) -> str:

@@ -77,13 +77,18 @@ class FunctionRunner(Protocol):
 
 
 class LambdaApiError(Exception):
-    """An error answered in Lambda's shape."""
+    """An error answered in Lambda's shape.
 
-    def __init__(self, status: int, error_type: str, message: str) -> None:
+    ``message_member`` is the body's name for the message: ``message`` by default,
+    ``Message`` where botocore's model names the member so (``DurableExecutionAlreadyStartedException``).
+    """
+
+    def __init__(self, status: int, error_type: str, message: str, *, message_member: str = "message") -> None:
         super().__init__(message)
         self.status = status
         self.error_type = error_type
         self.message = message
+        self.message_member = message_member
 
 
 def check_constraint(value: str, constraint: tuple[str, str, int, int]) -> None:
@@ -101,11 +106,12 @@ def check_constraint(value: str, constraint: tuple[str, str, int, int]) -> None:
                          f"1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {broken}")
 
 
-def error_response(status: int, error_type: str, message: str, request_id: str) -> Response:
+def error_response(status: int, error_type: str, message: str, request_id: str, *,
+                   message_member: str = "message") -> Response:
     """A Lambda-shaped error response boto3 maps to ``client.exceptions.<error_type>``."""
     return Response.json(
         status,
-        {"Type": "User", "message": message},
+        {"Type": "User", message_member: message},
         {"x-amzn-ErrorType": error_type, "x-amzn-RequestId": request_id},
     )
 
@@ -166,7 +172,8 @@ class LocalLambdaService(LocalHttpService):
                 return self._debug(path)
             raise LambdaApiError(404, "UnknownOperationException", f"Unknown operation {request.method} {path}")
         except LambdaApiError as error:
-            return error_response(error.status, error.error_type, error.message, request_id)
+            return error_response(error.status, error.error_type, error.message, request_id,
+                                  message_member=error.message_member)
 
     # -- Invoke ----------------------------------------------------------------------------
 
@@ -279,9 +286,11 @@ class LocalLambdaService(LocalHttpService):
                 if existing is not None:
                     # Same name and input: Lambda answers with the existing execution (idempotent start).
                     if existing.get("InputPayload") != payload:
+                        # botocore's lambda model: 409, members Type and Message.
                         raise LambdaApiError(
                             409, "DurableExecutionAlreadyStartedException",
                             f"A durable execution named {name} already exists with a different input.",
+                            message_member="Message",
                         )
                     arn = existing["DurableExecutionArn"]
                 else:

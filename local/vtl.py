@@ -179,6 +179,10 @@ class TemplateUtil:
         return _lenient(json.loads(text))
 
 
+class TemplateError(ValueError):
+    """A template failed while rendering (``$input.json`` of a body that is not JSON, a bad JSONPath)."""
+
+
 class MappingTemplate:
     """One mapping template, parsed once, rendered per request.
 
@@ -198,13 +202,20 @@ class MappingTemplate:
         return cls(read_template(path), path.name)
 
     def render(self, *, context: dict[str, Any], template_input: TemplateInput | None = None) -> str:
-        """The template's output for one request."""
+        """The template's output for one request.
+
+        Raises:
+            TemplateError: the template failed (the engine's error names the expression).
+        """
         namespace = {
             "context": _lenient(context),
             "input": template_input or TemplateInput(),
             "util": TemplateUtil(),
         }
-        return self._template.merge(namespace)
+        try:
+            return self._template.merge(namespace)
+        except airspeed.TemplateExecutionError as error:
+            raise TemplateError(f"{self.name}: {error}") from error
 
 
 def message_string(message: str | None) -> str:

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
 from local.contract import API_GATEWAY_DIR, API_PROXY, ASYNC_WORKFLOW_START, load_contract
-from local.gateway import InvokeOutcome, policy_decision
+from local.gateway import INTEGRATION_TIMEOUT_SECONDS, InvokeOutcome, LocalGateway, json_text, policy_decision
 from local.throttle import QUOTA_EXCEEDED, THROTTLED, MethodThrottle, UsageRefusal
 from local.vtl import MappingTemplate, message_string
 from shared.contract import API_CONTRACT_FILE as CONTRACT_FILE
 from tests.harness import StackProcess
 from tests.local.gateway_fakes import (
-    IDENTITY, TENANT, WORKFLOW_ID, allow, outcome, raw_exchange, refuse, running_gateway,
+    IDENTITY, TENANT, WORKFLOW_ID, ScriptedLambda, allow, outcome, raw_exchange, refuse, running_gateway,
 )
 
 VALID_BODY = {"amount": 10, "currency": "EUR"}
@@ -208,6 +213,121 @@ def test_a_body_the_validator_refuses_is_invalid_request_body_with_the_details_o
         assert answer.json() == {"message": "Invalid request body"} == _gateway_answer("BAD_REQUEST_BODY", "Invalid request body")
     assert "amount" in caplog.text  # the validator's detail
     assert scripted.of("workflow") == []
+
+
+VALID_TEXT = json.dumps(VALID_BODY)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [codecs.BOM_UTF8 + VALID_TEXT.encode(), VALID_TEXT.encode("utf-16"), VALID_TEXT.encode("utf-16-le"),
+     VALID_TEXT.encode("utf-16-be"), VALID_TEXT.encode("utf-32"), b'{"amount": 10, "currency": "EUR\xff"}'],
+    ids=["UTF-8 with a byte-order mark", "UTF-16 with its mark", "UTF-16LE", "UTF-16BE", "UTF-32", "invalid UTF-8"],
+)
+def test_a_body_that_is_not_utf8_json_text_is_invalid_request_body_before_any_template(data: bytes) -> None:
+    # GIVEN a body whose JSON is valid once decoded, but which is not UTF-8 text without a mark
+    with running_gateway() as (gateway, scripted):
+        response = _start(gateway.url, data=data, headers={"content-type": "application/json"})
+        # the same body as plain UTF-8 is accepted
+        plain = _start(gateway.url, data=VALID_TEXT.encode(), headers={"content-type": "application/json; charset=utf-8"})
+    # THEN the validator refuses it with the documented 400, never a template failure's 500
+    assert response.status_code == 400
+    assert response.json() == _gateway_answer("BAD_REQUEST_BODY", "Invalid request body")
+    assert plain.status_code == 202 and plain.json()["workflowId"] == WORKFLOW_ID
+    assert [call.payload["request"] for call in scripted.of("workflow")] == [VALID_BODY]
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [(b'{"a":1}', None), ('{"a":"\u00e9\ufeff"}'.encode(), None), (b"", None),
+     (codecs.BOM_UTF8 + b"{}", "byte-order mark"), (codecs.BOM_UTF16_LE + b"{\x00}\x00", "not UTF-8"),
+     (codecs.BOM_UTF16_BE + b"\x00{\x00}", "not UTF-8"), (b"{\x00}\x00", "not UTF-8"), (b"\xc3(", "utf-8")],
+    ids=["ASCII", "a mark inside a string is text", "empty", "UTF-8 mark", "UTF-16LE mark", "UTF-16BE mark",
+         "NUL bytes", "invalid UTF-8"],
+)
+def test_json_text_is_utf8_without_a_byte_order_mark(raw: bytes, problem: str | None) -> None:
+    if problem is None:
+        assert json_text(raw) == raw.decode("utf-8")
+    else:
+        with pytest.raises(ValueError, match=problem):
+            json_text(raw)
+
+
+def test_a_template_that_fails_is_the_gateway_response_500_not_a_crash(tmp_path: Path) -> None:
+    # A request template that cannot render (a JSONPath beyond API Gateway's) is answered with the
+    # deployed DEFAULT_5XX response, as a configuration error, never the HTTP server's fallback.
+    edited = tmp_path / "api_gateway"
+    edited.mkdir()
+    for path in API_GATEWAY_DIR.iterdir():
+        (edited / path.name).write_bytes(path.read_bytes())
+    (edited / "start_workflow.request.vtl").write_text("{\"request\":$input.json('$..amount')}")
+    with running_gateway(edited) as (gateway, scripted):
+        response = _start(gateway.url, VALID_BODY)
+    assert response.status_code == 500
+    assert response.json() == _gateway_answer("DEFAULT_5XX", "Internal server error")
+    assert response.headers["x-amzn-ErrorType"] == "InternalServerErrorException"
+    assert scripted.of("workflow") == []
+
+
+@contextmanager
+def gateway_with_timeout(seconds: float) -> Iterator[tuple[LocalGateway, ScriptedLambda]]:
+    scripted = ScriptedLambda()
+    gateway = LocalGateway(contract=load_contract(), invoker=scripted, workflow_function="t-workflow",
+                           api_function="t-api", authorizer_function="t-authorizer",
+                           integration_timeout_seconds=seconds)
+    gateway.start()
+    try:
+        yield gateway, scripted
+    finally:
+        gateway.stop()
+
+
+@pytest.mark.parametrize("route", ["start", "proxy"])
+def test_an_integration_past_the_timeout_is_504_endpoint_request_timed_out(route: str) -> None:
+    released, ended = threading.Event(), threading.Event()
+    finished: list[str] = []
+
+    def slow(answer: InvokeOutcome) -> Any:
+        def invoke(_payload: dict[str, Any]) -> InvokeOutcome:
+            released.wait(30)  # longer than the gateway waits; released once the answer came
+            finished.append(route)
+            ended.set()
+            return answer
+        return invoke
+
+    # GIVEN a gateway whose integrations may take 0.2 s, and functions that answer only when released
+    with gateway_with_timeout(0.2) as (gateway, scripted):
+        scripted.workflow = slow(InvokeOutcome(202))
+        scripted.api = slow(outcome({"statusCode": 200, "body": "{}"}))
+        try:
+            response = (_start(gateway.url, VALID_BODY) if route == "start"
+                        else requests.get(f"{gateway.url}/workflow/wf-1", headers=IDENTITY, timeout=10))
+        finally:
+            released.set()
+        # THEN API Gateway's INTEGRATION_TIMEOUT through the deployed template: 504, its message
+        assert response.status_code == 504
+        assert response.json() == {"message": "Endpoint request timed out"}
+        assert response.json() == _gateway_answer("INTEGRATION_TIMEOUT", "Endpoint request timed out")
+        # AND the invocation was not cut off: it ran on and ended after the answer
+        assert ended.wait(10)
+    assert finished == [route]
+
+
+@pytest.mark.parametrize("route", ["start", "proxy"])
+def test_an_integration_answering_within_the_timeout_is_answered_as_usual(route: str) -> None:
+    with gateway_with_timeout(5) as (gateway, scripted):
+        response = (_start(gateway.url, VALID_BODY) if route == "start"
+                    else requests.get(f"{gateway.url}/workflow/wf-1", headers=IDENTITY, timeout=10))
+    assert response.status_code == (202 if route == "start" else 200)
+
+
+def test_the_integration_timeout_is_api_gateways_default_which_no_tf_file_changes() -> None:
+    # The local gateway's 29 s is AWS's default timeout_milliseconds: should a .tf file set
+    # it, the gateway must read that value instead of this constant.
+    root = API_GATEWAY_DIR.parents[2]
+    assert INTEGRATION_TIMEOUT_SECONDS == 29.0
+    assert list(root.glob("*.tf"))
+    assert not [path.name for path in root.glob("*.tf") if "timeout_milliseconds" in path.read_text()]
 
 
 def test_a_media_type_without_a_template_is_415() -> None:

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from local.contract import API_GATEWAY_DIR, load_gateway_responses
-from local.vtl import MappingTemplate, TemplateInput, escape_javascript, json_path, message_string, read_template
+from local.vtl import MappingTemplate, TemplateError, TemplateInput, escape_javascript, json_path, message_string, read_template
 from tests.local.gateway_fakes import IDENTITY, TENANT, VALID_BODY, WORKFLOW_ID, raw_exchange, running_gateway
 
 TEMPLATES = sorted(API_GATEWAY_DIR.glob("*.vtl"))
@@ -27,7 +27,8 @@ def render(text: str, *, body: str = "", context: dict | None = None, **parts: d
 
 
 def test_every_template_file_is_used_by_main_tf_and_renders_json() -> None:
-    main_tf = (API_GATEWAY_DIR.parents[2] / "main.tf").read_text()
+    # The Terraform may be split into several files: read them all.
+    main_tf = "\n".join(path.read_text() for path in sorted(API_GATEWAY_DIR.parents[2].glob("*.tf")))
     config = {path.name: path.read_text() for path in API_GATEWAY_DIR.glob("*.json")}
     context = {"authorizer": {"workflowId": WORKFLOW_ID, "tenantId": TENANT},
                "error": {"message": "m", "messageString": message_string("m")}}
@@ -38,7 +39,16 @@ def test_every_template_file_is_used_by_main_tf_and_renders_json() -> None:
             context=context, template_input=TemplateInput(body=json.dumps(VALID_BODY)))
         json.loads(rendered)  # every template of this API renders JSON
     for name in config:
-        assert f"/{name}" in main_tf, f"main.tf does not read {name}"
+        assert f"/{name}" in main_tf, f"no .tf file reads {name}"
+
+
+@pytest.mark.parametrize("body", ["{not json", "\ufeff{}", '{"a": NaN'])
+def test_input_json_of_a_body_that_is_not_json_is_a_template_error(body: str) -> None:
+    # A ValueError the gateway answers with its 500 gateway response (the validator keeps such
+    # bodies away from POST /workflow's template: they are 400 before it).
+    with pytest.raises(TemplateError, match=r"\$input\.json"):
+        render('{"request":$input.json(\'$\')}', body=body)
+    assert issubclass(TemplateError, ValueError)
 
 
 def test_a_template_is_read_as_terraforms_chomp_file(tmp_path: Path) -> None:
