@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -435,6 +436,54 @@ def configure_logging(level: str) -> None:
     if level != "DEBUG":
         for noisy in ("aws_durable_execution_sdk_python_testing", "botocore", "werkzeug", "moto"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
+    logging.getLogger("werkzeug").addFilter(ServerErrorSummary(logger))
+
+
+# moto's server runs on werkzeug, which logs a request that raised as "Error on request:"
+# and the rendered traceback (text, not exc_info), at every such request; the caller gets
+# a 500. The service is the moto package the traceback passes through last.
+SERVER_ERROR_MARK = "Error on request:"
+_MOTO_SERVICE = re.compile(r"[/\\]moto[/\\](?!core[/\\]|moto_server[/\\]|utilities[/\\])(\w+)[/\\]")
+MOTO_SERVICE_NAMES = {"events": "EventBridge", "sqs": "SQS", "dynamodb": "DynamoDB",
+                      "secretsmanager": "Secrets Manager"}
+MISSING_PACKAGE_HINT = " (a package missing from the virtualenv: is requirements-run.txt installed?)"
+
+
+def describe_server_error(text: str) -> tuple[str, str]:
+    """(service, "ErrorType: message") of one of werkzeug's "Error on request:" log messages."""
+    services = _MOTO_SERVICE.findall(text)
+    service = MOTO_SERVICE_NAMES.get(services[-1], services[-1]) if services else "moto"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return service, lines[-1] if lines else "unknown error"
+
+
+class ServerErrorSummary(logging.Filter):
+    """On werkzeug's logger: one clear line per distinct error moto's server raised.
+
+    The first time an error appears, ``report`` gets one line naming the service and the
+    error, and werkzeug's traceback follows it; the same error again (every retry of the
+    request meets it) prints nothing more.
+    """
+
+    def __init__(self, report: logging.Logger) -> None:
+        super().__init__()
+        self._report = report
+        self._seen: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if SERVER_ERROR_MARK not in text:
+            return True
+        service, error = summary = describe_server_error(text)
+        with self._lock:
+            first = summary not in self._seen
+            self._seen.add(summary)
+        if first:
+            hint = MISSING_PACKAGE_HINT if error.startswith(("ModuleNotFoundError", "ImportError")) else ""
+            self._report.error("local moto server: %s failed a request (HTTP 500): %s%s; its traceback follows, "
+                               "repeats of this error are not shown", service, error, hint)
+        return first
 
 
 class AccessLoggedGateway(LocalGateway):
