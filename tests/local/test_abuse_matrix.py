@@ -47,9 +47,10 @@ class Attack:
 
 
 def http(method: str, path: str, *, tenant: str | None = "tenant-a", key: str | None = "tenant-a",
-         body: Any = None, raw_body: bytes | None = None, extra: dict[str, str] | None = None
-         ) -> Callable[[StackProcess, Victim], tuple[int, bytes]]:
-    """A request built at send time: ``key`` names whose API key to send (or a literal key)."""
+         body: Any = None, raw_body: bytes | None = None, extra: dict[str, str] | None = None,
+         encoding: str = "utf-8") -> Callable[[StackProcess, Victim], tuple[int, bytes]]:
+    """A request built at send time: ``key`` names whose API key to send (or a literal key);
+    ``body`` is sent as JSON in ``encoding`` (``utf-8-sig``: with a byte-order mark)."""
 
     def send(stack: StackProcess, victim: Victim) -> tuple[int, bytes]:
         names = {"wf": victim.workflow_id, "token": victim.token, "token_truncated": victim.token[:-1],
@@ -61,7 +62,7 @@ def http(method: str, path: str, *, tenant: str | None = "tenant-a", key: str | 
             headers["x-api-key"] = stack.api_keys.get(key, key)
         target = path.format(**names)
         data = raw_body if raw_body is not None else (
-            None if body is None else json.dumps(body).replace("VICTIM_CALLBACK", victim.callback_id).encode())
+            None if body is None else json.dumps(body).replace("VICTIM_CALLBACK", victim.callback_id).encode(encoding))
         response = stack.http.request(method, f"{stack.api_url}{target}", data=data, headers=headers, timeout=60)
         return response.status_code, response.content
 
@@ -166,6 +167,10 @@ TOKEN_ATTACKS = [
            http("POST", "/callbacks", body=TOKEN_BODY, tenant=None, key=None, extra={"x-callback-token": "{token}"})),
     Attack("POST /callback", "token in a header instead of the path", 401,
            http("POST", "/callback", body=TOKEN_BODY, tenant=None, key=None, extra={"x-callback-token": "{token}"})),
+    Attack("POST /callbacks/{token}", "the victim's answer with a UTF-8 byte-order mark", 400,
+           http("POST", "/callbacks/{token}", body=TOKEN_BODY, tenant=None, key=None, encoding="utf-8-sig")),
+    Attack("POST /callbacks/{token}", "the victim's answer in UTF-16", 400,
+           http("POST", "/callbacks/{token}", body=TOKEN_BODY, tenant=None, key=None, encoding="utf-16")),
     Attack("POST /callbacks/{token}", "token of a completed workflow", 409,
            http("POST", "/callbacks/{completed}", body=TOKEN_BODY, tenant=None, key=None)),
     Attack("POST /callbacks/{token}", "token of a failed workflow", 409,
@@ -199,6 +204,9 @@ ATTACKS: list[Attack] = [
     Attack("POST /workflow", "empty body", 400, http("POST", "/workflow", raw_body=b"")),
     Attack("POST /workflow", "wrong types", 400, http("POST", "/workflow", body={"amount": "10", "currency": 978})),
     Attack("POST /workflow", "NaN amount (not JSON)", 400, http("POST", "/workflow", raw_body=b'{"amount": NaN, "currency": "EUR"}')),
+    Attack("POST /workflow", "body with a UTF-8 byte-order mark", 400, http("POST", "/workflow", body=VALID_START, encoding="utf-8-sig")),
+    Attack("POST /workflow", "UTF-16 body (with its byte-order mark)", 400, http("POST", "/workflow", body=VALID_START, encoding="utf-16")),
+    Attack("POST /workflow", "UTF-16LE body without a mark", 400, http("POST", "/workflow", body=VALID_START, encoding="utf-16-le")),
     Attack("POST /workflow", "100,000-deep nested JSON", 400, http("POST", "/workflow", raw_body=b"[" * 100_000 + b"]" * 100_000)),
     Attack("POST /workflow", "text/plain content type", 415,
            http("POST", "/workflow", body=VALID_START, extra={"content-type": "text/plain"})),
@@ -212,6 +220,10 @@ ATTACKS: list[Attack] = [
     Attack("POST /callback", "payload over 256 KiB", 413, http("POST", "/callback", body={"callbackId": "VICTIM_CALLBACK", "payload": {"x": "y" * 300_000}})),
     Attack("POST /callback", "NaN in payload (not JSON)", 400,
            http("POST", "/callback", raw_body=b'{"callbackId": "x", "payload": {"n": NaN}}')),
+    Attack("POST /callback", "the victim's answer with a UTF-8 byte-order mark", 400,
+           http("POST", "/callback", body={"callbackId": "VICTIM_CALLBACK", "payload": {}}, encoding="utf-8-sig")),
+    Attack("POST /callback", "the victim's answer in UTF-16", 400,
+           http("POST", "/callback", body={"callbackId": "VICTIM_CALLBACK", "payload": {}}, encoding="utf-16")),
     Attack("POST /callback", "unknown callbackId", 404, http("POST", "/callback", body={"callbackId": "forged", "payload": {}})),
     Attack("GET /workflow/{id}", "unknown workflowId", 404, http("GET", "/workflow/no-such-workflow")),
     Attack("GET /workflow/{id}", "malformed workflowId", 400, http("GET", "/workflow/a%20b")),

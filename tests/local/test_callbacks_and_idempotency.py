@@ -7,8 +7,10 @@ are the black-box suite's: tests/blackbox/checks.py, run here by test_blackbox_l
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import uuid
 
+import botocore.session
 import pytest
 
 from tests.harness import StackProcess
@@ -69,11 +71,41 @@ def test_idempotency_key_reused_with_another_body_starts_no_second_execution(sta
     key = f"order-{uuid.uuid4()}"
     status, first = start_with_key(stack, "tenant-a", key, BODY)
     assert status == 202
-    # Lambda refuses the execution name with another payload; what the gateway answers
-    # is checked (and on AWS recorded) by tests/blackbox/checks.py: never a second 202.
-    status, _ = start_with_key(stack, "tenant-a", key, {**BODY, "amount": 31})
-    assert status >= 500
+    # Lambda refuses the execution name with another payload (409); a Lambda integration's
+    # selection patterns match function errors only, so API Gateway answers its documented
+    # 500 for any refused Invoke but throttling (README, "The API"). tests/blackbox/checks.py
+    # records what a deployed stage answers.
+    status, refused = start_with_key(stack, "tenant-a", key, {**BODY, "amount": 31})
+    assert (status, refused) == (500, {"message": "Internal server error"})
+    # the same key and body again is still the first workflow
+    assert start_with_key(stack, "tenant-a", key, BODY) == (202, first)
     executions = stack.lambda_client().list_durable_executions_by_function(
         FunctionName="tenant-durable-workflow", DurableExecutionName=str(first["workflowId"])
     )["DurableExecutions"]
     assert len(executions) == 1
+
+
+def test_lambda_refuses_a_used_execution_name_with_another_input_as_botocore_models_it(stack: StackProcess) -> None:
+    # GIVEN a started execution
+    key = f"order-{uuid.uuid4()}"
+    _status, first = start_with_key(stack, "tenant-a", key, BODY)
+    name = str(first["workflowId"])
+    # WHEN the same name is invoked with another input, on the wire
+    response = stack.http.post(
+        f"{stack.lambda_url}/2015-03-31/functions/tenant-durable-workflow/invocations?Qualifier=live",
+        data=json.dumps({"workflowId": name, "request": {**BODY, "amount": 32}}),
+        headers={"X-Amz-Invocation-Type": "Event", "X-Amz-Tenant-Id": "tenant-a",
+                 "X-Amz-Durable-Execution-Name": name, "Content-Type": "application/json"}, timeout=30)
+    # THEN botocore's lambda model: 409 DurableExecutionAlreadyStartedException, members Type and Message
+    shape = botocore.session.get_session().get_service_model("lambda").shape_for("DurableExecutionAlreadyStartedException")
+    assert response.status_code == shape.metadata["error"]["httpStatusCode"] == 409
+    assert response.headers["x-amzn-ErrorType"] == shape.name
+    body = response.json()
+    assert set(body) == set(shape.members) == {"Type", "Message"} and name in body["Message"]
+    # AND boto3 raises the modelled exception with that message
+    client = stack.lambda_client()
+    with pytest.raises(client.exceptions.DurableExecutionAlreadyStartedException) as refused:
+        client.invoke(FunctionName="tenant-durable-workflow", Qualifier="live", InvocationType="Event",
+                      TenantId="tenant-a", DurableExecutionName=name,
+                      Payload=json.dumps({"workflowId": name, "request": {**BODY, "amount": 33}}).encode())
+    assert refused.value.response["Error"]["Message"] == body["Message"]
