@@ -246,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     # environments share the stack's output, and their JSON log lines must not interleave.
     for stream in (sys.stdout, sys.stderr):
         stream.reconfigure(line_buffering=True, write_through=False)  # type: ignore[union-attr]
+    if os.environ.get("LOCAL_LOGS_DIR"):  # a local logs surface keeps this function's lines (local/logs.py)
+        from local.logs import tee_function_output
+
+        tee_function_output()
     return serve(args.handler, args.tenant, args.fd_in, args.fd_out)
 
 
