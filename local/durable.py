@@ -24,7 +24,7 @@ from aws_durable_execution_sdk_python_testing.stores.base import StoreType
 from aws_durable_execution_sdk_python_testing.token import CallbackToken
 from aws_durable_execution_sdk_python_testing.web.server import WebServiceConfig
 
-from local.emulator_internals import EmulatorInternals, use_lambda_execution_arns
+from local.emulator_internals import EmulatorInternals, use_aws_history, use_lambda_execution_arns
 from local.functions import ACCOUNT_ID, FunctionConfig
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ class DurableEmulator:
         self._thread: threading.Thread | None = None
         self._region = region
         self._restore_arns: Any = None
+        self._restore_history: Any = None
 
     def start(self) -> None:
         """Open the store, resume what a previous run left running, and serve the API.
@@ -77,6 +78,8 @@ class DurableEmulator:
         """
         self._runner = WebRunner(self._config)
         self._restore_arns = use_lambda_execution_arns(self._region, FunctionConfig.executed_version)
+        # The history the local Lambda endpoint returns, as AWS records it (docs/emulator-differences.md).
+        self._restore_history = use_aws_history()
         self._runner.start()
         resumed = self.resume_running_executions()
         if resumed:
@@ -139,6 +142,9 @@ class DurableEmulator:
         if self._restore_arns is not None:
             self._restore_arns()
             self._restore_arns = None
+        if self._restore_history is not None:
+            self._restore_history()
+            self._restore_history = None
 
 
 def _remaining(started: datetime, timeout_seconds: float, now: datetime) -> float:

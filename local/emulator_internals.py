@@ -19,14 +19,18 @@ stored state) and an ARN factory option would remove this module.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable
 from datetime import datetime
 from importlib.metadata import version
+from dataclasses import dataclass
 from typing import Any
 
 from aws_durable_execution_sdk_python.lambda_service import ErrorObject
 from aws_durable_execution_sdk_python_testing.execution import Execution
+from aws_durable_execution_sdk_python_testing.executor import Executor
+from aws_durable_execution_sdk_python_testing.model import Event, RetryDetails
 
 EMULATOR_PACKAGE = "aws-durable-execution-sdk-python-testing"
 # (object, attribute) pairs this adapter relies on.
@@ -138,4 +142,170 @@ def use_lambda_execution_arns(region: str, version_of: Callable[[str | None], st
 
     new.emulator_new = original  # type: ignore[attr-defined]
     Execution.new = staticmethod(new)  # type: ignore[method-assign]
+    return restore
+
+
+# -- The history the local Lambda endpoint returns, as AWS records it -----------------------------
+#
+# AWS's conformance requirements (aws-durable-execution-conformance-tests, run by
+# `make test-conformance`) show where the emulator's GetDurableExecutionHistory differs
+# from the service's. Each fix below wraps one emulator function, is named after the
+# difference it removes (docs/emulator-differences.md has the upstream bug report of
+# each), and has a test in tests/local/test_emulator_internals.py that fails once the
+# emulator no longer shows the difference, so the fix can go.
+
+def _keep_invocation_completed_details(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``Event.from_event_with_id`` renumbers events by copying each field but ``invocation_completed_details``."""
+
+    def from_event_with_id(cls: Any, event: Any, event_id: int) -> Any:
+        renumbered = original(event, event_id)
+        if event.invocation_completed_details is not None and renumbered.invocation_completed_details is None:
+            renumbered = dataclasses.replace(renumbered, invocation_completed_details=event.invocation_completed_details)
+        return renumbered
+
+    return from_event_with_id
+
+
+def _step_succeeded_with_attempt(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``StepSucceededDetails`` gets ``RetryDetails.CurrentAttempt`` when the step succeeded after a retry.
+
+    The emulator builds retry details only from a RETRY or FAIL update; the operation's
+    own ``step_details.attempt`` already counts the attempt that succeeded.
+    """
+
+    def create_step_event_succeeded(cls: Any, context: Any) -> Any:
+        event = original(context)
+        details = event.step_succeeded_details
+        step = context.operation.step_details
+        if details is not None and details.retry_details is None and step is not None and step.attempt > 1:
+            event = dataclasses.replace(event, step_succeeded_details=dataclasses.replace(
+                details, retry_details=RetryDetails(current_attempt=step.attempt)))
+        return event
+
+    return create_step_event_succeeded
+
+
+def _truncated_only_when_withheld(details_field: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The event's ``Error.Truncated`` is false when its payload is all there (IncludeExecutionData=true).
+
+    The emulator marks these errors truncated unconditionally (``EventError.from_details``
+    is called without ``include``), while it sends the whole payload; its StepFailed
+    events pass ``include`` and are right.
+    """
+
+    def wrap(original: Callable[..., Any]) -> Callable[..., Any]:
+        def create(cls: Any, context: Any) -> Any:
+            event = original(context)
+            details = getattr(event, details_field)
+            if context.include_execution_data and details is not None and details.error is not None \
+                    and details.error.truncated:
+                event = dataclasses.replace(event, **{details_field: dataclasses.replace(
+                    details, error=dataclasses.replace(details.error, truncated=False))})
+            return event
+
+        return create
+
+    return wrap
+
+
+def _callback_started_with_timeouts(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``CallbackStartedDetails`` gets ``Timeout`` and ``HeartbeatTimeout`` from the callback's options.
+
+    The emulator reads them from the event's operation update, which it hands only to
+    RETRY, FAIL and chained-invoke START events; the execution keeps every update, so
+    the history is completed from the START update of each callback.
+    """
+
+    def get_execution_history(self: Any, execution_arn: str, *args: Any, **kwargs: Any) -> Any:
+        response = original(self, execution_arn, *args, **kwargs)
+        if not any(event.event_type == "CallbackStarted" for event in response.events):
+            return response
+        options = {update.operation_id: update.callback_options
+                   for update in self.get_execution(execution_arn).updates if update.callback_options}
+        events = []
+        for event in response.events:
+            started = event.callback_started_details
+            option = options.get(event.operation_id)
+            if event.event_type == "CallbackStarted" and started is not None and option is not None:
+                event = dataclasses.replace(event, callback_started_details=dataclasses.replace(
+                    started,
+                    timeout=started.timeout if started.timeout is not None else (option.timeout_seconds or None),
+                    heartbeat_timeout=(started.heartbeat_timeout if started.heartbeat_timeout is not None
+                                       else (option.heartbeat_timeout_seconds or None)),
+                ))
+            events.append(event)
+        return dataclasses.replace(response, events=events)
+
+    return get_execution_history
+
+
+@dataclass(frozen=True)
+class HistoryFix:
+    """One difference between the emulator's history and AWS's, and the wrap that removes it.
+
+    Attributes:
+        difference: Its name, as docs/emulator-differences.md titles it.
+        owner: The emulator class holding the wrapped function.
+        attribute: The wrapped function's name.
+        wrap: Builds the replacement from the emulator's own function.
+        kind: ``classmethod`` or ``method``: how the replacement is installed.
+    """
+
+    difference: str
+    owner: type
+    attribute: str
+    wrap: Callable[[Callable[..., Any]], Callable[..., Any]]
+    kind: str = "classmethod"
+
+
+HISTORY_FIXES = (
+    HistoryFix("InvocationCompleted events lose InvocationCompletedDetails", Event, "from_event_with_id",
+               _keep_invocation_completed_details),
+    HistoryFix("CallbackStartedDetails lacks Timeout and HeartbeatTimeout", Executor, "get_execution_history",
+               _callback_started_with_timeouts, kind="method"),
+    HistoryFix("StepSucceededDetails lacks RetryDetails after retries", Event, "create_step_event_succeeded",
+               _step_succeeded_with_attempt),
+    HistoryFix("Error.Truncated is always true on CallbackFailed", Event, "create_callback_event_failed",
+               _truncated_only_when_withheld("callback_failed_details")),
+    HistoryFix("Error.Truncated is always true on CallbackTimedOut", Event, "create_callback_event_timed_out",
+               _truncated_only_when_withheld("callback_timed_out_details")),
+    HistoryFix("Error.Truncated is always true on ContextFailed", Event, "create_context_event_failed",
+               _truncated_only_when_withheld("context_failed_details")),
+)
+_FIXED_BY = "_local_history_fix"
+
+
+def use_aws_history(fixes: tuple[HistoryFix, ...] = HISTORY_FIXES) -> Callable[[], None]:
+    """Install ``fixes`` in the emulator (each once, however often this is called) until ``restore``.
+
+    Process-wide, like :func:`use_lambda_execution_arns`: :class:`local.durable.DurableEmulator`
+    holds them from start to stop.
+
+    Returns:
+        A function that puts the emulator's own functions back.
+
+    Raises:
+        EmulatorChanged: A wrapped function is gone (a new emulator release).
+    """
+    installed: list[tuple[type, str, Any]] = []
+    for fix in fixes:
+        descriptor = fix.owner.__dict__.get(fix.attribute)
+        if descriptor is None:
+            raise EmulatorChanged(f"{EMULATOR_PACKAGE} {version(EMULATOR_PACKAGE)}: {fix.owner.__name__}."
+                                  f"{fix.attribute} is gone; local/emulator_internals.py must follow the new release")
+        function = descriptor.__func__ if isinstance(descriptor, classmethod) else descriptor
+        if getattr(function, _FIXED_BY, None) == fix.difference:
+            continue  # already installed
+        if fix.kind == "classmethod":
+            replacement = fix.wrap(getattr(fix.owner, fix.attribute))  # the emulator's, bound to its class
+        else:
+            replacement = fix.wrap(function)
+        setattr(replacement, _FIXED_BY, fix.difference)
+        setattr(fix.owner, fix.attribute, classmethod(replacement) if fix.kind == "classmethod" else replacement)
+        installed.append((fix.owner, fix.attribute, descriptor))
+
+    def restore() -> None:
+        for owner, attribute, descriptor in reversed(installed):
+            setattr(owner, attribute, descriptor)
+
     return restore
