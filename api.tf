@@ -214,9 +214,10 @@ resource "aws_lambda_permission" "start_workflow" {
 }
 
 # =============================================================================
-# GET /workflow/{workflowId}, POST /callback and POST /callbacks/{callbackToken}:
-# AWS_PROXY to the API function
+# Proxy routes: status and callbacks, AWS_PROXY to the API function
 # =============================================================================
+
+# GET /workflow/{workflowId}, POST /callback and POST /callbacks/{callbackToken}.
 
 resource "aws_api_gateway_method" "proxy" {
   for_each = local.authorized_proxy_routes

@@ -1,35 +1,42 @@
 """The pattern's functions (workflow, api, authorizer) as the local Lambda service knows them.
 
-Names, handlers, alias and settings mirror the Terraform defaults (name prefix
-``tenant-durable``, alias ``live``); only the endpoint variables differ.
+What each function is (handler, memory, timeout, flags, environment) comes from
+``src/functions.json``, the file main.tf decodes too; the numbers the file names
+(memory, timeouts, the metrics namespace ...) are variables.tf's defaults, read
+with scripts/terraform_tables.py. Only the local endpoints differ from AWS.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
 
 from local import SRC_DIR
+from scripts.terraform_tables import variable_default
 
-DEFAULT_NAME_PREFIX = "tenant-durable"
-AUTHORIZER_HANDLER = "authorizer.app.handler"
+# The one definition of the functions (main.tf: local.function_definitions).
+FUNCTIONS_FILE = SRC_DIR / "functions.json"
+
+DEFAULT_NAME_PREFIX: str = variable_default("name_prefix")
 DEFAULT_REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
+# main.tf's local.workflow_alias_name.
 ALIAS = "live"
 # The alias points at this published version, as after the first `terraform apply`.
 PUBLISHED_VERSION = "1"
 LATEST = "$LATEST"
 
 # An execution may wait days for its callback; the tenants' callback timeouts are at most a day.
-DEFAULT_EXECUTION_TIMEOUT_SECONDS = 7 * 24 * 3600
-DEFAULT_RETENTION_DAYS = 7
-DEFAULT_FUNCTION_TIMEOUT_SECONDS = 60
-# The api function and the authorizer answer API Gateway, which waits 29 s at most;
-# variables.tf's api_timeout_seconds defaults to 10. The callback lease outlives it.
-DEFAULT_API_TIMEOUT_SECONDS = 10
+DEFAULT_EXECUTION_TIMEOUT_SECONDS: int = variable_default("durable_execution_timeout_seconds")
+DEFAULT_RETENTION_DAYS: int = variable_default("durable_retention_days")
+DEFAULT_FUNCTION_TIMEOUT_SECONDS: int = variable_default("workflow_timeout_seconds")
+# The api function and the authorizer answer API Gateway, which waits 29 s at most.
+# The callback lease outlives it.
+DEFAULT_API_TIMEOUT_SECONDS: int = variable_default("api_timeout_seconds")
 
 _ARN = re.compile(
     r"^(?:arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:)?(?:\d{12}:)?(?:function:)?"
@@ -82,17 +89,21 @@ class Names:
 
     prefix: str = DEFAULT_NAME_PREFIX
 
+    def function(self, key: str) -> str:
+        """The name of the function ``key`` of src/functions.json (main.tf: ``local.function_names``)."""
+        return f"{self.prefix}-{key}"
+
     @property
     def workflow_function(self) -> str:
-        return f"{self.prefix}-workflow"
+        return self.function("workflow")
 
     @property
     def api_function(self) -> str:
-        return f"{self.prefix}-api"
+        return self.function("api")
 
     @property
     def authorizer_function(self) -> str:
-        return f"{self.prefix}-authorizer"
+        return self.function("authorizer")
 
     @property
     def tenants_table(self) -> str:
@@ -103,6 +114,11 @@ class Names:
         return f"{self.prefix}-workflows"
 
 
+def function_definitions() -> dict[str, Any]:
+    """src/functions.json: every function's definition and the environment they all get."""
+    return json.loads(FUNCTIONS_FILE.read_text(encoding="utf-8"))
+
+
 def pattern_functions(
     names: Names,
     *,
@@ -111,44 +127,59 @@ def pattern_functions(
     function_timeout_seconds: int = DEFAULT_FUNCTION_TIMEOUT_SECONDS,
     execution_timeout_seconds: int = DEFAULT_EXECUTION_TIMEOUT_SECONDS,
 ) -> list[FunctionConfig]:
-    """The workflow (durable, PER_TENANT), api and request-authorizer (plain) functions."""
-    shared = {
-        "TENANTS_TABLE_NAME": names.tenants_table,
-        "WORKFLOWS_TABLE_NAME": names.workflows_table,
-        "POWERTOOLS_METRICS_NAMESPACE": "TenantDurableWorkflow",
-        "POWERTOOLS_LOG_LEVEL": "INFO",
-        **common_environment,
+    """The functions of src/functions.json (workflow: durable, PER_TENANT; api and authorizer: plain).
+
+    Each setting the file names gets the local stack's value: its own table and
+    function names, variables.tf's defaults, ``tenant_cache_ttl_seconds``.
+    ``function_timeout_seconds`` is the workflow's timeout and caps the others'.
+
+    Args:
+        names: The resource names of this stack.
+        common_environment: The stack's values of environment variables: one that
+            src/functions.json declares (the callback settings, the log level) reaches the
+            functions that declare it, and takes the place of the setting's value; any
+            other (the local endpoints, AWS_ENDPOINT_URL_*) reaches every function.
+            A declared variable with neither a setting nor a value here is left unset.
+        tenant_cache_ttl_seconds: TENANT_CACHE_TTL_SECONDS.
+        function_timeout_seconds: The workflow function's timeout, and the others' at most.
+        execution_timeout_seconds: The durable execution timeout.
+    """
+    definitions = function_definitions()
+    functions = definitions["functions"]
+    declared = {*definitions["environment"], *(name for function in functions.values() for name in function.get("environment", {}))}
+    endpoints = {name: value for name, value in common_environment.items() if name not in declared}
+    settings: dict[str, Any] = {
+        "tenants_table_name": names.tenants_table,
+        "workflows_table_name": names.workflows_table,
+        "metrics_namespace": variable_default("metrics_namespace"),
+        "log_level": variable_default("log_level"),
+        "tenant_cache_ttl_seconds": tenant_cache_ttl_seconds,
+        "workflow_memory_mb": variable_default("workflow_memory_mb"),
+        "api_memory_mb": variable_default("api_memory_mb"),
+        "workflow_timeout_seconds": function_timeout_seconds,
+        "api_timeout_seconds": min(function_timeout_seconds, DEFAULT_API_TIMEOUT_SECONDS),
     }
-    functions = [
-        FunctionConfig(
-            name=names.workflow_function,
-            handler="workflow.app.handler",
-            per_tenant=True,
-            durable=True,
-            timeout_seconds=function_timeout_seconds,
+    configs = []
+    for key, function in functions.items():
+        own = {**settings, "function_name": names.function(key)}
+        environment = {}
+        for variable, setting in {**definitions["environment"], **function.get("environment", {})}.items():
+            if variable in common_environment:
+                environment[variable] = common_environment[variable]
+            elif setting in own:
+                environment[variable] = str(own[setting])
+        configs.append(FunctionConfig(
+            name=names.function(key),
+            handler=function["handler"],
+            per_tenant=function.get("perTenant", False),
+            durable=function.get("durable", False),
+            timeout_seconds=own[function["timeoutSeconds"]],
+            memory_mb=own[function["memoryMb"]],
+            environment=MappingProxyType({**environment, **endpoints}),
             execution_timeout_seconds=execution_timeout_seconds,
-            environment=MappingProxyType(
-                {
-                    **shared,
-                    "POWERTOOLS_SERVICE_NAME": "workflow",
-                    "TENANT_CACHE_TTL_SECONDS": str(tenant_cache_ttl_seconds),
-                }
-            ),
-        ),
-        FunctionConfig(
-            name=names.api_function,
-            handler="api.app.handler",
-            timeout_seconds=min(function_timeout_seconds, DEFAULT_API_TIMEOUT_SECONDS),
-            environment=MappingProxyType({**shared, "POWERTOOLS_SERVICE_NAME": "api"}),
-        ),
-        FunctionConfig(
-            name=names.authorizer_function,
-            handler=AUTHORIZER_HANDLER,
-            timeout_seconds=min(function_timeout_seconds, DEFAULT_API_TIMEOUT_SECONDS),
-            environment=MappingProxyType({**shared, "POWERTOOLS_SERVICE_NAME": "authorizer"}),
-        ),
-    ]
-    return functions
+            retention_days=DEFAULT_RETENTION_DAYS,
+        ))
+    return configs
 
 
 def parse_function_identifier(identifier: str) -> tuple[str, str | None] | None:

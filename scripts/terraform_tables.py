@@ -1,5 +1,6 @@
-"""What the local stack takes from the Terraform files: the DynamoDB tables' key schemas (main.tf) and
-variable defaults (variables.tf), one definition for AWS, moto and tests."""
+"""What the local stack takes from the Terraform files: the DynamoDB tables' key schemas (whichever
+.tf file declares them, dynamodb.tf today) and variable defaults (variables.tf), one definition for
+AWS, moto and tests."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from typing import Any
 import hcl2
 from hcl2.utils import SerializationOptions
 
-MAIN_TF = Path(__file__).resolve().parent.parent / "main.tf"
-VARIABLES_TF = MAIN_TF.with_name("variables.tf")
+MODULE_DIR = Path(__file__).resolve().parent.parent
+VARIABLES_TF = MODULE_DIR / "variables.tf"
 _OPTIONS = SerializationOptions(with_comments=False, explicit_blocks=False, strip_string_quotes=True)
 
 
+@cache
 def _load(path: Path) -> dict[str, Any]:
     with path.open(encoding="utf-8") as handle:
         return hcl2.load(handle, serialization_options=_OPTIONS)
@@ -44,13 +46,14 @@ class TableSpec:
 @cache
 def _terraform_tables() -> dict[str, dict[str, Any]]:
     tables: dict[str, dict[str, Any]] = {}
-    for entry in _load(MAIN_TF).get("resource", []):
-        tables.update(entry.get("aws_dynamodb_table", {}))
+    for tf_file in sorted(MODULE_DIR.glob("*.tf")):
+        for entry in _load(tf_file).get("resource", []):
+            tables.update(entry.get("aws_dynamodb_table", {}))
     return tables
 
 
 def table_spec(resource_name: str, table_name: str) -> TableSpec:
-    """The spec of ``resource "aws_dynamodb_table" "<resource_name>"`` in main.tf, named ``table_name``."""
+    """The spec of ``resource "aws_dynamodb_table" "<resource_name>"`` of the root module, named ``table_name``."""
     body = _terraform_tables()[resource_name]
     ttl = (body.get("ttl") or [{}])[0]
     return TableSpec(

@@ -4,6 +4,10 @@ Then a second plan must show no changes, and ``terraform destroy`` must leave
 nothing behind. The tests run in file order: the apply is shared (module
 fixture), the no-change plan and the destroy come last.
 
+This is the layer for what is created and wired: resolved ARNs, ids and names,
+the functions' environments, each role's complete grants, the API as stored.
+What a plan alone shows is in test_plan*.py, the HCL form in test_static.py.
+
 What moto (5.2.5) cannot represent, and so is not applied here:
 
 * ``tenancy_config`` and ``durable_config``: moto's Lambda has neither tenant
@@ -114,7 +118,7 @@ def moto_workspace(terraform_setup, tf_env, tmp_path_factory, plan_workspace, mo
         strip=(*NEW_PROVIDER_BLOCKS, "logging_config", "dead_letter_config"),
         override=provider_override(terraform_setup.provider_version, endpoint=moto_endpoint, endpoint_services=MOTO_SERVICES),
     )
-    functions = len(hcl.resources_of_type("main.tf", "aws_lambda_function"))
+    functions = len(hcl.resources_of_type("aws_lambda_function"))
     assert workspace.stripped == {"durable_config": 1, "tenancy_config": 1, "logging_config": functions,
                                   "dead_letter_config": functions}, workspace.stripped
     # Same lock file as the plan copy: the provider comes from the shared plugin cache.
@@ -225,6 +229,7 @@ def test_start_integration_targets_the_live_alias_with_async_tenant_headers(rest
     )
     assert integration["type"] == "AWS"
     assert integration["httpMethod"] == "POST"
+    assert integration["passthroughBehavior"] == "NEVER"
     assert integration["uri"] == (
         f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{outputs['workflow_alias_arn']}/invocations"
     )
@@ -244,6 +249,7 @@ def test_start_integration_targets_the_live_alias_with_async_tenant_headers(rest
         "application/json": '{"workflowId":"$context.authorizer.workflowId","status":"STARTED"}'
     }
     assert responses["502"]["selectionPattern"] == ".+"
+    assert json.loads(responses["502"]["responseTemplates"]["application/json"]) == {"message": "The workflow could not be started"}
 
 
 @pytest.mark.parametrize("route_key", PROXY_ROUTES)
@@ -252,32 +258,43 @@ def test_proxy_routes_require_their_parameters_and_proxy_to_the_api_function(res
     route = _route(route_key)
     resource_id = rest_api["resources"][route["path"]]["id"]
     method = apigw.get_method(restApiId=rest_api["id"], resourceId=resource_id, httpMethod=route["method"])
+    path_parameters = {f"method.request.path.{name}": True for name in re.findall(r"{([^}]+)}", route["path"])}
     if route_key in PUBLIC_ROUTES:
         # The token route needs no header: the token in the path is the credential.
-        assert method["requestParameters"] == {"method.request.path.callbackToken": True}
+        assert method["requestParameters"] == {"method.request.path.callbackToken": True} == path_parameters
     else:
-        assert method["requestParameters"][f"method.request.header.{TENANT_HEADER}"] is True
+        assert method["requestParameters"] == {f"method.request.header.{TENANT_HEADER}": True, **path_parameters}
     validator = apigw.get_request_validator(restApiId=rest_api["id"], requestValidatorId=method["requestValidatorId"])
-    assert validator["validateRequestParameters"] is True
+    assert (validator["validateRequestParameters"], validator["validateRequestBody"]) == (True, False)
     integration = apigw.get_integration(restApiId=rest_api["id"], resourceId=resource_id, httpMethod=route["method"])
     assert integration["type"] == "AWS_PROXY"
+    assert integration["httpMethod"] == "POST"
     api_function_arn = aws("lambda").get_function(FunctionName=f"{PREFIX}-api")["Configuration"]["FunctionArn"]
     assert integration["uri"] == f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{api_function_arn}/invocations"
 
 
 def test_gateway_responses_are_json_messages(rest_api, aws) -> None:
     apigw = aws("apigateway")
-    for kind in ("DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY", "BAD_REQUEST_PARAMETERS", "INTEGRATION_FAILURE"):
-        response = apigw.get_gateway_response(restApiId=rest_api["id"], responseType=kind)
-        assert response["responseTemplates"] == {"application/json": '{"message":$context.error.messageString}'}, kind
-    assert apigw.get_gateway_response(restApiId=rest_api["id"], responseType="INTEGRATION_FAILURE")["statusCode"] == "502"
+    kinds = json.loads((SHARED_DIR / "api_gateway" / "gateway_responses.json").read_text())["responses"]
+    assert set(kinds) >= {"DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY", "BAD_REQUEST_PARAMETERS", "INTEGRATION_FAILURE",
+                          "AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR", "THROTTLED", "QUOTA_EXCEEDED",
+                          "MISSING_AUTHENTICATION_TOKEN"}
+    responses = {kind: apigw.get_gateway_response(restApiId=rest_api["id"], responseType=kind) for kind in kinds}
+    for kind, response in responses.items():
+        # One fixed body for an unknown route or method; API Gateway's own message for the rest.
+        template = '{"message":"Not Found"}' if kind == "MISSING_AUTHENTICATION_TOKEN" else '{"message":$context.error.messageString}'
+        assert response["responseTemplates"] == {"application/json": template}, kind
+    # An unknown resource or method (a token anywhere but the path) is 404 like an unknown token, not 403.
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == "404"
+    assert responses["BAD_REQUEST_BODY"]["statusCode"] == responses["BAD_REQUEST_PARAMETERS"]["statusCode"] == "400"
+    # An invoke Lambda refuses must not look like success.
+    assert responses["INTEGRATION_FAILURE"]["statusCode"] == "502"
+    # Every 429 (usage plan, method throttle, daily quota) tells the caller when to retry; an
+    # authorizer that cannot decide is a dependency failure to retry: 503 with Retry-After, never 500.
     for kind, status in (("AUTHORIZER_FAILURE", "503"), ("AUTHORIZER_CONFIGURATION_ERROR", "503"),
                          ("THROTTLED", "429"), ("QUOTA_EXCEEDED", "429")):
-        response = apigw.get_gateway_response(restApiId=rest_api["id"], responseType=kind)
-        assert response["statusCode"] == status, kind
-        assert response["responseParameters"] == {"gatewayresponse.header.Retry-After": "'1'"}, kind
-    not_found = apigw.get_gateway_response(restApiId=rest_api["id"], responseType="MISSING_AUTHENTICATION_TOKEN")
-    assert (not_found["statusCode"], not_found["responseTemplates"]) == ("404", {"application/json": '{"message":"Not Found"}'})
+        assert responses[kind]["statusCode"] == status, kind
+        assert responses[kind]["responseParameters"] == {"gatewayresponse.header.Retry-After": "'1'"}, kind
 
 
 def test_start_permission_allows_only_this_api_route_on_the_alias(rest_api, outputs, aws) -> None:
@@ -294,6 +311,8 @@ def test_start_permission_allows_only_this_api_route_on_the_alias(rest_api, outp
 
 def test_api_function_permissions_cover_every_proxy_route(rest_api, outputs, aws) -> None:
     policy = json.loads(aws("lambda").get_policy(FunctionName=outputs["api_function_name"])["Policy"])
+    for statement in policy["Statement"]:
+        assert (statement["Principal"], statement["Action"]) == ({"Service": "apigateway.amazonaws.com"}, "lambda:InvokeFunction")
     arns = {statement["Sid"]: statement["Condition"]["ArnLike"]["AWS:SourceArn"] for statement in policy["Statement"]}
     execute_api = f"arn:aws:execute-api:{REGION}:{MOTO_ACCOUNT_ID}:{rest_api['id']}/{STAGE}"
     assert arns == {
@@ -308,6 +327,8 @@ def test_stage_has_access_logs_tracing_and_throttling(rest_api, aws) -> None:
     assert stage["accessLogSettings"]["destinationArn"] == f"arn:aws:logs:{REGION}:{MOTO_ACCOUNT_ID}:log-group:{access_group}"
     access_format = json.loads(stage["accessLogSettings"]["format"])
     assert access_format["requestId"] == "$context.requestId"
+    assert access_format["status"] == "$context.status"
+    assert access_format["tenantId"] == "$context.authorizer.tenantId"
     # The path of POST /callbacks/{callbackToken} holds the token: never logged.
     assert access_format["resourcePath"] == "$context.resourcePath"
     assert "$context.path" not in stage["accessLogSettings"]["format"]
@@ -317,6 +338,8 @@ def test_stage_has_access_logs_tracing_and_throttling(rest_api, aws) -> None:
     assert settings["throttlingRateLimit"] == hcl.variables()["throttling_rate_limit"]["default"]
     assert settings["throttlingBurstLimit"] == hcl.variables()["throttling_burst_limit"]["default"]
     assert settings["loggingLevel"] == "ERROR"
+    # No cache (answers are per request) and no full request logs (the token route's path is a credential).
+    assert (settings["cachingEnabled"], settings["dataTraceEnabled"]) == (False, False)
 
 
 def test_api_gateway_account_uses_the_logging_role(outputs, aws) -> None:
@@ -369,48 +392,46 @@ def test_demo_tenants_are_seeded_exactly(outputs, aws) -> None:
 # --- Lambda ---
 
 
-def test_workflow_function_and_live_alias(outputs, aws) -> None:
-    lam = aws("lambda")
-    config = lam.get_function_configuration(FunctionName=outputs["workflow_function_name"])
-    assert config["Runtime"] == "python3.13"
-    assert config["Architectures"] == ["arm64"]
-    assert config["Handler"] == "workflow.app.handler"
-    assert config["TracingConfig"] == {"Mode": "Active"}
-    assert config["Role"] == f"arn:aws:iam::{MOTO_ACCOUNT_ID}:role/{PREFIX}-workflow"
-    assert config["Environment"]["Variables"] == {
-        "TENANTS_TABLE_NAME": outputs["tenants_table_name"],
-        "WORKFLOWS_TABLE_NAME": outputs["workflows_table_name"],
-        "TENANT_CACHE_TTL_SECONDS": str(hcl.variables()["tenant_cache_ttl_seconds"]["default"]),
-        "POWERTOOLS_SERVICE_NAME": outputs["workflow_function_name"],
-        "POWERTOOLS_METRICS_NAMESPACE": hcl.variables()["metrics_namespace"]["default"],
-        "POWERTOOLS_LOG_LEVEL": hcl.variables()["log_level"]["default"],
+def _deployed_environment(key: str, outputs: dict[str, Any]) -> dict[str, str]:
+    """What src/functions.json's environment of function ``key`` should resolve to in this deployment."""
+    definitions = hcl.function_definitions()
+    variables = hcl.variables()
+    settings = {
+        "function_name": outputs[f"{key}_function_name"],
+        "tenants_table_name": outputs["tenants_table_name"],
+        "workflows_table_name": outputs["workflows_table_name"],
+        "callback_signing_secret_arn": outputs["callback_signing_secret_arn"],
         # The callback base URL is the stage's invoke URL, built without reading the stage.
-        "CALLBACK_SIGNING_SECRET_NAME": outputs["callback_signing_secret_arn"],
-        "CALLBACK_BASE_URL": outputs["api_url"],
-        "EVENT_BUS_NAME": outputs["event_bus_name"],
+        "callback_base_url": outputs["api_url"],
+        "event_bus_name": outputs["event_bus_name"],
     }
+    environment = {**definitions["environment"], **definitions["functions"][key].get("environment", {})}
+    return {name: str(settings[setting] if setting in settings else variables[setting]["default"])
+            for name, setting in environment.items()}
+
+
+@pytest.mark.parametrize("key", ["workflow", "api", "authorizer"])
+def test_each_function_runs_as_its_role_with_the_environment_functions_json_names(outputs, aws, key) -> None:
+    # (Handler, memory, timeout and flags as planned: test_plan.py.)
+    config = aws("lambda").get_function_configuration(FunctionName=outputs[f"{key}_function_name"])
+    assert config["Role"] == f"arn:aws:iam::{MOTO_ACCOUNT_ID}:role/{PREFIX}-{key}"
+    assert config["Environment"]["Variables"] == _deployed_environment(key, outputs)
+    # Powertools' service dimension is the function's name, which the alarms and dashboard select.
+    assert config["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == f"{PREFIX}-{key}"
+
+
+def test_the_authorizer_gets_no_callback_setting(outputs, aws) -> None:
+    config = aws("lambda").get_function_configuration(FunctionName=outputs["authorizer_function_name"])
+    assert not {"CALLBACK_SIGNING_SECRET_NAME", "CALLBACK_BASE_URL", "EVENT_BUS_NAME"} & set(config["Environment"]["Variables"])
+
+
+def test_live_alias_points_at_the_published_version(outputs, aws) -> None:
+    lam = aws("lambda")
     versions = [v["Version"] for v in lam.list_versions_by_function(FunctionName=outputs["workflow_function_name"])["Versions"]]
     assert outputs["workflow_function_version"] in versions and outputs["workflow_function_version"] != "$LATEST"
     alias = lam.get_alias(FunctionName=outputs["workflow_function_name"], Name="live")
     assert alias["FunctionVersion"] == outputs["workflow_function_version"]
     assert alias["AliasArn"] == outputs["workflow_alias_arn"]
-
-
-def test_api_function(outputs, aws) -> None:
-    config = aws("lambda").get_function_configuration(FunctionName=outputs["api_function_name"])
-    assert config["Runtime"] == "python3.13"
-    assert config["Architectures"] == ["arm64"]
-    assert config["Handler"] == "api.app.handler"
-    assert config["Role"] == f"arn:aws:iam::{MOTO_ACCOUNT_ID}:role/{PREFIX}-api"
-    assert config["Environment"]["Variables"] == {
-        "TENANTS_TABLE_NAME": outputs["tenants_table_name"],
-        "WORKFLOWS_TABLE_NAME": outputs["workflows_table_name"],
-        "POWERTOOLS_SERVICE_NAME": outputs["api_function_name"],
-        "POWERTOOLS_METRICS_NAMESPACE": hcl.variables()["metrics_namespace"]["default"],
-        "POWERTOOLS_LOG_LEVEL": hcl.variables()["log_level"]["default"],
-        "CALLBACK_SIGNING_SECRET_NAME": outputs["callback_signing_secret_arn"],
-        "CALLBACK_BASE_URL": outputs["api_url"],
-    }
 
 
 # --- IAM and logs, as stored ---
@@ -431,59 +452,50 @@ def _as_list(value: str | list[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def test_authorizer_function(outputs, aws) -> None:
-    config = aws("lambda").get_function_configuration(FunctionName=outputs["authorizer_function_name"])
-    assert (config["Runtime"], config["Architectures"], config["Handler"]) == ("python3.13", ["arm64"], "authorizer.app.handler")
-    assert config["Environment"]["Variables"]["TENANTS_TABLE_NAME"] == outputs["tenants_table_name"]
-    assert not {"CALLBACK_SIGNING_SECRET_NAME", "CALLBACK_BASE_URL", "EVENT_BUS_NAME"} & set(config["Environment"]["Variables"])
+def _grants(aws, role: str) -> set[tuple[str, str]]:
+    """Every (action, resource) the role's inline policies allow; every statement is an Allow without conditions."""
+    grants = set()
+    for statement in _role_statements(aws, role):
+        assert statement["Effect"] == "Allow" and "Condition" not in statement, statement
+        grants |= {(action, resource) for action in _as_list(statement["Action"]) for resource in _as_list(statement["Resource"])}
+    return grants
 
 
-@pytest.mark.parametrize("role", ["workflow", "api", "authorizer"])
-def test_function_roles_never_grant_lambda_or_dynamodb_on_star(outputs, aws, role) -> None:
-    statements = _role_statements(aws, f"{PREFIX}-{role}")
-    assert statements
-    for statement in statements:
-        actions = _as_list(statement["Action"])
-        assert not any(action == "*" or action.endswith(":*") for action in actions), statement
-        if any(action.startswith(("lambda:", "dynamodb:", "secretsmanager:", "events:")) for action in actions):
-            resources = _as_list(statement["Resource"])
-            assert all(resource.startswith("arn:aws:") and resource != "*" for resource in resources), statement
-
-
-def test_durable_and_callback_permissions_are_on_the_workflow_function_versions(outputs, aws) -> None:
+def test_each_role_is_granted_exactly_what_its_function_calls(outputs, aws) -> None:
+    # The whole of each role, as stored: every action on the named resource it needs and
+    # nothing else (no "*" but X-Ray's, which has no resource-level permissions).
     function_arn = f"arn:aws:lambda:{REGION}:{MOTO_ACCOUNT_ID}:function:{outputs['workflow_function_name']}"
-
-    def resources_for(role: str, action: str) -> list[str]:
-        return [r for s in _role_statements(aws, f"{PREFIX}-{role}") if action in _as_list(s["Action"]) for r in _as_list(s["Resource"])]
-
-    assert resources_for("workflow", "lambda:CheckpointDurableExecution") == [f"{function_arn}:*"]
-    assert resources_for("workflow", "lambda:GetDurableExecutionState") == [f"{function_arn}:*"]
-    for action in ("Success", "Failure", "Heartbeat"):
-        assert resources_for("api", f"lambda:SendDurableExecutionCallback{action}") == [f"{function_arn}:*"]
-    for action in ("GetDurableExecution", "GetDurableExecutionHistory"):
-        assert resources_for("api", f"lambda:{action}") == [f"{function_arn}:*"]
-    table_arn = f"arn:aws:dynamodb:{REGION}:{MOTO_ACCOUNT_ID}:table/"
-    assert resources_for("workflow", "dynamodb:GetItem") == [table_arn + outputs["tenants_table_name"]]
-    assert resources_for("workflow", "dynamodb:PutItem") == [table_arn + outputs["workflows_table_name"]]
-    # The token route reads the tenant (a token of a tenant that is not ACTIVE is refused).
-    assert sorted(resources_for("api", "dynamodb:GetItem")) == sorted(
-        table_arn + outputs[name] for name in ("tenants_table_name", "workflows_table_name"))
-    assert resources_for("api", "dynamodb:UpdateItem") == [table_arn + outputs["workflows_table_name"]]
-    assert resources_for("api", "dynamodb:PutItem") == []
-    assert resources_for("authorizer", "dynamodb:GetItem") == [table_arn + outputs["tenants_table_name"]]
-
-
-def test_signing_key_and_event_bus_permissions_name_them_only(outputs, aws) -> None:
-    def resources_for(role: str, action: str) -> list[str]:
-        return [r for s in _role_statements(aws, f"{PREFIX}-{role}") if action in _as_list(s["Action"]) for r in _as_list(s["Resource"])]
-
+    # Durable executions are sub-resources of a version: NAME:VERSION/durable-execution/...
+    executions = f"{function_arn}:*"
+    table = f"arn:aws:dynamodb:{REGION}:{MOTO_ACCOUNT_ID}:table/"
+    tenants, workflows = table + outputs["tenants_table_name"], table + outputs["workflows_table_name"]
     secret = outputs["callback_signing_secret_arn"]
-    assert resources_for("workflow", "secretsmanager:GetSecretValue") == [secret]
-    assert resources_for("api", "secretsmanager:GetSecretValue") == [secret]
-    assert resources_for("authorizer", "secretsmanager:GetSecretValue") == []
-    bus_arn = aws("events").describe_event_bus(Name=outputs["event_bus_name"])["Arn"]
-    assert resources_for("workflow", "events:PutEvents") == [bus_arn]
-    assert resources_for("api", "events:PutEvents") == resources_for("authorizer", "events:PutEvents") == []
+    bus = aws("events").describe_event_bus(Name=outputs["event_bus_name"])["Arn"]
+
+    def common(key: str) -> set[tuple[str, str]]:
+        log_group = f"arn:aws:logs:{REGION}:{MOTO_ACCOUNT_ID}:log-group:/aws/lambda/{PREFIX}-{key}:*"
+        return {("logs:CreateLogStream", log_group), ("logs:PutLogEvents", log_group),
+                ("xray:PutTraceSegments", "*"), ("xray:PutTelemetryRecords", "*"),
+                ("sqs:SendMessage", outputs["dead_letter_queue_arn"])}
+
+    assert _grants(aws, f"{PREFIX}-workflow") == common("workflow") | {
+        ("dynamodb:GetItem", tenants),
+        ("dynamodb:PutItem", workflows), ("dynamodb:UpdateItem", workflows),
+        ("lambda:CheckpointDurableExecution", executions), ("lambda:GetDurableExecutionState", executions),
+        ("secretsmanager:GetSecretValue", secret),
+        ("events:PutEvents", bus),
+    }
+    # The token route reads the tenant (a token of a tenant that is not ACTIVE is refused).
+    assert _grants(aws, f"{PREFIX}-api") == common("api") | {
+        ("dynamodb:GetItem", workflows), ("dynamodb:UpdateItem", workflows),
+        ("dynamodb:GetItem", tenants),
+        ("lambda:SendDurableExecutionCallbackSuccess", executions),
+        ("lambda:SendDurableExecutionCallbackFailure", executions),
+        ("lambda:SendDurableExecutionCallbackHeartbeat", executions),
+        ("lambda:GetDurableExecution", executions), ("lambda:GetDurableExecutionHistory", executions),
+        ("secretsmanager:GetSecretValue", secret),
+    }
+    assert _grants(aws, f"{PREFIX}-authorizer") == common("authorizer") | {("dynamodb:GetItem", tenants)}
 
 
 # --- callback tokens and notification ---
@@ -518,6 +530,7 @@ def test_event_bus_rules_and_targets_route_each_tenants_events_to_its_queue(outp
         assert sqs.get_queue_url(QueueName=name)["QueueUrl"] == queue_url
         attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
         assert attributes["SqsManagedSseEnabled"] == "true"
+        assert attributes.get("FifoQueue", "false") == "false"
         (target,) = events.list_targets_by_rule(Rule=name, EventBusName=bus)["Targets"]
         assert target["Arn"] == attributes["QueueArn"]
         (statement,) = json.loads(attributes["Policy"])["Statement"]
@@ -603,6 +616,7 @@ def test_each_tenants_key_is_in_a_usage_plan_of_its_own_with_its_tier(rest_api, 
     assert set(plans) == {f"{PREFIX}-{tenant_id}" for tenant_id in TENANT_IDS}
     for tenant in DEMO_TENANTS:
         plan = plans[f"{PREFIX}-{tenant['tenantId']}"]
+        assert tenant["tier"] in plan["description"]
         assert plan["throttle"] == {"rateLimit": tenant["throttleRateLimit"], "burstLimit": tenant["throttleBurstLimit"]}
         assert (plan["quota"]["limit"], plan["quota"]["period"]) == (tenant["dailyQuota"], "DAY")
         assert plan["apiStages"] == [{"apiId": rest_api["id"], "stage": STAGE}]
@@ -619,28 +633,32 @@ def test_the_token_route_is_throttled_by_method_settings_of_its_own(rest_api, aw
     for key in PUBLIC_ROUTES:
         route = _route(key)
         own = settings[f"{route['path'].replace('/', '~1')}/{route['method']}"]
-        # The stage's default method throttle (variables.tf), which the local gateway enforces too.
+        # The stage's default method throttle (variables.tf), which the local gateway enforces too,
+        # unless the callback_throttling_* variables (null by default) say otherwise.
+        assert {hcl.variables()[f"callback_throttling_{kind}_limit"]["default"] for kind in ("rate", "burst")} == {None}
+        assert (own["cachingEnabled"], own["dataTraceEnabled"]) == (False, False)
         assert own["throttlingRateLimit"] == hcl.variables()["throttling_rate_limit"]["default"]
         assert own["throttlingBurstLimit"] == hcl.variables()["throttling_burst_limit"]["default"]
 
 
-def test_dead_letter_queue_is_encrypted_and_every_role_may_send_to_it_only(outputs, aws) -> None:
+def test_dead_letter_queue_is_encrypted_and_every_role_has_its_own_policy_for_it(outputs, aws) -> None:
     attributes = aws("sqs").get_queue_attributes(QueueUrl=outputs["dead_letter_queue_url"], AttributeNames=["All"])["Attributes"]
     assert attributes["QueueArn"] == outputs["dead_letter_queue_arn"] == f"arn:aws:sqs:{REGION}:{MOTO_ACCOUNT_ID}:{PREFIX}-workflow-dlq"
     assert attributes["SqsManagedSseEnabled"] == "true"
     assert attributes["MessageRetentionPeriod"] == str(14 * 24 * 3600)
+    # A policy of its own on each role, so Lambda finds it at the function's creation (what
+    # each role may do in all: test_each_role_is_granted_exactly_what_its_function_calls).
     iam = aws("iam")
     for role in ("workflow", "api", "authorizer"):
-        document = iam.get_role_policy(RoleName=f"{PREFIX}-{role}", PolicyName=f"{role}-dead-letter-queue")["PolicyDocument"]
-        (statement,) = document["Statement"]
-        assert (statement["Action"], statement["Resource"]) in (("sqs:SendMessage", outputs["dead_letter_queue_arn"]),
-                                                                (["sqs:SendMessage"], outputs["dead_letter_queue_arn"]))
+        assert f"{role}-dead-letter-queue" in iam.list_role_policies(RoleName=f"{PREFIX}-{role}")["PolicyNames"], role
 
 
 def test_workflow_live_events_are_retried_then_kept(outputs, aws) -> None:
     config = aws("lambda").get_function_event_invoke_config(FunctionName=outputs["workflow_function_name"], Qualifier="live")
     assert config["MaximumRetryAttempts"] == hcl.variables()["workflow_retry_attempts"]["default"]
     assert config["MaximumEventAgeInSeconds"] == hcl.variables()["workflow_max_event_age_seconds"]["default"]
+    # No destination: the dead_letter_config keeps the event (a destination too would keep it twice).
+    assert not config.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"), config
 
 
 @pytest.fixture(scope="module")
@@ -649,25 +667,12 @@ def alarms(outputs, aws) -> dict[str, dict[str, Any]]:
     return {alarm["AlarmName"]: alarm for alarm in found}
 
 
-def test_the_alarms_exist_with_their_metrics(outputs, alarms) -> None:
+def test_the_alarms_and_metric_filters_exist(outputs, alarms, aws) -> None:
+    # (What each alarm and filter watches: test_plan_production.py.)
     assert sorted(alarms) == sorted(outputs["alarm_names"])
-    namespace = hcl.variables()["metrics_namespace"]["default"]
-    failed = alarms[f"{PREFIX}-workflows-failed"]["Metrics"][0]
-    assert failed["Expression"] == (f'SELECT SUM(WorkflowFailed) FROM SCHEMA("{namespace}", service, tenant_id) '
-                                    f"WHERE service = '{outputs['workflow_function_name']}'")
-    dlq = alarms[f"{PREFIX}-workflow-dlq-not-empty"]
-    assert (dlq["Namespace"], dlq["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
-    assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": f"{PREFIX}-workflow-dlq"}]
-    five = alarms[f"{PREFIX}-api-5xx"]
-    assert sorted((d["Name"], d["Value"]) for d in five["Dimensions"]) == [("ApiName", f"{PREFIX}-api"), ("Stage", STAGE)]
-    assert all(alarm["AlarmActions"] == [] for alarm in alarms.values())
-
-
-def test_metric_filters_count_authorizer_failures_and_429s_per_tenant(aws) -> None:
     group = f"/aws/apigateway/{PREFIX}-api/{STAGE}/access"
-    filters = {f["metricTransformations"][0]["metricName"]: f for f in aws("logs").describe_metric_filters(logGroupName=group)["metricFilters"]}
-    assert set(filters) == {"AuthorizerFailures", "ThrottledRequests"}
-    assert filters["ThrottledRequests"]["metricTransformations"][0]["dimensions"] == {"tenantId": "$.tenantId"}
+    filters = {f["metricTransformations"][0]["metricName"] for f in aws("logs").describe_metric_filters(logGroupName=group)["metricFilters"]}
+    assert filters == {"AuthorizerFailures", "ThrottledRequests"}
 
 
 def test_dashboard_has_a_graph_per_tenant_metric_and_every_alarm(outputs, alarms, aws) -> None:
