@@ -52,7 +52,13 @@ STACK_NAME = "local"
 FUNCTION_PREFIX = "conformance-"
 # Requirements the local stack fails, each with the reason it is left failing (the
 # emulator would have to change, not the adapter); reported, never counted as passes.
-KNOWN_DIFFERENCES: dict[str, str] = {}
+CRASH_REASON = (
+    "a crashed invocation (the process exits: Runtime.ExitError) records no InvocationCompleted, so every later "
+    "event id is one lower than AWS's; the emulator's invocation-failure path records none and its "
+    "InvocationCompletedDetails has no Error field: fixing it changes the executor, its model and its store format, "
+    "further than the adapter reaches"
+)
+KNOWN_DIFFERENCES: dict[str, str] = {"1-17": CRASH_REASON, "1-18": CRASH_REASON}
 
 
 class Outcome(Enum):
@@ -233,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", nargs="+", default=list(SUITES), choices=SUITES, help="suites to run")
     parser.add_argument("--only", nargs="+", metavar="ID", help="only these requirement ids (e.g. 1-1 4-3)")
-    parser.add_argument("--workers", type=int, default=12, help="requirements validated at once")
+    # Six at once keeps each handler invocation quick on 2 cores: requirements 4-9 and 4-10 need a
+    # callback's replay to end before a 5-second wait does, as it does on AWS.
+    parser.add_argument("--workers", type=int, default=6, help="requirements validated at once")
     parser.add_argument("--output", type=Path, default=Path(".state/conformance"),
                         help="where each requirement's history and the validator's transcript are written")
     args = parser.parse_args(argv)
