@@ -131,6 +131,20 @@ test-local: $(TEST_STAMP) ## End-to-end tests against the local stack
 test-infra: $(TEST_STAMP) ## Terraform checks (fmt, validate, plan, apply against moto, checkov)
 	@$(VPY) -m pytest tests/infra
 
+# AWS's durable conformance requirements (aws-durable-execution-conformance-tests, pinned in
+# tests/conformance/requirements.txt) through the local Lambda endpoint. The package declares
+# Python >= 3.14 but runs unchanged on 3.11 and 3.13: installed with --no-deps
+# --ignore-requires-python (its dependencies, boto3 and PyYAML, are in the run set).
+CONFORMANCE_STAMP := $(VENV)/.stamp-conformance
+$(CONFORMANCE_STAMP): $(RUN_STAMP) tests/conformance/requirements.txt
+	@echo "Installing AWS's durable conformance requirements (tests/conformance/requirements.txt) into $(VENV) ..."
+	@$(VPY) -m pip install --quiet --no-compile --no-deps --ignore-requires-python -r tests/conformance/requirements.txt
+	@touch $@
+
+.PHONY: test-conformance
+test-conformance: $(CONFORMANCE_STAMP) ## AWS's durable conformance requirements through the local Lambda endpoint
+	@$(VPY) -m tests.conformance.run $(CONFORMANCE_ARGS)
+
 # The black-box API checks (tests/blackbox/checks.py) against a deployed stage: URL
 # and demo keys from `terraform output`, or API_URL and API_KEYS (a JSON file of
 # tenant to key, e.g. .state/api-keys.json of make run); BRIEF_TENANT for the 410 check.
