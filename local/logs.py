@@ -58,7 +58,7 @@ def matches(pattern: str | None, message: str) -> bool:
         if not pattern.endswith("}"):
             raise FilterPatternError(f"unbalanced JSON filter pattern: {pattern}")
         return _json_matches(pattern[1:-1].strip(), message)
-    terms = [quoted if quoted is not None else bare for quoted, bare in _TERMS.findall(pattern)]
+    terms = [m.group(1) if m.group(1) is not None else m.group(2) for m in _TERMS.finditer(pattern)]
     return all(term.replace('\\"', '"') in message for term in terms)
 
 
