@@ -445,14 +445,23 @@ def _freshrun(results: Results) -> Values | None:
     if not (fresh := results.get("freshrun")):
         return None
     head, before = fresh["runs"]
-    ratio = {key: head[key] / before[key] for key in ("seconds_to_banner", "venv_bytes")}
+    ratio = {key: head[key] / before[key] for key in ("seconds_to_banner", "seconds_to_first_final", "venv_bytes")}
+    ended = lambda r: r["first_workflow_status"] + (  # noqa: E731
+        "" if r["first_workflow_status"] == "COMPLETED" else f" ({r['first_workflow_reason']})")
+    completed = head["first_workflow_status"] == "COMPLETED"
+    first = (f"{head['seconds_to_first_final']:.1f} s to the first workflow COMPLETED"
+             if completed else f"first workflow {ended(head)} after {head['seconds_to_first_final']:.1f} s")
     return {"table": columns([("commit", "`{ref}`"), ("seconds to the banner", "{seconds_to_banner:.1f}"),
+                              ("seconds to the first workflow's end", "{seconds_to_first_final:.1f}"),
+                              ("first workflow", ended),
                               (".venv MB", lambda r: f"{r['venv_bytes'] / 2**20:.0f}"), ("packages", "{packages}")],
                              fresh["runs"]), "head": head["ref"], "before": before["ref"],
-            "verdict": {"target": f"≤ 0.5× the first make run at {before['ref']}", "met": all(
-                at_most(value, 0.5) for value in ratio.values()),
-                        "figure": f"{head['seconds_to_banner']:.1f} s to the banner ({ratio['seconds_to_banner']:.2f}×"
-                                  f"), .venv {head['venv_bytes'] / 2**20:.0f} MB ({ratio['venv_bytes']:.2f}×)"}}
+            "verdict": {"target": f"first workflow COMPLETED, ≤ 0.5× the first make run at {before['ref']}",
+                        "met": completed and all(at_most(ratio[key], 0.5)
+                                                 for key in ("seconds_to_first_final", "venv_bytes")),
+                        "figure": f"{first} ({ratio['seconds_to_first_final']:.2f}×; banner "
+                                  f"{head['seconds_to_banner']:.1f} s, {ratio['seconds_to_banner']:.2f}×), "
+                                  f".venv {head['venv_bytes'] / 2**20:.0f} MB ({ratio['venv_bytes']:.2f}×)"}}
 
 
 PARTS: dict[str, Callable[[Results], Values | None]] = {

@@ -16,7 +16,8 @@ Each round pairs the sides, so the ratios are medians of per-round ratios. It
 also prints every zip's size and unzipped size, and optionally (``--breakdown``)
 what the handler's import spends above the bare SDK, per top-level package, from
 ``-X importtime``; and (``--fresh-run REF``, slow) a fresh clone's first
-``make run``: time to the banner, the virtualenv's size and package count.
+``make run``: time to the banner and to its first workflow's end (COMPLETED, or the status it ended
+with), the virtualenv's size and package count.
 
 Run ``make build`` first (with python3.13 available, so the zip carries bytecode).
 """
@@ -27,6 +28,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -38,6 +40,8 @@ import zipfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from shared.registry import FINAL_STATUSES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LAMBDA_PY = "3.13"
@@ -168,10 +172,52 @@ def paired_ratios(rounds: list[dict[str, dict[str, float]]], top: str, bottom: s
     return summarize([r[top][metric] / r[bottom][metric] for r in rounds])
 
 
-def fresh_run(ref: str, scratch: Path, timeout: float) -> dict[str, Any]:
-    """Clone ``ref`` into scratch, run its first ``make run`` to the banner, measure the virtualenv.
+# A fresh clone's first workflow: tenant-a's, answered with its callbackId as the README's
+# "as the tenant itself" step does (the routes and headers every compared ref serves).
+FIRST_ORDER = {"amount": 120, "currency": "EUR", "description": "first run"}
+FIRST_ANSWER = {"approved": True}
+FIRST_TENANT = "tenant-a"
+_API_LINE = re.compile(r"REST API\s+(http://\S+)")
 
-    The pip cache is whatever this machine has (warm after the first install).
+
+def first_workflow(banner: str, state_dir: Path, deadline: float, poll: float = 0.1) -> dict[str, Any]:
+    """Run one workflow on a stack that just printed ``banner``: start, answer, read until it ends.
+
+    Returns ``{"status": <its last status>, "reason": ...}``; "no answer" when the API never
+    answered the step, or "timeout" at ``deadline`` (a ``time.perf_counter()`` value).
+    """
+    import requests  # noqa: PLC0415 - only the fresh run needs an HTTP client
+
+    found = _API_LINE.search(banner)
+    if found is None:
+        return {"status": "no answer", "reason": "no REST API URL in the banner"}
+    api = found.group(1)
+    keys = json.loads((state_dir / "api-keys.json").read_text())
+    headers = {"x-tenant-id": FIRST_TENANT, "x-api-key": keys[FIRST_TENANT]}
+    session = requests.Session()
+    started = session.post(f"{api}/workflow", json=FIRST_ORDER, headers=headers, timeout=30)
+    if started.status_code != 202:
+        return {"status": "no answer", "reason": f"POST /workflow {started.status_code} {started.text[:200]}"}
+    workflow_id, answered = started.json()["workflowId"], False
+    while time.perf_counter() < deadline:
+        read = session.get(f"{api}/workflow/{workflow_id}", headers=headers, timeout=30)
+        status = read.json() if read.status_code == 200 else {}
+        if status.get("status") in FINAL_STATUSES:
+            return {"status": status["status"], "reason": status.get("reason")}
+        if status.get("status") == "WAITING_FOR_CALLBACK" and not answered:
+            answer = session.post(f"{api}/callback", headers=headers, timeout=30,
+                                  json={"callbackId": status["callbackId"], "payload": FIRST_ANSWER})
+            answered = answer.status_code == 200
+        time.sleep(poll)
+    return {"status": "timeout", "reason": f"not final by the deadline (workflow {workflow_id})"}
+
+
+def fresh_run(ref: str, scratch: Path, timeout: float) -> dict[str, Any]:
+    """Clone ``ref`` into scratch, run its first ``make run``, time the banner and the first workflow, measure the virtualenv.
+
+    From the start of ``make run`` (which installs the run set): seconds until the banner,
+    then until a first workflow (tenant-a's, answered at once) is final; its status says
+    whether it COMPLETED. The pip cache is whatever this machine has (warm after the first install).
     """
     clone = scratch / f"clone-{ref.replace('/', '_')}"
     subprocess.run(["git", "clone", "--quiet", str(REPO_ROOT), str(clone)], check=True)
@@ -181,7 +227,8 @@ def fresh_run(ref: str, scratch: Path, timeout: float) -> dict[str, Any]:
     log = (clone / "run.log").open("w+")
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=clone, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    banner_s = None
+    banner_s: float | None = None
+    first: dict[str, Any] | None = None
     try:
         while time.perf_counter() - started < timeout:
             if "KEY=" in (clone / "run.log").read_text(errors="replace"):
@@ -190,6 +237,10 @@ def fresh_run(ref: str, scratch: Path, timeout: float) -> dict[str, Any]:
             if process.poll() is not None:
                 break
             time.sleep(0.2)
+        if banner_s is not None:
+            first = first_workflow((clone / "run.log").read_text(errors="replace"), clone / ".state",
+                                   started + timeout)
+            first["seconds"] = time.perf_counter() - started
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)
@@ -199,12 +250,14 @@ def fresh_run(ref: str, scratch: Path, timeout: float) -> dict[str, Any]:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         log.close()
-    if banner_s is None:
+    if banner_s is None or first is None:
         raise RuntimeError(f"make run at {ref} printed no banner:\n{(clone / 'run.log').read_text()[-3000:]}")
     venv_bytes, _ = tree_size(clone / ".venv")
     packages = subprocess.run([str(clone / ".venv" / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],
                               capture_output=True, text=True, check=True).stdout.split()
-    result = {"ref": ref, "seconds_to_banner": banner_s, "venv_bytes": venv_bytes, "packages": len(packages)}
+    result = {"ref": ref, "seconds_to_banner": banner_s, "seconds_to_first_final": first["seconds"],
+              "first_workflow_status": first["status"], "first_workflow_reason": first.get("reason"),
+              "venv_bytes": venv_bytes, "packages": len(packages)}
     shutil.rmtree(clone, ignore_errors=True)
     return result
 
@@ -293,6 +346,7 @@ def report(results: dict[str, Any]) -> str:
                      f" {row['pyc_files']} .pyc")
     for run in results["fresh_runs"]:
         lines.append(f"Fresh clone at {run['ref']}: first make run {run['seconds_to_banner']:.1f} s to the banner, "
+                     f"{run['seconds_to_first_final']:.1f} s to its first workflow {run['first_workflow_status']}, "
                      f".venv {run['venv_bytes'] / MB:.0f} MB, {run['packages']} packages")
     return "\n".join(lines)
 
@@ -311,7 +365,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="also print what the handler's import spends above the bare SDK, per package")
     parser.add_argument("--fresh-run", action="append", default=[], metavar="REF",
                         help="also time a fresh clone's first `make run` at this git ref (repeatable; minutes each)")
-    parser.add_argument("--fresh-run-timeout", type=float, default=900.0, help="seconds to wait for the banner")
+    parser.add_argument("--fresh-run-timeout", type=float, default=900.0, help="seconds to wait for the banner and the first workflow")
     parser.add_argument("--json", type=Path, help="also write every figure (and each round) to this file")
     args = parser.parse_args(argv)
     if args.runs < 1:
