@@ -1,9 +1,10 @@
-"""Fault injection for tests: fail, stall or cut chosen DynamoDB and durable-service calls,
-and restart the emulator. Enabled only by ``python -m local.stack --fault-injection``.
+"""Fault injection for tests: fail, stall or cut chosen DynamoDB, EventBridge and durable-service
+calls, and restart the emulator. Enabled only by ``python -m local.stack --fault-injection``.
 
-The functions' ``AWS_ENDPOINT_URL_DYNAMODB`` points at a proxy that forwards to moto;
-their durable-service calls reach the local Lambda service, which forwards them to the
-emulator through :class:`FaultyDurableClient`. Both consult one :class:`FaultPlan`.
+The functions' ``AWS_ENDPOINT_URL_DYNAMODB`` and ``AWS_ENDPOINT_URL_EVENTBRIDGE`` point at
+a proxy that forwards to moto (one server answers both); their durable-service calls
+reach the local Lambda service, which forwards them to the emulator through
+:class:`FaultyDurableClient`. Both consult one :class:`FaultPlan`.
 ``POST /_faults`` (on the proxy) arms a rule, ``GET /_faults`` lists rules with their
 hits, ``DELETE /_faults`` clears them, ``POST /_faults/durable-emulator/restart``
 stops and restarts the durable emulator (its sqlite store persists).
@@ -38,7 +39,10 @@ logger = logging.getLogger(__name__)
 
 ADMIN_PATH = "/_faults"
 DYNAMODB = "dynamodb"
+EVENTS = "events"
 DURABLE = "durable"
+# The X-Amz-Target prefix of each proxied service's JSON protocol.
+_TARGET_PREFIXES = {"DynamoDB_20120810": DYNAMODB, "AWSEvents": EVENTS}
 # What a throttled or failing call returns; botocore retries them, then the caller decides.
 _ERRORS: dict[tuple[str, str], tuple[int, dict[str, str], dict[str, str]]] = {
     (DYNAMODB, "throttle"): (400, {"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
@@ -47,6 +51,10 @@ _ERRORS: dict[tuple[str, str], tuple[int, dict[str, str], dict[str, str]]] = {
     (DYNAMODB, "unavailable"): (500, {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
                                       "message": "injected fault: internal server error"},
                                 {"Content-Type": "application/x-amz-json-1.0"}),
+    (EVENTS, "throttle"): (400, {"__type": "ThrottlingException", "message": "injected fault: rate exceeded"},
+                           {"Content-Type": "application/x-amz-json-1.1"}),
+    (EVENTS, "unavailable"): (500, {"__type": "InternalException", "message": "injected fault: internal error"},
+                              {"Content-Type": "application/x-amz-json-1.1"}),
     (DURABLE, "throttle"): (429, {"Type": "User", "message": "injected fault: rate exceeded"},
                             {"x-amzn-ErrorType": "TooManyRequestsException"}),
     (DURABLE, "unavailable"): (500, {"Type": "Service", "message": "injected fault: service exception"},
@@ -70,8 +78,9 @@ class FaultRule:
     """Affect the next ``count`` calls that match.
 
     Attributes:
-        target: ``dynamodb`` (the functions' DynamoDB calls) or ``durable`` (their
-            durable-execution API calls: callbacks, get, history).
+        target: ``dynamodb`` (the functions' DynamoDB calls), ``events`` (their EventBridge
+            calls: the submitter's ``PutEvents``) or ``durable`` (their durable-execution API
+            calls: callbacks, get, history).
         operation: API operation (``UpdateItem``, ``SendDurableExecutionCallbackSuccess`` ...) or ``*``.
         body_contains: Only calls whose body (or, for ``durable``, decoded path) contains this
             text (or each text of a list).
@@ -133,6 +142,8 @@ FAILS_EVERY_ATTEMPT = "fails until retries are exhausted"
 LANDS_LATE = "lands, answers late"
 KILLED_AFTER = "killed right after"
 FAULT_KINDS = (FAILS_ONCE, FAILS_EVERY_ATTEMPT, LANDS_LATE, KILLED_AFTER)
+# Not a fault: the calls pass untouched and the rule's hits count them (a test's spy).
+COUNTED_ONLY = "passes, counted"
 # A census is a bounded record: a forgotten recording must not grow the stack for ever.
 MAX_RECORDED_CALLS = 10_000
 
@@ -160,31 +171,36 @@ class RecordedCall:
 
 
 def _client_config(target: str) -> Any:
-    from shared.aws_clients import DYNAMODB_CONFIG, LAMBDA_CONFIG  # the functions' own clients
+    from shared.aws_clients import DYNAMODB_CONFIG, EVENTS_CONFIG, LAMBDA_CONFIG  # the functions' own clients
 
-    return {DYNAMODB: DYNAMODB_CONFIG, DURABLE: LAMBDA_CONFIG}[target]
+    return {DYNAMODB: DYNAMODB_CONFIG, EVENTS: EVENTS_CONFIG, DURABLE: LAMBDA_CONFIG}[target]
 
 
 def fault_rule(kind: str, *, target: str, operation: str, body_contains: list[str], step_attempts: int = 1,
-               skip: int = 0, label: str = "", caller: str | None = None) -> dict[str, Any]:
-    """The rule (``POST /_faults`` body) that gives one call the fault ``kind``.
+               skip: int = 0, label: str = "", caller: str | None = None,
+               delay_seconds: float = 0.0) -> dict[str, Any]:
+    """The rule (``POST /_faults`` body) that gives one call the fault ``kind`` (or counts it: ``COUNTED_ONLY``).
 
     The numbers come from the functions' botocore configs: "every attempt" is
     botocore's total attempts (times ``step_attempts`` when a durable step retries
     the call), and "late" outlasts the caller's read timeout by a second.
-    ``skip``, ``label`` and ``caller`` pass through to :class:`FaultRule`.
+    ``skip``, ``label`` and ``caller`` pass through to :class:`FaultRule`;
+    ``delay_seconds`` stalls a failing call first (so the test can act while it hangs).
     """
     config = _client_config(target)
     rule: dict[str, Any] = {"target": target, "operation": operation, "body_contains": body_contains, "count": 1,
                             "skip": skip, "label": label, "caller": caller}
     if kind == FAILS_ONCE:
-        return {**rule, "fail": True}
+        return {**rule, "fail": True, "delay_seconds": delay_seconds}
     if kind == FAILS_EVERY_ATTEMPT:
-        return {**rule, "fail": True, "count": config.retries["total_max_attempts"] * step_attempts}
+        return {**rule, "fail": True, "delay_seconds": delay_seconds,
+                "count": config.retries["total_max_attempts"] * step_attempts}
     if kind == LANDS_LATE:
         return {**rule, "fail": False, "after_landing": True, "delay_seconds": config.read_timeout + 1}
     if kind == KILLED_AFTER:
         return {**rule, "fail": False, "kill_caller": True}
+    if kind == COUNTED_ONLY:
+        return {**rule, "fail": False, "count": MAX_RECORDED_CALLS}
     raise ValueError(f"unknown fault kind {kind!r}")
 
 
@@ -316,7 +332,7 @@ class FaultyDurableClient:
 
 
 class DynamoDBFaultProxy(LocalHttpService):
-    """Forwards DynamoDB calls to ``upstream_url`` unless an armed rule says otherwise."""
+    """Forwards DynamoDB and EventBridge calls to ``upstream_url`` (moto) unless an armed rule says otherwise."""
 
     name = "dynamodb-faults"
 
@@ -331,9 +347,9 @@ class DynamoDBFaultProxy(LocalHttpService):
     def handle(self, request: Request) -> Response:
         if request.path.startswith(ADMIN_PATH):
             return self._admin(request)
-        operation = (request.header("X-Amz-Target") or "").rpartition(".")[2]
-        status, headers, body = self.plan.apply(DYNAMODB, operation, request.body, request.header("User-Agent") or "",
-                                                lambda: self._forward(request))
+        service, _, operation = (request.header("X-Amz-Target") or "").rpartition(".")
+        status, headers, body = self.plan.apply(_TARGET_PREFIXES.get(service, DYNAMODB), operation, request.body,
+                                                request.header("User-Agent") or "", lambda: self._forward(request))
         return Response(status, headers, body)
 
     def _forward(self, request: Request) -> tuple[int, dict[str, str], bytes]:

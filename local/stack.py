@@ -210,7 +210,8 @@ class LoopbackStack:
         tenants = demo_tenants()
         # The signing secret, the event bus and each tenant's rule and queue live on
         # moto's server too (it answers every AWS service on the DynamoDB port);
-        # secrets and events go straight to it, also with --fault-injection.
+        # secrets go straight to it, and with --fault-injection the functions'
+        # events go through the fault proxy, as their DynamoDB calls do.
         self.notifications = LocalNotifications(
             endpoint_url=self.dynamodb.url,
             region=config.region,
@@ -225,6 +226,7 @@ class LoopbackStack:
                 "AWS_ENDPOINT_URL_LAMBDA": self.lambda_url,
                 "AWS_ENDPOINT_URL_DYNAMODB": functions_dynamodb_url,
                 **self.notifications.function_environment(self.callback_base_url),
+                **({"AWS_ENDPOINT_URL_EVENTBRIDGE": self.faults.url} if self.faults else {}),
                 "POWERTOOLS_LOG_LEVEL": config.function_log_level,
             },
             tenant_cache_ttl_seconds=config.tenant_cache_ttl,

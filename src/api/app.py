@@ -23,6 +23,8 @@ from api.callbacks import (
     NotFound,
     Unauthenticated,
     RequestTooLarge,
+    WaitBeingRegistered,
+    ensure_registered,
     ensure_waiting,
     parse_callback_request,
     status_view,
@@ -68,6 +70,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     DurableServiceUnavailable: 502,
     DeliveryInProgress: 503,
     OutcomeUnknown: 503,
+    WaitBeingRegistered: 503,
 }
 # DynamoDB's and Lambda's throttling codes: the caller should back off and retry (429).
 THROTTLING_CODES = frozenset({
@@ -147,6 +150,11 @@ def _answer(found: WorkflowRecord | None, request: CallbackRequest) -> dict[str,
     if found is None:
         raise NotFound("callback not found")
     logger.append_keys(workflow_id=found.workflow_id)
+    if found.status == reg.STARTED:
+        # Not answerable until the submitter has told the external party (503, retry); a
+        # submitter that died long ago is found out here as on a read (rate-limited).
+        found = converge_on_read(REGISTRY, LAMBDA_CLIENT, found, time.time())
+        ensure_registered(found)
     context = app.lambda_context
     delivery = CallbackDelivery(
         registry=REGISTRY,

@@ -15,10 +15,9 @@ from shared.registry import WorkflowRecord
 
 # Bodies are parsed only up to this size (API Gateway itself allows 10 MB).
 MAX_CALLBACK_BODY_BYTES = 1024 * 1024
-# A confirmation is checkpointed by the durable service and stored in the
-# workflow's registry item; 256 KiB (compact UTF-8 JSON) fits both, with room for
-# the rest of the item (see shared.registry.MAX_RESULT_JSON_BYTES).
-MAX_PAYLOAD_BYTES = min(256 * 1024, reg.MAX_RESULT_JSON_BYTES - 8 * 1024)
+# What the whole path can keep (shared.strict_json says why): refused up front.
+MAX_PAYLOAD_BYTES = strict_json.MAX_PAYLOAD_BYTES
+MAX_PAYLOAD_DEPTH = strict_json.MAX_PAYLOAD_DEPTH
 MAX_ERROR_FIELD_LENGTH = 1024
 _CALLBACK_FIELDS = frozenset({"callbackId", "payload", "error", "heartbeat"})
 _ANSWER_FIELDS = ("payload", "error", "heartbeat")
@@ -38,6 +37,20 @@ class RequestTooLarge(ValueError):
 
 class NotFound(LookupError):
     """Unknown id, or an id that belongs to another tenant (404: never say which)."""
+
+
+class WaitBeingRegistered(RuntimeError):
+    """The workflow's wait is not answerable yet: its submitter has not finished (503 with Retry-After).
+
+    The callback becomes answerable only once the external party has been told
+    (the event is out); an answer before that is refused, never accepted, so a
+    submitter that then fails cannot break a ``200``.
+    """
+
+    retry_after_seconds = 1
+
+    def __init__(self) -> None:
+        super().__init__("the callback's wait is still being registered; retry later")
 
 
 class AlreadyCompleted(RuntimeError):
@@ -70,7 +83,7 @@ class CallbackRequest:
         return self._result
 
     def answer_digest(self) -> str:
-        """Fingerprint of the answer, comparable with what the execution's history recorded."""
+        """Fingerprint of the answer in its canonical form, comparable with what the execution's history recorded."""
         return self._digest
 
     # Computed once per request: the payload may be 256 KiB, and the size check,
@@ -83,7 +96,7 @@ class CallbackRequest:
     def _digest(self) -> str:
         if self.failure is not None:
             return failure_digest(self.failure.error_type, self.failure.message)
-        return success_digest(self._result)
+        return success_digest(self.payload)
 
 
 def payload_bytes(payload: Any) -> bytes:
@@ -91,15 +104,24 @@ def payload_bytes(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-def success_digest(result: bytes) -> str:
-    """Digest of a success answer's delivered bytes."""
-    return hashlib.sha256(b"success\n" + result).hexdigest()
+def success_digest(payload: Any) -> str:
+    """Digest of a success answer: its payload in the canonical form (``strict_json.canonical``).
+
+    The same answer serialized another way (key order, whitespace, ``\\u``
+    escapes, ``1`` or ``1.0``) has the same digest, so a retry of the answer
+    that won is recognised however the client serialized it.
+    """
+    return _digest(b"success", payload)
 
 
 def failure_digest(error_type: str | None, message: str | None) -> str:
-    """Digest of a failure answer (type and message as delivered)."""
-    text = json.dumps([error_type or "", message or ""], ensure_ascii=False)
-    return hashlib.sha256(b"failure\n" + text.encode("utf-8", "surrogatepass")).hexdigest()
+    """Digest of a failure answer: its type and message, in the canonical form."""
+    return _digest(b"failure", [error_type or "", message or ""])
+
+
+def _digest(kind: bytes, value: Any) -> str:
+    text = strict_json.canonical(value)
+    return hashlib.sha256(kind + b"\n" + text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def parse_callback_request(body: str | None, callback_id: str | None = None) -> CallbackRequest:
@@ -121,7 +143,10 @@ def parse_callback_request(body: str | None, callback_id: str | None = None) -> 
         raise RequestTooLarge(f"request body exceeds {MAX_CALLBACK_BODY_BYTES} bytes")
     try:
         data = strict_json.loads(body)
-    except (RecursionError, ValueError) as error:
+    except RecursionError as error:
+        raise InvalidRequest(f"request body is nested too deeply: a payload may nest at most "
+                             f"{MAX_PAYLOAD_DEPTH} levels") from error
+    except ValueError as error:
         raise InvalidRequest("request body must be valid JSON") from error
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object")
@@ -151,6 +176,10 @@ def parse_callback_request(body: str | None, callback_id: str | None = None) -> 
 
 
 def _check_storable(request: CallbackRequest) -> None:
+    """Refuse a payload the workflow could not checkpoint, store or return (the limits: ``shared.strict_json``)."""
+    levels = strict_json.depth(request.payload)
+    if levels > MAX_PAYLOAD_DEPTH:
+        raise InvalidRequest(f"payload nests {levels} levels of objects and arrays; the limit is {MAX_PAYLOAD_DEPTH} levels")
     try:
         size = len(request.result_bytes())
     except (ValueError, UnicodeEncodeError) as error:
@@ -173,6 +202,16 @@ def _parse_failure(error: Any) -> CallbackFailure:
         except UnicodeEncodeError as error:
             raise InvalidRequest(f"error.{name} must be valid Unicode text") from error
     return CallbackFailure(error_type=str(error_type), message=str(message))
+
+
+def ensure_registered(record: WorkflowRecord) -> None:
+    """Refuse an answer to a wait its submitter has not finished registering (the workflow is still ``STARTED``).
+
+    Raises:
+        WaitBeingRegistered: Retry later (503); the wait becomes answerable, or the workflow ends (then 409).
+    """
+    if record.status == reg.STARTED:
+        raise WaitBeingRegistered()
 
 
 def ensure_waiting(record: WorkflowRecord | None) -> WorkflowRecord:

@@ -14,6 +14,7 @@ from typing import Any
 
 from api.callbacks import failure_digest, success_digest
 from shared import registry as reg
+from shared import strict_json
 
 # Callback states as read from the execution's history.
 CALLBACK_SUCCEEDED = "SUCCEEDED"
@@ -71,7 +72,7 @@ def callback_outcome(events: list[dict[str, Any]], callback_id: str) -> Callback
         kind = event.get("EventType")
         if kind == "CallbackSucceeded":
             result = ((event.get("CallbackSucceededDetails") or {}).get("Result") or {})
-            digest = None if result.get("Truncated") else success_digest(str(result.get("Payload") or "").encode("utf-8"))
+            digest = None if result.get("Truncated") else success_digest(_delivered_payload(result.get("Payload")))
             return CallbackOutcome(CALLBACK_SUCCEEDED, digest)
         if kind == "CallbackFailed":
             error = ((event.get("CallbackFailedDetails") or {}).get("Error") or {})
@@ -81,6 +82,22 @@ def callback_outcome(events: list[dict[str, Any]], callback_id: str) -> Callback
         if kind == "CallbackTimedOut":
             return CallbackOutcome(CALLBACK_TIMED_OUT)
     return CallbackOutcome(CALLBACK_WAITING)
+
+
+def _delivered_payload(text: Any) -> Any:
+    """A success result as the history holds it (the delivered text), decoded for the canonical digest.
+
+    Text that is not JSON, or nested deeper than the routes accept (a result some
+    other client sent), stays text: its digest matches no answer of the callback
+    routes, whose payloads are objects.
+    """
+    raw = str(text or "")
+    try:
+        value = strict_json.loads(raw)
+    except (ValueError, RecursionError):
+        return raw
+    # Deeper than any answer the routes accept: not one of theirs (and too deep to canonicalise safely).
+    return value if strict_json.depth(value) <= strict_json.MAX_PAYLOAD_DEPTH else raw
 
 
 def workflow_outcome(execution: dict[str, Any]) -> WorkflowOutcome | None:

@@ -182,18 +182,25 @@ class WorkflowRegistry:
             return False
         return True
 
-    def register_waiting(
+    def register_callback(
         self, tenant_id: str, workflow_id: str, callback_id: str, timeout_seconds: int, *, token_hash: str | None = None
     ) -> int:
-        """Record that ``workflow_id`` waits for ``callback_id`` (and its token, by hash); return the deadline.
+        """Record which callback (and token, by hash) ``workflow_id`` will wait for; return the deadline.
+
+        The wait is not answerable yet: the workflow stays ``STARTED`` (both
+        callback routes answer ``503``, ``GET`` shows no callbackId) until
+        :meth:`mark_waiting`, which the submitter calls only once the external
+        party has been told. So no answer is accepted for a wait the submitter
+        may still fail to announce.
 
         The callback index (and the token item) are written first: if the last
         write fails, the submitter step is retried and every write is idempotent,
-        so the registry never holds a waiting workflow whose callback cannot be
-        found. The index is updated, not replaced, so a retry never wipes how an
-        early answer settled it, nor moves the deadline its first attempt set. The workflow item keeps the token's hash
-        (``callbackTokenHash``), so a read can tell without another lookup
-        whether the token of the current signing key has its item.
+        so the registry never names a callback whose index cannot be found. The
+        index is updated, not replaced, so a retry never wipes how an early
+        answer settled it, nor moves the deadline its first attempt set. The
+        workflow item keeps the token's hash (``callbackTokenHash``), so a read
+        can tell without another lookup whether the token of the current signing
+        key has its item. No write here changes the workflow's status.
         """
         now = int(self._clock())
         # The durable service started the callback's clock before the submitter
@@ -217,13 +224,11 @@ class WorkflowRegistry:
         self._table.update_item(
             Key=workflow_key(tenant_id, workflow_id),
             UpdateExpression=(
-                "SET #status = :status, workflowId = :workflowId, callbackId = :callbackId, "
+                "SET workflowId = :workflowId, callbackId = :callbackId, "
                 "callbackDeadline = :deadline, updatedAt = :now, expiresAt = :expiresAt"
                 + (", callbackTokenHash = :tokenHash" if token_values else "")
             ),
-            ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={
-                ":status": WAITING_FOR_CALLBACK,
                 ":workflowId": workflow_id,
                 ":callbackId": callback_id,
                 ":deadline": deadline,
@@ -233,6 +238,33 @@ class WorkflowRegistry:
             },
         )
         return deadline
+
+    def mark_waiting(self, tenant_id: str, workflow_id: str, callback_id: str) -> bool:
+        """Make the registered wait answerable: ``STARTED`` becomes ``WAITING_FOR_CALLBACK`` (idempotent).
+
+        Conditional on the workflow naming ``callback_id`` and still being open,
+        so a late or repeated submitter never reopens a workflow that ended.
+
+        Returns:
+            False when the workflow no longer waits for ``callback_id`` (it ended, or names another callback).
+        """
+        try:
+            self._table.update_item(
+                Key=workflow_key(tenant_id, workflow_id),
+                UpdateExpression="SET #status = :waiting, updatedAt = :now",
+                ConditionExpression="callbackId = :callbackId AND #status IN (:started, :waiting)",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={":waiting": WAITING_FOR_CALLBACK, ":started": STARTED,
+                                           ":callbackId": callback_id, ":now": int(self._clock())},
+            )
+        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def is_waiting_for(self, tenant_id: str, workflow_id: str, callback_id: str) -> bool:
+        """Whether the wait for ``callback_id`` is registered and answerable (``WAITING_FOR_CALLBACK``)."""
+        record = self.get_workflow(tenant_id, workflow_id)
+        return record is not None and record.status == WAITING_FOR_CALLBACK and record.callback_id == callback_id
 
     def reissue_token(self, record: WorkflowRecord, token_hash: str) -> bool:
         """Give a waiting workflow the token item of ``token_hash`` (the current signing key's token).

@@ -125,21 +125,41 @@ def load_tenant_and_validate(tenant_id: str, workflow_id: str, execution_arn: st
     return validation
 
 
-def register_and_notify(tenant_id: str, workflow_id: str, callback_id: str, timeout_seconds: int) -> None:
-    """The callback submitter: record the wait (and the token's hash), then tell the external party.
+class WaitNotRegistered(RuntimeError):
+    """The registry refused to make the wait answerable (the submitter step retries, then the workflow fails)."""
 
-    Replays never run it again (the SDK checkpoints the submitter); a retried
-    submitter writes the same items and computes the same token, and may emit the
-    event once more: consumers must be idempotent.
+
+def register_and_notify(tenant_id: str, workflow_id: str, callback_id: str, timeout_seconds: int) -> None:
+    """The callback submitter: record the wait, tell the external party, and only then make the wait answerable.
+
+    In this order, so that an answer accepted with ``200`` is never lost: while
+    the event is not out, the workflow stays ``STARTED`` and both callback
+    routes answer ``503`` (retry). If EventBridge keeps refusing the event, the
+    submitter's retries run out and the workflow ends ``FAILED`` without ever
+    having accepted an answer.
+
+    Replays never run it again (the SDK checkpoints the submitter). A retried
+    submitter whose earlier attempt finished (the wait is already answerable,
+    only the step's checkpoint was lost) returns at once: it neither writes nor
+    publishes again, so a flaky bus cannot fail a wait that is already announced.
+    Any other retry writes the same items, computes the same token and may emit
+    the event once more: consumers must be idempotent.
     """
+    if registry().is_waiting_for(tenant_id, workflow_id, callback_id):
+        logger.info("waiting for external confirmation (registered by an earlier attempt)")
+        return
     token = mint_token(signing_key(SETTINGS.callback_signing_secret), tenant_id, callback_id) \
         if SETTINGS.callback_signing_secret else None
-    deadline = registry().register_waiting(tenant_id, workflow_id, callback_id, timeout_seconds,
-                                         token_hash=token_hash(token) if token else None)
+    deadline = registry().register_callback(tenant_id, workflow_id, callback_id, timeout_seconds,
+                                            token_hash=token_hash(token) if token else None)
     notified = bool(token and SETTINGS.event_bus_name and SETTINGS.callback_base_url)
     if notified:
         publish(events_client(), waiting_event(str(SETTINGS.event_bus_name), tenant_id, workflow_id,
                                                callback_url(str(SETTINGS.callback_base_url), str(token)), deadline))
+    if not registry().mark_waiting(tenant_id, workflow_id, callback_id):
+        # The item no longer names this callback, or says the workflow ended:
+        # never wait for an answer no route would accept (the step retries, then fails).
+        raise WaitNotRegistered("the registry does not name this callback as the workflow's open wait")
     logger.info("waiting for external confirmation", extra={"notified": notified})
 
 

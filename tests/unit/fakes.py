@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -18,3 +19,14 @@ class FakeLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_millis
+
+
+def register_waiting(registry: Any, tenant_id: str, workflow_id: str, callback_id: str, timeout_seconds: int, *,
+                     token_hash: str | None = None) -> int:
+    """A workflow waiting for ``callback_id`` as the submitter leaves it: claimed (unless it is), registered,
+    then made answerable. Returns the callback's deadline."""
+    if registry.get_workflow(tenant_id, workflow_id) is None:
+        assert registry.claim_workflow(tenant_id, workflow_id, f"arn:test:execution:{tenant_id}:{workflow_id}")
+    deadline = registry.register_callback(tenant_id, workflow_id, callback_id, timeout_seconds, token_hash=token_hash)
+    assert registry.mark_waiting(tenant_id, workflow_id, callback_id)
+    return int(deadline)

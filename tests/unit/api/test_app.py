@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,13 @@ import pytest
 from botocore.stub import Stubber
 
 from api import app
+from api.callbacks import MAX_PAYLOAD_DEPTH
+from api.reconcile import STARTED_GRACE_SECONDS
 from tests.unit.api_events import proxy_event
 from shared import registry as reg
 from shared.callback_tokens import mint_token
 from tests.unit.conftest import TEST_ENV, TEST_SIGNING_KEY
-from tests.unit.fakes import FakeLambdaContext
+from tests.unit.fakes import FakeLambdaContext, register_waiting
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 CALLBACK_ID = "cb-tenant-a-1"
@@ -32,7 +35,7 @@ EXECUTION_ARN = "arn:aws:lambda:us-east-1:123456789012:function:wf:1/durable-exe
 def waiting_workflow(tables: Any) -> str:
     """tenant-a has workflow wf-a (execution EXECUTION_ARN) waiting on CALLBACK_ID."""
     app.REGISTRY.claim_workflow("tenant-a", "wf-a", EXECUTION_ARN)
-    app.REGISTRY.register_waiting("tenant-a", "wf-a", CALLBACK_ID, timeout_seconds=3600)
+    register_waiting(app.REGISTRY, "tenant-a", "wf-a", CALLBACK_ID, timeout_seconds=3600)
     return "wf-a"
 
 
@@ -436,3 +439,73 @@ def test_read_serves_the_registry_view_when_the_execution_cannot_be_read(waiting
     durable.add_client_error("get_durable_execution", service_error_code="TooManyRequestsException")
     assert get_status(waiting_workflow) == (200, {"workflowId": "wf-a", "status": reg.WAITING_FOR_CALLBACK,
                                                   "callbackId": CALLBACK_ID, "callbackUrl": CALLBACK_URL})
+
+
+# -- an answer before the wait is answerable; answers the workflow could not keep; a reordered retry ---------
+
+
+@pytest.fixture
+def registering_workflow(tables: Any) -> str:
+    """tenant-a's wf-a: its submitter wrote the callback, the event is not out yet (still STARTED)."""
+    app.REGISTRY.claim_workflow("tenant-a", "wf-a", EXECUTION_ARN)
+    app.REGISTRY.register_callback("tenant-a", "wf-a", CALLBACK_ID, timeout_seconds=3600)
+    return "wf-a"
+
+
+@pytest.mark.parametrize("answer", [{"payload": {"ok": True}}, {"error": {"type": "T", "message": "m"}}, {"heartbeat": True}])
+def test_an_answer_while_the_wait_is_registered_is_503_and_never_reaches_the_service(
+    registering_workflow: str, durable: Stubber, answer: dict[str, Any]
+) -> None:
+    # GIVEN the Stubber has no answer queued: any durable call would fail this test
+    response = post_callback_response({"callbackId": CALLBACK_ID, **answer})
+    assert response["statusCode"] == 503 and response["multiValueHeaders"]["Retry-After"] == ["1"]
+    assert json.loads(response["body"]) == {"message": "the callback's wait is still being registered; retry later"}
+    # AND GET shows the workflow as STARTED, without the callbackId nobody may answer yet
+    assert get_status(registering_workflow) == (200, {"workflowId": "wf-a", "status": reg.STARTED})
+
+
+def test_once_the_wait_is_answerable_the_same_answer_gets_200(registering_workflow: str, durable: Stubber) -> None:
+    assert post_callback({"callbackId": CALLBACK_ID, "payload": {"ok": True}})[0] == 503
+    assert app.REGISTRY.mark_waiting("tenant-a", "wf-a", CALLBACK_ID)
+    durable.add_response("send_durable_execution_callback_success", {}, {"CallbackId": CALLBACK_ID, "Result": b'{"ok":true}'})
+    assert post_callback({"callbackId": CALLBACK_ID, "payload": {"ok": True}}) == (200, {"workflowId": "wf-a", "delivered": "success"})
+
+
+def test_a_wait_whose_submitter_gave_up_long_ago_is_409_once_the_execution_says_so(
+    tables: Any, durable: Stubber, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a workflow left STARTED with its callback registered, past the start's grace (its final write lost too)
+    past = reg.WorkflowRegistry(app.REGISTRY._table, 3600, clock=lambda: time.time() - STARTED_GRACE_SECONDS - 1)  # noqa: SLF001
+    past.claim_workflow("tenant-a", "wf-a", EXECUTION_ARN)
+    past.register_callback("tenant-a", "wf-a", CALLBACK_ID, timeout_seconds=3600)
+    ended = {**RUNNING, "Status": "SUCCEEDED", "EndTimestamp": "2026-01-01T00:01:00Z",
+             "Result": json.dumps({"workflowId": "wf-a", "status": reg.FAILED, "reason": "could not register the callback"})}
+    durable.add_response("get_durable_execution", ended)
+    durable.add_response("get_durable_execution_history", history())
+    # WHEN an answer arrives, THEN the registry converges on the execution and the answer is final: 409
+    assert post_callback({"callbackId": CALLBACK_ID, "payload": {"ok": True}}) == (409, {"message": "workflow is already FAILED"})
+
+
+def nested(levels: int) -> dict[str, Any]:
+    value: Any = True
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def test_a_payload_nested_to_the_limit_is_delivered_and_one_level_more_is_400(waiting_workflow: str, durable: Stubber) -> None:
+    status, body = post_callback({"callbackId": CALLBACK_ID, "payload": nested(MAX_PAYLOAD_DEPTH + 1)})
+    assert status == 400 and f"the limit is {MAX_PAYLOAD_DEPTH} levels" in body["message"]
+    delivered = json.dumps(nested(MAX_PAYLOAD_DEPTH), separators=(",", ":")).encode()
+    durable.add_response("send_durable_execution_callback_success", {}, {"CallbackId": CALLBACK_ID, "Result": delivered})
+    assert post_callback({"callbackId": CALLBACK_ID, "payload": nested(MAX_PAYLOAD_DEPTH)})[0] == 200
+
+
+def test_a_retry_of_the_winning_answer_in_another_key_order_and_number_form_is_200(waiting_workflow: str, durable: Stubber) -> None:
+    durable.add_response("send_durable_execution_callback_success", {},
+                         {"CallbackId": CALLBACK_ID, "Result": b'{"approved":true,"n":1}'})
+    assert post_callback('{"callbackId": "%s", "payload": {"approved": true, "n": 1}}' % CALLBACK_ID)[0] == 200
+    # THEN the same answer serialized otherwise is recognised (no service call: the Stubber has none queued)
+    retry = '{"payload": {"n": 1.0, "approved": true}, "callbackId": "%s"}' % CALLBACK_ID
+    assert post_callback(retry) == (200, {"workflowId": "wf-a", "delivered": "success"})
+    assert post_callback('{"callbackId": "%s", "payload": {"n": 2, "approved": true}}' % CALLBACK_ID)[0] == 409

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from api.callbacks import (
+    MAX_PAYLOAD_DEPTH,
     AlreadyCompleted,
     CallbackExpired,
     CallbackFailure,
     InvalidRequest,
     NotFound,
+    WaitBeingRegistered,
+    ensure_registered,
     ensure_waiting,
+    failure_digest,
     parse_callback_request,
     status_view,
+    success_digest,
 )
 from shared import registry as reg
 from shared.registry import WorkflowRecord
@@ -51,3 +57,74 @@ def test_only_waiting_workflows_accept_callbacks(status: str, error: type[Except
 def test_status_view_shows_reason_for_rejections() -> None:
     view = status_view(WorkflowRecord("t", "w", reg.REJECTED, reason="unknown tenant", result={"status": "REJECTED"}))
     assert view == {"workflowId": "w", "status": "REJECTED", "result": {"status": "REJECTED"}, "reason": "unknown tenant"}
+
+
+def nested_payload(levels: int) -> dict[str, Any]:
+    """``{"a": {"a": ... 1}}``: ``levels`` objects, the payload itself the first."""
+    value: Any = 1
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("callback_id", ["cb", None])  # POST /callback's body, and the token route's (no callbackId)
+def test_a_payload_nested_to_the_limit_passes_and_one_level_more_is_400_naming_the_limit(callback_id: str | None) -> None:
+    def body(levels: int) -> str:
+        return json.dumps({**({"callbackId": "cb"} if callback_id is None else {}), "payload": nested_payload(levels)})
+
+    named = None if callback_id is None else "cb-token"
+    assert parse_callback_request(body(MAX_PAYLOAD_DEPTH), callback_id=named).payload == nested_payload(MAX_PAYLOAD_DEPTH)
+    with pytest.raises(InvalidRequest, match=f"the limit is {MAX_PAYLOAD_DEPTH} levels"):
+        parse_callback_request(body(MAX_PAYLOAD_DEPTH + 1), callback_id=named)
+
+
+def test_a_body_too_deep_to_parse_is_400_naming_the_payload_limit() -> None:
+    with pytest.raises(InvalidRequest, match=f"at most {MAX_PAYLOAD_DEPTH} levels"):
+        parse_callback_request('{"callbackId": "cb", "payload": ' + '{"a":' * 100_000 + "1" + "}" * 100_001)
+
+
+def test_the_issue_s_250_levels_are_refused() -> None:
+    with pytest.raises(InvalidRequest, match="nests 250 levels"):
+        parse_callback_request(json.dumps({"callbackId": "cb", "payload": nested_payload(250)}))
+
+
+def digest_of(body: dict[str, Any]) -> str:
+    return parse_callback_request(json.dumps({"callbackId": "cb", **body})).answer_digest()
+
+
+@pytest.mark.parametrize(
+    ("won", "retry", "same"),
+    [
+        ('{"payload": {"approved": true, "n": 1}}', '{"payload": {"n": 1, "approved": true}}', True),
+        ('{"payload": {"n": 1}}', '{"payload": {"n": 1.0}}', True),
+        ('{"payload": {"n": 1}}', '{"payload": {"n": 1e0}}', True),
+        ('{"payload": {"s": "é"}}', '{"payload": {"s": "\\u00e9"}}', True),
+        ('{"payload": {"a": [1, {"b": 2, "c": 3}]}}', '{ "payload" : { "a" : [ 1 , { "c" : 3 , "b" : 2 } ] } }', True),
+        ('{"payload": {"n": 1}}', '{"payload": {"n": 2}}', False),
+        ('{"payload": {"n": 1}}', '{"error": {"type": "n", "message": "1"}}', False),
+        ('{"error": {"type": "Declined", "message": "é"}}', '{"error": {"message": "\\u00e9", "type": "Declined"}}', True),
+        ('{"error": {"type": "Declined", "message": "no"}}', '{"error": {"type": "Declined", "message": "No"}}', False),
+    ],
+)
+def test_a_retry_of_the_winning_answer_has_its_digest_however_it_is_serialized(won: str, retry: str, same: bool) -> None:
+    assert (digest_of(json.loads(won)) == digest_of(json.loads(retry))) is same
+    # and as the raw bodies the client sent (the parser sees the escapes and the number forms)
+    first = parse_callback_request('{"callbackId": "cb", ' + won.strip()[1:]).answer_digest()
+    again = parse_callback_request('{"callbackId": "cb", ' + retry.strip()[1:]).answer_digest()
+    assert (first == again) is same
+
+
+def test_the_digest_of_a_request_is_the_one_the_history_gives_the_delivered_answer() -> None:
+    request = parse_callback_request('{"callbackId": "cb", "payload": {"n": 1.0, "a": "\\u00e9"}}')
+    assert request.answer_digest() == success_digest(json.loads(request.result_bytes()))
+    failure = parse_callback_request('{"callbackId": "cb", "error": {"type": "T", "message": "m"}}')
+    assert failure.answer_digest() == failure_digest("T", "m")
+
+
+def test_a_request_while_the_wait_is_registered_is_told_to_retry() -> None:
+    registering = WorkflowRecord("t", "w", reg.STARTED, callback_id="cb")
+    with pytest.raises(WaitBeingRegistered, match="still being registered") as refused:
+        ensure_registered(registering)
+    assert refused.value.retry_after_seconds == 1
+    ensure_registered(WorkflowRecord("t", "w", reg.WAITING_FOR_CALLBACK, callback_id="cb"))
+    ensure_registered(WorkflowRecord("t", "w", reg.COMPLETED, callback_id="cb"))  # 409/200 are decided elsewhere

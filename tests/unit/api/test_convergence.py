@@ -13,6 +13,7 @@ from botocore.stub import Stubber
 
 from api import app
 from api.reconcile import RECHECK_AFTER_SECONDS, STALE_AFTER_SECONDS
+from tests.unit.fakes import register_waiting
 from shared import registry as reg
 from tests.unit.api.test_app import CALLBACK_ID, EXECUTION_ARN, RUNNING, durable, get_status  # noqa: F401 - fixture
 
@@ -29,7 +30,7 @@ def stale_waiting(tables: Any) -> str:
     """
     past = reg.WorkflowRegistry(app.REGISTRY._table, 3600, clock=lambda: time.time() - STALE_AFTER_SECONDS - 1)  # noqa: SLF001
     past.claim_workflow("tenant-a", "wf-a", EXECUTION_ARN)
-    past.register_waiting("tenant-a", "wf-a", CALLBACK_ID, timeout_seconds=86_400)
+    register_waiting(past, "tenant-a", "wf-a", CALLBACK_ID, timeout_seconds=86_400)
     return "wf-a"
 
 
@@ -81,7 +82,7 @@ def test_a_busy_poller_asks_the_service_once_per_interval(
 
 def test_a_fresh_waiting_workflow_is_not_checked(tables: Any, durable: Stubber, execution_reads: list[str]) -> None:
     app.REGISTRY.claim_workflow("tenant-a", "wf-a", EXECUTION_ARN)
-    app.REGISTRY.register_waiting("tenant-a", "wf-a", CALLBACK_ID, timeout_seconds=86_400)
+    register_waiting(app.REGISTRY, "tenant-a", "wf-a", CALLBACK_ID, timeout_seconds=86_400)
     assert get_status("wf-a")[1]["status"] == reg.WAITING_FOR_CALLBACK
     assert execution_reads == []
 

@@ -11,6 +11,7 @@ from botocore.stub import Stubber
 from api import app
 from api.callbacks import AlreadyCompleted, CallbackExpired, CallbackRequest, parse_callback_request
 from api.delivery import CallbackDelivery, DeliveryInProgress, DurableServiceUnavailable, OutcomeUnknown
+from tests.unit.fakes import register_waiting
 from shared import registry as reg
 from tests.unit.api.test_app import CALLBACK_ID, history, succeeded_with
 
@@ -33,7 +34,7 @@ class FakeTime:
 @pytest.fixture
 def waiting(tables: Any) -> reg.WorkflowRecord:
     app.REGISTRY.claim_workflow("tenant-a", "wf-a", "arn:execution")
-    app.REGISTRY.register_waiting("tenant-a", "wf-a", CALLBACK_ID, timeout_seconds=3600)
+    register_waiting(app.REGISTRY, "tenant-a", "wf-a", CALLBACK_ID, timeout_seconds=3600)
     found = app.REGISTRY.find_by_callback("tenant-a", CALLBACK_ID)
     assert found is not None
     return found

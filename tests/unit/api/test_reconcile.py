@@ -34,10 +34,21 @@ def test_started_callback_without_outcome_still_waits() -> None:
     assert callback_outcome([STARTED], "cb-1").state == CALLBACK_WAITING
 
 
-def test_success_carries_the_digest_of_the_delivered_bytes() -> None:
-    event = {"EventType": "CallbackSucceeded", "Id": "op", "CallbackSucceededDetails": {"Result": {"Payload": '{"a":"é"}'}}}
-    outcome = callback_outcome([STARTED, event], "cb-1")
-    assert outcome.state == CALLBACK_SUCCEEDED and outcome.answer_digest == success_digest('{"a":"é"}'.encode())
+def succeeded(payload_text: str) -> dict[str, object]:
+    return {"EventType": "CallbackSucceeded", "Id": "op", "CallbackSucceededDetails": {"Result": {"Payload": payload_text}}}
+
+
+def test_success_carries_the_digest_of_the_delivered_answer_in_its_canonical_form() -> None:
+    outcome = callback_outcome([STARTED, succeeded('{"n":1.0,"a":"\\u00e9"}')], "cb-1")
+    assert outcome.state == CALLBACK_SUCCEEDED and outcome.answer_digest == success_digest({"a": "é", "n": 1})
+
+
+def test_a_result_that_is_not_an_answer_of_the_routes_matches_none() -> None:
+    # Not JSON, or nested deeper than the routes accept: digested as text, which no object answer is.
+    assert callback_outcome([STARTED, succeeded("plain approval")], "cb-1").answer_digest == success_digest("plain approval")
+    deep = "[" * 150 + "]" * 150
+    digest = callback_outcome([STARTED, succeeded(deep)], "cb-1").answer_digest
+    assert digest == success_digest(deep) != success_digest(json.loads(deep))
 
 
 def test_failure_carries_the_digest_of_type_and_message() -> None:
@@ -121,3 +132,11 @@ def test_the_cutoff_is_what_the_conditional_write_compares_the_last_check_with()
     assert repair_check_cutoff(record(), 1_000 + STALE_AFTER_SECONDS + 0.5) == 1_000
     assert repair_check_cutoff(record(answered_at=1_010), 1_020.7) == 1_020 - RECHECK_AFTER_SECONDS
     assert repair_check_cutoff(record(), 1_010) is None
+
+
+def test_a_wait_still_being_registered_is_checked_only_when_the_start_is_long_past() -> None:
+    # The submitter wrote the callback (callbackId, deadline) but has not made the wait answerable yet.
+    registering = reg.WorkflowRecord("t", "w", reg.STARTED, callback_id="cb", execution_arn="arn", updated_at=1_000,
+                                     callback_deadline=100_000)
+    assert not needs_repair_check(registering, 1_000 + 30), "its retries are still running"
+    assert needs_repair_check(registering, 1_000 + STARTED_GRACE_SECONDS + 1), "a submitter that died long ago"

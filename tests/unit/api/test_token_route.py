@@ -11,11 +11,12 @@ import pytest
 from botocore.stub import Stubber
 
 from api import app, tokens
+from api.callbacks import MAX_PAYLOAD_DEPTH
 from shared import registry as reg
 from shared.callback_tokens import mint_token, token_hash
 from tests.unit.api_events import proxy_event
 from tests.unit.conftest import TEST_ENV, TEST_SIGNING_KEY
-from tests.unit.fakes import FakeLambdaContext
+from tests.unit.fakes import FakeLambdaContext, register_waiting
 
 CALLBACK_ID = "cb-token-1"
 TOKEN = mint_token(TEST_SIGNING_KEY.encode(), "tenant-a", CALLBACK_ID)
@@ -24,7 +25,7 @@ TOKEN = mint_token(TEST_SIGNING_KEY.encode(), "tenant-a", CALLBACK_ID)
 @pytest.fixture
 def waiting(tables: Any) -> str:
     app.REGISTRY.claim_workflow("tenant-a", "wf-t", "arn:execution:wf-t")
-    app.REGISTRY.register_waiting("tenant-a", "wf-t", CALLBACK_ID, 3600, token_hash=token_hash(TOKEN))
+    register_waiting(app.REGISTRY, "tenant-a", "wf-t", CALLBACK_ID, 3600, token_hash=token_hash(TOKEN))
     return "wf-t"
 
 
@@ -237,3 +238,34 @@ def test_token_route_is_503_when_the_signing_key_cannot_be_read(waiting: str, mo
                         path_parameters={"callbackToken": TOKEN}, body=json.dumps({"payload": {}}), authorizer=None)
     response = app.handler(event, FakeLambdaContext())
     assert response["statusCode"] == 503 and int(response["multiValueHeaders"]["Retry-After"][0]) >= 1
+
+
+def test_an_answer_with_the_token_before_the_wait_is_answerable_is_503_and_never_delivered(tables: Any, durable: Stubber) -> None:
+    # GIVEN the submitter wrote the token's item, the event not out yet (the Stubber has no call queued)
+    app.REGISTRY.claim_workflow("tenant-a", "wf-t", "arn:execution:wf-t")
+    app.REGISTRY.register_callback("tenant-a", "wf-t", CALLBACK_ID, 3600, token_hash=token_hash(TOKEN))
+    assert post_token(TOKEN, {"payload": {"ok": True}}) == (
+        503, {"message": "the callback's wait is still being registered; retry later"})
+    # WHEN the submitter has told the external party, THEN the same answer is delivered
+    assert app.REGISTRY.mark_waiting("tenant-a", "wf-t", CALLBACK_ID)
+    durable.add_response("send_durable_execution_callback_success", {}, {"CallbackId": CALLBACK_ID, "Result": b'{"ok":true}'})
+    assert post_token(TOKEN, {"payload": {"ok": True}}) == (200, {"workflowId": "wf-t", "delivered": "success"})
+
+
+def test_a_payload_nested_past_the_limit_is_400_naming_it_with_the_token(waiting: str, durable: Stubber) -> None:
+    value: Any = 1
+    for _ in range(MAX_PAYLOAD_DEPTH + 1):
+        value = {"a": value}
+    status, body = post_token(TOKEN, {"payload": value})
+    assert status == 400 and f"the limit is {MAX_PAYLOAD_DEPTH} levels" in body["message"]
+    durable.add_response("send_durable_execution_callback_success", {},
+                         {"CallbackId": CALLBACK_ID, "Result": json.dumps(value["a"], separators=(",", ":")).encode()})
+    assert post_token(TOKEN, {"payload": value["a"]})[0] == 200
+
+
+def test_a_retry_of_the_winning_answer_reordered_is_200_with_the_token(waiting: str, durable: Stubber) -> None:
+    durable.add_response("send_durable_execution_callback_success", {},
+                         {"CallbackId": CALLBACK_ID, "Result": b'{"approved":true,"n":1}'})
+    assert post_token(TOKEN, {"payload": {"approved": True, "n": 1}})[0] == 200
+    assert post_token(TOKEN, {"payload": {"n": 1.0, "approved": True}}) == (200, {"workflowId": "wf-t", "delivered": "success"})
+    assert post_token(TOKEN, {"payload": {"n": 2, "approved": True}})[0] == 409

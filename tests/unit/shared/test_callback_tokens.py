@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.unit.fakes import register_waiting
 from shared import callback_tokens as tokens
 from shared import registry as reg
 
@@ -36,7 +37,7 @@ def test_registry_keeps_only_the_hash_and_resolves_it_to_the_owner(tables: objec
     _, workflows = tables  # type: ignore[misc]
     registry = reg.WorkflowRegistry(workflows, retention_seconds=100, clock=lambda: 1_000.0)
     token = tokens.mint_token(KEY, "tenant-a", "cb-1")
-    registry.register_waiting("tenant-a", "wf-1", "cb-1", 60, token_hash=tokens.token_hash(token))
+    register_waiting(registry, "tenant-a", "wf-1", "cb-1", 60, token_hash=tokens.token_hash(token))
     items = workflows.scan()["Items"]
     assert not any(token in str(item) for item in items), "the token itself is never stored"
     found = registry.find_by_token(tokens.token_hash(token))

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.unit.fakes import register_waiting
 from shared import registry as reg
 
 
@@ -16,7 +17,7 @@ def registry(tables: Any) -> reg.WorkflowRegistry:
 
 
 def test_waiting_workflow_is_found_by_its_callback_only_for_its_tenant(registry: reg.WorkflowRegistry) -> None:
-    registry.register_waiting("tenant-a", "wf-1", "cb-" + "x" * 1000, timeout_seconds=60)
+    register_waiting(registry, "tenant-a", "wf-1", "cb-" + "x" * 1000, timeout_seconds=60)
     found = registry.find_by_callback("tenant-a", "cb-" + "x" * 1000)
     assert found is not None and found.workflow_id == "wf-1" and found.status == reg.WAITING_FOR_CALLBACK
     assert registry.find_by_callback("tenant-b", "cb-" + "x" * 1000) is None
@@ -24,7 +25,7 @@ def test_waiting_workflow_is_found_by_its_callback_only_for_its_tenant(registry:
 
 
 def test_outcome_is_recorded_with_result_and_ttl(registry: reg.WorkflowRegistry, tables: Any) -> None:
-    registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=60)
+    register_waiting(registry, "tenant-a", "wf-1", "cb-1", timeout_seconds=60)
     registry.record_outcome("tenant-a", "wf-1", reg.COMPLETED, result={"amount": 12.5})
     record = registry.get_workflow("tenant-a", "wf-1")
     assert record is not None and record.status == reg.COMPLETED and record.result == {"amount": 12.5}
@@ -64,7 +65,7 @@ class Clock:
 def clocked(tables: Any) -> tuple[reg.WorkflowRegistry, Clock]:
     clock = Clock(1_000.0)
     registry = reg.WorkflowRegistry(tables[1], retention_seconds=100, clock=clock)
-    registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=600)
+    register_waiting(registry, "tenant-a", "wf-1", "cb-1", timeout_seconds=600)
     return registry, clock
 
 
@@ -143,7 +144,7 @@ def test_non_finite_numbers_are_never_stored(registry: reg.WorkflowRegistry) -> 
 
 
 def test_token_item_holds_the_callback_deadline_and_the_workflow_its_hash(registry: reg.WorkflowRegistry, tables: Any) -> None:
-    deadline = registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="h1")
+    deadline = register_waiting(registry, "tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="h1")
     token_item = tables[1].get_item(Key=reg.token_key("h1"))["Item"]
     assert int(token_item["callbackDeadline"]) == deadline == 1_060
     assert int(token_item["expiresAt"]) == 1_160, "DynamoDB TTL removes it a retention after the deadline"
@@ -154,16 +155,16 @@ def test_token_item_holds_the_callback_deadline_and_the_workflow_its_hash(regist
 def test_a_retried_registration_keeps_the_first_deadline(tables: Any) -> None:
     now = [1_000.0]
     registry = reg.WorkflowRegistry(tables[1], retention_seconds=100, clock=lambda: now[0])
-    first = registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="h1")
+    first = register_waiting(registry, "tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="h1")
     now[0] += 7  # the submitter's retry, seconds later
-    assert registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="h1") == first == 1_060
+    assert register_waiting(registry, "tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="h1") == first == 1_060
     record = registry.get_workflow("tenant-a", "wf-1")
     assert record is not None and record.callback_deadline == 1_060
     assert int(tables[1].get_item(Key=reg.token_key("h1"))["Item"]["callbackDeadline"]) == 1_060
 
 
 def test_reissued_token_gets_its_item_and_the_workflow_its_hash(registry: reg.WorkflowRegistry, tables: Any) -> None:
-    registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="old")
+    register_waiting(registry, "tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="old")
     record = registry.get_workflow("tenant-a", "wf-1")
     assert record is not None
     assert registry.reissue_token(record, "new") and registry.reissue_token(record, "new"), "idempotent"
@@ -173,8 +174,8 @@ def test_reissued_token_gets_its_item_and_the_workflow_its_hash(registry: reg.Wo
 
 
 def test_a_token_item_never_changes_owner(registry: reg.WorkflowRegistry) -> None:
-    registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="h1")
-    registry.register_waiting("tenant-b", "wf-2", "cb-2", timeout_seconds=60)
+    register_waiting(registry, "tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="h1")
+    register_waiting(registry, "tenant-b", "wf-2", "cb-2", timeout_seconds=60)
     other = registry.get_workflow("tenant-b", "wf-2")
     assert other is not None and not registry.reissue_token(other, "h1")
     found = registry.find_by_token("h1")
@@ -182,7 +183,7 @@ def test_a_token_item_never_changes_owner(registry: reg.WorkflowRegistry) -> Non
 
 
 def test_no_token_is_reissued_for_a_workflow_that_stopped_waiting(registry: reg.WorkflowRegistry) -> None:
-    registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="old")
+    register_waiting(registry, "tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="old")
     record = registry.get_workflow("tenant-a", "wf-1")
     registry.record_outcome("tenant-a", "wf-1", reg.COMPLETED)
     assert record is not None and not registry.reissue_token(record, "new")
@@ -191,7 +192,7 @@ def test_no_token_is_reissued_for_a_workflow_that_stopped_waiting(registry: reg.
 def test_one_repair_check_per_interval(tables: Any) -> None:
     clock = Clock(1_000.0)
     registry = reg.WorkflowRegistry(tables[1], retention_seconds=100, clock=clock)
-    registry.register_waiting("tenant-a", "wf-1", "cb-1", timeout_seconds=600)
+    register_waiting(registry, "tenant-a", "wf-1", "cb-1", timeout_seconds=600)
     assert registry.claim_repair_check("tenant-a", "wf-1", checked_before=940)
     assert not registry.claim_repair_check("tenant-a", "wf-1", checked_before=940), "another read just checked"
     clock.now = 1_060.0
@@ -200,3 +201,42 @@ def test_one_repair_check_per_interval(tables: Any) -> None:
     assert record is not None and record.repair_checked_at == 1_060
     registry.record_outcome("tenant-a", "wf-1", reg.COMPLETED)
     assert not registry.claim_repair_check("tenant-a", "wf-1", checked_before=2_000), "an ended workflow is never checked"
+
+
+def test_a_registered_callback_is_not_answerable_until_marked_waiting(registry: reg.WorkflowRegistry) -> None:
+    # GIVEN step one claimed the workflow and the submitter wrote its callback (the event not out yet)
+    registry.claim_workflow("tenant-a", "wf-1", "arn-1")
+    registry.register_callback("tenant-a", "wf-1", "cb-1", timeout_seconds=60, token_hash="h1")
+    # THEN both routes find the callback, but the workflow is still STARTED
+    for record in (registry.find_by_callback("tenant-a", "cb-1"), registry.find_by_token("h1")):
+        assert record is not None and (record.status, record.callback_id) == (reg.STARTED, "cb-1")
+    assert not registry.is_waiting_for("tenant-a", "wf-1", "cb-1")
+    # WHEN the submitter marks it waiting (twice: a retried submitter), THEN it is answerable
+    assert registry.mark_waiting("tenant-a", "wf-1", "cb-1") and registry.mark_waiting("tenant-a", "wf-1", "cb-1")
+    assert registry.is_waiting_for("tenant-a", "wf-1", "cb-1")
+    record = registry.get_workflow("tenant-a", "wf-1")
+    assert record is not None and record.status == reg.WAITING_FOR_CALLBACK and record.callback_deadline == 1_060
+
+
+def test_a_retried_registration_never_moves_a_waiting_workflow_back(registry: reg.WorkflowRegistry) -> None:
+    register_waiting(registry, "tenant-a", "wf-1", "cb-1", timeout_seconds=60)
+    registry.register_callback("tenant-a", "wf-1", "cb-1", timeout_seconds=60)
+    assert registry.is_waiting_for("tenant-a", "wf-1", "cb-1")
+
+
+@pytest.mark.parametrize("final", [reg.COMPLETED, reg.FAILED, reg.TIMED_OUT])
+def test_marking_waiting_never_reopens_an_ended_workflow(registry: reg.WorkflowRegistry, final: str) -> None:
+    registry.claim_workflow("tenant-a", "wf-1", "arn-1")
+    registry.register_callback("tenant-a", "wf-1", "cb-1", timeout_seconds=60)
+    registry.record_outcome("tenant-a", "wf-1", final)
+    assert not registry.mark_waiting("tenant-a", "wf-1", "cb-1")
+    record = registry.get_workflow("tenant-a", "wf-1")
+    assert record is not None and record.status == final
+
+
+def test_marking_waiting_needs_the_callback_the_workflow_names(registry: reg.WorkflowRegistry) -> None:
+    registry.claim_workflow("tenant-a", "wf-1", "arn-1")
+    assert not registry.mark_waiting("tenant-a", "wf-1", "cb-1"), "no callback registered yet"
+    registry.register_callback("tenant-a", "wf-1", "cb-1", timeout_seconds=60)
+    assert not registry.mark_waiting("tenant-a", "wf-1", "cb-other")
+    assert not registry.is_waiting_for("tenant-a", "wf-1", "cb-1")

@@ -12,6 +12,7 @@ from aws_durable_execution_sdk_python.lambda_service import ErrorObject
 from aws_durable_execution_sdk_python_testing.runner import DurableFunctionTestRunner
 
 from shared import registry as reg
+from shared import strict_json
 from workflow import app
 
 VALID_REQUEST = {"amount": 120, "currency": "EUR", "description": "invoice 42"}
@@ -231,3 +232,42 @@ def test_finalize_that_keeps_failing_records_failed(runner: DurableFunctionTestR
     assert result["status"] == reg.FAILED and result["reason"].startswith("could not finalize")
     record = app.REGISTRY.get_workflow("tenant-a", "wf-final-broken")
     assert record is not None and record.status == reg.FAILED
+
+
+# -- the limits of a callback answer (shared.strict_json), end to end through the SDK ------------------
+
+
+def nested(levels: int) -> dict[str, Any]:
+    value: Any = "deepest"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("levels", [strict_json.MAX_PAYLOAD_DEPTH, 2 * strict_json.MAX_PAYLOAD_DEPTH])
+def test_a_payload_nested_to_the_limit_and_well_past_it_completes_and_is_kept(
+    runner: DurableFunctionTestRunner, levels: int
+) -> None:
+    # The limit, and twice it: the SDK's serialiser (which fails past about 245 levels on python3.11,
+    # 327 on 3.13, in this runner) keeps a margin of at least the limit again.
+    payload = nested(levels)
+    result = complete_with(runner, start(runner, "tenant-a", f"wf-deep-{levels}"), payload)
+    assert result["status"] == reg.COMPLETED and result["confirmation"] == payload
+    record = app.REGISTRY.get_workflow("tenant-a", f"wf-deep-{levels}")
+    assert record is not None and record.result is not None and record.result["confirmation"] == payload
+
+
+@pytest.mark.parametrize("element", [[0], "確"], ids=["many small values", "three-byte characters"])
+def test_a_payload_of_the_largest_size_completes_and_is_kept(runner: DurableFunctionTestRunner, element: Any) -> None:
+    # Compact UTF-8 JSON of exactly MAX_PAYLOAD_BYTES: the SDK checkpoints the wait's larger encoded result
+    # by replaying the wait, the result and the registry item still fit.
+    if isinstance(element, list):
+        payload: dict[str, Any] = {"v": [0] * ((strict_json.MAX_PAYLOAD_BYTES - 7) // 2)}
+    else:
+        payload = {"v": "確" * ((strict_json.MAX_PAYLOAD_BYTES - 8) // 3)}
+    size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+    assert strict_json.MAX_PAYLOAD_BYTES - 3 <= size <= strict_json.MAX_PAYLOAD_BYTES
+    result = complete_with(runner, start(runner, "tenant-a", "wf-largest"), payload)
+    assert result["status"] == reg.COMPLETED and result["confirmation"] == payload
+    record = app.REGISTRY.get_workflow("tenant-a", "wf-largest")
+    assert record is not None and record.status == reg.COMPLETED and record.result["confirmation"] == payload

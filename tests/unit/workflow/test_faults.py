@@ -65,7 +65,7 @@ def test_registry_write_in_submitter_fails_once_step_one_not_rerun(
     runner: DurableFunctionTestRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     step_one = count(monkeypatch, "load_tenant_and_validate")
-    writes = fail_first(monkeypatch, app.REGISTRY, "register_waiting", failures=1)
+    writes = fail_first(monkeypatch, app.REGISTRY, "register_callback", failures=1)
     assert run_to_completion(runner, "wf-submit-fault")["status"] == reg.COMPLETED
     assert writes == ["fail", "ok"] and len(step_one) == 1
 
@@ -86,7 +86,7 @@ def test_finalize_write_fails_once_earlier_steps_not_rerun(
     ("target", "method", "reason"),
     [
         ("TENANTS_TABLE", "get_item", "could not load the tenant"),
-        ("REGISTRY", "register_waiting", "could not register the callback"),
+        ("REGISTRY", "register_callback", "could not register the callback"),
     ],
 )
 def test_persistent_fault_records_failed_instead_of_losing_the_workflow(

@@ -30,12 +30,17 @@ class RecordingEvents:
     """The real (moto) EventBridge client; every PutEvents entry is kept, and ``refuse`` decides
     whether an attempt is refused (FailedEntryCount 1, as EventBridge reports a failed entry)."""
 
-    def __init__(self, refuse: Callable[[int], bool] = lambda attempt: False) -> None:
-        self.real = app.events_client()
+    def __init__(self, real: Any, refuse: Callable[[int], bool] = lambda attempt: False) -> None:
+        self.real = real
         self.entries: list[dict[str, Any]] = []
+        self.statuses_meanwhile: list[str | None] = []
         self.refuse = refuse
 
     def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        for entry in Entries:  # what the registry says while the event is on its way
+            detail = json.loads(entry["Detail"])
+            record = app.REGISTRY.get_workflow(detail["tenantId"], detail["workflowId"])
+            self.statuses_meanwhile.append(record.status if record else None)
         self.entries.extend(Entries)
         if self.refuse(len(self.entries)):
             return REFUSED
@@ -49,8 +54,10 @@ class RecordingEvents:
 def events(monkeypatch: pytest.MonkeyPatch) -> Callable[..., RecordingEvents]:
     """Install a :class:`RecordingEvents` as the submitter's EventBridge client."""
 
+    real = app.events_client()  # the moto client, whatever a test installs after it
+
     def install(refuse: Callable[[int], bool] = lambda attempt: False) -> RecordingEvents:
-        recording = RecordingEvents(refuse)
+        recording = RecordingEvents(real, refuse)
         monkeypatch.setattr(app, "events_client", lambda: recording)
         return recording
 
@@ -109,6 +116,8 @@ def test_eventbridge_refusing_every_attempt_ends_the_workflow_failed(
     record = app.REGISTRY.get_workflow("tenant-a", "wf-no-events")
     assert record is not None and record.status == reg.FAILED
     assert len(recording.entries) == 2
+    # AND the wait was never answerable: no route could have accepted an answer (a 200) meanwhile
+    assert recording.statuses_meanwhile == [reg.STARTED, reg.STARTED]
 
 
 def test_publish_raises_notification_failed_when_eventbridge_reports_a_failed_entry() -> None:
@@ -126,3 +135,86 @@ def test_publish_returns_quietly_when_every_entry_was_accepted() -> None:
             return {"FailedEntryCount": 0, "Entries": [{"EventId": "1"}]}
 
     publish(Accepting(), {"Detail": "{}"})
+
+
+# -- the submitter's order: register, tell, then make the wait answerable -----------------------------
+
+
+def test_the_wait_becomes_answerable_only_after_its_event_is_out(
+    runner: DurableFunctionTestRunner, events: Callable[..., RecordingEvents],  # noqa: F811
+) -> None:
+    recording = events()
+    arn = start(runner, "tenant-a", "wf-order")
+    runner.wait_for_callback(arn, timeout=WAIT_SECONDS)
+    # THEN while the event was on its way the workflow was still STARTED (its callback already registered)
+    assert recording.statuses_meanwhile == [reg.STARTED]
+    assert wait_until_waiting("tenant-a", "wf-order")
+
+
+def wait_until_waiting(tenant_id: str, workflow_id: str) -> bool:
+    """The submitter runs in the runner's thread: its last write lands moments after the callback exists."""
+    import time
+
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        record = app.REGISTRY.get_workflow(tenant_id, workflow_id)
+        if record is not None and record.status == reg.WAITING_FOR_CALLBACK:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def claimed(tables: Any) -> str:
+    """tenant-a's wf-sub, claimed by step one: what the submitter finds."""
+    app.REGISTRY.claim_workflow("tenant-a", "wf-sub", "arn:test:wf-sub")
+    return "wf-sub"
+
+
+def test_the_submitter_registers_then_publishes_then_marks_the_wait(
+    claimed: str, events: Callable[..., RecordingEvents], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    for name in ("is_waiting_for", "register_callback", "mark_waiting"):
+        original = getattr(app.REGISTRY, name)
+        monkeypatch.setattr(app.REGISTRY, name, lambda *a, _n=name, _o=original, **k: calls.append(_n) or _o(*a, **k))
+    recording = events(refuse=lambda attempt: calls.append("put_events") is not None)
+    app.register_and_notify("tenant-a", claimed, "cb-sub", 3600)
+    assert calls == ["is_waiting_for", "register_callback", "put_events", "mark_waiting"]
+    assert len(recording.entries) == 1 and app.REGISTRY.is_waiting_for("tenant-a", claimed, "cb-sub")
+
+
+def test_a_retried_submitter_after_a_completed_attempt_returns_at_once_whatever_the_bus_does(
+    claimed: str, events: Callable[..., RecordingEvents]
+) -> None:
+    # GIVEN a first attempt that did everything (only its step's checkpoint was lost)
+    first = events()
+    app.register_and_notify("tenant-a", claimed, "cb-sub", 3600)
+    assert len(first.entries) == 1
+    # WHEN the retry runs with EventBridge refusing everything, THEN it succeeds without publishing
+    flaky = events(refuse=lambda attempt: True)
+    app.register_and_notify("tenant-a", claimed, "cb-sub", 3600)
+    assert flaky.entries == [] and app.REGISTRY.is_waiting_for("tenant-a", claimed, "cb-sub")
+
+
+def test_a_retried_submitter_after_a_failed_publish_publishes_then_marks(
+    claimed: str, events: Callable[..., RecordingEvents]
+) -> None:
+    refusing = events(refuse=lambda attempt: True)
+    with pytest.raises(NotificationFailed):
+        app.register_and_notify("tenant-a", claimed, "cb-sub", 3600)
+    record = app.REGISTRY.get_workflow("tenant-a", claimed)
+    assert record is not None and (record.status, record.callback_id) == (reg.STARTED, "cb-sub")
+    assert len(refusing.entries) == 1
+    accepting = events()
+    app.register_and_notify("tenant-a", claimed, "cb-sub", 3600)
+    assert len(accepting.entries) == 1 and app.REGISTRY.is_waiting_for("tenant-a", claimed, "cb-sub")
+
+
+def test_a_submitter_never_reopens_a_workflow_that_ended(claimed: str, events: Callable[..., RecordingEvents]) -> None:
+    events()
+    app.REGISTRY.record_outcome("tenant-a", claimed, reg.FAILED, reason="ended meanwhile")
+    with pytest.raises(app.WaitNotRegistered):
+        app.register_and_notify("tenant-a", claimed, "cb-sub", 3600)
+    record = app.REGISTRY.get_workflow("tenant-a", claimed)
+    assert record is not None and record.status == reg.FAILED
