@@ -5,5 +5,6 @@ from tests.local.callback_fault_matrix.machinery import (  # noqa: F401 - pytest
     fault_stack,
     matrix,
     pytest_generate_tests,
+    registration,
     route,
 )

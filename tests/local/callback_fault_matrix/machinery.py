@@ -37,7 +37,18 @@ import pytest
 import requests
 from botocore.config import Config
 
-from local.faults import FAILS_EVERY_ATTEMPT, FAULT_KINDS, LANDS_LATE, fault_rule, is_function
+from local.faults import (
+    COUNTED_ONLY,
+    EVENTS,
+    FAILS_EVERY_ATTEMPT,
+    FAILS_ONCE,
+    FAULT_KINDS,
+    LANDS_LATE,
+    fault_rule,
+    is_function,
+)
+from local.notifications import ensure_signing_key
+from shared.callback_tokens import callback_url, mint_token
 from tests.harness import StackProcess, post_with_retries, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -448,6 +459,10 @@ class CellResult:
     expected_completions: int
     rule_hits: int
 
+    def kept_column(self) -> str:
+        """The doc's "answer kept" column."""
+        return "yes" if self.confirmation_kept else "NO"
+
     def shown_statuses(self) -> str:
         """Every status each request saw (the test's messages): ``503 → 200; 409``."""
         return "; ".join(" → ".join(str(status) for status in seen) for seen in self.statuses)
@@ -547,6 +562,120 @@ def _check_cell(result: CellResult, documented: set[int]) -> None:
     assert result.statuses[-1][-1] == result.expected_last, f"the client was not told the truth: {result.shown_statuses()}"
 
 
+# -- an answer while the wait registers, the event bus failing ---------------------------------
+#
+# The callback submitter writes the callback to the registry, then puts the event
+# on the bus, then makes the wait answerable. An answer that arrives in between
+# must be told to retry (503), never accepted: if the bus keeps failing, the
+# workflow ends FAILED, and a 200 would have been a broken promise.
+
+EVENT_PUT = "event put (submitter)"
+REGISTERING = "an answer while the wait registers"
+REGISTRATION_FAULTS = (FAILS_ONCE, FAILS_EVERY_ATTEMPT)
+# The event put that fails once stalls first (under the submitter's 5 s read
+# timeout), so the answer surely arrives while the wait is being registered.
+REGISTERING_STALL_SECONDS = 3.0
+REGISTERING_MESSAGE = "the callback's wait is still being registered; retry later"
+
+
+@dataclass
+class RegistrationResult(CellResult):
+    """A cell of the sequence: what the early answer was told, and how many answers reached the durable service."""
+
+    first_retry_after: str | None = None
+    first_message: str | None = None
+    deliveries: int = 0
+    reason: str = ""
+
+    def kept_column(self) -> str:
+        if self.expected_status == "FAILED":
+            return "never accepted" if not self.confirmation_kept else "NO: accepted, then lost"
+        return super().kept_column()
+
+
+def run_registration_cell(stack: FaultStack, route: str, fault: str) -> RegistrationResult:
+    """A workflow whose event put gets ``fault`` after the registry write, answered on ``route`` meanwhile."""
+    tenant_id = stack.lend_tenant()
+    try:
+        process = stack.process
+        label = f"{route}|{EVENT_PUT}|{fault}|{tenant_id}|{time.time()}"
+        # The lent tenant's id is in its event's detail and in no other cell's calls.
+        stack.arm(fault_rule(fault, target=EVENTS, operation="PutEvents", body_contains=[tenant_id],
+                             step_attempts=STEP_ATTEMPTS, label=label, caller="workflow",
+                             delay_seconds=REGISTERING_STALL_SECONDS if fault == FAILS_ONCE else 0.0))
+        workflow_id = process.start_workflow(tenant_id, {"amount": 10, "currency": "EUR", "description": "registering"})
+        key = {"tenantId": tenant_id, "recordId": f"workflow#{workflow_id}"}
+        item = wait_until(lambda: (lambda i: i if i and "callbackId" in i else None)(stack.registry.get_item(
+            Key=key, ConsistentRead=True).get("Item")), 60, f"{workflow_id}'s callback registered", interval=0.05)
+        assert item["status"] == "STARTED", "the wait was answerable before its event was out"
+        callback_id = str(item["callbackId"])
+        token = mint_token(ensure_signing_key(process.state_dir).encode(), tenant_id, callback_id)
+        waiting = Waiting(stack, route, tenant_id, workflow_id, callback_id, callback_url(process.api_url, token))
+        deliveries = label + "|deliveries"  # every answer the api sends the durable service for this callback
+        stack.arm(fault_rule(COUNTED_ONLY, target="durable", operation="*", body_contains=[callback_id],
+                             label=deliveries, caller="api"))
+        answer = waiting.body(SUCCESS)
+        first = _post_once(waiting, answer)
+        statuses: list[list[int | str]] = [[first.status_code], waiting.post(answer)]
+        expected = "FAILED" if fault == FAILS_EVERY_ATTEMPT else "COMPLETED"
+        final = waiting.final(expected)
+        execution = stack.wait_for_execution_end(waiting.ids["execution-arn"])
+        kept = final.get("result", {}).get("confirmation") == answer["payload"]
+        return RegistrationResult(
+            route, EVENT_PUT, fault, REGISTERING, statuses, 409 if expected == "FAILED" else 200, final["status"],
+            expected, execution["Status"], kept, stack.answer_events(waiting.ids["execution-arn"]),
+            completions(stack, workflow_id), 1, stack.hits(label),
+            first_retry_after=first.headers.get("Retry-After"), first_message=_message(first),
+            deliveries=stack.hits(deliveries), reason=str(final.get("reason") or ""))
+    finally:
+        stack.give_back(tenant_id)
+
+
+def _post_once(waiting: Waiting, answer: dict[str, Any]) -> requests.Response:
+    """One POST of ``answer``, no retry: the answer that arrives while the wait registers."""
+    if waiting.route == TOKEN_ROUTE:
+        return requests.post(waiting.callback_url, json=answer, timeout=30)
+    return requests.post(f"{waiting.stack.process.api_url}/callback", json={"callbackId": waiting.callback_id, **answer},
+                         headers=waiting.stack.process.headers(waiting.tenant_id), timeout=30)
+
+
+def _message(response: requests.Response) -> str | None:
+    try:
+        return str(response.json().get("message"))
+    except ValueError:
+        return None
+
+
+def run_registration(stack: FaultStack, route: str) -> dict[str, RegistrationResult]:
+    """Both faults of the sequence on ``route``, at once (each on a lent tenant)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(REGISTRATION_FAULTS)) as pool:
+        futures = {fault: pool.submit(run_registration_cell, stack, route, fault) for fault in REGISTRATION_FAULTS}
+        results = {fault: future.result() for fault, future in futures.items()}
+    for result in results.values():
+        print(f"registration: {result.route} / {result.fault}: {result.shown_statuses()} -> {result.final_status}")
+    return results
+
+
+def _check_registration(result: RegistrationResult, documented: set[int]) -> None:
+    """The sequence's promises: the early answer is told to retry, a 200 only for an answer the workflow keeps."""
+    assert result.rule_hits >= 1, "the event put never failed: the cell would prove nothing"
+    assert result.statuses[0] == [503] and result.first_retry_after == "1", f"the early answer: {result.shown_statuses()}"
+    assert result.first_message == REGISTERING_MESSAGE
+    undocumented = [s for seen in result.statuses for s in seen if s != "connection-error" and s not in documented]
+    assert not undocumented, f"statuses the README does not document: {result.shown_statuses()}"
+    assert result.final_status == result.expected_status and result.execution_status == "SUCCEEDED"
+    assert result.completions == result.expected_completions
+    if result.expected_status == "FAILED":
+        assert result.reason == "could not register the callback"
+        assert not any(200 in seen for seen in result.statuses), f"a request saw 200: {result.shown_statuses()}"
+        assert result.deliveries == 0 and result.answer_events == [], "an answer reached the durable service"
+        assert not result.confirmation_kept
+    else:
+        assert result.statuses[-1][-1] == 200 and result.confirmation_kept
+        assert result.deliveries == 1, "the early answer reached the durable service (or the later one twice)"
+        assert result.answer_events == ["CallbackSucceeded"]
+
+
 # -- the doc ----------------------------------------------------------------------------------
 
 
@@ -556,7 +685,7 @@ def render_table(results: list[CellResult]) -> str:
             "|---|---|---|---|---|---|---|"]
     for r in results:
         rows.append(f"| {r.call} | {r.precondition} | {r.fault} | {r.final_status} | {', '.join(r.answer_events)} | "
-                    f"{'yes' if r.confirmation_kept else 'NO'} | {r.final_answers()} |")
+                    f"{r.kept_column()} | {r.final_answers()} |")
     return "\n".join(rows)
 
 
@@ -594,11 +723,20 @@ def matrix(fault_stack: FaultStack, route: str, census_found: dict[str, set[str]
     return run_matrix(fault_stack, route)
 
 
+@pytest.fixture(scope="module")
+def registration(fault_stack: FaultStack, route: str) -> dict[str, RegistrationResult]:
+    """The registration sequence's cells (``-k registers`` runs them alone)."""
+    return run_registration(fault_stack, route)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test that takes ``cell`` runs once per cell of its module's route."""
     if "cell" in metafunc.fixturenames:
         route_cells = cells(metafunc.module.ROUTE)
         metafunc.parametrize("cell", route_cells, ids=[cell_id(call, fault) for call, fault in route_cells])
+    if "registration_fault" in metafunc.fixturenames:
+        metafunc.parametrize("registration_fault", REGISTRATION_FAULTS,
+                             ids=[f"event-put-{fault}".replace(" ", "-") for fault in REGISTRATION_FAULTS])
 
 
 class MatrixTests:
@@ -613,7 +751,12 @@ class MatrixTests:
         call, fault = cell
         _check_cell(matrix[(call.name, fault)], documented_statuses(route))
 
-    def test_security_doc_lists_the_fault_matrix_as_observed(
-        self, route: str, matrix: dict[tuple[str, str], CellResult]
+    def test_an_answer_while_the_wait_registers_is_told_to_retry_and_a_200_is_kept(
+        self, route: str, registration: dict[str, RegistrationResult], registration_fault: str
     ) -> None:
-        check_security_doc(route, list(matrix.values()))
+        _check_registration(registration[registration_fault], documented_statuses(route))
+
+    def test_security_doc_lists_the_fault_matrix_as_observed(
+        self, route: str, matrix: dict[tuple[str, str], CellResult], registration: dict[str, RegistrationResult]
+    ) -> None:
+        check_security_doc(route, [*matrix.values(), *registration.values()])
