@@ -39,6 +39,7 @@ from local.notifications import (
     event_bus_name,
 )
 from local.processes import terminate
+from shared import strict_json
 from shared.callback_tokens import TOKEN_LENGTH
 from shared.contract import callback_waiting_event
 from tests.harness import REPO_ROOT, StackProcess, wait_until
@@ -407,3 +408,67 @@ def test_the_gateway_never_logs_a_token(gateway: tuple[LocalGateway, _RecordingI
     assert MADE_UP_TOKEN not in ours  # (the HTTP client's own debug lines do show it: not the gateway's)
     assert "/callbacks/{callbackToken}" in ours
     assert "/callbacks/<redacted>" in ours
+
+
+# -- answers the workflow could not keep are refused up front; a reordered retry of the winner ------------
+
+ROUTES = ("POST /callback", "POST /callbacks/{callbackToken}")
+
+
+def answer_on(stack: StackProcess, route: str, tenant_id: str, status: dict[str, Any], body: dict[str, Any]) -> requests.Response:
+    """Answer a waiting workflow (its ``GET`` body ``status``) on ``route``, as its client would."""
+    if route == "POST /callback":
+        return requests.post(f"{stack.api_url}/callback", json={"callbackId": status["callbackId"], **body},
+                             headers=stack.headers(tenant_id), timeout=30)
+    return answer(stack, status["callbackUrl"], body)
+
+
+def waiting_status(stack: StackProcess, tenant_id: str = "tenant-a") -> dict[str, Any]:
+    workflow_id = stack.start_workflow(tenant_id, BODY)
+    return stack.wait_for_status(tenant_id, workflow_id, "WAITING_FOR_CALLBACK")
+
+
+def nested(levels: int) -> dict[str, Any]:
+    value: Any = "deepest"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+def sized(size: int) -> dict[str, Any]:
+    """A payload whose compact UTF-8 JSON is ``size`` bytes (``{"v":""}`` is 8)."""
+    return {"v": "x" * (size - 8)}
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_each_limit_of_an_answer_passes_end_to_end_and_one_more_is_refused_naming_it(stack: StackProcess, route: str) -> None:
+    depth, size = strict_json.MAX_PAYLOAD_DEPTH, strict_json.MAX_PAYLOAD_BYTES
+    assert len(json.dumps(sized(size), separators=(",", ":")).encode()) == size
+    for payload, limit in ((nested(depth), depth), (sized(size), size)):
+        # GIVEN a waiting workflow
+        status = waiting_status(stack)
+        # WHEN the answer is one past the limit, THEN it is refused naming the limit, and the wait goes on
+        past = nested(depth + 1) if limit == depth else sized(size + 1)
+        refused = answer_on(stack, route, "tenant-a", status, {"payload": past})
+        expected = (400, f"the limit is {depth} levels") if limit == depth else (413, f"the limit is {size} bytes")
+        assert (refused.status_code, expected[1] in refused.json()["message"]) == (expected[0], True), refused.text
+        # AND an answer at the limit is accepted and kept: the workflow completes with it
+        accepted = answer_on(stack, route, "tenant-a", status, {"payload": payload})
+        assert accepted.status_code == 200, accepted.text
+        done = stack.wait_for_status("tenant-a", status["workflowId"], "COMPLETED")
+        assert done["result"]["confirmation"] == payload
+
+
+def test_a_retry_of_the_winning_answer_serialized_otherwise_is_200_and_completes_once(stack: StackProcess) -> None:
+    status = waiting_status(stack)
+    won = requests.post(status["callbackUrl"], data='{"payload": {"approved": true, "n": 1}}', timeout=30,
+                        headers={"Content-Type": "application/json"})
+    assert won.status_code == 200
+    # WHEN the client retries the same answer, keys reordered, another number form, on the other route
+    retry = requests.post(f"{stack.api_url}/callback", timeout=30, headers=stack.headers("tenant-a"),
+                          data='{"payload": {"n": 1.0, "approved": true}, "callbackId": "%s"}' % status["callbackId"])
+    # THEN it is recognised as the answer that won; another answer is 409
+    assert (retry.status_code, retry.json()) == (200, {"workflowId": status["workflowId"], "delivered": "success"})
+    done = stack.wait_for_status("tenant-a", status["workflowId"], "COMPLETED")
+    assert done["result"]["confirmation"] == {"approved": True, "n": 1}
+    assert answer(stack, status["callbackUrl"], {"payload": {"approved": True, "n": 2}}).status_code == 409
