@@ -116,6 +116,9 @@ class LocalStackResources:
     ``conformance-<id>``.
     """
 
+    def __init__(self, requirement_ids: list[str]) -> None:
+        self._ids = list(requirement_ids)
+
     def describe_stack_resource(self, *, StackName: str, LogicalResourceId: str) -> dict[str, Any]:  # noqa: N803
         return {"StackResourceDetail": {"PhysicalResourceId": f"{FUNCTION_PREFIX}{LogicalResourceId}"}}
 
@@ -125,7 +128,9 @@ class LocalStackResources:
         return self
 
     def paginate(self, *, StackName: str) -> Iterator[dict[str, Any]]:  # noqa: N803
-        yield {"StackResourceSummaries": []}  # names are resolved per id below
+        yield {"StackResourceSummaries": [
+            {"LogicalResourceId": requirement_id, "PhysicalResourceId": f"{FUNCTION_PREFIX}{requirement_id}",
+             "ResourceType": "AWS::Lambda::Function"} for requirement_id in self._ids]}
 
 
 @contextlib.contextmanager
@@ -167,7 +172,7 @@ def local_lambda(reqs: list[Requirement], state_dir: Path) -> Iterator[tuple[str
                 stop()
 
 
-def clients(lambda_url: str, logs_url: str) -> Any:
+def clients(lambda_url: str, logs_url: str, requirement_ids: list[str]) -> Any:
     """The package's AWS clients, on the local endpoints; every Invoke carries ``TENANT_ID``."""
     import boto3
     from aws_durable_execution_conformance_tests.clients import AWS_CLIENT_CONFIG, AwsClients
@@ -177,7 +182,7 @@ def clients(lambda_url: str, logs_url: str) -> Any:
     # The functions are PER_TENANT: an Invoke without a tenant id is refused, as on AWS.
     lambda_client.meta.events.register("provide-client-params.lambda.Invoke", _with_tenant_id)
     logs_client = session.client("logs", endpoint_url=logs_url, config=AWS_CLIENT_CONFIG)
-    return AwsClients(MappingProxyType({"lambda": lambda_client, "cloudformation": LocalStackResources(),
+    return AwsClients(MappingProxyType({"lambda": lambda_client, "cloudformation": LocalStackResources(requirement_ids),
                                         "logs": logs_client}))
 
 
@@ -222,7 +227,6 @@ def run_one(requirement: Requirement, aws_clients: Any, output_dir: Path, out: _
     buffer = out.capture()
     invoker = Invoker(stack_name=STACK_NAME, region=REGION, lambda_client=aws_clients["lambda"],
                       cfn_client=aws_clients["cloudformation"])
-    invoker._function_map = {requirement.id: requirement.function_name}  # noqa: SLF001 - the stack's one table
     started = time.monotonic()
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -270,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     out = _ThreadOutput(real_stdout)
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="conformance-") as state, local_lambda(reqs, Path(state)) as urls:
-        aws_clients = clients(*urls)
+        aws_clients = clients(*urls, [r.id for r in reqs])
         sys.stdout = out  # the validator prints its progress; each requirement's goes to its transcript
         try:
             with ThreadPoolExecutor(max_workers=args.workers) as pool:
