@@ -438,7 +438,9 @@ def configure_logging(level: str) -> None:
     if level != "DEBUG":
         for noisy in ("aws_durable_execution_sdk_python_testing", "botocore", "werkzeug", "moto"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
-    logging.getLogger("werkzeug").addFilter(ServerErrorSummary(logger))
+    werkzeug = logging.getLogger("werkzeug")
+    if not any(isinstance(known, ServerErrorSummary) for known in werkzeug.filters):  # once, however often called
+        werkzeug.addFilter(ServerErrorSummary(logger))
 
 
 # moto's server runs on werkzeug, which logs a request that raised as "Error on request:"

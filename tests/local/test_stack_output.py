@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from local.stack import ServerErrorSummary, describe_server_error
+from local.stack import ServerErrorSummary, configure_logging, describe_server_error
 from tests.harness import StackProcess
 
 # werkzeug's message for a request moto raised on (trimmed): PutEvents routed to a rule
@@ -58,6 +58,21 @@ def test_a_server_error_is_summarised_once_and_its_repeats_dropped(caplog: pytes
                        "its traceback follows, repeats of this error are not shown"),
         ("test-werkzeug", "127.0.0.1 - - [06/Dec/2026 10:34:48] Error on request:"),
     ]
+
+
+def test_configuring_the_log_twice_summarises_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    werkzeug = logging.getLogger("werkzeug")
+    monkeypatch.setattr(werkzeug, "filters", [])
+    noisy = [logging.getLogger(name) for name in ("aws_durable_execution_sdk_python_testing", "botocore", "moto")]
+    levels = [(logger, logger.level) for logger in (*noisy, werkzeug)]
+    try:
+        configure_logging("INFO")
+        configure_logging("INFO")  # parse_args again, in one process
+    finally:
+        for logger, level in levels:
+            logger.setLevel(level)
+
+    assert len([known for known in werkzeug.filters if isinstance(known, ServerErrorSummary)]) == 1
 
 
 @pytest.mark.slow
