@@ -151,6 +151,12 @@ def while_suspended(send: Callable[[StackProcess, Victim], tuple[int, bytes]]
 
 
 TOKEN_BODY = {"payload": {"stolen": True}}
+# {"a": {"a": ... 250 levels}}: accepted before, the workflow then failed with SerDesError.
+DEEP_PAYLOAD: dict[str, Any] = {"a": 1}
+for _ in range(249):
+    DEEP_PAYLOAD = {"a": DEEP_PAYLOAD}
+# The completed workflow won with {"ok": true, "n": 1}: the same answer serialized otherwise is a retry (200).
+RETRY_OF_THE_WINNER = "the completed workflow's winning answer again, keys reordered, 1 as 1.0"
 TOKEN_ATTACKS = [
     Attack("POST /callbacks/{token}", "another tenant's key and tenant id added (a heartbeat: headers are ignored)", 200,
            http("POST", "/callbacks/{token}", tenant="tenant-b", key="tenant-b", body={"heartbeat": True})),
@@ -171,6 +177,10 @@ TOKEN_ATTACKS = [
            http("POST", "/callbacks/{token}", body=TOKEN_BODY, tenant=None, key=None, encoding="utf-8-sig")),
     Attack("POST /callbacks/{token}", "the victim's answer in UTF-16", 400,
            http("POST", "/callbacks/{token}", body=TOKEN_BODY, tenant=None, key=None, encoding="utf-16")),
+    Attack("POST /callbacks/{token}", "payload nested 250 levels deep (the workflow could not checkpoint it)", 400,
+           http("POST", "/callbacks/{token}", tenant=None, key=None, body={"payload": DEEP_PAYLOAD})),
+    Attack("POST /callbacks/{token}", RETRY_OF_THE_WINNER, 200,
+           http("POST", "/callbacks/{completed}", tenant=None, key=None, raw_body=b'{"payload": {"n": 1.0, "ok": true}}')),
     Attack("POST /callbacks/{token}", "token of a completed workflow", 409,
            http("POST", "/callbacks/{completed}", body=TOKEN_BODY, tenant=None, key=None)),
     Attack("POST /callbacks/{token}", "token of a failed workflow", 409,
@@ -217,6 +227,8 @@ ATTACKS: list[Attack] = [
     Attack("POST /callback", "extra fields", 400, http("POST", "/callback", body={"callbackId": "VICTIM_CALLBACK", "payload": {}, "tenantId": "tenant-b"})),
     Attack("POST /callback", "payload and error together", 400,
            http("POST", "/callback", body={"callbackId": "VICTIM_CALLBACK", "payload": {}, "error": {"type": "a", "message": "b"}})),
+    Attack("POST /callback", "payload nested 250 levels deep (the workflow could not checkpoint it)", 400,
+           http("POST", "/callback", body={"callbackId": "VICTIM_CALLBACK", "payload": DEEP_PAYLOAD})),
     Attack("POST /callback", "payload over 256 KiB", 413, http("POST", "/callback", body={"callbackId": "VICTIM_CALLBACK", "payload": {"x": "y" * 300_000}})),
     Attack("POST /callback", "NaN in payload (not JSON)", 400,
            http("POST", "/callback", raw_body=b'{"callbackId": "x", "payload": {"n": NaN}}')),
@@ -249,7 +261,7 @@ def token_of(callback_url: str) -> str:
 def victim(stack: StackProcess) -> Victim:
     ended: dict[str, str] = {}
     # a completed and a failed workflow of tenant-a, answered through their tokens
-    for name, answer in (("completed", {"payload": {"ok": True}}), ("failed", {"error": {"type": "No", "message": "no"}})):
+    for name, answer in (("completed", {"payload": {"ok": True, "n": 1}}), ("failed", {"error": {"type": "No", "message": "no"}})):
         workflow_id = stack.start_workflow("tenant-a", VALID_START)
         url = stack.wait_for_status("tenant-a", workflow_id, "WAITING_FOR_CALLBACK")["callbackUrl"]
         assert stack.http.post(url, json=answer, timeout=30).status_code == 200
@@ -282,7 +294,9 @@ def test_abuse_gets_documented_status_and_json_message(stack: StackProcess, vict
     assert status < 500, body[:300]
     assert status == attack.expected, body[:300]
     message = json.loads(body)
-    if status < 400:
+    if attack.case == RETRY_OF_THE_WINNER:  # told its answer won, again: nothing delivered, nothing changed
+        assert message["delivered"] == "success" and message["workflowId"] != victim.workflow_id
+    elif status < 400:
         # the one accepted case (a heartbeat with another tenant's headers): it went to the token's workflow
         assert message == {"workflowId": victim.workflow_id, "delivered": "heartbeat"}
     else:
