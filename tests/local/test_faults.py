@@ -142,3 +142,28 @@ def test_fault_plan_skips_then_hits_and_records_every_call_with_its_caller() -> 
     plan.stop_recording()
     read("Boto3/1 app/env-0a1b")
     assert plan.recorded() == []
+
+
+def test_an_event_put_fails_as_eventbridge_does_and_a_counting_rule_only_counts() -> None:
+    """EventBridge calls obey the plan like DynamoDB's; "every attempt" is botocore's attempts times the step's."""
+    from local.faults import COUNTED_ONLY, EVENTS, FAILS_EVERY_ATTEMPT, FaultPlan, FaultRule, fault_rule
+
+    plan = FaultPlan(kill_environment=lambda environment_id: False)
+    rule = fault_rule(FAILS_EVERY_ATTEMPT, target=EVENTS, operation="PutEvents", body_contains=["tenant-x"],
+                      step_attempts=5, label="bus")
+    assert rule["count"] == 3 * 5  # EVENTS_CONFIG's total_max_attempts, five submitter attempts
+    plan.arm(FaultRule(**rule))
+    forwarded: list[int] = []
+
+    def put(text: bytes) -> tuple[int, bytes]:
+        status, _, body = plan.apply(EVENTS, "PutEvents", text, "", lambda: forwarded.append(1) or (200, {}, b"{}"))
+        return status, body
+
+    status, body = put(b'{"Entries": [{"Detail": "{\\"tenantId\\": \\"tenant-x\\"}"}]}')
+    assert (status, json.loads(body)["__type"]) == (400, "ThrottlingException") and forwarded == []
+    assert put(b'{"Entries": [{"Detail": "{\\"tenantId\\": \\"tenant-y\\"}"}]}')[0] == 200, "another tenant's event"
+    plan.clear()
+    plan.arm(FaultRule(**fault_rule(COUNTED_ONLY, target="durable", operation="*", body_contains=["cb-1"], label="spy")))
+    answers = [plan.apply("durable", "SendDurableExecutionCallbackSuccess", b"/cb-1/succeed\n{}", "",
+                          lambda: (200, {}, b"{}"))[0] for _ in range(2)]
+    assert answers == [200, 200] and plan.describe()[0]["hits"] == 2
