@@ -23,11 +23,11 @@ LAMBDA_PLAT  := manylinux2014_aarch64
 # CPython 3.13 means none). RUNTIME_PY is that interpreter or empty, looked up
 # once, and only by the targets that use it.
 RUNTIME_PYTHON ?=
-RUNTIME_PY    = $(eval RUNTIME_PY := $$(shell scripts/runtime_python.sh $(LAMBDA_PY) $(RUNTIME_PYTHON)))$(RUNTIME_PY)
+RUNTIME_PY    = $(eval RUNTIME_PY := $$(shell proving-ground/scripts/runtime_python.sh $(LAMBDA_PY) $(RUNTIME_PYTHON)))$(RUNTIME_PY)
 RUNTIME_VENV := .venv-$(LAMBDA_PY)
 RUNTIME_VPY  := $(RUNTIME_VENV)/bin/python
 RUNTIME_STAMP := $(RUNTIME_VENV)/.stamp-test
-# Measured by scripts/measure_cold_start.py: the workflow function ready to serve (import, init, the SDK's Lambda client).
+# Measured by proving-ground/scripts/measure_cold_start.py: the workflow function ready to serve (import, init, the SDK's Lambda client).
 NO_BYTECODE_NOTE := make build: no python$(LAMBDA_PY) found (PATH, pyenv or RUNTIME_PYTHON), so the zips ship source only and every cold start compiles each module it imports: the workflow function is ready about 2.7x later, roughly +0.7 s for each tenant's new environment
 FUNCTIONS    := workflow api authorizer
 TF           ?= terraform
@@ -42,28 +42,28 @@ API_URL      ?= http://127.0.0.1:3000
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(RUN_STAMP): requirements.txt requirements-run.txt pyproject.toml
+$(RUN_STAMP): requirements.txt proving-ground/requirements-run.txt pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	@echo "Installing what running needs (requirements-run.txt) into $(VENV) ..."
-	@$(VPY) -m pip install --quiet --no-compile -r requirements-run.txt
+	@echo "Installing what running needs (proving-ground/requirements-run.txt) into $(VENV) ..."
+	@$(VPY) -m pip install --quiet --no-compile -r proving-ground/requirements-run.txt
 	@$(VPY) -m pip install --quiet --no-deps -e .
 	@touch $@
 
-$(TEST_STAMP): $(RUN_STAMP) requirements-test.txt
-	@echo "Installing the test toolchain (requirements-test.txt) into $(VENV) ..."
-	@$(VPY) -m pip install --quiet --no-compile -r requirements-test.txt
+$(TEST_STAMP): $(RUN_STAMP) proving-ground/requirements-test.txt
+	@echo "Installing the test toolchain (proving-ground/requirements-test.txt) into $(VENV) ..."
+	@$(VPY) -m pip install --quiet --no-compile -r proving-ground/requirements-test.txt
 	@touch $@
 
-$(BENCH_STAMP): $(RUN_STAMP) requirements-bench.txt
-	@echo "Installing the benchmark toolchain (requirements-bench.txt) into $(VENV) ..."
-	@$(VPY) -m pip install --quiet --no-compile -r requirements-bench.txt
+$(BENCH_STAMP): $(RUN_STAMP) proving-ground/requirements-bench.txt
+	@echo "Installing the benchmark toolchain (proving-ground/requirements-bench.txt) into $(VENV) ..."
+	@$(VPY) -m pip install --quiet --no-compile -r proving-ground/requirements-bench.txt
 	@touch $@
 
 # The unit suite's second interpreter: its own virtualenv, same pinned sets.
-$(RUNTIME_STAMP): requirements.txt requirements-run.txt requirements-test.txt pyproject.toml
+$(RUNTIME_STAMP): requirements.txt proving-ground/requirements-run.txt proving-ground/requirements-test.txt pyproject.toml
 	@test -x $(RUNTIME_VPY) || "$(RUNTIME_PY)" -m venv $(RUNTIME_VENV)
-	@echo "Installing requirements-test.txt into $(RUNTIME_VENV) (python$(LAMBDA_PY), the Lambda runtime's) ..."
-	@$(RUNTIME_VPY) -m pip install --quiet --no-compile -r requirements-test.txt
+	@echo "Installing proving-ground/requirements-test.txt into $(RUNTIME_VENV) (python$(LAMBDA_PY), the Lambda runtime's) ..."
+	@$(RUNTIME_VPY) -m pip install --quiet --no-compile -r proving-ground/requirements-test.txt
 	@$(RUNTIME_VPY) -m pip install --quiet --no-deps -e .
 	@touch $@
 
@@ -153,10 +153,10 @@ test-aws: $(TEST_STAMP) ## Smoke-test a deployed stage (API_URL=... API_KEYS=fil
 		$(VPY) -m pytest -p no:cacheprovider tests/blackbox/checks.py $(PYTEST_ARGS)
 
 run: $(RUN_STAMP) ## Run the whole pattern locally on 127.0.0.1 (Ctrl-C stops)
-	@$(VPY) -m local.stack $(RUN_ARGS)
+	@$(VPY) -m local $(RUN_ARGS)
 
 demo: $(RUN_STAMP) ## Walk the full flow for two tenants against API_URL (default: local stack)
-	@$(VPY) -m local.demo --api-url $(API_URL) $(DEMO_ARGS)
+	@$(VPY) -m local.tools.demo --api-url $(API_URL) $(DEMO_ARGS)
 
 bench: $(BENCH_STAMP) ## Benchmarks: print figures and write docs/benchmarks.md
 	@$(VPY) -m bench.run
@@ -165,5 +165,5 @@ fmt: ## terraform fmt
 	$(TF) fmt -recursive
 
 clean: ## Remove build output, local state, the virtualenvs and __pycache__
-	rm -rf $(BUILD) .state $(VENV) $(RUNTIME_VENV) .venv-checkov .venv-checkov.lock .pytest_cache .terraform src/*.egg-info
+	rm -rf $(BUILD) .state $(VENV) $(RUNTIME_VENV) .venv-checkov .venv-checkov.lock .venv-runset-* .venv-conformance* .pytest_cache .terraform *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

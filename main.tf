@@ -64,11 +64,11 @@ locals {
   shared_dir  = "${path.module}/src/shared"
 
   contract      = jsondecode(file("${local.shared_dir}/api_contract.json"))
-  routes        = local.contract.routes
-  tenant_header = local.contract.tenantHeader
+  routes        = local.services.contract.routes
+  tenant_header = local.services.contract.tenantHeader
   # The header the request authorizer reads the tenant's key from
   # (API_KEY_HEADER in src/shared/identity.py; a test keeps the two equal).
-  api_key_header = local.contract.apiKeyHeader
+  api_key_header = local.services.contract.apiKeyHeader
   start_route    = local.routes.startWorkflow
   proxy_routes   = { for key, route in local.routes : key => route if route.integration == "api-proxy" }
   # "authorizer": false in the contract: POST /callbacks/{callbackToken}, whose
@@ -109,7 +109,7 @@ locals {
 locals {
   # What each function is (handler, memory, timeout, flags, environment) is
   # src/functions.json, the file the local stack builds its functions from too
-  # (local/functions.py). Every one of them also gets its own execution role
+  # (proving-ground/local/runtime/functions.py). Every one of them also gets its own execution role
   # (iam.tf) and log group, python3.13 on arm64, JSON logs, X-Ray tracing, and
   # the package build/<key>.zip from `make build` unless <key>_zip_path is set.
   function_definitions = jsondecode(file("${path.module}/src/functions.json"))
@@ -158,7 +158,7 @@ locals {
     api        = var.api_zip_path
     authorizer = var.authorizer_zip_path
   }
-  function_zip_paths = { for key in keys(local.functions) : key => coalesce(local.function_zip_path_variables[key], "${path.module}/build/${key}.zip") }
+  function_zip_paths = { for key in keys(local.runtime.functions) : key => coalesce(local.function_zip_path_variables[key], "${path.module}/build/${key}.zip") }
 }
 
 resource "aws_lambda_function" "function" {
@@ -166,7 +166,7 @@ resource "aws_lambda_function" "function" {
   #checkov:skip=CKV_AWS_115:Reserved concurrency fails on new accounts (quota 10, Lambda keeps 10 unreserved); each tenant's usage plan and the API stage throttle requests instead (demo_tenants.json, var.throttling_rate_limit).
   #checkov:skip=CKV_AWS_173:The environment holds names only (tables, event bus, the signing secret's ARN, the API URL, log settings), no secret values (key hashes live in the tenants table, the signing key in Secrets Manager); Lambda encrypts it at rest with its service key.
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and signed artifacts in S3; this pattern deploys the zips `make build` writes locally.
-  for_each = local.functions
+  for_each = local.runtime.functions
 
   function_name    = local.function_names[each.key]
   description      = each.value.description

@@ -44,12 +44,12 @@ locals {
   callback_base_url = "https://${aws_api_gateway_rest_api.this.id}.execute-api.${var.aws_region}.${data.aws_partition.current.dns_suffix}/${var.stage_name}"
 
   event_bus_name         = "${local.name_prefix}-workflow-events"
-  callback_waiting_event = local.contract.callbackWaitingEvent
+  callback_waiting_event = local.services.contract.callbackWaitingEvent
 
   # Each tenant's queue of "Workflow Waiting For Callback" events is
   # NAME_PREFIX-callbacks-TENANT_ID (and so is the rule that fills it). The
   # local stack names its bus, rules and queues by the same convention
-  # (local/notifications.py): keep the two alike.
+  # (proving-ground/local/services/notifications.py): keep the two alike.
   callback_queue_name_format = "${local.name_prefix}-callbacks-%s"
   callback_queue_names       = { for tenant_id in local.seeded_tenant_ids : tenant_id => format(local.callback_queue_name_format, tenant_id) }
 }

@@ -4,7 +4,7 @@
 
 locals {
   # Each seeded tenant's plan, from its record in src/shared/demo_tenants.json
-  # (local/throttle.py builds the local gateway's plans from the same fields).
+  # (proving-ground/local/services/throttle.py builds the local gateway's plans from the same fields).
   # One plan per tenant: its key gets a token bucket and a daily count of its
   # own, so one tenant's flood never throttles another.
   tenant_usage_plans = {
@@ -29,7 +29,7 @@ locals {
   public_method_paths = { for key, route in local.public_proxy_routes : key => "${replace(route.path, "/", "~1")}/${route.method}" }
   # Their numbers: the stage's default method throttle (a bucket of their own at
   # the stage's rate and burst, as every method has), unless the variables set
-  # others. The local gateway enforces the same defaults (local/throttle.py).
+  # others. The local gateway enforces the same defaults (proving-ground/local/services/throttle.py).
   public_route_rate_limit  = coalesce(var.callback_throttling_rate_limit, var.throttling_rate_limit)
   public_route_burst_limit = coalesce(var.callback_throttling_burst_limit, var.throttling_burst_limit)
 }

@@ -1,4 +1,4 @@
-"""Drive the local stack from outside: a ``python -m local.stack`` subprocess on free ports.
+"""Drive the local stack from outside: a ``python -m local`` subprocess on free ports.
 
 Used by ``tests/local`` (and anything else that needs a running stack): start it,
 wait until healthy, call the REST API and the Lambda endpoint, restart it with the
@@ -21,10 +21,10 @@ import requests
 from botocore.config import Config
 
 from shared.contract import TENANT_HEADER
-from local.api_keys import with_key_hashes
-from local.confirmer import post_until_final
-from local.http_base import free_port
-from local.processes import terminate
+from local.tools.api_keys import with_key_hashes
+from local.tools.confirmer import post_until_final
+from local.services.http_base import free_port
+from local.runtime.processes import terminate
 from shared.identity import API_KEY_HEADER
 from shared.tenants import tenant_item
 
@@ -47,7 +47,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float, message: str, inter
 
 
 class StackProcess:
-    """``python -m local.stack`` on free ports, with helpers to drive it."""
+    """``python -m local`` on free ports, with helpers to drive it."""
 
     def __init__(self, state_dir: Path, log_path: Path, extra_args: list[str] | None = None) -> None:
         self.state_dir = state_dir
@@ -65,7 +65,7 @@ class StackProcess:
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "local.stack",
+            sys.executable, "-m", "local",
             "--state-dir", str(self.state_dir),
             "--api-port", str(self.ports["api"]),
             "--lambda-port", str(self.ports["lambda"]),
@@ -187,5 +187,5 @@ class StackProcess:
 def post_with_retries(
     session: requests.Session, url: str, body: Any, headers: dict[str, str], *, deadline_seconds: float = 90.0,
 ) -> list[int | str]:
-    """POST as the README tells a callback client to (``local.confirmer.post_until_final``); every answer seen."""
+    """POST as the README tells a callback client to (``local.tools.confirmer.post_until_final``); every answer seen."""
     return post_until_final(session, url, body, headers=headers, deadline=time.time() + deadline_seconds)

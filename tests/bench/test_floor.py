@@ -6,8 +6,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from bench.floor import InProcessRunner
-from local.functions import FunctionConfig
-from local.workers import InvocationContext
+from local.runtime.functions import FunctionConfig
+from local.runtime.workers import InvocationContext
 
 FUNCTION = FunctionConfig(name="tenant-durable-workflow", handler="workflow.app.handler", per_tenant=True, durable=True)
 CONTEXT = InvocationContext(request_id="r-1", tenant_id="tenant-a", function_version="1",

@@ -28,7 +28,7 @@ from typing import Any
 
 import requests
 
-from local.confirmer import RETRYABLE_STATUSES
+from local.tools.confirmer import RETRYABLE_STATUSES
 
 TENANT_HEADER = "x-tenant-id"
 API_KEY_HEADER = "x-api-key"

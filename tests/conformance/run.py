@@ -9,12 +9,12 @@ and result against the requirement's. Only the endpoints are local:
 
 * the functions are this directory's ``handlers/`` (one per requirement, written
   from its ``handler:`` and ``invocations:`` text), hosted by the local Lambda
-  service (``local.lambda_service``) in front of the durable emulator
-  (``local.durable``) and its adapter, as ``make run`` hosts the pattern's workflow:
+  service (``local.services.lambda_service``) in front of the durable emulator
+  (``local.backends.durable``) and its adapter, as ``make run`` hosts the pattern's workflow:
   durable, ``PER_TENANT``, every Invoke carrying a tenant id;
 * the package resolves a requirement's function through CloudFormation and reads
   its logs through CloudWatch Logs: :class:`LocalStackResources` answers the first
-  (the function of requirement ``1-1`` is ``conformance-1-1``), ``local.logs`` the second.
+  (the function of requirement ``1-1`` is ``conformance-1-1``), ``local.services.logs`` the second.
 
 It prints one line per requirement, the known differences (``KNOWN_DIFFERENCES``:
 requirements the emulator fails for a reason the adapter should not reach
@@ -140,12 +140,12 @@ def local_lambda(reqs: list[Requirement], state_dir: Path) -> Iterator[tuple[str
     Yields:
         The Lambda endpoint's URL and the local logs endpoint's URL.
     """
-    from local.durable import DurableBackendClient, DurableEmulator
-    from local.functions import FunctionConfig
-    from local.http_base import free_port
-    from local.lambda_service import LocalLambdaService
-    from local.logs import LocalLogs
-    from local.workers import WorkerPools
+    from local.backends.durable import DurableBackendClient, DurableEmulator
+    from local.runtime.functions import FunctionConfig
+    from local.services.http_base import free_port
+    from local.services.lambda_service import LocalLambdaService
+    from local.services.logs import LocalLogs
+    from local.runtime.workers import WorkerPools
 
     lambda_port = free_port()
     logs = LocalLogs(state_dir / "logs")

@@ -46,7 +46,7 @@ import requests
 from boto3.dynamodb.types import TypeDeserializer
 from moto.server import ThreadedMotoServer
 
-from local.notifications import callback_queue_policy
+from local.services.notifications import callback_queue_policy
 
 from . import hcl
 from .conftest import free_port
@@ -540,7 +540,7 @@ def test_event_bus_rules_and_targets_route_each_tenants_events_to_its_queue(outp
         assert statement["Action"] == "sqs:SendMessage"
         assert statement["Resource"] == attributes["QueueArn"]
         assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": rules[name]["Arn"]}}
-        # The policy the local stack gives its queues (local/notifications.py) is this one.
+        # The policy the local stack gives its queues (proving-ground/local/services/notifications.py) is this one.
         assert json.loads(attributes["Policy"]) == callback_queue_policy(attributes["QueueArn"], rules[name]["Arn"])
 
 

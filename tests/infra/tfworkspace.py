@@ -3,7 +3,7 @@
 The tests never run Terraform in the repository itself. They copy the root
 ``*.tf`` files and the ``src/shared`` data files into a temporary directory,
 add dummy deployment packages and an override file for the offline provider,
-and run Terraform there with the repository's ``terraform-offline.tfrc``.
+and run Terraform there with the repository's ``proving-ground/terraform-offline.tfrc``.
 
 A plan opens the ephemeral ``aws_secretsmanager_random_password`` of the
 callback signing key, i.e. calls Secrets Manager's GetRandomPassword; the
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TFRC = REPO_ROOT / "terraform-offline.tfrc"
+TFRC = REPO_ROOT / "proving-ground/terraform-offline.tfrc"
 SHARED_DIR = REPO_ROOT / "src" / "shared"
 # The function definitions main.tf decodes (and the local stack reads).
 FUNCTIONS_FILE = REPO_ROOT / "src" / "functions.json"
@@ -61,7 +61,7 @@ in a local filesystem mirror, because they run without registry access.
   * Provider mirror: on a machine with internet access run, in any directory
     holding a `terraform {{ required_providers {{ aws = {{ source = "hashicorp/aws" }} }} }}`
     block, `terraform providers mirror -platform={platform} {mirror}`
-    (the path is the one in terraform-offline.tfrc).
+    (the path is the one in proving-ground/terraform-offline.tfrc).
 """
 
 
@@ -82,7 +82,7 @@ def install_help() -> str:
 
 
 def mirror_path() -> Path:
-    """The filesystem mirror named in ``terraform-offline.tfrc`` (one source of truth)."""
+    """The filesystem mirror named in ``proving-ground/terraform-offline.tfrc`` (one source of truth)."""
     match = re.search(r'filesystem_mirror\s*\{[^}]*?path\s*=\s*"([^"]+)"', TFRC.read_text(), re.S)
     if not match:
         raise TerraformUnavailable(f"{TFRC} names no filesystem_mirror path")

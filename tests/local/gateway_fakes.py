@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local.contract import API_GATEWAY_DIR, load_contract
-from local.gateway import InvokeFailed, InvokeOutcome, LocalGateway
+from local.services.contract import API_GATEWAY_DIR, load_contract
+from local.services.gateway import InvokeFailed, InvokeOutcome, LocalGateway
 
 WORKFLOW_ID = "wf-1"
 TENANT = "tenant-a"

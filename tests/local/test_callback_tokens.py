@@ -3,7 +3,7 @@
 The external system is told when to answer (an event in its tenant's SQS queue,
 and only there) and answers at ``POST /callbacks/{callbackToken}`` with the token
 alone: no authorizer runs, identity headers are ignored, the first answer wins.
-The gateway never logs the token. ``python -m local.confirmer`` plays the
+The gateway never logs the token. ``python -m local.tools.confirmer`` plays the
 external system.
 """
 
@@ -25,11 +25,11 @@ import boto3
 import pytest
 import requests
 
-from local.confirmer import post_answer
-from local.contract import load_contract
-from local.functions import DEFAULT_NAME_PREFIX
-from local.gateway import InvokeFailed, InvokeOutcome, LocalGateway
-from local.notifications import (
+from local.tools.confirmer import post_answer
+from local.services.contract import load_contract
+from local.runtime.functions import DEFAULT_NAME_PREFIX
+from local.services.gateway import InvokeFailed, InvokeOutcome, LocalGateway
+from local.services.notifications import (
     SIGNING_KEY_FILE,
     callback_event_pattern,
     callback_queue_policy,
@@ -38,7 +38,7 @@ from local.notifications import (
     ensure_signing_key,
     event_bus_name,
 )
-from local.processes import terminate
+from local.runtime.processes import terminate
 from shared import strict_json
 from shared.callback_tokens import TOKEN_LENGTH
 from shared.contract import callback_waiting_event
@@ -253,7 +253,7 @@ def test_the_confirmer_answers_a_waiting_workflow_by_itself(stack: StackProcess,
     log = tmp_path / "confirmer.log"
     with log.open("w") as output:
         confirmer = subprocess.Popen(  # noqa: S603 - our own module
-            [sys.executable, "-m", "local.confirmer", "--queue-url", queues.url("tenant-a"),
+            [sys.executable, "-m", "local.tools.confirmer", "--queue-url", queues.url("tenant-a"),
              "--endpoint-url", stack.dynamodb_url, "--answer", '{"approvedBy": "confirmer"}', "--timeout", "120"],
             cwd=REPO_ROOT, stdout=output, stderr=subprocess.STDOUT)
     try:
@@ -329,7 +329,7 @@ def test_the_confirmer_gives_up_at_the_deadline_without_a_final_answer() -> None
 
 
 def test_the_confirmer_answers_only_callback_urls_on_its_api() -> None:
-    from local.confirmer import handle_message
+    from local.tools.confirmer import handle_message
     from shared.contract import callback_waiting_event
 
     shape = callback_waiting_event()
@@ -348,7 +348,7 @@ def test_the_confirmer_answers_only_callback_urls_on_its_api() -> None:
 
 
 def test_the_confirmer_has_help() -> None:
-    result = subprocess.run([sys.executable, "-m", "local.confirmer", "--help"], cwd=REPO_ROOT,
+    result = subprocess.run([sys.executable, "-m", "local.tools.confirmer", "--help"], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert "--queue-url" in result.stdout and "--endpoint-url" in result.stdout
@@ -403,7 +403,7 @@ def test_the_gateway_never_logs_a_token(gateway: tuple[LocalGateway, _RecordingI
     with caplog.at_level(logging.DEBUG):
         assert requests.post(f"{service.url}/callbacks/{MADE_UP_TOKEN}?x=1", json={}, timeout=10).status_code == 500
         assert requests.post(f"{service.url}/callbacks/{MADE_UP_TOKEN}/extra", json={}, timeout=10).status_code == 404
-        wait_until(lambda: len([r for r in caplog.records if r.name == "local.http_base"]) >= 2, 5, "request logs")
+        wait_until(lambda: len([r for r in caplog.records if r.name == "local.services.http_base"]) >= 2, 5, "request logs")
     ours = "\n".join(record.getMessage() for record in caplog.records if record.name.startswith("local."))
     assert MADE_UP_TOKEN not in ours  # (the HTTP client's own debug lines do show it: not the gateway's)
     assert "/callbacks/{callbackToken}" in ours

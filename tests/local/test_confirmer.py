@@ -1,4 +1,4 @@
-"""The callback client's retry rule (local.confirmer.post_until_final), with a scripted session."""
+"""The callback client's retry rule (local.tools.confirmer.post_until_final), with a scripted session."""
 
 from collections.abc import Iterable
 from typing import Any
@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 import requests
 
-from local.confirmer import post_until_final
+from local.tools.confirmer import post_until_final
 
 
 class ScriptedSession:

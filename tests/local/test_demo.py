@@ -12,18 +12,18 @@ from pathlib import Path
 import boto3
 import pytest
 
-from local import demo
-from local.demo import CallbackQueues
-from local.functions import DEFAULT_NAME_PREFIX
-from local.notifications import QUEUES_FILE, callback_queue_name
+from local.tools import demo
+from local.tools.demo import CallbackQueues
+from local.runtime.functions import DEFAULT_NAME_PREFIX
+from local.services.notifications import QUEUES_FILE, callback_queue_name
 from tests.harness import REPO_ROOT, StackProcess
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize(("module", "expected"), [
-    ("local.stack", "--state-dir"), ("local.demo", "--api-url"), ("local.demo", "--queue-url"),
-    ("local.confirmer", "--queue-url"),
+    ("local", "--state-dir"), ("local.tools.demo", "--api-url"), ("local.tools.demo", "--queue-url"),
+    ("local.tools.confirmer", "--queue-url"),
 ])
 def test_help_of_run_and_demo(module: str, expected: str) -> None:
     result = subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO_ROOT,
@@ -35,7 +35,7 @@ def test_help_of_run_and_demo(module: str, expected: str) -> None:
 
 def run_demo(stack: StackProcess, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "local.demo", "--api-url", stack.api_url,
+        [sys.executable, "-m", "local.tools.demo", "--api-url", stack.api_url,
          "--api-keys-file", str(stack.state_dir / "api-keys.json"), "--timeout", "45", *extra],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=180, check=False,
     )
@@ -100,7 +100,7 @@ def test_demo_uses_the_queues_file_only_for_the_stack_that_wrote_it(tmp_path: Pa
 
 
 def test_demo_explains_an_unreachable_api() -> None:
-    result = subprocess.run([sys.executable, "-m", "local.demo", "--api-url", "http://127.0.0.1:9"],
+    result = subprocess.run([sys.executable, "-m", "local.tools.demo", "--api-url", "http://127.0.0.1:9"],
                             cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
 
     assert result.returncode == 2
@@ -113,7 +113,7 @@ def test_stack_refuses_a_port_in_use_clearly(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "local.stack", "--state-dir", str(tmp_path), "--api-port", str(port),
+            [sys.executable, "-m", "local", "--state-dir", str(tmp_path), "--api-port", str(port),
              "--lambda-port", "0", "--emulator-port", "0", "--dynamodb-port", "0"],
             cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False,
         )

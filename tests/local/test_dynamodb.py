@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from local.dynamodb import SNAPSHOT_FILE, LocalDynamoDB, for_dynamodb, may_change, pattern_tables
-from local.functions import Names
-from local.notifications import LocalNotifications
+from local.services.dynamodb import SNAPSHOT_FILE, LocalDynamoDB, for_dynamodb, may_change, pattern_tables
+from local.runtime.functions import Names
+from local.services.notifications import LocalNotifications
 from tests.harness import free_port, wait_until
 
 def registry_item(workflow_id: str) -> dict[str, Any]:

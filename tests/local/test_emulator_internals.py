@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from local.durable import DurableEmulator
-from local.emulator_internals import REQUIRED, EmulatorChanged, EmulatorInternals
-from local.http_base import free_port
+from local.backends.durable import DurableEmulator
+from local.backends.emulator_internals import REQUIRED, EmulatorChanged, EmulatorInternals
+from local.services.http_base import free_port
 
 
 def test_the_installed_emulator_has_everything_the_restart_re_arming_uses(tmp_path: Path) -> None:
@@ -36,8 +36,8 @@ def test_new_executions_get_lambdas_arn_shape_until_restored() -> None:
     from aws_durable_execution_sdk_python_testing.execution import Execution
     from aws_durable_execution_sdk_python_testing.model import StartDurableExecutionInput
 
-    from local.emulator_internals import use_lambda_execution_arns
-    from local.functions import FunctionConfig
+    from local.backends.emulator_internals import use_lambda_execution_arns
+    from local.runtime.functions import FunctionConfig
 
     emulators_own = Execution.new
     start = StartDurableExecutionInput(account_id="123456789012", function_name="wf", function_qualifier="live",
@@ -70,7 +70,7 @@ def test_a_stopped_emulator_leaves_the_emulators_own_execution_factory(tmp_path:
     assert Execution.new is emulators_own
 
 
-# -- The history fixes (local/emulator_internals.py HISTORY_FIXES) --------------------------------
+# -- The history fixes (proving-ground/local/backends/emulator_internals.py HISTORY_FIXES) --------------------------------
 #
 # One execution through the emulator's own executor (the SDK's in-process test runner)
 # shows every difference: a step that succeeds on its second attempt, a callback with
@@ -87,7 +87,7 @@ def _history_of_every_difference(*, fixed: bool) -> list[dict[str, Any]]:
     from aws_durable_execution_sdk_python.retries import RetryStrategyConfig, create_retry_strategy
     from aws_durable_execution_sdk_python_testing.runner import DurableFunctionTestRunner
 
-    from local.emulator_internals import use_aws_history
+    from local.backends.emulator_internals import use_aws_history
 
     retry_once = StepConfig(retry_strategy=create_retry_strategy(RetryStrategyConfig(
         max_attempts=2, initial_delay=Duration.from_seconds(1), jitter_strategy=JitterStrategy.NONE)))
@@ -222,7 +222,7 @@ def test_an_error_with_its_whole_payload_is_not_truncated(
 
 
 def test_history_fixes_install_once_and_restore_the_emulators_own_functions() -> None:
-    from local.emulator_internals import HISTORY_FIXES, use_aws_history
+    from local.backends.emulator_internals import HISTORY_FIXES, use_aws_history
 
     own = {(fix.owner, fix.attribute): fix.owner.__dict__[fix.attribute] for fix in HISTORY_FIXES}
     restore_first = use_aws_history()
@@ -235,7 +235,7 @@ def test_history_fixes_install_once_and_restore_the_emulators_own_functions() ->
 
 
 def test_a_vanished_emulator_function_is_named_in_the_error() -> None:
-    from local.emulator_internals import HistoryFix, use_aws_history
+    from local.backends.emulator_internals import HistoryFix, use_aws_history
 
     class Release:  # an emulator class without the function a fix wraps
         pass

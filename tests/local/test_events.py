@@ -19,7 +19,7 @@ import pytest
 import requests
 from aws_lambda_powertools.utilities.parser.models import APIGatewayProxyEventModel, ApiGatewayAuthorizerRequest
 
-from local.proxy_event import build_proxy_event, request_time, resource_id
+from local.services.proxy_event import build_proxy_event, request_time, resource_id
 from tests.local.gateway_fakes import IDENTITY, TENANT, WORKFLOW_ID, raw_exchange, running_gateway
 
 SAMPLES = json.loads((Path(__file__).parent / "data" / "aws_sample_event_keys.json").read_text())

@@ -124,7 +124,7 @@ def test_transient_dynamodb_failures_are_retried_and_nothing_runs_twice(faulty_s
 
 def test_fault_plan_skips_then_hits_and_records_every_call_with_its_caller() -> None:
     """A rule can aim at the second of two identical calls; a recording sees each call, faulted or not."""
-    from local.faults import FaultPlan, FaultRule
+    from local.testing.faults import FaultPlan, FaultRule
 
     plan = FaultPlan(kill_environment=lambda environment_id: False)
     plan.arm(FaultRule(operation="GetItem", body_contains="callback#1", skip=1, label="second read"))
@@ -146,7 +146,7 @@ def test_fault_plan_skips_then_hits_and_records_every_call_with_its_caller() -> 
 
 def test_an_event_put_fails_as_eventbridge_does_and_a_counting_rule_only_counts() -> None:
     """EventBridge calls obey the plan like DynamoDB's; "every attempt" is botocore's attempts times the step's."""
-    from local.faults import COUNTED_ONLY, EVENTS, FAILS_EVERY_ATTEMPT, FaultPlan, FaultRule, fault_rule
+    from local.testing.faults import COUNTED_ONLY, EVENTS, FAILS_EVERY_ATTEMPT, FaultPlan, FaultRule, fault_rule
 
     plan = FaultPlan(kill_environment=lambda environment_id: False)
     rule = fault_rule(FAILS_EVERY_ATTEMPT, target=EVENTS, operation="PutEvents", body_contains=["tenant-x"],

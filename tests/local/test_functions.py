@@ -1,4 +1,4 @@
-"""local/functions.py: the local stack's functions are the ones src/functions.json defines.
+"""proving-ground/local/runtime/functions.py: the local stack's functions are the ones src/functions.json defines.
 
 main.tf decodes the same file (tests/infra/test_plan.py compares the plan with it,
 tests/infra/test_apply_moto.py the deployed environments).
@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-import local.functions as functions_module
-from local.functions import FUNCTIONS_FILE, FunctionConfig, Names, pattern_functions
+import local.runtime.functions as functions_module
+from local.runtime.functions import FUNCTIONS_FILE, FunctionConfig, Names, pattern_functions
 from scripts.terraform_tables import variable_default
 
 DEFINITIONS = json.loads(FUNCTIONS_FILE.read_text())
 NAMES = Names("unit-prefix")
-# What the local stack hands over (local/stack.py): its endpoints, the callback settings, a log level.
+# What the local stack hands over (proving-ground/local/stack.py): its endpoints, the callback settings, a log level.
 STACK_ENVIRONMENT = {
     "AWS_ENDPOINT_URL_LAMBDA": "http://127.0.0.1:1",
     "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:2",

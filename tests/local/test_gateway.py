@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import requests
 
-from local.contract import API_GATEWAY_DIR, API_PROXY, ASYNC_WORKFLOW_START, load_contract
-from local.gateway import INTEGRATION_TIMEOUT_SECONDS, InvokeOutcome, LocalGateway, json_text, policy_decision
-from local.throttle import QUOTA_EXCEEDED, THROTTLED, MethodThrottle, UsageRefusal
-from local.vtl import MappingTemplate, message_string
+from local.services.contract import API_GATEWAY_DIR, API_PROXY, ASYNC_WORKFLOW_START, load_contract
+from local.services.gateway import INTEGRATION_TIMEOUT_SECONDS, InvokeOutcome, LocalGateway, json_text, policy_decision
+from local.services.throttle import QUOTA_EXCEEDED, THROTTLED, MethodThrottle, UsageRefusal
+from local.services.vtl import MappingTemplate, message_string
 from shared.contract import API_CONTRACT_FILE as CONTRACT_FILE
 from tests.harness import StackProcess
 from tests.local.gateway_fakes import (
@@ -183,7 +183,7 @@ def test_the_start_sends_what_the_deployed_template_and_request_parameters_make(
     assert (call.invocation_type, call.tenant_id, call.execution_name) == ("Event", TENANT, WORKFLOW_ID)
     # The request template, rendered on its own, is what the workflow function got.
     template = MappingTemplate.from_file(API_GATEWAY_DIR / "start_workflow.request.vtl")
-    from local.vtl import TemplateInput
+    from local.services.vtl import TemplateInput
     rendered = template.render(context={"authorizer": {"workflowId": WORKFLOW_ID}},
                                template_input=TemplateInput(body=json.dumps(body)))
     assert call.payload == json.loads(rendered) == {"workflowId": WORKFLOW_ID, "request": body}
@@ -205,7 +205,7 @@ def test_a_function_error_on_the_start_selects_the_failed_integration_response()
 def test_a_body_the_validator_refuses_is_invalid_request_body_with_the_details_only_in_the_log(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with running_gateway() as (gateway, scripted), caplog.at_level(logging.INFO, logger="local.gateway"):
+    with running_gateway() as (gateway, scripted), caplog.at_level(logging.INFO, logger="local.services.gateway"):
         response = _start(gateway.url, {"amount": -1, "currency": "EUR"})
         not_json = _start(gateway.url, data=b"{not json", headers={"content-type": "application/json"})
     for answer in (response, not_json):

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from botocore.exceptions import ClientError
 
-from local.lambda_service import CALLBACK_CLOSED_MESSAGE, TENANCY_MESSAGE
+from local.services.lambda_service import CALLBACK_CLOSED_MESSAGE, TENANCY_MESSAGE
 from tests.harness import StackProcess
 
 pytestmark = pytest.mark.slow

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from local.functions import FunctionConfig
-from local.http_base import LocalHttpService, Request, Response
-from local.lambda_service import SYNC_WAIT_LIMIT_SECONDS, LocalLambdaService
+from local.runtime.functions import FunctionConfig
+from local.services.http_base import LocalHttpService, Request, Response
+from local.services.lambda_service import SYNC_WAIT_LIMIT_SECONDS, LocalLambdaService
 
 AWS_CLI_READ_TIMEOUT_SECONDS = 60  # botocore's default read timeout; the CLI retries after it
 DURABLE = FunctionConfig(name="wf", handler="workflow.app.handler", per_tenant=True, durable=True, timeout_seconds=900)

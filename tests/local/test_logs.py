@@ -1,4 +1,4 @@
-"""The local logs surface (local/logs.py): filter patterns, the workers' tee, FilterLogEvents through boto3."""
+"""The local logs surface (proving-ground/local/services/logs.py): filter patterns, the workers' tee, FilterLogEvents through boto3."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from local.logs import FilterPatternError, LocalLogs, _TeeStream, log_file, matches
+from local.services.logs import FilterPatternError, LocalLogs, _TeeStream, log_file, matches
 
 JSON_LINE = json.dumps({"level": "INFO", "message": "Greeting step started for: ab12",
                         "executionArn": 'arn:aws:lambda:x/durable-execution/a"b/1', "attempt": 1, "ok": True})

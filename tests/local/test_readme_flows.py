@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from local.http_base import free_port
-from local.stack import CLI_FLOW, CURL_FLOW, README_API, README_LAMBDA
+from local.services.http_base import free_port
+from local.banner import CLI_FLOW, CURL_FLOW, README_API, README_LAMBDA
 from tests.harness import REPO_ROOT, StackProcess
 
 README = REPO_ROOT / "README.md"

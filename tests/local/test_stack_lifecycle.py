@@ -1,7 +1,7 @@
 """``make run`` as a user runs it: piped into ``tee`` or ``head``, stopped with Ctrl-C or kill,
 and its log read by eye.
 
-Each test starts its own ``python -m local.stack`` with its stdout piped into another
+Each test starts its own ``python -m local`` with its stdout piped into another
 process, as ``make run | tee out`` does, so that the pipe can break under it.
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import requests
 
-from local.functions import DEFAULT_NAME_PREFIX
-from local.notifications import callback_queue_name
+from local.runtime.functions import DEFAULT_NAME_PREFIX
+from local.services.notifications import callback_queue_name
 from shared.contract import demo_tenants
 from tests.harness import STOP_TIMEOUT, StackProcess, wait_until
 

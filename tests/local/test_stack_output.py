@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from local.stack import ServerErrorSummary, configure_logging, describe_server_error
+from local.cli import ServerErrorSummary, configure_logging, describe_server_error
 from tests.harness import StackProcess
 
 # werkzeug's message for a request moto raised on (trimmed): PutEvents routed to a rule
@@ -49,12 +49,12 @@ def test_a_server_error_is_summarised_once_and_its_repeats_dropped(caplog: pytes
 
     assert [(record.name, record.getMessage().splitlines()[0]) for record in caplog.records] == [
         ("test-stack", "local moto server: EventBridge failed a request (HTTP 500): ModuleNotFoundError: No module "
-                       "named 'jsonpath_ng' (a package missing from the virtualenv: is requirements-run.txt installed?); "
+                       "named 'jsonpath_ng' (a package missing from the virtualenv: is proving-ground/requirements-run.txt installed?); "
                        "its traceback follows, repeats of this error are not shown"),
         ("test-werkzeug", "127.0.0.1 - - [06/Dec/2026 10:34:48] Error on request:"),
         ("test-werkzeug", "127.0.0.1 - - GET / 200"),
         ("test-stack", "local moto server: EventBridge failed a request (HTTP 500): ModuleNotFoundError: No module "
-                       "named 'other' (a package missing from the virtualenv: is requirements-run.txt installed?); "
+                       "named 'other' (a package missing from the virtualenv: is proving-ground/requirements-run.txt installed?); "
                        "its traceback follows, repeats of this error are not shown"),
         ("test-werkzeug", "127.0.0.1 - - [06/Dec/2026 10:34:48] Error on request:"),
     ]
@@ -98,5 +98,5 @@ def test_make_run_names_a_moto_import_error_once(tmp_path: Path, monkeypatch: py
     assert log.count("PutEvents operation (reached max retries") > 1, log[-3000:]  # the error did repeat
     assert log.count("local moto server: EventBridge failed a request (HTTP 500): "
                      "ModuleNotFoundError: No module named 'jsonpath_ng' (a package missing from the virtualenv: "
-                     "is requirements-run.txt installed?)") == 1, log[-3000:]
+                     "is proving-ground/requirements-run.txt installed?)") == 1, log[-3000:]
     assert log.count("Error on request:") == 1, log[-3000:]

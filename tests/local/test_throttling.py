@@ -18,9 +18,9 @@ from datetime import date
 import pytest
 import requests
 
-from local import stack as local_stack
-from local.contract import ERROR_TYPE, load_gateway_responses
-from local.throttle import (
+from local import cli as local_cli
+from local.services.contract import ERROR_TYPE, load_gateway_responses
+from local.services.throttle import (
     FORBIDDEN,
     MethodThrottle,
     QUOTA_EXCEEDED,
@@ -158,11 +158,11 @@ def test_the_token_routes_method_throttle_is_the_stages_default_and_one_bucket_p
 
 
 def test_make_run_throttles_by_default_and_can_be_told_not_to() -> None:
-    assert local_stack.parse_args([]).throttle is True
-    assert local_stack.parse_args(["--throttle", "off"]).throttle is False
-    assert local_stack.parse_args(["--throttle", "off", "--throttle", "on"]).throttle is True
+    assert local_cli.parse_args([]).throttle is True
+    assert local_cli.parse_args(["--throttle", "off"]).throttle is False
+    assert local_cli.parse_args(["--throttle", "off", "--throttle", "on"]).throttle is True
     with pytest.raises(SystemExit):
-        local_stack.parse_args(["--throttle", "maybe"])
+        local_cli.parse_args(["--throttle", "maybe"])
 
 
 def test_measure_flood_has_help() -> None:
@@ -247,7 +247,7 @@ def test_the_token_route_is_throttled_by_its_own_method_settings(throttled_stack
 def test_make_demo_completes_under_the_demo_tiers(throttled_stack: StackProcess) -> None:
     # make demo against make run's defaults: tenant-b's polls stay inside its plan.
     result = subprocess.run(
-        [sys.executable, "-m", "local.demo", "--api-url", throttled_stack.api_url,
+        [sys.executable, "-m", "local.tools.demo", "--api-url", throttled_stack.api_url,
          "--api-keys-file", str(throttled_stack.state_dir / "api-keys.json"), "--timeout", "45"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=180, check=False,
     )

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from local.contract import API_GATEWAY_DIR, load_gateway_responses
-from local.vtl import MappingTemplate, TemplateError, TemplateInput, escape_javascript, json_path, message_string, read_template
+from local.services.contract import API_GATEWAY_DIR, load_gateway_responses
+from local.services.vtl import MappingTemplate, TemplateError, TemplateInput, escape_javascript, json_path, message_string, read_template
 from tests.local.gateway_fakes import IDENTITY, TENANT, VALID_BODY, WORKFLOW_ID, raw_exchange, running_gateway
 
 TEMPLATES = sorted(API_GATEWAY_DIR.glob("*.vtl"))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from local.functions import FunctionConfig
-from local.workers import InvocationContext, Worker, WorkerPools
+from local.runtime.functions import FunctionConfig
+from local.runtime.workers import InvocationContext, Worker, WorkerPools
 
 pytestmark = pytest.mark.slow
 
@@ -126,7 +126,7 @@ def test_handler_error_payload_is_the_runtimes_frames_only_with_the_request_id(p
     assert (result.payload["errorType"], result.payload["errorMessage"]) == ("RuntimeError", "outer")
     assert result.payload["requestId"] == ctx.request_id
     trace = result.payload["stackTrace"]
-    # frames of the handler only: no runtime (local/worker.py) frame, no chained exception, no carets
+    # frames of the handler only: no runtime (proving-ground/local/runtime/worker.py) frame, no chained exception, no carets
     assert trace and all(frame.startswith('  File "') for frame in trace), trace
     assert all("echo_handler.py" in frame for frame in trace), trace
     assert not any("During handling" in frame or "direct cause" in frame or "^" in frame for frame in trace), trace
@@ -183,7 +183,7 @@ def test_an_init_error_is_one_clear_line_per_function_and_error(pools: WorkerPoo
     missing = FunctionConfig(name="missing", handler="missing_import.handler", code_dir=HANDLERS)
 
     # WHEN each is invoked again and again (new environments, two tenants)
-    with caplog.at_level(logging.INFO, logger="local.workers"):
+    with caplog.at_level(logging.INFO, logger="local.runtime.workers"):
         for tenant_id in ("tenant-a", "tenant-a", "tenant-b"):
             assert pools.invoke(raising, {}, context(tenant_id)).function_error == "Unhandled"
         for _ in range(2):

@@ -1,4 +1,4 @@
-"""Which Python does what: scripts/runtime_python.sh finds the Lambda runtime's, and the Makefile runs the unit suite under it."""
+"""Which Python does what: proving-ground/scripts/runtime_python.sh finds the Lambda runtime's, and the Makefile runs the unit suite under it."""
 
 from __future__ import annotations
 

@@ -19,8 +19,8 @@ from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
 SETS = {
-    "lambda": "requirements.txt", "run": "requirements-run.txt", "test": "requirements-test.txt",
-    "bench": "requirements-bench.txt", "dev": "requirements-dev.txt",
+    "lambda": "requirements.txt", "run": "proving-ground/requirements-run.txt", "test": "proving-ground/requirements-test.txt",
+    "bench": "proving-ground/requirements-bench.txt", "dev": "proving-ground/requirements-dev.txt",
 }
 # What `make run` must not install: the test, lint and benchmark toolchains and what only they pull in.
 TOOLCHAIN = {"pytest", "hypothesis", "checkov", "cfn-lint", "matplotlib", "numpy", "pillow", "sympy", "networkx",
@@ -37,7 +37,9 @@ def read_set(filename: str, seen: tuple[str, ...] = ()) -> dict[str, tuple[str, 
         if not line or line.startswith("#"):
             continue
         if line.startswith("-r "):
-            included = read_set(line[3:].strip(), (*seen, filename))
+            # pip reads an include relative to the including file
+            include = (ROOT / filename).parent / line[3:].strip()
+            included = read_set(str(include.resolve().relative_to(ROOT)), (*seen, filename))
         else:
             match = PIN.match(line)
             assert match, f"{filename}:{number}: not an exact pin: {raw!r}"
@@ -116,21 +118,21 @@ def installs(target: str, changed: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("target", "expected"), [
-    ("run", ["requirements-run.txt"]),
-    ("demo", ["requirements-run.txt"]),
-    ("build", ["requirements-run.txt"]),
-    ("test-local", ["requirements-run.txt", "requirements-test.txt"]),
-    ("bench", ["requirements-run.txt", "requirements-bench.txt"]),
+    ("run", ["proving-ground/requirements-run.txt"]),
+    ("demo", ["proving-ground/requirements-run.txt"]),
+    ("build", ["proving-ground/requirements-run.txt"]),
+    ("test-local", ["proving-ground/requirements-run.txt", "proving-ground/requirements-test.txt"]),
+    ("bench", ["proving-ground/requirements-run.txt", "proving-ground/requirements-bench.txt"]),
 ])
 def test_each_target_installs_its_own_set_only(target: str, expected: list[str]) -> None:
     # requirements.txt is included by every set: "changing" it reinstalls each set the target uses.
     assert installs(target, "requirements.txt") == expected
-    assert installs(target, "requirements-test.txt") == [name for name in expected if name == "requirements-test.txt"]
-    assert installs(target, "requirements-bench.txt") == [name for name in expected if name == "requirements-bench.txt"]
+    assert installs(target, "proving-ground/requirements-test.txt") == [name for name in expected if name == "proving-ground/requirements-test.txt"]
+    assert installs(target, "proving-ground/requirements-bench.txt") == [name for name in expected if name == "proving-ground/requirements-bench.txt"]
 
 
 def test_make_test_installs_the_bench_set_too() -> None:
     # tests/bench renders the benchmark's report with matplotlib: a clean clone's `make test` must install it.
     assert set(installs("test", "requirements.txt")) == {
-        "requirements-run.txt", "requirements-test.txt", "requirements-bench.txt"}
-    assert "requirements-bench.txt" in installs("test", "requirements-bench.txt")
+        "proving-ground/requirements-run.txt", "proving-ground/requirements-test.txt", "proving-ground/requirements-bench.txt"}
+    assert "proving-ground/requirements-bench.txt" in installs("test", "proving-ground/requirements-bench.txt")

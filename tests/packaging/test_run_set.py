@@ -1,10 +1,10 @@
-"""The run set alone runs the pattern: ``make run`` + ``make demo`` from requirements-run.txt and nothing else.
+"""The run set alone runs the pattern: ``make run`` + ``make demo`` from proving-ground/requirements-run.txt and nothing else.
 
 Every other test runs in ``.venv``, which ``make test`` fills with the test set too, so a
 module the stack imports at run time that only the test set installs goes unnoticed
 there (moto's EventBridge importing jsonpath_ng when a rule routes an event did). This
 test builds a virtualenv with the run set alone (as the Makefile's run stamp does:
-``pip install -r requirements-run.txt`` then ``pip install --no-deps -e .``), starts the
+``pip install -r proving-ground/requirements-run.txt`` then ``pip install --no-deps -e .``), starts the
 stack from it as ``make run`` does, and walks ``make demo`` for both demo tenants.
 
 The virtualenv is cached in ``.venv-runset-<key>/`` (git-ignored), keyed by the bytes of
@@ -35,7 +35,7 @@ from tests.packaging.test_requirements import read_set
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-RUN_SET = "requirements-run.txt"
+RUN_SET = "proving-ground/requirements-run.txt"
 VENV_PREFIX = ".venv-runset-"
 INSTALL_TIMEOUT_SECONDS = 900
 DEMO_TIMEOUT_SECONDS = 300
@@ -106,14 +106,14 @@ def runset_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class RunSetStack(StackProcess):
-    """``make run`` (``python -m local.stack`` with its defaults) from the run-set virtualenv, on free ports."""
+    """``make run`` (``python -m local`` with its defaults) from the run-set virtualenv, on free ports."""
 
     def __init__(self, python: Path, base: Path) -> None:
         super().__init__(base / "state", base / "stack.log")
         self.python = python
 
     def command(self) -> list[str]:
-        return [str(self.python), "-m", "local.stack", "--state-dir", str(self.state_dir),
+        return [str(self.python), "-m", "local", "--state-dir", str(self.state_dir),
                 *(arg for name in ("api", "lambda", "emulator", "dynamodb")
                   for arg in (f"--{name}-port", str(self.ports[name])))]
 
@@ -142,7 +142,7 @@ def test_make_run_and_make_demo_complete_both_tenants_from_the_run_set_alone(
         runset_python: Path, runset_stack: RunSetStack) -> None:
     # GIVEN make run from the run set WHEN make demo walks its flow (a confirmer per tenant answers from its queue)
     demo = subprocess.run(
-        [str(runset_python), "-m", "local.demo", "--api-url", runset_stack.api_url,
+        [str(runset_python), "-m", "local.tools.demo", "--api-url", runset_stack.api_url,
          "--api-keys-file", str(runset_stack.state_dir / "api-keys.json")],
         cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=DEMO_TIMEOUT_SECONDS, check=False)
     log = runset_stack.log_path.read_text(errors="replace")

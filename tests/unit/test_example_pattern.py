@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 
 ROOT = Path(__file__).resolve().parents[2]
-# A copy of serverless-patterns' scripts/pattern-schema.json, so a lone clone can run this test.
+# A copy of serverless-patterns' proving-ground/scripts/pattern-schema.json, so a lone clone can run this test.
 SCHEMA_FILE = Path(__file__).resolve().parent / "conformance" / "serverless-pattern-schema.json"
 # The workspace's reference copy, when the project is checked out beside it.
 REFERENCE_SCHEMA_FILE = ROOT.parent / "shared" / "conformance" / "serverless-pattern-schema.json"

@@ -6,7 +6,7 @@ the durable service calls, the repair, the workflow's finalize reads and writes 
 its checkpoints) × {fails once, fails until botocore's or the step's retries are
 exhausted, lands but answers after the caller's timeout, the calling process is
 killed right after it}. The calls are not hand-picked: a census records every call
-a clean success, failure and heartbeat make (``local.faults`` recording mode) and
+a clean success, failure and heartbeat make (``local.testing.faults`` recording mode) and
 fails on any call the matrix does not list. Calls that only happen on a detour
 (the lease-state read, the lease release, the history read, the repair) get cells
 with a :class:`Precondition` that takes the path there.
@@ -37,7 +37,7 @@ import pytest
 import requests
 from botocore.config import Config
 
-from local.faults import (
+from local.testing.faults import (
     COUNTED_ONLY,
     EVENTS,
     FAILS_EVERY_ATTEMPT,
@@ -47,7 +47,7 @@ from local.faults import (
     fault_rule,
     is_function,
 )
-from local.notifications import ensure_signing_key
+from local.services.notifications import ensure_signing_key
 from shared.callback_tokens import callback_url, mint_token
 from tests.harness import StackProcess, post_with_retries, wait_until
 

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from api.callbacks import failure_digest
-from local.faults import FAILS_EVERY_ATTEMPT, KILLED_AFTER, fault_rule
+from local.testing.faults import FAILS_EVERY_ATTEMPT, KILLED_AFTER, fault_rule
 from tests.local.callback_fault_matrix.machinery import (
     CALLBACK_ROUTE,
     FAILURE,

@@ -13,9 +13,9 @@ from botocore.stub import Stubber
 
 from api import app
 from api.reconcile import RECHECK_AFTER_SECONDS, STALE_AFTER_SECONDS
-from tests.unit.fakes import register_waiting
 from shared import registry as reg
 from tests.unit.api.test_app import CALLBACK_ID, EXECUTION_ARN, RUNNING, durable, get_status  # noqa: F401 - fixture
+from tests.unit.fakes import register_waiting
 
 COMPLETED_EXECUTION = {**RUNNING, "Status": "SUCCEEDED",
                        "Result": json.dumps({"workflowId": "wf-a", "status": reg.COMPLETED, "confirmation": {"ok": True}})}

@@ -11,9 +11,9 @@ from botocore.stub import Stubber
 from api import app
 from api.callbacks import AlreadyCompleted, CallbackExpired, CallbackRequest, parse_callback_request
 from api.delivery import CallbackDelivery, DeliveryInProgress, DurableServiceUnavailable, OutcomeUnknown
-from tests.unit.fakes import register_waiting
 from shared import registry as reg
 from tests.unit.api.test_app import CALLBACK_ID, history, succeeded_with
+from tests.unit.fakes import register_waiting
 
 ANSWER = parse_callback_request('{"callbackId": "%s", "payload": {"approved": true}}' % CALLBACK_ID)
 

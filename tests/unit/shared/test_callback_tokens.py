@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.fakes import register_waiting
 from shared import callback_tokens as tokens
 from shared import registry as reg
+from tests.unit.fakes import register_waiting
 
 KEY = b"k" * 32
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.unit.fakes import register_waiting
 from shared import registry as reg
+from tests.unit.fakes import register_waiting
 
 
 @pytest.fixture

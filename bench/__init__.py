@@ -1,5 +1,0 @@
-"""Benchmarks of the pattern (``make bench`` = ``python -m bench.run``); not deployed, not part of ``make test``."""
-from pathlib import Path
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-WORKFLOW_SUFFIX = "-workflow"  # the workflow function's name ends so; the api and authorizer functions' do not

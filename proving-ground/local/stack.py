@@ -1,0 +1,269 @@
+"""Compose the whole pattern on loopback: the services ``make run`` starts, wired together.
+
+Starts, in this process:
+
+* DynamoDB (moto's server) with the tenants table (seeded from
+  ``src/shared/demo_tenants.json``) and the workflow registry, snapshotted to the
+  state directory so both survive a restart;
+* on the same moto server, the callback tokens' signing secret (its key kept in
+  the state directory), the EventBridge bus and each demo tenant's rule and SQS
+  queue for 'Workflow Waiting For Callback' events (local/services/notifications.py);
+* the durable emulator (``WebRunner``) with its sqlite store in the state directory;
+* the local Lambda service: Lambda's Invoke API, one worker process per tenant, and
+  the durable-execution APIs forwarded to the emulator;
+* the local REST gateway serving the routes of ``src/shared/api_contract.json``.
+
+The command line is ``python -m local`` (local/cli.py); the banner is local/banner.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from local.backends.durable import DurableBackendClient, DurableEmulator
+from local.runtime.functions import (
+    DEFAULT_EXECUTION_TIMEOUT_SECONDS,
+    DEFAULT_FUNCTION_TIMEOUT_SECONDS,
+    DEFAULT_NAME_PREFIX,
+    DEFAULT_REGION,
+    Names,
+    pattern_functions,
+)
+from local.runtime.workers import WorkerPools
+from local.services.contract import load_contract
+from local.services.dynamodb import LocalDynamoDB, demo_tenants, pattern_tables
+from local.services.gateway import LambdaApiInvoker, LocalGateway
+from local.services.http_base import DEFAULT_HOST, Request, Response, free_port
+from local.services.lambda_service import LocalLambdaService
+from local.services.notifications import LocalNotifications
+from local.services.throttle import MethodThrottle, UsagePlans
+from local.tools.api_keys import ensure_api_keys, with_key_hashes
+from shared.callback_tokens import CALLBACKS_PATH
+from shared.contract import TENANT_HEADER
+
+logger = logging.getLogger("local.stack")
+# One line per gateway request: method, path, status, tenant header, milliseconds.
+access_logger = logging.getLogger("local.access")
+
+DEFAULT_API_PORT = 3000
+DEFAULT_LAMBDA_PORT = 3001
+DEFAULT_EMULATOR_PORT = 3002
+DEFAULT_DYNAMODB_PORT = 3003
+DEFAULT_STATE_DIR = ".state"
+
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything ``make run`` can be told; the defaults are the documented ones."""
+
+    host: str = DEFAULT_HOST
+    api_port: int = DEFAULT_API_PORT
+    lambda_port: int = DEFAULT_LAMBDA_PORT
+    emulator_port: int = DEFAULT_EMULATOR_PORT
+    dynamodb_port: int = DEFAULT_DYNAMODB_PORT
+    state_dir: Path = Path(DEFAULT_STATE_DIR)
+    region: str = DEFAULT_REGION
+    name_prefix: str = DEFAULT_NAME_PREFIX
+    idle_timeout: float = 300.0
+    max_workers_per_tenant: int = 4
+    tenant_cache_ttl: int = 300
+    function_timeout: int = DEFAULT_FUNCTION_TIMEOUT_SECONDS
+    execution_timeout: int = DEFAULT_EXECUTION_TIMEOUT_SECONDS
+    snapshot_interval: float = 1.0
+    function_log_level: str = "WARNING"
+    fault_injection: bool = False
+    fault_port: int = 0
+    # Each demo tenant's usage plan (rate, burst, daily quota from demo_tenants.json),
+    # enforced by the gateway as API Gateway does (proving-ground/local/services/throttle.py).
+    throttle: bool = True
+    # The token route's method throttle: None is the stage's default, as main.tf's
+    # callback_throttling_rate_limit / callback_throttling_burst_limit = null.
+    callback_throttling_rate_limit: float | None = None
+    callback_throttling_burst_limit: int | None = None
+
+
+class LoopbackStack:
+    """The local services (gateway, Lambda, emulator, DynamoDB), started and stopped in order."""
+
+    def __init__(self, config: StackConfig) -> None:
+        # Only the REST gateway (which authenticates every request) listens on
+        # --host; the Lambda endpoint, the emulator and moto trust their callers
+        # and stay on loopback whatever --host says.
+        host = DEFAULT_HOST
+        self.config = config
+        self.ports = {
+            name: port or free_port(config.host if name == "api" else host)
+            for name, port in (
+                ("api", config.api_port),
+                ("lambda", config.lambda_port),
+                ("emulator", config.emulator_port),
+                ("dynamodb", config.dynamodb_port),
+                *((("faults", config.fault_port),) if config.fault_injection else ()),
+            )
+        }
+        self.api_url = f"http://{config.host}:{self.ports['api']}"
+        # The callback URLs the functions hand out: the gateway, as a caller on this
+        # machine reaches it (a wildcard bind address is no address to call).
+        reachable_host = DEFAULT_HOST if config.host in ("0.0.0.0", "::", "") else config.host  # noqa: S104
+        self.callback_base_url = f"http://{reachable_host}:{self.ports['api']}"
+        self.lambda_url = f"http://{host}:{self.ports['lambda']}"
+        self.names = Names(config.name_prefix)
+        state_dir = Path(config.state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._tmp_root = Path(tempfile.mkdtemp(prefix=f"{config.name_prefix}-workers-"))
+
+        self.dynamodb = LocalDynamoDB(
+            host=host,
+            port=self.ports["dynamodb"],
+            state_dir=state_dir,
+            tables=pattern_tables(self.names),
+            region=config.region,
+            snapshot_interval=config.snapshot_interval,
+        )
+        self.emulator = DurableEmulator(
+            host=host,
+            port=self.ports["emulator"],
+            lambda_endpoint=self.lambda_url,
+            state_dir=state_dir,
+            region=config.region,
+            invocation_timeout_seconds=config.function_timeout,
+        )
+        durable_client = DurableBackendClient(self.emulator.url)
+        # With --fault-injection the functions reach DynamoDB through a proxy, and the
+        # Lambda service forwards their durable API calls, both under one fault plan
+        # that tests arm to fail, stall or cut chosen calls (local/testing/faults.py,
+        # test-only machinery: imported only when asked for, never by `make run`).
+        self.faults = None
+        if config.fault_injection:
+            from local.testing.faults import DynamoDBFaultProxy, FaultPlan, FaultyDurableClient
+
+            fault_plan = FaultPlan(kill_environment=lambda environment_id: self.workers.kill_environment(environment_id),
+                                   function_of=lambda environment_id: self.workers.function_of_environment(environment_id))
+            self.faults = DynamoDBFaultProxy(self.dynamodb.url, self.restart_emulator, fault_plan, host,
+                                             self.ports["faults"])
+        functions_dynamodb_url = self.faults.url if self.faults else self.dynamodb.url
+        tenants = demo_tenants()
+        # The signing secret, the event bus and each tenant's rule and queue live on
+        # moto's server too (it answers every AWS service on the DynamoDB port);
+        # secrets go straight to it, and with --fault-injection the functions'
+        # events go through the fault proxy, as their DynamoDB calls do.
+        self.notifications = LocalNotifications(
+            endpoint_url=self.dynamodb.url,
+            region=config.region,
+            prefix=config.name_prefix,
+            tenant_ids=[t["tenantId"] for t in tenants],
+            state_dir=state_dir,
+            api_url=self.api_url,
+        )
+        self.functions = pattern_functions(
+            self.names,
+            common_environment={
+                "AWS_ENDPOINT_URL_LAMBDA": self.lambda_url,
+                "AWS_ENDPOINT_URL_DYNAMODB": functions_dynamodb_url,
+                **self.notifications.function_environment(self.callback_base_url),
+                **({"AWS_ENDPOINT_URL_EVENTBRIDGE": self.faults.url} if self.faults else {}),
+                "POWERTOOLS_LOG_LEVEL": config.function_log_level,
+            },
+            tenant_cache_ttl_seconds=config.tenant_cache_ttl,
+            function_timeout_seconds=config.function_timeout,
+            execution_timeout_seconds=config.execution_timeout,
+        )
+        self.workers = WorkerPools(
+            region=config.region,
+            tmp_root=self._tmp_root,
+            idle_timeout=config.idle_timeout,
+            max_workers_per_pool=config.max_workers_per_tenant,
+        )
+        self.lambda_service = LocalLambdaService(
+            functions=self.functions,
+            runner=self.workers,
+            durable=FaultyDurableClient(durable_client, fault_plan) if config.fault_injection else durable_client,
+            region=config.region,
+            host=host,
+            port=self.ports["lambda"],
+            health_checks={"durableEmulator": durable_client.healthy, "dynamodb": self.dynamodb.healthy},
+        )
+        self.api_keys = ensure_api_keys(state_dir, [t["tenantId"] for t in tenants])
+        self.tenants = with_key_hashes(tenants, self.api_keys)
+        self.gateway = AccessLoggedGateway(
+            contract=load_contract(),
+            invoker=LambdaApiInvoker(self.lambda_url, config.region),
+            workflow_function=self.names.workflow_function,
+            api_function=self.names.api_function,
+            authorizer_function=self.names.authorizer_function,
+            region=config.region,
+            host=config.host,
+            port=self.ports["api"],
+        )
+        self.usage_plans = UsagePlans.from_tenants(tenants, self.api_keys) if config.throttle else None
+        self.gateway.usage_plans = self.usage_plans
+        self.gateway.method_throttle = MethodThrottle.from_variables(
+            rate=config.callback_throttling_rate_limit, burst=config.callback_throttling_burst_limit,
+        ) if config.throttle else None
+
+    def check_ports(self) -> None:
+        """Fail early and clearly when a port is taken (moto would only print and hang)."""
+        for name, port in self.ports.items():
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do
+                address = self.config.host if name == "api" else DEFAULT_HOST
+                try:
+                    probe.bind((address, port))
+                except OSError as error:
+                    raise OSError(f"{name} port {address}:{port} is in use ({error.strerror})") from error
+
+    def start(self) -> None:
+        """Start DynamoDB, the Lambda service, the emulator, then the gateway."""
+        self.check_ports()
+        self.dynamodb.start(self.tenants)
+        self.notifications.start()
+        if self.faults:
+            self.faults.start()
+        self.lambda_service.start()
+        self.emulator.start()
+        self.gateway.start()
+
+    def restart_emulator(self) -> None:
+        """Stop the durable emulator and start a new one on the same port and sqlite store."""
+        self.emulator.stop()
+        self.emulator.start()
+
+    def stop(self) -> None:
+        """Stop the gateway first and DynamoDB last, writing its snapshot."""
+        fault_proxy = [self.faults.stop] if self.faults else []
+        for step in (self.gateway.stop, self.emulator.stop, self.lambda_service.stop, *fault_proxy,
+                     self.workers.shutdown, self.dynamodb.stop):
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - stop the rest whatever one of them does
+                logger.exception("error while stopping %s", step)
+        shutil.rmtree(self._tmp_root, ignore_errors=True)
+
+
+class AccessLoggedGateway(LocalGateway):
+    """The local gateway, with one access-log line per request (as the stage's access log on AWS)."""
+
+    def handle(self, request: Request) -> Response:
+        started = time.monotonic()
+        status = 500  # what the HTTP server answers when handle() raises
+        try:
+            response = super().handle(request)
+            status = response.status
+            return response
+        finally:
+            # The token of /callbacks/{callbackToken} is a credential: only the template is logged.
+            path = self.loggable_path(request.path) if CALLBACKS_PATH in request.path else request.path
+            access_logger.info("%s %s %d tenant=%s %.0f ms", request.method, _printable(path), status,
+                               _printable(request.header(TENANT_HEADER) or "-"), (time.monotonic() - started) * 1000)
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """``text`` fit for one log line: no control characters, at most ``limit`` characters."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])

@@ -1,0 +1,1 @@
+"""Test-only machinery (fault injection); `make run` never imports it."""
