@@ -37,10 +37,10 @@ API_URL      ?= http://127.0.0.1:3000
 # test and test-unit name the python3.13 virtualenv as a prerequisite only when
 # there is a python3.13 (decided when those targets are considered).
 .SECONDEXPANSION:
-.PHONY: help venv build deploy destroy test test-unit test-local test-infra test-aws run demo bench fmt clean
+.PHONY: help venv build deploy destroy check test test-unit test-local test-infra test-aws run demo bench fmt clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-11s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(RUN_STAMP): requirements.txt proving-ground/requirements-run.txt pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
@@ -121,6 +121,14 @@ PARALLEL     ?= -n 2 --dist loadfile
 # tests/bench renders the benchmark's report (matplotlib), so `make test` installs the bench set too.
 test: $(TEST_STAMP) $(BENCH_STAMP) $$(if $$(RUNTIME_PY),$(RUNTIME_STAMP)) ## Run every test: unit (dev Python and python3.13), local stack, Terraform
 	@status=0; $(VPY) -m pytest $(PARALLEL) || status=1; $(unit_suite_on_runtime_python); exit $$status
+
+# The fast tier for the inner loop (about 1.5 minutes on 2 cores): the unit suite, the
+# Terraform static, variable and plan checks, and one end-to-end smoke test (two tenants'
+# workflows on a local stack, each in its own environment). `make test` is everything.
+CHECK_TESTS  := tests/unit tests/infra/test_static.py tests/infra/test_variables.py tests/infra/test_plan.py \
+	tests/infra/test_plan_production.py tests/local/test_local_stack.py::test_two_tenants_run_concurrent_workflows_in_separate_environments
+check: $(TEST_STAMP) ## Fast tier: unit, Terraform static and plan checks, one end-to-end smoke test
+	@$(VPY) -m pytest $(PARALLEL) $(CHECK_TESTS)
 
 test-unit: $(TEST_STAMP) $$(if $$(RUNTIME_PY),$(RUNTIME_STAMP)) ## Unit tests only (no network, no Terraform), under both interpreters
 	@status=0; $(VPY) -m pytest tests/unit || status=1; $(unit_suite_on_runtime_python); exit $$status
