@@ -2,65 +2,74 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 
+from local import REPO_ROOT
 from local.runtime.functions import ALIAS
 from local.stack import LoopbackStack
 from local.tools.api_keys import API_KEY_HEADER
 
-README_API = "http://127.0.0.1:3000"
-README_KEY_LINE = (
-    """KEY=$(jq -er '."tenant-a"' .state/api-keys.json) ||"""
-    """ echo "no tenant-a key in .state/: run this where make run runs" >&2"""
-)
-# The README's "Run it locally" flow, to the letter (tests/local/test_readme_flows.py runs
-# that README block and checks it is this text); the banner prints it with the real API URL
-# and tenant-a's key filled in. Every wait has a time limit and says why it stopped.
-CURL_FLOW = f"API={README_API}\n{README_KEY_LINE}\n" + r"""# curl options for tenant-a: errors shown, 10 s at most a request, its headers
-C=(-sS --max-time 10 -H 'x-tenant-id: tenant-a' -H "x-api-key: $KEY" -H 'content-type: application/json')
-# print workflow $WF once its status is none of $1 (a 404 reads as null); 60 s at most
-status_after() {
-  [[ -n $WF ]] || { echo "no workflow id: the start failed" >&2; return 1; }
-  local answer= deadline=$((SECONDS + 60))
-  while ((SECONDS < deadline)); do
-    answer=$(curl "${C[@]}" "$API/workflow/$WF") && [[ ! $(jq -r .status <<<"$answer") =~ ^($1)$ ]] &&
-      { echo "$answer"; return; }
-    sleep 1
-  done
-  echo "gave up after 60 s; last answer: ${answer:-none}" >&2; return 1
-}
+# The copy-paste flows are written once, in the documentation a reader follows: the curl
+# flow in the README's "Try it" (after the lines that point the shell at the local stack),
+# the AWS CLI flow in docs/local.md. Each is the ```bash block after an HTML comment naming
+# it; the banner prints them with this stack's URLs, tenant-a's key, region and function.
+README = REPO_ROOT / "README.md"
+LOCAL_DOC = REPO_ROOT / "docs" / "local.md"
+LOCAL_SETUP_MARKER = "try-it-local"
+CURL_FLOW_MARKER = "curl-flow"
+CLI_FLOW_MARKER = "aws-cli-flow"
 
-# 1. start: 202 {"workflowId": "...", "status": "STARTED"}
-START=$(curl "${C[@]}" -X POST "$API/workflow" -d '{"amount": 120, "currency": "EUR", "description": "order 42"}')
-WF=$(jq -er '.workflowId // empty' <<<"${START:-null}") ||
-  echo "not started: ${START:-no answer from $API (locally: is make run running?)}" >&2
-# 2. status: wait until it has left STARTED (a 404 for the first moment): WAITING_FOR_CALLBACK names
-#    the callbackUrl the external system answers at (also sent to tenant-a's queue); REJECTED says why
-STATUS=$(status_after 'null|STARTED') && echo "$STATUS"
-CALLBACK_URL=$(jq -er '.callbackUrl // empty' <<<"${STATUS:-null}") || echo "no callbackUrl to answer (see above)" >&2
-# 3. the external system answers with the URL alone: no API key, no tenant header
-[[ -n $CALLBACK_URL ]] && curl -sS --max-time 10 -X POST "$CALLBACK_URL" -H 'content-type: application/json' \
-      -d '{"payload": {"approved": true}}' && echo
-# 4. status again: wait until it has left WAITING_FOR_CALLBACK: COMPLETED, with the result
-#    (which environment ran it, cache hits)
-status_after 'null|STARTED|WAITING_FOR_CALLBACK'
-"""
-README_LAMBDA = "http://127.0.0.1:3001"
-# The README's AWS CLI flow against the local Lambda endpoint (run after CURL_FLOW: it uses
-# status_after, C and API). fileb:// hands the CLI the JSON bytes as they are, with CLI v1
-# and v2 alike (v2 reads a plain blob argument as base64: the decoding error of a bare string).
-CLI_FLOW = f"LAMBDA={README_LAMBDA}\n" + r"""export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=us-east-1
-# 1. start: an asynchronous invoke of tenant-a's durable execution, named as its workflow id
-WF=cli-$(date +%s)
-aws lambda invoke --endpoint-url "$LAMBDA" --function-name tenant-durable-workflow:live \
-    --tenant-id tenant-a --invocation-type Event --durable-execution-name "$WF" \
-    --payload fileb://<(printf '{"workflowId": "%s", "request": {"amount": 10, "currency": "USD"}}' "$WF") /dev/stdout
-# 2. wait (60 s at most) for its callbackId, 3. answer it, 4. wait for the final status
-CB=$(status_after 'null|STARTED' | jq -er '.callbackId // empty') || echo "no callbackId to answer" >&2
-[[ -n $CB ]] && aws lambda send-durable-execution-callback-success --endpoint-url "$LAMBDA" \
-    --callback-id "$CB" --result fileb://<(printf '{"approved": true}')
-status_after 'null|STARTED|WAITING_FOR_CALLBACK'
-"""
+
+class FlowNotFound(LookupError):
+    """A documented flow is not where, or not as, the banner expects it."""
+
+
+def marked_block(path: Path, marker: str) -> str:
+    """The ```bash block right after the line ``<!-- marker ... -->`` in ``path``, without its fences.
+
+    Raises:
+        FlowNotFound: when there is not exactly one such block.
+    """
+    found = re.findall(rf"^<!-- {re.escape(marker)}\b[^\n]*-->\n```bash\n(.*?)^```$", path.read_text(), re.M | re.S)
+    if len(found) != 1:
+        raise FlowNotFound(f"{path.name}: expected one ```bash block after <!-- {marker} ... -->, found {len(found)}")
+    return found[0]
+
+
+def replace_once(block: str, old: str, new: str) -> str:
+    """``block`` with its one ``old`` (a whole line when ``old`` ends in ``=``: that assignment) made ``new``."""
+    pattern = re.compile(rf"^{re.escape(old)}.*$", re.M) if old.endswith("=") else re.compile(re.escape(old))
+    if len(pattern.findall(block)) != 1:
+        raise FlowNotFound(f"expected one {old!r} in the flow, found {len(pattern.findall(block))}")
+    return pattern.sub(lambda _: new, block)
+
+
+def curl_flow(api_url: str, api_key: str, keys_file: Path) -> str:
+    """The README's local setup lines with this stack's URL and tenant-a's key, then its curl flow."""
+    setup = replace_once(marked_block(README, LOCAL_SETUP_MARKER), "API=", f"API={api_url}")
+    setup = replace_once(setup, "KEY=", f"KEY='{api_key}'   # tenant-a's API key (also in {keys_file})")
+    return setup + marked_block(README, CURL_FLOW_MARKER)
+
+
+def cli_flow(lambda_url: str, region: str, function: str) -> str:
+    """docs/local.md's AWS CLI flow against this stack's Lambda endpoint, region and function."""
+    flow = replace_once(marked_block(LOCAL_DOC, CLI_FLOW_MARKER), "LAMBDA=", f"LAMBDA={lambda_url}")
+    flow = replace_once(flow, "AWS_DEFAULT_REGION=us-east-1", f"AWS_DEFAULT_REGION={region}")
+    return replace_once(flow, "tenant-durable-workflow:live", function)
+
+
+def flow_or_note(flow: Callable[[], str], where: str) -> str:
+    """``flow()``, or one line saying why it is not printed and where to read it instead.
+
+    The stack runs whatever the documentation says; a flow that cannot be read is not
+    a reason to stop it.
+    """
+    try:
+        return flow()
+    except (FlowNotFound, OSError) as error:
+        return f"# (not printed: {error}; the flow is in {where})\n"
 
 
 def throttle_banner(stack: LoopbackStack) -> str:
@@ -91,11 +100,8 @@ def banner(stack: LoopbackStack) -> str:
     faults_line = f"\n  Fault injection      {stack.faults.url}/_faults" if stack.faults else ""
     demo_keys = "\n".join(f"  {tenant:<18} {api_key}" for tenant, api_key in stack.api_keys.items())
     queues = "\n".join(f"  {tenant:<18} {url}" for tenant, url in notifications.queue_urls.items())
-    flow = CURL_FLOW.replace(f"API={README_API}\n", f"API={api}\n").replace(
-        README_KEY_LINE, f"KEY='{stack.api_keys['tenant-a']}'   # tenant-a's API key (also in {keys_file})")
-    cli_flow = CLI_FLOW.replace(f"LAMBDA={README_LAMBDA}\n", f"LAMBDA={lam}\n").replace(
-        "AWS_DEFAULT_REGION=us-east-1", f"AWS_DEFAULT_REGION={stack.config.region}").replace(
-        "tenant-durable-workflow:live", f"{workflow}:{ALIAS}")
+    flow = flow_or_note(lambda: curl_flow(api, stack.api_keys["tenant-a"], keys_file), "README.md, Try it")
+    aws_cli = flow_or_note(lambda: cli_flow(lam, stack.config.region, f"{workflow}:{ALIAS}"), "docs/local.md")
     queue_a = notifications.queue_urls.get("tenant-a", "<tenant-a's queue URL>")
     return f"""
 Tenant-isolated durable workflow: local stack is up (Ctrl-C stops it)
@@ -108,7 +114,7 @@ Tenant-isolated durable workflow: local stack is up (Ctrl-C stops it)
                        Secrets Manager: {notifications.secret_name} (key kept in {stack.config.state_dir}/)
                        EventBridge: {notifications.bus_name}; SQS: one callback queue per tenant
   Workers (debug)      {lam}/_local/workers{faults_line}
-  Unknown route or method: 404 {{"message": "Not Found"}} (main.tf's MISSING_AUTHENTICATION_TOKEN response).
+  Unknown route or method: 404 {{"message": "Not Found"}} (api.tf's MISSING_AUTHENTICATION_TOKEN response).
 
 Demo API keys (local only; every request needs x-tenant-id and that tenant's x-api-key):
 {demo_keys}
@@ -131,7 +137,7 @@ CB=$(jq -er '.callbackId // empty' <<<"${{STATUS:-null}}") &&
 The same with the AWS CLI (v1 1.44.1+ or v2 from December 2025; run after the flow above, which
 defines status_after):
 
-{cli_flow}
+{aws_cli}
 aws sqs receive-message --endpoint-url {moto} --queue-url {queue_a}
 
 Walk it all for two tenants (a confirmer per tenant answers from its queue): make demo

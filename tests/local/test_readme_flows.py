@@ -1,14 +1,19 @@
-"""The README's shell blocks, run with bash as a reader would paste them.
+"""The documented shell blocks, run with bash as a reader would paste them.
 
-The curl flow must end COMPLETED against a running stack, and must stop with a clear
-message within its time limits when the stack is down, the key file is missing or the
-workflow is REJECTED. The AWS CLI flow runs against a stand-in ``aws`` that treats blob
-arguments as AWS CLI v2 does (base64 unless ``fileb://``). The banner of ``make run``
-prints the same blocks.
+The curl flow is written once, in the README's "Try it", after two lines that point the
+shell at a stack (deployed or local); the AWS CLI flow once, in docs/local.md. The curl
+flow must end COMPLETED against a running stack, after either setup, and must stop with a
+clear message within its time limits when the stack is down, the key file is missing or
+the workflow is REJECTED. The AWS CLI flow runs against a stand-in ``aws`` that treats
+blob arguments as AWS CLI v2 does (base64 unless ``fileb://``). The banner of ``make run``
+prints exactly these blocks, with the stack's URLs and tenant-a's key filled in. Every
+other command block of the README and docs/ names only make targets, Terraform outputs
+and Python modules that exist.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -18,22 +23,35 @@ from pathlib import Path
 
 import pytest
 
+from local.banner import FlowNotFound, flow_or_note, marked_block
 from local.services.http_base import free_port
-from local.banner import CLI_FLOW, CURL_FLOW, README_API, README_LAMBDA
 from tests.harness import REPO_ROOT, StackProcess
 
 README = REPO_ROOT / "README.md"
+LOCAL_DOC = REPO_ROOT / "docs" / "local.md"
+DOCS = sorted((REPO_ROOT / "docs").glob("*.md"))
 # Each wait in the flow gives up after 60 s; a request after 10 s.
 FLOW_LIMIT = 150
+LOCAL_API = "http://127.0.0.1:3000"
+LOCAL_LAMBDA = "http://127.0.0.1:3001"
 
 
-def bash_blocks() -> list[str]:
-    return re.findall(r"^```bash\n(.*?)^```$", README.read_text(), re.M | re.S)
+def marked_blocks(path: Path) -> dict[str, str]:
+    """``marker -> block`` for every ```bash block right after an HTML comment ``<!-- marker: ... -->``."""
+    found = re.findall(r"^<!-- ([a-z-]+):[^\n]*-->\n```bash\n(.*?)^```$", path.read_text(), re.M | re.S)
+    assert len({marker for marker, _ in found}) == len(found), f"{path.name}: a marker names two blocks"
+    return dict(found)
 
 
-def readme_block(starting: str) -> str:
-    (block,) = [block for block in bash_blocks() if block.startswith(starting)]
-    return block
+def bash_blocks(path: Path) -> list[str]:
+    return re.findall(r"^```bash\n(.*?)^```$", path.read_text(), re.M | re.S)
+
+
+README_BLOCKS = marked_blocks(README)
+LOCAL_SETUP = README_BLOCKS["try-it-local"]
+DEPLOYED_SETUP = README_BLOCKS["try-it-deployed"]
+CURL_FLOW = README_BLOCKS["curl-flow"]
+CLI_FLOW = marked_blocks(LOCAL_DOC)["aws-cli-flow"]
 
 
 def run_block(script: str, cwd: Path, *, path_prefix: Path | None = None) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -46,9 +64,16 @@ def run_block(script: str, cwd: Path, *, path_prefix: Path | None = None) -> tup
     return result, time.monotonic() - started
 
 
-def against(block: str, stack: StackProcess) -> str:
-    assert block.count(f"API={README_API}\n") == 1
-    return block.replace(f"API={README_API}\n", f"API={stack.api_url}\n")
+def local_flow(api_url: str) -> str:
+    """The README's local setup, pointed at ``api_url``, then its curl flow."""
+    assert LOCAL_SETUP.count(f"API={LOCAL_API}\n") == 1
+    return LOCAL_SETUP.replace(f"API={LOCAL_API}\n", f"API={api_url}\n") + CURL_FLOW
+
+
+def stand_in(bin_dir: Path, name: str, text: str) -> None:
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / name).write_text(text)
+    (bin_dir / name).chmod(0o755)
 
 
 @pytest.fixture(name="workdir")
@@ -59,14 +84,81 @@ def workdir_fixture(tmp_path: Path, stack: StackProcess) -> Path:
     return tmp_path
 
 
-def test_the_readme_shows_the_flows_the_banner_prints() -> None:
-    blocks = bash_blocks()
-    assert CURL_FLOW in blocks
-    assert CLI_FLOW in blocks
+# -- where the flows are written ----------------------------------------------------------------
+
+
+def test_the_readme_holds_the_curl_flow_once_after_its_two_setups() -> None:
+    blocks = bash_blocks(README)
+    assert blocks.count(CURL_FLOW) == 1
+    assert [line.split("=", 1)[0] for line in LOCAL_SETUP.splitlines()] == ["API", "KEY"]
+    assert [line.split("=", 1)[0] for line in DEPLOYED_SETUP.splitlines()] == ["API", "KEY"]
+    # The flow sets neither: it runs after whichever setup the reader chose.
+    assert not re.search(r"^(API|KEY)=", CURL_FLOW, re.M)
+    for doc in DOCS:
+        assert "status_after() {" not in doc.read_text(), f"{doc.name} repeats the curl flow"
+
+
+def test_the_aws_cli_flow_is_written_once_in_docs_local() -> None:
+    assert CLI_FLOW.startswith(f"LAMBDA={LOCAL_LAMBDA}\n")
+    assert "send-durable-execution-callback-success" not in README.read_text()
+    others = [doc.name for doc in DOCS if doc != LOCAL_DOC and CLI_FLOW in doc.read_text()]
+    assert not others
+
+
+def test_a_missing_or_repeated_marker_is_named(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# no flows here\n```bash\necho hi\n```\n")
+    with pytest.raises(FlowNotFound, match=r"README\.md: expected one ```bash block after <!-- curl-flow \.\.\. -->, found 0"):
+        marked_block(readme, "curl-flow")
+    readme.write_text("<!-- curl-flow: a -->\n```bash\necho 1\n```\n<!-- curl-flow: b -->\n```bash\necho 2\n```\n")
+    with pytest.raises(FlowNotFound, match="found 2"):
+        marked_block(readme, "curl-flow")
+
+
+def test_a_flow_the_banner_cannot_read_becomes_one_line_saying_where_it_is(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("nothing marked\n")
+
+    note = flow_or_note(lambda: marked_block(readme, "curl-flow"), "README.md, Try it")
+    missing = flow_or_note(lambda: marked_block(tmp_path / "gone.md", "curl-flow"), "docs/local.md")
+
+    assert note == "# (not printed: README.md: expected one ```bash block after <!-- curl-flow ... -->, found 0; " \
+                   "the flow is in README.md, Try it)\n"
+    assert missing.startswith("# (not printed: ") and "gone.md" in missing and missing.endswith("docs/local.md)\n")
+
+
+def _makefile_targets() -> set[str]:
+    return set(re.findall(r"^([a-zA-Z][a-zA-Z0-9_-]*):", (REPO_ROOT / "Makefile").read_text(), re.M))
+
+
+def _terraform_outputs() -> set[str]:
+    return set(re.findall(r'^output "([a-z0-9_]+)"', (REPO_ROOT / "outputs.tf").read_text(), re.M))
+
+
+@pytest.mark.parametrize("doc", [README, *DOCS], ids=lambda path: path.name)
+def test_every_command_block_names_targets_outputs_and_modules_that_exist(doc: Path) -> None:
+    targets, outputs = _makefile_targets(), _terraform_outputs()
+    for block in bash_blocks(doc):
+        for target in re.findall(r"(?:^|[;&|(]\s*)make ([a-z][a-z0-9-]*)", block, re.M):
+            assert target in targets, f"{doc.name}: `make {target}` is no target of the Makefile"
+        for output in re.findall(r"terraform output (?:-raw |-json )?([a-z0-9_]+)", block):
+            assert output in outputs, f"{doc.name}: `terraform output {output}` is no output of outputs.tf"
+        for module in re.findall(r"python -m ([a-zA-Z_][\w.]*)", block):
+            assert importlib.util.find_spec(module) is not None, f"{doc.name}: `python -m {module}` imports nothing"
+
+
+def test_the_command_check_catches_a_target_that_does_not_exist(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_text("```bash\nmake deploy-everything\n```\n")
+    with pytest.raises(AssertionError, match="`make deploy-everything` is no target"):
+        test_every_command_block_names_targets_outputs_and_modules_that_exist(doc)
+
+
+# -- the flows, run -----------------------------------------------------------------------------
 
 
 def test_the_readme_curl_flow_ends_completed(stack: StackProcess, workdir: Path) -> None:
-    result, _ = run_block(against(readme_block(f"API={README_API}\n"), stack), workdir)
+    result, _ = run_block(local_flow(stack.api_url), workdir)
 
     last = result.stdout.strip().splitlines()[-1]
     assert '"status":"COMPLETED"' in last, result.stdout + result.stderr
@@ -75,8 +167,9 @@ def test_the_readme_curl_flow_ends_completed(stack: StackProcess, workdir: Path)
 
 
 def test_a_rejected_workflow_ends_the_flow_at_once_with_its_reason(stack: StackProcess, workdir: Path) -> None:
-    script = against(readme_block(f"API={README_API}\n"), stack).replace('"amount": 120', '"amount": 9000')
-    result, seconds = run_block(script, workdir)
+    script = local_flow(stack.api_url)
+    assert script.count('"amount": 120') == 1
+    result, seconds = run_block(script.replace('"amount": 120', '"amount": 9000'), workdir)
 
     assert seconds < 30, result.stderr
     assert '"status":"REJECTED"' in result.stdout.strip().splitlines()[-1], result.stdout + result.stderr
@@ -85,8 +178,7 @@ def test_a_rejected_workflow_ends_the_flow_at_once_with_its_reason(stack: StackP
 
 
 def test_with_the_stack_down_the_flow_says_so_at_once(tmp_path: Path, workdir: Path) -> None:
-    script = readme_block(f"API={README_API}\n").replace(f"API={README_API}\n", f"API=http://127.0.0.1:{free_port()}\n")
-    result, seconds = run_block(script, workdir)
+    result, seconds = run_block(local_flow(f"http://127.0.0.1:{free_port()}"), workdir)
 
     assert seconds < 15, result.stderr
     assert "is make run running?" in result.stderr
@@ -95,7 +187,7 @@ def test_with_the_stack_down_the_flow_says_so_at_once(tmp_path: Path, workdir: P
 
 
 def test_without_the_key_file_the_flow_names_it(stack: StackProcess, tmp_path: Path) -> None:
-    result, seconds = run_block(against(readme_block(f"API={README_API}\n"), stack), tmp_path)
+    result, seconds = run_block(local_flow(stack.api_url), tmp_path)
 
     assert seconds < 15, result.stderr
     assert "no tenant-a key in .state/" in result.stderr
@@ -104,7 +196,7 @@ def test_without_the_key_file_the_flow_names_it(stack: StackProcess, tmp_path: P
 
 
 FAKE_AWS = '''#!{python}
-"""A stand-in for the AWS CLI: the two commands of the README, blobs read as CLI v2 reads them."""
+"""A stand-in for the AWS CLI: the two commands of the documented flow, blobs read as CLI v2 reads them."""
 import base64, binascii, json, sys
 import boto3
 
@@ -128,18 +220,15 @@ if args[:2] == ["lambda", "invoke"]:
 elif args[:2] == ["lambda", "send-durable-execution-callback-success"]:
     client.send_durable_execution_callback_success(CallbackId=option("--callback-id"), Result=blob(option("--result")))
 else:
-    sys.exit("the stand-in knows only the README's commands: " + " ".join(args))
+    sys.exit("the stand-in knows only the documented commands: " + " ".join(args))
 '''
 
 
-def test_the_readme_aws_cli_flow_ends_completed(stack: StackProcess, workdir: Path, tmp_path: Path) -> None:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "aws").write_text(FAKE_AWS.format(python=sys.executable))
-    (bin_dir / "aws").chmod(0o755)
-    cli = readme_block(f"LAMBDA={README_LAMBDA}\n").replace(f"LAMBDA={README_LAMBDA}\n", f"LAMBDA={stack.lambda_url}\n")
+def test_the_documented_aws_cli_flow_ends_completed(stack: StackProcess, workdir: Path, tmp_path: Path) -> None:
+    stand_in(tmp_path / "bin", "aws", FAKE_AWS.format(python=sys.executable))
+    cli = CLI_FLOW.replace(f"LAMBDA={LOCAL_LAMBDA}\n", f"LAMBDA={stack.lambda_url}\n")
     # The CLI flow runs in the shell of the curl flow (it uses status_after, C and API).
-    result, _ = run_block(against(readme_block(f"API={README_API}\n"), stack) + cli, workdir, path_prefix=bin_dir)
+    result, _ = run_block(local_flow(stack.api_url) + cli, workdir, path_prefix=tmp_path / "bin")
 
     last = result.stdout.strip().splitlines()[-1]
     assert '"workflowId":"cli-' in last and '"status":"COMPLETED"' in last, result.stdout + result.stderr
@@ -147,27 +236,33 @@ def test_the_readme_aws_cli_flow_ends_completed(stack: StackProcess, workdir: Pa
     assert '"StatusCode": 202' in result.stdout
 
 
-def test_the_readme_deployed_flow_is_the_local_one_and_ends_completed(stack: StackProcess, tmp_path: Path) -> None:
-    """"Test it with curl": the local steps after two lines that read the Terraform outputs
-    (here a stand-in terraform that answers them for the local stack)."""
-    block = readme_block("API=$(terraform output -raw api_url)\n")
-    assert block.split("\n", 2)[2].startswith(CURL_FLOW.split("\n", 2)[2])
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "terraform").write_text(
-        "#!/bin/sh\n"
-        f'case "$*" in "output -raw api_url") printf %s "{stack.api_url}";;\n'
-        f'  "output -json demo_api_keys") cat "{stack.state_dir / "api-keys.json"}";; *) exit 1;; esac\n'
-    )
-    (bin_dir / "terraform").chmod(0o755)
-    result, _ = run_block(block, tmp_path, path_prefix=bin_dir)
+def test_the_readme_deployed_setup_then_the_flow_ends_completed(stack: StackProcess, tmp_path: Path) -> None:
+    """The deployed setup reads the Terraform outputs (here a stand-in terraform that answers them for the local stack)."""
+    stand_in(tmp_path / "bin", "terraform",
+             "#!/bin/sh\n"
+             f'case "$*" in "output -raw api_url") printf %s "{stack.api_url}";;\n'
+             f'  "output -json demo_api_keys") cat "{stack.state_dir / "api-keys.json"}";; *) exit 1;; esac\n')
+    result, _ = run_block(DEPLOYED_SETUP + CURL_FLOW, tmp_path, path_prefix=tmp_path / "bin")
 
     assert '"status":"COMPLETED"' in result.stdout.strip().splitlines()[-1], result.stdout + result.stderr
 
 
-def test_the_banner_prints_the_same_flows_for_this_stack(stack: StackProcess) -> None:
+def test_the_readme_deployed_setup_names_what_is_missing_outside_a_terraform_folder(tmp_path: Path) -> None:
+    stand_in(tmp_path / "bin", "terraform", "#!/bin/sh\necho 'No outputs found' >&2\nexit 1\n")
+    result, seconds = run_block(DEPLOYED_SETUP + CURL_FLOW, tmp_path, path_prefix=tmp_path / "bin")
+
+    assert seconds < 15, result.stderr
+    assert "no api_url output: run this where you ran terraform apply" in result.stderr
+    assert "no demo_api_keys output: run this where you ran terraform apply" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "no workflow id: the start failed"
+
+
+def test_the_banner_prints_the_documented_flows_for_this_stack(stack: StackProcess) -> None:
     banner = stack.log_path.read_text(errors="replace")
-    steps = CURL_FLOW.split("\n", 2)[2]
-    assert f"API={stack.api_url}\nKEY='{stack.api_keys['tenant-a']}'   # tenant-a's API key" in banner
-    assert steps in banner
-    assert f"LAMBDA={stack.lambda_url}\n" + CLI_FLOW.split("\n", 1)[1] in banner
+    keys_file = stack.state_dir / "api-keys.json"
+    setup = (LOCAL_SETUP.replace(f"API={LOCAL_API}\n", f"API={stack.api_url}\n")
+             .replace(LOCAL_SETUP.splitlines()[1], f"KEY='{stack.api_keys['tenant-a']}'   # tenant-a's API key (also in {keys_file})"))
+    assert setup != LOCAL_SETUP and setup.startswith(f"API={stack.api_url}\nKEY='")
+    assert setup + CURL_FLOW in banner
+    # The harness's stack has the default region and function names: only the endpoint differs.
+    assert CLI_FLOW.replace(f"LAMBDA={LOCAL_LAMBDA}\n", f"LAMBDA={stack.lambda_url}\n") in banner

@@ -53,7 +53,7 @@ from tests.harness import StackProcess, post_with_retries, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SECURITY_DOC = REPO_ROOT / "docs" / "security.md"
-README = REPO_ROOT / "README.md"
+README = REPO_ROOT / "docs" / "api.md"
 CALLBACK_ROUTE = "POST /callback"
 TOKEN_ROUTE = "POST /callbacks/{callbackToken}"
 WORKFLOWS_TABLE = "tenant-durable-workflows"
