@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from authorizer.decision import Verdict, decide
+from authorizer.decision import TENANT_FIELDS, Verdict, decide
 from shared.aws_clients import DYNAMODB_CONFIG
 from shared.settings import load_settings
 
@@ -22,16 +22,25 @@ SETTINGS = load_settings()
 TENANTS_TABLE = boto3.resource("dynamodb", config=DYNAMODB_CONFIG).Table(SETTINGS.tenants_table)
 
 
-def stored_key_hash(tenant_id: str) -> str | None:
-    """The tenant's ``apiKeyHash``; None for an unknown tenant."""
-    item = TENANTS_TABLE.get_item(Key={"tenantId": tenant_id}, ProjectionExpression="apiKeyHash").get("Item")
-    return item.get("apiKeyHash") if item else None
+_PROJECTION = ", ".join(f"#f{index}" for index in range(len(TENANT_FIELDS)))
+_NAMES = {f"#f{index}": name for index, name in enumerate(TENANT_FIELDS)}
+
+
+def tenant_credentials(tenant_id: str) -> dict[str, Any] | None:
+    """The tenant's status, key hashes and metering key; None for an unknown tenant.
+
+    Strongly consistent, on every request: a suspension, an offboarding or a
+    rotation with no overlap refuses the very next request.
+    """
+    return TENANTS_TABLE.get_item(Key={"tenantId": tenant_id}, ConsistentRead=True,
+                                  ProjectionExpression=_PROJECTION, ExpressionAttributeNames=_NAMES).get("Item")
 
 
 @event_source(data_class=APIGatewayAuthorizerRequestEvent)
 def handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> dict[str, Any]:
-    """401 (raise ``Unauthorized``) without identity, 403 (Deny) for a key of another tenant, else Allow."""
-    verdict: Verdict = decide(event.headers.get, event.request_context.request_id, stored_key_hash)
+    """401 (raise ``Unauthorized``) without identity, 403 (Deny) for a key of another tenant or a tenant
+    that is not ACTIVE, else Allow with the tenant's metering key as ``usageIdentifierKey``."""
+    verdict: Verdict = decide(event.headers.get, event.request_context.request_id, tenant_credentials)
     logger.append_keys(tenant_id=verdict.tenant_id or "-", workflow_id=verdict.workflow_id or "-")
     if verdict.unauthenticated:
         logger.info("request refused", extra={"status": 401, "reason": verdict.reason})
@@ -44,8 +53,8 @@ def handler(event: APIGatewayAuthorizerRequestEvent, context: LambdaContext) -> 
         principal_id=verdict.tenant_id or "anonymous",
         region=arn.region, aws_account_id=arn.aws_account_id, api_id=arn.api_id, stage=arn.stage,
         context={"tenantId": verdict.tenant_id, "workflowId": verdict.workflow_id} if verdict.allowed else None,
-        # API Gateway throttles and meters the request with the tenant's usage
-        # plan through this key (api_key_source = "AUTHORIZER" in main.tf).
+        # API Gateway throttles and meters the request with the tenant's tier's
+        # usage plan through this key (api_key_source = "AUTHORIZER" in api.tf).
         usage_identifier_key=verdict.usage_identifier_key if verdict.allowed else None,
     )
     if not verdict.allowed:

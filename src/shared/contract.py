@@ -24,8 +24,16 @@ class Route:
     integration: str
     success_status: int
     request_schema: str | None = None
-    # False only for the callback-token route: the token in its path is the credential.
+    # False for the callback-token route (the token in its path is the credential)
+    # and for the AWS_IAM routes.
     authorizer: bool = True
+    # "AWS_IAM": the admin routes, signed with SigV4 (service execute-api).
+    authorization: str = "CUSTOM"
+
+    @property
+    def iam(self) -> bool:
+        """True for a route API Gateway authorizes with IAM (SigV4)."""
+        return self.authorization == "AWS_IAM"
 
 
 @cache
@@ -45,7 +53,8 @@ def routes() -> dict[str, Route]:
             integration=spec["integration"],
             success_status=spec["successStatus"],
             request_schema=spec.get("requestSchema"),
-            authorizer=spec.get("authorizer", True),
+            authorizer=spec.get("authorizer", True) and spec.get("authorization") != "AWS_IAM",
+            authorization=spec.get("authorization", "CUSTOM" if spec.get("authorizer", True) else "NONE"),
         )
         for name, spec in api_contract()["routes"].items()
     }

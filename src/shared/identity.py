@@ -39,3 +39,32 @@ def mint_workflow_id(tenant_id: str, idempotency_key: str | None, request_id: st
         return request_id
     digest = hashlib.sha256(f"{tenant_id}\n{idempotency_key}".encode()).hexdigest()
     return f"idem-{digest[:40]}"
+
+
+# A credential is 32 random bytes, URL-safe base64 (43 characters).
+API_KEY_BYTES = 32
+
+
+def new_api_key() -> str:
+    """A new tenant credential (shown to the operator once; only its hash is stored)."""
+    import secrets  # noqa: PLC0415 - only the control plane mints keys
+
+    return secrets.token_urlsafe(API_KEY_BYTES)
+
+
+def credential_matches(presented: str | None, item: dict[str, object], now: float) -> bool:
+    """True when ``presented`` is the tenant's current key, or its previous one before that one's expiry.
+
+    During a rotation the tenant item holds ``apiKeyHash`` (the new key) and
+    ``previousApiKeyHash`` with ``previousApiKeyExpiresAt`` (epoch seconds).
+    Both comparisons always run, in constant time, so the answer's timing does
+    not say which key matched.
+    """
+    current = api_key_matches(presented, item.get("apiKeyHash"))
+    previous = api_key_matches(presented, item.get("previousApiKeyHash"))
+    expires_at = item.get("previousApiKeyExpiresAt")
+    try:
+        previous_valid = expires_at is not None and now < float(expires_at)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        previous_valid = False
+    return current or (previous and previous_valid)

@@ -28,7 +28,7 @@ from shared.aws_clients import DYNAMODB_CONFIG, EVENTS_CONFIG
 from shared.callback_tokens import callback_url, mint_token, signing_key, token_hash
 from shared.observability import emit_count
 from shared.settings import load_settings
-from shared.tenants import read_tenant
+from shared.tenants import OFFBOARDED_ERROR_DATA, OFFBOARDED_REASON, read_tenant
 from workflow.checkpoints import ConfirmationSerDes, Validation, ValidationSerDes
 from workflow.isolation import EnvironmentBinding, TenantIsolationViolation
 from workflow.notify import publish, waiting_event
@@ -106,8 +106,9 @@ CONFIRMATION_SERDES = ConfirmationSerDes()
 
 
 def load_tenant_and_validate(tenant_id: str, workflow_id: str, execution_arn: str, request: Any) -> Validation:
-    """Claim the workflow id, read the tenant (through the cache), validate, record a rejection."""
-    if not registry().claim_workflow(tenant_id, workflow_id, execution_arn):
+    """Claim the workflow id (recording the request's summary for the approval page), read the tenant
+    (through the cache), validate, record a rejection."""
+    if not registry().claim_workflow(tenant_id, workflow_id, execution_arn, request):
         logger.warning("duplicate start ignored: another execution owns this workflow id")
         emit_count("WorkflowDuplicateStart", tenant_id)
         return Validation(accepted=False, duplicate=True, reason="duplicate start", environment_id=BINDING.environment_id)
@@ -281,7 +282,9 @@ def handler(event: Any, context: DurableContext) -> dict[str, Any]:
     except CallbackTimeoutError:
         status, reason = reg.TIMED_OUT, "no confirmation (or heartbeat) in time"
     except CallbackExternalError as error:
-        status, reason = reg.FAILED, f"external system reported failure: {error.message or error.error_type}"
+        # The provisioner ends every waiting workflow of an offboarded tenant this way.
+        status, reason = reg.FAILED, (OFFBOARDED_REASON if error.data == OFFBOARDED_ERROR_DATA
+                                      else f"external system reported failure: {error.message or error.error_type}")
     except CallbackSubmitterError:
         status, reason = reg.FAILED, "could not register the callback"
     else:

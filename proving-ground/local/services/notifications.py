@@ -4,17 +4,18 @@ One place for the names and the event pattern the Terraform uses too:
 
 * the Secrets Manager secret holding the tokens' HMAC key: ``<prefix>-callback-signing-key``;
 * the EventBridge bus the callback submitter puts its event on: ``<prefix>-workflow-events``;
-* per tenant, a rule on that bus (``<prefix>-callbacks-<tenant>``) matching the
-  contract's source and detail-type and ``detail.tenantId = [tenant]``, whose
-  target is that tenant's SQS queue (``<prefix>-callbacks-<tenant>``): a tenant's
-  external system reads its own queue and never sees another tenant's events.
-  Each queue is encrypted (SQS managed SSE) and its policy lets EventBridge send
-  for that tenant's rule only, as main.tf's queues (:func:`callback_queue_policy`).
+* per tenant, a rule on that bus matching the contract's source and detail-type
+  and ``detail.tenantId = [tenant]``, whose target is that tenant's SQS queue: a
+  tenant's external system reads its own queue and never sees another tenant's
+  events. These are created at runtime by the provisioner (src/provisioner, with
+  its own boto3 calls against this moto server), named by
+  ``shared.tenants.tenant_resource_names``, exactly as on AWS.
 
-:class:`LocalNotifications` creates all of them on the moto server of
+:class:`LocalNotifications` creates the secret and the bus on the moto server of
 ``proving-ground/local/services/dynamodb.py`` (moto's server answers every AWS service on one port).
 moto keeps Secrets Manager, EventBridge and SQS in memory: they are recreated at
-every start. The signing key itself is generated once and kept in the state
+every start, and the stack reconciles every ACTIVE and SUSPENDED tenant, which
+creates its rule and queue again. The signing key itself is generated once and kept in the state
 directory (mode 0600), so tokens handed out before a restart stay valid after
 it; messages still in a queue at shutdown are lost (the GET of a waiting
 workflow still returns its ``callbackUrl``).
@@ -32,7 +33,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from shared.contract import callback_waiting_event
+from shared.tenants import tenant_resource_names
 
 logger = logging.getLogger(__name__)
 
@@ -53,38 +54,12 @@ def event_bus_name(prefix: str) -> str:
 
 def callback_queue_name(prefix: str, tenant_id: str) -> str:
     """The SQS queue that receives ``tenant_id``'s waiting events (and no other tenant's)."""
-    return f"{prefix}-callbacks-{tenant_id}"
+    return tenant_resource_names(prefix, tenant_id).callback_queue
 
 
 def callback_rule_name(prefix: str, tenant_id: str) -> str:
     """The rule on the bus that routes ``tenant_id``'s waiting events to its queue."""
-    return f"{prefix}-callbacks-{tenant_id}"
-
-
-def callback_event_pattern(tenant_id: str) -> dict[str, Any]:
-    """The rule's event pattern: the contract's source and detail-type, and this tenant only."""
-    shape = callback_waiting_event()
-    return {"source": [shape["source"]], "detail-type": [shape["detailType"]], "detail": {"tenantId": [tenant_id]}}
-
-
-# The queue attributes main.tf sets on aws_sqs_queue.callbacks: encrypted at rest with SQS's own key.
-CALLBACK_QUEUE_ATTRIBUTES = {"SqsManagedSseEnabled": "true"}
-
-
-def callback_queue_policy(queue_arn: str, rule_arn: str) -> dict[str, Any]:
-    """main.tf's ``data.aws_iam_policy_document.callback_queue``: EventBridge may send to the
-    queue for this tenant's rule only (no other rule, no other principal)."""
-    return {
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "WaitingEventsOfThisTenantsRule",
-            "Effect": "Allow",
-            "Principal": {"Service": "events.amazonaws.com"},
-            "Action": "sqs:SendMessage",
-            "Resource": queue_arn,
-            "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
-        }],
-    }
+    return tenant_resource_names(prefix, tenant_id).callback_rule
 
 
 def ensure_signing_key(state_dir: Path) -> str:
@@ -113,24 +88,20 @@ def read_queues_file(path: Path) -> dict[str, Any] | None:
 
 
 class LocalNotifications:
-    """The secret, the bus, and one rule + queue per tenant, on the local moto server.
+    """The secret and the bus on the local moto server (the provisioner adds each tenant's rule and queue).
 
     Args:
         endpoint_url: moto's server (the one ``proving-ground/local/services/dynamodb.py`` starts).
         region: Region of the resources.
         prefix: The name prefix (Terraform's ``name_prefix``).
-        tenant_ids: Tenants that get a rule and a queue.
         state_dir: Where the signing key and the queues file live.
         api_url: The REST API the callback URLs point at (recorded in the queues file).
     """
 
-    def __init__(
-        self, *, endpoint_url: str, region: str, prefix: str, tenant_ids: list[str], state_dir: Path, api_url: str
-    ) -> None:
+    def __init__(self, *, endpoint_url: str, region: str, prefix: str, state_dir: Path, api_url: str) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
         self.prefix = prefix
-        self.tenant_ids = list(tenant_ids)
         self.state_dir = Path(state_dir)
         self.api_url = api_url
         self.secret_name = signing_secret_name(prefix)
@@ -148,34 +119,26 @@ class LocalNotifications:
         )
 
     def start(self) -> None:
-        """Create the secret (with the kept key), the bus, the rules and the queues; write the queues file."""
+        """Create the secret (with the kept key) and the bus."""
         self.client("secretsmanager").create_secret(Name=self.secret_name,
                                                     SecretString=ensure_signing_key(self.state_dir))
-        events, sqs = self.client("events"), self.client("sqs")
-        events.create_event_bus(Name=self.bus_name)
-        for tenant_id in self.tenant_ids:
-            queue_url = sqs.create_queue(QueueName=callback_queue_name(self.prefix, tenant_id),
-                                         Attributes=CALLBACK_QUEUE_ATTRIBUTES)["QueueUrl"]
-            queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            rule = callback_rule_name(self.prefix, tenant_id)
-            rule_arn = events.put_rule(Name=rule, EventBusName=self.bus_name, State="ENABLED",
-                                       EventPattern=json.dumps(callback_event_pattern(tenant_id)))["RuleArn"]
-            # As main.tf: the policy first, then the target (aws_cloudwatch_event_target depends_on it).
-            sqs.set_queue_attributes(QueueUrl=queue_url,
-                                     Attributes={"Policy": json.dumps(callback_queue_policy(queue_arn, rule_arn))})
-            events.put_targets(Rule=rule, EventBusName=self.bus_name, Targets=[{"Id": "tenant-queue", "Arn": queue_arn}])
-            self.queue_urls[tenant_id] = queue_url
+        self.client("events").create_event_bus(Name=self.bus_name)
+        logger.info("callback notifications ready: bus %s", self.bus_name)
+
+    def write_queues_file(self, queue_urls: dict[str, str]) -> None:
+        """Record the tenants' queues (from their items' ``callbackQueueUrl``) for ``make demo`` and the banner."""
+        self.queue_urls = dict(queue_urls)
         path = self.state_dir / QUEUES_FILE
         path.write_text(json.dumps({"apiUrl": self.api_url, "endpointUrl": self.endpoint_url, "region": self.region,
                                     "queues": self.queue_urls}, indent=2) + "\n", encoding="utf-8")
-        logger.info("callback notifications ready: bus %s, %d tenant queues", self.bus_name, len(self.queue_urls))
 
     def function_environment(self, callback_base_url: str) -> dict[str, str]:
-        """What the functions need to mint tokens and emit events against this moto server."""
+        """What the functions need to mint tokens, emit events and create queues against this moto server."""
         return {
             "CALLBACK_SIGNING_SECRET_NAME": self.secret_name,
             "CALLBACK_BASE_URL": callback_base_url,
             "EVENT_BUS_NAME": self.bus_name,
             "AWS_ENDPOINT_URL_SECRETS_MANAGER": self.endpoint_url,
             "AWS_ENDPOINT_URL_EVENTBRIDGE": self.endpoint_url,
+            "AWS_ENDPOINT_URL_SQS": self.endpoint_url,
         }

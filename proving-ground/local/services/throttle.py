@@ -1,12 +1,13 @@
-"""Per-tenant usage plans of the local gateway: what API Gateway does with the deployed ones.
+"""The usage plans of the local gateway: what API Gateway does with the deployed ones.
 
-main.tf gives every demo tenant's API key a usage plan of its own, whose rate,
-burst and daily quota are the tenant's ``throttleRateLimit``,
-``throttleBurstLimit`` and ``dailyQuota`` in ``src/shared/demo_tenants.json``.
-The request authorizer returns the key it verified as ``usageIdentifierKey``
-(``api_key_source = "AUTHORIZER"``), and API Gateway meters the request against
-that key's plan, after the authorizer and before the request validator and the
-integration:
+operations.tf creates one usage plan per tier of ``src/shared/tiers.json`` (rate,
+burst, daily quota); the provisioner puts each tenant's metering key in its
+tier's plan at runtime (locally in proving-ground/local/services/apigateway.py,
+which these plans read on every request: a key created, moved or deleted at
+runtime is metered, or refused, at once). The request authorizer returns the
+tenant's metering key as ``usageIdentifierKey`` (``api_key_source =
+"AUTHORIZER"``), and API Gateway meters the request against that key's plan,
+after the authorizer and before the request validator and the integration:
 
 * a token bucket per key: ``burst`` tokens, refilled at ``rate`` per second;
   an empty bucket is gateway response ``THROTTLED``: ``429 {"message": "Too Many Requests"}``;
@@ -42,6 +43,8 @@ from typing import Any
 
 from scripts.terraform_tables import variable_default
 
+from shared.tenants import Tier, tiers
+
 __all__ = [
     "FORBIDDEN",
     "MethodThrottle",
@@ -69,16 +72,9 @@ THROTTLED = UsageRefusal("THROTTLED", "Too Many Requests")
 QUOTA_EXCEEDED = UsageRefusal("QUOTA_EXCEEDED", "Limit Exceeded")
 FORBIDDEN = UsageRefusal("INVALID_API_KEY", "Forbidden")
 
-# The fields of a tenant record (demo_tenants.json) that make its usage plan.
-RATE_FIELD = "throttleRateLimit"
-BURST_FIELD = "throttleBurstLimit"
-QUOTA_FIELD = "dailyQuota"
-TIER_FIELD = "tier"
-
-
 @dataclass(frozen=True)
 class UsageLimits:
-    """One tenant's usage plan: requests per second, burst, requests per UTC day."""
+    """One usage plan: requests per second, burst, requests per UTC day."""
 
     rate: float
     burst: int
@@ -92,17 +88,9 @@ class UsageLimits:
             raise ValueError(f"burst and daily quota must be at least 1, not {self.burst!r} and {self.daily_quota!r}")
 
     @classmethod
-    def from_tenant(cls, tenant: Mapping[str, Any]) -> UsageLimits:
-        """The limits in a tenant record; ``KeyError`` names a missing field."""
-        missing = [name for name in (RATE_FIELD, BURST_FIELD, QUOTA_FIELD) if name not in tenant]
-        if missing:
-            raise KeyError(f"tenant {tenant.get('tenantId')!r} has no {', '.join(missing)} (its usage plan)")
-        return cls(
-            rate=float(tenant[RATE_FIELD]),
-            burst=int(tenant[BURST_FIELD]),
-            daily_quota=int(tenant[QUOTA_FIELD]),
-            tier=str(tenant.get(TIER_FIELD, "")),
-        )
+    def of_tier(cls, tier: Tier) -> UsageLimits:
+        """The limits of a tier of tiers.json (its usage plan)."""
+        return cls(rate=tier.rate_limit, burst=tier.burst_limit, daily_quota=tier.daily_quota, tier=tier.name)
 
     def describe(self) -> str:
         """``business: 50 req/s, burst 100, 500000/day``."""
@@ -111,8 +99,15 @@ class UsageLimits:
 
 
 def usage_limits(tenants: Iterable[Mapping[str, Any]]) -> dict[str, UsageLimits]:
-    """Each tenant's limits by tenant id (the tenants of ``demo_tenants.json``)."""
-    return {str(tenant["tenantId"]): UsageLimits.from_tenant(tenant) for tenant in tenants}
+    """Each tenant's limits by tenant id: its tier's (``KeyError`` names an unknown tier)."""
+    known = tiers()
+    limits = {}
+    for tenant in tenants:
+        tier = known.get(str(tenant.get("tier")))
+        if tier is None:
+            raise KeyError(f"tenant {tenant.get('tenantId')!r} has no tier of tiers.json (its usage plan)")
+        limits[str(tenant["tenantId"])] = UsageLimits.of_tier(tier)
+    return limits
 
 
 class TokenBucket:
@@ -159,24 +154,36 @@ def _utc_today() -> date:
     return datetime.now(UTC).date()
 
 
+# Which plan a key is in, looked up on every request: ``(label, limits)`` or None (no plan).
+PlanResolver = Callable[[str], "tuple[str, UsageLimits] | None"]
+
+
 class UsagePlans:
     """The usage plans of the local gateway, keyed by API key.
 
     Args:
-        plans: ``{api_key: (tenant_id, limits)}``.
+        plans: ``{api_key: (label, limits)}``, fixed (tests); or
+        resolver: looked up on every request (the stack: the local API Gateway's keys and plans).
         clock: Monotonic seconds for the buckets.
         today: The current UTC day for the quotas (API Gateway's ``DAY`` period).
     """
 
     def __init__(
         self,
-        plans: Mapping[str, tuple[str, UsageLimits]],
+        plans: Mapping[str, tuple[str, UsageLimits]] | None = None,
         *,
+        resolver: PlanResolver | None = None,
         clock: Callable[[], float] = time.monotonic,
         today: Callable[[], date] = _utc_today,
     ) -> None:
-        self._plans = {key: _Plan(tenant_id, limits, clock) for key, (tenant_id, limits) in plans.items()}
+        self._fixed = dict(plans or {})
+        self._resolver = resolver
+        self._clock = clock
+        self._plans: dict[str, _Plan] = {}
+        self._lock = threading.Lock()
         self._today = today
+        for key, (label, limits) in self._fixed.items():
+            self._plans[key] = _Plan(label, limits, clock)
 
     @classmethod
     def from_tenants(
@@ -185,13 +192,33 @@ class UsagePlans:
         api_keys: Mapping[str, str],
         **kwargs: Any,
     ) -> UsagePlans:
-        """A plan per tenant that has an API key, from its record's limits (as main.tf builds them)."""
+        """A fixed plan per tenant that has an API key, its tier's (as operations.tf builds them)."""
         limits = usage_limits(tenants)
         return cls({api_keys[tenant_id]: (tenant_id, plan) for tenant_id, plan in limits.items() if tenant_id in api_keys}, **kwargs)
 
+    @classmethod
+    def from_store(cls, store: Any, **kwargs: Any) -> UsagePlans:
+        """Plans read from the local API Gateway's keys (proving-ground/local/services/apigateway.py)."""
+        def resolve(value: str) -> tuple[str, UsageLimits] | None:
+            found = store.plan_of_value(value)
+            return None if found is None else (found[1], UsageLimits.of_tier(found[2]))
+
+        return cls(resolver=resolve, **kwargs)
+
+    def _plan(self, key: str) -> _Plan | None:
+        found = self._fixed.get(key) or (self._resolver(key) if self._resolver else None)
+        if found is None:
+            return None
+        label, limits = found
+        with self._lock:
+            plan = self._plans.get(key)
+            if plan is None or plan.limits != limits:  # a new key, or a key moved to another tier's plan
+                plan = self._plans[key] = _Plan(label, limits, self._clock)
+            return plan
+
     def admit(self, usage_identifier_key: str | None) -> UsageRefusal | None:
         """None when the request may go on; else the refusal API Gateway answers with (403 or 429)."""
-        plan = self._plans.get(usage_identifier_key) if usage_identifier_key else None
+        plan = self._plan(usage_identifier_key) if usage_identifier_key else None
         if plan is None:
             return FORBIDDEN
         with plan.lock:
@@ -208,9 +235,11 @@ class UsagePlans:
         return None
 
     def usage(self) -> dict[str, dict[str, Any]]:
-        """Today's admitted and refused requests and the limits, by tenant id."""
+        """Today's admitted and refused requests and the limits, by the key's label (tenant or key name)."""
         report = {}
-        for plan in self._plans.values():
+        with self._lock:
+            plans = list(self._plans.values())
+        for plan in plans:
             with plan.lock:
                 used = plan.used if plan.day == self._today() else 0
                 report[plan.tenant_id] = {
@@ -224,8 +253,10 @@ class UsagePlans:
         return report
 
     def describe(self) -> list[str]:
-        """One line per tenant for the banner: ``tenant-b  starter: 5 req/s, burst 10, 10000/day``."""
-        return [f"{plan.tenant_id:<18} {plan.limits.describe()}" for plan in self._plans.values()]
+        """One line per plan for the banner: ``starter: 5 req/s, burst 10, 10000/day``, or per fixed key."""
+        if self._fixed:
+            return [f"{plan.tenant_id:<18} {plan.limits.describe()}" for plan in self._plans.values()]
+        return [UsageLimits.of_tier(tier).describe() for tier in tiers().values()]
 
 
 class MethodThrottle:
