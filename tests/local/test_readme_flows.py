@@ -154,6 +154,31 @@ def test_the_command_check_catches_a_target_that_does_not_exist(tmp_path: Path) 
         test_every_command_block_names_targets_outputs_and_modules_that_exist(doc)
 
 
+def _heading_anchors(path: Path) -> set[str]:
+    """GitHub's anchors of the headings of ``path``: lower case, punctuation dropped, spaces as hyphens."""
+    text = re.sub(r"^```.*?^```$", "", path.read_text(), flags=re.M | re.S)
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in re.findall(r"^#+ (.*)$", text, re.M)}
+
+
+@pytest.mark.parametrize("doc", [README, *DOCS], ids=lambda path: path.name)
+def test_every_relative_link_and_repository_path_exists(doc: Path) -> None:
+    text = doc.read_text()
+    for target, anchor in re.findall(r"\]\((?!https?:)([^)#\s]*)(?:#([^)\s]+))?\)", text):
+        linked = (doc.parent / target).resolve() if target else doc
+        assert linked.exists(), f"{doc.name} links to {target}, which does not exist"
+        if anchor and linked.suffix == ".md":
+            assert anchor in _heading_anchors(linked), f"{doc.name} links to {target}#{anchor}: no such heading"
+    for path in re.findall(r"`((?:src|tests|proving-ground|docs|events)/[\w./-]*)`", text):
+        assert (REPO_ROOT / path).exists(), f"{doc.name} names {path}, which does not exist"
+
+
+def test_the_link_check_catches_a_heading_that_moved(tmp_path: Path) -> None:
+    (tmp_path / "api.md").write_text("# The API\n\n## Routes and statuses\n")
+    (tmp_path / "doc.md").write_text("[the routes](api.md#routes-and-statuses), [tokens](api.md#callback-tokens)\n")
+    with pytest.raises(AssertionError, match="api.md#callback-tokens: no such heading"):
+        test_every_relative_link_and_repository_path_exists(tmp_path / "doc.md")
+
+
 # -- the flows, run -----------------------------------------------------------------------------
 
 
