@@ -106,6 +106,13 @@ locals {
   gateway_response_config   = jsondecode(file("${local.api_gateway_dir}/gateway_responses.json"))
   gateway_responses         = local.gateway_response_config.responses
   gateway_response_template = chomp(file("${local.api_gateway_dir}/${local.gateway_response_config.template}"))
+  # Cache-Control, Referrer-Policy, X-Content-Type-Options, Content-Security-Policy
+  # on every gateway response: the token route's own 404 and 429 carry the
+  # headers of the approval page (gateway responses are per API, not per route;
+  # on the JSON answers of the other routes they are harmless).
+  gateway_security_headers = {
+    for name, value in local.gateway_response_config.securityHeaders.headers : "gatewayresponse.header.${name}" => "'${value}'"
+  }
 }
 
 resource "aws_api_gateway_gateway_response" "json" {
@@ -114,9 +121,9 @@ resource "aws_api_gateway_gateway_response" "json" {
   rest_api_id   = aws_api_gateway_rest_api.this.id
   response_type = each.key
   status_code   = each.value.statusCode
-  response_parameters = {
+  response_parameters = merge(local.gateway_security_headers, {
     for name, value in try(each.value.headers, {}) : "gatewayresponse.header.${name}" => value
-  }
+  })
 
   # A type may name a template of its own (MISSING_AUTHENTICATION_TOKEN: a
   # fixed {"message": "Not Found"}); the others share gateway_response.vtl.

@@ -97,6 +97,46 @@ resource "aws_dynamodb_table" "workflows" {
     type = "S"
   }
 
+  # The pending list (GET /workflows): one Query per page on one tenant's
+  # partition of an index, never a Scan (src/shared/registry.py list_workflows).
+  # Global, not local, secondary indexes: an LSI can only be created with the
+  # table (adding one replaces the table, and the registry with it) and caps a
+  # tenant's items at 10 GB; a GSI is added in place. Only workflow items carry
+  # the index keys (callback and token items are in neither index), and each
+  # index projects what a listed item shows, not the result (up to 384 KB).
+  attribute {
+    name = "statusPartition"
+    type = "S"
+  }
+
+  attribute {
+    name = "openPartition"
+    type = "S"
+  }
+
+  attribute {
+    name = "createdKey"
+    type = "S"
+  }
+
+  # "<tenantId>#<status>", newest first by "<createdAt>#<workflowId>": ?status=...
+  global_secondary_index {
+    name               = "byStatus"
+    hash_key           = "statusPartition"
+    range_key          = "createdKey"
+    projection_type    = "INCLUDE"
+    non_key_attributes = ["workflowId", "status", "createdAt", "callbackId", "callbackDeadline", "callbackTokenHash"]
+  }
+
+  # "<tenantId>" while the workflow is open (removed when it ends): the default list.
+  global_secondary_index {
+    name               = "open"
+    hash_key           = "openPartition"
+    range_key          = "createdKey"
+    projection_type    = "INCLUDE"
+    non_key_attributes = ["workflowId", "status", "createdAt", "callbackId", "callbackDeadline", "callbackTokenHash"]
+  }
+
   ttl {
     attribute_name = "expiresAt"
     enabled        = true

@@ -24,6 +24,26 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class IndexSpec:
+    """A global secondary index as the Terraform definition declares it."""
+
+    name: str
+    hash_key: str
+    range_key: str | None
+    projection_type: str
+    non_key_attributes: tuple[str, ...] = ()
+
+    def definition(self) -> dict[str, Any]:
+        """One entry of ``GlobalSecondaryIndexes`` for ``CreateTable`` (on-demand: no throughput)."""
+        keys = [(self.hash_key, "HASH")] + ([(self.range_key, "RANGE")] if self.range_key else [])
+        projection: dict[str, Any] = {"ProjectionType": self.projection_type}
+        if self.non_key_attributes:
+            projection["NonKeyAttributes"] = list(self.non_key_attributes)
+        return {"IndexName": self.name, "KeySchema": [{"AttributeName": n, "KeyType": k} for n, k in keys],
+                "Projection": projection}
+
+
+@dataclass(frozen=True)
 class TableSpec:
     """Key schema and TTL attribute of one table, as the Terraform definition declares them."""
 
@@ -32,6 +52,15 @@ class TableSpec:
     range_key: str | None = None
     ttl_attribute: str | None = None
     attribute_types: tuple[tuple[str, str], ...] = ()
+    global_indexes: tuple[IndexSpec, ...] = ()
+
+    def create_table_arguments(self) -> dict[str, Any]:
+        """Every ``CreateTable`` argument but billing: name, keys, attributes and the global secondary indexes."""
+        arguments: dict[str, Any] = {"TableName": self.name, "KeySchema": self.key_schema(),
+                                     "AttributeDefinitions": self.attribute_definitions()}
+        if self.global_indexes:
+            arguments["GlobalSecondaryIndexes"] = [index.definition() for index in self.global_indexes]
+        return arguments
 
     def key_schema(self) -> list[dict[str, str]]:
         """``KeySchema`` for ``CreateTable``."""
@@ -62,6 +91,12 @@ def table_spec(resource_name: str, table_name: str) -> TableSpec:
         range_key=body.get("range_key"),
         ttl_attribute=ttl.get("attribute_name") if ttl.get("enabled", True) else None,
         attribute_types=tuple((a["name"], a["type"]) for a in body.get("attribute", [])),
+        global_indexes=tuple(
+            IndexSpec(name=index["name"], hash_key=index["hash_key"], range_key=index.get("range_key"),
+                      projection_type=index.get("projection_type", "ALL"),
+                      non_key_attributes=tuple(index.get("non_key_attributes") or ()))
+            for index in body.get("global_secondary_index", [])
+        ),
     )
 
 

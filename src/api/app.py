@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterEr
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
+from api import pages, pending
 from api.callbacks import (
     AlreadyCompleted,
     CallbackExpired,
@@ -40,11 +41,12 @@ from api.repair import converge_on_read, repair_from_execution
 from api.tokens import CallbackTokens
 from shared import registry as reg
 from shared.aws_clients import DYNAMODB_CONFIG, LAMBDA_CONFIG
+from shared.callback_tokens import signing_key
 from shared.contract import is_valid_tenant_id, is_valid_workflow_id, routes
 from shared.observability import emit_count
 from shared.registry import WorkflowRecord, WorkflowRegistry
 from shared.settings import load_settings
-from shared.tenants import read_tenant_status
+from shared.tenants import read_tenant, read_tenant_status
 
 logger = Logger()
 SETTINGS = load_settings()
@@ -71,6 +73,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     DeliveryInProgress: 503,
     OutcomeUnknown: 503,
     WaitBeingRegistered: 503,
+    pages.UnsupportedMediaType: 415,
 }
 # DynamoDB's and Lambda's throttling codes: the caller should back off and retry (429).
 THROTTLING_CODES = frozenset({
@@ -81,10 +84,25 @@ RETRY_AFTER_SECONDS = 1
 
 
 def json_error(status: int, message: str, retry_after: int | None = None) -> Response:
-    """Every error body is ``{"message": ...}``; 429 and 503 say when to retry."""
+    """Every error body is ``{"message": ...}``; 429 and 503 say when to retry.
+
+    On the approval page's requests (GET, HEAD and the form's POST) the error is a page instead.
+    """
+    if app.context.get(PAGE_REQUEST):
+        return page_response(pages.refusal_page(status, message, retry_after))
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
                     body=json.dumps({"message": message}), headers=headers)
+
+
+# Set (app.append_context) by the routes a browser reaches: their answers, errors included, are pages.
+PAGE_REQUEST = "page"
+
+
+def page_response(page: pages.Page) -> Response:
+    """A page with its security headers; a HEAD gets the headers only."""
+    body = "" if app.current_event.http_method == "HEAD" else page.html()
+    return Response(status_code=page.status, content_type=pages.HTML_CONTENT_TYPE, body=body, headers=page.headers())
 
 
 def caller_tenant() -> str:
@@ -133,16 +151,61 @@ def send_callback() -> dict[str, Any]:
     return _answer(REGISTRY.find_by_callback(tenant_id, request.callback_id), request)
 
 
-def send_callback_with_token(callbackToken: str) -> dict[str, Any]:  # noqa: N803 - name fixed by the route template
+def send_callback_with_token(callbackToken: str) -> dict[str, Any] | Response:  # noqa: N803 - name fixed by the route template
     """The external party's answer: the token is the only credential; its item names the tenant.
 
     Whatever identity headers the caller adds are ignored: this route has no
     authorizer, and the tenant comes only from the token's record. A token of an
     earlier signing key, or of a tenant that is not ACTIVE, is 404 like an unknown one.
+    The approval page's form (``application/x-www-form-urlencoded``) is answered
+    with a page; any media type but JSON (or none) is 415.
     """
+    if pages.answer_kind(pages.header(app.current_event.headers, "content-type")) == "form":
+        return answer_from_page(callbackToken)
     record = TOKENS.resolve(callbackToken)
     logger.append_keys(tenant_id=record.tenant_id)
     return _answer(record, parse_callback_request(app.current_event.body, callback_id=record.callback_id))
+
+
+def show_approval_page(callbackToken: str) -> Response:  # noqa: N803 - name fixed by the route template
+    """``GET`` (and ``HEAD``) of the token route: the approval page. Reads only: link scanners may fetch it freely."""
+    app.append_context(**{PAGE_REQUEST: True})
+    record = TOKENS.resolve(callbackToken)
+    logger.append_keys(tenant_id=record.tenant_id, workflow_id=record.workflow_id)
+    tenant = read_tenant(TENANTS_TABLE, record.tenant_id) if record.status == reg.WAITING_FOR_CALLBACK else None
+    return page_response(pages.page_for_record(record, tenant.display_name if tenant else None, time.time()))
+
+
+def answer_from_page(callbackToken: str) -> Response:  # noqa: N803 - name fixed by the route template
+    """The approval page's form: the decision succeeds the callback as ``{"decision", "answeredVia": "page", "comment"?}``."""
+    app.append_context(**{PAGE_REQUEST: True})
+    record = TOKENS.resolve(callbackToken)
+    logger.append_keys(tenant_id=record.tenant_id, workflow_id=record.workflow_id)
+    answer = pages.parse_answer_form(app.current_event.decoded_body)
+    request = CallbackRequest(callback_id=str(record.callback_id), payload=pages.confirmation(answer))
+    settled = REGISTRY.callback_claim(record.tenant_id, request.callback_id).settled_digest
+    if pages.already_recorded(answer, record, settled, request.answer_digest()):
+        return page_response(pages.answer_page(answer, already=True))
+    _answer(record, request)  # a different decision recorded first: 409; past the deadline: 410
+    logger.info("decision recorded from the approval page", extra={"decision": answer.decision})
+    return page_response(pages.answer_page(answer, already=False))
+
+
+def list_workflows() -> dict[str, Any]:
+    """``GET /workflows``: the calling tenant's workflows, newest first, one Query per page."""
+    tenant_id = caller_tenant()
+    request = pending.parse_list_request(app.current_event.multi_value_query_string_parameters, tenant_id,
+                                         _list_key)
+    page = REGISTRY.list_workflows(tenant_id, request.status, request.limit, request.start_key)
+    return pending.list_view(page, TOKENS.url_for,
+                             lambda last_key: pending.next_token(_list_key(), tenant_id, request.status, last_key))
+
+
+def _list_key() -> bytes:
+    """The ``nextToken`` key, derived from the signing key (503 when it is not configured or cannot be read)."""
+    if not SETTINGS.callback_signing_secret:
+        raise GetParameterError("no callback signing secret is configured: nextToken cannot be signed")
+    return pending.list_key(signing_key(SETTINGS.callback_signing_secret))
 
 
 def _answer(found: WorkflowRecord | None, request: CallbackRequest) -> dict[str, Any]:
@@ -186,7 +249,9 @@ def _resolver_rule(path: str) -> str:
 
 
 # Routes come from the shared contract, the same file Terraform reads.
-_VIEWS = {"getWorkflow": get_workflow, "sendCallback": send_callback, "sendCallbackWithToken": send_callback_with_token}
+_VIEWS = {"getWorkflow": get_workflow, "sendCallback": send_callback, "sendCallbackWithToken": send_callback_with_token,
+          "showApprovalPage": show_approval_page, "headApprovalPage": show_approval_page,
+          "listWorkflows": list_workflows}
 for _route in routes().values():
     if _route.name in _VIEWS:
         app.route(_resolver_rule(_route.path), method=_route.method)(_VIEWS[_route.name])

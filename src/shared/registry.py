@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from shared.contract import workflow_statuses
@@ -73,6 +75,52 @@ def callback_key(tenant_id: str, callback_id: str) -> dict[str, str]:
     return {"tenantId": tenant_id, "recordId": f"callback#{digest}"}
 
 
+# The pending list (GET /workflows) reads one of two global secondary indexes,
+# each partitioned by the tenant, so one Query per page reads one tenant's items
+# only (never a Scan). ``byStatus``: partition ``<tenantId>#<status>``; ``open``:
+# partition ``<tenantId>`` while the workflow is open (removed when it ends, so a
+# final workflow leaves the open index). Both sort by ``createdKey``
+# (``<createdAt, 10 digits>#<workflowId>``): newest first reading backwards, and
+# unique, so a page boundary never splits equal keys. Only workflow items carry
+# these attributes; callback and token items are in neither index.
+STATUS_INDEX = "byStatus"
+OPEN_INDEX = "open"
+# The request summary the approval page shows: these fields of the start request, bounded.
+MAX_SUMMARY_DESCRIPTION_CHARS = 256
+
+
+def status_partition(tenant_id: str, status: str) -> str:
+    """The ``byStatus`` index partition of one tenant's workflows in ``status`` (``#`` is never in a tenant id)."""
+    return f"{tenant_id}#{status}"
+
+
+def created_key(created_at: int, workflow_id: str) -> str:
+    """The indexes' sort key: creation time first (sortable as text), then the id (unique)."""
+    return f"{created_at:010d}#{workflow_id}"
+
+
+def request_summary(request: Any) -> dict[str, Any] | None:
+    """What the approval page shows of a start request: amount, currency, description (bounded), else None.
+
+    Only well-typed fields are kept, whatever the request holds (a direct Invoke
+    bypasses the API's request model); the description is cut to
+    ``MAX_SUMMARY_DESCRIPTION_CHARS`` (the model's own limit).
+    """
+    if not isinstance(request, dict):
+        return None
+    summary: dict[str, Any] = {}
+    amount = request.get("amount")
+    if isinstance(amount, (int, float)) and not isinstance(amount, bool) and math.isfinite(amount):
+        summary["amount"] = Decimal(str(amount))
+    currency = request.get("currency")
+    if isinstance(currency, str) and 0 < len(currency) <= 8:
+        summary["currency"] = currency
+    description = request.get("description")
+    if isinstance(description, str) and description:
+        summary["description"] = description[:MAX_SUMMARY_DESCRIPTION_CHARS]
+    return summary or None
+
+
 def token_key(token_hash: str) -> dict[str, str]:
     """Primary key of a callback token's item.
 
@@ -99,6 +147,9 @@ class WorkflowRecord:
     updated_at: int | None = None
     repair_checked_at: int | None = None
     callback_token_hash: str | None = None
+    created_at: int | None = None
+    # amount (Decimal), currency, description of the start request (absent on items written before it was recorded)
+    request_summary: dict[str, Any] | None = None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> WorkflowRecord:
@@ -117,6 +168,8 @@ class WorkflowRecord:
             updated_at=_optional_int(item.get("updatedAt")),
             repair_checked_at=_optional_int(item.get("repairCheckedAt")),
             callback_token_hash=item.get("callbackTokenHash"),
+            created_at=_optional_int(item.get("createdAt")),
+            request_summary=item.get("requestSummary"),
         )
 
     @property
@@ -150,6 +203,21 @@ class CallbackClaim:
     lease_digest: str | None = None
 
 
+@dataclass(frozen=True)
+class WorkflowPage:
+    """One page of a tenant's workflows, newest first, and where the next page starts (None: the last page)."""
+
+    records: tuple[WorkflowRecord, ...]
+    last_key: dict[str, str] | None
+
+
+def list_index(tenant_id: str, status: str | None) -> tuple[str, str, str]:
+    """``(index, partition attribute, partition value)`` that lists ``tenant_id``'s workflows in ``status`` (None: open)."""
+    if status is None:
+        return OPEN_INDEX, "openPartition", tenant_id
+    return STATUS_INDEX, "statusPartition", status_partition(tenant_id, status)
+
+
 class WorkflowRegistry:
     """Reads and writes the registry table (a boto3 ``Table``)."""
 
@@ -158,13 +226,18 @@ class WorkflowRegistry:
         self._retention_seconds = retention_seconds
         self._clock = clock
 
-    def claim_workflow(self, tenant_id: str, workflow_id: str, execution_arn: str) -> bool:
+    def claim_workflow(self, tenant_id: str, workflow_id: str, execution_arn: str, request: Any = None) -> bool:
         """Register a new workflow as STARTED, owned by ``execution_arn``.
+
+        Records when it was created (``createdAt``, the pending list's order, in
+        both indexes) and the start request's summary (``request_summary``: what
+        the approval page shows).
 
         Returns False when another execution already owns the id (a duplicate
         start); True for the owner, also when its step runs again after a crash.
         """
         now = int(self._clock())
+        summary = request_summary(request)
         try:
             self._table.put_item(
                 Item={
@@ -172,8 +245,13 @@ class WorkflowRegistry:
                     "workflowId": workflow_id,
                     "status": STARTED,
                     "executionArn": execution_arn,
+                    "createdAt": now,
+                    "createdKey": created_key(now, workflow_id),
+                    "statusPartition": status_partition(tenant_id, STARTED),
+                    "openPartition": tenant_id,
                     "updatedAt": now,
                     "expiresAt": now + self._retention_seconds,
+                    **({"requestSummary": summary} if summary else {}),
                 },
                 ConditionExpression="attribute_not_exists(recordId) OR executionArn = :arn",
                 ExpressionAttributeValues={":arn": execution_arn},
@@ -251,10 +329,11 @@ class WorkflowRegistry:
         try:
             self._table.update_item(
                 Key=workflow_key(tenant_id, workflow_id),
-                UpdateExpression="SET #status = :waiting, updatedAt = :now",
+                UpdateExpression="SET #status = :waiting, statusPartition = :partition, updatedAt = :now",
                 ConditionExpression="callbackId = :callbackId AND #status IN (:started, :waiting)",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={":waiting": WAITING_FOR_CALLBACK, ":started": STARTED,
+                                           ":partition": status_partition(tenant_id, WAITING_FOR_CALLBACK),
                                            ":callbackId": callback_id, ":now": int(self._clock())},
             )
         except self._table.meta.client.exceptions.ConditionalCheckFailedException:
@@ -373,8 +452,10 @@ class WorkflowRegistry:
             ":workflowId": workflow_id,
             ":updatedAt": now,
             ":expiresAt": now + self._retention_seconds,
+            ":partition": status_partition(tenant_id, status),
         }
-        assignments = ["#status = :status", "workflowId = :workflowId", "updatedAt = :updatedAt", "expiresAt = :expiresAt"]
+        assignments = ["#status = :status", "workflowId = :workflowId", "updatedAt = :updatedAt", "expiresAt = :expiresAt",
+                       "statusPartition = :partition"]
         if result is not None:
             assignments.append("resultJson = :resultJson")
             values[":resultJson"] = result_json(result)
@@ -388,7 +469,8 @@ class WorkflowRegistry:
         try:
             self._table.update_item(
                 Key=workflow_key(tenant_id, workflow_id),
-                UpdateExpression="SET " + ", ".join(assignments),
+                # A final workflow leaves the open index.
+                UpdateExpression="SET " + ", ".join(assignments) + " REMOVE openPartition",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 **condition,
@@ -480,6 +562,33 @@ class WorkflowRegistry:
         """Return the calling tenant's workflow, or None (also for another tenant's id)."""
         item = self._table.get_item(Key=workflow_key(tenant_id, workflow_id), ConsistentRead=True).get("Item")
         return WorkflowRecord.from_item(item) if item else None
+
+    def list_workflows(self, tenant_id: str, status: str | None, limit: int,
+                       start_key: dict[str, str] | None = None) -> WorkflowPage:
+        """One page of ``tenant_id``'s workflows in ``status`` (None: every open one), newest first: one Query.
+
+        The Query's partition is the tenant's own (``list_index``), so no
+        ``start_key`` can reach another tenant's items; the index is eventually
+        consistent (a workflow started a moment ago may show on the next read).
+
+        Args:
+            start_key: The previous page's ``last_key`` (the caller verifies it is this tenant's).
+        """
+        index, attribute, value = list_index(tenant_id, status)
+        arguments: dict[str, Any] = {
+            "IndexName": index,
+            "KeyConditionExpression": "#partition = :partition",
+            "ExpressionAttributeNames": {"#partition": attribute},
+            "ExpressionAttributeValues": {":partition": value},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if start_key:
+            arguments["ExclusiveStartKey"] = start_key
+        page = self._table.query(**arguments)
+        records = tuple(WorkflowRecord.from_item(item) for item in page.get("Items") or [])
+        last = page.get("LastEvaluatedKey")
+        return WorkflowPage(records, {str(k): str(v) for k, v in last.items()} if last else None)
 
     def find_by_callback(self, tenant_id: str, callback_id: str) -> WorkflowRecord | None:
         """Return the calling tenant's workflow waiting on ``callback_id``, or None."""

@@ -70,12 +70,7 @@ def create_tables() -> tuple[Any, Any]:
 
     dynamodb = boto3.resource("dynamodb")
     tenants, workflows = (
-        dynamodb.create_table(
-            TableName=spec.name,
-            KeySchema=spec.key_schema(),
-            AttributeDefinitions=spec.attribute_definitions(),
-            BillingMode="PAY_PER_REQUEST",
-        )
+        dynamodb.create_table(BillingMode="PAY_PER_REQUEST", **spec.create_table_arguments())
         for spec in (
             table_spec("tenants", TEST_ENV["TENANTS_TABLE_NAME"]),
             table_spec("workflows", TEST_ENV["WORKFLOWS_TABLE_NAME"]),

@@ -157,7 +157,11 @@ def load_start_integration(directory: Path = API_GATEWAY_DIR) -> StartIntegratio
 def load_gateway_responses(directory: Path = API_GATEWAY_DIR) -> GatewayResponses:
     """The gateway responses as main.tf deploys them."""
     spec = json.loads((directory / "gateway_responses.json").read_text(encoding="utf-8"))
-    return GatewayResponses(configured=dict(spec["responses"]),
+    # main.tf adds the security headers to every type, as quoted literals, before the type's own.
+    security = {name: f"'{value}'" for name, value in (spec.get("securityHeaders") or {}).get("headers", {}).items()}
+    configured = {kind: {**response, "headers": {**security, **(response.get("headers") or {})}}
+                  for kind, response in spec["responses"].items()}
+    return GatewayResponses(configured=configured,
                             template=MappingTemplate.from_file(directory / spec["template"]),
                             own_templates={kind: MappingTemplate.from_file(directory / response["template"])
                                            for kind, response in spec["responses"].items() if response.get("template")})

@@ -240,12 +240,7 @@ class LocalDynamoDB:
             self._server = None
 
     def _create(self, table: TableSpec) -> None:
-        self._client.create_table(
-            TableName=table.name,
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=table.key_schema(),
-            AttributeDefinitions=table.attribute_definitions(),
-        )
+        self._client.create_table(BillingMode="PAY_PER_REQUEST", **table.create_table_arguments())
         if table.ttl_attribute:
             self._client.update_time_to_live(
                 TableName=table.name,
