@@ -13,6 +13,21 @@ resource "aws_dynamodb_table" "tenants" {
     type = "S"
   }
 
+  # The router's lookup from a start queue to its tenant (src/router/app.py
+  # queue_owner): the record's eventSourceARN, never its body, names the
+  # tenant. Keys only: the router then reads the tenant's item strongly
+  # consistent for its status. Only tenants with a start queue are indexed.
+  attribute {
+    name = "startQueueArn"
+    type = "S"
+  }
+
+  global_secondary_index {
+    name            = "startQueue"
+    hash_key        = "startQueueArn"
+    projection_type = "KEYS_ONLY"
+  }
+
   point_in_time_recovery {
     enabled = true
   }

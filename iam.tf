@@ -15,7 +15,7 @@ data "aws_iam_policy_document" "lambda_assume_role" {
 }
 
 resource "aws_iam_role" "function" {
-  for_each = local.runtime.functions
+  for_each = local.functions
 
   name               = local.function_names[each.key]
   description        = each.value.role_description
@@ -123,17 +123,18 @@ data "aws_iam_policy_document" "authorizer" {
 }
 
 locals {
-  # One document per key of local.runtime.functions (a test keeps the two equal).
+  # One document per key of local.functions (a test keeps the two equal).
   function_policies = {
     workflow   = data.aws_iam_policy_document.workflow.json
     api        = data.aws_iam_policy_document.api.json
     authorizer = data.aws_iam_policy_document.authorizer.json
+    router     = data.aws_iam_policy_document.router.json # router.tf
   }
 }
 
 # A function's own statements, plus its logs and traces.
 data "aws_iam_policy_document" "function" {
-  for_each = local.runtime.functions
+  for_each = local.functions
 
   source_policy_documents = [local.function_policies[each.key]]
 
@@ -152,7 +153,7 @@ data "aws_iam_policy_document" "function" {
 }
 
 resource "aws_iam_role_policy" "function" {
-  for_each = local.runtime.functions
+  for_each = local.functions
 
   name   = "${each.key}-least-privilege"
   role   = aws_iam_role.function[each.key].id
@@ -172,7 +173,7 @@ data "aws_iam_policy_document" "dead_letter" {
 }
 
 resource "aws_iam_role_policy" "dead_letter" {
-  for_each = local.runtime.functions
+  for_each = local.functions
 
   name   = "${each.key}-dead-letter-queue"
   role   = aws_iam_role.function[each.key].id

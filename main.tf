@@ -64,11 +64,11 @@ locals {
   shared_dir  = "${path.module}/src/shared"
 
   contract      = jsondecode(file("${local.shared_dir}/api_contract.json"))
-  routes        = local.services.contract.routes
-  tenant_header = local.services.contract.tenantHeader
+  routes        = local.contract.routes
+  tenant_header = local.contract.tenantHeader
   # The header the request authorizer reads the tenant's key from
   # (API_KEY_HEADER in src/shared/identity.py; a test keeps the two equal).
-  api_key_header = local.services.contract.apiKeyHeader
+  api_key_header = local.contract.apiKeyHeader
   start_route    = local.routes.startWorkflow
   proxy_routes   = { for key, route in local.routes : key => route if route.integration == "api-proxy" }
   # "authorizer": false in the contract: POST /callbacks/{callbackToken}, whose
@@ -132,6 +132,11 @@ locals {
       workflow_timeout_seconds    = var.workflow_timeout_seconds
       api_memory_mb               = var.api_memory_mb
       api_timeout_seconds         = var.api_timeout_seconds
+      # The router (router.tf): the alias it starts workflows on, as "<name>:live"
+      # (not the alias resource's ARN: the functions are one resource, so that
+      # would be a cycle), and its dead-letter queue.
+      workflow_live_function       = "${local.function_names.workflow}:${local.workflow_alias_name}"
+      router_dead_letter_queue_url = aws_sqs_queue.router_dead_letter.url
     }
   }
 
@@ -158,7 +163,7 @@ locals {
     api        = var.api_zip_path
     authorizer = var.authorizer_zip_path
   }
-  function_zip_paths = { for key in keys(local.runtime.functions) : key => coalesce(local.function_zip_path_variables[key], "${path.module}/build/${key}.zip") }
+  function_zip_paths = { for key in keys(local.functions) : key => coalesce(lookup(local.function_zip_path_variables, key, null), "${path.module}/build/${key}.zip") }
 }
 
 resource "aws_lambda_function" "function" {
@@ -166,7 +171,7 @@ resource "aws_lambda_function" "function" {
   #checkov:skip=CKV_AWS_115:Reserved concurrency fails on new accounts (quota 10, Lambda keeps 10 unreserved); each tenant's usage plan and the API stage throttle requests instead (demo_tenants.json, var.throttling_rate_limit).
   #checkov:skip=CKV_AWS_173:The environment holds names only (tables, event bus, the signing secret's ARN, the API URL, log settings), no secret values (key hashes live in the tenants table, the signing key in Secrets Manager); Lambda encrypts it at rest with its service key.
   #checkov:skip=CKV_AWS_272:Code signing needs an AWS Signer profile and signed artifacts in S3; this pattern deploys the zips `make build` writes locally.
-  for_each = local.runtime.functions
+  for_each = local.functions
 
   function_name    = local.function_names[each.key]
   description      = each.value.description

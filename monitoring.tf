@@ -130,12 +130,12 @@ resource "aws_cloudwatch_metric_alarm" "lambda_throttles" {
   metric_query {
     id          = "throttles"
     label       = "Throttles, all functions"
-    expression  = join(" + ", [for key in sort(keys(local.runtime.functions)) : "FILL(${key}, 0)"])
+    expression  = join(" + ", [for key in sort(keys(local.functions)) : "FILL(${key}, 0)"])
     return_data = true
   }
 
   dynamic "metric_query" {
-    for_each = sort(keys(local.runtime.functions))
+    for_each = sort(keys(local.functions))
     content {
       id = metric_query.value
       metric {
@@ -288,7 +288,7 @@ locals {
       {
         title   = "Functions: errors and throttles"
         stat    = "Sum"
-        metrics = flatten([for key in sort(keys(local.runtime.functions)) : [for metric in ["Errors", "Throttles"] : ["AWS/Lambda", metric, "FunctionName", local.function_names[key]]]])
+        metrics = flatten([for key in sort(keys(local.functions)) : [for metric in ["Errors", "Throttles"] : ["AWS/Lambda", metric, "FunctionName", local.function_names[key]]]])
       },
     ],
   )

@@ -44,7 +44,7 @@ locals {
   callback_base_url = "https://${aws_api_gateway_rest_api.this.id}.execute-api.${var.aws_region}.${data.aws_partition.current.dns_suffix}/${var.stage_name}"
 
   event_bus_name         = "${local.name_prefix}-workflow-events"
-  callback_waiting_event = local.services.contract.callbackWaitingEvent
+  callback_waiting_event = local.contract.callbackWaitingEvent
 
   # Each tenant's queue of "Workflow Waiting For Callback" events is
   # NAME_PREFIX-callbacks-TENANT_ID (and so is the rule that fills it). The
