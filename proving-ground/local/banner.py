@@ -80,7 +80,7 @@ def throttle_banner(stack: LoopbackStack) -> str:
     token_route = f"  {'POST /callbacks/{callbackToken}':<32} {stack.gateway.method_throttle.describe()}, shared by all callers"
     key_b = stack.api_keys.get("tenant-b", "<tenant-b's key>")
     return f"""
-Usage plans (src/shared/demo_tenants.json, as deployed; over its limit a tenant alone gets
+Usage plans, one per tier (src/shared/tiers.json, as deployed; over its limit a tenant alone gets
 429 {{"message": "Too Many Requests"}} with Retry-After; --throttle off disables them):
 {plans}
 The token route's method throttle (the stage's default in variables.tf, as deployed):
@@ -113,6 +113,9 @@ Tenant-isolated durable workflow: local stack is up (Ctrl-C stops it)
   AWS services (moto)  {moto}   DynamoDB: {stack.names.tenants_table}, {stack.names.workflows_table}
                        Secrets Manager: {notifications.secret_name} (key kept in {stack.config.state_dir}/)
                        EventBridge: {notifications.bus_name}; SQS: one callback queue per tenant
+  Admin API            {api}/tenants   AWS_IAM: SigV4 (service execute-api) with the credentials in
+                       {Path(stack.config.state_dir) / "admin-credentials.json"}; .venv/bin/python -m tenantctl --local --help
+  API Gateway keys     {stack.apigateway.url}   the provisioner's metering keys in the tiers' usage plans
   Workers (debug)      {lam}/_local/workers{faults_line}
   Unknown route or method: 404 {{"message": "Not Found"}} (api.tf's MISSING_AUTHENTICATION_TOKEN response).
 

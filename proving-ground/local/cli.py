@@ -22,6 +22,7 @@ from local.runtime.functions import (
 from local.services.http_base import DEFAULT_HOST
 from local.stack import (
     DEFAULT_API_PORT,
+    DEFAULT_APIGATEWAY_PORT,
     DEFAULT_DYNAMODB_PORT,
     DEFAULT_EMULATOR_PORT,
     DEFAULT_LAMBDA_PORT,
@@ -50,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> StackConfig:
     parser.add_argument("--lambda-port", type=int, default=DEFAULT_LAMBDA_PORT, help="Lambda service port")
     parser.add_argument("--emulator-port", type=int, default=DEFAULT_EMULATOR_PORT, help="durable emulator port")
     parser.add_argument("--dynamodb-port", type=int, default=DEFAULT_DYNAMODB_PORT, help="DynamoDB (moto) port")
+    parser.add_argument("--apigateway-port", type=int, default=DEFAULT_APIGATEWAY_PORT,
+                        help="API Gateway keys and usage plans (the provisioner's metering keys) port (0: any free)")
     parser.add_argument("--state-dir", type=Path, default=Path(DEFAULT_STATE_DIR),
                         help="executions (sqlite) and table snapshots; reuse it to resume")
     parser.add_argument("--region", default=DEFAULT_REGION, help="region the handlers see")

@@ -2,22 +2,29 @@
 
 Starts, in this process:
 
-* DynamoDB (moto's server) with the tenants table (seeded from
-  ``src/shared/demo_tenants.json``) and the workflow registry, snapshotted to the
-  state directory so both survive a restart;
+* DynamoDB (moto's server) with the tenants table and the workflow registry,
+  snapshotted to the state directory so both survive a restart;
 * on the same moto server, the callback tokens' signing secret (its key kept in
-  the state directory), the EventBridge bus and each demo tenant's rule and SQS
-  queue for 'Workflow Waiting For Callback' events (local/services/notifications.py);
+  the state directory) and the EventBridge bus (local/services/notifications.py);
+  each tenant's rule and SQS queue are the provisioner's, created at runtime;
+* API Gateway's API keys and usage plans (local/services/apigateway.py): the
+  provisioner's metering keys, read by the gateway's usage plans;
 * the durable emulator (``WebRunner``) with its sqlite store in the state directory;
 * the local Lambda service: Lambda's Invoke API, one worker process per tenant, and
   the durable-execution APIs forwarded to the emulator;
-* the local REST gateway serving the routes of ``src/shared/api_contract.json``.
+* the local REST gateway serving the routes of ``src/shared/api_contract.json``,
+  the admin routes under ``/tenants`` signed with the admin credentials of
+  ``<state dir>/admin-credentials.json`` (SigV4, local/services/iam_auth.py).
+
+Once all are up, the demo tenants are onboarded through that admin API, and
+every live tenant's resources reconciled (local/tools/api_keys.py).
 
 The command line is ``python -m local`` (local/cli.py); the banner is local/banner.py.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import socket
@@ -28,6 +35,7 @@ from pathlib import Path
 
 from local.backends.durable import DurableBackendClient, DurableEmulator
 from local.runtime.functions import (
+    ALIAS,
     DEFAULT_EXECUTION_TIMEOUT_SECONDS,
     DEFAULT_FUNCTION_TIMEOUT_SECONDS,
     DEFAULT_NAME_PREFIX,
@@ -37,13 +45,15 @@ from local.runtime.functions import (
 )
 from local.runtime.workers import WorkerPools
 from local.services.contract import load_contract
-from local.services.dynamodb import LocalDynamoDB, demo_tenants, pattern_tables
+from local.services.apigateway import ApiKeyStore, LocalApiGateway
+from local.services.dynamodb import LocalDynamoDB, pattern_tables
 from local.services.gateway import LambdaApiInvoker, LocalGateway
 from local.services.http_base import DEFAULT_HOST, Request, Response, free_port
+from local.services.iam_auth import ensure_admin_credentials
 from local.services.lambda_service import LocalLambdaService
 from local.services.notifications import LocalNotifications
 from local.services.throttle import MethodThrottle, UsagePlans
-from local.tools.api_keys import ensure_api_keys, with_key_hashes
+from local.tools.api_keys import AdminClient, DemoTenants
 from shared.callback_tokens import CALLBACKS_PATH
 from shared.contract import TENANT_HEADER
 
@@ -55,6 +65,7 @@ DEFAULT_API_PORT = 3000
 DEFAULT_LAMBDA_PORT = 3001
 DEFAULT_EMULATOR_PORT = 3002
 DEFAULT_DYNAMODB_PORT = 3003
+DEFAULT_APIGATEWAY_PORT = 3004
 DEFAULT_STATE_DIR = ".state"
 
 
@@ -68,6 +79,7 @@ class StackConfig:
     lambda_port: int = DEFAULT_LAMBDA_PORT
     emulator_port: int = DEFAULT_EMULATOR_PORT
     dynamodb_port: int = DEFAULT_DYNAMODB_PORT
+    apigateway_port: int = DEFAULT_APIGATEWAY_PORT
     state_dir: Path = Path(DEFAULT_STATE_DIR)
     region: str = DEFAULT_REGION
     name_prefix: str = DEFAULT_NAME_PREFIX
@@ -80,8 +92,8 @@ class StackConfig:
     function_log_level: str = "WARNING"
     fault_injection: bool = False
     fault_port: int = 0
-    # Each demo tenant's usage plan (rate, burst, daily quota from demo_tenants.json),
-    # enforced by the gateway as API Gateway does (proving-ground/local/services/throttle.py).
+    # The tiers' usage plans (rate, burst, daily quota from tiers.json) with the tenants'
+    # metering keys, enforced by the gateway as API Gateway does (proving-ground/local/services/throttle.py).
     throttle: bool = True
     # The token route's method throttle: None is the stage's default, as main.tf's
     # callback_throttling_rate_limit / callback_throttling_burst_limit = null.
@@ -105,6 +117,7 @@ class LoopbackStack:
                 ("lambda", config.lambda_port),
                 ("emulator", config.emulator_port),
                 ("dynamodb", config.dynamodb_port),
+                ("apigateway", config.apigateway_port),
                 *((("faults", config.fault_port),) if config.fault_injection else ()),
             )
         }
@@ -149,7 +162,10 @@ class LoopbackStack:
             self.faults = DynamoDBFaultProxy(self.dynamodb.url, self.restart_emulator, fault_plan, host,
                                              self.ports["faults"])
         functions_dynamodb_url = self.faults.url if self.faults else self.dynamodb.url
-        tenants = demo_tenants()
+        # The tiers' usage plans (ids: the tier names) and the tenants' metering keys.
+        self.api_key_store = ApiKeyStore()
+        self.apigateway = LocalApiGateway(self.api_key_store, host, self.ports["apigateway"])
+        self.admin_credentials = ensure_admin_credentials(state_dir, config.region)
         # The signing secret, the event bus and each tenant's rule and queue live on
         # moto's server too (it answers every AWS service on the DynamoDB port);
         # secrets go straight to it, and with --fault-injection the functions'
@@ -158,7 +174,6 @@ class LoopbackStack:
             endpoint_url=self.dynamodb.url,
             region=config.region,
             prefix=config.name_prefix,
-            tenant_ids=[t["tenantId"] for t in tenants],
             state_dir=state_dir,
             api_url=self.api_url,
         )
@@ -169,6 +184,8 @@ class LoopbackStack:
                 "AWS_ENDPOINT_URL_DYNAMODB": functions_dynamodb_url,
                 **self.notifications.function_environment(self.callback_base_url),
                 **({"AWS_ENDPOINT_URL_EVENTBRIDGE": self.faults.url} if self.faults else {}),
+                "AWS_ENDPOINT_URL_API_GATEWAY": self.apigateway.url,
+                "USAGE_PLAN_IDS": json.dumps({plan_id: plan_id for plan_id in self.api_key_store.plans}),
                 "POWERTOOLS_LOG_LEVEL": config.function_log_level,
             },
             tenant_cache_ttl_seconds=config.tenant_cache_ttl,
@@ -188,21 +205,25 @@ class LoopbackStack:
             region=config.region,
             host=host,
             port=self.ports["lambda"],
-            health_checks={"durableEmulator": durable_client.healthy, "dynamodb": self.dynamodb.healthy},
+            health_checks={"durableEmulator": durable_client.healthy, "dynamodb": self.dynamodb.healthy,
+                           # The demo tenants onboarded and every live tenant reconciled.
+                           "tenants": lambda: self.tenants_ready},
         )
-        self.api_keys = ensure_api_keys(state_dir, [t["tenantId"] for t in tenants])
-        self.tenants = with_key_hashes(tenants, self.api_keys)
+        self.api_keys: dict[str, str] = {}
+        self.tenants_ready = False
         self.gateway = AccessLoggedGateway(
             contract=load_contract(),
             invoker=LambdaApiInvoker(self.lambda_url, config.region),
             workflow_function=self.names.workflow_function,
             api_function=self.names.api_function,
             authorizer_function=self.names.authorizer_function,
+            control_function=self.names.function("control"),
             region=config.region,
             host=config.host,
             port=self.ports["api"],
         )
-        self.usage_plans = UsagePlans.from_tenants(tenants, self.api_keys) if config.throttle else None
+        self.gateway.admin_credentials = self.admin_credentials
+        self.usage_plans = UsagePlans.from_store(self.api_key_store) if config.throttle else None
         self.gateway.usage_plans = self.usage_plans
         self.gateway.method_throttle = MethodThrottle.from_variables(
             rate=config.callback_throttling_rate_limit, burst=config.callback_throttling_burst_limit,
@@ -222,13 +243,39 @@ class LoopbackStack:
     def start(self) -> None:
         """Start DynamoDB, the Lambda service, the emulator, then the gateway."""
         self.check_ports()
-        self.dynamodb.start(self.tenants)
+        self.dynamodb.start([])
         self.notifications.start()
+        self.apigateway.start()
         if self.faults:
             self.faults.start()
         self.lambda_service.start()
         self.emulator.start()
         self.gateway.start()
+        self.bring_up_tenants()
+
+    def bring_up_tenants(self) -> None:
+        """Reconcile every live tenant, onboard the missing demo tenants (signed admin calls), record the keys."""
+        import boto3  # noqa: PLC0415
+        from botocore.config import Config  # noqa: PLC0415
+
+        local = {"region_name": self.config.region, "aws_access_key_id": "local", "aws_secret_access_key": "local"}
+        table = boto3.resource("dynamodb", endpoint_url=self.dynamodb.url, **local).Table(self.names.tenants_table)
+        lambda_client = boto3.client("lambda", endpoint_url=self.lambda_url, **local,
+                                     config=Config(retries={"max_attempts": 0}, read_timeout=120))
+
+        def invoke_provisioner(payload: dict, name: str) -> dict:
+            answer = lambda_client.invoke(FunctionName=f"{self.names.function('provisioner')}:{ALIAS}",
+                                          DurableExecutionName=name, Payload=json.dumps(payload).encode())
+            result = json.loads(answer["Payload"].read() or b"null")
+            return result if isinstance(result, dict) else {}
+
+        demo = DemoTenants(Path(self.config.state_dir), AdminClient(self.callback_base_url, self.admin_credentials),
+                           table, invoke_provisioner)
+        self.api_keys = demo.bring_up()
+        self.notifications.write_queues_file({
+            str(item["tenantId"]): str(item["callbackQueueUrl"]) for item in demo.items()
+            if item.get("callbackQueueUrl") and item["status"] in ("ACTIVE", "SUSPENDED")})
+        self.tenants_ready = True
 
     def restart_emulator(self) -> None:
         """Stop the durable emulator and start a new one on the same port and sqlite store."""
@@ -239,7 +286,7 @@ class LoopbackStack:
         """Stop the gateway first and DynamoDB last, writing its snapshot."""
         fault_proxy = [self.faults.stop] if self.faults else []
         for step in (self.gateway.stop, self.emulator.stop, self.lambda_service.stop, *fault_proxy,
-                     self.workers.shutdown, self.dynamodb.stop):
+                     self.workers.shutdown, self.apigateway.stop, self.dynamodb.stop):
             try:
                 step()
             except Exception:  # noqa: BLE001 - stop the rest whatever one of them does

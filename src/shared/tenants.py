@@ -336,12 +336,13 @@ class TransitionRefused(Exception):
 
 
 def serialized(values: dict[str, Any]) -> dict[str, Any]:
-    """Plain values (numbers as int, float or Decimal) as DynamoDB's low-level attribute values."""
-    from boto3.dynamodb.types import TypeSerializer  # noqa: PLC0415 - only the writers need it
+    """Values for a transaction sent through a ``Table``'s client (``table.meta.client``).
 
-    serializer = TypeSerializer()
-    return {key: serializer.serialize(Decimal(str(value)) if isinstance(value, float) else value)
-            for key, value in values.items()}
+    That client serializes plain values itself (boto3 registers its
+    transformation on clients a resource creates); DynamoDB wants Decimal, not
+    float, for a number.
+    """
+    return {key: Decimal(str(value)) if isinstance(value, float) else value for key, value in values.items()}
 
 
 def ledger_update(table_name: str, tier: Tier, sign: int, stage_rate: float | None = None,
@@ -398,7 +399,7 @@ def settle_status(tenants_table: Any, tenant_id: str, *, expected: str, generati
     expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(dict.fromkeys(removes)) if removes else "")
     update = {
         "TableName": tenants_table.name,
-        "Key": {"tenantId": {"S": tenant_id}},
+        "Key": {"tenantId": tenant_id},
         "UpdateExpression": expression,
         "ConditionExpression": "#status = :expected AND #generation = :generation AND #tier = :tier",
         "ExpressionAttributeNames": names,

@@ -1,4 +1,4 @@
-"""The pattern's functions (workflow, api, authorizer) as the local Lambda service knows them.
+"""The pattern's functions (workflow, api, authorizer, control, provisioner) as the local Lambda service knows them.
 
 What each function is (handler, memory, timeout, flags, environment) comes from
 ``src/functions.json``, the file main.tf decodes too; the numbers the file names
@@ -159,6 +159,12 @@ def pattern_functions(
         "api_memory_mb": variable_default("api_memory_mb"),
         "workflow_timeout_seconds": function_timeout_seconds,
         "api_timeout_seconds": min(function_timeout_seconds, DEFAULT_API_TIMEOUT_SECONDS),
+        # The control plane and the provisioner (the usage plans' ids come with the stack's environment).
+        "name_prefix": names.prefix,
+        "provisioner_function_name": names.function("provisioner"),
+        "throttling_rate_limit": variable_default("throttling_rate_limit"),
+        "throttling_burst_limit": variable_default("throttling_burst_limit"),
+        "durable_execution_timeout_seconds": execution_timeout_seconds,
     }
     configs = []
     for key, function in functions.items():

@@ -25,6 +25,8 @@ from shared.contract import Route
 
 ASYNC_WORKFLOW_START = "workflow-async-invoke"
 API_PROXY = "api-proxy"
+# The admin API's AWS_PROXY integration (the control function), behind AWS_IAM.
+CONTROL_PROXY = "control-proxy"
 API_GATEWAY_DIR = shared_contract.CONTRACT_DIR / "api_gateway"
 
 # API Gateway's default status of each gateway response type (its developer guide,
@@ -38,6 +40,7 @@ DEFAULT_STATUS = {
     "BAD_REQUEST_PARAMETERS": 400,
     "INTEGRATION_FAILURE": 504,
     "INTEGRATION_TIMEOUT": 504,
+    "INVALID_SIGNATURE": 403,
     "INVALID_API_KEY": 403,
     "MISSING_AUTHENTICATION_TOKEN": 403,
     "QUOTA_EXCEEDED": 429,
@@ -56,6 +59,7 @@ ERROR_TYPE = {
     "DEFAULT_5XX": "InternalServerErrorException",
     "INTEGRATION_FAILURE": "InternalServerErrorException",
     "INVALID_API_KEY": "ForbiddenException",
+    "INVALID_SIGNATURE": "InvalidSignatureException",
     "MISSING_AUTHENTICATION_TOKEN": "MissingAuthenticationTokenException",
     "QUOTA_EXCEEDED": "LimitExceededException",
     "REQUEST_TOO_LARGE": "RequestTooLargeException",

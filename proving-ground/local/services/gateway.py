@@ -76,10 +76,12 @@ from local.runtime.functions import ALIAS
 from local.services.contract import (
     API_PROXY,
     ASYNC_WORKFLOW_START,
+    CONTROL_PROXY,
     ERROR_TYPE,
     ApiContract,
 )
 from local.services.http_base import DEFAULT_HOST, LocalHttpService, Request, Response
+from local.services.iam_auth import AdminCredentials, verify
 from local.services.proxy_event import build_authorizer_event, build_proxy_event
 from local.services.throttle import MethodThrottle, UsagePlans
 from local.services.vtl import TemplateInput, message_string, parameter_value
@@ -233,6 +235,9 @@ class LocalGateway(LocalHttpService):
     # authorizer (proving-ground/local/services/throttle.py), set by the stack; None: not enforced.
     usage_plans: UsagePlans | None = None
     method_throttle: MethodThrottle | None = None
+    # The one principal allowed on the AWS_IAM routes (proving-ground/local/services/iam_auth.py);
+    # None: every signed request is refused as signed by an unknown key.
+    admin_credentials: AdminCredentials | None = None
 
     def __init__(
         self,
@@ -246,6 +251,7 @@ class LocalGateway(LocalHttpService):
         host: str = DEFAULT_HOST,
         port: int = 0,
         integration_timeout_seconds: float = INTEGRATION_TIMEOUT_SECONDS,
+        control_function: str | None = None,
     ) -> None:
         super().__init__(host, port)
         self._contract = contract
@@ -254,6 +260,7 @@ class LocalGateway(LocalHttpService):
         self._workflow_function = f"{workflow_function}:{ALIAS}"
         self._api_function = f"{api_function}:{ALIAS}"
         self._authorizer_function = f"{authorizer_function}:{ALIAS}"
+        self._control_function = f"{control_function}:{ALIAS}" if control_function else None
         self._region = region
         for target in contract.start_integration.request_parameters:
             header = target.removeprefix(_INTEGRATION_HEADER)
@@ -284,7 +291,9 @@ class LocalGateway(LocalHttpService):
                 # API Gateway REST refuses an unknown resource or method as MISSING_AUTHENTICATION_TOKEN
                 # (its default 403, main.tf's 404 "Not Found"), never 405.
                 raise _Refused("MISSING_AUTHENTICATION_TOKEN", MISSING_TOKEN)
-            if route.authorizer:
+            if route.iam:
+                self._check_signature(request, event)
+            elif route.authorizer:
                 self._authorize(request, event)
             elif self.method_throttle is not None and (refusal := self.method_throttle.admit(route.name)):
                 # No key, no usage plan: the route's own method settings throttle it (main.tf public_routes).
@@ -295,6 +304,8 @@ class LocalGateway(LocalHttpService):
                 return self._start_workflow(route, request, event, template_input)
             if route.integration == API_PROXY:
                 return self._proxy(event)
+            if route.integration == CONTROL_PROXY and self._control_function and route.iam:
+                return self._proxy(event, self._control_function)
             raise ValueError(f"unknown integration {route.integration!r} in the contract")
         except _Refused as refused:
             return self._gateway_response(refused, event, template_input)
@@ -339,6 +350,24 @@ class LocalGateway(LocalHttpService):
                 headers[name] = value
         body = response.template.render(context=context, template_input=template_input) if response.template else ""
         return Response(response.status, headers, body.encode())
+
+    # -- AWS_IAM -----------------------------------------------------------------
+
+    def _check_signature(self, request: Request, event: dict[str, Any]) -> None:
+        """SigV4 as API Gateway checks it for an AWS_IAM route (proving-ground/local/services/iam_auth.py).
+
+        Raises:
+            _Refused: ``MISSING_AUTHENTICATION_TOKEN`` unsigned, 403 for a bad, foreign or expired signature.
+        """
+        credentials = self.admin_credentials or AdminCredentials("-", "-", self._region)
+        refusal = verify(credentials, method=request.method, path=request.path, raw_query=request.raw_query,
+                         headers=list(request.header_items or request.headers.items()), body=request.body or b"")
+        if refusal is not None:
+            raise _Refused(refusal.response_type, refusal.message)
+        # API Gateway tells an AWS_IAM integration who signed (requestContext.identity).
+        event["requestContext"]["identity"].update(
+            accessKey=credentials.access_key_id, caller=credentials.access_key_id,
+            user=credentials.access_key_id, userArn="arn:aws:iam::123456789012:user/local-admin")
 
     # -- authorizer --------------------------------------------------------------
 
@@ -470,9 +499,9 @@ class LocalGateway(LocalHttpService):
 
     # -- AWS_PROXY ---------------------------------------------------------------
 
-    def _proxy(self, event: dict[str, Any]) -> Response:
+    def _proxy(self, event: dict[str, Any], function: str | None = None) -> Response:
         try:
-            outcome = self._invoke_integration(self._api_function, event, invocation_type="RequestResponse")
+            outcome = self._invoke_integration(function or self._api_function, event, invocation_type="RequestResponse")
         except InvokeFailed as failure:
             # The resource template, never the raw path: a callback token is in it.
             logger.warning("proxy integration for %s %s failed: %s", event["httpMethod"], event["resource"], failure)
