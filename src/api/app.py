@@ -17,27 +17,18 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from api import pages, pending
 from api.callbacks import (
-    AlreadyCompleted,
-    CallbackExpired,
+    AnswerKind,
     CallbackRequest,
     InvalidRequest,
     NotFound,
     Unauthenticated,
     RequestTooLarge,
-    WaitBeingRegistered,
-    ensure_registered,
-    ensure_waiting,
     parse_callback_request,
     status_view,
 )
-from api.delivery import (
-    CallbackDelivery,
-    DeliveryInProgress,
-    DurableServiceBusy,
-    DurableServiceUnavailable,
-    OutcomeUnknown,
-)
-from api.repair import converge_on_read, repair_from_execution
+from api.decision import Verdict
+from api.delivery import CallbackDelivery, CallbackRefused
+from api.repair import converge_on_read
 from api.tokens import CallbackTokens
 from shared import registry as reg
 from shared.aws_clients import DYNAMODB_CONFIG, LAMBDA_CONFIG
@@ -65,14 +56,7 @@ ERROR_STATUS: dict[type[Exception], int] = {
     InvalidRequest: 400,
     Unauthenticated: 401,
     NotFound: 404,
-    AlreadyCompleted: 409,
-    CallbackExpired: 410,
     RequestTooLarge: 413,
-    DurableServiceBusy: 429,
-    DurableServiceUnavailable: 502,
-    DeliveryInProgress: 503,
-    OutcomeUnknown: 503,
-    WaitBeingRegistered: 503,
     pages.UnsupportedMediaType: 415,
 }
 # DynamoDB's and Lambda's throttling codes: the caller should back off and retry (429).
@@ -209,38 +193,27 @@ def _list_key() -> bytes:
 
 
 def _answer(found: WorkflowRecord | None, request: CallbackRequest) -> dict[str, Any]:
-    """Deliver ``request`` to the callback of ``found`` (the caller's tenant's record, or the token's)."""
-    if found is None:
-        raise NotFound("callback not found")
-    logger.append_keys(workflow_id=found.workflow_id)
-    if found.status == reg.STARTED:
-        # Not answerable until the submitter has told the external party (503, retry); a
-        # submitter that died long ago is found out here as on a read (rate-limited).
-        found = converge_on_read(REGISTRY, LAMBDA_CLIENT, found, time.time())
-        ensure_registered(found)
+    """Deliver ``request`` to the callback of ``found`` (the caller's tenant's record, or the token's).
+
+    Raises:
+        CallbackRefused: Not a 200 (``api.decision`` says which status, and why).
+    """
+    if found is not None:
+        logger.append_keys(workflow_id=found.workflow_id)
     context = app.lambda_context
-    delivery = CallbackDelivery(
+    decision = CallbackDelivery(
         registry=REGISTRY,
         lambda_client=LAMBDA_CLIENT,
         record=found,
         request=request,
         owner=context.aws_request_id,
         remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000,
-    )
-    if found.status != reg.WAITING_FOR_CALLBACK:
-        delivered = delivery.repeat_of_the_winning_answer()
-        if delivered is None:
-            ensure_waiting(found)  # raises 409 or 410
-        return {"workflowId": found.workflow_id, "delivered": delivered}
-    try:
-        delivered = delivery.deliver()
-    except (AlreadyCompleted, CallbackExpired):
-        # The registry said "waiting" but the execution has moved on: converge it now.
-        repair_from_execution(REGISTRY, LAMBDA_CLIENT, found)
-        raise
-    logger.info("callback delivered", extra={"delivered": delivered})
-    emit_count("CallbackHeartbeat" if request.heartbeat else "CallbackDelivered", found.tenant_id)
-    return {"workflowId": found.workflow_id, "delivered": delivered}
+    ).deliver()
+    assert found is not None  # a missing callback is never a 200
+    logger.info("callback delivered", extra={"delivered": request.kind, "verdict": decision.verdict.name})
+    if decision.verdict == Verdict.DELIVERED:
+        emit_count("CallbackHeartbeat" if request.kind == AnswerKind.HEARTBEAT else "CallbackDelivered", found.tenant_id)
+    return {"workflowId": found.workflow_id, "delivered": request.kind}
 
 
 def _resolver_rule(path: str) -> str:
@@ -263,6 +236,13 @@ def handle_domain_error(error: Exception) -> Response:
     logger.info("request refused", extra={"status": status, "reason": str(error)})
     retry_after = getattr(error, "retry_after_seconds", RETRY_AFTER_SECONDS) if status in (429, 503) else None
     return json_error(status, str(error), retry_after)
+
+
+@app.exception_handler(CallbackRefused)
+def handle_refused_callback(error: CallbackRefused) -> Response:
+    """The callback decision's answers other than 200."""
+    logger.info("callback refused", extra={"status": error.status, "verdict": error.decision.verdict.name})
+    return json_error(error.status, str(error), error.retry_after_seconds)
 
 
 @app.exception_handler([ClientError, BotoCoreError, GetParameterError])

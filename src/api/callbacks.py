@@ -1,10 +1,11 @@
-"""Callback and status rules of the API function: parse, authorize by tenant, decide. No I/O."""
+"""Callback bodies and the status view of the API function: parse, digest, show. No I/O (the decision: ``api.decision``)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
@@ -39,26 +40,12 @@ class NotFound(LookupError):
     """Unknown id, or an id that belongs to another tenant (404: never say which)."""
 
 
-class WaitBeingRegistered(RuntimeError):
-    """The workflow's wait is not answerable yet: its submitter has not finished (503 with Retry-After).
+class AnswerKind(StrEnum):
+    """What an answer is, and what a ``200`` says was delivered (its ``delivered`` field)."""
 
-    The callback becomes answerable only once the external party has been told
-    (the event is out); an answer before that is refused, never accepted, so a
-    submitter that then fails cannot break a ``200``.
-    """
-
-    retry_after_seconds = 1
-
-    def __init__(self) -> None:
-        super().__init__("the callback's wait is still being registered; retry later")
-
-
-class AlreadyCompleted(RuntimeError):
-    """The workflow is no longer waiting for this callback (409)."""
-
-
-class CallbackExpired(RuntimeError):
-    """The callback timed out before it arrived (410)."""
+    SUCCESS = "success"
+    FAILURE = "failure"
+    HEARTBEAT = "heartbeat"
 
 
 @dataclass(frozen=True)
@@ -77,6 +64,13 @@ class CallbackRequest:
     payload: dict[str, Any] | None = None
     failure: CallbackFailure | None = None
     heartbeat: bool = False
+
+    @property
+    def kind(self) -> AnswerKind:
+        """Success, failure or heartbeat."""
+        if self.heartbeat:
+            return AnswerKind.HEARTBEAT
+        return AnswerKind.FAILURE if self.failure is not None else AnswerKind.SUCCESS
 
     def result_bytes(self) -> bytes:
         """The payload as it is delivered and stored: compact UTF-8 JSON."""
@@ -202,33 +196,6 @@ def _parse_failure(error: Any) -> CallbackFailure:
         except UnicodeEncodeError as error:
             raise InvalidRequest(f"error.{name} must be valid Unicode text") from error
     return CallbackFailure(error_type=str(error_type), message=str(message))
-
-
-def ensure_registered(record: WorkflowRecord) -> None:
-    """Refuse an answer to a wait its submitter has not finished registering (the workflow is still ``STARTED``).
-
-    Raises:
-        WaitBeingRegistered: Retry later (503); the wait becomes answerable, or the workflow ends (then 409).
-    """
-    if record.status == reg.STARTED:
-        raise WaitBeingRegistered()
-
-
-def ensure_waiting(record: WorkflowRecord | None) -> WorkflowRecord:
-    """Return the record if its workflow still waits for its callback.
-
-    Raises:
-        NotFound: No such callback for this tenant.
-        CallbackExpired: The workflow timed out.
-        AlreadyCompleted: The workflow has already ended otherwise.
-    """
-    if record is None:
-        raise NotFound("callback not found")
-    if record.status == reg.TIMED_OUT:
-        raise CallbackExpired("callback timed out")
-    if record.status != reg.WAITING_FOR_CALLBACK:
-        raise AlreadyCompleted(f"workflow is already {record.status}")
-    return record
 
 
 def status_view(record: WorkflowRecord, callback_url: str | None = None) -> dict[str, Any]:

@@ -10,40 +10,41 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from api.callbacks import failure_digest, success_digest
 from shared import registry as reg
 from shared import strict_json
 
-# Callback states as read from the execution's history.
-CALLBACK_SUCCEEDED = "SUCCEEDED"
-CALLBACK_FAILED = "FAILED"
-CALLBACK_TIMED_OUT = "TIMED_OUT"
-CALLBACK_WAITING = "WAITING"
-CALLBACK_UNKNOWN = "UNKNOWN"
+
+
+class CallbackState(StrEnum):
+    """How a callback stands in the execution's history."""
+
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    WAITING = "WAITING"
+    UNKNOWN = "UNKNOWN"  # the history never named it, or is gone (past the durable retention)
+
 
 # Execution statuses of GetDurableExecution that mean "ended".
 _ENDED_AS = {"SUCCEEDED": reg.COMPLETED, "FAILED": reg.FAILED, "TIMED_OUT": reg.TIMED_OUT, "STOPPED": reg.FAILED}
-# A workflow may sit in STARTED this long (step one and the callback submitter,
-# with their retries) before it counts as one that should have moved on.
-STARTED_GRACE_SECONDS = 120
 # An open workflow whose registry item nothing has updated or checked for this
-# long is checked against its execution on the next read. This bounds how long
-# the registry can show an ended workflow as open when the workflow's own final
-# write was lost (a registry outage longer than its step's retries), and keeps a
-# poller of a workflow that waits for days to one durable-service call a minute.
+# long is checked against its execution on the next read. This is the bound the
+# README states: how long the registry can show an ended workflow as open when
+# the workflow's own final write was lost (a registry outage longer than its
+# step's retries); it keeps a poller of a workflow that waits for days to one
+# durable-service call a minute. A callback for the workflow repairs it at once.
 STALE_AFTER_SECONDS = 60
-# When the item itself says the workflow should have moved on (answered, past
-# its deadline, stuck in STARTED), reads check at most this often.
-RECHECK_AFTER_SECONDS = 5
 
 
 @dataclass(frozen=True)
 class CallbackOutcome:
     """How one callback ended according to the execution history."""
 
-    state: str
+    state: CallbackState
     answer_digest: str | None = None
 
 
@@ -51,7 +52,7 @@ class CallbackOutcome:
 class WorkflowOutcome:
     """A final registry status derived from an ended execution."""
 
-    status: str
+    status: reg.WorkflowStatus
     result: dict[str, Any] | None
     reason: str | None
 
@@ -65,7 +66,7 @@ def callback_outcome(events: list[dict[str, Any]], callback_id: str) -> Callback
         None,
     )
     if operation_id is None:
-        return CallbackOutcome(CALLBACK_UNKNOWN)
+        return CallbackOutcome(CallbackState.UNKNOWN)
     for event in events:
         if event.get("Id") != operation_id:
             continue
@@ -73,15 +74,15 @@ def callback_outcome(events: list[dict[str, Any]], callback_id: str) -> Callback
         if kind == "CallbackSucceeded":
             result = ((event.get("CallbackSucceededDetails") or {}).get("Result") or {})
             digest = None if result.get("Truncated") else success_digest(_delivered_payload(result.get("Payload")))
-            return CallbackOutcome(CALLBACK_SUCCEEDED, digest)
+            return CallbackOutcome(CallbackState.SUCCEEDED, digest)
         if kind == "CallbackFailed":
             error = ((event.get("CallbackFailedDetails") or {}).get("Error") or {})
             payload = error.get("Payload") or {}
             digest = None if error.get("Truncated") else failure_digest(payload.get("ErrorType"), payload.get("ErrorMessage"))
-            return CallbackOutcome(CALLBACK_FAILED, digest)
+            return CallbackOutcome(CallbackState.FAILED, digest)
         if kind == "CallbackTimedOut":
-            return CallbackOutcome(CALLBACK_TIMED_OUT)
-    return CallbackOutcome(CALLBACK_WAITING)
+            return CallbackOutcome(CallbackState.TIMED_OUT)
+    return CallbackOutcome(CallbackState.WAITING)
 
 
 def _delivered_payload(text: Any) -> Any:
@@ -116,7 +117,7 @@ def workflow_outcome(execution: dict[str, Any]) -> WorkflowOutcome | None:
         if result is not None and result.get("status") in reg.FINAL_STATUSES:
             reason = result.get("reason")
             stored = {key: value for key, value in result.items() if key != "workflowId"}
-            return WorkflowOutcome(str(result["status"]), stored, reason if isinstance(reason, str) else None)
+            return WorkflowOutcome(reg.WorkflowStatus(result["status"]), stored, reason if isinstance(reason, str) else None)
         if result is not None and result.get("status") == "DUPLICATE":
             return None  # a duplicate start never owned the registry item
         return WorkflowOutcome(reg.FAILED, None, "the execution ended without a workflow result")
@@ -132,33 +133,14 @@ def repair_check_cutoff(record: reg.WorkflowRecord, now: float) -> int | None:
 
     Returns None when no check is due; else the cutoff: a check made at or before
     it is stale (``WorkflowRegistry.claim_repair_check`` writes the new one only
-    if no other read made one since). A check is due every
-    ``RECHECK_AFTER_SECONDS`` while something says the workflow should have moved
-    on (its callback was delivered, its deadline passed, step one has not finished
-    long after the start), else once ``STALE_AFTER_SECONDS`` passed since the item
-    was last updated or checked. Asking on every status poll would spend the
-    durable service's request quota for nothing.
+    if no other read made one since). A check is due once ``STALE_AFTER_SECONDS``
+    passed since the item was last updated or checked: asking on every status
+    poll would spend the durable service's request quota for nothing.
     """
     if not record.is_open or not record.execution_arn:
         return None
-    if _should_have_moved_on(record, now):
-        cutoff, last = now - RECHECK_AFTER_SECONDS, record.repair_checked_at
-    else:
-        cutoff, last = now - STALE_AFTER_SECONDS, max(record.updated_at or 0, record.repair_checked_at or 0)
-    return int(cutoff) if last is None or last <= cutoff else None
-
-
-def needs_repair_check(record: reg.WorkflowRecord, now: float) -> bool:
-    """Whether a read of ``record`` at ``now`` should ask the execution (see :func:`repair_check_cutoff`)."""
-    return repair_check_cutoff(record, now) is not None
-
-
-def _should_have_moved_on(record: reg.WorkflowRecord, now: float) -> bool:
-    if record.answered_at is not None:
-        return True
-    if record.callback_deadline is not None and now >= record.callback_deadline:
-        return True
-    return record.status == reg.STARTED and record.updated_at is not None and now - record.updated_at > STARTED_GRACE_SECONDS
+    cutoff, last = now - STALE_AFTER_SECONDS, max(record.updated_at or 0, record.repair_checked_at or 0)
+    return int(cutoff) if last <= cutoff else None
 
 
 def _decoded_result(raw: Any) -> dict[str, Any] | None:

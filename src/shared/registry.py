@@ -12,33 +12,51 @@ import math
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from shared.contract import workflow_statuses
 
 # The statuses are part of the public API: api_contract.json lists them and says
-# which are final; these names fail at import if the two ever disagree.
+# which are final; the import fails if this enum and the contract ever disagree.
 _STATUSES = workflow_statuses()
 
 
-def _status(name: str) -> str:
-    if name not in _STATUSES:
-        raise RuntimeError(f"{name} is not a workflow status in api_contract.json")
-    return name
+class WorkflowStatus(StrEnum):
+    """A workflow's status, as the registry stores it and ``GET /workflow/{workflowId}`` shows it."""
+
+    STARTED = "STARTED"
+    WAITING_FOR_CALLBACK = "WAITING_FOR_CALLBACK"
+    COMPLETED = "COMPLETED"
+    REJECTED = "REJECTED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the workflow has ended (api_contract.json says which statuses are final)."""
+        return _STATUSES[self.value]
 
 
-STARTED = _status("STARTED")
-WAITING_FOR_CALLBACK = _status("WAITING_FOR_CALLBACK")
-COMPLETED = _status("COMPLETED")
-REJECTED = _status("REJECTED")
-FAILED = _status("FAILED")
-TIMED_OUT = _status("TIMED_OUT")
-FINAL_STATUSES = frozenset(name for name, final in _STATUSES.items() if final)
-OPEN_STATUSES = frozenset(name for name, final in _STATUSES.items() if not final)
+if set(WorkflowStatus) != set(_STATUSES):
+    raise RuntimeError(f"workflow statuses differ from api_contract.json: {sorted(set(WorkflowStatus) ^ set(_STATUSES))}")
 
-# How a callback ended, as the API learned it from the durable service.
-CALLBACK_ANSWERED = "ANSWERED"
-CALLBACK_TIMED_OUT = "TIMED_OUT"
+STARTED = WorkflowStatus.STARTED
+WAITING_FOR_CALLBACK = WorkflowStatus.WAITING_FOR_CALLBACK
+COMPLETED = WorkflowStatus.COMPLETED
+REJECTED = WorkflowStatus.REJECTED
+FAILED = WorkflowStatus.FAILED
+TIMED_OUT = WorkflowStatus.TIMED_OUT
+FINAL_STATUSES = frozenset(status for status in WorkflowStatus if status.is_final)
+OPEN_STATUSES = frozenset(status for status in WorkflowStatus if not status.is_final)
+
+
+class CallbackSettled(StrEnum):
+    """How a callback ended, as the API learned it from the durable service (the callback item's ``settledAs``)."""
+
+    ANSWERED = "ANSWERED"
+    TIMED_OUT = "TIMED_OUT"
+
 
 # DynamoDB's item limit is 400 KB, attribute names included. The result JSON of a
 # workflow must leave room for the item's other attributes (ids, callbackId up to
@@ -137,13 +155,12 @@ class WorkflowRecord:
 
     tenant_id: str
     workflow_id: str
-    status: str
+    status: WorkflowStatus
     callback_id: str | None = None
     result: dict[str, Any] | None = None
     reason: str | None = None
     execution_arn: str | None = None
     callback_deadline: int | None = None
-    answered_at: int | None = None
     updated_at: int | None = None
     repair_checked_at: int | None = None
     callback_token_hash: str | None = None
@@ -158,13 +175,12 @@ class WorkflowRecord:
         return cls(
             tenant_id=str(item["tenantId"]),
             workflow_id=str(item["workflowId"]),
-            status=str(item["status"]),
+            status=WorkflowStatus(item["status"]),
             callback_id=item.get("callbackId"),
             result=json.loads(raw_result) if raw_result else None,
             reason=item.get("reason"),
             execution_arn=item.get("executionArn"),
             callback_deadline=_optional_int(item.get("callbackDeadline")),
-            answered_at=_optional_int(item.get("answeredAt")),
             updated_at=_optional_int(item.get("updatedAt")),
             repair_checked_at=_optional_int(item.get("repairCheckedAt")),
             callback_token_hash=item.get("callbackTokenHash"),
@@ -196,7 +212,7 @@ class CallbackClaim:
     """
 
     claimed: bool
-    settled_as: str | None = None
+    settled_as: CallbackSettled | None = None
     lease_until: int | None = None
     found: bool = True
     settled_digest: str | None = None
@@ -515,7 +531,9 @@ class WorkflowRegistry:
         if not item:
             return CallbackClaim(claimed=False, found=False)
         lease_until = _optional_int(item.get("leaseUntil"))
-        return CallbackClaim(claimed=False, settled_as=item.get("settledAs"), lease_until=lease_until,
+        settled_as = item.get("settledAs")
+        return CallbackClaim(claimed=False, settled_as=CallbackSettled(settled_as) if settled_as else None,
+                             lease_until=lease_until,
                              settled_digest=item.get("settledDigest"), lease_digest=item.get("leaseDigest") or None)
 
     def release_callback(self, tenant_id: str, callback_id: str, *, owner: str) -> None:
@@ -530,7 +548,7 @@ class WorkflowRegistry:
         except self._table.meta.client.exceptions.ConditionalCheckFailedException:
             pass
 
-    def settle_callback(self, tenant_id: str, callback_id: str, settled_as: str, answer_digest: str | None = None) -> None:
+    def settle_callback(self, tenant_id: str, callback_id: str, settled_as: CallbackSettled, answer_digest: str | None = None) -> None:
         """Record how the callback ended, and by which answer if known (first writer wins)."""
         assignments = ["settledAs = if_not_exists(settledAs, :settled)"]
         values = {":settled": settled_as}
@@ -543,20 +561,6 @@ class WorkflowRegistry:
             ConditionExpression="attribute_exists(recordId)",
             ExpressionAttributeValues=values,
         )
-
-    def mark_answered(self, tenant_id: str, workflow_id: str) -> None:
-        """Note on an open workflow that its callback was delivered: its next read checks the execution."""
-        try:
-            self._table.update_item(
-                Key=workflow_key(tenant_id, workflow_id),
-                UpdateExpression="SET answeredAt = if_not_exists(answeredAt, :now)",
-                ConditionExpression="#status IN (:started, :waiting)",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={":now": int(self._clock()), ":started": STARTED,
-                                           ":waiting": WAITING_FOR_CALLBACK},
-            )
-        except self._table.meta.client.exceptions.ConditionalCheckFailedException:
-            pass
 
     def get_workflow(self, tenant_id: str, workflow_id: str) -> WorkflowRecord | None:
         """Return the calling tenant's workflow, or None (also for another tenant's id)."""

@@ -74,15 +74,6 @@ def registry() -> reg.WorkflowRegistry:
     return _dynamodb_tables()[1]
 
 
-def __getattr__(name: str) -> Any:
-    """``TENANTS_TABLE`` and ``REGISTRY`` stay readable as module attributes (creating them on first access)."""
-    if name == "TENANTS_TABLE":
-        return tenants_table()
-    if name == "REGISTRY":
-        return registry()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 STEP_LOAD_AND_VALIDATE = "load-tenant-and-validate"
 WAIT_EXTERNAL_CONFIRMATION = "external-confirmation"
 STEP_FINALIZE = "finalize"

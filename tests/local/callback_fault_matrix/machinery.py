@@ -227,7 +227,6 @@ def _calls_of(route: str) -> list[PathCall]:
         PathCall("history read", "durable", "GetDurableExecutionHistory", "execution-arn", occurs_on=(),
                  precondition=REPLY_LOST),
         PathCall("settle write", "dynamodb", "UpdateItem", "callback-key", ("settledAs",), occurs_on=(SUCCESS, FAILURE)),
-        PathCall("mark-answered write", "dynamodb", "UpdateItem", "workflow-key", ("answeredAt",), occurs_on=(SUCCESS, FAILURE)),
         PathCall("repair execution read", "durable", "GetDurableExecution", "execution-arn", occurs_on=(),
                  precondition=REGISTRY_BEHIND),
         PathCall("repair write", "dynamodb", "UpdateItem", "workflow-key", ("resultJson", ":started"), occurs_on=(),

@@ -9,14 +9,9 @@ import pytest
 
 from api.callbacks import (
     MAX_PAYLOAD_DEPTH,
-    AlreadyCompleted,
-    CallbackExpired,
+    AnswerKind,
     CallbackFailure,
     InvalidRequest,
-    NotFound,
-    WaitBeingRegistered,
-    ensure_registered,
-    ensure_waiting,
     failure_digest,
     parse_callback_request,
     status_view,
@@ -42,16 +37,13 @@ def test_deeply_nested_json_is_a_clean_400() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "error"),
-    [(reg.COMPLETED, AlreadyCompleted), (reg.REJECTED, AlreadyCompleted), (reg.FAILED, AlreadyCompleted), (reg.TIMED_OUT, CallbackExpired)],
+    ("body", "kind"),
+    [('{"callbackId": "cb", "payload": {}}', AnswerKind.SUCCESS),
+     ('{"callbackId": "cb", "error": {"type": "T", "message": "m"}}', AnswerKind.FAILURE),
+     ('{"callbackId": "cb", "heartbeat": true}', AnswerKind.HEARTBEAT)],
 )
-def test_only_waiting_workflows_accept_callbacks(status: str, error: type[Exception]) -> None:
-    with pytest.raises(error):
-        ensure_waiting(WorkflowRecord("t", "w", status))
-    with pytest.raises(NotFound):
-        ensure_waiting(None)
-    waiting = WorkflowRecord("t", "w", reg.WAITING_FOR_CALLBACK, callback_id="cb")
-    assert ensure_waiting(waiting) is waiting
+def test_an_answer_knows_its_kind_which_a_200_reports_as_delivered(body: str, kind: AnswerKind) -> None:
+    assert parse_callback_request(body).kind == kind
 
 
 def test_status_view_shows_reason_for_rejections() -> None:
@@ -119,12 +111,3 @@ def test_the_digest_of_a_request_is_the_one_the_history_gives_the_delivered_answ
     assert request.answer_digest() == success_digest(json.loads(request.result_bytes()))
     failure = parse_callback_request('{"callbackId": "cb", "error": {"type": "T", "message": "m"}}')
     assert failure.answer_digest() == failure_digest("T", "m")
-
-
-def test_a_request_while_the_wait_is_registered_is_told_to_retry() -> None:
-    registering = WorkflowRecord("t", "w", reg.STARTED, callback_id="cb")
-    with pytest.raises(WaitBeingRegistered, match="still being registered") as refused:
-        ensure_registered(registering)
-    assert refused.value.retry_after_seconds == 1
-    ensure_registered(WorkflowRecord("t", "w", reg.WAITING_FOR_CALLBACK, callback_id="cb"))
-    ensure_registered(WorkflowRecord("t", "w", reg.COMPLETED, callback_id="cb"))  # 409/200 are decided elsewhere

@@ -12,9 +12,9 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
 from api import app
-from api.reconcile import RECHECK_AFTER_SECONDS, STALE_AFTER_SECONDS
+from api.reconcile import STALE_AFTER_SECONDS
 from shared import registry as reg
-from tests.unit.api.test_app import CALLBACK_ID, EXECUTION_ARN, RUNNING, durable, get_status  # noqa: F401 - fixture
+from tests.unit.api.test_app import CALLBACK_ID, CALLBACK_URL, EXECUTION_ARN, RUNNING, durable, get_status  # noqa: F401 - fixture
 from tests.unit.fakes import register_waiting
 
 COMPLETED_EXECUTION = {**RUNNING, "Status": "SUCCEEDED",
@@ -25,8 +25,8 @@ COMPLETED_EXECUTION = {**RUNNING, "Status": "SUCCEEDED",
 def stale_waiting(tables: Any) -> str:
     """tenant-a's wf-a started waiting STALE_AFTER_SECONDS + 1 s ago; nothing has touched its item since.
 
-    As after a registry outage: the callback was delivered, but mark_answered and
-    the workflow's own final write both failed, so nothing says it has moved on.
+    As after a registry outage: the callback was delivered, but the workflow's own
+    final write failed, so the registry still says it waits.
     """
     past = reg.WorkflowRegistry(app.REGISTRY._table, 3600, clock=lambda: time.time() - STALE_AFTER_SECONDS - 1)  # noqa: SLF001
     past.claim_workflow("tenant-a", "wf-a", EXECUTION_ARN)
@@ -87,16 +87,21 @@ def test_a_fresh_waiting_workflow_is_not_checked(tables: Any, durable: Stubber, 
     assert execution_reads == []
 
 
-def test_an_answered_workflow_is_rechecked_sooner(stale_waiting: str, durable: Stubber,
-                                                  monkeypatch: pytest.MonkeyPatch, execution_reads: list[str]) -> None:
-    app.REGISTRY.mark_answered("tenant-a", "wf-a")
-    durable.add_response("get_durable_execution", RUNNING)
-    get_status(stale_waiting)
-    get_status(stale_waiting)  # within RECHECK_AFTER_SECONDS: no call
-    assert len(execution_reads) == 1
-    later(monkeypatch, RECHECK_AFTER_SECONDS + 1)
-    durable.add_response("get_durable_execution", COMPLETED_EXECUTION)
-    assert get_status(stale_waiting)[1]["status"] == reg.COMPLETED
+def test_read_after_an_answer_repairs_a_registry_the_workflow_could_not_update(stale_waiting: str, durable: Stubber) -> None:
+    # GIVEN the callback was delivered but finalize never reached the registry
+    result = {"workflowId": "wf-a", "status": reg.COMPLETED, "confirmation": {"approved": True}}
+    durable.add_response("get_durable_execution", {**RUNNING, "Status": "SUCCEEDED", "Result": json.dumps(result)})
+    # WHEN the tenant reads the workflow, THEN it sees the execution's real state, and the registry now holds it
+    status, body = get_status(stale_waiting)
+    assert status == 200 and body["status"] == reg.COMPLETED and body["result"]["confirmation"] == {"approved": True}
+    record = app.REGISTRY.get_workflow("tenant-a", "wf-a")
+    assert record is not None and record.status == reg.COMPLETED
+
+
+def test_read_serves_the_registry_view_when_the_execution_cannot_be_read(stale_waiting: str, durable: Stubber) -> None:
+    durable.add_client_error("get_durable_execution", service_error_code="TooManyRequestsException")
+    assert get_status(stale_waiting) == (200, {"workflowId": "wf-a", "status": reg.WAITING_FOR_CALLBACK,
+                                               "callbackId": CALLBACK_ID, "callbackUrl": CALLBACK_URL})
 
 
 def test_the_check_happens_even_when_the_registry_refuses_the_note(

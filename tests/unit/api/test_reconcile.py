@@ -7,31 +7,18 @@ import json
 import pytest
 
 from api.callbacks import failure_digest, success_digest
-from api.reconcile import (
-    CALLBACK_FAILED,
-    CALLBACK_SUCCEEDED,
-    CALLBACK_TIMED_OUT,
-    CALLBACK_UNKNOWN,
-    CALLBACK_WAITING,
-    RECHECK_AFTER_SECONDS,
-    STALE_AFTER_SECONDS,
-    STARTED_GRACE_SECONDS,
-    callback_outcome,
-    needs_repair_check,
-    repair_check_cutoff,
-    workflow_outcome,
-)
+from api.reconcile import STALE_AFTER_SECONDS, CallbackState, callback_outcome, repair_check_cutoff, workflow_outcome
 from shared import registry as reg
 
 STARTED = {"EventType": "CallbackStarted", "Id": "op", "CallbackStartedDetails": {"CallbackId": "cb-1"}}
 
 
 def test_callback_never_started_is_unknown() -> None:
-    assert callback_outcome([], "cb-1").state == CALLBACK_UNKNOWN
+    assert callback_outcome([], "cb-1").state == CallbackState.UNKNOWN
 
 
 def test_started_callback_without_outcome_still_waits() -> None:
-    assert callback_outcome([STARTED], "cb-1").state == CALLBACK_WAITING
+    assert callback_outcome([STARTED], "cb-1").state == CallbackState.WAITING
 
 
 def succeeded(payload_text: str) -> dict[str, object]:
@@ -40,7 +27,7 @@ def succeeded(payload_text: str) -> dict[str, object]:
 
 def test_success_carries_the_digest_of_the_delivered_answer_in_its_canonical_form() -> None:
     outcome = callback_outcome([STARTED, succeeded('{"n":1.0,"a":"\\u00e9"}')], "cb-1")
-    assert outcome.state == CALLBACK_SUCCEEDED and outcome.answer_digest == success_digest({"a": "é", "n": 1})
+    assert outcome.state == CallbackState.SUCCEEDED and outcome.answer_digest == success_digest({"a": "é", "n": 1})
 
 
 def test_a_result_that_is_not_an_answer_of_the_routes_matches_none() -> None:
@@ -55,18 +42,18 @@ def test_failure_carries_the_digest_of_type_and_message() -> None:
     event = {"EventType": "CallbackFailed", "Id": "op",
              "CallbackFailedDetails": {"Error": {"Payload": {"ErrorType": "Declined", "ErrorMessage": "no"}}}}
     outcome = callback_outcome([STARTED, event], "cb-1")
-    assert outcome.state == CALLBACK_FAILED and outcome.answer_digest == failure_digest("Declined", "no")
+    assert outcome.state == CallbackState.FAILED and outcome.answer_digest == failure_digest("Declined", "no")
 
 
 def test_truncated_result_has_no_digest_and_another_callbacks_events_are_ignored() -> None:
     other = {"EventType": "CallbackTimedOut", "Id": "other-op"}
     event = {"EventType": "CallbackSucceeded", "Id": "op", "CallbackSucceededDetails": {"Result": {"Truncated": True}}}
     outcome = callback_outcome([STARTED, other, event], "cb-1")
-    assert outcome.state == CALLBACK_SUCCEEDED and outcome.answer_digest is None
+    assert outcome.state == CallbackState.SUCCEEDED and outcome.answer_digest is None
 
 
 def test_timed_out_callback() -> None:
-    assert callback_outcome([STARTED, {"EventType": "CallbackTimedOut", "Id": "op"}], "cb-1").state == CALLBACK_TIMED_OUT
+    assert callback_outcome([STARTED, {"EventType": "CallbackTimedOut", "Id": "op"}], "cb-1").state == CallbackState.TIMED_OUT
 
 
 def test_running_execution_repairs_nothing() -> None:
@@ -106,31 +93,26 @@ def record(**fields: object) -> reg.WorkflowRecord:
     ("fields", "now", "expected"),
     [
         ({}, 1_000 + STALE_AFTER_SECONDS - 1, False),
-        ({"answered_at": 1_010}, 1_020, True),
         ({}, 2_000, True),
-        ({"status": reg.COMPLETED, "answered_at": 1_400}, 2_500, False),
-        ({"execution_arn": None, "answered_at": 1_400}, 1_500, False),
-        ({"status": reg.STARTED, "callback_deadline": None}, 1_000 + STARTED_GRACE_SECONDS + 1, True),
+        ({"status": reg.COMPLETED}, 2_500, False),
+        ({"execution_arn": None}, 1_500, False),
+        ({"status": reg.STARTED, "callback_deadline": None}, 1_000 + STALE_AFTER_SECONDS + 1, True),
         ({"status": reg.STARTED, "callback_deadline": None}, 1_000 + STALE_AFTER_SECONDS - 1, False),
         # a waiting workflow nothing says has moved on: checked once its item is STALE_AFTER_SECONDS old ...
         ({}, 1_000 + STALE_AFTER_SECONDS, True),
         # ... counted from the last check as well as from the last update
         ({"repair_checked_at": 1_500}, 1_500 + STALE_AFTER_SECONDS - 1, False),
         ({"repair_checked_at": 1_500}, 1_500 + STALE_AFTER_SECONDS, True),
-        # a workflow that should have moved on: checked every RECHECK_AFTER_SECONDS
-        ({"answered_at": 1_010, "repair_checked_at": 1_020}, 1_020 + RECHECK_AFTER_SECONDS - 1, False),
-        ({"answered_at": 1_010, "repair_checked_at": 1_020}, 1_020 + RECHECK_AFTER_SECONDS, True),
     ],
 )
-def test_a_read_checks_the_execution_only_when_the_workflow_should_have_moved_on(
+def test_a_read_checks_the_execution_only_once_the_item_is_stale(
     fields: dict[str, object], now: float, expected: bool
 ) -> None:
-    assert needs_repair_check(record(**fields), now) is expected
+    assert (repair_check_cutoff(record(**fields), now) is not None) is expected
 
 
 def test_the_cutoff_is_what_the_conditional_write_compares_the_last_check_with() -> None:
     assert repair_check_cutoff(record(), 1_000 + STALE_AFTER_SECONDS + 0.5) == 1_000
-    assert repair_check_cutoff(record(answered_at=1_010), 1_020.7) == 1_020 - RECHECK_AFTER_SECONDS
     assert repair_check_cutoff(record(), 1_010) is None
 
 
@@ -138,5 +120,5 @@ def test_a_wait_still_being_registered_is_checked_only_when_the_start_is_long_pa
     # The submitter wrote the callback (callbackId, deadline) but has not made the wait answerable yet.
     registering = reg.WorkflowRecord("t", "w", reg.STARTED, callback_id="cb", execution_arn="arn", updated_at=1_000,
                                      callback_deadline=100_000)
-    assert not needs_repair_check(registering, 1_000 + 30), "its retries are still running"
-    assert needs_repair_check(registering, 1_000 + STARTED_GRACE_SECONDS + 1), "a submitter that died long ago"
+    assert repair_check_cutoff(registering, 1_000 + 30) is None, "its retries are still running"
+    assert repair_check_cutoff(registering, 1_000 + STALE_AFTER_SECONDS + 1) is not None, "a submitter that died long ago"

@@ -100,22 +100,11 @@ def test_lease_of_a_killed_holder_expires(clocked: tuple[reg.WorkflowRegistry, C
 
 def test_settled_callback_cannot_be_claimed_and_keeps_its_first_outcome(clocked: tuple[reg.WorkflowRegistry, Clock]) -> None:
     registry, clock = clocked
-    registry.settle_callback("tenant-a", "cb-1", reg.CALLBACK_ANSWERED)
-    registry.settle_callback("tenant-a", "cb-1", reg.CALLBACK_TIMED_OUT)
+    registry.settle_callback("tenant-a", "cb-1", reg.CallbackSettled.ANSWERED)
+    registry.settle_callback("tenant-a", "cb-1", reg.CallbackSettled.TIMED_OUT)
     clock.now += 10_000
     claim = registry.claim_callback("tenant-a", "cb-1", owner="late", lease_seconds=30)
-    assert not claim.claimed and claim.settled_as == reg.CALLBACK_ANSWERED
-
-
-def test_mark_answered_only_touches_open_workflows(clocked: tuple[reg.WorkflowRegistry, Clock]) -> None:
-    registry, _ = clocked
-    registry.mark_answered("tenant-a", "wf-1")
-    record = registry.get_workflow("tenant-a", "wf-1")
-    assert record is not None and record.answered_at == 1_000
-    registry.record_outcome("tenant-a", "wf-2", reg.COMPLETED)
-    registry.mark_answered("tenant-a", "wf-2")
-    done = registry.get_workflow("tenant-a", "wf-2")
-    assert done is not None and done.answered_at is None
+    assert not claim.claimed and claim.settled_as == reg.CallbackSettled.ANSWERED
 
 
 def test_repair_never_overwrites_a_final_status(clocked: tuple[reg.WorkflowRegistry, Clock]) -> None:

@@ -63,7 +63,7 @@ def test_happy_path_completes_and_records_result(runner: DurableFunctionTestRunn
     # GIVEN a workflow of tenant-a waiting for its callback
     arn = start(runner, "tenant-a", "wf-happy")
     callback_id = runner.wait_for_callback(arn, timeout=WAIT_SECONDS)
-    waiting = app.REGISTRY.get_workflow("tenant-a", "wf-happy")
+    waiting = app.registry().get_workflow("tenant-a", "wf-happy")
     assert waiting is not None and waiting.status == reg.WAITING_FOR_CALLBACK
     assert waiting.callback_id == callback_id
     # WHEN the external system confirms
@@ -75,7 +75,7 @@ def test_happy_path_completes_and_records_result(runner: DurableFunctionTestRunn
     assert result["tenantName"] == "Acme Payments"
     assert result["environments"]["validatedIn"] == app.BINDING.environment_id
     assert result["tenantDataFromCache"] == {"validate": False, "finalize": True}
-    record = app.REGISTRY.get_workflow("tenant-a", "wf-happy")
+    record = app.registry().get_workflow("tenant-a", "wf-happy")
     assert record is not None and record.status == reg.COMPLETED
     assert record.result is not None and record.result["confirmation"] == {"approved": True, "ref": "X1"}
 
@@ -94,7 +94,7 @@ def test_callback_failure_marks_workflow_failed(runner: DurableFunctionTestRunne
     result = finish(runner, arn)
     assert result["status"] == reg.FAILED
     assert "card declined" in result["reason"]
-    record = app.REGISTRY.get_workflow("tenant-a", "wf-fail")
+    record = app.registry().get_workflow("tenant-a", "wf-fail")
     assert record is not None and record.status == reg.FAILED
 
 
@@ -106,7 +106,7 @@ def test_callback_times_out_marks_workflow_timed_out(runner: DurableFunctionTest
     )
     result = finish(runner, start(runner, "tenant-impatient", "wf-timeout"))
     assert result["status"] == reg.TIMED_OUT
-    record = app.REGISTRY.get_workflow("tenant-impatient", "wf-timeout")
+    record = app.registry().get_workflow("tenant-impatient", "wf-timeout")
     assert record is not None and record.status == reg.TIMED_OUT
 
 
@@ -130,7 +130,7 @@ def test_rejected_request_ends_workflow_without_retry(
     assert result["status"] == reg.REJECTED
     assert reason_part in result["reason"]
     assert len(step_calls) == 1, "a rejection must not be retried"
-    record = app.REGISTRY.get_workflow(tenant_id, "wf-rejected")
+    record = app.registry().get_workflow(tenant_id, "wf-rejected")
     assert record is not None and record.status == reg.REJECTED and reason_part in (record.reason or "")
 
 
@@ -164,7 +164,7 @@ def test_environment_refuses_a_second_tenant(runner: DurableFunctionTestRunner, 
     # THEN it fails loudly, writes nothing for tenant-b, and logs a critical violation
     assert result.status is InvocationStatus.FAILED
     assert "TenantIsolationViolation" in json.dumps(result.error.to_dict())
-    assert app.REGISTRY.get_workflow("tenant-b", "wf-intruder") is None
+    assert app.registry().get_workflow("tenant-b", "wf-intruder") is None
     critical = [line for line in logs.lines() if line["level"] == "CRITICAL"]
     assert critical and critical[0]["message"] == "tenant isolation violation"
     assert critical[0]["tenant_id"] == "tenant-b"
@@ -207,7 +207,7 @@ def test_duplicate_start_of_same_workflow_id_does_nothing(runner: DurableFunctio
     second = finish(runner, start(runner, "tenant-a", "wf-dup"))
     # THEN it ends as a duplicate and the original keeps its registry entry and completes
     assert second["status"] == "DUPLICATE"
-    record = app.REGISTRY.get_workflow("tenant-a", "wf-dup")
+    record = app.registry().get_workflow("tenant-a", "wf-dup")
     assert record is not None and record.status == reg.WAITING_FOR_CALLBACK and record.callback_id == callback_id
     runner.send_callback_success(callback_id, b'{"ok": true}')
     assert finish(runner, first)["status"] == reg.COMPLETED
@@ -230,7 +230,7 @@ def test_finalize_that_keeps_failing_records_failed(runner: DurableFunctionTestR
     monkeypatch.setattr(app, "finalize", broken)
     result = complete_with(runner, start(runner, "tenant-a", "wf-final-broken"), {"ok": True})
     assert result["status"] == reg.FAILED and result["reason"].startswith("could not finalize")
-    record = app.REGISTRY.get_workflow("tenant-a", "wf-final-broken")
+    record = app.registry().get_workflow("tenant-a", "wf-final-broken")
     assert record is not None and record.status == reg.FAILED
 
 
@@ -253,7 +253,7 @@ def test_a_payload_nested_to_the_limit_and_well_past_it_completes_and_is_kept(
     payload = nested(levels)
     result = complete_with(runner, start(runner, "tenant-a", f"wf-deep-{levels}"), payload)
     assert result["status"] == reg.COMPLETED and result["confirmation"] == payload
-    record = app.REGISTRY.get_workflow("tenant-a", f"wf-deep-{levels}")
+    record = app.registry().get_workflow("tenant-a", f"wf-deep-{levels}")
     assert record is not None and record.result is not None and record.result["confirmation"] == payload
 
 
@@ -269,5 +269,5 @@ def test_a_payload_of_the_largest_size_completes_and_is_kept(runner: DurableFunc
     assert strict_json.MAX_PAYLOAD_BYTES - 3 <= size <= strict_json.MAX_PAYLOAD_BYTES
     result = complete_with(runner, start(runner, "tenant-a", "wf-largest"), payload)
     assert result["status"] == reg.COMPLETED and result["confirmation"] == payload
-    record = app.REGISTRY.get_workflow("tenant-a", "wf-largest")
+    record = app.registry().get_workflow("tenant-a", "wf-largest")
     assert record is not None and record.status == reg.COMPLETED and record.result["confirmation"] == payload

@@ -39,7 +39,7 @@ class RecordingEvents:
     def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803 - boto3's name
         for entry in Entries:  # what the registry says while the event is on its way
             detail = json.loads(entry["Detail"])
-            record = app.REGISTRY.get_workflow(detail["tenantId"], detail["workflowId"])
+            record = app.registry().get_workflow(detail["tenantId"], detail["workflowId"])
             self.statuses_meanwhile.append(record.status if record else None)
         self.entries.extend(Entries)
         if self.refuse(len(self.entries)):
@@ -95,7 +95,7 @@ def test_a_retried_submitter_sends_the_same_callback_url(
     first, second = recording.details()
     assert first == second
     # AND the workflow waits on that one callback, and completes once answered
-    waiting = app.REGISTRY.get_workflow("tenant-a", "wf-retried-event")
+    waiting = app.registry().get_workflow("tenant-a", "wf-retried-event")
     assert waiting is not None and waiting.status == reg.WAITING_FOR_CALLBACK
     runner.send_callback_success(callback_id, b"{}")
     assert finish(runner, arn)["status"] == reg.COMPLETED
@@ -113,7 +113,7 @@ def test_eventbridge_refusing_every_attempt_ends_the_workflow_failed(
     result = finish(runner, start(runner, "tenant-a", "wf-no-events"))
     # THEN the submitter gave up: FAILED "could not register the callback", in the result and the registry
     assert (result["status"], result["reason"]) == (reg.FAILED, "could not register the callback")
-    record = app.REGISTRY.get_workflow("tenant-a", "wf-no-events")
+    record = app.registry().get_workflow("tenant-a", "wf-no-events")
     assert record is not None and record.status == reg.FAILED
     assert len(recording.entries) == 2
     # AND the wait was never answerable: no route could have accepted an answer (a 200) meanwhile
@@ -157,7 +157,7 @@ def wait_until_waiting(tenant_id: str, workflow_id: str) -> bool:
 
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
-        record = app.REGISTRY.get_workflow(tenant_id, workflow_id)
+        record = app.registry().get_workflow(tenant_id, workflow_id)
         if record is not None and record.status == reg.WAITING_FOR_CALLBACK:
             return True
         time.sleep(0.05)
@@ -167,7 +167,7 @@ def wait_until_waiting(tenant_id: str, workflow_id: str) -> bool:
 @pytest.fixture
 def claimed(tables: Any) -> str:
     """tenant-a's wf-sub, claimed by step one: what the submitter finds."""
-    app.REGISTRY.claim_workflow("tenant-a", "wf-sub", "arn:test:wf-sub")
+    app.registry().claim_workflow("tenant-a", "wf-sub", "arn:test:wf-sub")
     return "wf-sub"
 
 
@@ -176,12 +176,12 @@ def test_the_submitter_registers_then_publishes_then_marks_the_wait(
 ) -> None:
     calls: list[str] = []
     for name in ("is_waiting_for", "register_callback", "mark_waiting"):
-        original = getattr(app.REGISTRY, name)
-        monkeypatch.setattr(app.REGISTRY, name, lambda *a, _n=name, _o=original, **k: calls.append(_n) or _o(*a, **k))
+        original = getattr(app.registry(), name)
+        monkeypatch.setattr(app.registry(), name, lambda *a, _n=name, _o=original, **k: calls.append(_n) or _o(*a, **k))
     recording = events(refuse=lambda attempt: calls.append("put_events") is not None)
     app.register_and_notify("tenant-a", claimed, "cb-sub", 3600)
     assert calls == ["is_waiting_for", "register_callback", "put_events", "mark_waiting"]
-    assert len(recording.entries) == 1 and app.REGISTRY.is_waiting_for("tenant-a", claimed, "cb-sub")
+    assert len(recording.entries) == 1 and app.registry().is_waiting_for("tenant-a", claimed, "cb-sub")
 
 
 def test_a_retried_submitter_after_a_completed_attempt_returns_at_once_whatever_the_bus_does(
@@ -194,7 +194,7 @@ def test_a_retried_submitter_after_a_completed_attempt_returns_at_once_whatever_
     # WHEN the retry runs with EventBridge refusing everything, THEN it succeeds without publishing
     flaky = events(refuse=lambda attempt: True)
     app.register_and_notify("tenant-a", claimed, "cb-sub", 3600)
-    assert flaky.entries == [] and app.REGISTRY.is_waiting_for("tenant-a", claimed, "cb-sub")
+    assert flaky.entries == [] and app.registry().is_waiting_for("tenant-a", claimed, "cb-sub")
 
 
 def test_a_retried_submitter_after_a_failed_publish_publishes_then_marks(
@@ -203,18 +203,18 @@ def test_a_retried_submitter_after_a_failed_publish_publishes_then_marks(
     refusing = events(refuse=lambda attempt: True)
     with pytest.raises(NotificationFailed):
         app.register_and_notify("tenant-a", claimed, "cb-sub", 3600)
-    record = app.REGISTRY.get_workflow("tenant-a", claimed)
+    record = app.registry().get_workflow("tenant-a", claimed)
     assert record is not None and (record.status, record.callback_id) == (reg.STARTED, "cb-sub")
     assert len(refusing.entries) == 1
     accepting = events()
     app.register_and_notify("tenant-a", claimed, "cb-sub", 3600)
-    assert len(accepting.entries) == 1 and app.REGISTRY.is_waiting_for("tenant-a", claimed, "cb-sub")
+    assert len(accepting.entries) == 1 and app.registry().is_waiting_for("tenant-a", claimed, "cb-sub")
 
 
 def test_a_submitter_never_reopens_a_workflow_that_ended(claimed: str, events: Callable[..., RecordingEvents]) -> None:
     events()
-    app.REGISTRY.record_outcome("tenant-a", claimed, reg.FAILED, reason="ended meanwhile")
+    app.registry().record_outcome("tenant-a", claimed, reg.FAILED, reason="ended meanwhile")
     with pytest.raises(app.WaitNotRegistered):
         app.register_and_notify("tenant-a", claimed, "cb-sub", 3600)
-    record = app.REGISTRY.get_workflow("tenant-a", claimed)
+    record = app.registry().get_workflow("tenant-a", claimed)
     assert record is not None and record.status == reg.FAILED
