@@ -29,7 +29,7 @@ RUNTIME_VPY  := $(RUNTIME_VENV)/bin/python
 RUNTIME_STAMP := $(RUNTIME_VENV)/.stamp-test
 # Measured by proving-ground/scripts/measure_cold_start.py: the workflow function ready to serve (import, init, the SDK's Lambda client).
 NO_BYTECODE_NOTE := make build: no python$(LAMBDA_PY) found (PATH, pyenv or RUNTIME_PYTHON), so the zips ship source only and every cold start compiles each module it imports: the workflow function is ready about 2.7x later, roughly +0.7 s for each tenant's new environment
-FUNCTIONS    := workflow api authorizer
+FUNCTIONS    := workflow api authorizer control provisioner
 TF           ?= terraform
 API_URL      ?= http://127.0.0.1:3000
 
@@ -37,7 +37,7 @@ API_URL      ?= http://127.0.0.1:3000
 # test and test-unit name the python3.13 virtualenv as a prerequisite only when
 # there is a python3.13 (decided when those targets are considered).
 .SECONDEXPANSION:
-.PHONY: help venv build deploy destroy check test test-unit test-local test-infra test-aws run demo bench fmt clean
+.PHONY: help venv build deploy destroy tenants check test test-unit test-local test-infra test-aws run demo bench fmt clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -96,12 +96,27 @@ build: $(RUN_STAMP) ## Build build/<function>.zip for Lambda python3.13 arm64 (w
 		echo "  $(BUILD)/$$fn.zip $$(du -h $(BUILD)/$$fn.zip | cut -f1)"; \
 	done
 
-deploy: build ## terraform init + apply (needs AWS credentials)
+# The demo tenants are onboarded through the admin API after the apply (never by
+# Terraform: their keys would be in the state): their keys go to .state/api-keys.json
+# (mode 0600). create_demo_tenants = false in terraform.tfvars skips it.
+deploy: build ## terraform init + apply, then onboard the demo tenants with tenantctl (needs AWS credentials)
 	$(TF) init -input=false
 	$(TF) apply
+	@if [ "$$($(TF) output -raw create_demo_tenants)" = "true" ]; then \
+		$(VPY) -m tenantctl --api-url "$$($(TF) output -raw api_url)" --region "$$($(TF) output -raw aws_region)" \
+			create-demo --keys-file .state/api-keys.json; \
+	fi
 
-destroy: ## terraform destroy
+# Every tenant is offboarded first (its key, queue and rule are runtime resources
+# Terraform does not know, and EventBridge refuses to delete a bus with rules).
+destroy: ## offboard every tenant with tenantctl, then terraform destroy
+	@if url=$$($(TF) output -raw api_url 2>/dev/null) && [ -n "$$url" ]; then \
+		$(VPY) -m tenantctl --api-url "$$url" --region "$$($(TF) output -raw aws_region)" delete-all; \
+	fi
 	$(TF) destroy
+
+tenants: $(RUN_STAMP) ## Operator CLI: make tenants ARGS="--local list" (python -m tenantctl --help)
+	@$(VPY) -m tenantctl $(ARGS)
 
 # The unit suite runs under the development interpreter and, when there is one,
 # under the Lambda runtime's Python too; both runs happen even if the first fails.

@@ -1,0 +1,7 @@
+"""``python -m tenantctl``."""
+
+import sys
+
+from tenantctl.cli import main
+
+sys.exit(main())
