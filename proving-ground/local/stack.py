@@ -51,6 +51,7 @@ from local.services.gateway import LambdaApiInvoker, LocalGateway
 from local.services.http_base import DEFAULT_HOST, Request, Response, free_port
 from local.services.iam_auth import ensure_admin_credentials
 from local.services.lambda_service import LocalLambdaService
+from local.services.queue_entry import create_router_dead_letter_queue, router_dead_letter_queue_url
 from local.services.notifications import LocalNotifications
 from local.services.throttle import MethodThrottle, UsagePlans
 from local.tools.api_keys import AdminClient, DemoTenants
@@ -187,6 +188,9 @@ class LoopbackStack:
                 "AWS_ENDPOINT_URL_API_GATEWAY": self.apigateway.url,
                 "USAGE_PLAN_IDS": json.dumps({plan_id: plan_id for plan_id in self.api_key_store.plans}),
                 "POWERTOOLS_LOG_LEVEL": config.function_log_level,
+                # The router (router.tf): the alias it starts on and its dead-letter queue.
+                "WORKFLOW_FUNCTION_NAME": f"{self.names.workflow_function}:{ALIAS}",
+                "ROUTER_DEAD_LETTER_QUEUE_URL": router_dead_letter_queue_url(self.dynamodb.url, config.name_prefix),
             },
             tenant_cache_ttl_seconds=config.tenant_cache_ttl,
             function_timeout_seconds=config.function_timeout,
@@ -208,6 +212,9 @@ class LoopbackStack:
             health_checks={"durableEmulator": durable_client.healthy, "dynamodb": self.dynamodb.healthy,
                            # The demo tenants onboarded and every live tenant reconciled.
                            "tenants": lambda: self.tenants_ready},
+            # SQS event source mappings (the tenants' start queues) poll moto's queues.
+            sqs_endpoint_url=self.dynamodb.url,
+            state_dir=state_dir,
         )
         self.api_keys: dict[str, str] = {}
         self.tenants_ready = False
@@ -245,6 +252,7 @@ class LoopbackStack:
         self.check_ports()
         self.dynamodb.start([])
         self.notifications.start()
+        create_router_dead_letter_queue(self.dynamodb.url, self.config.region, self.config.name_prefix)
         self.apigateway.start()
         if self.faults:
             self.faults.start()

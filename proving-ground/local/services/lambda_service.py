@@ -7,6 +7,9 @@
   handler once in a worker of the calling tenant. A plain function runs directly.
 * ``/2025-12-01/...`` (callbacks, get, history, state, checkpoint, stop) is forwarded
   to the durable backend unchanged.
+* ``/2015-03-31/event-source-mappings[/{UUID}]``: Create, Get, List and Delete of SQS
+  event source mappings, each run by a poller as Lambda runs it
+  (local/services/event_sources.py), when the service is given the SQS endpoint.
 * ``/_local/...`` is a debug surface for tests: workers, invocation counts, health.
 
 Errors are shaped as Lambda's (``x-amzn-ErrorType`` header + JSON body), so boto3
@@ -22,6 +25,7 @@ import re
 import threading
 import uuid
 from collections import Counter
+from pathlib import Path
 from typing import Any, Callable, Protocol
 from urllib.parse import unquote
 
@@ -41,6 +45,7 @@ from local.runtime.workers import (
     InvocationResult,
     WorkerCapacityError,
 )
+from local.services.event_sources import EventSourceMappings, MappingError
 from local.services.http_base import DEFAULT_HOST, LocalHttpService, Request, Response
 
 logger = logging.getLogger(__name__)
@@ -48,6 +53,7 @@ logger = logging.getLogger(__name__)
 INVOKE_PREFIX = "/2015-03-31/functions/"
 INVOKE_SUFFIX = "/invocations"
 DURABLE_API_PREFIX = "/2025-12-01/"
+EVENT_SOURCE_MAPPINGS_PATH = "/2015-03-31/event-source-mappings"
 QUALIFIERS = (ALIAS, PUBLISHED_VERSION, LATEST)
 
 # The Invoke API's constraints (botocore's lambda service model, shapes TenantId and
@@ -144,6 +150,8 @@ class LocalLambdaService(LocalHttpService):
         host: str = DEFAULT_HOST,
         port: int = 0,
         health_checks: dict[str, Callable[[], bool]] | None = None,
+        sqs_endpoint_url: str | None = None,
+        state_dir: Path | None = None,
     ) -> None:
         super().__init__(host, port)
         self._functions = {function.name: function for function in functions}
@@ -160,6 +168,23 @@ class LocalLambdaService(LocalHttpService):
         # last caller leaves (the map only holds names being started right now).
         self._start_locks: dict[tuple[str, str], list[Any]] = {}
         self._start_locks_guard = threading.Lock()
+        # SQS event source mappings, polled from the moto server's queues (None: no SQS here).
+        self.event_sources = EventSourceMappings(
+            sqs_endpoint_url=sqs_endpoint_url, region=region, account=ACCOUNT_ID, invoke=self._invoke_for_mapping,
+            function_arn=self._function_arn, state_dir=state_dir,
+        ) if sqs_endpoint_url else None
+
+    def start(self) -> None:
+        """Serve, then start the event source mappings' pollers."""
+        super().start()
+        if self.event_sources is not None:
+            self.event_sources.start()
+
+    def stop(self) -> None:
+        """Stop the pollers (each within one long poll), then serving."""
+        if self.event_sources is not None:
+            self.event_sources.stop()
+        super().stop()
 
     # -- routing ---------------------------------------------------------------------------
 
@@ -172,6 +197,8 @@ class LocalLambdaService(LocalHttpService):
                 return self._invoke(identifier, request, request_id)
             if path.startswith(DURABLE_API_PREFIX):
                 return self._forward(request)
+            if path.rstrip("/") == EVENT_SOURCE_MAPPINGS_PATH or path.startswith(EVENT_SOURCE_MAPPINGS_PATH + "/"):
+                return self._event_source_mappings(request, request_id)
             if path.startswith("/_local/") and request.method == "GET":
                 return self._debug(path)
             raise LambdaApiError(404, "UnknownOperationException", f"Unknown operation {request.method} {path}")
@@ -345,6 +372,53 @@ class LocalLambdaService(LocalHttpService):
         headers["X-Amz-Function-Error"] = "Unhandled"
         return Response.json(200, {"errorType": error.get("ErrorType", ended["Status"]),
                                    "errorMessage": error.get("ErrorMessage", "")}, headers)
+
+    # -- event source mappings -------------------------------------------------------------
+
+    def _event_source_mappings(self, request: Request, request_id: str) -> Response:
+        """CreateEventSourceMapping (POST), ListEventSourceMappings (GET), Get and Delete (GET/DELETE /{UUID})."""
+        if self.event_sources is None:
+            raise LambdaApiError(400, "InvalidParameterValueException", "This local Lambda service has no SQS endpoint.")
+        mapping_uuid = unquote(request.path[len(EVENT_SOURCE_MAPPINGS_PATH):].strip("/"))
+        headers = {"x-amzn-RequestId": request_id}
+        try:
+            if not mapping_uuid and request.method == "POST":
+                try:
+                    body = json.loads(request.body or b"{}")
+                except ValueError as exc:
+                    raise LambdaApiError(400, "InvalidRequestContentException",
+                                         f"Could not parse request body into json: {exc}") from exc
+                if not isinstance(body, dict):
+                    raise LambdaApiError(400, "InvalidRequestContentException", "The request body must be an object.")
+                return Response.json(202, self.event_sources.create(body), headers)
+            if not mapping_uuid and request.method == "GET":
+                return Response.json(200, self.event_sources.list(
+                    event_source_arn=request.query.get("EventSourceArn"), function_name=request.query.get("FunctionName"),
+                    marker=request.query.get("Marker"), max_items=request.query.get("MaxItems")), headers)
+            if mapping_uuid and "/" not in mapping_uuid and request.method == "GET":
+                return Response.json(200, self.event_sources.get(mapping_uuid), headers)
+            if mapping_uuid and "/" not in mapping_uuid and request.method == "DELETE":
+                return Response.json(202, self.event_sources.delete(mapping_uuid), headers)
+        except MappingError as error:
+            raise LambdaApiError(error.status, error.error_type, error.message) from error
+        raise LambdaApiError(404, "UnknownOperationException", f"Unknown operation {request.method} {request.path}")
+
+    def _function_arn(self, identifier: str) -> str | None:
+        """The unqualified ARN of a hosted function named by name or ARN; None when there is none."""
+        parsed = parse_function_identifier(identifier)
+        function = self._functions.get(parsed[0]) if parsed else None
+        return function.arn(self._region) if function else None
+
+    def _invoke_for_mapping(self, function_name: str, event: dict[str, Any]) -> tuple[str | None, Any]:
+        """An event source mapping's synchronous invocation, in the function's worker."""
+        function = self._functions[function_name]
+        context = InvocationContext(
+            request_id=str(uuid.uuid4()), tenant_id=None, function_version=FunctionConfig.executed_version(None),
+            invoked_function_arn=function.arn(self._region),
+        )
+        self._count(function.name, None, "handler")
+        result = self._run(function, event, context, caller_waits=True)
+        return result.function_error, result.payload
 
     # -- durable APIs ----------------------------------------------------------------------
 
