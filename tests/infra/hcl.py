@@ -84,7 +84,7 @@ def blocks(kind: str) -> list[tuple[str, str, dict[str, Any]]]:
 
 
 def expression(value: str) -> str:
-    """``"${local.runtime.functions}"`` -> ``"local.runtime.functions"``: the expression a parsed attribute holds."""
+    """``"${local.functions}"`` -> ``"local.functions"``: the expression a parsed attribute holds."""
     assert value.startswith("${") and value.endswith("}"), value
     return value[2:-1]
 

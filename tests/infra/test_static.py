@@ -102,7 +102,7 @@ def _function_resource() -> dict:
     (name,) = hcl.resources_of_type("aws_lambda_function")
     assert name == "function"
     body = hcl.resource("aws_lambda_function", "function")
-    assert body["for_each"] == "${local.runtime.functions}"
+    assert body["for_each"] == "${local.functions}"
     return body
 
 
@@ -206,7 +206,7 @@ def test_start_integration_is_the_file_the_local_gateway_applies() -> None:
 
 def test_routes_and_header_come_from_the_contract_file() -> None:
     assert hcl.local("contract") == '${jsondecode(file("${local.shared_dir}/api_contract.json"))}'
-    assert hcl.local("tenant_header") == "${local.services.contract.tenantHeader}"
+    assert hcl.local("tenant_header") == "${local.contract.tenantHeader}"
     code = "\n".join(line for line in hcl.module_text().splitlines() if not line.lstrip().startswith("#"))
     for route in CONTRACT["routes"].values():
         assert f'"{route["path"]}"' not in code, f"{route['path']} is hard-coded in the .tf files"
@@ -217,7 +217,7 @@ def test_routes_and_header_come_from_the_contract_file() -> None:
 def test_api_key_header_comes_from_the_contract_like_the_authorizer_code() -> None:
     from shared.identity import API_KEY_HEADER
 
-    assert hcl.local("api_key_header") == "${local.services.contract.apiKeyHeader}"
+    assert hcl.local("api_key_header") == "${local.contract.apiKeyHeader}"
     assert API_KEY_HEADER == CONTRACT["apiKeyHeader"]
 
 
