@@ -22,7 +22,7 @@ from botocore.config import Config
 
 from shared.contract import TENANT_HEADER
 from local.tools.api_keys import with_key_hashes
-from local.tools.confirmer import post_until_final
+from local.tools.confirmer import RETRYABLE_STATUSES, post_until_final
 from local.services.http_base import free_port
 from local.runtime.processes import terminate
 from shared.identity import API_KEY_HEADER
@@ -53,10 +53,12 @@ class StackProcess:
         self.state_dir = state_dir
         self.log_path = log_path
         self.extra_args = list(extra_args or [])
-        self.ports = {name: free_port() for name in ("api", "lambda", "emulator", "dynamodb")}
+        self.ports = {name: free_port() for name in ("api", "lambda", "emulator", "dynamodb", "apigateway")}
         self.api_url = f"http://127.0.0.1:{self.ports['api']}"
         self.lambda_url = f"http://127.0.0.1:{self.ports['lambda']}"
         self.dynamodb_url = f"http://127.0.0.1:{self.ports['dynamodb']}"
+        # The local API Gateway keys and usage plans (the provisioner's metering keys).
+        self.apigateway_url = f"http://127.0.0.1:{self.ports['apigateway']}"
         self.process: subprocess.Popen[bytes] | None = None
         self.http = requests.Session()
         self.extra_api_keys: dict[str, str] = {}
@@ -71,6 +73,7 @@ class StackProcess:
             "--lambda-port", str(self.ports["lambda"]),
             "--emulator-port", str(self.ports["emulator"]),
             "--dynamodb-port", str(self.ports["dynamodb"]),
+            "--apigateway-port", str(self.ports["apigateway"]),
             "--log-level", "WARNING",
             # Tests send many requests per tenant, faster than the demo tiers allow; the
             # usage plans are tested with "--throttle", "on" in extra_args (the last one wins).
@@ -189,3 +192,18 @@ def post_with_retries(
 ) -> list[int | str]:
     """POST as the README tells a callback client to (``local.tools.confirmer.post_until_final``); every answer seen."""
     return post_until_final(session, url, body, headers=headers, deadline=time.time() + deadline_seconds)
+
+
+def until_final(send: Callable[[], requests.Response], *, deadline_seconds: float = 60.0) -> tuple[requests.Response, list[int]]:
+    """Send as the README tells a callback client to (retry 429/5xx, honouring ``Retry-After``).
+
+    Returns the final response and every status seen on the way.
+    """
+    deadline = time.time() + deadline_seconds
+    seen: list[int] = []
+    while True:
+        response = send()
+        seen.append(response.status_code)
+        if response.status_code not in RETRYABLE_STATUSES or time.time() > deadline:
+            return response, seen
+        time.sleep(min(float(response.headers.get("Retry-After") or 1), 5.0))
