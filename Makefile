@@ -29,7 +29,7 @@ RUNTIME_VPY  := $(RUNTIME_VENV)/bin/python
 RUNTIME_STAMP := $(RUNTIME_VENV)/.stamp-test
 # Measured by proving-ground/scripts/measure_cold_start.py: the workflow function ready to serve (import, init, the SDK's Lambda client).
 NO_BYTECODE_NOTE := make build: no python$(LAMBDA_PY) found (PATH, pyenv or RUNTIME_PYTHON), so the zips ship source only and every cold start compiles each module it imports: the workflow function is ready about 2.7x later, roughly +0.7 s for each tenant's new environment
-FUNCTIONS    := workflow api authorizer control provisioner
+FUNCTIONS    := workflow api authorizer control provisioner router
 TF           ?= terraform
 API_URL      ?= http://127.0.0.1:3000
 
