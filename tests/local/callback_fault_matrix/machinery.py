@@ -72,13 +72,13 @@ ANSWER_KINDS = (SUCCESS, FAILURE, HEARTBEAT)
 CALLBACK_ANSWER_EVENTS = ("CallbackSucceeded", "CallbackFailed")
 
 
-# -- the README's API table -------------------------------------------------------------------
+# -- the API table (docs/api.md) -------------------------------------------------------------------
 
 _STATUS_IN_CELL = re.compile(r"`([1-5]\d\d)(?=[ `])")
 
 
 def documented_statuses(route: str, readme: str | None = None) -> set[int]:
-    """Every status the README's API table documents for ``route`` (its success and errors columns).
+    """Every status the API table (docs/api.md) documents for ``route`` (its success and errors columns).
 
     A success cell that says "as `OTHER ROUTE`" inherits that route's success
     statuses. Fails loudly when the table or the row is not where and how it was.
@@ -86,7 +86,7 @@ def documented_statuses(route: str, readme: str | None = None) -> set[int]:
     text = README.read_text() if readme is None else readme
     rows = _api_table(text)
     if route not in rows:
-        raise AssertionError(f"README's API table has no `{route}` row (rows: {sorted(rows)})")
+        raise AssertionError(f"API table (docs/api.md) has no `{route}` row (rows: {sorted(rows)})")
     success, errors = rows[route]
     statuses = {int(code) for code in _STATUS_IN_CELL.findall(errors)}
     own = {int(code) for code in _STATUS_IN_CELL.findall(success)}
@@ -105,14 +105,14 @@ def _api_table(text: str) -> dict[str, tuple[str, str]]:
     lines = text.splitlines()
     header = [i for i, line in enumerate(lines) if re.fullmatch(r"\|\s*route\s*\|\s*success\s*\|\s*errors\s*\|", line.strip())]
     if len(header) != 1:
-        raise AssertionError(f"README: expected one API table headed | route | success | errors |, found {len(header)}")
+        raise AssertionError(f"docs/api.md: expected one API table headed | route | success | errors |, found {len(header)}")
     rows: dict[str, tuple[str, str]] = {}
     for line in lines[header[0] + 2:]:
         if not line.startswith("|"):
             break
         cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
         if len(cells) != 3 or not re.fullmatch(r"`[A-Z]+ /\S*`", cells[0]):
-            raise AssertionError(f"README's API table changed shape: {line!r}")
+            raise AssertionError(f"API table (docs/api.md) changed shape: {line!r}")
         rows[cells[0].strip("`")] = (cells[1], cells[2])
     return rows
 
