@@ -114,7 +114,7 @@ def test_stack_refuses_a_port_in_use_clearly(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "local", "--state-dir", str(tmp_path), "--api-port", str(port),
-             "--lambda-port", "0", "--emulator-port", "0", "--dynamodb-port", "0"],
+             "--lambda-port", "0", "--emulator-port", "0", "--dynamodb-port", "0", "--apigateway-port", "0"],
             cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False,
         )
 

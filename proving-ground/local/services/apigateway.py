@@ -17,6 +17,9 @@ Only what the provisioner calls, with AWS's behaviour where moto's differs:
 * ``DeleteUsagePlanKey`` (DELETE /usageplans/{id}/keys/{keyId}), ``GetUsagePlanKeys``,
   ``GetUsagePlans``: an unknown plan or key is 404 ``NotFoundException``.
 
+Collections are ``{"item": [...]}`` on the wire, as API Gateway sends them
+(boto3 calls the member ``items``).
+
 One usage plan per tier of ``src/shared/tiers.json``, as operations.tf creates
 them; their ids are the tier names. Like moto, it keeps everything in memory:
 the stack's start reconciles every ACTIVE and SUSPENDED tenant, which creates
@@ -203,7 +206,7 @@ class LocalApiGateway(LocalHttpService):
             return Response.json(201, self.store.create_key(body).shape(include_value=True))
         if path == "/apikeys" and method == "GET":
             include = request.query.get("includeValues") == "true"
-            return Response.json(200, {"items": [key.shape(include) for key in self.store.keys(request.query.get("name"))]})
+            return Response.json(200, {"item": [key.shape(include) for key in self.store.keys(request.query.get("name"))]})
         if match := _KEY_PATH.match(path):
             key_id = unquote(match.group(1))
             if method == "GET":
@@ -218,13 +221,13 @@ class LocalApiGateway(LocalHttpService):
                     raise AwsError(400, "BadRequestException", "keyType must be API_KEY")
                 return Response.json(201, _key_summary(self.store.add_to_plan(plan_id, str(body.get("keyId")))))
             if method == "GET":
-                return Response.json(200, {"items": [_key_summary(key) for key in self.store.plan_keys(plan_id)]})
+                return Response.json(200, {"item": [_key_summary(key) for key in self.store.plan_keys(plan_id)]})
         if match := _PLAN_KEY_PATH.match(path):
             if method == "DELETE":
                 self.store.remove_from_plan(unquote(match.group(1)), unquote(match.group(2)))
                 return Response(202)
         if path == "/usageplans" and method == "GET":
-            return Response.json(200, {"items": [
+            return Response.json(200, {"item": [
                 {"id": plan_id, "name": plan_id, "throttle": {"rateLimit": tier.rate_limit, "burstLimit": tier.burst_limit},
                  "quota": {"limit": tier.daily_quota, "period": "DAY", "offset": 0}}
                 for plan_id, tier in self.store.plans.items()]})
