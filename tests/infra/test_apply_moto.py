@@ -184,7 +184,7 @@ def test_authorizer_permission_is_scoped_to_this_authorizer(rest_api, authorizer
 
 def test_every_route_but_the_token_route_requires_the_authorizer(rest_api, authorizer, aws) -> None:
     apigw = aws("apigateway")
-    assert PUBLIC_ROUTES == ["sendCallbackWithToken"]
+    assert PUBLIC_ROUTES == ["sendCallbackWithToken", "showApprovalPage", "headApprovalPage"]
     for key, route in CONTRACT["routes"].items():
         method = apigw.get_method(restApiId=rest_api["id"], resourceId=rest_api["resources"][route["path"]]["id"], httpMethod=route["method"])
         if key in PUBLIC_ROUTES:
@@ -274,6 +274,10 @@ def test_proxy_routes_require_their_parameters_and_proxy_to_the_api_function(res
     assert integration["uri"] == f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{api_function_arn}/invocations"
 
 
+SECURITY_HEADERS = {f"gatewayresponse.header.{name}": f"'{value}'" for name, value in json.loads(
+    (SHARED_DIR / "api_gateway" / "gateway_responses.json").read_text())["securityHeaders"]["headers"].items()}
+
+
 def test_gateway_responses_are_json_messages(rest_api, aws) -> None:
     apigw = aws("apigateway")
     kinds = json.loads((SHARED_DIR / "api_gateway" / "gateway_responses.json").read_text())["responses"]
@@ -295,7 +299,11 @@ def test_gateway_responses_are_json_messages(rest_api, aws) -> None:
     for kind, status in (("AUTHORIZER_FAILURE", "503"), ("AUTHORIZER_CONFIGURATION_ERROR", "503"),
                          ("THROTTLED", "429"), ("QUOTA_EXCEEDED", "429")):
         assert responses[kind]["statusCode"] == status, kind
-        assert responses[kind]["responseParameters"] == {"gatewayresponse.header.Retry-After": "'1'"}, kind
+        assert responses[kind]["responseParameters"] == {"gatewayresponse.header.Retry-After": "'1'",
+                                                         **SECURITY_HEADERS}, kind
+    # Every gateway response carries the approval page's security headers (the token route's 404 and 429 too).
+    for kind, response in responses.items():
+        assert SECURITY_HEADERS.items() <= response["responseParameters"].items(), kind
 
 
 def test_start_permission_allows_only_this_api_route_on_the_alias(rest_api, outputs, aws) -> None:
@@ -320,6 +328,9 @@ def test_api_function_permissions_cover_every_proxy_route(rest_api, outputs, aws
         f"AllowApiGateway-{key}": f"{execute_api}/{_route(key)['method']}{re.sub(r'{[^}]+}', '*', _route(key)['path'])}" for key in PROXY_ROUTES
     }
     assert arns["AllowApiGateway-sendCallbackWithToken"] == f"{execute_api}/POST/callbacks/*"
+    assert arns["AllowApiGateway-showApprovalPage"] == f"{execute_api}/GET/callbacks/*"
+    assert arns["AllowApiGateway-headApprovalPage"] == f"{execute_api}/HEAD/callbacks/*"
+    assert arns["AllowApiGateway-listWorkflows"] == f"{execute_api}/GET/workflows"
 
 
 def test_stage_has_access_logs_tracing_and_throttling(rest_api, aws) -> None:
@@ -367,6 +378,11 @@ def test_tables_have_keys_ttl_recovery_and_encryption(outputs, aws) -> None:
         assert table["SSEDescription"]["Status"] == "ENABLED"
         backups = dynamodb.describe_continuous_backups(TableName=table["TableName"])["ContinuousBackupsDescription"]
         assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+    # The pending list's indexes: each partitioned by the tenant (GET /workflows, one Query per page).
+    indexes = {index["IndexName"]: index for index in workflows["GlobalSecondaryIndexes"]}
+    assert {name: [key["AttributeName"] for key in index["KeySchema"]] for name, index in indexes.items()} == {
+        "byStatus": ["statusPartition", "createdKey"], "open": ["openPartition", "createdKey"]}
+    assert {index["Projection"]["ProjectionType"] for index in indexes.values()} == {"INCLUDE"}
     ttl = dynamodb.describe_time_to_live(TableName=outputs["workflows_table_name"])["TimeToLiveDescription"]
     assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expiresAt")
 

@@ -336,3 +336,47 @@ def test_signing_key_secret_is_written_once_and_never_planned(plan_json) -> None
     assert "password" not in json.dumps(planned_of_type(plan_json, "aws_secretsmanager_secret_version"))
     expressions = config(plan_json, "aws_secretsmanager_secret_version.callback_signing_key")
     assert "ephemeral.aws_secretsmanager_random_password.callback_signing_key.random_password" in references(expressions, "secret_string_wo")
+
+
+# --- issue 21: the approval page's methods, the pending list, its indexes ---
+
+
+def test_the_pending_list_uses_the_request_authorizer_and_the_tenants_key(plan_json) -> None:
+    route = CONTRACT["routes"]["listWorkflows"]
+    assert (route["method"], route["path"], route.get("authorizer", True)) == ("GET", "/workflows", True)
+    method = planned(plan_json, 'aws_api_gateway_method.proxy["listWorkflows"]')
+    assert (method["http_method"], method["authorization"], method["api_key_required"]) == ("GET", "CUSTOM", True)
+    assert method["request_parameters"] == {"method.request.header.x-tenant-id": True}
+    expressions = config(plan_json, "aws_api_gateway_method.proxy")
+    assert "aws_api_gateway_authorizer.tenant.id" in references(expressions, "authorizer_id")
+
+
+def test_the_token_route_has_get_and_head_without_the_authorizer(plan_json) -> None:
+    for key, verb in (("showApprovalPage", "GET"), ("headApprovalPage", "HEAD"), ("sendCallbackWithToken", "POST")):
+        method = planned(plan_json, f'aws_api_gateway_method.public_proxy["{key}"]')
+        assert (method["http_method"], method["authorization"], method["api_key_required"]) == (verb, "NONE", False)
+        assert method["request_parameters"] == {"method.request.path.callbackToken": True}
+        assert planned(plan_json, f'aws_api_gateway_integration.proxy["{key}"]')["type"] == "AWS_PROXY"
+        settings = planned(plan_json, f'aws_api_gateway_method_settings.public_routes["{key}"]')
+        assert settings["method_path"] == f"~1callbacks~1{{callbackToken}}/{verb}"
+
+
+def test_every_gateway_response_carries_the_security_headers(plan_json) -> None:
+    headers = json.loads((SHARED_DIR / "api_gateway" / "gateway_responses.json").read_text())["securityHeaders"]["headers"]
+    responses = planned_of_type(plan_json, "aws_api_gateway_gateway_response")
+    assert responses
+    for address, response in responses.items():
+        for name, value in headers.items():
+            assert response["response_parameters"][f"gatewayresponse.header.{name}"] == f"'{value}'", address
+
+
+def test_the_registry_has_the_pending_lists_indexes_partitioned_by_tenant(plan_json) -> None:
+    table = planned(plan_json, "aws_dynamodb_table.workflows")
+    indexes = {index["name"]: index for index in table["global_secondary_index"]}
+    assert set(indexes) == {"byStatus", "open"}
+    assert (indexes["byStatus"]["hash_key"], indexes["byStatus"]["range_key"]) == ("statusPartition", "createdKey")
+    assert (indexes["open"]["hash_key"], indexes["open"]["range_key"]) == ("openPartition", "createdKey")
+    for index in indexes.values():
+        # What a listed item shows, never the result (up to 384 KB per item).
+        assert index["projection_type"] == "INCLUDE" and "resultJson" not in index["non_key_attributes"]
+        assert {"workflowId", "status", "createdAt", "callbackId", "callbackDeadline"} <= set(index["non_key_attributes"])
