@@ -222,9 +222,8 @@ class DurableBackendClient:
             "ExecutionTimeoutSeconds": execution_timeout_seconds,
             "ExecutionRetentionPeriodDays": retention_days,
             "Input": payload,
+            **({"TenantId": tenant_id} if tenant_id is not None else {}),
         }
-        if tenant_id is not None:
-            start["TenantId"] = tenant_id
         return self._json("POST", "/start-durable-execution", start)["ExecutionArn"]
 
     def find_execution(self, function_name: str, execution_name: str) -> dict[str, Any] | None:

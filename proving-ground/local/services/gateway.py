@@ -135,15 +135,8 @@ class InvokeFailed(Exception):
 class FunctionInvoker(Protocol):
     """How the gateway reaches functions (Lambda's Invoke API)."""
 
-    def invoke(
-        self,
-        function: str,
-        payload: dict[str, Any],
-        *,
-        invocation_type: str,
-        tenant_id: str | None = None,
-        execution_name: str | None = None,
-    ) -> InvokeOutcome: ...
+    def invoke(self, function: str, payload: dict[str, Any], *, invocation_type: str,
+               tenant_id: str | None = None, execution_name: str | None = None) -> InvokeOutcome: ...
 
 
 class LambdaApiInvoker:
@@ -164,26 +157,13 @@ class LambdaApiInvoker:
             config=Config(retries={"max_attempts": 0}, read_timeout=120, connect_timeout=5),
         )
 
-    def invoke(
-        self,
-        function: str,
-        payload: dict[str, Any],
-        *,
-        invocation_type: str,
-        tenant_id: str | None = None,
-        execution_name: str | None = None,
-    ) -> InvokeOutcome:
-        kwargs: dict[str, Any] = {
-            "FunctionName": function,
-            "InvocationType": invocation_type,
-            "Payload": json.dumps(payload).encode(),
-        }
-        if tenant_id is not None:
-            kwargs["TenantId"] = tenant_id
-        if execution_name is not None:
-            kwargs["DurableExecutionName"] = execution_name
+    def invoke(self, function: str, payload: dict[str, Any], *, invocation_type: str,
+               tenant_id: str | None = None, execution_name: str | None = None) -> InvokeOutcome:
+        optional = {"TenantId": tenant_id, "DurableExecutionName": execution_name}
         try:
-            response = self._client.invoke(**kwargs)
+            response = self._client.invoke(FunctionName=function, InvocationType=invocation_type,
+                                           Payload=json.dumps(payload).encode(),
+                                           **{name: value for name, value in optional.items() if value is not None})
         except ClientError as error:
             raise InvokeFailed(
                 error.response["ResponseMetadata"]["HTTPStatusCode"],
