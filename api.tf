@@ -19,8 +19,13 @@ resource "aws_api_gateway_rest_api" "this" {
     create_before_destroy = true
 
     precondition {
-      condition     = alltrue([for segments in values(local.route_segments) : length(segments) <= 2])
-      error_message = "The API resources support paths of at most two segments; extend api.tf for deeper paths in api_contract.json."
+      condition     = alltrue([for segments in values(local.route_segments) : length(segments) <= 3])
+      error_message = "The API resources support paths of at most three segments; extend api.tf for deeper paths in api_contract.json."
+    }
+    # The admin API is AWS_IAM and its integration the control function's.
+    precondition {
+      condition     = alltrue([for route in values(local.routes) : (try(route.authorization, "") == "AWS_IAM") == (route.integration == "control-proxy")])
+      error_message = "Exactly the control-proxy routes of api_contract.json have \"authorization\": \"AWS_IAM\"."
     }
     # Only an AWS_PROXY route can go without the authorizer: its function
     # checks the credential itself. POST /workflow starts a workflow for the
@@ -48,10 +53,19 @@ resource "aws_api_gateway_resource" "level2" {
   path_part   = split("/", trimprefix(each.key, "/"))[1]
 }
 
+resource "aws_api_gateway_resource" "level3" {
+  for_each = local.level3_paths
+
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  parent_id   = aws_api_gateway_resource.level2[join("/", slice(split("/", each.key), 0, 3))].id
+  path_part   = split("/", trimprefix(each.key, "/"))[2]
+}
+
 locals {
   resource_ids = merge(
     { for path, resource in aws_api_gateway_resource.level1 : path => resource.id },
     { for path, resource in aws_api_gateway_resource.level2 : path => resource.id },
+    { for path, resource in aws_api_gateway_resource.level3 : path => resource.id },
   )
 }
 
@@ -286,4 +300,48 @@ resource "aws_lambda_permission" "proxy" {
   # Path parameters become "*": arn:...:API_ID/STAGE/GET/workflow/*,
   # .../POST/callbacks/* (the token route).
   source_arn = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/${each.value.method}${replace(each.value.path, "/{[^}]+}/", "*")}"
+}
+
+# =============================================================================
+# The admin API: /tenants routes, AWS_IAM, AWS_PROXY to the control function
+# =============================================================================
+
+# Only principals allowed execute-api:Invoke on these methods may call them
+# (SigV4, service execute-api); tenant API keys never can: the request
+# authorizer is not on these routes, and an unsigned request is refused as
+# MISSING_AUTHENTICATION_TOKEN (404 {"message": "Not Found"}) before any
+# function runs. No usage plan meters them (no API key): the stage's default
+# method throttle applies.
+resource "aws_api_gateway_method" "control" {
+  for_each = local.control_routes
+
+  rest_api_id          = aws_api_gateway_rest_api.this.id
+  resource_id          = local.resource_ids[each.value.path]
+  http_method          = each.value.method
+  authorization        = "AWS_IAM"
+  api_key_required     = false
+  request_validator_id = aws_api_gateway_request_validator.params_only.id
+
+  request_parameters = { for name in local.route_path_params[each.key] : "method.request.path.${name}" => true }
+}
+
+resource "aws_api_gateway_integration" "control" {
+  for_each = local.control_routes
+
+  rest_api_id             = aws_api_gateway_rest_api.this.id
+  resource_id             = aws_api_gateway_method.control[each.key].resource_id
+  http_method             = aws_api_gateway_method.control[each.key].http_method
+  type                    = "AWS_PROXY"
+  integration_http_method = "POST"
+  uri                     = aws_lambda_function.function["control"].invoke_arn
+}
+
+resource "aws_lambda_permission" "control" {
+  for_each = local.control_routes
+
+  statement_id  = "AllowApiGateway-${each.key}"
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.function["control"].function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/${each.value.method}${replace(each.value.path, "/{[^}]+}/", "*")}"
 }

@@ -48,6 +48,7 @@ resource "aws_api_gateway_deployment" "this" {
     replace_triggered_by = [
       aws_api_gateway_resource.level1,
       aws_api_gateway_resource.level2,
+      aws_api_gateway_resource.level3,
       aws_api_gateway_authorizer.tenant,
       aws_api_gateway_request_validator.body_and_params,
       aws_api_gateway_request_validator.params_only,
@@ -60,6 +61,8 @@ resource "aws_api_gateway_deployment" "this" {
       aws_api_gateway_method.proxy,
       aws_api_gateway_method.public_proxy,
       aws_api_gateway_integration.proxy,
+      aws_api_gateway_method.control,
+      aws_api_gateway_integration.control,
     ]
   }
 }

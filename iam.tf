@@ -115,6 +115,7 @@ data "aws_iam_policy_document" "api" {
 }
 
 data "aws_iam_policy_document" "authorizer" {
+  # The tenant's status, key hashes and metering key, strongly consistent on every request.
   statement {
     sid       = "ReadTenantKeyHash"
     actions   = ["dynamodb:GetItem"]
@@ -122,13 +123,137 @@ data "aws_iam_policy_document" "authorizer" {
   }
 }
 
+# The admin API: the tenants table (items and the capacity ledger, in one
+# transaction: TransactWriteItems is authorized as the PutItem, UpdateItem and
+# ConditionCheckItem of its parts) and starting the provisioner on its alias.
+data "aws_iam_policy_document" "control" {
+  statement {
+    sid       = "ReadWriteTenants"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem", "dynamodb:Scan"]
+    resources = [aws_dynamodb_table.tenants.arn]
+  }
+
+  statement {
+    sid       = "StartProvisioning"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [aws_lambda_alias.provisioner_live.arn]
+  }
+}
+
+locals {
+  # This deployment's per-tenant resources, which the provisioner creates and
+  # deletes at runtime, by name prefix: "<prefix>-callbacks..." queues and the
+  # rules of the same names on this deployment's bus. The ARN prefixes come from
+  # resources of this deployment (no caller-identity lookup).
+  sqs_arn_base              = replace(aws_sqs_queue.dead_letter.arn, "/[^:]+$/", "")
+  callback_queue_arn_glob   = "${local.sqs_arn_base}${local.callback_queue_name_prefix}*"
+  callback_rule_arn_glob    = "${replace(aws_cloudwatch_event_bus.this.arn, ":event-bus/", ":rule/")}/${local.callback_queue_name_prefix}*"
+  apigateway_arn_base       = "arn:${data.aws_partition.current.partition}:apigateway:${var.aws_region}::"
+  tier_usage_plan_key_globs = [for plan in aws_api_gateway_usage_plan.tier : "${local.apigateway_arn_base}/usageplans/${plan.id}/keys*"]
+}
+
+# What IAM can and cannot scope for API Gateway keys: an API key's ARN
+# (arn:aws:apigateway:REGION::/apikeys/ID) holds a random id, not a name, so no
+# name prefix can scope it. API Gateway's tag condition keys can ("Using tags to
+# control access to API Gateway REST API resources", API Gateway developer
+# guide): a key may be created only with the tag deployment = <prefix>
+# (aws:RequestTag) and deleted only when it carries that tag (aws:ResourceTag).
+# Listing and reading keys (GET /apikeys, GET /apikeys/ID) cannot be narrowed
+# by tag and read only. A key enters or leaves only the tiers' usage plans of
+# this deployment (their ARNs).
+data "aws_iam_policy_document" "provisioner" {
+  statement {
+    sid       = "ReadTenants"
+    actions   = ["dynamodb:GetItem"]
+    resources = [aws_dynamodb_table.tenants.arn]
+  }
+
+  # settle_status: the tenant's move and the capacity ledger in one transaction.
+  statement {
+    sid       = "MoveTenantStatus"
+    actions   = ["dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.tenants.arn]
+  }
+
+  # Offboarding looks for the tenant's waiting workflows on its partition (a Query, never a Scan) ...
+  statement {
+    sid       = "FindWaitingWorkflows"
+    actions   = ["dynamodb:Query"]
+    resources = [aws_dynamodb_table.workflows.arn]
+  }
+
+  # ... and fails each one's callback (the workflow ends FAILED, "the tenant was offboarded").
+  statement {
+    sid       = "FailWaitingWorkflows"
+    actions   = ["lambda:SendDurableExecutionCallbackFailure"]
+    resources = ["${aws_lambda_function.function["workflow"].arn}:*"]
+  }
+
+  # Its own executions' checkpoints (durable executions live under a version).
+  statement {
+    sid       = "DurableExecutionCheckpoints"
+    actions   = ["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"]
+    resources = ["${aws_lambda_function.function["provisioner"].arn}:*"]
+  }
+
+  statement {
+    sid       = "ManageCallbackQueues"
+    actions   = ["sqs:CreateQueue", "sqs:DeleteQueue", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:SetQueueAttributes"]
+    resources = [local.callback_queue_arn_glob]
+  }
+
+  statement {
+    sid       = "ManageCallbackRules"
+    actions   = ["events:PutRule", "events:DeleteRule", "events:PutTargets", "events:RemoveTargets", "events:DescribeRule"]
+    resources = [local.callback_rule_arn_glob]
+  }
+
+  statement {
+    sid       = "CreateDeploymentTaggedKeys"
+    actions   = ["apigateway:POST"]
+    resources = ["${local.apigateway_arn_base}/apikeys", "${local.apigateway_arn_base}/tags/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/deployment"
+      values   = [local.name_prefix]
+    }
+  }
+
+  statement {
+    sid       = "DeleteDeploymentTaggedKeys"
+    actions   = ["apigateway:DELETE"]
+    resources = ["${local.apigateway_arn_base}/apikeys/*"]
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/deployment"
+      values   = [local.name_prefix]
+    }
+  }
+
+  statement {
+    sid       = "ReadKeysAndPlans"
+    actions   = ["apigateway:GET"]
+    resources = ["${local.apigateway_arn_base}/apikeys", "${local.apigateway_arn_base}/apikeys/*", "${local.apigateway_arn_base}/usageplans"]
+  }
+
+  statement {
+    sid       = "KeysInTheTiersPlans"
+    actions   = ["apigateway:POST", "apigateway:DELETE", "apigateway:GET"]
+    resources = local.tier_usage_plan_key_globs
+  }
+}
+
 locals {
   # One document per key of local.functions (a test keeps the two equal).
   function_policies = {
-    workflow   = data.aws_iam_policy_document.workflow.json
-    api        = data.aws_iam_policy_document.api.json
-    authorizer = data.aws_iam_policy_document.authorizer.json
-    router     = data.aws_iam_policy_document.router.json # router.tf
+    workflow    = data.aws_iam_policy_document.workflow.json
+    api         = data.aws_iam_policy_document.api.json
+    authorizer  = data.aws_iam_policy_document.authorizer.json
+    control     = data.aws_iam_policy_document.control.json
+    provisioner = data.aws_iam_policy_document.provisioner.json
+    router      = data.aws_iam_policy_document.router.json # router.tf
   }
 }
 

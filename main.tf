@@ -80,13 +80,16 @@ locals {
 
   start_request_schema = file("${local.shared_dir}/${local.start_route.requestSchema}")
 
-  demo_tenant_list = jsondecode(file("${local.shared_dir}/demo_tenants.json"))
-  demo_tenants     = { for tenant in local.demo_tenant_list : tenant.tenantId => tenant }
-  # The tenants Terraform seeds and gives an API key (a set of ids, so tenants
-  # may differ in their fields).
-  seeded_tenant_ids = toset(var.create_demo_tenants ? keys(local.demo_tenants) : [])
-  # The tenant the ready-to-paste curl commands use: the first active one.
+  # Tenants are created at runtime through the admin API (src/control), never by
+  # Terraform: no per-tenant resource is in any plan. demo_tenants.json is seed
+  # data for `make deploy` (tenantctl create-demo); only the example id of the
+  # ready-to-paste curl commands is read from it: the first active one.
+  demo_tenant_list  = jsondecode(file("${local.shared_dir}/demo_tenants.json"))
   example_tenant_id = [for tenant in local.demo_tenant_list : tenant.tenantId if tenant.status == "ACTIVE"][0]
+  # The admin API under /tenants: AWS_IAM, AWS_PROXY to the control function.
+  control_routes = { for key, route in local.routes : key => route if route.integration == "control-proxy" }
+  # The service tiers: one usage plan each (operations.tf).
+  tiers = jsondecode(file("${local.shared_dir}/tiers.json")).tiers
 
   tenants_table_name   = "${local.name_prefix}-tenants"
   workflows_table_name = "${local.name_prefix}-workflows"
@@ -96,10 +99,11 @@ locals {
   # -> level 1 "/workflow", level 2 "/workflow/{workflowId}").
   route_segments = { for key, route in local.routes : key => split("/", trimprefix(route.path, "/")) }
   level1_paths   = toset([for segments in values(local.route_segments) : "/${segments[0]}"])
-  level2_paths   = toset([for segments in values(local.route_segments) : "/${join("/", segments)}" if length(segments) == 2])
+  level2_paths   = toset([for segments in values(local.route_segments) : "/${join("/", slice(segments, 0, 2))}" if length(segments) >= 2])
+  level3_paths   = toset([for segments in values(local.route_segments) : "/${join("/", segments)}" if length(segments) == 3])
 
   # Path parameters of each proxy route, e.g. { getWorkflow = ["workflowId"] }.
-  route_path_params = { for key, route in local.proxy_routes : key => flatten(regexall("{([^}]+)}", route.path)) }
+  route_path_params = { for key, route in merge(local.proxy_routes, local.control_routes) : key => flatten(regexall("{([^}]+)}", route.path)) }
 }
 
 # =============================================================================
@@ -135,8 +139,16 @@ locals {
       # The router (router.tf): the alias it starts workflows on, as "<name>:live"
       # (not the alias resource's ARN: the functions are one resource, so that
       # would be a cycle), and its dead-letter queue.
-      workflow_live_function       = "${local.function_names.workflow}:${local.workflow_alias_name}"
-      router_dead_letter_queue_url = aws_sqs_queue.router_dead_letter.url
+      workflow_live_function = "${local.function_names.workflow}:${local.workflow_alias_name}"
+      # The control plane (src/control) and the provisioner (src/provisioner): the
+      # provisioner is started on its alias "live"; the tenants' tiers must fit the
+      # stage's throttle; a callback wait must end before the workflow's execution.
+      name_prefix                       = local.name_prefix
+      provisioner_function_name         = local.function_names.provisioner
+      throttling_rate_limit             = var.throttling_rate_limit
+      throttling_burst_limit            = var.throttling_burst_limit
+      durable_execution_timeout_seconds = var.durable_execution_timeout_seconds
+      router_dead_letter_queue_url      = aws_sqs_queue.router_dead_letter.url
     }
   }
 
@@ -230,13 +242,19 @@ resource "aws_lambda_function" "function" {
       condition     = fileexists(local.function_zip_paths[each.key])
       error_message = "The ${each.key} package ${local.function_zip_paths[each.key]} does not exist: run `make build` first (or set ${each.key}_zip_path)."
     }
-    # An execution that ends before its callback can time out would leave the
-    # registry showing WAITING_FOR_CALLBACK.
-    precondition {
-      condition     = !each.value.durable || var.durable_execution_timeout_seconds > max([for tenant in local.demo_tenant_list : tenant.callbackTimeoutSeconds]...)
-      error_message = "durable_execution_timeout_seconds must exceed every demo tenant's callbackTimeoutSeconds (src/shared/demo_tenants.json)."
-    }
+    # A callback wait must end before its execution does: the control plane
+    # refuses a tenant's callbackTimeoutSeconds above this timeout minus 300 s
+    # (src/control/requests.py), so no precondition on tenants is needed here.
   }
+}
+
+# The control plane starts the provisioner's executions on this alias (durable
+# functions are invoked through a version or alias).
+resource "aws_lambda_alias" "provisioner_live" {
+  name             = local.workflow_alias_name
+  description      = "The published version the control plane starts provisioning executions on."
+  function_name    = aws_lambda_function.function["provisioner"].function_name
+  function_version = aws_lambda_function.function["provisioner"].version
 }
 
 # API Gateway starts workflows on this alias, so durable executions run on

@@ -1,5 +1,5 @@
 # =============================================================================
-# Callback tokens and notification: signing key, event bus, tenant queues
+# Callback tokens and notification: signing key, event bus (tenant queues at runtime)
 # =============================================================================
 
 # The HMAC key the callback tokens are minted with (src/shared/callback_tokens.py),
@@ -46,86 +46,17 @@ locals {
   event_bus_name         = "${local.name_prefix}-workflow-events"
   callback_waiting_event = local.contract.callbackWaitingEvent
 
-  # Each tenant's queue of "Workflow Waiting For Callback" events is
-  # NAME_PREFIX-callbacks-TENANT_ID (and so is the rule that fills it). The
-  # local stack names its bus, rules and queues by the same convention
-  # (proving-ground/local/services/notifications.py): keep the two alike.
-  callback_queue_name_format = "${local.name_prefix}-callbacks-%s"
-  callback_queue_names       = { for tenant_id in local.seeded_tenant_ids : tenant_id => format(local.callback_queue_name_format, tenant_id) }
+  # Each tenant's rule on this bus and its encrypted queue (with the queue
+  # policy that lets only that rule send) are created at runtime by the
+  # provisioner (src/provisioner/resources.py), named
+  # <prefix>-callbacks-<tenant> or, for an id that does not fit, a hash
+  # (shared.tenants.tenant_resource_names). Terraform creates none of them;
+  # `make destroy` offboards every tenant first, as EventBridge refuses to
+  # delete a bus that still has rules.
+  callback_queue_name_prefix = "${local.name_prefix}-callbacks"
 }
 
 # The submitter puts one event per wait here (src/workflow/notify.py).
 resource "aws_cloudwatch_event_bus" "this" {
   name = local.event_bus_name
-}
-
-# One queue per demo tenant (tenants onboarded otherwise get theirs the same way).
-resource "aws_sqs_queue" "callbacks" {
-  for_each = local.callback_queue_names
-
-  name                    = each.value
-  sqs_managed_sse_enabled = true
-
-  lifecycle {
-    precondition {
-      condition     = can(regex("^[A-Za-z0-9_-]{1,64}$", each.value))
-      error_message = "The callback queue and rule name ${each.value} must be 1-64 letters, digits, hyphens and underscores: shorten name_prefix or the tenant id."
-    }
-  }
-}
-
-# Only this tenant's waiting events: the source and detail-type of the
-# contract's callbackWaitingEvent, and detail.tenantId.
-resource "aws_cloudwatch_event_rule" "callbacks" {
-  for_each = local.callback_queue_names
-
-  name           = each.value
-  description    = "${local.callback_waiting_event.detailType} events of tenant ${each.key}, to its queue."
-  event_bus_name = aws_cloudwatch_event_bus.this.name
-  event_pattern = jsonencode({
-    source        = [local.callback_waiting_event.source]
-    "detail-type" = [local.callback_waiting_event.detailType]
-    detail        = { tenantId = [each.key] }
-  })
-}
-
-# EventBridge may send to a tenant's queue for that tenant's rule only.
-data "aws_iam_policy_document" "callback_queue" {
-  for_each = local.callback_queue_names
-
-  statement {
-    sid       = "WaitingEventsOfThisTenantsRule"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.callbacks[each.key].arn]
-
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [aws_cloudwatch_event_rule.callbacks[each.key].arn]
-    }
-  }
-}
-
-resource "aws_sqs_queue_policy" "callbacks" {
-  for_each = local.callback_queue_names
-
-  queue_url = aws_sqs_queue.callbacks[each.key].id
-  policy    = data.aws_iam_policy_document.callback_queue[each.key].json
-}
-
-resource "aws_cloudwatch_event_target" "callbacks" {
-  for_each = local.callback_queue_names
-
-  rule           = aws_cloudwatch_event_rule.callbacks[each.key].name
-  event_bus_name = aws_cloudwatch_event_bus.this.name
-  target_id      = "tenant-queue"
-  arn            = aws_sqs_queue.callbacks[each.key].arn
-
-  # Events are delivered only once the queue lets EventBridge in.
-  depends_on = [aws_sqs_queue_policy.callbacks]
 }

@@ -1,25 +1,28 @@
 # =============================================================================
-# Per-tenant usage plans: rate, burst and daily quota from demo_tenants.json
+# Usage plans: one per tier of src/shared/tiers.json (tenants join them at runtime)
 # =============================================================================
 
 locals {
-  # Each seeded tenant's plan, from its record in src/shared/demo_tenants.json
-  # (proving-ground/local/services/throttle.py builds the local gateway's plans from the same fields).
-  # One plan per tenant: its key gets a token bucket and a daily count of its
-  # own, so one tenant's flood never throttles another.
-  tenant_usage_plans = {
-    for tenant_id in local.seeded_tenant_ids : tenant_id => {
-      tier        = try(local.demo_tenants[tenant_id].tier, "custom")
-      rate_limit  = local.demo_tenants[tenant_id].throttleRateLimit
-      burst_limit = local.demo_tenants[tenant_id].throttleBurstLimit
-      daily_quota = local.demo_tenants[tenant_id].dailyQuota
+  # The provisioner puts each tenant's metering key in its tier's plan at
+  # runtime, finding the plan by its name <prefix>-<tier>
+  # (src/provisioner/resources.py); the local stack's plans read the same file
+  # (proving-ground/local/services/apigateway.py). Each key has a token bucket
+  # and a daily count of its own within its plan, so one tenant's flood never
+  # throttles another.
+  tier_usage_plans = {
+    for name, tier in local.tiers : name => {
+      rate_limit  = tier.rateLimit
+      burst_limit = tier.burstLimit
+      daily_quota = tier.dailyQuota
     }
   }
-  # The stage's default method throttle is shared by every tenant on a method:
-  # it must hold all plans at once, or a tenant within its plan could still
-  # crowd out the others.
-  usage_plan_rate_sum  = sum(concat([0], [for plan in values(local.tenant_usage_plans) : plan.rate_limit]))
-  usage_plan_burst_sum = sum(concat([0], [for plan in values(local.tenant_usage_plans) : plan.burst_limit]))
+  # The stage's default method throttle is shared by every tenant on a method.
+  # With tenants added at runtime, the control plane keeps the sum of the
+  # tenants' rates and bursts within it (409 "capacity: ..."; the
+  # STAGE_THROTTLE_* settings of the control function); here the stage must at
+  # least hold one tenant of the largest tier.
+  largest_tier_rate  = max([for tier in values(local.tier_usage_plans) : tier.rate_limit]...)
+  largest_tier_burst = max([for tier in values(local.tier_usage_plans) : tier.burst_limit]...)
 
   # The routes without the authorizer (POST /callbacks/{callbackToken}) carry no
   # tenant key, so no usage plan meters them: method settings of their own
@@ -34,11 +37,11 @@ locals {
   public_route_burst_limit = coalesce(var.callback_throttling_burst_limit, var.throttling_burst_limit)
 }
 
-resource "aws_api_gateway_usage_plan" "tenant" {
-  for_each = local.tenant_usage_plans
+resource "aws_api_gateway_usage_plan" "tier" {
+  for_each = local.tier_usage_plans
 
   name        = "${local.name_prefix}-${each.key}"
-  description = "Usage plan of tenant ${each.key}, tier ${each.value.tier} (src/shared/demo_tenants.json)."
+  description = "Usage plan of the ${each.key} tier (src/shared/tiers.json); the provisioner adds each tenant's metering key."
 
   api_stages {
     api_id = aws_api_gateway_rest_api.this.id
@@ -57,21 +60,10 @@ resource "aws_api_gateway_usage_plan" "tenant" {
 
   lifecycle {
     precondition {
-      condition     = var.throttling_rate_limit >= local.usage_plan_rate_sum && var.throttling_burst_limit >= local.usage_plan_burst_sum
-      error_message = "throttling_rate_limit (${var.throttling_rate_limit}) and throttling_burst_limit (${var.throttling_burst_limit}) must be at least the sums of the tenants' plans (${local.usage_plan_rate_sum} and ${local.usage_plan_burst_sum}, src/shared/demo_tenants.json), or tenants within their plans throttle each other."
+      condition     = var.throttling_rate_limit >= local.largest_tier_rate && var.throttling_burst_limit >= local.largest_tier_burst
+      error_message = "throttling_rate_limit (${var.throttling_rate_limit}) and throttling_burst_limit (${var.throttling_burst_limit}) must hold at least one tenant of the largest tier (${local.largest_tier_rate} and ${local.largest_tier_burst}, src/shared/tiers.json); the control plane keeps the sum of all tenants' tiers within them."
     }
   }
-}
-
-# The tenant's API key (the one the authorizer returns as usageIdentifierKey)
-# in the tenant's plan. A tenant onboarded outside Terraform needs the same:
-# an API key in a usage plan of this stage, or API Gateway answers 403.
-resource "aws_api_gateway_usage_plan_key" "tenant" {
-  for_each = local.tenant_usage_plans
-
-  key_id        = aws_api_gateway_api_key.demo[each.key].id
-  key_type      = "API_KEY"
-  usage_plan_id = aws_api_gateway_usage_plan.tenant[each.key].id
 }
 
 resource "aws_api_gateway_method_settings" "public_routes" {

@@ -6,8 +6,8 @@ output "api_url" {
 }
 
 output "export_api_key_command" {
-  description = "Puts the first active demo tenant's API key into $API_KEY, which the curl commands send as the API key header."
-  value       = "export API_KEY=\"$(terraform output -json demo_api_keys | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"${local.example_tenant_id}\"])')\""
+  description = "Puts the first active demo tenant's API key into $API_KEY, which the curl commands send as the API key header. `make deploy` wrote the demo tenants' keys to .state/api-keys.json (mode 0600) when it onboarded them with tenantctl; no key is ever in the Terraform state."
+  value       = "export API_KEY=\"$(python3 -c 'import json; print(json.load(open(\".state/api-keys.json\"))[\"${local.example_tenant_id}\"])')\""
 }
 
 output "start_workflow_curl" {
@@ -38,10 +38,29 @@ output "send_callback_curl" {
   ])
 }
 
-output "demo_api_keys" {
-  description = "API key of each demo tenant, by tenant id (sensitive: `terraform output -json demo_api_keys`)."
-  value       = { for tenant_id, key in aws_api_gateway_api_key.demo : tenant_id => key.value }
-  sensitive   = true
+output "create_demo_tenants" {
+  description = "Whether `make deploy` onboards the demo tenants (src/shared/demo_tenants.json) with tenantctl after the apply."
+  value       = var.create_demo_tenants
+}
+
+output "aws_region" {
+  description = "The region of the deployment (tenantctl signs its admin calls for it)."
+  value       = var.aws_region
+}
+
+output "tenants_api_url" {
+  description = "The admin API (AWS_IAM, SigV4 for execute-api): `python -m tenantctl --api-url \"$(terraform output -raw api_url)\" list`."
+  value       = "${aws_api_gateway_stage.this.invoke_url}/tenants"
+}
+
+output "control_function_name" {
+  description = "Name of the admin API function (the /tenants routes)."
+  value       = aws_lambda_function.function["control"].function_name
+}
+
+output "provisioner_function_name" {
+  description = "Name of the durable provisioner (onboarding, offboarding and reconciling tenants as named executions)."
+  value       = aws_lambda_function.function["provisioner"].function_name
 }
 
 output "workflow_alias_arn" {
@@ -70,7 +89,7 @@ output "authorizer_function_name" {
 }
 
 output "tenants_table_name" {
-  description = "Name of the DynamoDB table holding tenant configuration (seeded with src/shared/demo_tenants.json)."
+  description = "Name of the DynamoDB table holding the tenants (written at runtime by the admin API and the provisioner)."
   value       = aws_dynamodb_table.tenants.name
 }
 
@@ -94,9 +113,9 @@ output "event_bus_name" {
   value       = aws_cloudwatch_event_bus.this.name
 }
 
-output "callback_queue_urls" {
-  description = "SQS queue of each demo tenant's waiting events, by tenant id: `aws sqs receive-message --queue-url \"$(terraform output -json callback_queue_urls | jq -r '.\"tenant-a\"')\"`."
-  value       = { for tenant_id, queue in aws_sqs_queue.callbacks : tenant_id => queue.url }
+output "callback_queue_name_prefix" {
+  description = "Every tenant's callback queue is named with this prefix (created by the provisioner); a tenant's URL is in `tenantctl get TENANT` (callbackQueueUrl)."
+  value       = local.callback_queue_name_prefix
 }
 
 output "callback_signing_secret_arn" {
@@ -105,9 +124,9 @@ output "callback_signing_secret_arn" {
 }
 
 output "usage_plans" {
-  description = "Each demo tenant's usage plan: id, tier, requests per second, burst, requests per day (from src/shared/demo_tenants.json)."
+  description = "Each tier's usage plan: id, requests per second, burst, requests per day (src/shared/tiers.json)."
   value = {
-    for tenant_id, plan in aws_api_gateway_usage_plan.tenant : tenant_id => merge({ id = plan.id }, local.tenant_usage_plans[tenant_id])
+    for tier, plan in aws_api_gateway_usage_plan.tier : tier => merge({ id = plan.id }, local.tier_usage_plans[tier])
   }
 }
 

@@ -69,7 +69,7 @@ variable "authorizer_zip_path" {
 }
 
 variable "create_demo_tenants" {
-  description = "Seed the tenants table with src/shared/demo_tenants.json and create their API keys. The keys end up in the Terraform state; set false in production and onboard tenants (with their apiKeyHash) your own way."
+  description = "Whether `make deploy` onboards the demo tenants of src/shared/demo_tenants.json through the admin API (tenantctl create-demo) after the apply; their keys go to .state/api-keys.json (mode 0600), never into the Terraform state. Terraform itself creates no tenant either way."
   type        = bool
   default     = true
 }
@@ -185,7 +185,7 @@ variable "metrics_namespace" {
 }
 
 variable "throttling_rate_limit" {
-  description = "The stage's default throttle of each method, in requests per second, shared by every tenant; each tenant is throttled first by its own usage plan (src/shared/demo_tenants.json). Must be at least the sum of the tenants' rates."
+  description = "The stage's default throttle of each method, in requests per second, shared by every tenant; each tenant is throttled first by its tier's usage plan (src/shared/tiers.json). The control plane refuses (409) an onboarding or tier change that would make the sum of the tenants' rates exceed it."
   type        = number
   default     = 100
 
@@ -196,7 +196,7 @@ variable "throttling_rate_limit" {
 }
 
 variable "throttling_burst_limit" {
-  description = "The stage's default burst of each method, shared by every tenant; must be at least the sum of the tenants' bursts (src/shared/demo_tenants.json)."
+  description = "The stage's default burst of each method, shared by every tenant; the control plane keeps the sum of the tenants' bursts (their tiers', src/shared/tiers.json) within it."
   type        = number
   default     = 200
 

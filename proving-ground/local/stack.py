@@ -164,7 +164,7 @@ class LoopbackStack:
                                              self.ports["faults"])
         functions_dynamodb_url = self.faults.url if self.faults else self.dynamodb.url
         # The tiers' usage plans (ids: the tier names) and the tenants' metering keys.
-        self.api_key_store = ApiKeyStore()
+        self.api_key_store = ApiKeyStore(config.name_prefix)
         self.apigateway = LocalApiGateway(self.api_key_store, host, self.ports["apigateway"])
         self.admin_credentials = ensure_admin_credentials(state_dir, config.region)
         # The signing secret, the event bus and each tenant's rule and queue live on
@@ -186,7 +186,6 @@ class LoopbackStack:
                 **self.notifications.function_environment(self.callback_base_url),
                 **({"AWS_ENDPOINT_URL_EVENTBRIDGE": self.faults.url} if self.faults else {}),
                 "AWS_ENDPOINT_URL_API_GATEWAY": self.apigateway.url,
-                "USAGE_PLAN_IDS": json.dumps({plan_id: plan_id for plan_id in self.api_key_store.plans}),
                 "POWERTOOLS_LOG_LEVEL": config.function_log_level,
                 # The router (router.tf): the alias it starts on and its dead-letter queue.
                 "WORKFLOW_FUNCTION_NAME": f"{self.names.workflow_function}:{ALIAS}",

@@ -87,7 +87,6 @@ def resources() -> TenantResources:
                 _resources = TenantResources(
                     prefix=os.environ["NAME_PREFIX"],
                     event_bus=str(SETTINGS.event_bus_name),
-                    usage_plans=json.loads(os.environ["USAGE_PLAN_IDS"]),
                     apigateway=boto3.client("apigateway", config=AWS_CONFIG),
                     sqs=boto3.client("sqs", config=AWS_CONFIG),
                     events=boto3.client("events", config=AWS_CONFIG),

@@ -76,16 +76,17 @@ class TenantResources:
     Args:
         prefix: The deployment's name prefix (every name starts with it).
         event_bus: The bus the workflows put their waiting events on.
-        usage_plans: The usage plan id of each tier.
+        usage_plans: The usage plan id of each tier; None: found by name (``<prefix>-<tier>``,
+            operations.tf's names) on first use.
         apigateway, sqs, events, lambda_client: boto3 clients.
         workflows_table: The workflow registry (a boto3 ``Table``).
     """
 
-    def __init__(self, *, prefix: str, event_bus: str, usage_plans: Mapping[str, str], apigateway: Any, sqs: Any,
-                 events: Any, lambda_client: Any, workflows_table: Any, sleep: Any = time.sleep) -> None:
+    def __init__(self, *, prefix: str, event_bus: str, apigateway: Any, sqs: Any, events: Any, lambda_client: Any,
+                 workflows_table: Any, usage_plans: Mapping[str, str] | None = None, sleep: Any = time.sleep) -> None:
         self.prefix = prefix
         self.event_bus = event_bus
-        self.usage_plans = dict(usage_plans)
+        self._usage_plans = dict(usage_plans) if usage_plans is not None else None
         self.apigateway = apigateway
         self.sqs = sqs
         self.events = events
@@ -94,6 +95,19 @@ class TenantResources:
         self.sleep = sleep
 
     # -- the metering key -------------------------------------------------------------------------
+
+    @property
+    def usage_plans(self) -> dict[str, str]:
+        """The usage plan id of each tier: the plans named ``<prefix>-<tier>`` (operations.tf)."""
+        if self._usage_plans is None:
+            plans: dict[str, str] = {}
+            for page in self.apigateway.get_paginator("get_usage_plans").paginate():
+                for plan in page.get("items", []):
+                    name = str(plan.get("name", ""))
+                    if name.startswith(f"{self.prefix}-"):
+                        plans[name.removeprefix(f"{self.prefix}-")] = plan["id"]
+            self._usage_plans = plans
+        return self._usage_plans
 
     def _keys_named(self, name: str) -> list[dict[str, Any]]:
         found = []
@@ -114,7 +128,9 @@ class TenantResources:
                 name=name, enabled=True, generateDistinctId=True,
                 description=f"Metering key of tenant {tenant_id} (never a credential; the authorizer returns it).",
                 tags={DEPLOYMENT_TAG: self.prefix, TENANT_TAG: tenant_id})
-        target = self.usage_plans[tier]
+        target = self.usage_plans.get(tier)
+        if target is None:
+            raise RuntimeError(f"no usage plan named {self.prefix}-{tier} (operations.tf creates one per tier)")
         for plan_id in self.usage_plans.values():
             if plan_id != target:
                 self._remove_from_plan(plan_id, key["id"])

@@ -20,8 +20,8 @@ Only what the provisioner calls, with AWS's behaviour where moto's differs:
 Collections are ``{"item": [...]}`` on the wire, as API Gateway sends them
 (boto3 calls the member ``items``).
 
-One usage plan per tier of ``src/shared/tiers.json``, as operations.tf creates
-them; their ids are the tier names. Like moto, it keeps everything in memory:
+One usage plan per tier of ``src/shared/tiers.json``, named ``<prefix>-<tier>`` as
+operations.tf names them (the provisioner finds them by name); their ids are the tier names. Like moto, it keeps everything in memory:
 the stack's start reconciles every ACTIVE and SUSPENDED tenant, which creates
 their keys again.
 """
@@ -79,7 +79,8 @@ class AwsError(Exception):
 class ApiKeyStore:
     """The keys and the tier plans (all on the one stage), thread-safe."""
 
-    def __init__(self, plans: dict[str, Tier] | None = None) -> None:
+    def __init__(self, name_prefix: str, plans: dict[str, Tier] | None = None) -> None:
+        self.name_prefix = name_prefix
         self.plans: dict[str, Tier] = dict(plans if plans is not None else tiers())
         self._keys: dict[str, ApiKey] = {}
         self._plan_keys: dict[str, set[str]] = {plan_id: set() for plan_id in self.plans}
@@ -228,7 +229,7 @@ class LocalApiGateway(LocalHttpService):
                 return Response(202)
         if path == "/usageplans" and method == "GET":
             return Response.json(200, {"item": [
-                {"id": plan_id, "name": plan_id, "throttle": {"rateLimit": tier.rate_limit, "burstLimit": tier.burst_limit},
+                {"id": plan_id, "name": f"{self.store.name_prefix}-{plan_id}", "throttle": {"rateLimit": tier.rate_limit, "burstLimit": tier.burst_limit},
                  "quota": {"limit": tier.daily_quota, "period": "DAY", "offset": 0}}
                 for plan_id, tier in self.store.plans.items()]})
         raise AwsError(404, "NotFoundException", f"no route {method} {path} in the local API Gateway")
