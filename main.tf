@@ -6,6 +6,10 @@
 #   external system -> POST /callbacks/{callbackToken} (no authorizer: the
 #          token is the credential) -> (AWS_PROXY) api function
 #   workflow (waiting) -> EventBridge bus -> a rule per tenant -> its SQS queue
+#   operator (SigV4, AWS_IAM) -> /tenants -> (AWS_PROXY) control function
+#          -> (async) provisioner:live  durable: each tenant's metering key in
+#             its tier's usage plan, its queue and rule, created and deleted at
+#             runtime (Terraform holds no per-tenant resource)
 #
 # The deployment packages come from `make build` (build/workflow.zip,
 # build/api.zip, build/authorizer.zip). The functions are defined in

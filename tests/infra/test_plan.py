@@ -21,9 +21,6 @@ import json
 from typing import Any
 
 import pytest
-from boto3.dynamodb.types import TypeDeserializer
-
-from shared.tenants import TenantConfig, tenant_item
 
 from . import hcl
 from .conftest import plan_override
@@ -38,7 +35,10 @@ PREFIX = "tenant-durable"
 GATEWAY_RESPONSES = ("DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY", "BAD_REQUEST_PARAMETERS", "INTEGRATION_FAILURE",
                      "AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR", "THROTTLED", "QUOTA_EXCEEDED",
                      "MISSING_AUTHENTICATION_TOKEN")
-FUNCTIONS = ("workflow", "api", "authorizer")
+FUNCTIONS = ("workflow", "api", "authorizer", "control", "provisioner")
+TIERS = json.loads((SHARED_DIR / "tiers.json").read_text())["tiers"]
+# The admin API: AWS_IAM, AWS_PROXY to the control function.
+CONTROL_ROUTES = {key: route for key, route in CONTRACT["routes"].items() if route["integration"] == "control-proxy"}
 PROXY_ROUTES = [key for key, route in CONTRACT["routes"].items() if route["integration"] == "api-proxy"]
 # The routes the contract opens ("authorizer": false): POST /callbacks/{callbackToken}.
 PUBLIC_ROUTES = [key for key in PROXY_ROUTES if CONTRACT["routes"][key].get("authorizer") is False]
@@ -140,26 +140,28 @@ def test_declared_resources_cover_the_pattern(declared_instances) -> None:
         for address in (function(key), f'aws_iam_role.function["{key}"]', f'aws_iam_role_policy.function["{key}"]',
                         f'aws_cloudwatch_log_group.this["{key}"]'):
             assert address in declared_instances, address
-    assert "aws_lambda_alias.workflow_live" in declared_instances
-    for tenant in DEMO_TENANTS:
-        assert f'aws_dynamodb_table_item.demo_tenant["{tenant["tenantId"]}"]' in declared_instances
-        assert f'aws_api_gateway_api_key.demo["{tenant["tenantId"]}"]' in declared_instances
+    assert {"aws_lambda_alias.workflow_live", "aws_lambda_alias.provisioner_live"} <= declared_instances
     assert {f'aws_api_gateway_method.proxy["{key}"]' for key in AUTHORIZED_PROXY_ROUTES} <= declared_instances
     assert {f'aws_api_gateway_method.public_proxy["{key}"]' for key in PUBLIC_ROUTES} <= declared_instances
     assert {f'aws_api_gateway_integration.proxy["{key}"]' for key in PROXY_ROUTES} <= declared_instances
-    # The signing key, the bus, and a queue, rule, policy and target per demo tenant.
+    # The signing key and the bus; each tenant's queue and rule are the provisioner's, at runtime.
     assert {"aws_secretsmanager_secret.callback_signing_key", "aws_secretsmanager_secret_version.callback_signing_key",
             "aws_cloudwatch_event_bus.this"} <= declared_instances
-    for tenant in DEMO_TENANTS:
-        for kind in ("aws_sqs_queue", "aws_cloudwatch_event_rule", "aws_sqs_queue_policy", "aws_cloudwatch_event_target"):
-            assert f'{kind}.callbacks["{tenant["tenantId"]}"]' in declared_instances
+    assert {f'aws_api_gateway_usage_plan.tier["{tier}"]' for tier in TIERS} <= declared_instances
+    assert {f'aws_api_gateway_method.control["{key}"]' for key in CONTROL_ROUTES} <= declared_instances
     assert {f'aws_api_gateway_gateway_response.json["{kind}"]' for kind in GATEWAY_RESPONSES} <= declared_instances
 
 
 def test_plan_outputs_are_the_documented_ones(plan_json) -> None:
     assert set(plan_json["output_changes"]) >= {
-        "demo_api_keys",
         "export_api_key_command",
+        "create_demo_tenants",
+        "aws_region",
+        "tenants_api_url",
+        "control_function_name",
+        "provisioner_function_name",
+        "callback_queue_name_prefix",
+        "usage_plans",
         "authorizer_function_name",
         "api_url",
         "start_workflow_curl",
@@ -171,15 +173,15 @@ def test_plan_outputs_are_the_documented_ones(plan_json) -> None:
         "tenants_table_name",
         "workflows_table_name",
         "event_bus_name",
-        "callback_queue_urls",
         "callback_signing_secret_arn",
     }
-    assert plan_json["output_changes"]["demo_api_keys"]["after_sensitive"] is True
+    # No key of any tenant is an output (none is in the state).
+    assert not {"demo_api_keys", "callback_queue_urls"} & set(plan_json["output_changes"])
     outputs = plan_json["planned_values"]["outputs"]
     assert outputs["workflow_function_name"]["value"] == f"{PREFIX}-workflow"
     assert outputs["tenants_table_name"]["value"] == f"{PREFIX}-tenants"
-    # One queue URL per demo tenant (the URLs are known after apply).
-    assert set(plan_json["output_changes"]["callback_queue_urls"]["after_unknown"]) == {t["tenantId"] for t in DEMO_TENANTS}
+    assert outputs["callback_queue_name_prefix"]["value"] == f"{PREFIX}-callbacks"
+    assert outputs["create_demo_tenants"]["value"] is True
 
 
 # --- functions ---
@@ -208,8 +210,9 @@ def test_each_function_is_planned_as_src_functions_json_defines_it(plan_json, ke
     assert after["tracing_config"] == [{"mode": "Active"}]
     assert after["logging_config"][0]["log_format"] == "JSON"
     assert after["logging_config"][0]["log_group"] == f"/aws/lambda/{PREFIX}-{key}"
-    # API Gateway waits 29 s at most for the functions it calls synchronously.
-    if key != "workflow":
+    # API Gateway waits 29 s at most for the functions it calls synchronously
+    # (the workflow and the provisioner are invoked asynchronously).
+    if key not in ("workflow", "provisioner"):
         assert after["timeout"] <= 29
     role = planned(plan_json, f'aws_iam_role.function["{key}"]')
     assert role["description"] == definition["roleDescription"]
@@ -226,66 +229,81 @@ def test_durable_blocks_are_in_the_plan_when_the_provider_knows_them(plan_json, 
         assert "tenancy_config" not in workflow and "durable_config" not in workflow
 
 
-# --- DynamoDB ---
+# --- tenants at runtime: no per-tenant resource, the admin API, the provisioner's scope ---
+
+# Resource types that would only ever exist per tenant.
+PER_TENANT_TYPES = {"aws_dynamodb_table_item", "aws_api_gateway_api_key", "aws_api_gateway_usage_plan_key",
+                    "aws_sqs_queue_policy", "aws_cloudwatch_event_rule", "aws_cloudwatch_event_target"}
 
 
-def _as_read_back(items: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """DynamoDB JSON items as boto3 reads them (numbers as Decimal)."""
-    deserializer = TypeDeserializer()
-    return {tenant_id: {field: deserializer.deserialize(value) for field, value in item.items()} for tenant_id, item in items.items()}
-
-
-def test_every_field_of_every_demo_tenant_is_seeded(plan_workspace) -> None:
-    # The seeded item (apiKeyHash aside, added at apply) is what the
-    # handlers' own writer makes of the tenant's JSON entry, field for field.
-    items = _as_read_back(plan_workspace.evaluate("local.demo_tenant_items"))
-    assert items == {tenant["tenantId"]: tenant_item(tenant) for tenant in DEMO_TENANTS}
+def test_no_plan_holds_a_per_tenant_resource(plan_json) -> None:
+    # Tenants come and go at runtime: a new tenant never changes Terraform's resources.
+    addresses = [change["address"] for change in plan_json["resource_changes"] if change["mode"] == "managed"]
+    assert not [address for address in addresses if address.split(".")[0] in PER_TENANT_TYPES]
     for tenant in DEMO_TENANTS:
-        assert TenantConfig.from_item(items[tenant["tenantId"]]) == TenantConfig.from_item(tenant)
+        assert not [address for address in addresses if tenant["tenantId"] in address], tenant["tenantId"]
+    # The queues are the deployment's own: the dead-letter queues only.
+    queues = {planned["name"] for planned in planned_of_type(plan_json, "aws_sqs_queue").values()}
+    assert all(name.endswith("-dlq") for name in queues), queues
+    # One usage plan per tier, with the tier's numbers.
+    plans = planned_of_type(plan_json, "aws_api_gateway_usage_plan")
+    assert set(plans) == {f'aws_api_gateway_usage_plan.tier["{tier}"]' for tier in TIERS}
+    for tier, spec in TIERS.items():
+        plan = plans[f'aws_api_gateway_usage_plan.tier["{tier}"]']
+        assert plan["name"] == f"{PREFIX}-{tier}"
+        assert plan["throttle_settings"] == [{"rate_limit": spec["rateLimit"], "burst_limit": spec["burstLimit"]}]
+        assert plan["quota_settings"][0]["limit"] == spec["dailyQuota"]
 
 
-# Fields a tenant may gain: one of every supported type, on one tenant only.
-EXTRA_FIELDS = {"heartbeatTimeoutSeconds": 300, "note": "12", "ratio": -0.25, "premium": True, "tags": ["a", "b"], "aliases": []}
-UNSUPPORTED_FIELDS = {"limits": {"daily": 1}, "parent": None, "levels": [1, 2], "mixed": ["a", 1]}
+def test_the_admin_routes_use_aws_iam_and_the_control_function(plan_json) -> None:
+    assert CONTROL_ROUTES, "the contract names the admin routes"
+    for key, route in CONTROL_ROUTES.items():
+        method = planned(plan_json, f'aws_api_gateway_method.control["{key}"]')
+        assert (method["http_method"], method["authorization"]) == (route["method"], "AWS_IAM")
+        assert method["api_key_required"] is False and method.get("authorizer_id") is None
+        integration = planned(plan_json, f'aws_api_gateway_integration.control["{key}"]')
+        assert integration["type"] == "AWS_PROXY"
+        assert 'aws_lambda_function.function["control"]' in references(
+            config(plan_json, "aws_api_gateway_integration.control"), "uri")
+    # No other route is AWS_IAM, and no admin route is CUSTOM.
+    for resource in ("aws_api_gateway_method.proxy", "aws_api_gateway_method.public_proxy",
+                     "aws_api_gateway_method.start_workflow"):
+        for planned_method in planned_of_type(plan_json, "aws_api_gateway_method").items():
+            if planned_method[0].startswith(resource):
+                assert planned_method[1]["authorization"] != "AWS_IAM"
 
 
-@pytest.fixture(scope="module")
-def extra_fields_workspace(terraform_setup, tf_env, tmp_path_factory, plan_workspace, plan_endpoint) -> Workspace:
-    """A copy whose demo_tenants.json gives the first tenant fields the repository's file does not have."""
-    workspace = copy_module(
-        tmp_path_factory.mktemp("extra-fields") / "module",
-        binary=terraform_setup.binary,
-        env=tf_env,
-        strip=() if terraform_setup.provider_knows_durable_blocks else NEW_PROVIDER_BLOCKS,
-        override=plan_override(terraform_setup.provider_version, plan_endpoint),
-    )
-    (workspace.path / ".terraform.lock.hcl").write_text((plan_workspace.path / ".terraform.lock.hcl").read_text())
-    workspace.run("init", "-input=false", "-no-color")
-    return workspace
+def _statements(plan: dict[str, Any], document: str) -> dict[str, dict[str, Any]]:
+    return {statement["sid"]["constant_value"]: statement for statement in _policy_statements(plan)[document]}
 
 
-def _write_demo_tenants(workspace: Workspace, extra: dict[str, Any]) -> list[dict[str, Any]]:
-    tenants = [{**DEMO_TENANTS[0], **extra}, *DEMO_TENANTS[1:]]
-    (workspace.path / "src" / "shared" / "demo_tenants.json").write_text(json.dumps(tenants))
-    return tenants
+def test_the_provisioner_may_manage_only_this_deployments_keys_queues_and_rules(plan_json) -> None:
+    statements = _statements(plan_json, "data.aws_iam_policy_document.provisioner")
+    for sid in ("ManageCallbackQueues", "ManageCallbackRules"):
+        resources = statements[sid]["resources"]
+        assert "constant_value" not in resources, sid
+        assert any(reference.startswith("local.callback_") for reference in resources["references"]), (sid, resources)
+    create, delete = statements["CreateDeploymentTaggedKeys"], statements["DeleteDeploymentTaggedKeys"]
+    assert create["actions"]["constant_value"] == ["apigateway:POST"]
+    assert delete["actions"]["constant_value"] == ["apigateway:DELETE"]
+    assert create["condition"][0]["variable"]["constant_value"] == "aws:RequestTag/deployment"
+    assert delete["condition"][0]["variable"]["constant_value"] == "aws:ResourceTag/deployment"
+    for statement in (create, delete):
+        assert "local.name_prefix" in statement["condition"][0]["values"]["references"]
+    plan_keys = statements["KeysInTheTiersPlans"]["resources"]
+    assert "local.tier_usage_plan_key_globs" in plan_keys["references"]
+    for statement in statements.values():
+        assert "constant_value" not in statement["resources"], statement["sid"]
 
 
-def test_a_field_added_to_the_demo_tenants_is_seeded_too(extra_fields_workspace) -> None:
-    tenants = _write_demo_tenants(extra_fields_workspace, EXTRA_FIELDS)
-    items = _as_read_back(extra_fields_workspace.evaluate("local.demo_tenant_items"))
-    assert items == {tenant["tenantId"]: tenant_item(tenant) for tenant in tenants}
-    assert TenantConfig.from_item(items[tenants[0]["tenantId"]]).heartbeat_timeout_seconds == 300
-    # Tenants that differ in their fields still plan (keyed by tenant id).
-    extra_fields_workspace.run("plan", "-input=false", "-no-color", "-lock=false")
-
-
-def test_a_field_dynamodb_cannot_take_as_is_is_refused(extra_fields_workspace) -> None:
-    tenant_id = _write_demo_tenants(extra_fields_workspace, UNSUPPORTED_FIELDS)[0]["tenantId"]
-    result = extra_fields_workspace.run("plan", "-input=false", "-no-color", "-lock=false", check=False)
-    assert result.returncode != 0
-    assert "Demo tenant fields must be strings, numbers, booleans or lists of strings" in result.stderr
-    for field in UNSUPPORTED_FIELDS:
-        assert f"{tenant_id}.{field}" in " ".join(result.stderr.split()), field
+def test_the_control_plane_may_start_only_the_provisioner(plan_json) -> None:
+    statements = _statements(plan_json, "data.aws_iam_policy_document.control")
+    invoke = statements["StartProvisioning"]
+    assert invoke["actions"]["constant_value"] == ["lambda:InvokeFunction"]
+    assert invoke["resources"]["references"][0].startswith("aws_lambda_alias.provisioner_live")
+    environment = planned(plan_json, function("control"))["environment"][0]["variables"]
+    assert environment["PROVISIONER_FUNCTION_NAME"] == f"{PREFIX}-provisioner"
+    assert environment["STAGE_THROTTLE_RATE_LIMIT"] == str(hcl.variables()["throttling_rate_limit"]["default"])
 
 
 # --- IAM ---
@@ -305,9 +323,12 @@ def test_no_iam_statement_grants_lambda_or_dynamodb_on_star(plan_json) -> None:
         "data.aws_iam_policy_document.workflow",
         "data.aws_iam_policy_document.api",
         "data.aws_iam_policy_document.authorizer",
+        "data.aws_iam_policy_document.control",
+        "data.aws_iam_policy_document.provisioner",
+        "data.aws_iam_policy_document.router",  # router.tf
+        "data.aws_iam_policy_document.provisioner_start_queues",  # router.tf
         "data.aws_iam_policy_document.function",
         "data.aws_iam_policy_document.lambda_assume_role",
-        "data.aws_iam_policy_document.callback_queue",
         "data.aws_iam_policy_document.dead_letter",
         "data.aws_iam_policy_document.alarm_topic",
     }

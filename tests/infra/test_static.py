@@ -41,9 +41,9 @@ CONCERN_FILES = {
     "dynamodb.tf": ("DynamoDB",),
     "notifications.tf": ("Callback tokens and notification",),
     "iam.tf": ("IAM",),
-    "api.tf": ("REST API", "POST /workflow", "Proxy routes"),
+    "api.tf": ("REST API", "POST /workflow", "Proxy routes", "The admin API"),
     "api_stage.tf": ("Deployment and stage",),
-    "operations.tf": ("Per-tenant usage plans", "Dead-letter queue"),
+    "operations.tf": ("Usage plans: one per tier", "Dead-letter queue"),
     "monitoring.tf": ("Alarms", "Dashboard"),
 }
 MAX_TF_LINES = 500
@@ -114,7 +114,7 @@ def _dynamic_block(body: dict, name: str) -> dict:
 def test_the_functions_are_the_ones_src_functions_json_defines() -> None:
     # The one source: main.tf decodes the file the local stack reads (proving-ground/local/runtime/functions.py).
     assert hcl.local("function_definitions") == '${jsondecode(file("${path.module}/src/functions.json"))}'
-    assert set(FUNCTION_DEFINITIONS["functions"]) == {"workflow", "api", "authorizer"}
+    assert set(FUNCTION_DEFINITIONS["functions"]) == {"workflow", "api", "authorizer", "control", "provisioner", "router"}
     functions = hcl.local("functions")
     assert functions.startswith("${{for key, function in local.function_definitions.functions : key =>"), functions
 
@@ -142,7 +142,10 @@ def test_only_the_workflow_function_is_durable_and_tenant_isolated() -> None:
     # the test copies), so this file is where they are checked.
     flags = {key: (definition.get("perTenant", False), definition.get("durable", False), definition.get("publish", False))
              for key, definition in FUNCTION_DEFINITIONS["functions"].items()}
-    assert flags == {"workflow": (True, True, True), "api": (False, False, False), "authorizer": (False, False, False)}
+    # The provisioner is durable (its onboarding and offboarding are named executions) and
+    # published (started on its alias), but serves the operator: not tenant-isolated.
+    assert flags == {"workflow": (True, True, True), "api": (False, False, False), "authorizer": (False, False, False),
+                     "control": (False, False, False), "provisioner": (False, True, True), "router": (False, False, False)}
     function = _function_resource()
     # Each block is generated exactly when the function's flag says so.
     tenancy = _dynamic_block(function, "tenancy_config")
@@ -183,10 +186,8 @@ def test_deployment_redeploys_on_every_api_resource() -> None:
         "aws_api_gateway_stage.this",
         "aws_api_gateway_method_settings.all",
         "aws_api_gateway_account.this",
-        "aws_api_gateway_api_key.demo",
-        # Stage-level: the usage plans and their keys, the token route's method settings.
-        "aws_api_gateway_usage_plan.tenant",
-        "aws_api_gateway_usage_plan_key.tenant",
+        # Stage-level: the tiers' usage plans, the token route's method settings.
+        "aws_api_gateway_usage_plan.tier",
         "aws_api_gateway_method_settings.public_routes",
     }
     declared = {f"{kind}.{name}" for kind, name, _ in hcl.blocks("resource") if kind.startswith("aws_api_gateway_")}
