@@ -515,6 +515,44 @@ def test_each_role_is_granted_exactly_what_its_function_calls(outputs, aws) -> N
     assert _grants(aws, f"{PREFIX}-authorizer") == common("authorizer") | {("dynamodb:GetItem", tenants)}
 
 
+def test_the_router_role_polls_only_start_queues_and_starts_only_workflow_live(outputs, aws) -> None:
+    # router.tf: the mapping's three SQS actions on this deployment's start queues only (a glob no other queue
+    # of the deployment matches), dead letters to its own queue, the tenant's item and index, the live alias.
+    table = f"arn:aws:dynamodb:{REGION}:{MOTO_ACCOUNT_ID}:table/{outputs['tenants_table_name']}"
+    start_queues = f"arn:aws:sqs:{REGION}:{MOTO_ACCOUNT_ID}:{PREFIX}-start-*"
+    log_group = f"arn:aws:logs:{REGION}:{MOTO_ACCOUNT_ID}:log-group:/aws/lambda/{PREFIX}-router:*"
+    assert _grants(aws, f"{PREFIX}-router") == {
+        ("logs:CreateLogStream", log_group), ("logs:PutLogEvents", log_group),
+        ("xray:PutTraceSegments", "*"), ("xray:PutTelemetryRecords", "*"),
+        ("sqs:SendMessage", outputs["dead_letter_queue_arn"]),
+        ("sqs:ReceiveMessage", start_queues), ("sqs:DeleteMessage", start_queues),
+        ("sqs:GetQueueAttributes", start_queues),
+        ("sqs:SendMessage", outputs["router_dead_letter_queue_arn"]),
+        ("dynamodb:Query", f"{table}/index/startQueue"), ("dynamodb:GetItem", table),
+        ("lambda:InvokeFunction", outputs["workflow_alias_arn"]),
+    }
+    assert outputs["router_dead_letter_queue_arn"] == f"arn:aws:sqs:{REGION}:{MOTO_ACCOUNT_ID}:{PREFIX}-router-dlq"
+    attributes = aws("sqs").get_queue_attributes(QueueUrl=outputs["router_dead_letter_queue_url"],
+                                                 AttributeNames=["All"])["Attributes"]
+    assert (attributes["SqsManagedSseEnabled"], attributes["MessageRetentionPeriod"]) == ("true", "1209600")
+
+
+def test_the_provisioner_maps_start_queues_to_the_router_only(outputs, aws) -> None:
+    statements = {s["Sid"]: s for s in _role_statements(aws, f"{PREFIX}-provisioner")
+                  if s.get("Sid") in ("ManageStartQueues", "MapStartQueuesToTheRouterOnly",
+                                      "UnmapStartQueuesFromTheRouterOnly", "FindStartQueueMappings")}
+    router = f"arn:aws:lambda:{REGION}:{MOTO_ACCOUNT_ID}:function:{outputs['router_function_name']}"
+    only_router = {"ArnEquals": {"lambda:FunctionArn": router}}
+    assert (statements["MapStartQueuesToTheRouterOnly"]["Action"], statements["MapStartQueuesToTheRouterOnly"]["Resource"],
+            statements["MapStartQueuesToTheRouterOnly"]["Condition"]) == ("lambda:CreateEventSourceMapping", "*", only_router)
+    unmap = statements["UnmapStartQueuesFromTheRouterOnly"]
+    assert (unmap["Action"], unmap["Resource"], unmap["Condition"]) == (
+        "lambda:DeleteEventSourceMapping", f"arn:aws:lambda:{REGION}:{MOTO_ACCOUNT_ID}:event-source-mapping:*", only_router)
+    assert statements["ManageStartQueues"]["Resource"] == f"arn:aws:sqs:{REGION}:{MOTO_ACCOUNT_ID}:{PREFIX}-start-*"
+    assert (statements["FindStartQueueMappings"]["Action"], statements["FindStartQueueMappings"]["Resource"]) == (
+        "lambda:ListEventSourceMappings", "*")
+
+
 # --- callback tokens and notification ---
 
 

@@ -319,9 +319,8 @@ def copy_module(
     """
     dest.mkdir(parents=True)
     copy_module_files(dest)
-    write_dummy_zip(dest / "build" / "workflow.zip", "workflow")
-    write_dummy_zip(dest / "build" / "api.zip", "api")
-    write_dummy_zip(dest / "build" / "authorizer.zip", "authorizer")
+    for key in json.loads(FUNCTIONS_FILE.read_text(encoding="utf-8"))["functions"]:
+        write_dummy_zip(dest / "build" / f"{key}.zip", key)
 
     stripped = dict.fromkeys(strip, 0)
     for tf_file in sorted(dest.glob("*.tf")):
