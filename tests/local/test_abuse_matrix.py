@@ -44,6 +44,8 @@ class Attack:
     case: str
     expected: int
     send: Callable[[StackProcess, Victim], tuple[int, bytes]]
+    # The approval page's requests answer pages (text/html with the security headers), not JSON.
+    html: bool = False
 
 
 def http(method: str, path: str, *, tenant: str | None = "tenant-a", key: str | None = "tenant-a",
@@ -113,7 +115,39 @@ ROUTES: dict[str, tuple[str, str, Any]] = {
     "POST /workflow": ("POST", "/workflow", VALID_START),
     "GET /workflow/{id}": ("GET", "/workflow/{wf}", None),
     "POST /callback": ("POST", "/callback", {"callbackId": "VICTIM_CALLBACK", "payload": {"stolen": True}}),
+    "GET /workflows": ("GET", "/workflows", None),
 }
+
+PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
+# The victim's description: the approval page must show it as text.
+SCRIPT_DESCRIPTION = "<script>alert(document.cookie)</script>"
+
+
+def page(method: str, path: str, *, form: Any = None, extra: dict[str, str] | None = None,
+         repeat: int = 1, content_type: str | None = None) -> Callable[[StackProcess, Victim], tuple[int, bytes]]:
+    """The approval page's request (no tenant headers: the token is the credential), ``repeat`` times in a row.
+
+    Every answer must carry the page's security headers; all answers must agree.
+    """
+
+    def send(stack: StackProcess, victim: Victim) -> tuple[int, bytes]:
+        names = {"token": victim.token, **victim.ended_tokens}
+        headers = dict(extra or {})
+        if content_type:
+            headers["content-type"] = content_type
+        answers = set()
+        for _ in range(repeat):
+            response = stack.http.request(method, f"{stack.api_url}{path.format(**names)}", data=form, headers=headers,
+                                          timeout=60)
+            for name, value in PAGE_HEADERS.items():
+                assert response.headers.get(name) == value, (name, response.headers)
+            assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+            answers.add((response.status_code, response.content))
+        assert len(answers) == 1, f"the answers differ: {[status for status, _ in answers]}"
+        return answers.pop()
+
+    return send
+
 
 def random_tokens(count: int) -> Callable[[StackProcess, Victim], tuple[int, bytes]]:
     """``count`` well-formed random tokens in a row: every one must get the same 404."""
@@ -126,6 +160,20 @@ def random_tokens(count: int) -> Callable[[StackProcess, Victim], tuple[int, byt
             answers.add((response.status_code, response.content))
         assert len(answers) == 1, f"the answers to random tokens differ: {answers}"
         return answers.pop()
+
+    return send
+
+
+def another_tenants_next_token() -> Callable[[StackProcess, Victim], tuple[int, bytes]]:
+    """tenant-b's own nextToken (it has two or more workflows), replayed by tenant-a."""
+
+    def send(stack: StackProcess, victim: Victim) -> tuple[int, bytes]:
+        own = stack.http.get(f"{stack.api_url}/workflows", params={"limit": "1", "status": "COMPLETED"},
+                             headers=stack.headers("tenant-b"), timeout=30).json()
+        response = stack.http.get(f"{stack.api_url}/workflows", params={"limit": "1", "status": "COMPLETED",
+                                                                        "nextToken": own["nextToken"]},
+                                  headers=stack.headers("tenant-a"), timeout=30)
+        return response.status_code, response.content
 
     return send
 
@@ -191,8 +239,28 @@ TOKEN_ATTACKS = [
            http("POST", "/callbacks/" + "S" * 43, body=TOKEN_BODY, tenant="tenant-suspended", key="tenant-suspended")),
     Attack("POST /callbacks/{token}", "a real token of a workflow whose tenant was suspended while it waits", 404,
            while_suspended(http("POST", "/callbacks/{suspendable}", body=TOKEN_BODY, tenant=None, key=None))),
-    Attack("GET /callbacks/{token}", "GET with the token (grants no status read)", 404,
-           http("GET", "/callbacks/{token}", tenant=None, key=None)),
+    Attack("GET /callbacks/{token}", "script in the description (the page shows it as text)", 200,
+           page("GET", "/callbacks/{token}"), html=True),
+    Attack("GET /callbacks/{token}", "a framing attempt (`Sec-Fetch-Dest: iframe`, another site's Referer): "
+           "`frame-ancestors 'none'` forbids it", 200,
+           page("GET", "/callbacks/{token}", extra={"Sec-Fetch-Dest": "iframe", "Referer": "https://evil.example/"}),
+           html=True),
+    Attack("GET /callbacks/{token}", "a GET flood: 100 GETs of the link in a row (reading never answers)", 200,
+           page("GET", "/callbacks/{token}", repeat=100), html=True),
+    Attack("HEAD /callbacks/{token}", "HEAD with the token (headers only)", 200, page("HEAD", "/callbacks/{token}"), html=True),
+    Attack("POST /callbacks/{token}", "the form with a huge comment (1,001 characters)", 400,
+           page("POST", "/callbacks/{token}", form={"decision": "approve", "comment": "x" * 1001}), html=True),
+    Attack("POST /callbacks/{token}", "the form with a 1 MB comment", 413,
+           page("POST", "/callbacks/{token}", form={"decision": "approve", "comment": "x" * 1_000_000}), html=True),
+    Attack("POST /callbacks/{token}", "the form with a decision that is not approve or decline", 400,
+           page("POST", "/callbacks/{token}", form={"decision": "yes"}), html=True),
+    Attack("POST /callbacks/{token}", "a wrong content type (text/plain with the victim's JSON answer)", 415,
+           http("POST", "/callbacks/{token}", body=TOKEN_BODY, tenant=None, key=None, extra={"content-type": "text/plain"})),
+    Attack("POST /callbacks/{token}", "the form on a completed workflow's link (another decision)", 409,
+           page("POST", "/callbacks/{completed}", form={"decision": "decline"}), html=True),
+    Attack("GET /callbacks/{token}", "a used link (completed workflow)", 409, page("GET", "/callbacks/{completed}"), html=True),
+    Attack("GET /callbacks/{token}", "an expired link (timed-out workflow)", 410, page("GET", "/callbacks/{timed_out}"), html=True),
+    Attack("GET /callbacks/{token}", "an unknown token", 404, page("GET", "/callbacks/" + "A" * 43), html=True),
     Attack("POST /callbacks/{token}", "200 random tokens in a row (one answer shape)", 404, random_tokens(200)),
 ]
 
@@ -238,6 +306,12 @@ ATTACKS: list[Attack] = [
            http("POST", "/callback", body={"callbackId": "VICTIM_CALLBACK", "payload": {}}, encoding="utf-16")),
     Attack("POST /callback", "unknown callbackId", 404, http("POST", "/callback", body={"callbackId": "forged", "payload": {}})),
     Attack("GET /workflow/{id}", "unknown workflowId", 404, http("GET", "/workflow/no-such-workflow")),
+    Attack("GET /workflows", "tenant-b's nextToken presented by tenant-a", 400, another_tenants_next_token()),
+    Attack("GET /workflows", "a forged nextToken", 400,
+           http("GET", "/workflows?nextToken=eyJrIjp7fSwicyI6bnVsbCwidCI6InRlbmFudC1hIn0.AAAA")),
+    Attack("GET /workflows", "limit=0", 400, http("GET", "/workflows?limit=0")),
+    Attack("GET /workflows", "limit=101", 400, http("GET", "/workflows?limit=101")),
+    Attack("GET /workflows", "an unknown status", 400, http("GET", "/workflows?status=PWNED")),
     Attack("GET /workflow/{id}", "malformed workflowId", 400, http("GET", "/workflow/a%20b")),
     Attack("GET /workflow/{id}", "traversal in workflowId", 404, http("GET", "/workflow/../callback")),
     Attack("PUT /workflow", "wrong method", 404, http("PUT", "/workflow", body=VALID_START)),
@@ -277,7 +351,13 @@ def victim(stack: StackProcess) -> Victim:
     stack.put_tenant(SUSPENDABLE, api_key=SUSPENDABLE_KEY)
     workflow_id = stack.start_workflow(SUSPENDABLE["tenantId"], VALID_START)
     suspendable = token_of(stack.wait_for_status(SUSPENDABLE["tenantId"], workflow_id, "WAITING_FOR_CALLBACK")["callbackUrl"])
-    workflow_id = stack.start_workflow("tenant-a", VALID_START)
+    # two completed workflows of tenant-b, so that its list of them has a second page
+    for _ in range(2):
+        workflow_id = stack.start_workflow("tenant-b", {"amount": 10, "currency": "GBP"})
+        callback_id = stack.wait_for_status("tenant-b", workflow_id, "WAITING_FOR_CALLBACK")["callbackId"]
+        assert stack.callback("tenant-b", callback_id).status_code == 200
+        stack.wait_for_status("tenant-b", workflow_id, "COMPLETED")
+    workflow_id = stack.start_workflow("tenant-a", {**VALID_START, "description": SCRIPT_DESCRIPTION})
     waiting = stack.wait_for_status("tenant-a", workflow_id, "WAITING_FOR_CALLBACK")
     return Victim(workflow_id, waiting["callbackId"], token_of(waiting["callbackUrl"]), ended, suspendable)
 
@@ -293,8 +373,18 @@ def test_abuse_gets_documented_status_and_json_message(stack: StackProcess, vict
     OBSERVED[attack_id(attack)] = status
     assert status < 500, body[:300]
     assert status == attack.expected, body[:300]
-    message = json.loads(body)
-    if attack.case == RETRY_OF_THE_WINNER:  # told its answer won, again: nothing delivered, nothing changed
+    if attack.html:
+        # a page, never JSON; what the victim's description holds is text in it
+        assert body == b"" if attack.route.startswith("HEAD") else body.startswith(b"<!doctype html>"), body[:300]
+        assert SCRIPT_DESCRIPTION.encode() not in body and b"<script" not in body
+        if status == 200 and body:
+            assert b"&lt;script&gt;alert(document.cookie)&lt;/script&gt;" in body
+        message: Any = None
+    else:
+        message = json.loads(body)
+    if attack.html:
+        pass
+    elif attack.case == RETRY_OF_THE_WINNER:  # told its answer won, again: nothing delivered, nothing changed
         assert message["delivered"] == "success" and message["workflowId"] != victim.workflow_id
     elif status < 400:
         # the one accepted case (a heartbeat with another tenant's headers): it went to the token's workflow
