@@ -62,8 +62,10 @@ class ScriptedLambda:
         self.api: Callable[[dict[str, Any]], InvokeOutcome] = lambda event: outcome(
             {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": "{}"})
 
-    def invoke(self, function: str, payload: dict[str, Any], *, invocation_type: str,
+    def invoke(self, function: str, payload: dict[str, Any] | str, *, invocation_type: str,
                tenant_id: str | None = None, execution_name: str | None = None) -> InvokeOutcome:
+        # The start integration's payload arrives as the template rendered it (a str).
+        payload = json.loads(payload) if isinstance(payload, str) else payload
         self.calls.append(Call(function, payload, invocation_type, tenant_id, execution_name))
         name = function.split(":", 1)[0]
         handler = {"t-authorizer": self.authorizer, "t-workflow": self.workflow, "t-api": self.api}[name]
