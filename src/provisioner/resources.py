@@ -143,6 +143,13 @@ class TenantResources:
         return MeteringKey(key["id"], value)
 
     def _remove_from_plan(self, plan_id: str, key_id: str) -> None:
+        # Read first: most calls find the key in no other plan, and a read is cheaper
+        # than a refused delete (the delete still tolerates "not found": another
+        # attempt may have removed it meanwhile).
+        keys = {key["id"] for page in self.apigateway.get_paginator("get_usage_plan_keys").paginate(usagePlanId=plan_id)
+                for key in page.get("items", [])}
+        if key_id not in keys:
+            return
         try:
             self.apigateway.delete_usage_plan_key(usagePlanId=plan_id, keyId=key_id)
         except ClientError as error:

@@ -23,8 +23,7 @@ from typing import Any
 import pytest
 
 from . import hcl
-from .conftest import plan_override
-from .tfworkspace import NEW_PROVIDER_BLOCKS, SHARED_DIR, Workspace, copy_module
+from .tfworkspace import SHARED_DIR
 
 pytestmark = pytest.mark.slow
 
