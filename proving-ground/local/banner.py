@@ -9,6 +9,7 @@ from pathlib import Path
 from local import REPO_ROOT
 from local.runtime.functions import ALIAS
 from local.stack import LoopbackStack
+from local.services.queue_entry import router_dead_letter_queue_url
 from local.tools.api_keys import API_KEY_HEADER
 
 # The copy-paste flows are written once, in the documentation a reader follows: the curl
@@ -91,6 +92,30 @@ The token route's method throttle (the stage's default in variables.tf, as deplo
 """
 
 
+def start_queue_banner(stack: LoopbackStack) -> str:
+    """Each tenant's start queue and how to start a workflow from it (docs/queue-entry.md)."""
+    moto, region = stack.dynamodb.url, stack.config.region
+    urls = stack.start_queue_urls
+    rows = "\n".join(f"  {tenant:<18} {url}" for tenant, url in urls.items()) or "  (none yet)"
+    url_a = urls.get("tenant-a", "<tenant-a's start queue URL>")
+    dlq = router_dead_letter_queue_url(moto, stack.config.name_prefix)
+    return f"""
+Start queues: a message on a tenant's queue starts a workflow for that tenant (the queue decides the tenant,
+never the body); what cannot start goes to {dlq}
+with a Reason attribute (docs/queue-entry.md):
+{rows}
+  # start one for tenant-a; a retry with the same IdempotencyKey starts nothing new
+  .venv/bin/python -c 'import boto3; boto3.client("sqs", endpoint_url="{moto}", region_name="{region}",
+      aws_access_key_id="local", aws_secret_access_key="local").send_message(QueueUrl="{url_a}",
+      MessageBody="{{\\"amount\\": 25, \\"currency\\": \\"EUR\\"}}",
+      MessageAttributes={{"IdempotencyKey": {{"DataType": "String", "StringValue": "order-1"}}}})'
+  # the same with the AWS CLI
+  aws sqs send-message --endpoint-url {moto} --queue-url {url_a} \\
+      --message-body '{{"amount": 25, "currency": "EUR"}}' \\
+      --message-attributes 'IdempotencyKey={{DataType=String,StringValue=order-1}}'
+"""
+
+
 def banner(stack: LoopbackStack) -> str:
     """Endpoints and copy-paste commands for the whole flow."""
     api, lam, moto = stack.api_url, stack.lambda_url, stack.dynamodb.url
@@ -126,7 +151,7 @@ Callback queues: each tenant's 'Workflow Waiting For Callback' events {{tenantId
 expiresAt}}, and no other tenant's (a rule on {notifications.bus_name} per tenant). moto keeps them in memory:
 the bus, rules and queues are recreated at every start and queued messages are lost (tokens stay valid).
 {queues}
-
+{start_queue_banner(stack)}
 The full flow for tenant-a (the demo tenants are tenant-a and tenant-b; needs bash, curl and jq):
 
 {flow}

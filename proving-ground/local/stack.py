@@ -68,6 +68,8 @@ DEFAULT_EMULATOR_PORT = 3002
 DEFAULT_DYNAMODB_PORT = 3003
 DEFAULT_APIGATEWAY_PORT = 3004
 DEFAULT_STATE_DIR = ".state"
+# Each start queue's visibility timeout here (on AWS: 60 s, six times the router's timeout).
+START_QUEUE_VISIBILITY_TIMEOUT_SECONDS = 12
 
 
 
@@ -190,6 +192,8 @@ class LoopbackStack:
                 # The router (router.tf): the alias it starts on and its dead-letter queue.
                 "WORKFLOW_FUNCTION_NAME": f"{self.names.workflow_function}:{ALIAS}",
                 "ROUTER_DEAD_LETTER_QUEUE_URL": router_dead_letter_queue_url(self.dynamodb.url, config.name_prefix),
+                # The provisioner's start queues: a redelivery within seconds, not a minute (tests wait for them).
+                "START_QUEUE_VISIBILITY_TIMEOUT_SECONDS": str(START_QUEUE_VISIBILITY_TIMEOUT_SECONDS),
             },
             tenant_cache_ttl_seconds=config.tenant_cache_ttl,
             function_timeout_seconds=config.function_timeout,
@@ -216,6 +220,7 @@ class LoopbackStack:
             state_dir=state_dir,
         )
         self.api_keys: dict[str, str] = {}
+        self.start_queue_urls: dict[str, str] = {}
         self.tenants_ready = False
         self.gateway = AccessLoggedGateway(
             contract=load_contract(),
@@ -282,6 +287,8 @@ class LoopbackStack:
         self.notifications.write_queues_file({
             str(item["tenantId"]): str(item["callbackQueueUrl"]) for item in demo.items()
             if item.get("callbackQueueUrl") and item["status"] in ("ACTIVE", "SUSPENDED")})
+        self.start_queue_urls = {str(item["tenantId"]): str(item["startQueueUrl"]) for item in demo.items()
+                                 if item.get("startQueueUrl") and item["status"] in ("ACTIVE", "SUSPENDED")}
         self.tenants_ready = True
 
     def restart_emulator(self) -> None:

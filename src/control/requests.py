@@ -35,8 +35,12 @@ LIST_LIMIT_MAX = 100
 NEXT_TOKEN_MAX = 2048
 
 POLICY_FIELDS = ("displayName", "allowedCurrencies", "maxAmount", "callbackTimeoutSeconds", "heartbeatTimeoutSeconds")
-CREATE_FIELDS = frozenset({"tenantId", "tier", *POLICY_FIELDS})
-PATCH_FIELDS = frozenset({"status", "tier", *POLICY_FIELDS})
+# Who may send to the tenant's start queue (docs/queue-entry.md); absent: this account's principals IAM allows.
+PRODUCERS_FIELD = "startQueueProducers"
+PRODUCERS_MAX = 10
+PRODUCER_ARN = re.compile(r"arn:aws[a-zA-Z-]*:iam::\d{12}:(root|(user|role)/[\w+=,.@/-]{1,512})")
+CREATE_FIELDS = frozenset({"tenantId", "tier", PRODUCERS_FIELD, *POLICY_FIELDS})
+PATCH_FIELDS = frozenset({"status", "tier", PRODUCERS_FIELD, *POLICY_FIELDS})
 ROTATE_FIELDS = frozenset({"overlapSeconds"})
 
 
@@ -126,6 +130,18 @@ def _policy(body: dict[str, Any], limits: Limits, *, required: bool) -> dict[str
     return fields
 
 
+def _producers(body: dict[str, Any]) -> dict[str, Any]:
+    """``startQueueProducers`` when present: 1 to 10 distinct IAM principal ARNs (account root, user or role)."""
+    if PRODUCERS_FIELD not in body:
+        return {}
+    value = body[PRODUCERS_FIELD]
+    if (not isinstance(value, list) or not 1 <= len(value) <= PRODUCERS_MAX or len(set(map(str, value))) != len(value)
+            or not all(isinstance(arn, str) and PRODUCER_ARN.fullmatch(arn) for arn in value)):
+        raise InvalidField(PRODUCERS_FIELD, f"must be a list of 1 to {PRODUCERS_MAX} distinct IAM principal ARNs "
+                                            "(arn:aws:iam::<account>:root, :role/<name> or :user/<name>)")
+    return {PRODUCERS_FIELD: sorted(value)}
+
+
 def _tier(body: dict[str, Any]) -> str:
     value = body.get("tier")
     if not isinstance(value, str) or value not in tiers():
@@ -149,7 +165,7 @@ def parse_create(body: dict[str, Any], limits: Limits) -> CreateRequest:
     if not is_valid_tenant_id(tenant_id):
         raise InvalidField("tenantId", "is required: 1 to 64 letters, digits, '.', '_' or '-'")
     tier = _tier(body)
-    return CreateRequest(str(tenant_id), tier, _policy(body, limits, required=True))
+    return CreateRequest(str(tenant_id), tier, {**_policy(body, limits, required=True), **_producers(body)})
 
 
 @dataclass(frozen=True)
@@ -170,7 +186,7 @@ def parse_patch(body: dict[str, Any], limits: Limits) -> PatchRequest:
     if "status" in body and status not in (ACTIVE, SUSPENDED):
         raise InvalidField("status", f"must be {ACTIVE} or {SUSPENDED}")
     tier = _tier(body) if "tier" in body else None
-    return PatchRequest(status, tier, _policy(body, limits, required=False))
+    return PatchRequest(status, tier, {**_policy(body, limits, required=False), **_producers(body)})
 
 
 def parse_overlap(body: dict[str, Any]) -> int:
@@ -232,13 +248,15 @@ def decode_next_token(token: str | None) -> dict[str, Any] | None:
 # -- answers --------------------------------------------------------------------------------------
 
 # What GET /tenants/{tenantId} shows; never a key, a key hash or the metering key.
-VIEW_FIELDS = ("tenantId", "status", "tier", *POLICY_FIELDS, "callbackQueueUrl", "createdAt", "updatedAt", "reason")
+VIEW_FIELDS = ("tenantId", "status", "tier", *POLICY_FIELDS, "callbackQueueUrl", "startQueueUrl", PRODUCERS_FIELD,
+               "createdAt", "updatedAt", "reason")
 
 
 def tenant_view(item: dict[str, Any]) -> dict[str, Any]:
     """The public form of a tenant item: :data:`VIEW_FIELDS` only, numbers as JSON numbers."""
     view = {field: _plain(item[field]) for field in VIEW_FIELDS if field in item}
     view.setdefault("callbackQueueUrl", None)
+    view.setdefault("startQueueUrl", None)
     return view
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Attr
 
-from control.requests import CreateRequest, ListRequest, PatchRequest
+from control.requests import PRODUCERS_FIELD, CreateRequest, ListRequest, PatchRequest
 from shared.tenants import (
     ACTIVE,
     CREATE,
@@ -189,6 +189,11 @@ class TenantStore:
         tier_changes = request.tier is not None and request.tier != old_tier
         if tier_changes and current == PROVISIONING:
             raise Conflict("the tenant is being provisioned; change its tier once it is ACTIVE")
+        # New producers of the start queue: its policy is rewritten by a reconcile, as a tier's key move.
+        producers = request.policy.get(PRODUCERS_FIELD)
+        producers_change = producers is not None and producers != sorted(str(p) for p in item.get(PRODUCERS_FIELD) or [])
+        if producers_change and current == PROVISIONING:
+            raise Conflict("the tenant is being provisioned; change its start queue producers once it is ACTIVE")
         fields: dict[str, Any] = dict(request.policy)
         if request.status is not None:
             fields["status"] = request.status
@@ -209,16 +214,18 @@ class TenantStore:
         }
         actions: list[dict[str, Any]] = [{"Update": update}]
         generation = int(item.get("generation", 0))
+        if tier_changes or producers_change:
+            # A new generation: the provisioner's reconcile execution of it moves the metering key
+            # and rewrites the start queue's policy.
+            generation += 1
+            update["UpdateExpression"] += ", #generation = :generation"
+            update["ExpressionAttributeNames"]["#generation"] = "generation"
+            update["ExpressionAttributeValues"].update(serialized({":generation": generation}))
         if tier_changes:
             new, old = tiers()[str(request.tier)], tiers()[old_tier]
             problem = capacity_problem(read_capacity(self.table), new, self.stage.rate, self.stage.burst, removing=old)
             if problem:
                 raise Conflict(problem)
-            # A new generation: the provisioner's reconcile execution of it moves the metering key.
-            generation += 1
-            update["UpdateExpression"] += ", #generation = :generation"
-            update["ExpressionAttributeNames"]["#generation"] = "generation"
-            update["ExpressionAttributeValues"].update(serialized({":generation": generation}))
             # One transaction may touch the ledger once: the difference of the two tiers,
             # within the stage's throttle once the old tier's share is given back.
             ledger = ledger_update(self.table.name, new, 1, self.stage.rate, self.stage.burst)["Update"]
@@ -236,7 +243,7 @@ class TenantStore:
             if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed" and reasons[0] != "ConditionalCheckFailed":
                 raise Conflict("capacity: the stage's throttle is spent") from error
             raise Conflict("the tenant changed meanwhile; read it and try again") from error
-        if tier_changes:
+        if tier_changes or producers_change:
             self._start(RECONCILE_OPERATION, tenant_id, generation)
         return self.get(tenant_id), old_tier if tier_changes else None
 

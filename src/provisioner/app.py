@@ -7,10 +7,15 @@ retried; a step that cannot finish ends the tenant FAILED with a reason (never
 stuck PROVISIONING or OFFBOARDING), and offboarding a FAILED tenant removes
 whatever exists.
 
-    onboard:   metering-key -> callback-route -> activate        (PROVISIONING -> ACTIVE)
-    offboard:  fail-waiting-workflows -> delete-callback-route
-               -> delete-metering-key -> tombstone                 (OFFBOARDING -> OFFBOARDED)
-    reconcile: metering-key -> callback-route -> record           (ACTIVE/SUSPENDED, status kept)
+    onboard:   metering-key -> callback-route -> start-queue -> start-mapping
+               -> activate                                         (PROVISIONING -> ACTIVE)
+    offboard:  fail-waiting-workflows -> delete-callback-route -> delete-start-mapping
+               -> delete-start-queue -> delete-metering-key -> tombstone  (OFFBOARDING -> OFFBOARDED)
+    reconcile: as onboard, ending in record                        (ACTIVE/SUSPENDED, status kept)
+
+The start queue's mapping is deleted late in offboarding: until then the router
+dead-letters what arrives (TENANT_NOT_ACTIVE) rather than it being deleted with
+the queue.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from aws_lambda_powertools import Logger
 from botocore.config import Config
 
 from provisioner.resources import TenantResources
+from provisioner.start_queues import DEFAULT_VISIBILITY_TIMEOUT_SECONDS, StartQueues
 from shared.aws_clients import DYNAMODB_CONFIG, LAMBDA_CONFIG
 from shared.contract import is_valid_tenant_id
 from shared.settings import load_settings
@@ -60,6 +66,10 @@ STEP_DELETE_ROUTE = "delete-callback-route"
 STEP_DELETE_KEY = "delete-metering-key"
 STEP_TOMBSTONE = "tombstone"
 STEP_MARK_FAILED = "mark-failed"
+STEP_START_QUEUE = "start-queue"
+STEP_START_MAPPING = "start-mapping"
+STEP_DELETE_START_MAPPING = "delete-start-mapping"
+STEP_DELETE_START_QUEUE = "delete-start-queue"
 # Every step calls AWS only: five attempts over about half a minute, then the tenant is FAILED.
 AWS_RETRY = create_retry_strategy(RetryStrategyConfig(
     max_attempts=5, initial_delay=Duration.from_seconds(1), max_delay=Duration.from_seconds(10),
@@ -71,7 +81,7 @@ RECORD_CONFIG = StepConfig(retry_strategy=create_retry_strategy(RetryStrategyCon
     backoff_rate=2, jitter_strategy=JitterStrategy.FULL)))
 # The item's fields that only a live tenant has: an OFFBOARDED tombstone keeps none.
 LIVE_FIELDS = ("apiKeyHash", "previousApiKeyHash", "previousApiKeyExpiresAt", "meteringKey", "meteringKeyId",
-               "callbackQueueUrl")
+               "callbackQueueUrl", "startQueueUrl", "startQueueArn")
 AWS_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=10)
 
 _resources: TenantResources | None = None
@@ -94,6 +104,25 @@ def resources() -> TenantResources:
                     workflows_table=boto3.resource("dynamodb", config=DYNAMODB_CONFIG).Table(SETTINGS.workflows_table),
                 )
     return _resources
+
+
+_start_queues: StartQueues | None = None
+
+
+def start_queues() -> StartQueues:
+    """The deployment's tenants' start queues and their mappings on the router (clients created once)."""
+    global _start_queues
+    if _start_queues is None:
+        with _lock:
+            if _start_queues is None:
+                _start_queues = StartQueues(
+                    prefix=os.environ["NAME_PREFIX"],
+                    sqs=boto3.client("sqs", config=AWS_CONFIG),
+                    lambda_client=boto3.client("lambda", config=LAMBDA_CONFIG),
+                    visibility_timeout=int(os.environ.get("START_QUEUE_VISIBILITY_TIMEOUT_SECONDS")
+                                           or DEFAULT_VISIBILITY_TIMEOUT_SECONDS),
+                )
+    return _start_queues
 
 
 _tenants_table: Any = None
@@ -207,8 +236,13 @@ def mark_failed(op: Operation, expected: str, reason: str) -> str:
 def read_step(_: StepContext, tenant_id: str) -> dict[str, Any] | None:
     item = read_tenant_item(tenant_id)
     # Only what the orchestration decides on goes into the checkpoint (never a key hash).
-    return {field: (int(item[field]) if field == "generation" else str(item[field]))
-            for field in ("status", "tier", "generation") if field in item} if item else None
+    if not item:
+        return None
+    read: dict[str, Any] = {field: (int(item[field]) if field == "generation" else str(item[field]))
+                            for field in ("status", "tier", "generation") if field in item}
+    if item.get("startQueueProducers"):
+        read["startQueueProducers"] = [str(producer) for producer in item["startQueueProducers"]]
+    return read
 
 
 @durable_step
@@ -219,6 +253,26 @@ def metering_key_step(_: StepContext, tenant_id: str, tier: str) -> dict[str, st
 @durable_step
 def callback_route_step(_: StepContext, tenant_id: str) -> str:
     return resources().ensure_callback_route(tenant_id)
+
+
+@durable_step
+def start_queue_step(_: StepContext, tenant_id: str, producers: list[str] | None) -> dict[str, str]:
+    return start_queues().ensure_queue(tenant_id, producers)
+
+
+@durable_step
+def start_mapping_step(_: StepContext, queue_arn: str) -> str:
+    return start_queues().ensure_mapping(queue_arn)
+
+
+@durable_step
+def delete_start_mapping_step(_: StepContext, tenant_id: str) -> int:
+    return start_queues().remove_mapping(tenant_id)
+
+
+@durable_step
+def delete_start_queue_step(_: StepContext, tenant_id: str) -> None:
+    start_queues().remove_queue(tenant_id)
 
 
 @durable_step
@@ -274,9 +328,13 @@ def _run(context: DurableContext, step: Any, name: str, config: StepConfig = STE
         raise StepGaveUp(name, error) from error
 
 
-def _provision(context: DurableContext, op: Operation, tier: str) -> dict[str, str]:
+def _provision(context: DurableContext, op: Operation, tier: str, producers: list[str] | None = None) -> dict[str, str]:
     fields = _run(context, metering_key_step(op.tenant_id, tier), STEP_METERING_KEY)
     fields["callbackQueueUrl"] = _run(context, callback_route_step(op.tenant_id), STEP_CALLBACK_ROUTE)
+    # The queue's ARN reaches the tenant's item (the router's startQueue index) with the
+    # final step; until then the router retries what arrives (no owner, or PROVISIONING).
+    fields.update(_run(context, start_queue_step(op.tenant_id, producers), STEP_START_QUEUE))
+    _run(context, start_mapping_step(fields["startQueueArn"]), STEP_START_MAPPING)
     return fields
 
 
@@ -299,10 +357,12 @@ def handler(event: Any, context: DurableContext) -> dict[str, Any]:
         if op.operation == OFFBOARD_OPERATION:
             failed = _run(context, fail_workflows_step(op.tenant_id), STEP_FAIL_WORKFLOWS)
             _run(context, delete_route_step(op.tenant_id), STEP_DELETE_ROUTE)
+            _run(context, delete_start_mapping_step(op.tenant_id), STEP_DELETE_START_MAPPING)
+            _run(context, delete_start_queue_step(op.tenant_id), STEP_DELETE_START_QUEUE)
             _run(context, delete_key_step(op.tenant_id), STEP_DELETE_KEY)
             outcome = context.step(tombstone_step(as_dict), name=STEP_TOMBSTONE, config=RECORD_CONFIG)
             return {"tenantId": op.tenant_id, "operation": op.operation, "outcome": outcome, "failedWorkflows": failed}
-        fields = _provision(context, op, str(tenant["tier"]))
+        fields = _provision(context, op, str(tenant["tier"]), tenant.get("startQueueProducers"))
         final = activate_step(as_dict, fields) if op.operation == ONBOARD_OPERATION else record_step(as_dict, fields)
         outcome = context.step(final, name=STEP_ACTIVATE if op.operation == ONBOARD_OPERATION else STEP_RECORD,
                                config=RECORD_CONFIG)

@@ -14,14 +14,10 @@ import boto3
 from botocore.config import Config
 
 from local.runtime.functions import ACCOUNT_ID
+from provisioner.start_queues import router_dead_letter_queue_name
 
 # router.tf: encrypted with SQS's own key, 14 days' retention (tests/local/test_router_e2e.py compares).
 ROUTER_DEAD_LETTER_QUEUE_ATTRIBUTES = {"SqsManagedSseEnabled": "true", "MessageRetentionPeriod": "1209600"}
-
-
-def router_dead_letter_queue_name(prefix: str) -> str:
-    """router.tf's ``"${local.name_prefix}-router-dlq"``."""
-    return f"{prefix}-router-dlq"
 
 
 def router_dead_letter_queue_url(endpoint_url: str, prefix: str) -> str:
