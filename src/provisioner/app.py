@@ -20,7 +20,6 @@ the queue.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time

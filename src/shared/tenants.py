@@ -221,7 +221,7 @@ OPERATIONS = (ONBOARD_OPERATION, OFFBOARD_OPERATION, RECONCILE_OPERATION)
 
 
 def provisioning_execution_name(operation: str, tenant_id: str, generation: int | str) -> str:
-    """The durable execution name of a provisioning operation: ``<operation>-<40 hex>-g<generation>``.
+    """The durable execution name of a provisioning operation: ``<operation>-<32 hex>-g<generation>``.
 
     The tenant id is hashed (it may hold ``.``, and up to 64 characters would not
     fit beside the rest); the generation is the tenant item's counter, raised by
@@ -234,7 +234,7 @@ def provisioning_execution_name(operation: str, tenant_id: str, generation: int 
     """
     if operation not in OPERATIONS:
         raise ValueError(f"unknown provisioning operation {operation!r}")
-    name = f"{operation}-{tenant_digest(tenant_id, 40)}-g{generation}"
+    name = f"{operation}-{tenant_digest(tenant_id, 32)}-g{generation}"
     if not _SAFE_NAME.fullmatch(name) or len(name) > EXECUTION_NAME_MAX:
         raise ValueError(f"execution name {name!r} is not a valid durable execution name")
     return name

@@ -20,8 +20,8 @@ def keyed_tenants(tables: Any) -> None:
     tenants, _ = tables
     for tenant_id in ("tenant-a", "tenant-b"):
         tenants.update_item(
-            Key={"tenantId": tenant_id}, UpdateExpression="SET apiKeyHash = :h",
-            ExpressionAttributeValues={":h": hash_api_key(f"secret-{tenant_id}")},
+            Key={"tenantId": tenant_id}, UpdateExpression="SET apiKeyHash = :h, meteringKey = :m",
+            ExpressionAttributeValues={":h": hash_api_key(f"secret-{tenant_id}"), ":m": f"metering-{tenant_id}"},
         )
 
 
@@ -41,8 +41,19 @@ def test_own_key_allows_the_request_and_passes_tenant_and_workflow_id(keyed_tena
     assert statement["Effect"] == "Allow"
     assert statement["Resource"] == ["arn:aws:execute-api:us-east-1:123456789012:abc123/v1/*/*"]
     assert response["context"] == {"tenantId": "tenant-a", "workflowId": "req-42"}
-    # API Gateway throttles and meters it against tenant-a's usage plan through this key.
-    assert response["usageIdentifierKey"] == "secret-tenant-a"
+    # API Gateway throttles and meters it against tenant-a's tier's usage plan through its
+    # metering key, never through the credential it presented.
+    assert response["usageIdentifierKey"] == "metering-tenant-a"
+
+
+def test_a_suspension_refuses_the_very_next_request(keyed_tenants: None, tables: Any) -> None:
+    tenants, _ = tables
+    assert authorize({"x-tenant-id": "tenant-a", "x-api-key": "secret-tenant-a"})["policyDocument"]["Statement"][0]["Effect"] == "Allow"
+    tenants.update_item(Key={"tenantId": "tenant-a"}, UpdateExpression="SET #s = :s",
+                        ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": "SUSPENDED"})
+    response = authorize({"x-tenant-id": "tenant-a", "x-api-key": "secret-tenant-a"})
+    assert response["policyDocument"]["Statement"][0]["Effect"] == "Deny"
+    assert "usageIdentifierKey" not in response
 
 
 @pytest.mark.parametrize("path", ["/workflow/a%20b", "/workflow/a%2Fb", "/workflow/idem:with:colons"])

@@ -9,18 +9,48 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 from authorizer.decision import decide
 from shared.identity import hash_api_key, mint_workflow_id
 
-KEYS = {"tenant-a": hash_api_key("key-a"), "tenant-b": hash_api_key("key-b")}
+NOW = 1_800_000_000.0
+TENANTS = {
+    "tenant-a": {"status": "ACTIVE", "apiKeyHash": hash_api_key("key-a"), "meteringKey": "metering-a"},
+    "tenant-b": {"status": "ACTIVE", "apiKeyHash": hash_api_key("key-b"), "meteringKey": "metering-b"},
+    "tenant-s": {"status": "SUSPENDED", "apiKeyHash": hash_api_key("key-s"), "meteringKey": "metering-s"},
+    "tenant-o": {"status": "OFFBOARDED"},
+    "tenant-p": {"status": "PROVISIONING", "apiKeyHash": hash_api_key("key-p")},
+    "tenant-r": {"status": "ACTIVE", "apiKeyHash": hash_api_key("key-new"), "previousApiKeyHash": hash_api_key("key-old"),
+                 "previousApiKeyExpiresAt": NOW + 10, "meteringKey": "metering-r"},
+}
 
 
-def verdict(headers: dict[str, str], request_id: str = "req-1"):
+def verdict(headers: dict[str, str], request_id: str = "req-1", now: float = NOW):
     event = APIGatewayAuthorizerRequestEvent({"headers": headers})
-    return decide(event.headers.get, request_id, KEYS.get)
+    return decide(event.headers.get, request_id, TENANTS.get, lambda: now)
 
 
 def test_own_key_is_allowed_with_verified_tenant_and_request_id_as_workflow_id() -> None:
     result = verdict({"X-Tenant-Id": "tenant-a", "X-Api-Key": "key-a"})
     assert (result.allowed, result.tenant_id, result.workflow_id) == (True, "tenant-a", "req-1")
-    assert result.usage_identifier_key == "key-a"
+    # API Gateway meters with the tenant's internal key, never with the credential.
+    assert result.usage_identifier_key == "metering-a"
+
+
+@pytest.mark.parametrize(("tenant", "key", "reason"), [
+    ("tenant-s", "key-s", "tenant is suspended"),
+    ("tenant-p", "key-p", "tenant is provisioning"),
+    ("tenant-o", "anything", "API key does not belong to this tenant"),
+])
+def test_a_tenant_that_is_not_active_is_denied_at_once(tenant: str, key: str, reason: str) -> None:
+    result = verdict({"x-tenant-id": tenant, "x-api-key": key})
+    assert (result.allowed, result.unauthenticated, result.reason) == (False, False, reason)
+    assert result.usage_identifier_key is None
+
+
+@pytest.mark.parametrize(("key", "now", "allowed"), [
+    ("key-new", NOW, True), ("key-old", NOW, True), ("key-old", NOW + 10, False), ("key-new", NOW + 10, True),
+])
+def test_during_a_rotation_the_previous_key_works_until_its_expiry(key: str, now: float, allowed: bool) -> None:
+    result = verdict({"x-tenant-id": "tenant-r", "x-api-key": key}, now=now)
+    assert result.allowed is allowed
+    assert result.usage_identifier_key == ("metering-r" if allowed else None)
 
 
 @pytest.mark.parametrize(
