@@ -120,7 +120,8 @@ def reads_across(results: Results) -> dict[str, Any] | None:
 
 ITEMS = {"e2e": "end to end", "coldstart": "cold start", "reads": "tenant data reads", "memory": "memory",
          "package": "package", "cost": "cost per 1,000 workflows", "idle": "idle footprint",
-         "faults": "a retried callback after faults", "flood": "a noisy neighbour", "freshrun": "first make run"}
+         "faults": "a retried callback after faults", "flood": "a noisy neighbour", "freshrun": "first make run",
+         "page": "the approval page and the pending list"}
 
 
 def verdicts(results: Results) -> list[dict[str, Any]]:
@@ -464,9 +465,39 @@ def _freshrun(results: Results) -> Values | None:
                                   f".venv {head['venv_bytes'] / 2**20:.0f} MB ({ratio['venv_bytes']:.2f}×)"}}
 
 
+def _page(results: Results) -> Values | None:
+    if not (page := results.get("page")):
+        return None
+    templates = page["templates"]
+    if "stdlibMs" in templates:
+        engines = table(["template", "import + first render, ms (python3.13, bytecode)", "package"],
+                        [["standard library (`string.Template` + `html.escape`, chosen)",
+                          fmt_summary(templates["stdlibMs"], 1), "none"],
+                         ["Jinja2 with autoescape", fmt_summary(templates["jinja2Ms"], 1),
+                          f"{templates['jinja2PackageBytes'] / 2**10:.0f} KiB (Jinja2 + MarkupSafe)"]])
+    else:
+        engines = f"Template engines not compared: {templates['skipped']}."
+    lists = columns([("waiting workflows", "{waiting}"), ("first page (limit 20), ms", of("firstPageMs", 1)),
+                     ("every page (limit 100), ms", of("walkMs")), ("pages (one Query each)", "{pagesPerWalk}"),
+                     ("ms a page", "{perPageMs:.1f}"), ("its Query alone (moto), ms", of("queryMs", 1)),
+                     ("items a Query read (limit 20)", "{scannedPerQuery}")], page["lists"])
+    small, large = page["lists"][0], page["lists"][-1]
+    growth_ratio = large["firstPageMs"]["median"] / small["firstPageMs"]["median"]
+    reads_the_page_only = all(row["scannedPerQuery"] <= 20 for row in page["lists"])
+    return {"render_us": fmt_summary(page["render"]["renderUs"]), "page_bytes": page["render"]["bytes"],
+            "get_ms": fmt_summary(page["getMs"], 1), "engines": engines, "lists": lists,
+            "verdict": {"target": "one Query per page, reading only the page's items at 10 and 1,000 waiting workflows",
+                        "met": reads_the_page_only,
+                        "figure": f"a page's Query read at most {large['scannedPerQuery']} items at {large['waiting']}; "
+                                  f"first page {small['firstPageMs']['median']:.1f} ms at {small['waiting']}, "
+                                  f"{large['firstPageMs']['median']:.1f} ms at {large['waiting']} ({growth_ratio:.2f}×, "
+                                  f"moto's Query alone {large['queryMs']['median'] / small['queryMs']['median']:.2f}×); "
+                                  f"page render {page['render']['renderUs']['median']:.0f} µs"}}
+
+
 PARTS: dict[str, Callable[[Results], Values | None]] = {
     "header": _header, "e2e": _e2e, "coldstart": _coldstart, "reads": _reads, "memory": _memory, "package": _package,
-    "cost": _cost, "idle": _idle, "faults": _faults, "flood": _flood, "freshrun": _freshrun}
+    "cost": _cost, "idle": _idle, "faults": _faults, "flood": _flood, "freshrun": _freshrun, "page": _page}
 
 
 def template_parts() -> dict[str, Template]:

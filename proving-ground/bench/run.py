@@ -29,13 +29,13 @@ from typing import Any
 
 import requests
 
-from bench import REPO_ROOT, WORKFLOW_SUFFIX, cost, idle, probes, report
+from bench import REPO_ROOT, WORKFLOW_SUFFIX, cost, idle, page, probes, report
 from scripts.measure_flood import measure_flood
 from bench.e2e import FloorTarget, StackTarget, Target, WorkflowTiming, run_round, run_workflow
 from bench.stats import cpu_seconds, growth, p95, paired_ratios, rss_mb, summary
 from tests.harness import StackProcess
 
-ITEMS = ("package", "coldstart", "memory", "e2e", "tenant", "cost", "idle", "faults", "flood", "freshrun")
+ITEMS = ("package", "coldstart", "memory", "e2e", "tenant", "cost", "idle", "faults", "flood", "page", "freshrun")
 DEFAULT_ITEMS = ITEMS[:-1]  # freshrun clones and installs, minutes per ref: only when asked for
 METRICS = ("startP50", "startP95", "callbackP50", "callbackP95", "workflowsPerSecond")
 STARTED = time.monotonic()
@@ -426,6 +426,11 @@ def run(config: argparse.Namespace) -> dict[str, Any]:
             progress(f"item 9: tenant-b floods for {config.flood_seconds:.0f} s while tenant-a reads, "
                      f"{config.repeats} repeats")
             results["flood"] = run_flood(config, workdir)
+        if "page" in items:
+            progress(f"item 11: the approval page (render, template engines under python3.13, {config.coldstart_runs} "
+                     f"fresh processes each) and the pending list at {', '.join(map(str, page.SIZES))} waiting workflows")
+            results["page"] = page.measure(stack_in_workdir, page.runtime_python(), config.repeats,
+                                           config.coldstart_runs, progress)
         if "freshrun" in items:
             head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                                   text=True, check=True).stdout.strip()

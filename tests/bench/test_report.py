@@ -56,6 +56,28 @@ def coldstart(bytecode_ratio: float = 0.4, handler_ratio: float = 1.05) -> dict[
             "breakdown_above_sdk_us": {"workflow": 9000, "shared": 4000, "tiny": 10}}
 
 
+def page_figures(small_ms: float = 8.0, large_ms: float = 9.0, scanned: int = 20) -> dict[str, Any]:
+    """bench.page.measure()'s shape."""
+    lists = [{"waiting": count, "firstPageMs": s(ms), "walkMs": s(ms * pages), "pagesPerWalk": pages,
+              "perPageMs": ms, "queryMs": s(ms / 2), "scannedPerQuery": min(count, scanned)}
+             for count, ms, pages in ((10, small_ms, 1), (1000, large_ms, 10))]
+    return {"render": {"renders": 2000, "renderUs": s(40), "bytes": 2500}, "getMs": s(12),
+            "templates": {"python": "/usr/bin/python3.13", "runs": 9, "stdlibMs": s(3), "jinja2Ms": s(80),
+                          "jinja2PackageBytes": 600 * 1024},
+            "lists": lists}
+
+
+def test_the_page_item_reports_the_list_at_both_sizes_and_the_engine_choice() -> None:
+    data = results()
+    text = report.part("page", data)
+    assert "| 1000 | 9.0 | 90 | 10 | 9.0 | 4.5 | 20 |" in text and "Jinja2 with autoescape | 80.0" in text
+    (verdict,) = [v for v in report.verdicts(data) if v["name"] == "the approval page and the pending list"]
+    assert verdict["met"] is True and "at most 20 items at 1000" in verdict["figure"]
+    data["page"] = page_figures(scanned=1000)  # a Query that read the whole partition
+    (verdict,) = [v for v in report.verdicts(data) if v["name"] == "the approval page and the pending list"]
+    assert verdict["met"] is False
+
+
 def tenant_figures(requests: int, statuses: dict[str, int], p50: float) -> dict[str, Any]:
     return {"requests": requests, "statuses": statuses, "p50_ms": p50, "p95_ms": p50 * 2, "max_ms": p50 * 3}
 
@@ -90,6 +112,7 @@ def results(warm_ratio: float = 1.2, worker_mb: float = 45.0) -> dict[str, Any]:
                     "zips": [{"zip": f"{name}.zip", **zip_row} for name in ("api", "authorizer", "workflow")]},
         "coldstart": coldstart(),
         "flood": flood(),
+        "page": page_figures(),
         "memory": {"bareSdkRssMb": s(40.0), "sdkReadyRssMb": s(48.0),
                    "layers": [{"stage": "python", "rssMb": s(10)}, {"stage": "+ boto3", "rssMb": s(34)}]},
         "e2e": {"summary": {"rows": rows, "targetTenants": 20},
