@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from local.backends.durable import ForwardedResponse
+from local.backends.durable import DurableBackendError, ForwardedResponse
 from local.runtime.workers import ENVIRONMENT_UA_PREFIX
 from local.services.http_base import DEFAULT_HOST, LocalHttpService, Request, Response
 
@@ -333,6 +333,23 @@ class FaultyDurableClient:
             DURABLE, durable_operation(method, path), unquote(path).encode() + b"\n" + (body or b""), user_agent, forward
         )
         return ForwardedResponse(status, response_headers, response_body)
+
+    def start_execution(self, **arguments: Any) -> str:
+        """An Invoke that starts a durable execution (operation ``StartExecution``; the rule's body text
+        is the function, name and tenant, then the payload): a failing rule makes the Invoke answer
+        Lambda's error (``throttle``: TooManyRequestsException, 429) and starts nothing."""
+        described = {key: value for key, value in arguments.items() if key != "payload"}
+        text = json.dumps(described).encode() + b"\n" + str(arguments.get("payload", "")).encode()
+
+        def forward() -> tuple[int, dict[str, str], bytes]:
+            return 202, {}, self._inner.start_execution(**arguments).encode()
+
+        status, headers, body = self._plan.apply(DURABLE, "StartExecution", text, "", forward)
+        if status >= 400:
+            error = json.loads(body)
+            raise DurableBackendError(status, {"Type": headers.get("x-amzn-ErrorType", "ServiceException"),
+                                               "message": error.get("message", "")})
+        return body.decode()
 
 
 class DynamoDBFaultProxy(LocalHttpService):
