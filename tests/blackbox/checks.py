@@ -182,17 +182,52 @@ def test_start_with_another_content_type_is_415(api: ApiTarget) -> None:
 def test_unknown_route_or_method_is_404_not_found(api: ApiTarget) -> None:
     # main.tf's MISSING_AUTHENTICATION_TOKEN gateway response: 404 {"message": "Not Found"}, not
     # API Gateway's default 403 "Missing Authentication Token"; also for a callback token sent
-    # anywhere but in the path of POST /callbacks/{callbackToken}, and for a GET of that route.
+    # anywhere but in the path of POST /callbacks/{callbackToken}, and for a PUT of that route (GET and HEAD are
+    # the approval page).
     for method, path, headers in (
         ("GET", "/nowhere", api.headers(TENANT_A)),
         ("DELETE", "/workflow", api.headers(TENANT_A)),
         ("GET", "/callback", api.headers(TENANT_A)),
         ("POST", "/callbacks?callbackToken=" + "A" * 43, {}),
         ("POST", "/callbacks", {"x-callback-token": "A" * 43}),
-        ("GET", "/callbacks/" + "A" * 43, {}),
+        ("PUT", "/callbacks/" + "A" * 43, {}),
     ):
         response = api.request(method, path, headers=headers)
         assert response.status_code == 404 and only_message(response) == "Not Found", (method, path, response.text)
+    # API Gateway's own answers carry the approval page's security headers (gateway responses).
+    assert PAGE_HEADERS.items() <= response.headers.items()
+
+
+# -- the approval page and the pending list ----------------------------------------------------------
+
+PAGE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Content-Type-Options": "nosniff"}
+
+
+def test_the_callback_link_opens_the_approval_page_and_reading_changes_nothing(api: ApiTarget) -> None:
+    workflow_id, waiting = api.waiting_workflow(TENANT_A, {"amount": 12, "currency": "EUR", "description": "<b>x</b>"})
+    for _ in range(3):
+        page = api.request("GET", waiting["callbackUrl"])
+        assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html"), page.text[:300]
+        assert PAGE_HEADERS.items() <= page.headers.items()
+        assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+        assert "&lt;b&gt;x&lt;/b&gt;" in page.text and "<b>x</b>" not in page.text
+    assert api.status(TENANT_A, workflow_id).json()["status"] == "WAITING_FOR_CALLBACK"
+    unknown = api.request("GET", "/callbacks/" + "A" * 43)
+    assert unknown.status_code == 404 and unknown.headers["Content-Type"].startswith("text/html")
+    done = api.until_final(lambda: api.request("POST", waiting["callbackUrl"], data={"decision": "decline"}))
+    assert done.status_code == 200 and "text/html" in done.headers["Content-Type"], done.text[:300]
+    result = api.wait_for_status(TENANT_A, workflow_id, "COMPLETED")["result"]
+    assert result["confirmation"] == {"decision": "declined", "answeredVia": "page"}
+
+
+def test_the_pending_list_holds_the_tenants_own_waiting_workflows(api: ApiTarget) -> None:
+    workflow_id, _ = api.waiting_workflow(TENANT_A)
+    listed = api.request("GET", "/workflows?status=WAITING_FOR_CALLBACK&limit=100", headers=api.headers(TENANT_A))
+    assert listed.status_code == 200, listed.text[:300]
+    assert workflow_id in {item["workflowId"] for item in listed.json()["workflows"]}
+    other = api.request("GET", "/workflows?status=WAITING_FOR_CALLBACK&limit=100", headers=api.headers(TENANT_B))
+    assert workflow_id not in {item["workflowId"] for item in other.json()["workflows"]}
+    assert api.request("GET", "/workflows?limit=0", headers=api.headers(TENANT_A)).status_code == 400
 
 
 # -- 409, 410 --------------------------------------------------------------------------------------

@@ -411,11 +411,11 @@ def test_malformed_requests_get_json_error_bodies(request_head: str, status: int
     [
         ("POST", "/callbacks?callbackToken=abc", {}),
         ("POST", "/callbacks", {"x-callback-token": "abc"}),
-        ("GET", "/callbacks/abc", {}),
+        ("PUT", "/callbacks/abc", {}),
         ("DELETE", "/workflow", IDENTITY),
         ("GET", "/nowhere", IDENTITY),
     ],
-    ids=["token in the query string", "token in a header", "GET of the token route", "wrong method", "unknown resource"],
+    ids=["token in the query string", "token in a header", "PUT of the token route", "wrong method", "unknown resource"],
 )
 def test_an_unknown_route_or_method_is_404_not_found_without_invoking_anything(
     method: str, path: str, headers: dict[str, str]
