@@ -172,16 +172,17 @@ def test_only_dynamodb_requests_are_serialized_and_counted(authorization: str | 
 def test_an_sqs_long_poll_on_the_same_server_neither_blocks_dynamodb_nor_counts_as_a_change(
     dynamodb: tuple[LocalDynamoDB, list[int]], tmp_path: Path
 ) -> None:
-    # GIVEN the callback queues on DynamoDB's moto server, as the local stack creates them
+    # GIVEN a callback queue on DynamoDB's moto server, as the provisioner creates them
     db, _ = dynamodb
     notifications = LocalNotifications(endpoint_url=db.url, region="us-east-1", prefix=NAMES.prefix,
-                                       tenant_ids=["tenant-a"], state_dir=tmp_path, api_url="http://127.0.0.1:9")
+                                       state_dir=tmp_path, api_url="http://127.0.0.1:9")
     notifications.start()
+    queue_url = notifications.client("sqs").create_queue(QueueName=f"{NAMES.prefix}-callbacks-tenant-a")["QueueUrl"]
     changes = db._server.changes.count  # noqa: SLF001
     sqs = notifications.client("sqs")
     # WHEN a confirmer long-polls an empty queue
     poll = threading.Thread(target=lambda: sqs.receive_message(
-        QueueUrl=notifications.queue_urls["tenant-a"], WaitTimeSeconds=3))
+        QueueUrl=queue_url, WaitTimeSeconds=3))
     poll.start()
     time.sleep(0.3)
     # THEN a DynamoDB call meanwhile answers at once (it is not queued behind the poll)

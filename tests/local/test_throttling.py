@@ -1,7 +1,7 @@
 """Per-tenant usage plans: the local gateway throttles a tenant over its demo tier, and that tenant only.
 
-The limits are the tenants' ``throttleRateLimit`` / ``throttleBurstLimit`` /
-``dailyQuota`` in ``src/shared/demo_tenants.json``, the same numbers main.tf
+The limits are the rate, burst and
+``dailyQuota`` of their tier in ``src/shared/tiers.json``, the same numbers operations.tf
 gives their API Gateway usage plans (tests/infra checks that side).
 """
 
@@ -81,9 +81,9 @@ def test_every_demo_tenant_has_a_tier_and_the_tiers_differ() -> None:
     assert all(limits.burst >= limits.rate and limits.daily_quota >= 1000 for limits in LIMITS.values()), LIMITS
 
 
-def test_a_tenant_record_without_limits_is_refused_by_name() -> None:
-    with pytest.raises(KeyError, match="tenant-x.*dailyQuota"):
-        UsageLimits.from_tenant({"tenantId": "tenant-x", "throttleRateLimit": 1, "throttleBurstLimit": 2})
+def test_a_tenant_record_without_a_known_tier_is_refused_by_name() -> None:
+    with pytest.raises(KeyError, match="tenant-x.*tier"):
+        usage_limits([{"tenantId": "tenant-x", "tier": "gold"}])
     with pytest.raises(ValueError, match="rate"):
         UsageLimits(rate=0, burst=1, daily_quota=1)
 
@@ -218,8 +218,9 @@ def test_a_tenant_whose_key_is_in_no_usage_plan_is_forbidden(throttled_stack: St
 
 def test_the_banner_lists_the_plans_and_a_curl_loop_that_shows_the_429(throttled_stack: StackProcess) -> None:
     log = throttled_stack.log_path.read_text()
-    for tenant_id, limits in LIMITS.items():
-        assert re.search(rf"{re.escape(tenant_id)}\s+{limits.tier}: {limits.rate:g} req/s, burst {limits.burst}, {limits.daily_quota}/day", log)
+    # One plan per tier (src/shared/tiers.json), as operations.tf deploys them.
+    for limits in LIMITS.values():
+        assert re.search(rf"{limits.tier}: {limits.rate:g} req/s, burst {limits.burst}, {limits.daily_quota}/day", log)
     method_throttle = MethodThrottle.from_variables(rate=TOKEN_ROUTE_RATE, burst=TOKEN_ROUTE_BURST)
     assert re.search(rf"POST /callbacks/{{callbackToken}}\s+{method_throttle.rate:g} req/s, burst {method_throttle.burst}", log)
     lines = log.splitlines()
