@@ -61,7 +61,9 @@ def test_every_429_of_the_gateway_carries_retry_after() -> None:
     # main.tf's THROTTLED and QUOTA_EXCEEDED responses, the ones the local gateway renders.
     for refusal in (THROTTLED, QUOTA_EXCEEDED):
         response = load_gateway_responses().resolve(refusal.response_type)
-        assert (response.status, response.headers) == (429, {"Retry-After": "'1'"})
+        # Retry-After, and the security headers every gateway response carries (gateway_responses.json).
+        assert (response.status, response.headers["Retry-After"]) == (429, "'1'")
+        assert response.headers["Cache-Control"] == "'no-store'"
 
 
 def body(refusal: UsageRefusal) -> dict:

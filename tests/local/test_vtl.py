@@ -155,11 +155,17 @@ def test_an_edited_gateway_response_changes_what_the_gateway_answers(tmp_path: P
     assert body["id"] == response.headers["x-amzn-RequestId"]
 
 
+SECURITY_HEADERS = {name: f"'{value}'" for name, value in json.loads(
+    (API_GATEWAY_DIR / "gateway_responses.json").read_text())["securityHeaders"]["headers"].items()}
+
+
 def test_gateway_response_types_fall_back_as_on_api_gateway() -> None:
     responses = load_gateway_responses()
     # Configured: main.tf's status and headers.
     assert responses.resolve("AUTHORIZER_FAILURE").status == 503
-    assert responses.resolve("AUTHORIZER_FAILURE").headers == {"Retry-After": "'1'"}
+    assert responses.resolve("AUTHORIZER_FAILURE").headers == {"Retry-After": "'1'", **SECURITY_HEADERS}
+    # A type not configured takes DEFAULT_4XX's headers: the security headers, as on API Gateway.
+    assert responses.resolve("UNAUTHORIZED").headers == SECURITY_HEADERS
     # Not configured: API Gateway's default status, DEFAULT_4XX/5XX's (null) status leaves it.
     assert responses.resolve("UNAUTHORIZED").status == 401
     assert responses.resolve("ACCESS_DENIED").status == 403
