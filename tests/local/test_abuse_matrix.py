@@ -264,6 +264,88 @@ TOKEN_ATTACKS = [
     Attack("POST /callbacks/{token}", "200 random tokens in a row (one answer shape)", 404, random_tokens(200)),
 ]
 
+# --- the admin API (AWS_IAM): who may call it, and what it refuses ---
+
+ADMIN_ROUTES: dict[str, tuple[str, str, Any]] = {
+    "POST /tenants": ("POST", "/tenants", {"tenantId": "abuse-new", "displayName": "X", "tier": "starter",
+                                          "allowedCurrencies": ["EUR"], "maxAmount": 1, "callbackTimeoutSeconds": 60}),
+    "GET /tenants": ("GET", "/tenants", None),
+    "GET /tenants/{tenantId}": ("GET", "/tenants/tenant-a", None),
+    "PATCH /tenants/{tenantId}": ("PATCH", "/tenants/tenant-a", {"status": "SUSPENDED"}),
+    "POST /tenants/{tenantId}/api-keys": ("POST", "/tenants/tenant-a/api-keys", {"overlapSeconds": 0}),
+    "DELETE /tenants/{tenantId}": ("DELETE", "/tenants/tenant-a", None),
+}
+
+
+def admin(method: str, path: str, body: Any = None, *, secret: str | None = None, access_key: str | None = None,
+          age_seconds: int = 0, tenant_key: bool = False, unsigned: bool = False,
+          raw_body: bytes | None = None) -> Callable[[StackProcess, Victim], tuple[int, bytes]]:
+    """A request to the admin API: signed with the stack's admin credentials (or a wrong secret, another
+    access key, a date ``age_seconds`` old), unsigned, or carrying tenant-a's tenant headers instead."""
+
+    def send(stack: StackProcess, victim: Victim) -> tuple[int, bytes]:
+        from unittest import mock
+
+        import botocore.auth
+
+        from local.services.iam_auth import AdminCredentials, read_admin_credentials, sign
+
+        real = read_admin_credentials(stack.state_dir)
+        credentials = AdminCredentials(access_key or real.access_key_id, secret or real.secret_access_key, real.region)
+        url = f"{stack.api_url}{path}"
+        data = raw_body if raw_body is not None else (b"" if body is None else json.dumps(body).encode())
+        headers = {"content-type": "application/json"} if data else {}
+        if tenant_key:
+            headers.update({"x-tenant-id": "tenant-a", "x-api-key": stack.api_keys["tenant-a"]})
+        elif not unsigned:
+            signed_at = botocore.auth.get_current_datetime() - __import__("datetime").timedelta(seconds=age_seconds)
+            with mock.patch("botocore.auth.get_current_datetime", return_value=signed_at):
+                headers = sign(credentials, method, url, data, headers)
+        response = stack.http.request(method, url, data=data or None, headers=headers, timeout=60)
+        return response.status_code, response.content
+
+    return send
+
+
+ADMIN_IDENTITY_ATTACKS: list[tuple[str, dict[str, Any], int]] = [
+    ("unsigned (the gateway's MISSING_AUTHENTICATION_TOKEN: 404)", {"unsigned": True}, 404),
+    ("a tenant's API key and tenant id instead of a signature", {"tenant_key": True}, 404),
+    ("signed with a wrong secret", {"secret": "not-the-admin-secret"}, 403),
+    ("signed with an unknown access key", {"access_key": "AKIAUNKNOWN000000000"}, 403),
+    ("replayed: a correct signature 10 minutes old", {"age_seconds": 600}, 403),
+]
+ADMIN_INPUT_ATTACKS = [
+    Attack("POST /tenants", "an invalid tenantId (`../tenant-a`)", 400,
+           admin("POST", "/tenants", {**ADMIN_ROUTES["POST /tenants"][2], "tenantId": "../tenant-a"})),
+    Attack("POST /tenants", "an unknown tier", 400, admin("POST", "/tenants", {**ADMIN_ROUTES["POST /tenants"][2], "tier": "gold"})),
+    Attack("POST /tenants", "a missing field (maxAmount)", 400,
+           admin("POST", "/tenants", {k: v for k, v in ADMIN_ROUTES["POST /tenants"][2].items() if k != "maxAmount"})),
+    Attack("POST /tenants", "an out-of-range field (callbackTimeoutSeconds 0)", 400,
+           admin("POST", "/tenants", {**ADMIN_ROUTES["POST /tenants"][2], "callbackTimeoutSeconds": 0})),
+    Attack("POST /tenants", "a field the API does not take (apiKeyHash)", 400,
+           admin("POST", "/tenants", {**ADMIN_ROUTES["POST /tenants"][2], "apiKeyHash": "0" * 64})),
+    Attack("POST /tenants", "an existing tenant's id (tenant-a)", 409,
+           admin("POST", "/tenants", {**ADMIN_ROUTES["POST /tenants"][2], "tenantId": "tenant-a"})),
+    Attack("POST /tenants", "non-JSON body", 400, admin("POST", "/tenants", raw_body=b"tenantId=x")),
+    Attack("PATCH /tenants/{tenantId}", "status OFFBOARDED (only ACTIVE and SUSPENDED)", 400,
+           admin("PATCH", "/tenants/tenant-a", {"status": "OFFBOARDED"})),
+    Attack("PATCH /tenants/{tenantId}", "a key hash set through a change", 400,
+           admin("PATCH", "/tenants/tenant-a", {"apiKeyHash": "0" * 64})),
+    Attack("PATCH /tenants/{tenantId}", "an unknown tenant", 404, admin("PATCH", "/tenants/no-such-tenant", {"maxAmount": 5})),
+    Attack("POST /tenants/{tenantId}/api-keys", "a negative overlap", 400,
+           admin("POST", "/tenants/tenant-a/api-keys", {"overlapSeconds": -1})),
+    Attack("GET /tenants", "limit=101", 400, admin("GET", "/tenants?limit=101")),
+    Attack("GET /tenants", "a forged nextToken", 400, admin("GET", "/tenants?nextToken=eyJ0ZW5hbnRJZCI6ICIuLi8ifQ")),
+    Attack("GET /tenants/{tenantId}", "a malformed tenant id", 400, admin("GET", "/tenants/a%20b")),
+    Attack("DELETE /tenants/{tenantId}", "an unknown tenant", 404, admin("DELETE", "/tenants/no-such-tenant")),
+    Attack("PUT /tenants/{tenantId}", "wrong method, signed", 404, admin("PUT", "/tenants/tenant-a", {"status": "ACTIVE"})),
+]
+ADMIN_ATTACKS = [
+    Attack(route, case, status, admin(method, path, body, **change))
+    for route, (method, path, body) in ADMIN_ROUTES.items()
+    for case, change, status in ADMIN_IDENTITY_ATTACKS
+] + ADMIN_INPUT_ATTACKS
+
 ATTACKS: list[Attack] = [
     Attack(route, case, status, http(method, path, body=body, **change))
     for route, (method, path, body) in ROUTES.items()
@@ -322,7 +404,7 @@ ATTACKS: list[Attack] = [
                "content-type: application/json\r\nContent-Length: {length}", json.dumps(VALID_START).encode())),
     Attack("POST /workflow", "invalid Content-Length", 400,
            raw("POST /workflow HTTP/1.1\r\nHost: x\r\nx-tenant-id: tenant-a\r\nx-api-key: {key}\r\nContent-Length: ten")),
-] + TOKEN_ATTACKS
+] + TOKEN_ATTACKS + ADMIN_ATTACKS
 
 OBSERVED: dict[str, int] = {}
 
@@ -396,6 +478,14 @@ def test_abuse_gets_documented_status_and_json_message(stack: StackProcess, vict
     assert stack.invocations("-workflow") == starts_before
     current = stack.status("tenant-a", victim.workflow_id).json()
     assert (current["status"], current.get("callbackId")) == ("WAITING_FOR_CALLBACK", victim.callback_id)
+    if attack in ADMIN_ATTACKS:
+        # no tenant changed: tenant-a still ACTIVE with the same key, no tenant onboarded
+        from tests.local.tenant_admin import admin as admin_client
+
+        assert stack.status("tenant-a", "no-such-workflow").status_code == 404  # its key still works
+        client = admin_client(stack)
+        assert client.call("GET", "/tenants/tenant-a").json()["status"] == "ACTIVE"
+        assert client.call("GET", "/tenants/abuse-new").status_code == 404
 
 
 def test_victim_still_completes_with_its_own_answer(stack: StackProcess, victim: Victim) -> None:
