@@ -186,7 +186,8 @@ class LoopbackStack:
                 "AWS_ENDPOINT_URL_LAMBDA": self.lambda_url,
                 "AWS_ENDPOINT_URL_DYNAMODB": functions_dynamodb_url,
                 **self.notifications.function_environment(self.callback_base_url),
-                **({"AWS_ENDPOINT_URL_EVENTBRIDGE": self.faults.url} if self.faults else {}),
+                **({"AWS_ENDPOINT_URL_EVENTBRIDGE": self.faults.url, "AWS_ENDPOINT_URL_SQS": self.faults.url}
+                   if self.faults else {}),
                 "AWS_ENDPOINT_URL_API_GATEWAY": self.apigateway.url,
                 "POWERTOOLS_LOG_LEVEL": config.function_log_level,
                 # The router (router.tf): the alias it starts on and its dead-letter queue.

@@ -40,9 +40,11 @@ logger = logging.getLogger(__name__)
 ADMIN_PATH = "/_faults"
 DYNAMODB = "dynamodb"
 EVENTS = "events"
+# The provisioner's SQS calls (JSON protocol, X-Amz-Target AmazonSQS.*): its tenants' callback queues.
+SQS = "sqs"
 DURABLE = "durable"
 # The X-Amz-Target prefix of each proxied service's JSON protocol.
-_TARGET_PREFIXES = {"DynamoDB_20120810": DYNAMODB, "AWSEvents": EVENTS}
+_TARGET_PREFIXES = {"DynamoDB_20120810": DYNAMODB, "AWSEvents": EVENTS, "AmazonSQS": SQS}
 # What a throttled or failing call returns; botocore retries them, then the caller decides.
 _ERRORS: dict[tuple[str, str], tuple[int, dict[str, str], dict[str, str]]] = {
     (DYNAMODB, "throttle"): (400, {"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
@@ -55,6 +57,10 @@ _ERRORS: dict[tuple[str, str], tuple[int, dict[str, str], dict[str, str]]] = {
                            {"Content-Type": "application/x-amz-json-1.1"}),
     (EVENTS, "unavailable"): (500, {"__type": "InternalException", "message": "injected fault: internal error"},
                               {"Content-Type": "application/x-amz-json-1.1"}),
+    (SQS, "throttle"): (400, {"__type": "com.amazonaws.sqs#ThrottlingException", "message": "injected fault: rate exceeded"},
+                        {"Content-Type": "application/x-amz-json-1.0"}),
+    (SQS, "unavailable"): (500, {"__type": "com.amazonaws.sqs#InternalError", "message": "injected fault: internal error"},
+                           {"Content-Type": "application/x-amz-json-1.0"}),
     (DURABLE, "throttle"): (429, {"Type": "User", "message": "injected fault: rate exceeded"},
                             {"x-amzn-ErrorType": "TooManyRequestsException"}),
     (DURABLE, "unavailable"): (500, {"Type": "Service", "message": "injected fault: service exception"},
@@ -79,7 +85,8 @@ class FaultRule:
 
     Attributes:
         target: ``dynamodb`` (the functions' DynamoDB calls), ``events`` (their EventBridge
-            calls: the submitter's ``PutEvents``) or ``durable`` (their durable-execution API
+            calls: the submitter's ``PutEvents``, the provisioner's rules), ``sqs`` (the
+            provisioner's queues) or ``durable`` (their durable-execution API
             calls: callbacks, get, history).
         operation: API operation (``UpdateItem``, ``SendDurableExecutionCallbackSuccess`` ...) or ``*``.
         body_contains: Only calls whose body (or, for ``durable``, decoded path) contains this
@@ -177,7 +184,8 @@ def _client_config(target: str) -> Any:
         LAMBDA_CONFIG,
     )
 
-    return {DYNAMODB: DYNAMODB_CONFIG, EVENTS: EVENTS_CONFIG, DURABLE: LAMBDA_CONFIG}[target]
+    # The provisioner's SQS client retries as EVENTS_CONFIG does (3 attempts in all).
+    return {DYNAMODB: DYNAMODB_CONFIG, EVENTS: EVENTS_CONFIG, SQS: EVENTS_CONFIG, DURABLE: LAMBDA_CONFIG}[target]
 
 
 def fault_rule(kind: str, *, target: str, operation: str, body_contains: list[str], step_attempts: int = 1,
