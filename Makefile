@@ -169,8 +169,9 @@ test-conformance: $(CONFORMANCE_STAMP) ## AWS's durable conformance requirements
 	@$(VPY) -m tests.conformance.run $(CONFORMANCE_ARGS)
 
 # The black-box API checks (tests/blackbox/checks.py) against a deployed stage: URL
-# and demo keys from `terraform output`, or API_URL and API_KEYS (a JSON file of
-# tenant to key, e.g. .state/api-keys.json of make run); BRIEF_TENANT for the 410 check.
+# from `terraform output`, keys from .state/api-keys.json (make deploy and make run
+# write it), or API_URL and API_KEYS; BRIEF_TENANT for the 410 check;
+# ADMIN_CREDENTIALS=chain (or make run's .state/admin-credentials.json) for the admin checks.
 test-aws: $(TEST_STAMP) ## Smoke-test a deployed stage (API_URL=... API_KEYS=file override terraform output)
 	@$(if $(filter environment command line,$(origin API_URL)),API_URL='$(API_URL)') \
 		$(VPY) -m pytest -p no:cacheprovider tests/blackbox/checks.py $(PYTEST_ARGS)

@@ -331,3 +331,54 @@ def test_a_start_body_that_is_not_utf8_json_text_is_400_invalid_request_body(api
     api.observe(f"POST /workflow body in {encoding}", refused)
     assert refused.status_code == 400, (refused.status_code, refused.text)
     assert only_message(refused) == "Invalid request body"
+
+
+# -- the admin API (run with ADMIN_CREDENTIALS) --------------------------------------------------
+
+
+def _admin_tenant() -> dict[str, Any]:
+    import uuid
+
+    return {"tenantId": f"blackbox-{uuid.uuid4().hex[:12]}", "displayName": "Black-box check", "tier": "starter",
+            "allowedCurrencies": ["USD"], "maxAmount": 100, "callbackTimeoutSeconds": 600}
+
+
+def test_admin_routes_refuse_unsigned_and_tenant_key_requests(api: ApiTarget) -> None:
+    for method, path in (("GET", "/tenants"), ("POST", "/tenants"), ("GET", "/tenants/tenant-a"),
+                         ("PATCH", "/tenants/tenant-a"), ("POST", "/tenants/tenant-a/api-keys"),
+                         ("DELETE", "/tenants/tenant-a")):
+        unsigned = api.admin(method, path, {} if method in ("POST", "PATCH") else None, signed=False)
+        assert (unsigned.status_code, unsigned.json()) == (404, {"message": "Not Found"}), (method, path)
+        with_key = api.request(method, path, headers=api.headers(TENANT_A))
+        assert with_key.status_code == 404, (method, path, with_key.text)
+
+
+def test_admin_a_tenant_lives_through_onboarding_suspension_rotation_and_offboarding(api: ApiTarget) -> None:
+    tenant = _admin_tenant()
+    tenant_id = tenant["tenantId"]
+    created = api.admin("POST", "/tenants", tenant)
+    assert created.status_code == 202 and created.json()["status"] == "PROVISIONING", created.text
+    api.keys[tenant_id] = created.json()["apiKey"]
+    try:
+        assert api.wait_for_tenant(tenant_id, ("ACTIVE", "FAILED"))["status"] == "ACTIVE"
+        workflow_id, waiting = api.waiting_workflow(tenant_id, {"amount": 10, "currency": "USD"})
+        # suspended: its starts and its tokens are refused at once; reactivated: both work again
+        assert api.admin("PATCH", f"/tenants/{tenant_id}", {"status": "SUSPENDED"}).status_code == 200
+        assert api.start(tenant_id, {"amount": 1, "currency": "USD"}).status_code == 403
+        assert api.answer(waiting["callbackUrl"], {"heartbeat": True}).status_code == 404
+        assert api.admin("PATCH", f"/tenants/{tenant_id}", {"status": "ACTIVE"}).status_code == 200
+        # rotated with no overlap: the old key is refused at once, the new one works
+        old = api.keys[tenant_id]
+        rotated = api.admin("POST", f"/tenants/{tenant_id}/api-keys", {"overlapSeconds": 0})
+        assert rotated.status_code == 201, rotated.text
+        api.keys[tenant_id] = rotated.json()["apiKey"]
+        assert api.request("GET", f"/workflow/{workflow_id}", headers={"x-tenant-id": tenant_id, "x-api-key": old}).status_code == 403
+        assert api.status(tenant_id, workflow_id).status_code == 200
+    finally:
+        deleted = api.admin("DELETE", f"/tenants/{tenant_id}")
+        assert deleted.status_code == 202, deleted.text
+    assert api.wait_for_tenant(tenant_id, ("OFFBOARDED", "FAILED"))["status"] == "OFFBOARDED"
+    # offboarded: its key refused, its waiting workflow's token 404, the id kept as a tombstone
+    assert api.status(tenant_id, workflow_id).status_code == 403
+    assert api.answer(waiting["callbackUrl"], {"payload": {}}).status_code == 404
+    assert api.admin("POST", "/tenants", tenant).status_code == 409

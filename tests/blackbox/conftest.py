@@ -36,6 +36,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not any(item.path.name == "checks.py" and item.path.parent.name == "blackbox" for item in items):
         return
     target = _target()
+    if target.admin_credentials is None:
+        kept = [item for item in items if not item.name.startswith("test_admin_")]
+        if len(kept) != len(items):
+            _NOT_RUN.append("test_admin_*: set ADMIN_CREDENTIALS (chain, or an admin credentials file) to check "
+                            "the admin API (onboard, suspend, re-key, offboard)")
+            config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+            items[:] = kept
     if target.brief_tenant is None:
         kept = [item for item in items if item.name != NEEDS_BRIEF_TENANT]
         if len(kept) != len(items):

@@ -7,8 +7,14 @@ part of ``make test``) through an :class:`ApiTarget`, so both run the same code.
 Where the target comes from (:func:`target_from_environment`):
 
 * ``API_URL``: the stage's base URL; default ``terraform output -raw api_url``.
-* ``API_KEYS``: a JSON file ``{"tenant-id": "api key", ...}`` (``make run``
-  writes ``.state/api-keys.json``); default ``terraform output -json demo_api_keys``.
+* ``API_KEYS``: a JSON file ``{"tenant-id": "api key", ...}``; default
+  ``.state/api-keys.json`` (``make run`` writes it, and ``make deploy`` when it
+  onboards the demo tenants with tenantctl; no key is ever a Terraform output).
+* ``ADMIN_CREDENTIALS``: optional; the admin checks (``test_admin_*``: onboard,
+  suspend, re-key and offboard a tenant through ``/tenants``) run only with it:
+  ``chain`` signs with the standard AWS credential chain (``AWS_REGION``), a path
+  names a JSON file ``{"accessKeyId", "secretAccessKey", "region"}`` (``make
+  run``'s ``.state/admin-credentials.json``).
 * ``BRIEF_TENANT``: optional, a tenant in ``API_KEYS`` whose callbacks time out
   within a minute; the ``410`` check runs only with one (the demo tenants wait
   an hour or a day).
@@ -59,6 +65,9 @@ class ApiTarget:
     base_url: str
     keys: dict[str, str]
     brief_tenant: str | None = None
+    # botocore credentials and the region the admin API's requests are signed for; None: no admin checks.
+    admin_credentials: Any = None
+    admin_region: str | None = None
     poll_seconds: float = 1.0  # status reads while waiting: tenant-b may make a few a second
     session: requests.Session = field(default_factory=requests.Session)
     observations: list[tuple[str, str]] = field(default_factory=list)
@@ -148,6 +157,30 @@ class ApiTarget:
         """``POST /callbacks/{callbackToken}`` as the external system does: the URL alone, no identity."""
         return self.request("POST", callback_url, json=body)
 
+    def admin(self, method: str, path: str, body: Any = None, *, signed: bool = True) -> requests.Response:
+        """A request to the admin API, SigV4-signed for ``execute-api`` with the admin credentials."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        data = b"" if body is None else json.dumps(body).encode()
+        headers = {"content-type": "application/json"} if data else {}
+        if signed:
+            request = AWSRequest(method=method, url=self.url(path), data=data, headers=headers)
+            SigV4Auth(self.admin_credentials, "execute-api", str(self.admin_region)).add_auth(request)
+            headers = dict(request.headers.items())
+        return self.request(method, path, data=data or None, headers=headers)
+
+    def wait_for_tenant(self, tenant_id: str, statuses: tuple[str, ...], timeout: float = 180.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        seen: Any = None
+        while time.monotonic() < deadline:
+            response = self.admin("GET", f"/tenants/{tenant_id}")
+            seen = (response.status_code, response.text[:300])
+            if response.status_code == 200 and response.json().get("status") in statuses:
+                return response.json()
+            time.sleep(self.poll_seconds)
+        raise AssertionError(f"tenant {tenant_id} never reached {statuses} in {timeout:.0f}s; last: {seen}")
+
     # -- what AWS does not document --------------------------------------------------------
 
     def observe(self, point: str, response: requests.Response) -> None:
@@ -178,14 +211,11 @@ def target_from_environment(environ: dict[str, str] | None = None) -> ApiTarget:
     env = dict(os.environ if environ is None else environ)
     terraform = env.get("TF") or "terraform"
     base_url = env.get("API_URL") or _terraform_output(terraform, ["-raw", "api_url"])
-    keys_file = env.get("API_KEYS")
-    if keys_file:
-        path = Path(keys_file)
-        if not path.is_file():
-            raise TargetUnavailable(f"API_KEYS={keys_file}: no such file (make run writes .state/api-keys.json)")
-        keys = json.loads(path.read_text())
-    else:
-        keys = json.loads(_terraform_output(terraform, ["-json", "demo_api_keys"]))
+    keys_file = env.get("API_KEYS") or ".state/api-keys.json"
+    path = Path(keys_file)
+    if not path.is_file():
+        raise TargetUnavailable(f"API_KEYS={keys_file}: no such file (make run and make deploy write .state/api-keys.json)")
+    keys = json.loads(path.read_text())
     if not isinstance(keys, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in keys.items()):
         raise TargetUnavailable("the API keys must be a JSON object of tenant id to key")
     missing = [tenant for tenant in (TENANT_A, TENANT_B) if tenant not in keys]
@@ -194,4 +224,27 @@ def target_from_environment(environ: dict[str, str] | None = None) -> ApiTarget:
     brief = env.get("BRIEF_TENANT") or None
     if brief is not None and brief not in keys:
         raise TargetUnavailable(f"BRIEF_TENANT={brief} has no key in the API keys")
-    return ApiTarget(base_url, keys, brief_tenant=brief)
+    credentials, region = admin_credentials(env.get("ADMIN_CREDENTIALS"), env)
+    return ApiTarget(base_url, keys, brief_tenant=brief, admin_credentials=credentials, admin_region=region)
+
+
+def admin_credentials(source: str | None, env: dict[str, str]) -> tuple[Any, str | None]:
+    """``(credentials, region)`` for the admin checks from ``ADMIN_CREDENTIALS``; ``(None, None)`` without it."""
+    if not source:
+        return None, None
+    if source == "chain":
+        import botocore.session
+
+        session = botocore.session.Session()
+        credentials = session.get_credentials()
+        region = env.get("AWS_REGION") or session.get_config_variable("region")
+        if credentials is None or not region:
+            raise TargetUnavailable("ADMIN_CREDENTIALS=chain: no AWS credentials or no region (AWS_REGION)")
+        return credentials.get_frozen_credentials(), region
+    from botocore.credentials import Credentials
+
+    try:
+        data = json.loads(Path(source).read_text())
+        return Credentials(data["accessKeyId"], data["secretAccessKey"]), str(data["region"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise TargetUnavailable(f"ADMIN_CREDENTIALS={source}: not a readable admin credentials file ({exc})") from exc

@@ -32,7 +32,11 @@ def api(stack: StackProcess) -> ApiTarget:
     stack.put_tenant({"tenantId": BRIEF_TENANT, "displayName": "Brief Black-box Ltd", "status": "ACTIVE",
                       "allowedCurrencies": ["USD"], "maxAmount": 100, "callbackTimeoutSeconds": 3},
                      api_key=uuid.uuid4().hex)
-    return ApiTarget(stack.api_url, stack.api_keys, brief_tenant=BRIEF_TENANT, poll_seconds=0.25)
+    from tests.blackbox.target import admin_credentials
+
+    credentials, region = admin_credentials(str(stack.state_dir / "admin-credentials.json"), {})
+    return ApiTarget(stack.api_url, stack.api_keys, brief_tenant=BRIEF_TENANT, poll_seconds=0.25,
+                     admin_credentials=credentials, admin_region=region)
 
 
 def test_make_test_aws_entry_runs_against_api_url_and_api_keys(stack: StackProcess) -> None:
@@ -64,21 +68,31 @@ def test_make_test_aws_without_a_target_says_what_it_needs() -> None:
     assert "make test-aws needs a deployed stage" in done.stdout + done.stderr
 
 
-def test_without_api_url_the_target_comes_from_terraform_output(tmp_path: Path) -> None:
-    # GIVEN a terraform that answers `output -raw api_url` and `output -json demo_api_keys`, as after make deploy
+def test_without_api_url_the_target_comes_from_terraform_output_and_the_keys_make_deploy_wrote(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a terraform that answers `output -raw api_url`, and the keys file make deploy's tenantctl wrote
     fake = tmp_path / "terraform"
     fake.write_text('#!/bin/sh\n'
                     'case "$*" in\n'
                     '  "output -raw api_url") printf "https://abc.execute-api.eu-west-1.amazonaws.com/v1" ;;\n'
-                    '  "output -json demo_api_keys") printf \'{"tenant-a": "ka", "tenant-b": "kb"}\' ;;\n'
                     '  *) exit 1 ;;\n'
                     'esac\n')
     fake.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".state").mkdir()
+    (tmp_path / ".state" / "api-keys.json").write_text(json.dumps({"tenant-a": "ka", "tenant-b": "kb"}))
 
     target = target_from_environment({"TF": str(fake)})
 
     assert target.base_url == "https://abc.execute-api.eu-west-1.amazonaws.com/v1"
     assert target.keys == {"tenant-a": "ka", "tenant-b": "kb"} and target.brief_tenant is None
+    assert target.admin_credentials is None  # the admin checks need ADMIN_CREDENTIALS
+    admin = tmp_path / "admin.json"
+    admin.write_text(json.dumps({"accessKeyId": "AKIA1", "secretAccessKey": "s", "region": "eu-west-1"}))
+    with_admin = target_from_environment({"TF": str(fake), "ADMIN_CREDENTIALS": str(admin)})
+    assert (with_admin.admin_credentials.access_key, with_admin.admin_region) == ("AKIA1", "eu-west-1")
+    with pytest.raises(TargetUnavailable, match="ADMIN_CREDENTIALS"):
+        target_from_environment({"TF": str(fake), "ADMIN_CREDENTIALS": str(tmp_path / "missing.json")})
     # API_URL and API_KEYS win over the outputs; a keys file without the demo tenants is refused
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps({"tenant-a": "x", "tenant-b": "y", "tenant-brief": "z"}))
