@@ -495,9 +495,20 @@ def _page(results: Results) -> Values | None:
                                   f"page render {page['render']['renderUs']['median']:.0f} µs"}}
 
 
+def _lifecycle(results: Results) -> Values | None:
+    if not (life := results.get("lifecycle")):
+        return None
+    rows = [[phase, fmt_summary(life[f"{phase}Seconds"], 2), str(sum(life["calls"][phase].values())),
+             ", ".join(f"{name} {count}" for name, count in life["calls"][phase].items())]
+            for phase in ("onboard", "offboard")]
+    return {"repeats": life["repeats"],
+            "lifecycle_table": table(["phase", "seconds to ACTIVE / OFFBOARDED", "calls", "by function, service:operation"], rows)}
+
+
 PARTS: dict[str, Callable[[Results], Values | None]] = {
     "header": _header, "e2e": _e2e, "coldstart": _coldstart, "reads": _reads, "memory": _memory, "package": _package,
-    "cost": _cost, "idle": _idle, "faults": _faults, "flood": _flood, "freshrun": _freshrun, "page": _page}
+    "cost": _cost, "idle": _idle, "faults": _faults, "flood": _flood, "freshrun": _freshrun, "page": _page,
+    "lifecycle": _lifecycle}
 
 
 def template_parts() -> dict[str, Template]:

@@ -29,13 +29,14 @@ from typing import Any
 
 import requests
 
-from bench import REPO_ROOT, WORKFLOW_SUFFIX, cost, idle, page, probes, report
+from bench import REPO_ROOT, WORKFLOW_SUFFIX, cost, idle, lifecycle, page, probes, report
 from scripts.measure_flood import measure_flood
 from bench.e2e import FloorTarget, StackTarget, Target, WorkflowTiming, run_round, run_workflow
 from bench.stats import cpu_seconds, growth, p95, paired_ratios, rss_mb, summary
 from tests.harness import StackProcess
 
-ITEMS = ("package", "coldstart", "memory", "e2e", "tenant", "cost", "idle", "faults", "flood", "page", "freshrun")
+ITEMS = ("package", "coldstart", "memory", "e2e", "tenant", "cost", "idle", "faults", "flood", "page", "lifecycle",
+         "freshrun")
 DEFAULT_ITEMS = ITEMS[:-1]  # freshrun clones and installs, minutes per ref: only when asked for
 METRICS = ("startP50", "startP95", "callbackP50", "callbackP95", "workflowsPerSecond")
 STARTED = time.monotonic()
@@ -352,7 +353,9 @@ def run_flood(config: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """``scripts.measure_flood`` against one stack with the usage plans on, once per repeat, each flood starting
     with the flooder's bucket full; the tenants' plans from the file the stack reads them from."""
     tenants = json.loads((REPO_ROOT / "src" / "shared" / "demo_tenants.json").read_text())
-    plans = {t["tenantId"]: {"rate": t["throttleRateLimit"], "burst": t["throttleBurstLimit"]} for t in tenants}
+    tiers = json.loads((REPO_ROOT / "src" / "shared" / "tiers.json").read_text())["tiers"]
+    plans = {t["tenantId"]: {"rate": tiers[t["tier"]]["rateLimit"], "burst": tiers[t["tier"]]["burstLimit"]}
+             for t in tenants}
     repeats = []
     with running_stack(workdir, "flood", ["--throttle", "on"]) as stack:
         for repeat in range(config.repeats):
@@ -431,6 +434,9 @@ def run(config: argparse.Namespace) -> dict[str, Any]:
                      f"fresh processes each) and the pending list at {', '.join(map(str, page.SIZES))} waiting workflows")
             results["page"] = page.measure(stack_in_workdir, page.runtime_python(), config.repeats,
                                            config.coldstart_runs, progress)
+        if "lifecycle" in items:
+            progress(f"item 12: onboarding and offboarding a tenant through the admin API, {config.repeats} repeats")
+            results["lifecycle"] = lifecycle.measure(stack_in_workdir, config.repeats, progress)
         if "freshrun" in items:
             head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                                   text=True, check=True).stdout.strip()

@@ -113,6 +113,8 @@ def results(warm_ratio: float = 1.2, worker_mb: float = 45.0) -> dict[str, Any]:
         "coldstart": coldstart(),
         "flood": flood(),
         "page": page_figures(),
+        "lifecycle": {"repeats": 3, "onboardSeconds": s(0.32), "offboardSeconds": s(0.35),
+                      "calls": {"onboard": {"provisioner sqs:CreateQueue": 2}, "offboard": {"provisioner sqs:DeleteQueue": 2}}},
         "memory": {"bareSdkRssMb": s(40.0), "sdkReadyRssMb": s(48.0),
                    "layers": [{"stage": "python", "rssMb": s(10)}, {"stage": "+ boto3", "rssMb": s(34)}]},
         "e2e": {"summary": {"rows": rows, "targetTenants": 20},
@@ -282,3 +284,10 @@ def test_a_chunk_is_left_out_when_the_results_lack_one_of_its_values() -> None:
     assert report.part("cost_init", data) and "400 ms measured here" in (report.part("cost_init", data) or "")
     del data["coldstart"]
     assert report.part("cost_init", data) is None and "## 6. Cost per 1,000 workflows" in report.markdown(data)
+
+
+def test_the_lifecycle_part_shows_each_phases_seconds_and_calls() -> None:
+    text = report.part("lifecycle", results())
+    assert text is not None and "## 12. Onboarding and offboarding a tenant" in text
+    assert "| onboard | 0.32" in text and "provisioner sqs:CreateQueue 2" in text
+    assert "| offboard | 0.35" in text and "provisioner sqs:DeleteQueue 2" in text

@@ -227,6 +227,9 @@ class LocalApiGateway(LocalHttpService):
             if method == "DELETE":
                 self.store.remove_from_plan(unquote(match.group(1)), unquote(match.group(2)))
                 return Response(202)
+        if path == "/_local/calls" and method == "GET":
+            # A debug surface (as the Lambda service's /_local): how many calls of each operation so far.
+            return Response.json(200, {"calls": dict(self.store.calls)})
         if path == "/usageplans" and method == "GET":
             return Response.json(200, {"item": [
                 {"id": plan_id, "name": f"{self.store.name_prefix}-{plan_id}", "throttle": {"rateLimit": tier.rate_limit, "burstLimit": tier.burst_limit},
