@@ -153,6 +153,8 @@ locals {
       throttling_burst_limit            = var.throttling_burst_limit
       durable_execution_timeout_seconds = var.durable_execution_timeout_seconds
       router_dead_letter_queue_url      = aws_sqs_queue.router_dead_letter.url
+      # Each tenant's start queue: six times the router's timeout (Lambda's guidance for SQS sources).
+      start_queue_visibility_timeout_seconds = 6 * var.api_timeout_seconds
     }
   }
 

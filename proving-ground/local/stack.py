@@ -190,8 +190,7 @@ class LoopbackStack:
                    if self.faults else {}),
                 "AWS_ENDPOINT_URL_API_GATEWAY": self.apigateway.url,
                 "POWERTOOLS_LOG_LEVEL": config.function_log_level,
-                # The router (router.tf): the alias it starts on and its dead-letter queue.
-                "WORKFLOW_FUNCTION_NAME": f"{self.names.workflow_function}:{ALIAS}",
+                # The router's dead-letter queue (router.tf), on the moto server.
                 "ROUTER_DEAD_LETTER_QUEUE_URL": router_dead_letter_queue_url(self.dynamodb.url, config.name_prefix),
                 # The provisioner's start queues: a redelivery within seconds, not a minute (tests wait for them).
                 "START_QUEUE_VISIBILITY_TIMEOUT_SECONDS": str(START_QUEUE_VISIBILITY_TIMEOUT_SECONDS),

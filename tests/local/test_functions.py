@@ -24,6 +24,7 @@ STACK_ENVIRONMENT = {
     "CALLBACK_SIGNING_SECRET_NAME": "local-signing-key",
     "CALLBACK_BASE_URL": "http://127.0.0.1:3/v1",
     "EVENT_BUS_NAME": "unit-prefix-workflow-events",
+    "ROUTER_DEAD_LETTER_QUEUE_URL": "http://127.0.0.1:2/123456789012/unit-prefix-router-dlq",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
 }
 ENDPOINTS = {name: value for name, value in STACK_ENVIRONMENT.items() if name.startswith("AWS_ENDPOINT_URL_")}

@@ -165,6 +165,10 @@ def pattern_functions(
         "throttling_rate_limit": variable_default("throttling_rate_limit"),
         "throttling_burst_limit": variable_default("throttling_burst_limit"),
         "durable_execution_timeout_seconds": execution_timeout_seconds,
+        # The router and the start queues (router.tf, main.tf); the router's dead-letter queue
+        # URL comes with the stack's environment (it is on the moto server).
+        "workflow_live_function": f"{names.workflow_function}:{ALIAS}",
+        "start_queue_visibility_timeout_seconds": 6 * min(function_timeout_seconds, DEFAULT_API_TIMEOUT_SECONDS),
     }
     configs = []
     for key, function in functions.items():
