@@ -413,13 +413,17 @@ def _deployed_environment(key: str, outputs: dict[str, Any]) -> dict[str, str]:
         "callback_base_url": outputs["api_url"],
         "event_bus_name": outputs["event_bus_name"],
         "provisioner_function_name": outputs["provisioner_function_name"],
+        # The router and the start queues (router.tf, main.tf).
+        "workflow_live_function": f"{outputs['workflow_function_name']}:live",
+        "router_dead_letter_queue_url": outputs["router_dead_letter_queue_url"],
+        "start_queue_visibility_timeout_seconds": 6 * variables["api_timeout_seconds"]["default"],
     }
     environment = {**definitions["environment"], **definitions["functions"][key].get("environment", {})}
     return {name: str(settings[setting] if setting in settings else variables[setting]["default"])
             for name, setting in environment.items()}
 
 
-@pytest.mark.parametrize("key", ["workflow", "api", "authorizer", "control", "provisioner"])
+@pytest.mark.parametrize("key", ["workflow", "api", "authorizer", "control", "provisioner", "router"])
 def test_each_function_runs_as_its_role_with_the_environment_functions_json_names(outputs, aws, key) -> None:
     # (Handler, memory, timeout and flags as planned: test_plan.py.)
     config = aws("lambda").get_function_configuration(FunctionName=outputs[f"{key}_function_name"])
