@@ -29,10 +29,9 @@ from local.tools.confirmer import post_answer
 from local.services.contract import load_contract
 from local.runtime.functions import DEFAULT_NAME_PREFIX
 from local.services.gateway import InvokeFailed, InvokeOutcome, LocalGateway
+from provisioner.resources import callback_event_pattern, callback_queue_policy
 from local.services.notifications import (
     SIGNING_KEY_FILE,
-    callback_event_pattern,
-    callback_queue_policy,
     callback_queue_name,
     callback_rule_name,
     ensure_signing_key,
@@ -159,7 +158,7 @@ def test_the_waiting_event_reaches_the_owning_tenants_queue_only(stack: StackPro
 
 
 def test_each_tenants_queue_is_encrypted_and_open_to_its_own_rule_only(stack: StackProcess, queues: Queues) -> None:
-    # As main.tf's aws_sqs_queue.callbacks and aws_sqs_queue_policy.callbacks.
+    # As the provisioner creates them (src/provisioner/resources.py), on AWS and locally alike.
     events = boto3.client("events", endpoint_url=stack.dynamodb_url, region_name="us-east-1",
                           aws_access_key_id="local", aws_secret_access_key="local")
     for tenant_id in TENANTS:
