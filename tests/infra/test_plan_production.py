@@ -1,9 +1,9 @@
-"""The production protections in the plan: per-tenant usage plans, the dead-letter queue, alarms, dashboard, alarm topic.
+"""The production protections in the plan: the tiers' usage plans, the dead-letter queue, alarms, dashboard, alarm topic.
 
 Values come from the plan JSON (``terraform show -json``) of the default
 variables (the session's ``plan_json``), and from two more plans: one with an
 alarm topic (its copy sends STS to moto for the account id), one with a stage
-throttle below the sum of the tenants' plans (refused).
+throttle below the largest tier (refused).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 from . import hcl
 from .conftest import plan_override
-from .test_plan import DEMO_TENANTS, FUNCTIONS, PREFIX, config, function, planned, planned_of_type, references
+from .test_plan import DEMO_TENANTS, FUNCTIONS, PREFIX, TIERS, config, function, planned, planned_of_type, references
 from .tfworkspace import NEW_PROVIDER_BLOCKS, REPO_ROOT, Workspace, copy_module, provider_override
 
 pytestmark = pytest.mark.slow
@@ -38,27 +38,32 @@ def emitted_metrics() -> set[str]:
     return names
 
 
-# --- per-tenant usage plans ---
+# --- the tiers' usage plans and the stage's throttle ---
 
 
-def test_the_demo_tiers_differ_and_the_lowest_shows_a_429_to_a_curl_loop() -> None:
-    rates = sorted(tenant["throttleRateLimit"] for tenant in DEMO_TENANTS)
+def test_the_tiers_differ_and_the_lowest_shows_a_429_to_a_curl_loop() -> None:
+    rates = sorted(tier["rateLimit"] for tier in TIERS.values())
     assert rates[0] < rates[-1] and rates[0] <= 5
 
 
-def test_the_stage_default_holds_every_plan_at_once(plan_json) -> None:
+def test_the_stage_default_holds_the_demo_tenants_tiers_at_once(plan_json) -> None:
+    # The control plane keeps the sum of the tenants' tiers within the stage's throttle (its ledger);
+    # the demo tenants make deploy onboards must fit it.
     (values,) = planned(plan_json, "aws_api_gateway_method_settings.all")["settings"]
-    assert values["throttling_rate_limit"] >= sum(tenant["throttleRateLimit"] for tenant in DEMO_TENANTS)
-    assert values["throttling_burst_limit"] >= sum(tenant["throttleBurstLimit"] for tenant in DEMO_TENANTS)
+    assert values["throttling_rate_limit"] >= sum(TIERS[tenant["tier"]]["rateLimit"] for tenant in DEMO_TENANTS)
+    assert values["throttling_burst_limit"] >= sum(TIERS[tenant["tier"]]["burstLimit"] for tenant in DEMO_TENANTS)
+    environment = planned(plan_json, function("control"))["environment"][0]["variables"]
+    assert (float(environment["STAGE_THROTTLE_RATE_LIMIT"]), int(environment["STAGE_THROTTLE_BURST_LIMIT"])) == (
+        values["throttling_rate_limit"], values["throttling_burst_limit"])
 
 
-def test_a_stage_throttle_below_the_tenants_plans_is_refused(plan_workspace) -> None:
+def test_a_stage_throttle_below_the_largest_tier_is_refused(plan_workspace) -> None:
     result = plan_workspace.run("plan", "-input=false", "-no-color", "-lock=false",
                                 "-var", "throttling_rate_limit=10", check=False)
     assert result.returncode != 0
     message = " ".join(result.stderr.split())
-    rate_sum = sum(tenant["throttleRateLimit"] for tenant in DEMO_TENANTS)
-    assert "must be at least the sums of the tenants' plans" in message and f"({rate_sum} and" in message, message
+    largest = max(tier["rateLimit"] for tier in TIERS.values())
+    assert "must hold at least one tenant of the largest tier" in message and f"({largest} and" in message, message
 
 
 # --- dead-letter queue ---
