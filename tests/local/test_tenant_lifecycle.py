@@ -146,3 +146,20 @@ def test_a_tier_that_does_not_fit_the_stage_throttle_is_refused_with_the_reason(
     assert answer.status_code == 409
     assert answer.json()["message"].startswith("capacity:")
     assert admin(stack).call("GET", "/tenants/life-big").status_code == 404
+
+
+def test_a_restart_reconciles_every_live_tenants_key_queue_and_rule(stack: StackProcess) -> None:
+    # GIVEN a tenant onboarded at runtime (moto and the local API Gateway keep its resources in memory only)
+    key = onboard(stack, "life-restart")
+    before = resources(stack)
+    # WHEN make run is stopped and started again
+    stack.restart()
+    # THEN its key, queue and rule exist again, once, and its workflows still reach its queue
+    after = resources(stack)
+    assert after == before
+    tenant = admin(stack).call("GET", "/tenants/life-restart").json()
+    assert tenant["status"] == "ACTIVE" and tenant["callbackQueueUrl"].endswith(names("life-restart").callback_queue)
+    status = waiting(stack, "life-restart", key)
+    events = queue_messages(stack, tenant["callbackQueueUrl"])
+    assert status["workflowId"] in [event["detail"]["workflowId"] for event in events]
+    offboard(stack, "life-restart")
