@@ -6,23 +6,26 @@
 #   external system -> POST /callbacks/{callbackToken} (no authorizer: the
 #          token is the credential) -> (AWS_PROXY) api function
 #   workflow (waiting) -> EventBridge bus -> a rule per tenant -> its SQS queue
+#   producer -> a tenant's start queue -> (event source mapping) router
+#          -> (async) workflow:live, the tenant taken from the queue
 #   operator (SigV4, AWS_IAM) -> /tenants -> (AWS_PROXY) control function
 #          -> (async) provisioner:live  durable: each tenant's metering key in
 #             its tier's usage plan, its queue and rule, created and deleted at
 #             runtime (Terraform holds no per-tenant resource)
 #
-# The deployment packages come from `make build` (build/workflow.zip,
-# build/api.zip, build/authorizer.zip). The functions are defined in
+# The deployment packages come from `make build` (build/<function>.zip for
+# each function of src/functions.json). The functions are defined in
 # src/functions.json; the routes, the tenant header, the request schema and
 # the demo tenants are read from src/shared/, the files the handlers, the local
 # stack and the tests read too, so there is one source of truth for each.
 #
 # One file per concern: main.tf (provider, shared locals, the functions and
-# their log groups), dynamodb.tf (tables, demo tenants and their keys),
-# notifications.tf (signing key, event bus, tenant queues), iam.tf (execution
+# their log groups), dynamodb.tf (tables), notifications.tf (signing key,
+# event bus; the tenants' queues and rules are the provisioner's), iam.tf (execution
 # roles), api.tf (REST API and routes), api_stage.tf (deployment, stage,
 # logging), operations.tf (usage plans, dead-letter queue), monitoring.tf
-# (alarms, dashboard), variables.tf, outputs.tf.
+# (alarms, dashboard), router.tf (the queue entry: router, its dead-letter
+# queue, the provisioner's start-queue permissions), variables.tf, outputs.tf.
 
 # =============================================================================
 # Terraform and provider

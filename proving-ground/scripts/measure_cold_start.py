@@ -81,7 +81,7 @@ METRICS = ("import_ms", "ready_ms", "first_table_ms", "import_cpu_ms", "ready_cp
 
 def runtime_python() -> str | None:
     """The runtime's Python as the Makefile finds it (PATH, then pyenv), or None."""
-    found = subprocess.run([str(REPO_ROOT / "scripts" / "runtime_python.sh"), LAMBDA_PY],
+    found = subprocess.run([str(REPO_ROOT / "proving-ground" / "scripts" / "runtime_python.sh"), LAMBDA_PY],
                            capture_output=True, text=True, check=False).stdout.strip()
     return found or None
 

@@ -45,6 +45,7 @@ CONCERN_FILES = {
     "api_stage.tf": ("Deployment and stage",),
     "operations.tf": ("Usage plans: one per tier", "Dead-letter queue"),
     "monitoring.tf": ("Alarms", "Dashboard"),
+    "router.tf": ("Queue entry", "The provisioner's part"),
 }
 MAX_TF_LINES = 500
 

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAMBDA_PY = "3.13"
 PYC_TAG = "cpython-313"
 NO_BYTECODE_LINE = "make build: no python3.13 found"
-RUNTIME_PYTHON = subprocess.run([str(ROOT / "scripts" / "runtime_python.sh"), LAMBDA_PY],
+RUNTIME_PYTHON = subprocess.run([str(ROOT / "proving-ground" / "scripts" / "runtime_python.sh"), LAMBDA_PY],
                                 capture_output=True, text=True, check=False).stdout.strip() or None
 needs_runtime_python = pytest.mark.skipif(RUNTIME_PYTHON is None, reason="no python3.13 on PATH or under pyenv")
 HANDLERS = {"workflow": "workflow.app", "api": "api.app", "authorizer": "authorizer.app"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FINDER = ROOT / "scripts" / "runtime_python.sh"
+FINDER = ROOT / "proving-ground" / "scripts" / "runtime_python.sh"
 RUNTIME_PYTHON = subprocess.run([str(FINDER), "3.13"], capture_output=True, text=True, check=False).stdout.strip() or None
 needs_runtime_python = pytest.mark.skipif(RUNTIME_PYTHON is None, reason="no python3.13 on PATH or under pyenv")
 # Targets whose install steps these tests must never run: treat the stamps as up to date.

@@ -51,7 +51,9 @@ def requirement_files(filename: str) -> list[str]:
     found = [filename]
     for line in (ROOT / filename).read_text().splitlines():
         if line.strip().startswith("-r "):
-            found += requirement_files(line.strip()[3:].strip())
+            # pip reads an include relative to the including file
+            include = ((ROOT / filename).parent / line.strip()[3:].strip()).resolve()
+            found += requirement_files(str(include.relative_to(ROOT)))
     return found
 
 
