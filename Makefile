@@ -130,12 +130,20 @@ define unit_suite_on_runtime_python
 endef
 
 # Two pytest-xdist workers, a test file to each at a time (its module fixtures, a local
-# stack or a Terraform workspace, are set up once): about 7.5 instead of 11 minutes on
-# 2 cores. PARALLEL= runs the suite in one process.
+# stack or a Terraform workspace, are set up once). PARALLEL= runs the suite in one process.
 PARALLEL     ?= -n 2 --dist loadfile
+# The fault-injection tier: every call on the callback path, the tenant lifecycle and the
+# queue entry failed, stalled and cut, one stack per scenario. It is the heaviest part of the
+# suite, so it is a target of its own that CI runs after `make test` (.ci/run).
+FAULT_TESTS  := tests/local/callback_fault_matrix tests/local/test_tenant_faults.py \
+	tests/local/test_router_faults.py tests/local/test_faults.py
 # tests/bench renders the benchmark's report (matplotlib), so `make test` installs the bench set too.
-test: $(TEST_STAMP) $(BENCH_STAMP) $$(if $$(RUNTIME_PY),$(RUNTIME_STAMP)) ## Run every test: unit (dev Python and python3.13), local stack, Terraform
-	@status=0; $(VPY) -m pytest $(PARALLEL) || status=1; $(unit_suite_on_runtime_python); exit $$status
+test: $(TEST_STAMP) $(BENCH_STAMP) $$(if $$(RUNTIME_PY),$(RUNTIME_STAMP)) ## Every test but the fault-injection tier: unit (dev Python and python3.13), local stack, Terraform, packaging
+	@status=0; $(VPY) -m pytest $(PARALLEL) $(addprefix --ignore=,$(FAULT_TESTS)) || status=1; \
+		$(unit_suite_on_runtime_python); exit $$status
+
+test-faults: $(TEST_STAMP) ## The fault-injection tier: callback fault matrix, tenant lifecycle and queue-entry faults
+	@$(VPY) -m pytest $(PARALLEL) $(FAULT_TESTS)
 
 # The fast tier for the inner loop (about 1.5 minutes on 2 cores): the unit suite, the
 # Terraform static, variable and plan checks, and one end-to-end smoke test (two tenants'
