@@ -275,33 +275,6 @@ resource "aws_api_gateway_method" "public_proxy" {
   request_parameters = { for name in local.route_path_params[each.key] : "method.request.path.${name}" => true }
 }
 
-locals {
-  proxy_methods = merge(aws_api_gateway_method.proxy, aws_api_gateway_method.public_proxy)
-}
-
-resource "aws_api_gateway_integration" "proxy" {
-  for_each = local.proxy_routes
-
-  rest_api_id             = aws_api_gateway_rest_api.this.id
-  resource_id             = local.proxy_methods[each.key].resource_id
-  http_method             = local.proxy_methods[each.key].http_method
-  type                    = "AWS_PROXY"
-  integration_http_method = "POST"
-  uri                     = aws_lambda_function.function["api"].invoke_arn
-}
-
-resource "aws_lambda_permission" "proxy" {
-  for_each = local.proxy_routes
-
-  statement_id  = "AllowApiGateway-${each.key}"
-  action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.function["api"].function_name
-  principal     = "apigateway.amazonaws.com"
-  # Path parameters become "*": arn:...:API_ID/STAGE/GET/workflow/*,
-  # .../POST/callbacks/* (the token route).
-  source_arn = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/${each.value.method}${replace(each.value.path, "/{[^}]+}/", "*")}"
-}
-
 # =============================================================================
 # The admin API: /tenants routes, AWS_IAM, AWS_PROXY to the control function
 # =============================================================================
@@ -325,23 +298,38 @@ resource "aws_api_gateway_method" "control" {
   request_parameters = { for name in local.route_path_params[each.key] : "method.request.path.${name}" => true }
 }
 
-resource "aws_api_gateway_integration" "control" {
-  for_each = local.control_routes
+# =============================================================================
+# Every AWS_PROXY route's integration and invoke permission, to its function
+# =============================================================================
 
-  rest_api_id             = aws_api_gateway_rest_api.this.id
-  resource_id             = aws_api_gateway_method.control[each.key].resource_id
-  http_method             = aws_api_gateway_method.control[each.key].http_method
-  type                    = "AWS_PROXY"
-  integration_http_method = "POST"
-  uri                     = aws_lambda_function.function["control"].invoke_arn
+locals {
+  # The function behind each proxy integration kind of the contract.
+  proxy_functions = { "api-proxy" = "api", "control-proxy" = "control" }
+  proxy_methods   = merge(aws_api_gateway_method.proxy, aws_api_gateway_method.public_proxy, aws_api_gateway_method.control)
+  lambda_proxy_routes = {
+    for key, route in merge(local.proxy_routes, local.control_routes) : key => merge(route, { function = local.proxy_functions[route.integration] })
+  }
 }
 
-resource "aws_lambda_permission" "control" {
-  for_each = local.control_routes
+resource "aws_api_gateway_integration" "proxy" {
+  for_each = local.lambda_proxy_routes
+
+  rest_api_id             = aws_api_gateway_rest_api.this.id
+  resource_id             = local.proxy_methods[each.key].resource_id
+  http_method             = local.proxy_methods[each.key].http_method
+  type                    = "AWS_PROXY"
+  integration_http_method = "POST"
+  uri                     = aws_lambda_function.function[each.value.function].invoke_arn
+}
+
+resource "aws_lambda_permission" "proxy" {
+  for_each = local.lambda_proxy_routes
 
   statement_id  = "AllowApiGateway-${each.key}"
   action        = "lambda:InvokeFunction"
-  function_name = aws_lambda_function.function["control"].function_name
+  function_name = aws_lambda_function.function[each.value.function].function_name
   principal     = "apigateway.amazonaws.com"
-  source_arn    = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/${each.value.method}${replace(each.value.path, "/{[^}]+}/", "*")}"
+  # Path parameters become "*": arn:...:API_ID/STAGE/GET/workflow/*,
+  # .../POST/callbacks/* (the token route), .../PATCH/tenants/*.
+  source_arn = "${aws_api_gateway_rest_api.this.execution_arn}/${var.stage_name}/${each.value.method}${replace(each.value.path, "/{[^}]+}/", "*")}"
 }

@@ -62,7 +62,6 @@ resource "aws_api_gateway_deployment" "this" {
       aws_api_gateway_method.public_proxy,
       aws_api_gateway_integration.proxy,
       aws_api_gateway_method.control,
-      aws_api_gateway_integration.control,
     ]
   }
 }

@@ -53,14 +53,9 @@ output "tenants_api_url" {
   value       = "${aws_api_gateway_stage.this.invoke_url}/tenants"
 }
 
-output "control_function_name" {
-  description = "Name of the admin API function (the /tenants routes)."
-  value       = aws_lambda_function.function["control"].function_name
-}
-
-output "provisioner_function_name" {
-  description = "Name of the durable provisioner (onboarding, offboarding and reconciling tenants as named executions)."
-  value       = aws_lambda_function.function["provisioner"].function_name
+output "function_names" {
+  description = "Name of each function by its key in src/functions.json (workflow, api, authorizer, control, provisioner, router)."
+  value       = { for key, function in aws_lambda_function.function : key => function.function_name }
 }
 
 output "workflow_alias_arn" {
@@ -68,24 +63,9 @@ output "workflow_alias_arn" {
   value       = aws_lambda_alias.workflow_live.arn
 }
 
-output "workflow_function_name" {
-  description = "Name of the durable, tenant-isolated workflow function."
-  value       = aws_lambda_function.function["workflow"].function_name
-}
-
 output "workflow_function_version" {
   description = "Published version of the workflow function that the alias points at."
   value       = aws_lambda_function.function["workflow"].version
-}
-
-output "api_function_name" {
-  description = "Name of the status and callback API function."
-  value       = aws_lambda_function.function["api"].function_name
-}
-
-output "authorizer_function_name" {
-  description = "Name of the request authorizer function."
-  value       = aws_lambda_function.function["authorizer"].function_name
 }
 
 output "tenants_table_name" {

@@ -135,11 +135,6 @@ resource "aws_iam_role_policy" "provisioner_start_queues" {
   policy = data.aws_iam_policy_document.provisioner_start_queues.json
 }
 
-output "router_function_name" {
-  description = "The start-queue router (an event source mapping on each tenant's start queue invokes it)."
-  value       = aws_lambda_function.function["router"].function_name
-}
-
 output "router_dead_letter_queue_url" {
   description = "Where the router puts what cannot start a workflow (attribute Reason) and where start queues redrive exhausted messages."
   value       = aws_sqs_queue.router_dead_letter.url

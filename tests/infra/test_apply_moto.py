@@ -165,12 +165,12 @@ def test_authorizer_is_an_uncached_request_authorizer_on_the_authorizer_function
     assert authorizer["type"] == "REQUEST"
     assert authorizer.get("authorizerResultTtlInSeconds", 0) == 0
     assert authorizer["identitySource"] == f"method.request.header.{TENANT_HEADER},method.request.header.{CONTRACT['apiKeyHeader']}"
-    function_arn = aws("lambda").get_function(FunctionName=outputs["authorizer_function_name"])["Configuration"]["FunctionArn"]
+    function_arn = aws("lambda").get_function(FunctionName=outputs["function_names"]["authorizer"])["Configuration"]["FunctionArn"]
     assert authorizer["authorizerUri"] == f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
 
 
 def test_authorizer_permission_is_scoped_to_this_authorizer(rest_api, authorizer, outputs, aws) -> None:
-    policy = json.loads(aws("lambda").get_policy(FunctionName=outputs["authorizer_function_name"])["Policy"])
+    policy = json.loads(aws("lambda").get_policy(FunctionName=outputs["function_names"]["authorizer"])["Policy"])
     (statement,) = policy["Statement"]
     assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
     assert statement["Condition"]["ArnLike"]["AWS:SourceArn"] == (
@@ -329,7 +329,7 @@ def test_start_permission_allows_only_this_api_route_on_the_alias(rest_api, outp
 
 
 def test_api_function_permissions_cover_every_proxy_route(rest_api, outputs, aws) -> None:
-    policy = json.loads(aws("lambda").get_policy(FunctionName=outputs["api_function_name"])["Policy"])
+    policy = json.loads(aws("lambda").get_policy(FunctionName=outputs["function_names"]["api"])["Policy"])
     for statement in policy["Statement"]:
         assert (statement["Principal"], statement["Action"]) == ({"Service": "apigateway.amazonaws.com"}, "lambda:InvokeFunction")
     arns = {statement["Sid"]: statement["Condition"]["ArnLike"]["AWS:SourceArn"] for statement in policy["Statement"]}
@@ -405,16 +405,16 @@ def _deployed_environment(key: str, outputs: dict[str, Any]) -> dict[str, str]:
     definitions = hcl.function_definitions()
     variables = hcl.variables()
     settings = {
-        "function_name": outputs[f"{key}_function_name"],
+        "function_name": outputs["function_names"][key],
         "tenants_table_name": outputs["tenants_table_name"],
         "workflows_table_name": outputs["workflows_table_name"],
         "callback_signing_secret_arn": outputs["callback_signing_secret_arn"],
         # The callback base URL is the stage's invoke URL, built without reading the stage.
         "callback_base_url": outputs["api_url"],
         "event_bus_name": outputs["event_bus_name"],
-        "provisioner_function_name": outputs["provisioner_function_name"],
+        "provisioner_function_name": outputs["function_names"]["provisioner"],
         # The router and the start queues (router.tf, main.tf).
-        "workflow_live_function": f"{outputs['workflow_function_name']}:live",
+        "workflow_live_function": f"{outputs['function_names']['workflow']}:live",
         "router_dead_letter_queue_url": outputs["router_dead_letter_queue_url"],
         "start_queue_visibility_timeout_seconds": 6 * variables["api_timeout_seconds"]["default"],
     }
@@ -426,7 +426,7 @@ def _deployed_environment(key: str, outputs: dict[str, Any]) -> dict[str, str]:
 @pytest.mark.parametrize("key", ["workflow", "api", "authorizer", "control", "provisioner", "router"])
 def test_each_function_runs_as_its_role_with_the_environment_functions_json_names(outputs, aws, key) -> None:
     # (Handler, memory, timeout and flags as planned: test_plan.py.)
-    config = aws("lambda").get_function_configuration(FunctionName=outputs[f"{key}_function_name"])
+    config = aws("lambda").get_function_configuration(FunctionName=outputs["function_names"][key])
     assert config["Role"] == f"arn:aws:iam::{MOTO_ACCOUNT_ID}:role/{PREFIX}-{key}"
     assert config["Environment"]["Variables"] == _deployed_environment(key, outputs)
     # Powertools' service dimension is the function's name, which the alarms and dashboard select.
@@ -434,15 +434,15 @@ def test_each_function_runs_as_its_role_with_the_environment_functions_json_name
 
 
 def test_the_authorizer_gets_no_callback_setting(outputs, aws) -> None:
-    config = aws("lambda").get_function_configuration(FunctionName=outputs["authorizer_function_name"])
+    config = aws("lambda").get_function_configuration(FunctionName=outputs["function_names"]["authorizer"])
     assert not {"CALLBACK_SIGNING_SECRET_NAME", "CALLBACK_BASE_URL", "EVENT_BUS_NAME"} & set(config["Environment"]["Variables"])
 
 
 def test_live_alias_points_at_the_published_version(outputs, aws) -> None:
     lam = aws("lambda")
-    versions = [v["Version"] for v in lam.list_versions_by_function(FunctionName=outputs["workflow_function_name"])["Versions"]]
+    versions = [v["Version"] for v in lam.list_versions_by_function(FunctionName=outputs["function_names"]["workflow"])["Versions"]]
     assert outputs["workflow_function_version"] in versions and outputs["workflow_function_version"] != "$LATEST"
-    alias = lam.get_alias(FunctionName=outputs["workflow_function_name"], Name="live")
+    alias = lam.get_alias(FunctionName=outputs["function_names"]["workflow"], Name="live")
     assert alias["FunctionVersion"] == outputs["workflow_function_version"]
     assert alias["AliasArn"] == outputs["workflow_alias_arn"]
 
@@ -477,7 +477,7 @@ def _grants(aws, role: str) -> set[tuple[str, str]]:
 def test_each_role_is_granted_exactly_what_its_function_calls(outputs, aws) -> None:
     # The whole of each role, as stored: every action on the named resource it needs and
     # nothing else (no "*" but X-Ray's, which has no resource-level permissions).
-    function_arn = f"arn:aws:lambda:{REGION}:{MOTO_ACCOUNT_ID}:function:{outputs['workflow_function_name']}"
+    function_arn = f"arn:aws:lambda:{REGION}:{MOTO_ACCOUNT_ID}:function:{outputs['function_names']['workflow']}"
     # Durable executions are sub-resources of a version: NAME:VERSION/durable-execution/...
     executions = f"{function_arn}:*"
     table = f"arn:aws:dynamodb:{REGION}:{MOTO_ACCOUNT_ID}:table/"
@@ -510,7 +510,7 @@ def test_each_role_is_granted_exactly_what_its_function_calls(outputs, aws) -> N
     }
     assert _grants(aws, f"{PREFIX}-authorizer") == common("authorizer") | {("dynamodb:GetItem", tenants)}
     # The admin API: the tenants table (items and the capacity ledger) and the provisioner's alias, nothing else.
-    provisioner_alias = aws("lambda").get_alias(FunctionName=outputs["provisioner_function_name"], Name="live")["AliasArn"]
+    provisioner_alias = aws("lambda").get_alias(FunctionName=outputs["function_names"]["provisioner"], Name="live")["AliasArn"]
     assert _grants(aws, f"{PREFIX}-control") == common("control") | {
         ("dynamodb:GetItem", tenants), ("dynamodb:PutItem", tenants), ("dynamodb:UpdateItem", tenants),
         ("dynamodb:ConditionCheckItem", tenants), ("dynamodb:Scan", tenants),
@@ -531,8 +531,8 @@ def test_the_provisioner_may_create_and_delete_only_this_deployments_keys_queues
     bus = aws("events").describe_event_bus(Name=outputs["event_bus_name"])["Arn"]
     table = f"arn:aws:dynamodb:{REGION}:{MOTO_ACCOUNT_ID}:table/"
     tenants, workflows = table + outputs["tenants_table_name"], table + outputs["workflows_table_name"]
-    workflow_arn = f"arn:aws:lambda:{REGION}:{MOTO_ACCOUNT_ID}:function:{outputs['workflow_function_name']}"
-    own_arn = f"arn:aws:lambda:{REGION}:{MOTO_ACCOUNT_ID}:function:{outputs['provisioner_function_name']}"
+    workflow_arn = f"arn:aws:lambda:{REGION}:{MOTO_ACCOUNT_ID}:function:{outputs['function_names']['workflow']}"
+    own_arn = f"arn:aws:lambda:{REGION}:{MOTO_ACCOUNT_ID}:function:{outputs['function_names']['provisioner']}"
     queues = f"arn:aws:sqs:{REGION}:{MOTO_ACCOUNT_ID}:{PREFIX}-callbacks*"
     rules = f"{bus.replace(':event-bus/', ':rule/')}/{PREFIX}-callbacks*"
     apigw = f"arn:aws:apigateway:{REGION}::"
@@ -598,7 +598,7 @@ def test_the_provisioner_maps_start_queues_to_the_router_only(outputs, aws) -> N
     statements = {s["Sid"]: s for s in _role_statements(aws, f"{PREFIX}-provisioner")
                   if s.get("Sid") in ("ManageStartQueues", "MapStartQueuesToTheRouterOnly",
                                       "UnmapStartQueuesFromTheRouterOnly", "FindStartQueueMappings")}
-    router = f"arn:aws:lambda:{REGION}:{MOTO_ACCOUNT_ID}:function:{outputs['router_function_name']}"
+    router = f"arn:aws:lambda:{REGION}:{MOTO_ACCOUNT_ID}:function:{outputs['function_names']['router']}"
     only_router = {"ArnEquals": {"lambda:FunctionArn": router}}
     assert (statements["MapStartQueuesToTheRouterOnly"]["Action"], statements["MapStartQueuesToTheRouterOnly"]["Resource"],
             statements["MapStartQueuesToTheRouterOnly"]["Condition"]) == ("lambda:CreateEventSourceMapping", "*", only_router)
@@ -702,9 +702,9 @@ def test_the_provisioners_keys_join_their_tiers_plans_and_offboarding_removes_ev
 def test_log_groups_exist_with_retention(outputs, aws) -> None:
     logs = aws("logs")
     names = [
-        f"/aws/lambda/{outputs['workflow_function_name']}",
-        f"/aws/lambda/{outputs['api_function_name']}",
-        f"/aws/lambda/{outputs['authorizer_function_name']}",
+        f"/aws/lambda/{outputs['function_names']['workflow']}",
+        f"/aws/lambda/{outputs['function_names']['api']}",
+        f"/aws/lambda/{outputs['function_names']['authorizer']}",
         outputs["access_log_group_name"],
         f"API-Gateway-Execution-Logs_{outputs['rest_api_id']}/{STAGE}",
     ]
@@ -792,7 +792,7 @@ def test_dead_letter_queue_is_encrypted_and_every_role_has_its_own_policy_for_it
 
 
 def test_workflow_live_events_are_retried_then_kept(outputs, aws) -> None:
-    config = aws("lambda").get_function_event_invoke_config(FunctionName=outputs["workflow_function_name"], Qualifier="live")
+    config = aws("lambda").get_function_event_invoke_config(FunctionName=outputs["function_names"]["workflow"], Qualifier="live")
     assert config["MaximumRetryAttempts"] == hcl.variables()["workflow_retry_attempts"]["default"]
     assert config["MaximumEventAgeInSeconds"] == hcl.variables()["workflow_max_event_age_seconds"]["default"]
     # No destination: the dead_letter_config keeps the event (a destination too would keep it twice).

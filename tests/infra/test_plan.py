@@ -157,18 +157,14 @@ def test_plan_outputs_are_the_documented_ones(plan_json) -> None:
         "create_demo_tenants",
         "aws_region",
         "tenants_api_url",
-        "control_function_name",
-        "provisioner_function_name",
         "callback_queue_name_prefix",
         "usage_plans",
-        "authorizer_function_name",
         "api_url",
         "start_workflow_curl",
         "workflow_status_curl",
         "send_callback_curl",
         "workflow_alias_arn",
-        "workflow_function_name",
-        "api_function_name",
+        "function_names",
         "tenants_table_name",
         "workflows_table_name",
         "event_bus_name",
@@ -177,7 +173,7 @@ def test_plan_outputs_are_the_documented_ones(plan_json) -> None:
     # No key of any tenant is an output (none is in the state).
     assert not {"demo_api_keys", "callback_queue_urls"} & set(plan_json["output_changes"])
     outputs = plan_json["planned_values"]["outputs"]
-    assert outputs["workflow_function_name"]["value"] == f"{PREFIX}-workflow"
+    assert outputs["function_names"]["value"] == {key: f"{PREFIX}-{key}" for key in FUNCTIONS}
     assert outputs["tenants_table_name"]["value"] == f"{PREFIX}-tenants"
     assert outputs["callback_queue_name_prefix"]["value"] == f"{PREFIX}-callbacks"
     assert outputs["create_demo_tenants"]["value"] is True
@@ -260,10 +256,12 @@ def test_the_admin_routes_use_aws_iam_and_the_control_function(plan_json) -> Non
         method = planned(plan_json, f'aws_api_gateway_method.control["{key}"]')
         assert (method["http_method"], method["authorization"]) == (route["method"], "AWS_IAM")
         assert method["api_key_required"] is False and method.get("authorizer_id") is None
-        integration = planned(plan_json, f'aws_api_gateway_integration.control["{key}"]')
+        integration = planned(plan_json, f'aws_api_gateway_integration.proxy["{key}"]')
         assert integration["type"] == "AWS_PROXY"
-        assert 'aws_lambda_function.function["control"]' in references(
-            config(plan_json, "aws_api_gateway_integration.control"), "uri")
+        # The invoke ARN is known only after apply (test_apply_moto reads it); the
+        # permission's function name is planned: the control function, never the api one.
+        permission = planned(plan_json, f'aws_lambda_permission.proxy["{key}"]')
+        assert permission["function_name"] == f"{PREFIX}-control"
     # No other route is AWS_IAM, and no admin route is CUSTOM.
     for resource in ("aws_api_gateway_method.proxy", "aws_api_gateway_method.public_proxy",
                      "aws_api_gateway_method.start_workflow"):
