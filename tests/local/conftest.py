@@ -29,3 +29,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
     process.start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="module")
+def faulty_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
+    """A stack of its own (per test module) whose functions reach DynamoDB, EventBridge, SQS and the
+    durable service through the fault proxy (``--fault-injection``)."""
+    base = tmp_path_factory.mktemp("fault-stack")
+    process = StackProcess(base / "state", base / "stack.log", extra_args=["--fault-injection", "--log-level", "INFO"])
+    process.start()
+    yield process
+    process.stop()

@@ -20,21 +20,9 @@ pytestmark = pytest.mark.slow
 BODY = {"amount": 40, "currency": "EUR", "description": "fault test"}
 
 
-@pytest.fixture(scope="module")
-def faulty_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
-    """A stack of its own whose functions reach DynamoDB through the fault proxy."""
-    base = tmp_path_factory.mktemp("fault-stack")
-    process = StackProcess(base / "state", base / "stack.log", extra_args=["--fault-injection", "--log-level", "INFO"])
-    process.start()
-    yield process
-    process.stop()
-
-
 class Faults:
     def __init__(self, stack: StackProcess) -> None:
-        banner = stack.log_path.read_text()
-        line = next(line for line in banner.splitlines() if "Fault injection" in line)
-        self.url = line.split()[-1].removesuffix("/_faults")
+        self.url = stack.fault_url
 
     def arm(self, **rule: Any) -> None:
         requests.post(f"{self.url}/_faults", json=rule, timeout=10).raise_for_status()

@@ -32,8 +32,7 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackProc
     base = tmp_path_factory.mktemp("router-fault-stack")
     process = StackProcess(base / "state", base / "stack.log", extra_args=["--fault-injection"])
     process.start()
-    line = next(line for line in process.log_path.read_text().splitlines() if "Fault injection" in line)
-    yield process, line.split()[-1].removesuffix("/_faults")
+    yield process, process.fault_url
     process.stop()
 
 

@@ -20,20 +20,9 @@ pytestmark = pytest.mark.slow
 PROVISIONER_STEP_ATTEMPTS = 5
 
 
-@pytest.fixture(scope="module")
-def faulty_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
-    """A stack of its own whose functions reach DynamoDB, EventBridge, SQS and the durable service through the fault proxy."""
-    base = tmp_path_factory.mktemp("tenant-fault-stack")
-    process = StackProcess(base / "state", base / "stack.log", extra_args=["--fault-injection", "--log-level", "INFO"])
-    process.start()
-    yield process
-    process.stop()
-
-
 class Faults:
     def __init__(self, stack: StackProcess) -> None:
-        line = next(line for line in stack.log_path.read_text().splitlines() if "Fault injection" in line)
-        self.url = line.split()[-1].removesuffix("/_faults")
+        self.url = stack.fault_url
 
     def arm(self, rule: dict[str, Any]) -> None:
         requests.post(f"{self.url}/_faults", json=rule, timeout=10).raise_for_status()

@@ -275,8 +275,7 @@ class FaultStack:
 
     def __init__(self, process: StackProcess, tenants: list[str]) -> None:
         self.process = process
-        line = next(line for line in process.log_path.read_text().splitlines() if "Fault injection" in line)
-        self.faults_url = line.split()[-1]
+        self.faults_url = f"{process.fault_url}/_faults"
         self._free: queue.Queue[str] = queue.Queue()
         for tenant_id in tenants:
             self._free.put(tenant_id)
