@@ -111,13 +111,13 @@ class StackProcess:
     def restart(self) -> None:
         """Stop (SIGTERM, as Ctrl-C) and start again with the same ports and state directory."""
         assert self.stop() == 0, self.log_path.read_text()[-3000:]
+        self.start()
 
     @property
     def fault_url(self) -> str:
         """The fault proxy's URL of a ``--fault-injection`` stack, as its banner names it."""
         line = next(line for line in self.log_path.read_text().splitlines() if "Fault injection" in line)
         return line.split()[-1].removesuffix("/_faults")
-        self.start()
 
     # -- the REST API --------------------------------------------------------------------
 
