@@ -82,24 +82,20 @@ resource "aws_dynamodb_table" "workflows" {
     type = "S"
   }
 
-  # Two indexes written out as plain blocks: the local stack reads the table
-  # definitions from this file (proving-ground/scripts/terraform_tables.py).
-  # "<tenantId>#<status>", newest first by "<createdAt>#<workflowId>": ?status=...
-  global_secondary_index {
-    name               = "byStatus"
-    hash_key           = "statusPartition"
-    range_key          = "createdKey"
-    projection_type    = "INCLUDE"
-    non_key_attributes = ["workflowId", "status", "createdAt", "callbackId", "callbackDeadline", "callbackTokenHash"]
-  }
+  # Both indexes list one tenant's workflows newest first by
+  # "<createdAt>#<workflowId>" and project what a listed item shows; only their
+  # partition differs (local.workflow_list_indexes). The local stack expands
+  # this block from this file (proving-ground/scripts/terraform_tables.py).
+  dynamic "global_secondary_index" {
+    for_each = local.workflow_list_indexes
 
-  # "<tenantId>" while the workflow is open (removed when it ends): the default list.
-  global_secondary_index {
-    name               = "open"
-    hash_key           = "openPartition"
-    range_key          = "createdKey"
-    projection_type    = "INCLUDE"
-    non_key_attributes = ["workflowId", "status", "createdAt", "callbackId", "callbackDeadline", "callbackTokenHash"]
+    content {
+      name               = global_secondary_index.key
+      hash_key           = global_secondary_index.value
+      range_key          = "createdKey"
+      projection_type    = "INCLUDE"
+      non_key_attributes = ["workflowId", "status", "createdAt", "callbackId", "callbackDeadline", "callbackTokenHash"]
+    }
   }
 
   ttl {
@@ -114,5 +110,15 @@ resource "aws_dynamodb_table" "workflows" {
   server_side_encryption {
     enabled     = true
     kms_key_arn = var.dynamodb_kms_key_arn
+  }
+}
+
+locals {
+  # The pending list's indexes, by name => partition key: "<tenantId>#<status>"
+  # for ?status=..., and "<tenantId>" while the workflow is open (removed when
+  # it ends) for the default list.
+  workflow_list_indexes = {
+    byStatus = "statusPartition"
+    open     = "openPartition"
   }
 }
