@@ -1,4 +1,5 @@
-"""Billed cost per 1,000 workflows (item 6): this pattern (suspended while waiting) against polling.
+"""Billed cost per 1,000 workflows (item 6): this pattern (suspended while waiting) against polling; and what an
+idle tenant's start queue costs a month against one shared queue (item 13, :func:`idle_start_queues`).
 
 The inputs are read from what the durable emulator stored about each execution (its sqlite store, read-only:
 the invocation times its public history API leaves out). Every price is an input (:class:`PriceInputs`) with its
@@ -151,3 +152,61 @@ def per_1000(tenant: dict[str, Any]) -> dict[str, Any]:
     return {"memoryMb": memory_mb, "retentionDays": retention_days, "region": defaults.get("aws_region"),
             "prices": asdict(prices), "recheckIntervalSeconds": RECHECK_SECONDS, "cpuShareAt256Mb": memory_mb / 1769,
             "figures": figures}
+
+
+# -- item 13: what an idle tenant's start queue costs ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class IdleQueueInputs:
+    """An idle start queue's event source mapping (standard mode) and SQS's request price, us-east-1.
+
+    The queue and the mapping have no charge of their own; the mapping's pollers' ``ReceiveMessage`` calls are
+    billed as SQS requests even when they return nothing. Lambda does not document an idle mapping's poller count:
+    its scaling guide says that at low traffic it scales back to five concurrent batches and can optimise down to
+    two (not with ``MaximumConcurrency``, which the provisioner does not set). Assumed here: ``pollers`` each
+    holding a ``long_poll_seconds`` long poll back to back; ``pollers_low`` is the documented floor.
+    """
+
+    sqs_request_per_million: float = 0.40
+    free_requests_per_month: int = 1_000_000
+    pollers: int = 5
+    pollers_low: int = 2
+    long_poll_seconds: int = 20
+    source: str = ("Amazon SQS pricing (standard queues, $0.40 per million requests after the account's first "
+                   "million each month, us-east-1); AWS Knowledge Center, \"Why are my Amazon SQS charges higher "
+                   "than expected?\" (a Lambda mapping long polls its queue and its empty receives are billed); "
+                   "AWS Compute Blog, \"Estimating cost for Amazon SQS message processing using AWS Lambda\"; "
+                   "Lambda developer guide, \"Configuring scaling behavior for SQS event source mappings\" (five "
+                   "concurrent batches at low traffic, as few as two); no AWS call was made")
+
+
+def idle_mapping_requests_per_month(pollers: int, long_poll_seconds: float) -> float:
+    """``ReceiveMessage`` requests a month of ``pollers`` each long polling an empty queue back to back."""
+    return pollers * SECONDS_PER_MONTH / long_poll_seconds
+
+
+def sqs_request_cost(requests: float, inputs: IdleQueueInputs) -> float:
+    """SQS request charge at list price (the account's free million left out: other queues share it)."""
+    return requests * inputs.sqs_request_per_million / 1_000_000
+
+
+def shared_queue_cheaper_from(per_tenant_usd: float, shared_usd: float) -> int | None:
+    """The smallest tenant count at which one queue per tenant (``per_tenant_usd`` each) costs more than one shared
+    queue (``shared_usd`` whatever the count); None when a tenant's queue costs nothing."""
+    return math.floor(shared_usd / per_tenant_usd) + 1 if per_tenant_usd > 0 else None
+
+
+def idle_start_queues(inputs: IdleQueueInputs = IdleQueueInputs(),
+                      tenant_counts: Sequence[int] = (1, 2, 10, 100, 1000)) -> dict[str, Any]:
+    """An idle tenant's start queue and mapping per month, and per-tenant queues against one shared queue (whose
+    mapping's pollers are the same whatever the tenant count) at each of ``tenant_counts`` idle tenants."""
+    requests = idle_mapping_requests_per_month(inputs.pollers, inputs.long_poll_seconds)
+    low = idle_mapping_requests_per_month(inputs.pollers_low, inputs.long_poll_seconds)
+    per_tenant = sqs_request_cost(requests, inputs)
+    return {"inputs": asdict(inputs), "requestsPerMonth": requests, "requestsPerMonthLow": low,
+            "perTenantUsd": per_tenant, "perTenantUsdLow": sqs_request_cost(low, inputs),
+            "freeTierMappings": inputs.free_requests_per_month / requests,
+            "sharedCheaperFrom": shared_queue_cheaper_from(per_tenant, per_tenant),
+            "rows": [{"tenants": count, "perTenantQueuesUsd": count * per_tenant, "sharedQueueUsd": per_tenant,
+                      "differenceUsd": (count - 1) * per_tenant} for count in tenant_counts]}

@@ -121,7 +121,8 @@ def reads_across(results: Results) -> dict[str, Any] | None:
 ITEMS = {"e2e": "end to end", "coldstart": "cold start", "reads": "tenant data reads", "memory": "memory",
          "package": "package", "cost": "cost per 1,000 workflows", "idle": "idle footprint",
          "faults": "a retried callback after faults", "flood": "a noisy neighbour", "freshrun": "first make run",
-         "page": "the approval page and the pending list"}
+         "page": "the approval page and the pending list", "lifecycle": "tenant onboarding and offboarding",
+         "queue": "the queue entry"}
 
 
 def verdicts(results: Results) -> list[dict[str, Any]]:
@@ -505,10 +506,51 @@ def _lifecycle(results: Results) -> Values | None:
             "lifecycle_table": table(["phase", "seconds to ACTIVE / OFFBOARDED", "calls", "by function, service:operation"], rows)}
 
 
+QUEUE_ENTRIES = (("http", "`POST /workflow`"), ("queue", "start queue (`SendMessage`)"))
+
+
+def _queue(results: Results) -> Values | None:
+    if not (queue := results.get("queue")):
+        return None
+    figures, idle = queue["summary"], queue["idleCost"]
+    ratio, inputs = figures["queueOverHttp"], idle["inputs"]
+    rate = lambda entry: fmt_summary(figures[entry]["startsPerSecond"], 2)  # noqa: E731
+    latency = table(["entry", "send → `WAITING_FOR_CALLBACK` p50 ms", "p95 ms"],
+                    [[label, fmt_summary(figures[entry]["p50Ms"]), fmt_summary(figures[entry]["p95Ms"])]
+                     for entry, label in QUEUE_ENTRIES]
+                    + [["queue ÷ HTTP, paired", fmt_ratio(ratio["p50Ms"]), fmt_ratio(ratio["p95Ms"])],
+                       ["queue − HTTP, paired", fmt_summary(figures["addedP50Ms"]), ""]])
+    burst = table(["entry", "all started (s)", "all `WAITING_FOR_CALLBACK` (s)", "starts/s"],
+                  [[label, *(fmt_summary(figures[entry][key], 2) for key in ("startedSeconds", "waitingSeconds")),
+                    rate(entry)] for entry, label in QUEUE_ENTRIES]
+                  + [["queue ÷ HTTP, paired", "", "", fmt_ratio(ratio["startsPerSecond"])]])
+    costs = table(["idle tenants", "one start queue each, a month", "one shared queue, a month", "difference"],
+                  [[f"{row['tenants']:,}", fmt_usd(row["perTenantQueuesUsd"]), fmt_usd(row["sharedQueueUsd"]),
+                    fmt_usd(row["differenceUsd"]) if row["differenceUsd"] else "none"] for row in idle["rows"]])
+    added, per_tenant = fmt_summary(figures["addedP50Ms"]), fmt_usd(idle["perTenantUsd"])
+    cheaper = idle["sharedCheaperFrom"]
+    return {"sequential": queue["sequential"], "burst_size": queue["burst"], "repeats": len(queue["rounds"]),
+            "tenant": queue["tenant"], "poll_ms": f"{queue['pollSeconds'] * 1000:.0f}",
+            "window": queue["batchingWindowSeconds"], "retries": queue["httpRetries"],
+            "latency": latency, "burst": burst, "added": added, "ratio": fmt_ratio(ratio["p50Ms"]),
+            "queue_rate": rate("queue"), "http_rate": rate("http"), "rate_ratio": fmt_ratio(ratio["startsPerSecond"]),
+            "pollers": inputs["pollers"], "pollers_low": inputs["pollers_low"],
+            "long_poll": inputs["long_poll_seconds"], "sqs_price": f"${inputs['sqs_request_per_million']:.2f}",
+            "requests": fmt_num(idle["requestsPerMonth"]), "requests_low": fmt_num(idle["requestsPerMonthLow"]),
+            "per_tenant": per_tenant, "per_tenant_low": fmt_usd(idle["perTenantUsdLow"]),
+            "free_mappings": f"{idle['freeTierMappings']:.1f}", "cheaper_from": cheaper if cheaper else "never",
+            "cost_source": inputs["source"], "costs": costs,
+            "verdict": {"target": "(none; compared with `POST /workflow` in the same run)", "met": None,
+                        "figure": f"the queue adds {added} ms to send → WAITING_FOR_CALLBACK at p50 "
+                                  f"({fmt_ratio(ratio['p50Ms'])} HTTP's); {queue['burst']} at once: queue "
+                                  f"{rate('queue')} starts/s, HTTP {rate('http')}; an idle tenant's start queue "
+                                  f"{per_tenant} a month, a shared queue cheaper from {cheaper} tenants"}}
+
+
 PARTS: dict[str, Callable[[Results], Values | None]] = {
     "header": _header, "e2e": _e2e, "coldstart": _coldstart, "reads": _reads, "memory": _memory, "package": _package,
     "cost": _cost, "idle": _idle, "faults": _faults, "flood": _flood, "freshrun": _freshrun, "page": _page,
-    "lifecycle": _lifecycle}
+    "lifecycle": _lifecycle, "queue": _queue}
 
 
 def template_parts() -> dict[str, Template]:

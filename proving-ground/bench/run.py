@@ -1,14 +1,17 @@
 """``make bench``: measure the pattern on this machine and write docs/benchmarks.{md,json,png}.
 
-Nine items, each figure the median of repeated runs with min and max, each comparison a ratio of two measurements
-taken in the same repeat: 1. end to end on the local stack against the floor (``bench.floor``), T tenants at once;
-2. cold start under python3.13 of the shipped zip against source-only and against the bare durable SDK; 3. tenant-data
-store reads; 4. resident memory of one tenant worker against the bare SDK; 5. size of each deployment zip; 6. billed
-cost per 1,000 workflows next to a polling design; 7. the idle stack's RSS and CPU after 500 workflows; 8. the time for
-a retried callback to complete after each kind of fault on its path; 9. one tenant's latency while another floods the
-API over its usage plan. Opt in (``--only freshrun``, minutes): 10. a fresh clone's first ``make run``. Not part of
-``make test``; ``--quick`` runs smaller in about half the time. A run replaces its items' results in the out-dir's
-benchmarks.json and keeps the others (each with the date it was measured), then rewrites the report.
+Twelve items by default, each figure the median of repeated runs with min and max, each comparison a ratio of two
+measurements taken in the same repeat: 1. end to end on the local stack against the floor (``bench.floor``), T tenants
+at once; 2. cold start under python3.13 of the shipped zip against source-only and against the bare durable SDK;
+3. tenant-data store reads; 4. resident memory of one tenant worker against the bare SDK; 5. size of each deployment
+zip; 6. billed cost per 1,000 workflows next to a polling design; 7. the idle stack's RSS and CPU after 500 workflows;
+8. the time for a retried callback to complete after each kind of fault on its path; 9. one tenant's latency while
+another floods the API over its usage plan; 11. the approval page and the pending list (``bench.page``);
+12. onboarding and offboarding a tenant (``bench.lifecycle``); 13. the queue entry against ``POST /workflow``, send to
+``WAITING_FOR_CALLBACK`` and starts per second, with an idle start queue's monthly cost (``bench.queue``). Opt in
+(``--only freshrun``, minutes): 10. a fresh clone's first ``make run``. Not part of ``make test``; ``--quick`` runs
+smaller in about half the time. A run replaces its items' results in the out-dir's benchmarks.json and keeps the
+others (each with the date it was measured), then rewrites the report.
 """
 import argparse
 import contextlib
@@ -29,14 +32,14 @@ from typing import Any
 
 import requests
 
-from bench import REPO_ROOT, WORKFLOW_SUFFIX, cost, idle, lifecycle, page, probes, report
+from bench import REPO_ROOT, WORKFLOW_SUFFIX, cost, idle, lifecycle, page, probes, queue, report
 from scripts.measure_flood import measure_flood
 from bench.e2e import FloorTarget, StackTarget, Target, WorkflowTiming, run_round, run_workflow
 from bench.stats import cpu_seconds, growth, p95, paired_ratios, rss_mb, summary
 from tests.harness import StackProcess
 
 ITEMS = ("package", "coldstart", "memory", "e2e", "tenant", "cost", "idle", "faults", "flood", "page", "lifecycle",
-         "freshrun")
+         "queue", "freshrun")
 DEFAULT_ITEMS = ITEMS[:-1]  # freshrun clones and installs, minutes per ref: only when asked for
 METRICS = ("startP50", "startP95", "callbackP50", "callbackP95", "workflowsPerSecond")
 STARTED = time.monotonic()
@@ -53,6 +56,9 @@ OPTIONS = (("--repeats", "repeats", 3, 2, "repeats of every measurement"),
            ("--idle-workflows", "idle_workflows", 500, 100, "workflows before the idle window, >= 10"),
            ("--idle-window", "idle_window_seconds", 600.0, 120.0, "seconds the idle stack is watched, >= 10"),
            ("--flood-seconds", "flood_seconds", 10.0, 5.0, "length of each repeat's flood"),
+           ("--queue-starts", "queue_starts", 10, 5,
+            "item 13: starts one at a time through each entry (HTTP, start queue) per repeat"),
+           ("--queue-burst", "queue_burst", 40, 20, "item 13: starts sent at once through each entry per repeat"),
            ("--fresh-run-before", "fresh_run_before", probes.FRESH_RUN_BEFORE, None,
             "the git ref whose first make run item 10 compares HEAD's with"),
            ("--only", "items", DEFAULT_ITEMS, None, f"comma-separated subset of: {', '.join(ITEMS)}"),
@@ -87,9 +93,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     config.sequential_workflows = min(config.sequential_workflows, config.tenant_workflows)
     config.out_dir = REPO_ROOT / config.out_dir  # unchanged when absolute
     config.started_at = time.strftime("%Y-%m-%d %H:%M:%S %z")
-    if min(config.repeats, config.workflows_per_tenant) < 1 or config.tenant_workflows < 20 \
+    if min(config.repeats, config.workflows_per_tenant, config.queue_starts, config.queue_burst) < 1 \
+            or config.tenant_workflows < 20 \
             or config.idle_workflows < 10 or config.idle_window_seconds < 2 * idle.SAMPLE_INTERVAL_SECONDS:
-        parser.error("--repeats and --workflows must be >= 1, --tenant-workflows >= 20, --idle-workflows >= 10, "
+        parser.error("--repeats, --workflows, --queue-starts and --queue-burst must be >= 1, --tenant-workflows >= 20, "
+                     "--idle-workflows >= 10, "
                      f"--idle-window >= {2 * idle.SAMPLE_INTERVAL_SECONDS:.0f}")
     return config
 
@@ -437,6 +445,11 @@ def run(config: argparse.Namespace) -> dict[str, Any]:
         if "lifecycle" in items:
             progress(f"item 12: onboarding and offboarding a tenant through the admin API, {config.repeats} repeats")
             results["lifecycle"] = lifecycle.measure(stack_in_workdir, config.repeats, progress)
+        if "queue" in items:
+            progress(f"item 13: the queue entry against POST /workflow, {config.queue_starts} starts one at a time and "
+                     f"{config.queue_burst} at once through each, {config.repeats} repeats")
+            results["queue"] = {**queue.measure(stack_in_workdir, config.queue_starts, config.queue_burst,
+                                                config.repeats, progress), "idleCost": cost.idle_start_queues()}
         if "freshrun" in items:
             head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                                   text=True, check=True).stdout.strip()

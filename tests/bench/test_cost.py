@@ -67,3 +67,31 @@ def test_rechecking_poller_pays_per_check() -> None:
     # each check billed like one of the pattern's invocations (20 / 2 ms), plus the pattern's own 20 ms
     assert day["compute"] == pytest.approx((1440 * 10 + 20) / 1000 * 1000 * PRICES.arm_gb_second)
     assert day["requests"] == pytest.approx(1441 * 1000 * 0.20 / 1_000_000)
+
+
+def test_an_idle_mapping_makes_one_request_per_poller_and_long_poll() -> None:
+    from bench.cost import idle_mapping_requests_per_month
+
+    # 30 days of 20 s long polls: 129,600 per poller
+    assert idle_mapping_requests_per_month(1, 20) == 129_600
+    assert idle_mapping_requests_per_month(5, 20) == 648_000
+    assert idle_mapping_requests_per_month(5, 1) == 12_960_000  # a short wait multiplies it
+
+
+def test_an_idle_start_queue_costs_its_pollers_requests_and_a_shared_queue_wins_from_the_second_tenant() -> None:
+    from bench.cost import IdleQueueInputs, idle_start_queues, shared_queue_cheaper_from
+
+    idle = idle_start_queues(IdleQueueInputs(), tenant_counts=(1, 2, 1000))
+    assert idle["perTenantUsd"] == pytest.approx(0.2592)  # 648,000 x $0.40 per million
+    assert idle["perTenantUsdLow"] == pytest.approx(0.10368)  # the documented floor of two pollers
+    assert idle["freeTierMappings"] == pytest.approx(1_000_000 / 648_000)
+    assert idle["sharedCheaperFrom"] == 2
+    rows = {row["tenants"]: row for row in idle["rows"]}
+    assert rows[1]["differenceUsd"] == 0 and rows[2]["differenceUsd"] == pytest.approx(0.2592)
+    assert rows[1000]["perTenantQueuesUsd"] == pytest.approx(259.2) and rows[1000]["sharedQueueUsd"] == pytest.approx(
+        0.2592)
+    cheaper = idle_start_queues(IdleQueueInputs(sqs_request_per_million=0.80, pollers=2, long_poll_seconds=10))
+    assert cheaper["perTenantUsd"] == pytest.approx(2 * 259_200 / 1e6 * 0.80)
+    # a shared queue dearer than one tenant's (say, more pollers for its traffic) wins later
+    assert shared_queue_cheaper_from(0.26, 0.26 * 3) == 4
+    assert shared_queue_cheaper_from(0.0, 0.26) is None

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bench import report
-from bench.cost import PriceInputs
+from bench.cost import PriceInputs, idle_start_queues
 
 
 def s(median: float, low: float | None = None, high: float | None = None) -> dict[str, Any]:
@@ -78,6 +78,21 @@ def test_the_page_item_reports_the_list_at_both_sizes_and_the_engine_choice() ->
     assert verdict["met"] is False
 
 
+def queue_figures(http_p50: float = 190.0, queue_p50: float = 1230.0) -> dict[str, Any]:
+    """bench.queue.measure()'s shape (its summary), with the idle cost run.py adds."""
+    def entry(p50: float, rate: float) -> dict[str, Any]:
+        return {"p50Ms": s(p50), "p95Ms": s(p50 * 1.3), "startedSeconds": s(4.0), "waitingSeconds": s(40 / rate),
+                "startsPerSecond": s(rate)}
+
+    return {"sequential": 10, "burst": 40, "tenant": "tenant-a", "pollSeconds": 0.05, "batchingWindowSeconds": 1,
+            "httpRetries": 0, "rounds": [{}, {}, {}],
+            "summary": {"http": entry(http_p50, 3.8), "queue": entry(queue_p50, 3.7),
+                        "queueOverHttp": {"p50Ms": s(queue_p50 / http_p50), "p95Ms": s(queue_p50 / http_p50),
+                                          "startsPerSecond": s(3.7 / 3.8)},
+                        "addedP50Ms": s(queue_p50 - http_p50, 1000, 1100)},
+            "idleCost": idle_start_queues()}
+
+
 def tenant_figures(requests: int, statuses: dict[str, int], p50: float) -> dict[str, Any]:
     return {"requests": requests, "statuses": statuses, "p50_ms": p50, "p95_ms": p50 * 2, "max_ms": p50 * 3}
 
@@ -113,6 +128,7 @@ def results(warm_ratio: float = 1.2, worker_mb: float = 45.0) -> dict[str, Any]:
         "coldstart": coldstart(),
         "flood": flood(),
         "page": page_figures(),
+        "queue": queue_figures(),
         "lifecycle": {"repeats": 3, "onboardSeconds": s(0.32), "offboardSeconds": s(0.35),
                       "calls": {"onboard": {"provisioner sqs:CreateQueue": 2}, "offboard": {"provisioner sqs:DeleteQueue": 2}}},
         "memory": {"bareSdkRssMb": s(40.0), "sdkReadyRssMb": s(48.0),
@@ -291,3 +307,27 @@ def test_the_lifecycle_part_shows_each_phases_seconds_and_calls() -> None:
     assert text is not None and "## 12. Onboarding and offboarding a tenant" in text
     assert "| onboard | 0.32" in text and "provisioner sqs:CreateQueue 2" in text
     assert "| offboard | 0.35" in text and "provisioner sqs:DeleteQueue 2" in text
+
+
+def test_the_queue_entry_shows_both_entries_paired_and_an_idle_queues_monthly_cost() -> None:
+    data = results()
+    text = report.part("queue", data)
+    assert text is not None and "## 13. The queue entry" in text
+    assert "| `POST /workflow` | 190 | 247 |" in text and "| start queue (`SendMessage`) | 1,230 | 1,599 |" in text
+    assert "| queue − HTTP, paired | 1,040 (1,000–1,100) |  |" in text
+    assert "The queue adds 1,040 (1,000–1,100) ms at the median; its p50 is 6.47×" in text
+    assert "batching window (1 s" in text and "the queue reached 3.70 starts/s and HTTP 3.80" in text
+    cost = report.part("queue_cost", data)
+    assert cost is not None and "648,000 requests a month = **$0.259 a month per idle tenant**" in cost
+    assert "cheaper from 2 idle tenants on" in cost and "| 1,000 | $259.20 | $0.259 | $258.94 |" in cost
+    assert "| 1 | $0.259 | $0.259 | none |" in cost
+    (verdict,) = [v for v in report.verdicts(data) if v["item"] == 13]
+    assert verdict["name"] == "the queue entry" and verdict["met"] is None
+    assert "the queue adds 1,040 (1,000–1,100) ms" in verdict["figure"] and "cheaper from 2 tenants" in verdict["figure"]
+
+
+def test_without_the_queue_item_its_section_and_summary_line_are_left_out() -> None:
+    data = results()
+    del data["queue"]
+    data["verdicts"] = report.verdicts(data)
+    assert "## 13." not in report.markdown(data) and 13 not in by_item(data["verdicts"])
