@@ -152,22 +152,23 @@ class LoopbackStack:
             invocation_timeout_seconds=config.function_timeout,
         )
         durable_client = DurableBackendClient(self.emulator.url)
-        # With --fault-injection the functions reach DynamoDB through a proxy, and the
+        # The tiers' usage plans (ids: the tier names) and the tenants' metering keys.
+        self.api_key_store = ApiKeyStore(config.name_prefix)
+        self.apigateway = LocalApiGateway(self.api_key_store, host, self.ports["apigateway"])
+        # With --fault-injection the functions reach DynamoDB, EventBridge, SQS and
+        # API Gateway's keys through a proxy, and the
         # Lambda service forwards their durable API calls, both under one fault plan
         # that tests arm to fail, stall or cut chosen calls (local/testing/faults.py,
         # test-only machinery: imported only when asked for, never by `make run`).
         self.faults = None
         if config.fault_injection:
-            from local.testing.faults import DynamoDBFaultProxy, FaultPlan, FaultyDurableClient
+            from local.testing.faults import AwsFaultProxy, FaultPlan, FaultyDurableClient
 
             fault_plan = FaultPlan(kill_environment=lambda environment_id: self.workers.kill_environment(environment_id),
                                    function_of=lambda environment_id: self.workers.function_of_environment(environment_id))
-            self.faults = DynamoDBFaultProxy(self.dynamodb.url, self.restart_emulator, fault_plan, host,
-                                             self.ports["faults"])
+            self.faults = AwsFaultProxy(self.dynamodb.url, self.restart_emulator, fault_plan, host,
+                                        self.ports["faults"], apigateway_url=self.apigateway.url)
         functions_dynamodb_url = self.faults.url if self.faults else self.dynamodb.url
-        # The tiers' usage plans (ids: the tier names) and the tenants' metering keys.
-        self.api_key_store = ApiKeyStore(config.name_prefix)
-        self.apigateway = LocalApiGateway(self.api_key_store, host, self.ports["apigateway"])
         self.admin_credentials = ensure_admin_credentials(state_dir, config.region)
         # The signing secret, the event bus and each tenant's rule and queue live on
         # moto's server too (it answers every AWS service on the DynamoDB port);
@@ -186,9 +187,9 @@ class LoopbackStack:
                 "AWS_ENDPOINT_URL_LAMBDA": self.lambda_url,
                 "AWS_ENDPOINT_URL_DYNAMODB": functions_dynamodb_url,
                 **self.notifications.function_environment(self.callback_base_url),
+                "AWS_ENDPOINT_URL_API_GATEWAY": self.faults.url if self.faults else self.apigateway.url,
                 **({"AWS_ENDPOINT_URL_EVENTBRIDGE": self.faults.url, "AWS_ENDPOINT_URL_SQS": self.faults.url}
                    if self.faults else {}),
-                "AWS_ENDPOINT_URL_API_GATEWAY": self.apigateway.url,
                 "POWERTOOLS_LOG_LEVEL": config.function_log_level,
                 # The router's dead-letter queue (router.tf), on the moto server.
                 "ROUTER_DEAD_LETTER_QUEUE_URL": router_dead_letter_queue_url(self.dynamodb.url, config.name_prefix),

@@ -23,19 +23,19 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from aws_durable_execution_sdk_python import DurableContext, StepContext, StepError, durable_execution, durable_step
 from aws_durable_execution_sdk_python.config import Duration, JitterStrategy, StepConfig
 from aws_durable_execution_sdk_python.retries import RetryStrategyConfig, create_retry_strategy
 from aws_lambda_powertools import Logger
-from botocore.config import Config
 
 from provisioner.resources import TenantResources
 from provisioner.start_queues import DEFAULT_VISIBILITY_TIMEOUT_SECONDS, StartQueues
-from shared.aws_clients import DYNAMODB_CONFIG, LAMBDA_CONFIG
+from shared.aws_clients import DYNAMODB_CONFIG, LAMBDA_CONFIG, PROVISIONER_CONFIG
 from shared.contract import is_valid_tenant_id
 from shared.settings import load_settings
 from shared.tenants import (
@@ -55,6 +55,7 @@ from shared.tenants import (
 
 logger = Logger()
 SETTINGS = load_settings()
+T = TypeVar("T")
 
 STEP_METERING_KEY = "metering-key"
 STEP_CALLBACK_ROUTE = "callback-route"
@@ -81,7 +82,6 @@ RECORD_CONFIG = StepConfig(retry_strategy=create_retry_strategy(RetryStrategyCon
 # The item's fields that only a live tenant has: an OFFBOARDED tombstone keeps none.
 LIVE_FIELDS = ("apiKeyHash", "previousApiKeyHash", "previousApiKeyExpiresAt", "meteringKey", "meteringKeyId",
                "callbackQueueUrl", "startQueueUrl", "startQueueArn")
-AWS_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=10)
 
 _resources: TenantResources | None = None
 _lock = threading.Lock()
@@ -96,9 +96,9 @@ def resources() -> TenantResources:
                 _resources = TenantResources(
                     prefix=os.environ["NAME_PREFIX"],
                     event_bus=str(SETTINGS.event_bus_name),
-                    apigateway=boto3.client("apigateway", config=AWS_CONFIG),
-                    sqs=boto3.client("sqs", config=AWS_CONFIG),
-                    events=boto3.client("events", config=AWS_CONFIG),
+                    apigateway=boto3.client("apigateway", config=PROVISIONER_CONFIG),
+                    sqs=boto3.client("sqs", config=PROVISIONER_CONFIG),
+                    events=boto3.client("events", config=PROVISIONER_CONFIG),
                     lambda_client=boto3.client("lambda", config=LAMBDA_CONFIG),
                     workflows_table=boto3.resource("dynamodb", config=DYNAMODB_CONFIG).Table(SETTINGS.workflows_table),
                 )
@@ -116,7 +116,7 @@ def start_queues() -> StartQueues:
             if _start_queues is None:
                 _start_queues = StartQueues(
                     prefix=os.environ["NAME_PREFIX"],
-                    sqs=boto3.client("sqs", config=AWS_CONFIG),
+                    sqs=boto3.client("sqs", config=PROVISIONER_CONFIG),
                     lambda_client=boto3.client("lambda", config=LAMBDA_CONFIG),
                     visibility_timeout=int(os.environ.get("START_QUEUE_VISIBILITY_TIMEOUT_SECONDS")
                                            or DEFAULT_VISIBILITY_TIMEOUT_SECONDS),
@@ -244,71 +244,6 @@ def read_step(_: StepContext, tenant_id: str) -> dict[str, Any] | None:
     return read
 
 
-@durable_step
-def metering_key_step(_: StepContext, tenant_id: str, tier: str) -> dict[str, str]:
-    return create_metering_key(tenant_id, tier)
-
-
-@durable_step
-def callback_route_step(_: StepContext, tenant_id: str) -> str:
-    return resources().ensure_callback_route(tenant_id)
-
-
-@durable_step
-def start_queue_step(_: StepContext, tenant_id: str, producers: list[str] | None) -> dict[str, str]:
-    return start_queues().ensure_queue(tenant_id, producers)
-
-
-@durable_step
-def start_mapping_step(_: StepContext, queue_arn: str) -> str:
-    return start_queues().ensure_mapping(queue_arn)
-
-
-@durable_step
-def delete_start_mapping_step(_: StepContext, tenant_id: str) -> int:
-    return start_queues().remove_mapping(tenant_id)
-
-
-@durable_step
-def delete_start_queue_step(_: StepContext, tenant_id: str) -> None:
-    start_queues().remove_queue(tenant_id)
-
-
-@durable_step
-def activate_step(_: StepContext, op: dict[str, Any], fields: dict[str, str]) -> str:
-    return activate(Operation(**op), fields)
-
-
-@durable_step
-def record_step(_: StepContext, op: dict[str, Any], fields: dict[str, str]) -> str:
-    return record_reconciled(Operation(**op), fields)
-
-
-@durable_step
-def fail_workflows_step(_: StepContext, tenant_id: str) -> int:
-    return resources().fail_waiting_workflows(tenant_id)
-
-
-@durable_step
-def delete_route_step(_: StepContext, tenant_id: str) -> None:
-    resources().remove_callback_route(tenant_id)
-
-
-@durable_step
-def delete_key_step(_: StepContext, tenant_id: str) -> int:
-    return resources().remove_metering_key(tenant_id)
-
-
-@durable_step
-def tombstone_step(_: StepContext, op: dict[str, Any]) -> str:
-    return tombstone(Operation(**op))
-
-
-@durable_step
-def mark_failed_step(_: StepContext, op: dict[str, Any], expected: str, reason: str) -> str:
-    return mark_failed(Operation(**op), expected, reason)
-
-
 # -- orchestration ---------------------------------------------------------------------------------
 
 
@@ -320,20 +255,26 @@ class StepGaveUp(Exception):
         self.reason = str(self)
 
 
-def _run(context: DurableContext, step: Any, name: str, config: StepConfig = STEP_CONFIG) -> Any:
+def _run(context: DurableContext, name: str, work: Callable[[], T]) -> T:
+    """Run ``work`` as the AWS step ``name``; StepGaveUp once its retries are spent.
+
+    Every step here is one call of the work above, made inside the step (never again on replay), so a
+    lambda is all a step needs: its name and retries are given where it runs.
+    """
     try:
-        return context.step(step, name=name, config=config)
+        return context.step(lambda _: work(), name=name, config=STEP_CONFIG)
     except StepError as error:
         raise StepGaveUp(name, error) from error
 
 
 def _provision(context: DurableContext, op: Operation, tier: str, producers: list[str] | None = None) -> dict[str, str]:
-    fields = _run(context, metering_key_step(op.tenant_id, tier), STEP_METERING_KEY)
-    fields["callbackQueueUrl"] = _run(context, callback_route_step(op.tenant_id), STEP_CALLBACK_ROUTE)
+    fields = _run(context, STEP_METERING_KEY, lambda: create_metering_key(op.tenant_id, tier))
+    fields["callbackQueueUrl"] = _run(context, STEP_CALLBACK_ROUTE,
+                                      lambda: resources().ensure_callback_route(op.tenant_id))
     # The queue's ARN reaches the tenant's item (the router's startQueue index) with the
     # final step; until then the router retries what arrives (no owner, or PROVISIONING).
-    fields.update(_run(context, start_queue_step(op.tenant_id, producers), STEP_START_QUEUE))
-    _run(context, start_mapping_step(fields["startQueueArn"]), STEP_START_MAPPING)
+    fields.update(_run(context, STEP_START_QUEUE, lambda: start_queues().ensure_queue(op.tenant_id, producers)))
+    _run(context, STEP_START_MAPPING, lambda: start_queues().ensure_mapping(fields["startQueueArn"]))
     return fields
 
 
@@ -343,7 +284,6 @@ def handler(event: Any, context: DurableContext) -> dict[str, Any]:
     op = Operation.from_event(event)
     logger.append_keys(tenant_id=op.tenant_id, workflow_id=f"{op.operation}-g{op.generation}")
     context.set_logger(logger)
-    as_dict = {"operation": op.operation, "tenant_id": op.tenant_id, "generation": op.generation}
     tenant = context.step(read_step(op.tenant_id), name="read-tenant", config=RECORD_CONFIG)
     expected = {ONBOARD_OPERATION: PROVISIONING, OFFBOARD_OPERATION: OFFBOARDING}.get(op.operation)
     current_ok = tenant is not None and tenant.get("generation") == op.generation and (
@@ -354,20 +294,22 @@ def handler(event: Any, context: DurableContext) -> dict[str, Any]:
         return {"tenantId": op.tenant_id, "operation": op.operation, "outcome": "SUPERSEDED"}
     try:
         if op.operation == OFFBOARD_OPERATION:
-            failed = _run(context, fail_workflows_step(op.tenant_id), STEP_FAIL_WORKFLOWS)
-            _run(context, delete_route_step(op.tenant_id), STEP_DELETE_ROUTE)
-            _run(context, delete_start_mapping_step(op.tenant_id), STEP_DELETE_START_MAPPING)
-            _run(context, delete_start_queue_step(op.tenant_id), STEP_DELETE_START_QUEUE)
-            _run(context, delete_key_step(op.tenant_id), STEP_DELETE_KEY)
-            outcome = context.step(tombstone_step(as_dict), name=STEP_TOMBSTONE, config=RECORD_CONFIG)
+            failed = _run(context, STEP_FAIL_WORKFLOWS, lambda: resources().fail_waiting_workflows(op.tenant_id))
+            _run(context, STEP_DELETE_ROUTE, lambda: resources().remove_callback_route(op.tenant_id))
+            _run(context, STEP_DELETE_START_MAPPING, lambda: start_queues().remove_mapping(op.tenant_id))
+            _run(context, STEP_DELETE_START_QUEUE, lambda: start_queues().remove_queue(op.tenant_id))
+            _run(context, STEP_DELETE_KEY, lambda: resources().remove_metering_key(op.tenant_id))
+            outcome = context.step(lambda _: tombstone(op), name=STEP_TOMBSTONE, config=RECORD_CONFIG)
             return {"tenantId": op.tenant_id, "operation": op.operation, "outcome": outcome, "failedWorkflows": failed}
         fields = _provision(context, op, str(tenant["tier"]), tenant.get("startQueueProducers"))
-        final = activate_step(as_dict, fields) if op.operation == ONBOARD_OPERATION else record_step(as_dict, fields)
-        outcome = context.step(final, name=STEP_ACTIVATE if op.operation == ONBOARD_OPERATION else STEP_RECORD,
-                               config=RECORD_CONFIG)
+        if op.operation == ONBOARD_OPERATION:
+            outcome = context.step(lambda _: activate(op, fields), name=STEP_ACTIVATE, config=RECORD_CONFIG)
+        else:
+            outcome = context.step(lambda _: record_reconciled(op, fields), name=STEP_RECORD, config=RECORD_CONFIG)
     except StepGaveUp as gave_up:
-        logger.error("provisioning step gave up", extra={"reason": gave_up.reason})
-        outcome = context.step(mark_failed_step(as_dict, str(expected), gave_up.reason), name=STEP_MARK_FAILED,
+        reason = gave_up.reason
+        logger.error("provisioning step gave up", extra={"reason": reason})
+        outcome = context.step(lambda _: mark_failed(op, str(expected), reason), name=STEP_MARK_FAILED,
                                config=RECORD_CONFIG)
-        return {"tenantId": op.tenant_id, "operation": op.operation, "outcome": outcome, "reason": gave_up.reason}
+        return {"tenantId": op.tenant_id, "operation": op.operation, "outcome": outcome, "reason": reason}
     return {"tenantId": op.tenant_id, "operation": op.operation, "outcome": outcome}

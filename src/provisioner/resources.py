@@ -62,6 +62,12 @@ def callback_queue_policy(queue_arn: str, rule_arn: str) -> dict[str, Any]:
     }
 
 
+def kept_key(keys: list[dict[str, Any]]) -> dict[str, Any]:
+    """Of the keys named after one tenant (more than one only after a lost answer), the one to keep:
+    the oldest, by id among equals, whatever order the listing had."""
+    return min(keys, key=lambda key: (str(key.get("createdDate", "")), str(key["id"])))
+
+
 @dataclass(frozen=True)
 class MeteringKey:
     """A tenant's internal API Gateway key (never handed out; the authorizer returns it)."""
@@ -119,15 +125,19 @@ class TenantResources:
         """The tenant's key, created if missing, in its tier's plan and in no other."""
         name = tenant_resource_names(self.prefix, tenant_id).metering_key
         keys = self._keys_named(name)
-        if keys:
-            key = keys[0]
-            for extra in keys[1:]:  # only ever from a create whose answer was lost: one key is enough
-                self._delete_key(extra["id"])
-        else:
-            key = self.apigateway.create_api_key(
+        if not keys:
+            created = self.apigateway.create_api_key(
                 name=name, enabled=True, generateDistinctId=True,
                 description=f"Metering key of tenant {tenant_id} (never a credential; the authorizer returns it).",
                 tags={DEPLOYMENT_TAG: self.prefix, TENANT_TAG: tenant_id})
+            # CreateApiKey is not idempotent: a first attempt that landed but whose answer was
+            # lost (a timeout, a 5xx) makes botocore's retry create a second key of the same
+            # name. Read them back, so this attempt keeps the same one as any later attempt would.
+            keys = self._keys_named(name) or [created]
+        key = kept_key(keys)
+        for extra in keys:  # only ever from a create whose answer was lost: one key is enough
+            if extra["id"] != key["id"]:
+                self._delete_key(extra["id"])
         target = self.usage_plans.get(tier)
         if target is None:
             raise RuntimeError(f"no usage plan named {self.prefix}-{tier} (operations.tf creates one per tier)")

@@ -19,3 +19,8 @@ LAMBDA_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 2}, co
 # EventBridge from the callback submitter: like DynamoDB, fail within seconds and
 # let the submitter step's retry policy take over.
 EVENTS_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=5)
+
+# The provisioner's API Gateway, SQS and EventBridge calls (control-plane calls,
+# slower than the data plane's): a longer read timeout; its durable steps retry
+# each call five times on top of these three attempts.
+PROVISIONER_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=2, read_timeout=10)

@@ -1,8 +1,11 @@
-"""Fault injection for tests: fail, stall or cut chosen DynamoDB, EventBridge and durable-service
-calls, and restart the emulator. Enabled only by ``python -m local --fault-injection``.
+"""Fault injection for tests: fail, stall or cut chosen DynamoDB, EventBridge, SQS, API Gateway and
+durable-service calls, and restart the emulator. Enabled only by ``python -m local --fault-injection``.
 
-The functions' ``AWS_ENDPOINT_URL_DYNAMODB`` and ``AWS_ENDPOINT_URL_EVENTBRIDGE`` point at
-a proxy that forwards to moto (one server answers both); their durable-service calls
+The functions' ``AWS_ENDPOINT_URL_DYNAMODB``, ``AWS_ENDPOINT_URL_EVENTBRIDGE``,
+``AWS_ENDPOINT_URL_SQS`` and ``AWS_ENDPOINT_URL_API_GATEWAY`` point at one proxy
+(:class:`AwsFaultProxy`): it forwards the JSON-protocol calls to moto (one server answers
+all three) and the API Gateway key and usage-plan calls (REST, told apart by their
+signature's service) to the local keys service; their durable-service calls
 reach the local Lambda service, which forwards them to the emulator through
 :class:`FaultyDurableClient`. Both consult one :class:`FaultPlan`.
 ``POST /_faults`` (on the proxy) arms a rule, ``GET /_faults`` lists rules with their
@@ -14,7 +17,9 @@ of the I/O a request makes), ``GET /_faults/calls`` lists them, ``DELETE
 
 Every I/O call can fail, can stall past its timeout and then land (so a retry runs
 after the first attempt landed), and can be cut off by a killed process; a rule says
-which: ``fail``; ``after_landing`` with ``delay_seconds``; ``kill_caller``.
+which: ``fail``; ``after_landing`` with ``delay_seconds``; ``kill_caller``. ``fail`` with
+``after_landing`` lets the call land, then answers an error: the effect happened, the caller
+does not know and retries, as after a timeout, without waiting out a read timeout.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ EVENTS = "events"
 # The provisioner's SQS calls (JSON protocol, X-Amz-Target AmazonSQS.*): its tenants' callback queues.
 SQS = "sqs"
 DURABLE = "durable"
+# The provisioner's API Gateway calls (REST): its tenants' metering keys and usage-plan keys.
+APIGATEWAY = "apigateway"
 # The X-Amz-Target prefix of each proxied service's JSON protocol.
 _TARGET_PREFIXES = {"DynamoDB_20120810": DYNAMODB, "AWSEvents": EVENTS, "AmazonSQS": SQS}
 # What a throttled or failing call returns; botocore retries them, then the caller decides.
@@ -61,11 +68,18 @@ _ERRORS: dict[tuple[str, str], tuple[int, dict[str, str], dict[str, str]]] = {
                         {"Content-Type": "application/x-amz-json-1.0"}),
     (SQS, "unavailable"): (500, {"__type": "com.amazonaws.sqs#InternalError", "message": "injected fault: internal error"},
                            {"Content-Type": "application/x-amz-json-1.0"}),
+    (APIGATEWAY, "throttle"): (429, {"message": "injected fault: too many requests"},
+                               {"x-amzn-ErrorType": "TooManyRequestsException", "Content-Type": "application/json"}),
+    (APIGATEWAY, "unavailable"): (503, {"message": "injected fault: service unavailable"},
+                                  {"x-amzn-ErrorType": "ServiceUnavailableException",
+                                   "Content-Type": "application/json"}),
     (DURABLE, "throttle"): (429, {"Type": "User", "message": "injected fault: rate exceeded"},
                             {"x-amzn-ErrorType": "TooManyRequestsException"}),
     (DURABLE, "unavailable"): (500, {"Type": "Service", "message": "injected fault: service exception"},
                                {"x-amzn-ErrorType": "ServiceException"}),
 }
+# The service a SigV4 request is signed for (``Credential=<key>/<date>/<region>/<service>/aws4_request``).
+_SIGNED_SERVICE = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 _CALLER = re.compile(rf"app/{re.escape(ENVIRONMENT_UA_PREFIX)}([0-9a-f]+)")
 # (method, path, operation): the first that matches names a forwarded durable API call.
 _DURABLE_OPERATIONS = (
@@ -78,6 +92,18 @@ _DURABLE_OPERATIONS = (
     ("GET", re.compile(r"/durable-executions/[^?]+$"), "GetDurableExecution"),
 )
 
+# (method, path, operation): the API Gateway calls the provisioner makes (its keys and usage plans).
+_APIGATEWAY_OPERATIONS = (
+    ("POST", re.compile(r"^/apikeys$"), "CreateApiKey"),
+    ("GET", re.compile(r"^/apikeys$"), "GetApiKeys"),
+    ("GET", re.compile(r"^/apikeys/[^/]+$"), "GetApiKey"),
+    ("DELETE", re.compile(r"^/apikeys/[^/]+$"), "DeleteApiKey"),
+    ("GET", re.compile(r"^/usageplans$"), "GetUsagePlans"),
+    ("POST", re.compile(r"^/usageplans/[^/]+/keys$"), "CreateUsagePlanKey"),
+    ("GET", re.compile(r"^/usageplans/[^/]+/keys$"), "GetUsagePlanKeys"),
+    ("DELETE", re.compile(r"^/usageplans/[^/]+/keys/[^/]+$"), "DeleteUsagePlanKey"),
+)
+
 
 @dataclass
 class FaultRule:
@@ -86,18 +112,21 @@ class FaultRule:
     Attributes:
         target: ``dynamodb`` (the functions' DynamoDB calls), ``events`` (their EventBridge
             calls: the submitter's ``PutEvents``, the provisioner's rules), ``sqs`` (the
-            provisioner's queues) or ``durable`` (their durable-execution API
-            calls: callbacks, get, history).
+            provisioner's queues, the router's dead letters), ``apigateway`` (the
+            provisioner's metering keys and usage-plan keys) or ``durable`` (their
+            durable-execution API calls: callbacks, get, history).
         operation: API operation (``UpdateItem``, ``SendDurableExecutionCallbackSuccess`` ...) or ``*``.
-        body_contains: Only calls whose body (or, for ``durable``, decoded path) contains this
-            text (or each text of a list).
+        body_contains: Only calls whose body (for ``durable`` and ``apigateway``: decoded path
+            and query, a newline, then the body) contains this text (or each text of a list).
         count: How many matching calls to affect.
         delay_seconds: Stall each affected call this long (before failing or forwarding it,
             or, with ``after_landing``, after forwarding it).
-        fail: Answer with an error instead of forwarding (nothing lands).
+        fail: Answer with an error instead of forwarding (nothing lands; with
+            ``after_landing``: after forwarding).
         error: ``throttle`` (429-class) or ``unavailable`` (500-class), when ``fail``.
-        after_landing: Forward first, then stall the answer: the call lands, the caller
-            times out and retries.
+        after_landing: Forward first, then stall the answer (the call lands, the caller
+            times out and retries) or, with ``fail``, answer the error (the call lands,
+            the caller sees a 5xx and retries).
         kill_caller: Forward, then SIGKILL the execution environment that made the call.
         skip: Let this many matching calls through untouched first (aims at the second
             of two calls with the same body, such as a read that a request repeats).
@@ -149,6 +178,9 @@ FAILS_EVERY_ATTEMPT = "fails until retries are exhausted"
 LANDS_LATE = "lands, answers late"
 KILLED_AFTER = "killed right after"
 FAULT_KINDS = (FAILS_ONCE, FAILS_EVERY_ATTEMPT, LANDS_LATE, KILLED_AFTER)
+# LANDS_LATE without the wait: the call lands, then its caller gets a 5xx instead of the answer
+# (botocore retries it, so the retry runs after the first attempt took effect, as after a timeout).
+LANDS_THEN_FAILS = "lands, answers an error"
 # Not a fault: the calls pass untouched and the rule's hits count them (a test's spy).
 COUNTED_ONLY = "passes, counted"
 # A census is a bounded record: a forgotten recording must not grow the stack for ever.
@@ -177,14 +209,19 @@ class RecordedCall:
     faulted: bool
 
 
-def _client_config(target: str) -> Any:
+def _client_config(target: str, caller: str | None = None) -> Any:
+    """The botocore config of the client that makes ``caller``'s calls to ``target``."""
     from shared.aws_clients import (  # the functions' own clients
         DYNAMODB_CONFIG,
         EVENTS_CONFIG,
         LAMBDA_CONFIG,
+        PROVISIONER_CONFIG,
     )
 
-    # The provisioner's SQS client retries as EVENTS_CONFIG does (3 attempts in all).
+    # The provisioner's SQS, EventBridge and API Gateway clients wait longer (PROVISIONER_CONFIG);
+    # the router's SQS client retries and times out as EVENTS_CONFIG does.
+    if target == APIGATEWAY or (target in (SQS, EVENTS) and caller is not None and is_function(caller, "provisioner")):
+        return PROVISIONER_CONFIG
     return {DYNAMODB: DYNAMODB_CONFIG, EVENTS: EVENTS_CONFIG, SQS: EVENTS_CONFIG, DURABLE: LAMBDA_CONFIG}[target]
 
 
@@ -193,13 +230,15 @@ def fault_rule(kind: str, *, target: str, operation: str, body_contains: list[st
                delay_seconds: float = 0.0) -> dict[str, Any]:
     """The rule (``POST /_faults`` body) that gives one call the fault ``kind`` (or counts it: ``COUNTED_ONLY``).
 
-    The numbers come from the functions' botocore configs: "every attempt" is
-    botocore's total attempts (times ``step_attempts`` when a durable step retries
-    the call), and "late" outlasts the caller's read timeout by a second.
+    The numbers come from the functions' botocore configs (the ``caller``'s, where
+    functions differ): "every attempt" is botocore's total attempts (times
+    ``step_attempts`` when a durable step retries the call), and "late" outlasts the
+    caller's read timeout by a second. ``LANDS_THEN_FAILS`` answers a 5xx once the
+    call landed, which botocore retries at once.
     ``skip``, ``label`` and ``caller`` pass through to :class:`FaultRule`;
     ``delay_seconds`` stalls a failing call first (so the test can act while it hangs).
     """
-    config = _client_config(target)
+    config = _client_config(target, caller)
     rule: dict[str, Any] = {"target": target, "operation": operation, "body_contains": body_contains, "count": 1,
                             "skip": skip, "label": label, "caller": caller}
     if kind == FAILS_ONCE:
@@ -209,6 +248,8 @@ def fault_rule(kind: str, *, target: str, operation: str, body_contains: list[st
                 "count": config.retries["total_max_attempts"] * step_attempts}
     if kind == LANDS_LATE:
         return {**rule, "fail": False, "after_landing": True, "delay_seconds": config.read_timeout + 1}
+    if kind == LANDS_THEN_FAILS:
+        return {**rule, "fail": True, "after_landing": True, "error": "unavailable"}
     if kind == KILLED_AFTER:
         return {**rule, "fail": False, "kill_caller": True}
     if kind == COUNTED_ONLY:
@@ -285,6 +326,8 @@ class FaultPlan:
             return forward()
         logger.warning("injecting fault into %s %s (rule %s)", target, operation, rule)
         if rule.fail:
+            if rule.after_landing:
+                forward()  # it lands; its answer is lost
             time.sleep(rule.delay_seconds)
             status, body, headers = _ERRORS[(target, rule.error)]
             return status, headers, json.dumps(body).encode()
@@ -308,6 +351,20 @@ def _environment(user_agent: str) -> str | None:
     """The execution environment a function's call names in its user agent; None for any other caller."""
     caller = _CALLER.search(user_agent or "")
     return caller.group(1) if caller else None
+
+
+def apigateway_operation(method: str, path: str) -> str:
+    """The API Gateway operation a request is (``CreateApiKey`` ...), else its path."""
+    for operation_method, pattern, name in _APIGATEWAY_OPERATIONS:
+        if method == operation_method and pattern.match(path):
+            return name
+    return path
+
+
+def signed_service(authorization: str) -> str | None:
+    """The service a SigV4 ``Authorization`` header is signed for; None if it is not one."""
+    match = _SIGNED_SERVICE.search(authorization or "")
+    return match.group(1) if match else None
 
 
 def durable_operation(method: str, path: str) -> str:
@@ -360,32 +417,47 @@ class FaultyDurableClient:
         return body.decode()
 
 
-class DynamoDBFaultProxy(LocalHttpService):
-    """Forwards DynamoDB and EventBridge calls to ``upstream_url`` (moto) unless an armed rule says otherwise."""
+class AwsFaultProxy(LocalHttpService):
+    """Forwards the functions' AWS calls unless an armed rule says otherwise: DynamoDB, EventBridge and
+    SQS (JSON protocol) to ``upstream_url`` (moto), API Gateway's (REST) to ``apigateway_url``.
 
-    name = "dynamodb-faults"
+    The local keys service still counts every call that reaches it (``/_local/calls``);
+    one a rule fails before forwarding never does.
+    """
+
+    name = "aws-faults"
 
     def __init__(self, upstream_url: str, restart_emulator: Callable[[], None], plan: FaultPlan,
-                 host: str = DEFAULT_HOST, port: int = 0) -> None:
+                 host: str = DEFAULT_HOST, port: int = 0, apigateway_url: str | None = None) -> None:
         super().__init__(host, port)
-        upstream = urlsplit(upstream_url)
-        self._upstream = (upstream.hostname or host, upstream.port or 80)
+        self._upstream = _address(upstream_url, host)
+        self._apigateway = _address(apigateway_url, host) if apigateway_url else None
         self._restart_emulator = restart_emulator
         self.plan = plan
 
     def handle(self, request: Request) -> Response:
         if request.path.startswith(ADMIN_PATH):
             return self._admin(request)
-        service, _, operation = (request.header("X-Amz-Target") or "").rpartition(".")
+        user_agent = request.header("User-Agent") or ""
+        amz_target = request.header("X-Amz-Target")
+        if not amz_target and self._apigateway and signed_service(request.header("Authorization") or "") == APIGATEWAY:
+            # REST: the operation is the method and path; the rule matches the decoded path and query, then the body.
+            text = unquote(_path_and_query(request)).encode() + b"\n" + request.body
+            status, headers, body = self.plan.apply(
+                APIGATEWAY, apigateway_operation(request.method, request.path), text, user_agent,
+                lambda: self._forward(request, self._apigateway))
+            return Response(status, headers, body)
+        service, _, operation = (amz_target or "").rpartition(".")
         status, headers, body = self.plan.apply(_TARGET_PREFIXES.get(service, DYNAMODB), operation, request.body,
-                                                request.header("User-Agent") or "", lambda: self._forward(request))
+                                                user_agent, lambda: self._forward(request, self._upstream))
         return Response(status, headers, body)
 
-    def _forward(self, request: Request) -> tuple[int, dict[str, str], bytes]:
-        connection = http.client.HTTPConnection(*self._upstream, timeout=60)
+    @staticmethod
+    def _forward(request: Request, upstream: tuple[str, int]) -> tuple[int, dict[str, str], bytes]:
+        connection = http.client.HTTPConnection(*upstream, timeout=60)
         try:
             headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-            connection.request(request.method, request.path, body=request.body or None, headers=headers)
+            connection.request(request.method, _path_and_query(request), body=request.body or None, headers=headers)
             upstream = connection.getresponse()
             return upstream.status, dict(upstream.getheaders()), upstream.read()
         finally:
@@ -412,3 +484,12 @@ class DynamoDBFaultProxy(LocalHttpService):
         elif request.method == "DELETE":
             self.plan.clear()
         return Response.json(200, {"rules": self.plan.describe()})
+
+
+def _address(url: str, default_host: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or default_host, parts.port or 80
+
+
+def _path_and_query(request: Request) -> str:
+    return f"{request.path}?{request.raw_query}" if request.raw_query else request.path
