@@ -150,3 +150,13 @@ def test_cold_start_without_python313_or_its_bytecode_is_skipped_with_a_line(mon
     monkeypatch.setattr(probes.cold, "runtime_python", lambda: "/usr/bin/python3.13")
     monkeypatch.setattr(probes.cold, "measure", refuse)
     assert "no cpython-313 bytecode" in probes.coldstart(3, said.append)["skipped"] and len(said) == 2
+
+
+def test_the_queue_item_runs_by_default_with_a_quick_size_and_refuses_empty_runs() -> None:
+    full, quick = parse_args([]), parse_args(["--quick"])
+    assert "queue" in full.items and (full.queue_starts, full.queue_burst) == (10, 40)
+    assert (quick.queue_starts, quick.queue_burst) == (5, 20)
+    assert parse_args(["--only", "queue", "--queue-burst", "7"]).queue_burst == 7
+    for flag in ("--queue-starts", "--queue-burst"):
+        with pytest.raises(SystemExit):
+            parse_args([flag, "0"])
