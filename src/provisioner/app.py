@@ -21,10 +21,10 @@ the queue.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, TypeVar
 
 import boto3
@@ -83,56 +83,40 @@ RECORD_CONFIG = StepConfig(retry_strategy=create_retry_strategy(RetryStrategyCon
 LIVE_FIELDS = ("apiKeyHash", "previousApiKeyHash", "previousApiKeyExpiresAt", "meteringKey", "meteringKeyId",
                "callbackQueueUrl", "startQueueUrl", "startQueueArn")
 
-_resources: TenantResources | None = None
-_lock = threading.Lock()
+# Each is created once per environment, on first use: the steps run one at a time in the handler's
+# thread, so no lock is needed.
 
 
+@cache
 def resources() -> TenantResources:
-    """The deployment's per-tenant resources (clients created once, on first use)."""
-    global _resources
-    if _resources is None:
-        with _lock:
-            if _resources is None:
-                _resources = TenantResources(
-                    prefix=os.environ["NAME_PREFIX"],
-                    event_bus=str(SETTINGS.event_bus_name),
-                    apigateway=boto3.client("apigateway", config=PROVISIONER_CONFIG),
-                    sqs=boto3.client("sqs", config=PROVISIONER_CONFIG),
-                    events=boto3.client("events", config=PROVISIONER_CONFIG),
-                    lambda_client=boto3.client("lambda", config=LAMBDA_CONFIG),
-                    workflows_table=boto3.resource("dynamodb", config=DYNAMODB_CONFIG).Table(SETTINGS.workflows_table),
-                )
-    return _resources
+    """The deployment's per-tenant resources."""
+    return TenantResources(
+        prefix=os.environ["NAME_PREFIX"],
+        event_bus=str(SETTINGS.event_bus_name),
+        apigateway=boto3.client("apigateway", config=PROVISIONER_CONFIG),
+        sqs=boto3.client("sqs", config=PROVISIONER_CONFIG),
+        events=boto3.client("events", config=PROVISIONER_CONFIG),
+        lambda_client=boto3.client("lambda", config=LAMBDA_CONFIG),
+        workflows_table=boto3.resource("dynamodb", config=DYNAMODB_CONFIG).Table(SETTINGS.workflows_table),
+    )
 
 
-_start_queues: StartQueues | None = None
-
-
+@cache
 def start_queues() -> StartQueues:
-    """The deployment's tenants' start queues and their mappings on the router (clients created once)."""
-    global _start_queues
-    if _start_queues is None:
-        with _lock:
-            if _start_queues is None:
-                _start_queues = StartQueues(
-                    prefix=os.environ["NAME_PREFIX"],
-                    sqs=boto3.client("sqs", config=PROVISIONER_CONFIG),
-                    lambda_client=boto3.client("lambda", config=LAMBDA_CONFIG),
-                    visibility_timeout=int(os.environ.get("START_QUEUE_VISIBILITY_TIMEOUT_SECONDS")
-                                           or DEFAULT_VISIBILITY_TIMEOUT_SECONDS),
-                )
-    return _start_queues
+    """The deployment's tenants' start queues and their mappings on the router."""
+    return StartQueues(
+        prefix=os.environ["NAME_PREFIX"],
+        sqs=boto3.client("sqs", config=PROVISIONER_CONFIG),
+        lambda_client=boto3.client("lambda", config=LAMBDA_CONFIG),
+        visibility_timeout=int(os.environ.get("START_QUEUE_VISIBILITY_TIMEOUT_SECONDS")
+                               or DEFAULT_VISIBILITY_TIMEOUT_SECONDS),
+    )
 
 
-_tenants_table: Any = None
-
-
+@cache
 def tenants_table() -> Any:
-    """The tenants table (a boto3 ``Table``), created on first use."""
-    global _tenants_table
-    if _tenants_table is None:
-        _tenants_table = boto3.resource("dynamodb", config=DYNAMODB_CONFIG).Table(SETTINGS.tenants_table)
-    return _tenants_table
+    """The tenants table (a boto3 ``Table``)."""
+    return boto3.resource("dynamodb", config=DYNAMODB_CONFIG).Table(SETTINGS.tenants_table)
 
 
 @dataclass(frozen=True)
