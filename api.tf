@@ -240,6 +240,14 @@ resource "aws_lambda_permission" "start_workflow" {
 
 # GET /workflow/{workflowId}, POST /callback and POST /callbacks/{callbackToken}.
 
+locals {
+  # Every proxy and admin route's path parameters, as the required request
+  # parameters of its method.
+  method_path_parameters = {
+    for key, names in local.route_path_params : key => { for name in names : "method.request.path.${name}" => true }
+  }
+}
+
 resource "aws_api_gateway_method" "proxy" {
   for_each = local.authorized_proxy_routes
 
@@ -251,10 +259,7 @@ resource "aws_api_gateway_method" "proxy" {
   api_key_required     = true # the key comes from the authorizer: the tenant's usage plan applies
   request_validator_id = aws_api_gateway_request_validator.params_only.id
 
-  request_parameters = merge(
-    { "method.request.header.${local.tenant_header}" = true },
-    { for name in local.route_path_params[each.key] : "method.request.path.${name}" => true },
-  )
+  request_parameters = merge({ "method.request.header.${local.tenant_header}" = true }, local.method_path_parameters[each.key])
 }
 
 # The routes without the authorizer ("authorizer": false in the contract), in a
@@ -272,7 +277,7 @@ resource "aws_api_gateway_method" "public_proxy" {
   request_validator_id = aws_api_gateway_request_validator.params_only.id
 
   # No tenant header: whatever headers the caller sends are ignored.
-  request_parameters = { for name in local.route_path_params[each.key] : "method.request.path.${name}" => true }
+  request_parameters = local.method_path_parameters[each.key]
 }
 
 # =============================================================================
@@ -294,8 +299,7 @@ resource "aws_api_gateway_method" "control" {
   authorization        = "AWS_IAM"
   api_key_required     = false
   request_validator_id = aws_api_gateway_request_validator.params_only.id
-
-  request_parameters = { for name in local.route_path_params[each.key] : "method.request.path.${name}" => true }
+  request_parameters   = local.method_path_parameters[each.key]
 }
 
 # =============================================================================

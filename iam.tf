@@ -22,6 +22,12 @@ resource "aws_iam_role" "function" {
   assume_role_policy = data.aws_iam_policy_document.lambda_assume_role.json
 }
 
+locals {
+  # Durable executions are sub-resources of a function version:
+  # arn:...:function:NAME:VERSION/durable-execution/..., hence the ":*".
+  workflow_executions = "${aws_lambda_function.function["workflow"].arn}:*"
+}
+
 # What each function may do besides writing its own logs and traces (the
 # "function" document below adds those). Written as plain statement blocks
 # rather than a dynamic block over a map: checkov reads no dynamic statement,
@@ -42,12 +48,10 @@ data "aws_iam_policy_document" "workflow" {
     resources = [aws_dynamodb_table.workflows.arn]
   }
 
-  # Durable executions are sub-resources of a function version:
-  # arn:...:function:NAME:VERSION/durable-execution/..., hence the ":*".
   statement {
     sid       = "DurableExecutionCheckpoints"
     actions   = ["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"]
-    resources = ["${aws_lambda_function.function["workflow"].arn}:*"]
+    resources = [local.workflow_executions]
   }
 
   # The submitter mints the callback token with the signing key ...
@@ -84,7 +88,7 @@ data "aws_iam_policy_document" "api" {
       "lambda:SendDurableExecutionCallbackHeartbeat",
       "lambda:SendDurableExecutionCallbackSuccess",
     ]
-    resources = ["${aws_lambda_function.function["workflow"].arn}:*"]
+    resources = [local.workflow_executions]
   }
 
   # When the durable service says a callback no longer waits, its history says
@@ -93,7 +97,7 @@ data "aws_iam_policy_document" "api" {
   statement {
     sid       = "ReadWorkflowExecutions"
     actions   = ["lambda:GetDurableExecution", "lambda:GetDurableExecutionHistory"]
-    resources = ["${aws_lambda_function.function["workflow"].arn}:*"]
+    resources = [local.workflow_executions]
   }
 
   # The token route refuses tokens of a tenant that is not ACTIVE: it reads the
@@ -186,10 +190,10 @@ data "aws_iam_policy_document" "provisioner" {
   statement {
     sid       = "FailWaitingWorkflows"
     actions   = ["lambda:SendDurableExecutionCallbackFailure"]
-    resources = ["${aws_lambda_function.function["workflow"].arn}:*"]
+    resources = [local.workflow_executions]
   }
 
-  # Its own executions' checkpoints (durable executions live under a version).
+  # Its own executions' checkpoints (like the workflow's, under a version).
   statement {
     sid       = "DurableExecutionCheckpoints"
     actions   = ["lambda:CheckpointDurableExecution", "lambda:GetDurableExecutionState"]
