@@ -130,8 +130,10 @@ define unit_suite_on_runtime_python
 endef
 
 # Two pytest-xdist workers, a test file to each at a time (its module fixtures, a local
-# stack or a Terraform workspace, are set up once). PARALLEL= runs the suite in one process.
-PARALLEL     ?= -n 2 --dist loadfile
+# stack or a Terraform workspace, are set up once), in collection order: tests/conftest.py
+# collects the longest files first (xdist would otherwise sort files by their test count,
+# which hands the long few-test files out last). PARALLEL= runs the suite in one process.
+PARALLEL     ?= -n 2 --dist loadfile --no-loadscope-reorder
 # The fault-injection tier: every call on the callback path, the tenant lifecycle and the
 # queue entry failed, stalled and cut, one stack per scenario. It is the heaviest part of the
 # suite, so it is a target of its own that CI runs after `make test` (.ci/run).
