@@ -161,10 +161,19 @@ def activate(op: Operation, fields: dict[str, str]) -> str:
         settle_status(tenants_table(), op.tenant_id, expected=PROVISIONING, generation=op.generation,
                       new_status=ACTIVE, now=now(), set_fields=fields)
     except TransitionRefused:
+        if settled_already(op, ACTIVE):
+            return ACTIVE
         # Another generation took over (a retried onboarding): that execution decides.
         logger.warning("tenant moved on meanwhile; nothing to activate")
         return "SUPERSEDED"
     return ACTIVE
+
+
+def settled_already(op: Operation, status: str) -> bool:
+    """Whether the tenant is in ``status`` at this execution's generation: an earlier attempt
+    of this very step landed, its answer lost (the retried write finds its own effect)."""
+    item = read_tenant_item(op.tenant_id) or {}
+    return item.get("status") == status and item.get("generation") == op.generation
 
 
 def record_reconciled(op: Operation, fields: dict[str, str]) -> str:
@@ -192,7 +201,7 @@ def tombstone(op: Operation) -> str:
         settle_status(tenants_table(), op.tenant_id, expected=OFFBOARDING, generation=op.generation,
                       new_status=OFFBOARDED, now=now(), remove=LIVE_FIELDS)
     except TransitionRefused:
-        return "SUPERSEDED"
+        return OFFBOARDED if settled_already(op, OFFBOARDED) else "SUPERSEDED"
     return OFFBOARDED
 
 
