@@ -51,7 +51,10 @@ class PipedStack(StackProcess):
         return command
 
     def start(self) -> None:
-        self.reader = subprocess.Popen(self.reader_command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)  # noqa: S603
+        # Ctrl-C must reach the reader as it reaches a terminal's foreground job, even when this
+        # run inherited SIGINT ignored (a shell's `cmd &` starts its job so): its default restored.
+        self.reader = subprocess.Popen(self.reader_command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,  # noqa: S603
+                                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
         with self.log_path.open("ab") as log:
             # Its own process group, as a terminal's foreground job: Ctrl-C reaches the
             # stack and its workers at once.
