@@ -38,6 +38,16 @@ TIMEOUT_SECONDS, RETRIES = 180.0, 6
 CONNECTION_ERRORS = (requests.ConnectionError, ConnectionClosedError, EndpointConnectionError,
                      http.client.RemoteDisconnected, ConnectionError)
 State = tuple[str | None, str | None, dict[str, Any] | None]  # status, callbackId, result
+# The answers the README tells a client to retry after their Retry-After (a busy authorizer, a throttle).
+RETRY_AFTER_STATUSES = (429, 503)
+
+
+class RetryAfter(Exception):
+    """A 429 or 503 that carried ``Retry-After``: the client waits that long and sends again."""
+
+    def __init__(self, seconds: float, message: str) -> None:
+        super().__init__(message)
+        self.seconds = seconds
 
 
 def bench_tenant(tenant_id: str) -> dict[str, Any]:
@@ -70,8 +80,9 @@ class Target:
         return taken
 
     def retry(self, operation: Callable[[int], Any], landed: type[Exception] | tuple[()] = ()) -> Any:
-        """``operation(attempt)``, retried on connection errors (50 ms doubling) as a client of a busy server would;
-        ``landed`` raised by a retry means an earlier attempt got through (and gives None)."""
+        """``operation(attempt)``, retried on connection errors (50 ms doubling) and after a ``Retry-After`` as a
+        client of a busy server would (each retry counted); ``landed`` raised by a retry means an earlier attempt
+        got through (and gives None)."""
         for attempt in range(RETRIES):
             try:
                 return operation(attempt)
@@ -84,6 +95,11 @@ class Target:
                     raise
                 self.count("retries")
                 time.sleep(0.05 * 2**attempt)
+            except RetryAfter as answer:
+                if attempt == RETRIES - 1:
+                    raise RuntimeError(str(answer)) from answer
+                self.count("retries")
+                time.sleep(min(answer.seconds, 5.0))
         raise AssertionError("unreachable")
 
 
@@ -113,6 +129,9 @@ class StackTarget(Target):
                                               headers={**self.stack.headers(tenant_id), **(headers or {})})
             if response.status_code in ok or (attempt and response.status_code in ok_on_retry):
                 return response
+            if response.status_code in RETRY_AFTER_STATUSES and "Retry-After" in response.headers:
+                raise RetryAfter(float(response.headers["Retry-After"]),
+                                 f"{method} {path} for {tenant_id}: {response.status_code} {response.text}")
             raise RuntimeError(f"{method} {path} for {tenant_id}: {response.status_code} {response.text}")
 
         return self.retry(send)

@@ -39,3 +39,26 @@ def test_stored_execution_gives_invocation_times_operations_and_bytes() -> None:
     assert invocation_durations_ms(EXECUTION) == [180.0, 40.0]
     # 8 (input) + 4 ("é" is two bytes, plus quotes) + 2 (callback result) + 4 (execution result)
     assert data_written_bytes(EXECUTION) == 18
+
+
+def test_a_retry_after_answer_is_waited_out_counted_and_given_up_after_the_last_attempt(tmp_path: Path) -> None:
+    from bench.e2e import RETRIES, RetryAfter, Target
+
+    target = Target(tmp_path)
+    answers = iter([RetryAfter(0, "503 once"), "202"])
+
+    def send(_: int) -> str:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert target.retry(send) == "202"
+    assert target.take()["retries"] == 1
+
+    def always_busy(_: int) -> str:
+        raise RetryAfter(0, "POST /workflow: 503 busy")
+
+    with pytest.raises(RuntimeError, match="503 busy"):
+        target.retry(always_busy)
+    assert target.take()["retries"] == RETRIES - 1
