@@ -29,6 +29,7 @@ from bench import REPO_ROOT, WORKFLOW_SUFFIX
 from local.backends.durable import DurableBackendClient, DurableBackendError
 from local.runtime.functions import DEFAULT_REGION, Names
 from local.runtime.processes import terminate
+from local.tools.confirmer import RETRYABLE_STATUSES
 from tests.harness import StackProcess, wait_until
 
 REQUEST = {"amount": 25, "currency": "USD", "description": "benchmark"}
@@ -38,12 +39,11 @@ TIMEOUT_SECONDS, RETRIES = 180.0, 6
 CONNECTION_ERRORS = (requests.ConnectionError, ConnectionClosedError, EndpointConnectionError,
                      http.client.RemoteDisconnected, ConnectionError)
 State = tuple[str | None, str | None, dict[str, Any] | None]  # status, callbackId, result
-# The answers the README tells a client to retry after their Retry-After (a busy authorizer, a throttle).
-RETRY_AFTER_STATUSES = (429, 503)
 
 
 class RetryAfter(Exception):
-    """A 429 or 503 that carried ``Retry-After``: the client waits that long and sends again."""
+    """An answer the README tells a client to retry (429, 5xx: a busy authorizer, a throttle, the gateway's
+    29 s integration timeout): the client waits its ``Retry-After``, or backs off, and sends again."""
 
     def __init__(self, seconds: float, message: str) -> None:
         super().__init__(message)
@@ -129,8 +129,8 @@ class StackTarget(Target):
                                               headers={**self.stack.headers(tenant_id), **(headers or {})})
             if response.status_code in ok or (attempt and response.status_code in ok_on_retry):
                 return response
-            if response.status_code in RETRY_AFTER_STATUSES and "Retry-After" in response.headers:
-                raise RetryAfter(float(response.headers["Retry-After"]),
+            if response.status_code in RETRYABLE_STATUSES:  # every request here is safe to repeat
+                raise RetryAfter(float(response.headers.get("Retry-After") or 0.5 * 2**attempt),
                                  f"{method} {path} for {tenant_id}: {response.status_code} {response.text}")
             raise RuntimeError(f"{method} {path} for {tenant_id}: {response.status_code} {response.text}")
 
