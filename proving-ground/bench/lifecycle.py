@@ -1,13 +1,12 @@
 """Bench item 12: onboarding and offboarding a tenant on the local stack, and the calls each makes.
 
-One stack with ``--fault-injection``, whose proxy records every DynamoDB, EventBridge,
-SQS and durable-service call of the functions (``POST /_faults/calls``); the local
-API Gateway counts its key and usage-plan calls (``/_local/calls``). Each repeat
-onboards a starter tenant through the signed admin API, from ``POST /tenants`` to
-``ACTIVE``, then offboards it, from ``DELETE`` to ``OFFBOARDED``; the status is
-polled every 50 ms straight from the tenants table (not through the admin API,
-whose reads would be counted), and the calls of each phase are counted by
-function, service and operation.
+One stack with ``--fault-injection``, whose proxy records every DynamoDB, EventBridge, SQS,
+API Gateway (keys and usage plans) and durable-service call of the functions
+(``POST /_faults/calls``). Each repeat onboards a starter tenant through the signed admin API,
+from ``POST /tenants`` to ``ACTIVE``, then offboards it, from ``DELETE`` to ``OFFBOARDED``; the
+status is polled every 50 ms straight from the tenants table (not through the admin API, whose
+reads would be counted), and the calls of each phase are counted by function, service and
+operation.
 """
 
 from __future__ import annotations
@@ -28,14 +27,11 @@ POLL_SECONDS = 0.05
 Progress = Callable[[str], None]
 
 
-def _calls(faults_url: str, apigateway_url: str, before: dict[str, int]) -> dict[str, int]:
-    """The calls since ``before`` (the API Gateway counts at the start), by ``service:Operation``."""
+def _calls(faults_url: str) -> dict[str, int]:
+    """The calls the fault proxy recorded since its record was reset, by ``function service:Operation``."""
     recorded = requests.get(f"{faults_url}/_faults/calls", timeout=10).json()["calls"]
     counts = Counter(f"{(call.get('function') or 'lambda').rsplit('-', 1)[-1]} {call['target']}:{call['operation']}"
                      for call in recorded)
-    now = requests.get(f"{apigateway_url}/_local/calls", timeout=10).json()["calls"]
-    counts.update({f"provisioner apigateway:{name}": count - before.get(name, 0) for name, count in now.items()
-                   if count - before.get(name, 0) > 0})
     return dict(sorted(counts.items()))
 
 
@@ -70,10 +66,9 @@ def measure(running_stack: Callable[..., Any], repeats: int, progress: Progress)
             for phase, method, path, payload, final, into in (
                     ("onboard", "POST", "/tenants", body, ("ACTIVE", "FAILED"), onboard),
                     ("offboard", "DELETE", f"/tenants/{tenant_id}", None, ("OFFBOARDED", "FAILED"), offboard)):
-                before = requests.get(f"{stack.apigateway_url}/_local/calls", timeout=10).json()["calls"]
                 requests.post(f"{faults_url}/_faults/calls", timeout=10).raise_for_status()
                 into.append(_timed(client, table, method, path, payload, tenant_id, final))
-                calls[phase] = _calls(faults_url, stack.apigateway_url, before)
+                calls[phase] = _calls(faults_url)
                 requests.delete(f"{faults_url}/_faults/calls", timeout=10).raise_for_status()
             progress(f"  repeat {repeat + 1}: onboarded in {onboard[-1]:.2f} s ({sum(calls['onboard'].values())} calls), "
                      f"offboarded in {offboard[-1]:.2f} s ({sum(calls['offboard'].values())} calls)")
