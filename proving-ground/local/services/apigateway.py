@@ -85,17 +85,12 @@ class ApiKeyStore:
         self._keys: dict[str, ApiKey] = {}
         self._plan_keys: dict[str, set[str]] = {plan_id: set() for plan_id in self.plans}
         self._lock = threading.Lock()
-        self.calls: dict[str, int] = {}
-
-    def _count(self, operation: str) -> None:
-        self.calls[operation] = self.calls.get(operation, 0) + 1
 
     def create_key(self, body: dict[str, Any]) -> ApiKey:
         name = body.get("name")
         if not isinstance(name, str) or not name:
             raise AwsError(400, "BadRequestException", "API Key name is required")
         with self._lock:
-            self._count("CreateApiKey")
             key = ApiKey(key_id="".join(secrets.choice(_ALPHANUMERIC) for _ in range(10)), name=name,
                          value=str(body.get("value") or secrets.token_urlsafe(30)[:40]),
                          enabled=bool(body.get("enabled", False)), description=str(body.get("description", "")),
@@ -105,12 +100,10 @@ class ApiKeyStore:
 
     def keys(self, name: str | None = None) -> list[ApiKey]:
         with self._lock:
-            self._count("GetApiKeys")
             return [key for key in self._keys.values() if name is None or key.name.startswith(name)]
 
     def key(self, key_id: str) -> ApiKey:
         with self._lock:
-            self._count("GetApiKey")
             return self._key(key_id)
 
     def _key(self, key_id: str) -> ApiKey:
@@ -127,7 +120,6 @@ class ApiKeyStore:
 
     def delete_key(self, key_id: str) -> None:
         with self._lock:
-            self._count("DeleteApiKey")
             self._key(key_id)
             del self._keys[key_id]
             for members in self._plan_keys.values():  # AWS: a deleted key is in no plan any more
@@ -135,7 +127,6 @@ class ApiKeyStore:
 
     def add_to_plan(self, plan_id: str, key_id: str) -> ApiKey:
         with self._lock:
-            self._count("CreateUsagePlanKey")
             members = self._plan(plan_id)
             key = self._key(key_id)
             if key_id in members:
@@ -150,7 +141,6 @@ class ApiKeyStore:
 
     def remove_from_plan(self, plan_id: str, key_id: str) -> None:
         with self._lock:
-            self._count("DeleteUsagePlanKey")
             members = self._plan(plan_id)
             if key_id not in members:
                 raise AwsError(404, "NotFoundException", "Invalid Usage Plan Key identifier specified")
@@ -158,7 +148,6 @@ class ApiKeyStore:
 
     def plan_keys(self, plan_id: str) -> list[ApiKey]:
         with self._lock:
-            self._count("GetUsagePlanKeys")
             return [self._keys[key_id] for key_id in sorted(self._plan(plan_id))]
 
     # -- what the gateway's usage plans read ------------------------------------------------------
@@ -227,9 +216,6 @@ class LocalApiGateway(LocalHttpService):
             if method == "DELETE":
                 self.store.remove_from_plan(unquote(match.group(1)), unquote(match.group(2)))
                 return Response(202)
-        if path == "/_local/calls" and method == "GET":
-            # A debug surface (as the Lambda service's /_local): how many calls of each operation so far.
-            return Response.json(200, {"calls": dict(self.store.calls)})
         if path == "/usageplans" and method == "GET":
             return Response.json(200, {"item": [
                 {"id": plan_id, "name": f"{self.store.name_prefix}-{plan_id}", "throttle": {"rateLimit": tier.rate_limit, "burstLimit": tier.burst_limit},

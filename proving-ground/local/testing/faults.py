@@ -420,9 +420,6 @@ class FaultyDurableClient:
 class AwsFaultProxy(LocalHttpService):
     """Forwards the functions' AWS calls unless an armed rule says otherwise: DynamoDB, EventBridge and
     SQS (JSON protocol) to ``upstream_url`` (moto), API Gateway's (REST) to ``apigateway_url``.
-
-    The local keys service still counts every call that reaches it (``/_local/calls``);
-    one a rule fails before forwarding never does.
     """
 
     name = "aws-faults"
