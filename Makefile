@@ -7,8 +7,17 @@ VENV         := .venv
 VPY          := $(VENV)/bin/python
 # One pinned requirement set per purpose, one stamp each: `make run` installs
 # only what running needs; `make test` and `make bench` add their sets on top.
-# --no-compile: pip would compile every installed module (most never imported);
-# Python compiles and caches the ones that are, on first import.
+# uv makes and fills every virtualenv (and fetches the Lambda wheels): on a clean clone
+# it installs the sets in seconds where pip took over a minute. It is pinned here and
+# installed once with pip into its own virtualenv; it compiles nothing (Python compiles
+# and caches the modules that are imported, on first import) and never downloads a
+# Python: the virtualenvs use this machine's interpreters.
+UV_VERSION   := 0.13.9
+UV_VENV      := .venv-uv
+UV           := $(UV_VENV)/bin/uv
+UV_STAMP     := $(UV_VENV)/.stamp-$(UV_VERSION)
+export UV_PYTHON_DOWNLOADS := never
+INSTALL       = $(UV) pip install --quiet --python
 RUN_STAMP    := $(VENV)/.stamp-run
 TEST_STAMP   := $(VENV)/.stamp-test
 BENCH_STAMP  := $(VENV)/.stamp-bench
@@ -16,7 +25,7 @@ BUILD        := build
 # Lambda target: python3.13 on arm64 (Graviton). Wheels are fetched for that
 # platform, never compiled here, so the zip matches the runtime.
 LAMBDA_PY    := 3.13
-LAMBDA_PLAT  := manylinux2014_aarch64
+LAMBDA_PLAT  := aarch64-manylinux2014
 # The runtime's own Python compiles the zips' bytecode and runs the unit suite
 # a second time: python3.13 on PATH, else the newest 3.13 under pyenv. Pass
 # RUNTIME_PYTHON=/path/to/python3.13 to choose one (a path that does not run
@@ -42,29 +51,35 @@ API_URL      ?= http://127.0.0.1:3000
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-17s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(RUN_STAMP): requirements.txt proving-ground/requirements-run.txt pyproject.toml
-	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+$(UV_STAMP):
+	@echo "Installing uv $(UV_VERSION), which makes every virtualenv here, into $(UV_VENV) ..."
+	@rm -rf $(UV_VENV) && $(PYTHON) -m venv $(UV_VENV)
+	@$(UV_VENV)/bin/python -m pip install --quiet uv==$(UV_VERSION)
+	@touch $@
+
+$(RUN_STAMP): requirements.txt proving-ground/requirements-run.txt pyproject.toml | $(UV_STAMP)
+	@test -x $(VPY) || $(UV) venv --quiet --python $(PYTHON) $(VENV)
 	@echo "Installing what running needs (proving-ground/requirements-run.txt) into $(VENV) ..."
-	@$(VPY) -m pip install --quiet --no-compile -r proving-ground/requirements-run.txt
-	@$(VPY) -m pip install --quiet --no-deps -e .
+	@$(INSTALL) $(VPY) -r proving-ground/requirements-run.txt
+	@$(INSTALL) $(VPY) --no-deps -e .
 	@touch $@
 
 $(TEST_STAMP): $(RUN_STAMP) proving-ground/requirements-test.txt
 	@echo "Installing the test toolchain (proving-ground/requirements-test.txt) into $(VENV) ..."
-	@$(VPY) -m pip install --quiet --no-compile -r proving-ground/requirements-test.txt
+	@$(INSTALL) $(VPY) -r proving-ground/requirements-test.txt
 	@touch $@
 
 $(BENCH_STAMP): $(RUN_STAMP) proving-ground/requirements-bench.txt
 	@echo "Installing the benchmark toolchain (proving-ground/requirements-bench.txt) into $(VENV) ..."
-	@$(VPY) -m pip install --quiet --no-compile -r proving-ground/requirements-bench.txt
+	@$(INSTALL) $(VPY) -r proving-ground/requirements-bench.txt
 	@touch $@
 
 # The unit suite's second interpreter: its own virtualenv, same pinned sets.
-$(RUNTIME_STAMP): requirements.txt proving-ground/requirements-run.txt proving-ground/requirements-test.txt pyproject.toml
-	@test -x $(RUNTIME_VPY) || "$(RUNTIME_PY)" -m venv $(RUNTIME_VENV)
+$(RUNTIME_STAMP): requirements.txt proving-ground/requirements-run.txt proving-ground/requirements-test.txt pyproject.toml | $(UV_STAMP)
+	@test -x $(RUNTIME_VPY) || $(UV) venv --quiet --python "$(RUNTIME_PY)" $(RUNTIME_VENV)
 	@echo "Installing proving-ground/requirements-test.txt into $(RUNTIME_VENV) (python$(LAMBDA_PY), the Lambda runtime's) ..."
-	@$(RUNTIME_VPY) -m pip install --quiet --no-compile -r proving-ground/requirements-test.txt
-	@$(RUNTIME_VPY) -m pip install --quiet --no-deps -e .
+	@$(INSTALL) $(RUNTIME_VPY) -r proving-ground/requirements-test.txt
+	@$(INSTALL) $(RUNTIME_VPY) --no-deps -e .
 	@touch $@
 
 venv: $(TEST_STAMP) $(BENCH_STAMP) ## Create .venv with every requirement set (run, test, bench)
@@ -75,24 +90,27 @@ venv: $(TEST_STAMP) $(BENCH_STAMP) ## Create .venv with every requirement set (r
 # and the paths they record are Lambda's (/var/task/...), not this build directory's.
 COMPILE = PYTHONHASHSEED=0 "$(RUNTIME_PY)" -m compileall -q -j 0 --invalidation-mode unchecked-hash
 
+# Every zip is the same common layer (the Lambda wheels and src/shared, zipped once as
+# build/common.zip) followed by its function's package (src/<function>), appended.
 build: $(RUN_STAMP) ## Build build/<function>.zip for Lambda python3.13 arm64 (with python3.13 bytecode)
-	@rm -rf $(BUILD) && mkdir -p $(BUILD)/deps
+	@rm -rf $(BUILD) && mkdir -p $(BUILD)/common
 	@echo "Fetching python$(LAMBDA_PY) $(LAMBDA_PLAT) wheels ..."
-	@$(VPY) -m pip install --quiet --no-compile --target $(BUILD)/deps --platform $(LAMBDA_PLAT) \
-		--implementation cp --python-version $(LAMBDA_PY) --only-binary=:all: \
-		-r requirements.txt
-	@find $(BUILD)/deps -name __pycache__ -type d -prune -exec rm -rf {} +
+	@$(INSTALL) $(VPY) --target $(BUILD)/common --python-platform $(LAMBDA_PLAT) \
+		--python-version $(LAMBDA_PY) --only-binary :all: -r requirements.txt
+	@rm -f $(BUILD)/common/.lock  # uv's lock on the target directory, not a package file
+	@cp -r src/shared $(BUILD)/common/
+	@find $(BUILD)/common -name __pycache__ -type d -prune -exec rm -rf {} +
 	@if [ -n "$(RUNTIME_PY)" ]; then \
-		echo "Compiling bytecode with $(RUNTIME_PY) ..." && $(COMPILE) -s $(BUILD)/deps -p /var/task $(BUILD)/deps; \
+		echo "Compiling bytecode with $(RUNTIME_PY) ..." && $(COMPILE) -s $(BUILD)/common -p /var/task $(BUILD)/common; \
 	else \
 		echo "$(NO_BYTECODE_NOTE)"; \
 	fi
+	@$(VPY) -m scripts.deterministic_zip $(BUILD)/common $(BUILD)/common.zip
 	@for fn in $(FUNCTIONS); do \
-		mkdir -p $(BUILD)/$$fn && cp -r $(BUILD)/deps/. $(BUILD)/$$fn/ && \
-		cp -r src/shared src/$$fn $(BUILD)/$$fn/ && \
-		find $(BUILD)/$$fn/shared $(BUILD)/$$fn/$$fn -name __pycache__ -type d -prune -exec rm -rf {} + && \
-		{ [ -z "$(RUNTIME_PY)" ] || $(COMPILE) -s $(BUILD)/$$fn -p /var/task $(BUILD)/$$fn/shared $(BUILD)/$$fn/$$fn; } && \
-		$(VPY) -m scripts.deterministic_zip $(BUILD)/$$fn $(BUILD)/$$fn.zip && \
+		mkdir -p $(BUILD)/$$fn && cp -r src/$$fn $(BUILD)/$$fn/ && \
+		find $(BUILD)/$$fn -name __pycache__ -type d -prune -exec rm -rf {} + && \
+		{ [ -z "$(RUNTIME_PY)" ] || $(COMPILE) -s $(BUILD)/$$fn -p /var/task $(BUILD)/$$fn; } && \
+		$(VPY) -m scripts.deterministic_zip --base $(BUILD)/common.zip $(BUILD)/$$fn $(BUILD)/$$fn.zip && \
 		echo "  $(BUILD)/$$fn.zip $$(du -h $(BUILD)/$$fn.zip | cut -f1)"; \
 	done
 
@@ -166,12 +184,12 @@ test-infra: $(TEST_STAMP) ## Terraform checks (fmt, validate, plan, apply agains
 
 # AWS's durable conformance requirements (aws-durable-execution-conformance-tests, pinned in
 # tests/conformance/requirements.txt) through the local Lambda endpoint. The package declares
-# Python >= 3.14 but runs unchanged on 3.11 and 3.13: installed with --no-deps
-# --ignore-requires-python (its dependencies, boto3 and PyYAML, are in the run set).
+# Python >= 3.14 but runs unchanged on 3.11 and 3.13: installed with --no-deps, resolved as
+# for 3.14 (uv's --python-version; its dependencies, boto3 and PyYAML, are in the run set).
 CONFORMANCE_STAMP := $(VENV)/.stamp-conformance
 $(CONFORMANCE_STAMP): $(RUN_STAMP) tests/conformance/requirements.txt
 	@echo "Installing AWS's durable conformance requirements (tests/conformance/requirements.txt) into $(VENV) ..."
-	@$(VPY) -m pip install --quiet --no-compile --no-deps --ignore-requires-python -r tests/conformance/requirements.txt
+	@$(INSTALL) $(VPY) --no-deps --python-version 3.14 -r tests/conformance/requirements.txt
 	@touch $@
 
 .PHONY: test-conformance
@@ -199,5 +217,5 @@ fmt: ## terraform fmt
 	$(TF) fmt -recursive
 
 clean: ## Remove build output, local state, the virtualenvs and __pycache__
-	rm -rf $(BUILD) .state $(VENV) $(RUNTIME_VENV) .venv-checkov .venv-checkov.lock .venv-runset-* .venv-conformance* .pytest_cache .terraform *.egg-info
+	rm -rf $(BUILD) .state $(VENV) $(RUNTIME_VENV) $(UV_VENV) .venv-checkov .venv-checkov.lock .venv-runset-* .venv-conformance* .pytest_cache .terraform *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -217,7 +217,7 @@ def fresh_run(ref: str, scratch: Path, timeout: float) -> dict[str, Any]:
 
     From the start of ``make run`` (which installs the run set): seconds until the banner,
     then until a first workflow (tenant-a's, answered at once) is final; its status says
-    whether it COMPLETED. The pip cache is whatever this machine has (warm after the first install).
+    whether it COMPLETED. The installer's cache is whatever this machine has (warm after the first install).
     """
     clone = scratch / f"clone-{ref.replace('/', '_')}"
     subprocess.run(["git", "clone", "--quiet", str(REPO_ROOT), str(clone)], check=True)
@@ -253,7 +253,9 @@ def fresh_run(ref: str, scratch: Path, timeout: float) -> dict[str, Any]:
     if banner_s is None or first is None:
         raise RuntimeError(f"make run at {ref} printed no banner:\n{(clone / 'run.log').read_text()[-3000:]}")
     venv_bytes, _ = tree_size(clone / ".venv")
-    packages = subprocess.run([str(clone / ".venv" / "bin" / "python"), "-m", "pip", "list", "--format=freeze"],
+    # Counted from the installed metadata: a virtualenv made by uv has no pip to list them.
+    packages = subprocess.run([str(clone / ".venv" / "bin" / "python"), "-c",
+                               "import importlib.metadata as m; print(*{d.metadata['Name'] for d in m.distributions()})"],
                               capture_output=True, text=True, check=True).stdout.split()
     result = {"ref": ref, "seconds_to_banner": banner_s, "seconds_to_first_final": first["seconds"],
               "first_workflow_status": first["status"], "first_workflow_reason": first.get("reason"),

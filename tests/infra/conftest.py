@@ -45,6 +45,8 @@ CHECKOV_VERSION = "3.3.30"
 CHECKOV_VENV = REPO_ROOT / ".venv-checkov"
 CHECKOV_BIN = CHECKOV_VENV / "bin" / "checkov"
 CHECKOV_INSTALL_TIMEOUT_SECONDS = 600
+# The Makefile's pinned uv (every make target that runs tests installs it first).
+UV = REPO_ROOT / ".venv-uv" / "bin" / "uv"
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ def plan_workspace(
     """An initialised copy for validate and plan; its provider calls no AWS
     endpoint, only moto's Secrets Manager (see ``plan_endpoint``).
 
-    The first Terraform fixture also starts checkov's install (about a minute,
+    The first Terraform fixture also starts checkov's install (seconds with uv,
     once per machine) so it overlaps the Terraform runs.
     """
     _start_checkov_install(checkov_installer)
@@ -170,14 +172,15 @@ def _start_checkov_install(log_dir: Path) -> None:
     if _checkov_install is not None or _checkov_ready():
         return
     _checkov_install_log = log_dir / "checkov-install.log"
-    venv = shlex.quote(str(CHECKOV_VENV))
+    venv, uv = shlex.quote(str(CHECKOV_VENV)), shlex.quote(str(UV))
     install = (
-        f"{{ test -x {venv}/bin/python || {shlex.quote(sys.executable)} -m venv {venv}; }} && "
-        f"{venv}/bin/python -m pip install --quiet --disable-pip-version-check checkov=={CHECKOV_VERSION}"
+        f"test -x {uv} || {{ echo '{UV} is missing: make test installs it' >&2; exit 1; }}; "
+        f"{{ test -x {venv}/bin/python || {uv} venv --quiet --python {shlex.quote(sys.executable)} {venv}; }} && "
+        f"{uv} pip install --quiet --python {venv}/bin/python checkov=={CHECKOV_VERSION}"
     )
     # Under `make test` two pytest-xdist workers may both reach this: an exclusive lock
     # (fcntl, as flock(1) is not on every machine) makes the second wait for the first's
-    # install, after which its own pip run finds checkov there already.
+    # install, after which its own install finds checkov there already.
     locked = ("import fcntl, subprocess, sys; lock = open(sys.argv[1], 'w'); fcntl.flock(lock, fcntl.LOCK_EX); "
               "sys.exit(subprocess.call(['bash', '-c', sys.argv[2]]))")
     with _checkov_install_log.open("wb") as log:

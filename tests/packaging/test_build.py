@@ -67,6 +67,14 @@ def test_each_zip_holds_its_handler_the_shared_code_and_dependencies(build_dir: 
     assert "aws_durable_execution_sdk_python/__init__.py" in names_in(build_dir / "workflow.zip")
 
 
+def test_each_zip_holds_its_own_function_package_and_no_other(build_dir: Path) -> None:
+    functions = [path.name for path in (ROOT / "src").iterdir() if (path / "app.py").exists()]
+    assert set(HANDLERS) <= set(functions)
+    for function in functions:
+        packages = {name.split("/")[0] for name in names_in(build_dir / f"{function}.zip") if "/" in name}
+        assert packages & set(functions) == {function}, function
+
+
 @needs_runtime_python
 def test_zips_carry_unchecked_hash_runtime_bytecode_for_every_module(build_dir: Path) -> None:
     """Every .py file (ours and every dependency's) has its cpython-313 .pyc, hash-based and unchecked."""
@@ -176,3 +184,39 @@ def test_zips_are_reproducible(tmp_path: Path) -> None:
     os.utime(source / "b.txt", (0, 0))
     zip_directory(source, second)
     assert first.read_bytes() == second.read_bytes()
+
+
+def test_a_zip_on_a_base_holds_the_base_entries_first_then_the_directory_sorted(tmp_path: Path) -> None:
+    layer, package = tmp_path / "layer", tmp_path / "package"
+    (layer / "lib").mkdir(parents=True)
+    (layer / "lib" / "z.py").write_text("Z = 1\n")
+    (package / "fn").mkdir(parents=True)
+    (package / "fn" / "b.py").write_text("B = 1\n")
+    (package / "fn" / "a.py").write_text("A = 1\n")
+    zip_directory(layer, tmp_path / "base.zip")
+
+    assert zip_directory(package, tmp_path / "fn.zip", tmp_path / "base.zip") == 2
+    assert names_in(tmp_path / "fn.zip") == ["lib/z.py", "fn/a.py", "fn/b.py"]
+    assert zipfile.ZipFile(tmp_path / "fn.zip").read("lib/z.py") == b"Z = 1\n"
+    # the base itself is left as it was
+    assert names_in(tmp_path / "base.zip") == ["lib/z.py"]
+
+
+def test_a_file_that_would_shadow_a_base_entry_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "layer" / "shared").mkdir(parents=True)
+    (tmp_path / "layer" / "shared" / "x.py").write_text("X = 1\n")
+    (tmp_path / "package" / "shared").mkdir(parents=True)
+    (tmp_path / "package" / "shared" / "x.py").write_text("X = 2\n")
+    zip_directory(tmp_path / "layer", tmp_path / "base.zip")
+    with pytest.raises(ValueError, match="shared/x.py"):
+        zip_directory(tmp_path / "package", tmp_path / "fn.zip", tmp_path / "base.zip")
+
+
+def test_the_zip_command_refuses_a_base_that_is_not_a_zip(tmp_path: Path) -> None:
+    (tmp_path / "package").mkdir()
+    (tmp_path / "not.zip").write_text("text")
+    completed = subprocess.run([sys.executable, "-m", "scripts.deterministic_zip", "--base", str(tmp_path / "not.zip"),
+                                str(tmp_path / "package"), str(tmp_path / "out.zip")],
+                               cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert completed.returncode == 2
+    assert "is not a zip file" in completed.stderr and "Traceback" not in completed.stderr

@@ -114,7 +114,7 @@ def installs(target: str, changed: str) -> list[str]:
     """The requirement files `make -n <target>` would install if ``changed`` were newer than every stamp."""
     completed = subprocess.run(["make", "--no-print-directory", "-n", "-W", changed, target], cwd=ROOT,
                                capture_output=True, text=True, timeout=60, check=True)
-    return re.findall(r"pip install --quiet --no-compile -r (\S+)", completed.stdout)
+    return re.findall(r"uv pip install --quiet --python \S+ -r (\S+)", completed.stdout)
 
 
 @pytest.mark.parametrize(("target", "expected"), [

@@ -3,13 +3,13 @@
 Every other test runs in ``.venv``, which ``make test`` fills with the test set too, so a
 module the stack imports at run time that only the test set installs goes unnoticed
 there (moto's EventBridge importing jsonpath_ng when a rule routes an event did). This
-test builds a virtualenv with the run set alone (as the Makefile's run stamp does:
-``pip install -r proving-ground/requirements-run.txt`` then ``pip install --no-deps -e .``), starts the
-stack from it as ``make run`` does, and walks ``make demo`` for both demo tenants.
+test builds a virtualenv with the run set alone (by the Makefile's own run stamp, pointed
+at another directory: ``make VENV=<dir> <dir>/.stamp-run``), starts the stack from it as
+``make run`` does, and walks ``make demo`` for both demo tenants.
 
 The virtualenv is cached in ``.venv-runset-<key>/`` (git-ignored), keyed by the bytes of
-the run set's requirement files, pyproject.toml and the Python version: built once on a
-clean clone (about a minute), reused while those files do not change, rebuilt when they
+the run set's requirement files, pyproject.toml, the Makefile and the Python version: built once on a
+clean clone (seconds, by uv), reused while those files do not change, rebuilt when they
 do. An exclusive lock lets one pytest-xdist worker build it while another waits.
 """
 
@@ -39,7 +39,7 @@ RUN_SET = "proving-ground/requirements-run.txt"
 VENV_PREFIX = ".venv-runset-"
 INSTALL_TIMEOUT_SECONDS = 900
 DEMO_TIMEOUT_SECONDS = 300
-# What a virtualenv holds besides what it was told to install.
+# What a virtualenv may hold besides what it was told to install (uv's hold nothing; venv's hold pip).
 VENV_OWN = {"pip", "setuptools"}
 PROJECT = "tenant-durable-callback-workflow"
 # Lines of the stack's output that mean a service could not import what it needs.
@@ -58,9 +58,9 @@ def requirement_files(filename: str) -> list[str]:
 
 
 def venv_key() -> str:
-    """What the run-set virtualenv is built from: the requirement files, pyproject.toml, the Python version."""
+    """What the run-set virtualenv is built from: the requirement files, pyproject.toml, the Makefile, the Python version."""
     digest = hashlib.sha256(f"python{sys.version_info.major}.{sys.version_info.minor}".encode())
-    for name in (*requirement_files(RUN_SET), "pyproject.toml"):
+    for name in (*requirement_files(RUN_SET), "pyproject.toml", "Makefile"):
         digest.update(f"\0{name}\0".encode() + (ROOT / name).read_bytes())
     return digest.hexdigest()[:12]
 
@@ -75,17 +75,13 @@ def clean_env() -> dict[str, str]:
 def build(venv: Path, log: Path) -> None:
     """A fresh virtualenv at ``venv`` with the run set and the project (no dependencies), as ``make run`` installs."""
     shutil.rmtree(venv, ignore_errors=True)
-    python = venv / "bin" / "python"
-    steps = [[sys.executable, "-m", "venv", str(venv)],
-             [str(python), "-m", "pip", "install", "--quiet", "--no-compile", "-r", RUN_SET],
-             [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "-e", "."]]
+    step = ["make", "--no-print-directory", f"VENV={venv}", f"PYTHON={sys.executable}", f"{venv}/.stamp-run"]
     with log.open("ab") as out:
-        for step in steps:
-            completed = subprocess.run(step, cwd=ROOT, env=clean_env(), stdout=out, stderr=subprocess.STDOUT,
-                                       timeout=INSTALL_TIMEOUT_SECONDS, check=False)
-            if completed.returncode:
-                pytest.fail(f"building the run-set virtualenv failed at {' '.join(step[1:])} (exit "
-                            f"{completed.returncode}):\n{log.read_text(errors='replace')[-3000:]}", pytrace=False)
+        completed = subprocess.run(step, cwd=ROOT, env=clean_env(), stdout=out, stderr=subprocess.STDOUT,
+                                   timeout=INSTALL_TIMEOUT_SECONDS, check=False)
+    if completed.returncode:
+        pytest.fail(f"building the run-set virtualenv failed (exit {completed.returncode}):\n"
+                    f"{log.read_text(errors='replace')[-3000:]}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +95,7 @@ def runset_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
         # Two xdist workers: the second waits here for the first's build, then finds it ready.
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not ready.exists():  # never built, or a build cut short: from scratch
-            build(venv, tmp_path_factory.mktemp("runset") / "pip.log")
+            build(venv, tmp_path_factory.mktemp("runset") / "install.log")
             ready.write_text(key)
     for stale in ROOT.glob(f"{VENV_PREFIX}*"):  # earlier requirement files' virtualenvs
         if stale != root and stale.is_dir():
