@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -75,9 +77,11 @@ def test_make_test_runs_the_unit_suite_under_the_runtime_python_too(target: str)
     output = make_quietly(target, "VPY=echo dev", "RUNTIME_VPY=echo runtime")
     lines = output.splitlines()
     assert any(line.startswith("dev -m pytest") for line in lines), output
-    # The same xdist workers as the first run (PARALLEL), on the unit suite only.
+    # The unit suite only: after the first run for test-unit, alongside the main suite for test.
     assert any(line.startswith("runtime -m pytest -q") and line.endswith(" tests/unit") for line in lines), output
     assert "python3.13, the Lambda runtime's Python" in output
+    if target == "test":
+        assert "run alongside" in output and "--basetemp=" in output
 
 
 @pytest.mark.parametrize("target", ["test", "test-unit"])
@@ -88,9 +92,10 @@ def test_without_python313_make_test_says_so_in_one_line_and_continues(target: s
     assert any(line.startswith("dev -m pytest") for line in output.splitlines())
 
 
-def test_make_test_fails_when_the_runtime_run_fails_even_if_the_first_passed() -> None:
+@pytest.mark.parametrize("target", ["test", "test-unit"])
+def test_make_test_fails_when_the_runtime_run_fails_even_if_the_first_passed(target: str) -> None:
     command = ["make", "--no-print-directory", *[flag for stamp in STAMPS for flag in ("-o", stamp)],
-               "test-unit", "VPY=true", "RUNTIME_VPY=false", f"RUNTIME_PYTHON={RUNTIME_PYTHON or sys.executable}"]
+               target, "VPY=true", "RUNTIME_VPY=false", f"RUNTIME_PYTHON={RUNTIME_PYTHON or sys.executable}"]
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     if RUNTIME_PYTHON is None:
         assert completed.returncode == 0  # no second run at all
@@ -108,3 +113,36 @@ def test_the_unit_suite_collects_tests_under_the_runtime_virtualenv() -> None:
                                 "tests/unit"], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
     assert int(completed.stdout.strip().splitlines()[-1].split()[0]) > 100
+
+
+def test_ctrl_c_on_make_test_stops_the_runtime_run_alongside_too(tmp_path: Path) -> None:
+    """A script's background job ignores SIGINT: the recipe itself must stop the python3.13 run on Ctrl-C."""
+    marker = f"{tmp_path}/sleeping"
+    fake = fake_python(tmp_path / "bin", "python", "/bin/sleep")
+    fake.write_text(f'#!/bin/bash\nexec -a "{marker}" sleep 60\n')  # a sleep named for this test
+
+    def sleepers() -> list[str]:
+        listed = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+        return [line for line in listed.splitlines() if marker in line]
+
+    command = ["make", "--no-print-directory", *[flag for stamp in STAMPS for flag in ("-o", stamp)], "test",
+               f"VPY={fake}", f"RUNTIME_VPY={fake}", f"RUNTIME_PYTHON={RUNTIME_PYTHON or sys.executable}"]
+    # Ctrl-C's default action back, whatever this run inherited (a shell's `cmd &` ignores it).
+    make = subprocess.Popen(command, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.monotonic() + 30
+        while len(sleepers()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(sleepers()) == 2, "the main run and the run alongside both started"
+        os.killpg(make.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's whole process group
+        assert make.wait(timeout=30) != 0
+        deadline = time.monotonic() + 10
+        while sleepers() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sleepers() == []
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+        for line in sleepers():
+            os.kill(int(line.split()[0]), signal.SIGKILL)
