@@ -229,7 +229,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 interruptible.clear()
                 say(banner(stack))
-                stop.wait()
+                # Polled, not one wait: a signal the kernel hands to another thread only flags
+                # the main thread, and a main thread asleep in a lock wait never sees the flag.
+                while not stop.wait(timeout=1.0):
+                    pass
                 say("Stopping the local stack ...")
                 code = 0
     except KeyboardInterrupt:
