@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -117,12 +118,13 @@ def test_the_unit_suite_collects_tests_under_the_runtime_virtualenv() -> None:
 
 def test_ctrl_c_on_make_test_stops_the_runtime_run_alongside_too(tmp_path: Path) -> None:
     """A script's background job ignores SIGINT: the recipe itself must stop the python3.13 run on Ctrl-C."""
-    marker = f"{tmp_path}/sleeping"
+    marker = f"make-test-sleeper-{uuid.uuid4().hex[:12]}"
     fake = fake_python(tmp_path / "bin", "python", "/bin/sleep")
     fake.write_text(f'#!/bin/bash\nexec -a "{marker}" sleep 60\n')  # a sleep named for this test
 
     def sleepers() -> list[str]:
-        listed = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+        # -ww: never cut at the terminal's width (COLUMNS)
+        listed = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
         return [line for line in listed.splitlines() if marker in line]
 
     command = ["make", "--no-print-directory", *[flag for stamp in STAMPS for flag in ("-o", stamp)], "test",
