@@ -168,11 +168,14 @@ define finish_unit_suite_on_runtime_python
 	fi
 endef
 
-# Two pytest-xdist workers, a test file to each at a time (its module fixtures, a local
-# stack or a Terraform workspace, are set up once), in collection order: tests/conftest.py
+# Three pytest-xdist workers on two cores, a test file to each at a time (its module fixtures,
+# a local stack or a Terraform workspace, are set up once), in collection order: tests/conftest.py
 # collects the longest files first (xdist would otherwise sort files by their test count,
-# which hands the long few-test files out last). PARALLEL= runs the suite in one process.
-PARALLEL     ?= -n 2 --dist loadfile --no-loadscope-reorder
+# which hands the long few-test files out last). A third worker because a worker often waits
+# rather than computes (Terraform's waiters against moto sleep 5 s at a time, the stacks'
+# timers run out): `make test`'s suite took 6 min 7 s with three, 6 min 56 s with two.
+# PARALLEL= runs the suite in one process.
+PARALLEL     ?= -n 3 --dist loadfile --no-loadscope-reorder
 # The fault-injection tier: every call on the callback path, the tenant lifecycle and the
 # queue entry failed, stalled and cut, one stack per scenario. It is the heaviest part of the
 # suite, so it is a target of its own that CI runs after `make test` (.ci/run).
