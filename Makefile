@@ -190,7 +190,7 @@ test: $(TEST_STAMP) $(BENCH_STAMP) $$(if $$(RUNTIME_PY),$(RUNTIME_STAMP)) ## Eve
 test-faults: $(TEST_STAMP) ## The fault-injection tier: callback fault matrix, tenant lifecycle and queue-entry faults
 	@$(VPY) -m pytest $(PARALLEL) $(FAULT_TESTS)
 
-# The fast tier for the inner loop (about 1.5 minutes on 2 cores): the unit suite, the
+# The fast tier for the inner loop (about 2 minutes on 2 cores): the unit suite, the
 # Terraform static, variable and plan checks, and one end-to-end smoke test (two tenants'
 # workflows on a local stack, each in its own environment). `make test` is everything.
 CHECK_TESTS  := tests/unit tests/infra/test_static.py tests/infra/test_variables.py tests/infra/test_plan.py \
