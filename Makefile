@@ -139,12 +139,13 @@ tenants: $(RUN_STAMP) ## Operator CLI: make tenants ARGS="--local list" (python 
 # The unit suite runs under the development interpreter and, when there is one,
 # under the Lambda runtime's Python too; both runs happen even if the first fails.
 # `make test-unit` runs them one after the other.
+NO_RUNTIME_PY_NOTE = No python$(LAMBDA_PY) found (PATH, pyenv or RUNTIME_PYTHON): the unit suite ran under $$($(VPY) -V) only.
 define unit_suite_on_runtime_python
 	if [ -n "$(RUNTIME_PY)" ]; then \
 		echo "Unit suite under python$(LAMBDA_PY), the Lambda runtime's Python ($(RUNTIME_VENV)):"; \
 		$(RUNTIME_VPY) -m pytest -q $(PARALLEL) tests/unit || status=1; \
 	else \
-		echo "No python$(LAMBDA_PY) found (PATH, pyenv or RUNTIME_PYTHON): the unit suite ran under $$($(VPY) -V) only."; \
+		echo "$(NO_RUNTIME_PY_NOTE)"; \
 	fi
 endef
 # `make test` starts the python3.13 run first, in the background at a low CPU priority
@@ -164,7 +165,7 @@ define finish_unit_suite_on_runtime_python
 	if [ -n "$$unit_pid" ]; then \
 		wait $$unit_pid || status=1; unit_pid=; cat $$unit_log/out; \
 	else \
-		echo "No python$(LAMBDA_PY) found (PATH, pyenv or RUNTIME_PYTHON): the unit suite ran under $$($(VPY) -V) only."; \
+		echo "$(NO_RUNTIME_PY_NOTE)"; \
 	fi
 endef
 
